@@ -1,0 +1,38 @@
+# Interlock developer commands. Every target installs what it needs first.
+# `make up` runs the platform; `make test` runs every check and test.
+
+PY := .venv/bin/python
+DEVSTACK := $(PY) -m interlock.devstack
+SERVICE ?=
+
+.PHONY: help install up down status logs test check lint typecheck proto clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## create .venv with every package and tool (no-op when up to date)
+	@./scripts/install
+
+up: install  ## start every server and service, wait until healthy, print the gateway and login
+	@$(DEVSTACK) up
+
+down: install  ## stop everything `make up` started
+	@$(DEVSTACK) down
+
+status: install  ## every process with its PID and health
+	@$(DEVSTACK) status
+
+logs: install  ## follow logs: all, or one with SERVICE=name
+	@$(DEVSTACK) logs $(SERVICE)
+
+check: install  ## formatting, lint and strict typing
+	@./scripts/check
+
+test: check  ## checks, then the whole test suite against real servers it starts itself
+	@$(PY) -m pytest
+
+proto: install  ## regenerate Python code from proto/
+	@$(PY) scripts/gen_proto.py
+
+clean: down  ## stop everything and delete local data (.data/)
+	rm -rf .data

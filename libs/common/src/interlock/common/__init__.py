@@ -1,0 +1,1 @@
+"""What several Interlock services share."""
