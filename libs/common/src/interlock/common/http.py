@@ -1,0 +1,168 @@
+"""The FastAPI application every service serves, with health, metrics and errors.
+
+:func:`create_app` builds an app with ``/healthz`` (alive), ``/readyz`` (every
+dependency reachable), ``/metrics`` (Prometheus), request ids, tracing and
+problem+json errors; a service adds its routers and its lifespan. :func:`serve`
+runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from interlock.common.logs import request_id_var
+from interlock.common.metrics import HTTPMetricsMiddleware, metrics_endpoint
+from interlock.common.problems import install_problem_handlers
+from interlock.common.resources import Resource
+from interlock.common.settings import ServiceSettings
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+"""An async probe of one dependency: returns when it is reachable, raises otherwise."""
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+REQUEST_ID_HEADER = "x-request-id"
+_PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    resources: Sequence[Resource] = (),
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build a service's FastAPI app.
+
+    Args:
+        settings: The service's settings (name and readiness timeout are used).
+        resources: What the service holds open, in dependency order: opened at
+            start-up, closed in reverse at shut-down, each probed by ``/readyz``.
+            Default: none (ready whenever alive).
+        routers: The service's REST routers.
+
+    Returns:
+        The app, ready for :func:`serve` or a test client.
+    """
+    app = FastAPI(
+        title=f"Interlock {settings.service_name}",
+        lifespan=_lifespan(resources),
+        openapi_url=f"/api/v1/{settings.service_name}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+    app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/readyz",
+        _readiness_endpoint(resources, settings.readiness_timeout_s),
+        methods=["GET"],
+        include_in_schema=False,
+    )
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(_PUBLIC_PATHS))
+    app.add_middleware(HTTPMetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
+    """Serve ``app`` on the settings' host and port until cancelled or signalled."""
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()
+
+
+class RequestIdMiddleware:
+    """Binds the request id the gateway set (or a new one) to logs and the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+async def _alive() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _lifespan(resources: Sequence[Resource]) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for resource in resources:
+                await stack.enter_async_context(resource)
+            yield
+
+    return lifespan
+
+
+def _readiness_endpoint(
+    resources: Sequence[Resource], timeout_s: float
+) -> Callable[[], Awaitable[JSONResponse]]:
+    async def ready() -> JSONResponse:
+        results = await asyncio.gather(*(_run_check(r.check, timeout_s) for r in resources))
+        report = {resource.name: result for resource, result in zip(resources, results, strict=True)}
+        healthy = all(result == "ok" for result in report.values())
+        body: dict[str, Any] = {"status": "ready" if healthy else "not ready", "checks": report}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return ready
+
+
+async def _run_check(check: ReadinessCheck, timeout_s: float) -> str:
+    try:
+        await asyncio.wait_for(check(), timeout_s)
+    except TimeoutError:
+        return f"timed out after {timeout_s:g}s"
+    except Exception as exc:  # any failure means "not ready": report it, never raise
+        logger.warning("readiness check failed: %s", exc)
+        return f"failed: {type(exc).__name__}"
+    return "ok"
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.encode()
+    for key, value in scope.get("headers", []):
+        if key.lower() == wanted:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None

@@ -1,0 +1,37 @@
+"""What a service holds open while it runs, each with its readiness probe.
+
+A service lists its resources in the order they depend on each other;
+:func:`interlock.common.http.create_app` opens them in that order at start-up,
+closes them in reverse at shut-down, and ``/readyz`` asks each one's
+:meth:`Resource.check`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+
+@runtime_checkable
+class Resource(Protocol):
+    """A dependency opened for the life of the process."""
+
+    name: str
+    """The name ``/readyz`` reports it under, e.g. ``"postgres"``."""
+
+    async def __aenter__(self) -> Self:
+        """Open it (connect, migrate, start background work)."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close it, letting in-flight work finish."""
+        ...
+
+    async def check(self) -> None:
+        """Return when it is usable; raise when it is not."""
+        ...

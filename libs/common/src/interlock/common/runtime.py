@@ -1,0 +1,31 @@
+"""Process entry point shared by every service's ``__main__``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import FastAPI
+
+from interlock.common.http import serve
+from interlock.common.logs import configure_logging
+from interlock.common.settings import ServiceSettings
+from interlock.common.tracing import configure_tracing
+
+
+def run_service(app: FastAPI, settings: ServiceSettings) -> None:
+    """Configure logs and tracing, then serve ``app`` until SIGINT/SIGTERM.
+
+    Uvicorn handles the signals: it stops accepting requests, lets in-flight
+    ones finish and runs the app's lifespan shut-down, where a service stops its
+    consumers and relays.
+    """
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    provider = configure_tracing(
+        settings.service_name, otlp_endpoint=settings.otel_exporter_otlp_endpoint
+    )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(app, settings))
+    finally:
+        provider.shutdown()

@@ -1,0 +1,124 @@
+"""The shared app factory: health, readiness, metrics, request ids, problem+json."""
+
+import asyncio
+from types import TracebackType
+from typing import Self
+
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from interlock.common.http import create_app
+from interlock.common.problems import Problem
+from interlock.common.settings import ServiceSettings
+from interlock.common.testing import app_client
+
+
+class FakeDependency:
+    """A resource whose reachability the test controls (not a server stand-in:
+    it exercises the readiness logic itself)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reachable = True
+        self.hang = False
+        self.opened = False
+
+    async def __aenter__(self) -> Self:
+        self.opened = True
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.opened = False
+
+    async def check(self) -> None:
+        if self.hang:
+            await asyncio.sleep(60)
+        if not self.reachable:
+            raise ConnectionError("refused")
+
+
+class Order(BaseModel):
+    quantity: int
+
+
+router = APIRouter()
+
+
+@router.post("/orders")
+async def place(order: Order) -> dict[str, int]:
+    if order.quantity > 10:
+        raise Problem(409, "Too many", detail="At most 10 per order.", type_="order-limit")
+    return {"quantity": order.quantity}
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internals")
+
+
+SETTINGS = ServiceSettings(service_name="test", readiness_timeout_s=0.2)
+
+
+async def test_resources_open_for_the_app_lifetime() -> None:
+    database = FakeDependency("postgres")
+    async with app_client(create_app(SETTINGS, resources=[database])):
+        assert database.opened
+    assert not database.opened
+
+
+async def test_readiness_reflects_each_dependency() -> None:
+    database, broker = FakeDependency("postgres"), FakeDependency("kafka")
+    async with app_client(create_app(SETTINGS, resources=[database, broker])) as client:
+        ready = await client.get("/readyz")
+        broker.reachable = False
+        database.hang = True
+        not_ready = await client.get("/readyz")
+        alive = await client.get("/healthz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "kafka": "ok"}}
+    assert not_ready.status_code == 503
+    assert not_ready.json()["checks"] == {
+        "postgres": "timed out after 0.2s",
+        "kafka": "failed: ConnectionError",
+    }
+    assert alive.status_code == 200
+
+
+async def test_domain_problem_is_rendered_as_rfc9457() -> None:
+    async with app_client(create_app(SETTINGS, routers=[router])) as client:
+        response = await client.post("/orders", json={"quantity": 11})
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "urn:interlock:problem:order-limit"
+    assert body["title"] == "Too many"
+    assert body["detail"] == "At most 10 per order."
+    assert body["instance"] == "/orders"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_validation_errors_point_at_the_bad_field() -> None:
+    async with app_client(create_app(SETTINGS, routers=[router])) as client:
+        response = await client.post("/orders", json={"quantity": "many"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["pointer"] == "/body/quantity"
+
+
+async def test_unexpected_errors_hide_their_details(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(SETTINGS, routers=[router])
+    async with app_client(app) as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret internals" not in response.text
+    assert "unhandled error" in caplog.text
+
+
+async def test_request_id_from_the_gateway_is_kept() -> None:
+    async with app_client(create_app(SETTINGS)) as client:
+        response = await client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
