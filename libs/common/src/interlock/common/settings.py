@@ -71,6 +71,12 @@ class KafkaOptions(BaseSettings):
     """Most records one consumer batch holds. Default: 500."""
     kafka_request_timeout_ms: int = 10000
     """Producer request timeout. Default: 10000 ms."""
+    kafka_topic_prefix: str = ""
+    """Prepended to every topic name, to keep environments (or tests) sharing a broker
+    apart. Default: empty."""
+    kafka_producer_batch_bytes: int = 524288
+    """Largest record batch the producer builds per partition; larger batches mean fewer
+    stored batches on the local broker. Default: 512 KiB."""
 
 
 class PostgresOptions(BaseSettings):
@@ -98,3 +104,5 @@ class MongoOptions(BaseSettings):
     """MongoDB connection string. Default: the ``make up`` server."""
     mongo_database: str = "interlock"
     """Database name. Default: ``"interlock"``."""
+    mongo_server_selection_timeout_ms: int = 5000
+    """How long an operation waits to find a usable server. Default: 5000 ms."""

@@ -1,0 +1,258 @@
+"""The one list of Interlock's event types, their topics and their payload messages.
+
+Every event type travels on its own topic, named after it (``task.scheduled``), and
+carries one protobuf message from ``proto/interlock/events/v1``. Producers and
+consumers look types up here; nothing else in the platform spells a topic name.
+
+Example::
+
+    from interlock.common import topics
+
+    topics.TASK_SCHEDULED.name              # "task.scheduled"
+    topics.TASK_SCHEDULED.cloudevents_type  # "io.interlock.task.scheduled.v1"
+    topics.by_cloudevents_type("io.interlock.task.scheduled.v1") is topics.TASK_SCHEDULED
+
+At start-up (``make up``, tests) :func:`ensure_topics` creates every topic with the
+configured partition count, since the local broker would otherwise auto-create them
+with its own default on first produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic
+
+from google.protobuf.message import Message
+from typing_extensions import TypeVar
+
+from interlock.common.settings import KafkaOptions
+from interlock.events.v1 import task_pb2, workflow_pb2
+
+__all__ = [
+    "ALL",
+    "CLOUDEVENTS_TYPE_PREFIX",
+    "TASK_COMPLETED",
+    "TASK_DEAD_LETTERED",
+    "TASK_FAILED",
+    "TASK_HEARTBEAT",
+    "TASK_LOG",
+    "TASK_SCHEDULED",
+    "TASK_STARTED",
+    "WORKFLOW_CANCELLED",
+    "WORKFLOW_COMPLETED",
+    "WORKFLOW_CONTROL",
+    "WORKFLOW_FAILED",
+    "WORKFLOW_STARTED",
+    "EventType",
+    "by_cloudevents_type",
+    "by_name",
+    "ensure_topics",
+    "for_payload",
+]
+
+_log = logging.getLogger(__name__)
+
+CLOUDEVENTS_TYPE_PREFIX = "io.interlock."
+"""Prefix of every CloudEvents ``type`` attribute Interlock emits."""
+
+P_co = TypeVar("P_co", bound=Message, covariant=True, default=Message)
+"""The protobuf message class an event type carries."""
+P = TypeVar("P", bound=Message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventType(Generic[P_co]):
+    """One kind of event: its topic, its payload message and its CloudEvents type.
+
+    Attributes:
+        name: Event type and topic name, e.g. ``"task.scheduled"`` (before any
+            ``kafka_topic_prefix``).
+        payload_type: The protobuf message class of the record value.
+        version: Schema version, part of the CloudEvents type. Default: 1.
+        cloudevents_type: ``io.interlock.<name>.v<version>``, derived.
+    """
+
+    name: str
+    payload_type: type[P_co]
+    version: int = 1
+    cloudevents_type: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "cloudevents_type", f"{CLOUDEVENTS_TYPE_PREFIX}{self.name}.v{self.version}"
+        )
+
+    def topic(self, options: KafkaOptions | None = None) -> str:
+        """Return the Kafka topic of this event type.
+
+        Args:
+            options: Supplies ``kafka_topic_prefix``. Default: no prefix.
+
+        Returns:
+            The prefix (if any) followed by :attr:`name`.
+        """
+        prefix = options.kafka_topic_prefix if options is not None else ""
+        return f"{prefix}{self.name}"
+
+    def parse(self, data: bytes) -> P_co:
+        """Decode a record value into this type's payload message.
+
+        Args:
+            data: Serialized protobuf bytes.
+
+        Returns:
+            The payload message.
+
+        Raises:
+            google.protobuf.message.DecodeError: When ``data`` is not a valid message.
+        """
+        message = self.payload_type()
+        message.ParseFromString(data)
+        return message
+
+
+WORKFLOW_STARTED = EventType(name="workflow.started", payload_type=workflow_pb2.WorkflowStarted)
+"""A run was accepted and should start (workflow service → scheduler, metadata)."""
+WORKFLOW_COMPLETED = EventType(
+    name="workflow.completed", payload_type=workflow_pb2.WorkflowCompleted
+)
+"""A run ended with every task succeeded."""
+WORKFLOW_FAILED = EventType(name="workflow.failed", payload_type=workflow_pb2.WorkflowFailed)
+"""A run ended because a task could not succeed."""
+WORKFLOW_CANCELLED = EventType(
+    name="workflow.cancelled", payload_type=workflow_pb2.WorkflowCancelled
+)
+"""A run was cancelled by a user."""
+WORKFLOW_CONTROL = EventType(name="workflow.control", payload_type=workflow_pb2.RunControl)
+"""A user asked to cancel, pause, resume or retry a run."""
+TASK_SCHEDULED = EventType(name="task.scheduled", payload_type=task_pb2.TaskScheduled)
+"""The scheduler hands an attempt to the workers."""
+TASK_STARTED = EventType(name="task.started", payload_type=task_pb2.TaskStarted)
+"""A worker picked an attempt up."""
+TASK_COMPLETED = EventType(name="task.completed", payload_type=task_pb2.TaskCompleted)
+"""An attempt succeeded."""
+TASK_FAILED = EventType(name="task.failed", payload_type=task_pb2.TaskFailed)
+"""An attempt failed."""
+TASK_HEARTBEAT = EventType(name="task.heartbeat", payload_type=task_pb2.TaskHeartbeat)
+"""An attempt is still alive."""
+TASK_DEAD_LETTERED = EventType(name="task.dead_lettered", payload_type=task_pb2.TaskDeadLettered)
+"""A task exhausted its attempts and was parked."""
+TASK_LOG = EventType(name="task.log", payload_type=task_pb2.TaskLog)
+"""Lines a task wrote while it ran."""
+
+ALL: tuple[EventType, ...] = (
+    WORKFLOW_STARTED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_CANCELLED,
+    WORKFLOW_CONTROL,
+    TASK_SCHEDULED,
+    TASK_STARTED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_HEARTBEAT,
+    TASK_DEAD_LETTERED,
+    TASK_LOG,
+)
+"""Every event type, in the order above."""
+
+
+_BY_NAME: dict[str, EventType] = {t.name: t for t in ALL}
+_BY_CLOUDEVENTS_TYPE: dict[str, EventType] = {t.cloudevents_type: t for t in ALL}
+_BY_PAYLOAD: dict[type[Message], EventType] = {t.payload_type: t for t in ALL}
+if not len(_BY_NAME) == len(_BY_CLOUDEVENTS_TYPE) == len(_BY_PAYLOAD) == len(ALL):
+    raise RuntimeError("event type names, CloudEvents types and payload classes must be unique")
+
+
+def by_name(name: str) -> EventType | None:
+    """Return the event type named ``name`` (e.g. ``"task.failed"``), or ``None``."""
+    return _BY_NAME.get(name)
+
+
+def by_cloudevents_type(cloudevents_type: str) -> EventType | None:
+    """Return the event type whose CloudEvents type is ``cloudevents_type``, or ``None``."""
+    return _BY_CLOUDEVENTS_TYPE.get(cloudevents_type)
+
+
+def for_payload(payload_type: type[P]) -> EventType[P]:
+    """Return the event type that carries ``payload_type``.
+
+    Args:
+        payload_type: A protobuf message class, e.g. ``task_pb2.TaskScheduled``.
+
+    Returns:
+        Its event type.
+
+    Raises:
+        KeyError: When no event type carries that message.
+    """
+    # The index pairs each class with the type that carries it.
+    return _BY_PAYLOAD[payload_type]  # type: ignore[return-value]
+
+
+async def ensure_topics(
+    options: KafkaOptions,
+    topics: Sequence[EventType] = ALL,
+    *,
+    timeout_s: float = 30.0,
+) -> None:
+    """Create the topics of ``topics``; the ones that already exist are left as they are.
+
+    Each topic gets ``options.kafka_partitions`` partitions and
+    ``options.kafka_replication_factor`` replicas, and is named with
+    ``options.kafka_topic_prefix``. Safe to call from every process at start-up.
+
+    Args:
+        options: Broker address, partitions, replication factor, topic prefix.
+        topics: Event types whose topics to create. Default: :data:`ALL`.
+        timeout_s: Bound on the whole call. Default: 30 s.
+
+    Raises:
+        aiokafka.errors.KafkaError: When the broker refuses a topic for another
+            reason than its existence, or cannot be reached.
+        TimeoutError: When the call takes longer than ``timeout_s``.
+    """
+    # Imported here: aiokafka is the ``kafka`` extra, the type list is not.
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+    names = list(dict.fromkeys(t.topic(options) for t in topics))
+    if not names:
+        return
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=options.kafka_bootstrap_servers,
+        request_timeout_ms=options.kafka_request_timeout_ms,
+        client_id="interlock-admin",
+    )
+    async with asyncio.timeout(timeout_s):
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        num_partitions=options.kafka_partitions,
+                        replication_factor=options.kafka_replication_factor,
+                    )
+                    for name in names
+                ]
+            )
+        finally:
+            await admin.close()
+    created = []
+    for topic, code, message, *_ in response.topic_errors:
+        if code == 0:
+            created.append(topic)
+            continue
+        error = for_code(code)
+        if error is TopicAlreadyExistsError:
+            continue
+        raise error(f"cannot create topic {topic!r}: {message}")
+    if created:
+        _log.info(
+            "created Kafka topics",
+            extra={"topics": created, "partitions": options.kafka_partitions},
+        )
