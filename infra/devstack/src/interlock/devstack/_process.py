@@ -1,0 +1,185 @@
+"""Operating-system helpers: free ports, process groups, log tails, the unprivileged user."""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+"""Every server and service of the dev stack binds this address only."""
+
+SERVICE_USER = "interlock"
+"""System user that runs PostgreSQL when the caller is root (``initdb`` refuses root)."""
+
+
+@dataclass(frozen=True)
+class UnixUser:
+    """A system account a child process runs as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Return ``count`` distinct TCP ports that are free on ``host`` right now.
+
+    The sockets are held open together until all ports are chosen, so the ports
+    differ from each other; another process may still take one before it is used.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Tell whether a server could bind ``host:port`` now (``SO_REUSEADDR``, as servers do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """Return the last ``lines`` lines of a log file, or a note when it cannot be read."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(max(0, size - 64 * 1024))
+            data = stream.read()
+    except OSError as exc:
+        return f"(no log at {path}: {exc.strerror})"
+    text = data.decode("utf-8", errors="replace")
+    tail = text.splitlines()[-lines:]
+    return "\n".join(tail) if tail else f"(log {path} is empty)"
+
+
+def is_root() -> bool:
+    """Tell whether this process runs with root privileges."""
+    return os.geteuid() == 0
+
+
+def ensure_service_user(name: str = SERVICE_USER) -> UnixUser | None:
+    """Return the unprivileged user PostgreSQL must run as, creating it if needed.
+
+    Returns:
+        ``None`` when this process is not root (servers then run as the caller),
+        otherwise the system user ``name``, created with ``useradd`` if missing.
+    """
+    if not is_root():
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        result = subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # 9: the user exists (another process created it meanwhile).
+        if result.returncode not in (0, 9):
+            raise RuntimeError(f"useradd {name} failed: {result.stderr.strip()}") from None
+        entry = pwd.getpwnam(name)
+    return UnixUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def chown_tree(path: Path, user: UnixUser | None) -> None:
+    """Give ``path`` and everything below it to ``user`` (no-op for ``None``)."""
+    if user is None:
+        return
+    os.chown(path, user.uid, user.gid)
+    for root, dirs, files in os.walk(path):
+        for entry in (*dirs, *files):
+            os.chown(Path(root) / entry, user.uid, user.gid, follow_symlinks=False)
+
+
+def group_name(gid: int) -> str:
+    """Return the name of group ``gid`` (its number when it has no name)."""
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Tell whether process ``pid`` exists (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def process_group_members(pgids: Iterable[int]) -> dict[int, list[int]]:
+    """Map each process group id in ``pgids`` to the live pids still in it."""
+    wanted = set(pgids)
+    found: dict[int, list[int]] = {pgid: [] for pgid in wanted}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        state, pgid = fields[0], int(fields[2])
+        if pgid in wanted and state not in ("Z", "X"):
+            found[pgid].append(int(entry.name))
+    return {pgid: pids for pgid, pids in found.items() if pids}
+
+
+def kill_process_groups(pgids: Iterable[int], sig: signal.Signals) -> None:
+    """Send ``sig`` to every process group in ``pgids`` that still exists."""
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+
+def wait_gone(pgids: Iterable[int], timeout_s: float) -> dict[int, list[int]]:
+    """Wait until no process is left in ``pgids``; return what remains at the deadline."""
+    groups = list(pgids)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = process_group_members(groups)
+        if not remaining or time.monotonic() >= deadline:
+            return remaining
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[int]:
+    """Open ``path`` for writing with mode 0600 (created or truncated), yielding the fd."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        yield fd
+    finally:
+        os.close(fd)

@@ -1,0 +1,95 @@
+"""Run a :class:`ServerSpec` as a plain child process in its own process group (tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from interlock.devstack._probes import run_sync, wait_ready
+from interlock.devstack._process import kill_process_groups, wait_gone
+from interlock.devstack._servers import ServerSpec
+
+
+class RunningServer:
+    """A started server; :meth:`stop` ends its whole process group."""
+
+    def __init__(self, spec: ServerSpec, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.spec = spec
+        self.process = process
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        """Pid of the server, which is also its process group id."""
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Tell whether the server process is still running."""
+        return self.process.poll() is None
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop the server and everything it started, killing what does not stop in time.
+
+        Args:
+            graceful: Send the spec's stop signal and wait up to its stop timeout
+                first; ``False`` sends SIGKILL at once (throwaway data).
+        """
+        pgid = self.process.pid
+        if graceful:
+            kill_process_groups([pgid], self.spec.stop_signal)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=self.spec.stop_timeout_s)
+        kill_process_groups([pgid], signal.SIGKILL)
+        self.process.wait()
+        remaining = wait_gone([pgid], timeout_s=10.0)
+        if remaining:
+            raise RuntimeError(f"{self.spec.name}: processes {remaining} survived SIGKILL")
+
+
+def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -> RunningServer:
+    """Start ``spec`` and wait until its probe passes.
+
+    Args:
+        spec: What to run.
+        log_path: File that receives the server's stdout and stderr.
+        cwd: Working directory. Default: the log's folder.
+
+    Returns:
+        The running server.
+
+    Raises:
+        ServerStartError: It did not become ready; it has been stopped again.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    user = spec.user
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd or log_path.parent,
+            env={**os.environ, **spec.env},
+            start_new_session=True,
+            user=None if user is None else user.uid,
+            group=None if user is None else user.gid,
+            extra_groups=None if user is None else [],
+        )
+    server = RunningServer(spec, process, log_path)
+    try:
+        run_sync(
+            lambda: wait_ready(
+                spec.name,
+                spec.probe,
+                timeout_s=spec.start_timeout_s,
+                log_path=log_path,
+                is_alive=server.alive,
+            )
+        )
+    except BaseException:
+        server.stop(graceful=False)
+        raise
+    return server

