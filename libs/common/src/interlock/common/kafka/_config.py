@@ -1,0 +1,73 @@
+"""aiokafka client settings derived from :class:`KafkaOptions` (INFRASTRUCTURE.md).
+
+One place decides how Interlock talks to Kafka: acknowledged by all replicas, no
+idempotent producer (the local broker cannot do it; consumers deduplicate instead),
+manual commits, ``earliest`` reset, and short fetch waits and session timeouts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interlock.common.settings import KafkaOptions
+
+__all__ = ["consumer_config", "producer_config"]
+
+_MAX_REQUEST_BYTES_FLOOR = 1_048_576
+
+
+def producer_config(options: KafkaOptions, *, client_id: str) -> dict[str, Any]:
+    """Return keyword arguments for ``aiokafka.AIOKafkaProducer``.
+
+    Args:
+        options: Kafka options.
+        client_id: Name the broker logs for this client, e.g. the service name.
+
+    Returns:
+        The arguments: ``acks="all"``, ``enable_idempotence=False``, the options'
+        linger, request timeout and batch size.
+    """
+    return {
+        "bootstrap_servers": options.kafka_bootstrap_servers,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": options.kafka_linger_ms,
+        "request_timeout_ms": options.kafka_request_timeout_ms,
+        "max_batch_size": options.kafka_producer_batch_bytes,
+        "max_request_size": max(_MAX_REQUEST_BYTES_FLOOR, options.kafka_producer_batch_bytes),
+    }
+
+
+def consumer_config(options: KafkaOptions, *, group_id: str, client_id: str) -> dict[str, Any]:
+    """Return keyword arguments for ``aiokafka.AIOKafkaConsumer``.
+
+    Args:
+        options: Kafka options.
+        group_id: Consumer group.
+        client_id: Name the broker logs for this client, e.g. the service name.
+
+    Returns:
+        The arguments: manual commits, ``auto_offset_reset="earliest"``, the options'
+        fetch wait, session timeout and heartbeat interval.
+
+    Raises:
+        ValueError: When ``kafka_fetch_max_wait_ms`` is not positive (0 hangs the
+            local broker).
+    """
+    if options.kafka_fetch_max_wait_ms <= 0:
+        raise ValueError("kafka_fetch_max_wait_ms must be positive (0 hangs the local broker)")
+    return {
+        "bootstrap_servers": options.kafka_bootstrap_servers,
+        "client_id": client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": options.kafka_fetch_max_wait_ms,
+        "session_timeout_ms": options.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": options.kafka_heartbeat_interval_ms,
+        "request_timeout_ms": max(
+            options.kafka_request_timeout_ms, options.kafka_session_timeout_ms + 5000
+        ),
+        "max_poll_records": options.kafka_max_batch_size,
+    }

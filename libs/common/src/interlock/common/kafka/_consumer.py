@@ -1,0 +1,259 @@
+"""Consuming events in batches, committing offsets only after the handler succeeded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
+
+from interlock.common.errors import EventDecodeError
+from interlock.common.events import Event, KafkaRecord
+from interlock.common.kafka._config import consumer_config
+from interlock.common.settings import KafkaOptions
+from interlock.common.topics import EventType
+
+__all__ = ["EventConsumer", "EventHandler"]
+
+_log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
+"""An async function applying one batch of events; raising means "not applied"."""
+
+
+class EventConsumer:
+    """Consumes events of some types in batches, as a member of a consumer group.
+
+    :meth:`run` fetches up to ``options.kafka_max_batch_size`` records, decodes them
+    and awaits ``handler`` once with the whole batch (records of one partition stay in
+    order). Offsets are committed only after the handler returned, so delivery is
+    at-least-once: handlers must be idempotent (see :mod:`interlock.common.inbox`).
+
+    - A record that is not a valid event (:class:`~interlock.common.errors.EventDecodeError`)
+      is logged and skipped: its offset is committed with the batch, so one poison
+      record never stalls a partition.
+    - When the handler raises, nothing is committed; the error is logged, the consumer
+      seeks back to the batch's first offsets and retries after a backoff (doubling
+      from ``retry_backoff_ms`` up to ``max_retry_backoff_ms``). A restart or a
+      rebalance redelivers the batch as well.
+
+    Example::
+
+        consumer = EventConsumer(
+            options, group_id="scheduler", event_types=[topics.TASK_COMPLETED], handler=apply
+        )
+        async with consumer:
+            await consumer.run()  # until cancelled or consumer.stop()
+
+    Args:
+        options: Kafka options (topic prefix, batch size, timeouts).
+        group_id: Consumer group; members of one group split the partitions.
+        event_types: Event types whose topics to subscribe to.
+        handler: Applies one batch.
+        client_id: Name the broker logs for this client. Default: the group id.
+        poll_timeout_ms: Longest wait of one fetch for records; also bounds how long
+            :meth:`stop` waits for an idle loop to notice. Default: 500 ms.
+        retry_backoff_ms: First wait after a handler failure. Default: 200 ms.
+        max_retry_backoff_ms: Longest wait after repeated failures. Default: 10000 ms.
+    """
+
+    def __init__(
+        self,
+        options: KafkaOptions,
+        *,
+        group_id: str,
+        event_types: Sequence[EventType],
+        handler: EventHandler,
+        client_id: str | None = None,
+        poll_timeout_ms: int = 500,
+        retry_backoff_ms: int = 200,
+        max_retry_backoff_ms: int = 10_000,
+    ) -> None:
+        if not event_types:
+            raise ValueError("an EventConsumer needs at least one event type")
+        self._options = options
+        self._group_id = group_id
+        self._topics = sorted({t.topic(options) for t in event_types})
+        self._handler = handler
+        self._client_id = client_id or group_id
+        self._poll_timeout_ms = poll_timeout_ms
+        self._retry_backoff_ms = retry_backoff_ms
+        self._max_retry_backoff_ms = max_retry_backoff_ms
+        self._consumer: Any = None
+        self._stopping = asyncio.Event()
+        self._running: asyncio.Task[None] | None = None
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group."""
+        return self._group_id
+
+    @property
+    def topics(self) -> Sequence[str]:
+        """The subscribed topic names (with prefix), sorted."""
+        return tuple(self._topics)
+
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """Return the ``(topic, partition)`` pairs currently assigned to this member."""
+        if self._consumer is None:
+            return frozenset()
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def start(self) -> None:
+        """Connect and join the group (partitions are assigned during the first fetch).
+
+        Raises:
+            aiokafka.errors.KafkaConnectionError: When no bootstrap server answers.
+        """
+        if self._consumer is not None:
+            return
+        self._stopping.clear()
+        consumer = AIOKafkaConsumer(
+            *self._topics,
+            **consumer_config(self._options, group_id=self._group_id, client_id=self._client_id),
+        )
+        await consumer.start()
+        self._consumer = consumer
+
+    async def stop(self, *, timeout_s: float = 10.0) -> None:
+        """Let a running :meth:`run` finish its batch, then leave the group.
+
+        Args:
+            timeout_s: How long to wait for the batch in progress before cancelling
+                it (it is then redelivered). Default: 10 s.
+        """
+        self._stopping.set()
+        running = self._running
+        if running is not None and running is not asyncio.current_task() and not running.done():
+            done, _ = await asyncio.wait({running}, timeout=timeout_s)
+            if not done:
+                running.cancel()
+                await asyncio.wait({running})
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop` is called or the task is cancelled.
+
+        Raises:
+            RuntimeError: When the consumer is not started or already running.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("EventConsumer is not started")
+        if self._running is not None and not self._running.done():
+            raise RuntimeError("EventConsumer is already running")
+        self._running = asyncio.current_task()
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    batch = await consumer.getmany(
+                        timeout_ms=self._poll_timeout_ms,
+                        max_records=self._options.kafka_max_batch_size,
+                    )
+                except ConsumerStoppedError:
+                    return
+                if not batch:
+                    continue
+                if await self._process(batch):
+                    failures = 0
+                    continue
+                failures += 1
+                await self._backoff(failures)
+        finally:
+            self._running = None
+
+    async def _process(self, batch: dict[Any, list[Any]]) -> bool:
+        """Decode, handle and commit one fetched batch (what :meth:`run` does per fetch).
+
+        Args:
+            batch: ``getmany``'s result: aiokafka records by ``TopicPartition``.
+
+        Returns:
+            ``True`` when the batch was handled (offsets committed, or the commit lost
+            to a rebalance); ``False`` when the handler raised (consumer sought back).
+        """
+        events: list[Event] = []
+        for records in batch.values():
+            for record in records:
+                event = self._decode(record)
+                if event is not None:
+                    events.append(event)
+        if events:
+            try:
+                await self._handler(events)
+            except Exception:
+                _log.exception(
+                    "event handler failed; the batch will be redelivered",
+                    extra={"group_id": self._group_id, "events": len(events)},
+                )
+                self._seek_back(batch)
+                return False
+        await self._commit(batch)
+        return True
+
+    def _decode(self, record: Any) -> Event | None:
+        try:
+            return Event.from_record(
+                KafkaRecord(
+                    topic=record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=tuple(record.headers),
+                )
+            )
+        except EventDecodeError as error:
+            _log.error(
+                "skipping a record that is not a valid event",
+                extra={
+                    "group_id": self._group_id,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": str(error),
+                },
+            )
+            return None
+
+    async def _commit(self, batch: dict[Any, list[Any]]) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self._consumer.commit(offsets)
+        except (KafkaError, IllegalStateError) as error:
+            # Typically a rebalance moved a partition away mid-batch: its new owner gets
+            # the batch again and the idempotent handler drops what it already applied.
+            _log.warning(
+                "offset commit failed; the batch may be redelivered",
+                extra={"group_id": self._group_id, "error": repr(error)},
+            )
+
+    def _seek_back(self, batch: dict[Any, list[Any]]) -> None:
+        consumer = self._consumer
+        assigned: set[TopicPartition] = set(consumer.assignment())
+        for tp, records in batch.items():
+            if records and tp in assigned:
+                consumer.seek(tp, records[0].offset)
+
+    async def _backoff(self, failures: int) -> None:
+        delay_ms = min(self._retry_backoff_ms * 2 ** (failures - 1), self._max_retry_backoff_ms)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay_ms / 1000)
