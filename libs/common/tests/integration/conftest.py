@@ -14,7 +14,8 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from interlock.common.kafka import EventConsumer
-from interlock.common.settings import KafkaOptions
+from interlock.common.postgres import COMMON_MIGRATIONS, apply_migrations, create_pool
+from interlock.common.settings import KafkaOptions, PostgresOptions
 from interlock.common.topics import EventType
 
 Eventually = Callable[..., Awaitable[None]]
@@ -103,3 +104,25 @@ async def _running(consumer: EventConsumer) -> AsyncIterator[EventConsumer]:
 def running() -> Callable[[EventConsumer], contextlib.AbstractAsyncContextManager[EventConsumer]]:
     """``async with running(consumer):`` starts it, runs it in a task, stops it after."""
     return _running
+
+
+@pytest.fixture
+def postgres_options(postgres_database: Any) -> PostgresOptions:
+    """Options pointing at a fresh database of this test."""
+    return PostgresOptions(
+        postgres_dsn=postgres_database.dsn,
+        postgres_password=postgres_database.password,
+        postgres_pool_min_size=1,
+        postgres_pool_max_size=5,
+    )
+
+
+@pytest.fixture
+async def pool(postgres_options: PostgresOptions) -> AsyncIterator[Any]:
+    """A pool on a fresh database with the shared library's migrations applied."""
+    pool = await create_pool(postgres_options, application_name="interlock-common-tests")
+    await apply_migrations(pool, [COMMON_MIGRATIONS])
+    try:
+        yield pool
+    finally:
+        await pool.close()

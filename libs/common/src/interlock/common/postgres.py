@@ -1,0 +1,280 @@
+"""PostgreSQL: connection pools, numbered SQL migrations, readiness.
+
+Every service owns its database and its schema, written as numbered SQL files
+(``0001_create_runs.sql``, ``0002_...``) in a package of its own so they ship in the
+wheel. At start-up it applies them together with the shared library's tables::
+
+    pool = await create_pool(settings, application_name="scheduler")
+    await apply_migrations(pool, [
+        COMMON_MIGRATIONS,
+        MigrationSource(component="scheduler", location="interlock.scheduler.migrations"),
+    ])
+
+Migrations are recorded in ``interlock_migrations`` (component, version, name,
+checksum, applied_at). Each runs in its own transaction; replicas starting together
+take turns on an advisory lock, so each migration runs once. A recorded migration
+whose file changed afterwards stops the start-up (:class:`MigrationError`): add a new
+migration instead of editing an applied one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from interlock.common.errors import MigrationError
+from interlock.common.settings import PostgresOptions
+
+__all__ = [
+    "COMMON_MIGRATIONS",
+    "HISTORY_TABLE",
+    "Migration",
+    "MigrationSource",
+    "apply_migrations",
+    "check_postgres",
+    "create_pool",
+]
+
+_log = logging.getLogger(__name__)
+
+HISTORY_TABLE = "interlock_migrations"
+"""Table recording applied migrations."""
+
+_MIGRATION_LOCK = 0x696E_746C_6D69_6772  # "intlmigr": serializes apply_migrations
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+def _redact(dsn: str) -> str:
+    """Return ``dsn`` without any password, fit for logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+async def create_pool(
+    options: PostgresOptions,
+    *,
+    application_name: str | None = None,
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
+    """Open an ``asyncpg.Pool`` to ``options.postgres_dsn``.
+
+    The password comes from ``options.postgres_password`` and is never logged.
+
+    Args:
+        options: DSN, password and pool sizes.
+        application_name: Shown in ``pg_stat_activity``. Default: unset.
+        init: Called with every new connection (e.g. to register type codecs).
+            Default: none.
+
+    Returns:
+        The pool; close it with ``await pool.close()``.
+
+    Raises:
+        OSError: When the server cannot be reached.
+        asyncpg.PostgresError: When the server refuses the connection.
+    """
+    password = (
+        options.postgres_password.get_secret_value()
+        if options.postgres_password is not None
+        else None
+    )
+    server_settings = {"application_name": application_name} if application_name else None
+    pool = await asyncpg.create_pool(
+        dsn=options.postgres_dsn,
+        password=password,
+        min_size=options.postgres_pool_min_size,
+        max_size=options.postgres_pool_max_size,
+        server_settings=server_settings,
+        init=init,
+    )
+    _log.info(
+        "PostgreSQL pool open",
+        extra={"dsn": _redact(options.postgres_dsn), "max_size": options.postgres_pool_max_size},
+    )
+    return pool
+
+
+async def check_postgres(pool: asyncpg.Pool, *, timeout_s: float = 2.0) -> None:
+    """Raise unless a pooled connection answers ``SELECT 1`` within ``timeout_s``.
+
+    Args:
+        pool: An ``asyncpg.Pool``.
+        timeout_s: Bound on acquiring the connection and the query. Default: 2 s.
+
+    Raises:
+        TimeoutError: When the pool or the server does not answer in time.
+        OSError: When the server cannot be reached.
+        asyncpg.PostgresError: When the query fails.
+    """
+    async with asyncio.timeout(timeout_s), pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    """One numbered SQL file.
+
+    Attributes:
+        component: The migration set it belongs to.
+        version: The number in its file name (``0003_...`` is 3).
+        name: The description in its file name.
+        sql: Its statements.
+        checksum: SHA-256 of the statements (line endings normalized).
+    """
+
+    component: str
+    version: int
+    name: str
+    sql: str
+    checksum: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationSource:
+    """A component's migrations: a package (or folder) of ``NNNN_description.sql`` files.
+
+    Attributes:
+        component: Name recorded in the history, e.g. ``"scheduler"``. Versions are
+            numbered per component.
+        location: An importable package name (read with :mod:`importlib.resources`,
+            so the files ship in the wheel), or a folder (a ``pathlib.Path`` or any
+            ``Traversable``).
+    """
+
+    component: str
+    location: str | Traversable
+
+    def migrations(self) -> list[Migration]:
+        """Read the migrations, ordered by version.
+
+        Files not ending in ``.sql`` are ignored.
+
+        Returns:
+            The migrations.
+
+        Raises:
+            MigrationError: A ``.sql`` file is not named ``NNNN_description.sql``
+                (four digits, lower-case description) or a version repeats.
+        """
+        root = resources.files(self.location) if isinstance(self.location, str) else self.location
+        found: dict[int, Migration] = {}
+        for entry in root.iterdir():
+            if not entry.name.endswith(".sql") or not entry.is_file():
+                continue
+            match = _FILE_NAME.match(entry.name)
+            if match is None:
+                raise MigrationError(
+                    f"{self.component}: {entry.name!r} is not named NNNN_description.sql"
+                )
+            version = int(match["version"])
+            if version in found:
+                raise MigrationError(f"{self.component}: version {version} repeats")
+            sql = entry.read_text(encoding="utf-8").replace("\r\n", "\n")
+            found[version] = Migration(
+                component=self.component,
+                version=version,
+                name=match["name"],
+                sql=sql,
+                checksum=hashlib.sha256(sql.encode()).hexdigest(),
+            )
+        return [found[version] for version in sorted(found)]
+
+
+COMMON_MIGRATIONS = MigrationSource(
+    component="interlock.common", location="interlock.common.migrations"
+)
+"""The shared library's tables (outbox, inbox); every service using them includes it."""
+
+_CREATE_HISTORY = f"""
+CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
+    component  text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+)
+"""
+
+
+async def apply_migrations(
+    pool: asyncpg.Pool, sources: Sequence[MigrationSource]
+) -> list[Migration]:
+    """Apply the migrations of ``sources`` not applied yet, in order.
+
+    Sources are applied in the order given, each one's files by version. Each
+    migration and its history row commit together. Concurrent callers on the same
+    database wait for each other (advisory lock), so a migration runs exactly once.
+
+    Args:
+        pool: An ``asyncpg.Pool`` (one connection is used).
+        sources: The migration sets, e.g. ``[COMMON_MIGRATIONS, own]``.
+
+    Returns:
+        The migrations applied by this call (empty when all were applied before).
+
+    Raises:
+        MigrationError: A source is invalid, or an applied migration's file changed.
+        asyncpg.PostgresError: A migration failed; it was rolled back, the ones
+            before it stay applied.
+    """
+    planned = [(source, source.migrations()) for source in sources]
+    applied_now: list[Migration] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(_CREATE_HISTORY)
+            for source, migrations in planned:
+                rows = await conn.fetch(
+                    f"SELECT version, checksum FROM {HISTORY_TABLE} WHERE component = $1",  # noqa: S608 - constant table name
+                    source.component,
+                )
+                recorded = {row["version"]: row["checksum"] for row in rows}
+                for migration in migrations:
+                    checksum = recorded.get(migration.version)
+                    if checksum is None:
+                        await _apply(conn, migration)
+                        applied_now.append(migration)
+                    elif checksum != migration.checksum:
+                        raise MigrationError(
+                            f"{migration.component} {migration.version:04d}_{migration.name} "
+                            "changed after it was applied; add a new migration instead"
+                        )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now
+
+
+async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
+    async with conn.transaction():
+        # Without arguments asyncpg uses the simple protocol: several statements work.
+        await conn.execute(migration.sql)
+        await conn.execute(
+            f"INSERT INTO {HISTORY_TABLE} (component, version, name, checksum)"  # noqa: S608 - constant table name
+            " VALUES ($1, $2, $3, $4)",
+            migration.component,
+            migration.version,
+            migration.name,
+            migration.checksum,
+        )
+    _log.info(
+        "applied migration",
+        extra={
+            "component": migration.component,
+            "version": migration.version,
+            "migration": migration.name,
+        },
+    )
