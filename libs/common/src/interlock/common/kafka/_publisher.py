@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
@@ -15,16 +15,9 @@ from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import producer_config
 from interlock.common.settings import KafkaOptions
 
-__all__ = ["EventPublisher", "RecordPublisher"]
+__all__ = ["EventPublisher"]
 
 _log = logging.getLogger(__name__)
-
-
-class RecordPublisher(Protocol):
-    """Anything that can publish encoded records (what the outbox relay needs)."""
-
-    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
-        """Publish ``records`` and return once every one is acknowledged."""
 
 
 class EventPublisher:

