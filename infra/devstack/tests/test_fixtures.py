@@ -7,6 +7,7 @@ import subprocess
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -98,7 +99,7 @@ async def test_kafka_produce_and_consume(kafka_server: KafkaServer) -> None:
 
 
 async def test_mongo_crud_index_and_change_stream(mongo_server: MongoServer) -> None:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_server.url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.url)
     try:
         coll = client["fixture"]["items"]
         await coll.create_index("name", unique=True)

@@ -196,7 +196,7 @@ async def wait_ready(
             reason = f"{name} was not ready after {timeout_s:.0f} s (last probe: {last_error})"
             break
         await asyncio.sleep(interval_s)
-    tail = log_tail(log_path) if log_path is not None else "(no log)"
+    tail = log_tail(log_path, 25) if log_path is not None else "(no log)"
     raise ServerStartError(f"{reason}\n--- last lines of {log_path} ---\n{tail}")
 
 

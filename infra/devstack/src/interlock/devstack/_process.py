@@ -132,11 +132,83 @@ def group_name(gid: int) -> str:
 
 def pid_alive(pid: int) -> bool:
     """Tell whether process ``pid`` exists (a zombie counts as gone)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process identified by pid and start time, so a reused pid is not mistaken for it."""
+
+    pid: int
+    start_ticks: int
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of ``/proc/PID/stat`` after the command name (state first), or None."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+        return None
+
+
+def process_tree(roots: Iterable[int]) -> set[ProcessRef]:
+    """Return the live processes ``roots`` and all their descendants.
+
+    Children that called ``setsid`` (PostgreSQL's backends do) are included.
+    """
+    children: dict[int, list[int]] = {}
+    refs: dict[int, ProcessRef] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is None or fields[0] in ("Z", "X"):
+            continue
+        pid = int(entry.name)
+        refs[pid] = ProcessRef(pid=pid, start_ticks=int(fields[19]))
+        children.setdefault(int(fields[1]), []).append(pid)
+    found: set[ProcessRef] = set()
+    pending = [pid for pid in roots if pid in refs]
+    while pending:
+        pid = pending.pop()
+        if refs[pid] in found:
+            continue
+        found.add(refs[pid])
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def alive_refs(refs: Iterable[ProcessRef]) -> set[ProcessRef]:
+    """The processes of ``refs`` that still run (same pid, same start time, not a zombie)."""
+    alive: set[ProcessRef] = set()
+    for ref in refs:
+        fields = _stat_fields(ref.pid)
+        if (
+            fields is not None
+            and fields[0] not in ("Z", "X")
+            and int(fields[19]) == ref.start_ticks
+        ):
+            alive.add(ref)
+    return alive
+
+
+def wait_refs_gone(refs: Iterable[ProcessRef], timeout_s: float) -> set[ProcessRef]:
+    """Wait until every process of ``refs`` has exited; return those alive at the deadline."""
+    pending = set(refs)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = alive_refs(pending)
+        if not pending or time.monotonic() >= deadline:
+            return pending
+        time.sleep(0.1)
+
+
+def kill_refs(refs: Iterable[ProcessRef], sig: signal.Signals) -> None:
+    """Send ``sig`` to each process of ``refs`` that is still the same process."""
+    for ref in alive_refs(refs):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(ref.pid, sig)
 
 
 def process_group_members(pgids: Iterable[int]) -> dict[int, list[int]]:

@@ -9,7 +9,13 @@ import subprocess
 from pathlib import Path
 
 from interlock.devstack._probes import run_sync, wait_ready
-from interlock.devstack._process import kill_process_groups, wait_gone
+from interlock.devstack._process import (
+    kill_process_groups,
+    kill_refs,
+    process_tree,
+    wait_gone,
+    wait_refs_gone,
+)
 from interlock.devstack._servers import ServerSpec
 
 
@@ -38,15 +44,22 @@ class RunningServer:
                 first; ``False`` sends SIGKILL at once (throwaway data).
         """
         pgid = self.process.pid
+        tree = process_tree([pgid])
         if graceful:
             kill_process_groups([pgid], self.spec.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=self.spec.stop_timeout_s)
         kill_process_groups([pgid], signal.SIGKILL)
         self.process.wait()
-        remaining = wait_gone([pgid], timeout_s=10.0)
-        if remaining:
-            raise RuntimeError(f"{self.spec.name}: processes {remaining} survived SIGKILL")
+        # Children in other process groups (PostgreSQL's backends call setsid)
+        # exit once their parent is gone; kill any that linger.
+        if wait_refs_gone(tree, timeout_s=10.0):
+            kill_refs(tree, signal.SIGKILL)
+        leftovers = wait_refs_gone(tree, timeout_s=5.0)
+        group = wait_gone([pgid], timeout_s=5.0)
+        if leftovers or group:
+            pids = sorted({ref.pid for ref in leftovers} | {p for ps in group.values() for p in ps})
+            raise RuntimeError(f"{self.spec.name}: processes {pids} survived SIGKILL")
 
 
 def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -> RunningServer:

@@ -1,0 +1,359 @@
+"""The local platform as data: every port, folder, service and environment variable.
+
+``make up`` reads everything it starts from here. Ports are the documented
+defaults plus ``INTERLOCK_DEV_PORT_OFFSET``; data lives in ``.data/`` at the
+repository root or in ``INTERLOCK_DEV_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from interlock.devstack import _servers
+from interlock.devstack._paths import repo_root
+from interlock.devstack._process import LOOPBACK, UnixUser, private_file
+
+DATA_DIR_ENV = "INTERLOCK_DEV_DATA_DIR"
+"""Environment variable naming the data folder. Default: ``<repo>/.data``."""
+PORT_OFFSET_ENV = "INTERLOCK_DEV_PORT_OFFSET"
+"""Environment variable added to every port of the stack. Default: 0."""
+SERVICE_COMMAND_ENV = "INTERLOCK_DEV_SERVICE_COMMAND"
+"""Optional command line run for every service instead of ``python -m interlock.<name>``;
+``{name}`` and ``{python}`` are substituted (a debugger wrapper, a stand-in in tests)."""
+
+POSTGRES_SUPERUSER = "postgres"
+"""Bootstrap superuser of the local cluster (used by ``make up`` only)."""
+POSTGRES_ROLE = "interlock"
+"""Login role every relational service connects as; owns their databases."""
+S3_BUCKET = "interlock-artifacts"
+"""Bucket of the artifact service."""
+KAFKA_PARTITIONS = 3
+"""Partitions per topic locally (the local broker slows down with many batches)."""
+
+ADMIN_USERNAME = "admin"
+"""Documented local login: user."""
+ADMIN_PASSWORD = "interlock-admin"  # noqa: S105 - the documented local default, not a secret
+"""Documented local login: password."""
+ADMIN_TENANT = "default"
+"""Documented local login: tenant."""
+
+INFRA_PORTS: Mapping[str, int] = {
+    "postgres": 15432,
+    "kafka": 19092,
+    "mongo": 17017,
+    "s3": 18333,
+    "s3-grpc": 28333,
+    "s3-master": 19333,
+    "s3-master-grpc": 29333,
+    "s3-volume": 18080,
+    "s3-volume-grpc": 28080,
+    "s3-filer": 18888,
+    "s3-filer-grpc": 28888,
+    "smtp": 1025,
+    "gateway": 8080,
+    "gateway-admin": 9901,
+}
+"""Base port of every infrastructure listener, by label."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceDef:
+    """One of the seven services and what it needs."""
+
+    name: str
+    """Service and supervisord program name; the module is ``interlock.<name>``."""
+    http_port: int
+    """Base REST/health port."""
+    grpc_port: int | None = None
+    """Base gRPC port, for the services that serve one. Default: none."""
+    postgres: bool = False
+    """Owns a PostgreSQL database named after it. Default: no."""
+    mongo: bool = False
+    """Uses MongoDB. Default: no."""
+    s3: bool = False
+    """Uses S3. Default: no."""
+    smtp: bool = False
+    """Sends email. Default: no."""
+
+
+SERVICES: tuple[ServiceDef, ...] = (
+    ServiceDef(name="iam", http_port=8101, grpc_port=9101, postgres=True),
+    ServiceDef(name="workflow", http_port=8102, postgres=True),
+    ServiceDef(name="scheduler", http_port=8103, grpc_port=9103, postgres=True),
+    ServiceDef(name="worker", http_port=8104),
+    ServiceDef(name="metadata", http_port=8105, mongo=True),
+    ServiceDef(name="notification", http_port=8106, postgres=True, smtp=True),
+    ServiceDef(name="artifact", http_port=8107, postgres=True, s3=True),
+)
+"""The seven services, in start order."""
+
+INFRA_PROGRAMS: tuple[str, ...] = ("postgres", "kafka", "mongo", "s3", "smtp", "gateway")
+"""Infrastructure programs, in start order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackSecrets:
+    """Generated once per data folder into ``secrets.env`` (mode 0600); never printed."""
+
+    postgres_superuser_password: str
+    postgres_password: str
+    s3_access_key: str
+    s3_secret_key: str
+
+    _KEYS: ClassVar[dict[str, str]] = {
+        "postgres_superuser_password": "INTERLOCK_DEV_POSTGRES_SUPERUSER_PASSWORD",
+        "postgres_password": "INTERLOCK_POSTGRES_PASSWORD",
+        "s3_access_key": "INTERLOCK_S3_ACCESS_KEY",
+        "s3_secret_key": "INTERLOCK_S3_SECRET_KEY",
+    }
+
+    @classmethod
+    def generate(cls) -> StackSecrets:
+        """Fresh random secrets (alphanumeric: safe in URLs and config files)."""
+        return cls(
+            postgres_superuser_password=secrets.token_hex(24),
+            postgres_password=secrets.token_hex(24),
+            s3_access_key="IL" + secrets.token_hex(9).upper(),
+            s3_secret_key=secrets.token_hex(20),
+        )
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> tuple[StackSecrets, bool]:
+        """Read ``path``, or generate secrets and write it with mode 0600.
+
+        Returns:
+            The secrets and whether they were created now.
+        """
+        if path.exists():
+            values: dict[str, str] = {}
+            for line in path.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and not key.startswith("#"):
+                    values[key.strip()] = value.strip()
+            missing = [env for env in cls._KEYS.values() if not values.get(env)]
+            if missing:
+                raise RuntimeError(f"{path} lacks {', '.join(missing)}; delete it and the data")
+            return cls(**{field: values[env] for field, env in cls._KEYS.items()}), False
+        created = cls.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = "# Local secrets of `make up`, generated once. Keep private.\n"
+        body += "".join(f"{env}={getattr(created, f)}\n" for f, env in cls._KEYS.items())
+        with private_file(path) as fd:
+            os.write(fd, body.encode())
+        return created, True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stack:
+    """One local platform: its data folder and its port offset."""
+
+    data_dir: Path
+    """Root of every file the stack writes."""
+    port_offset: int = 0
+    """Added to every documented port. Default: 0."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Stack:
+        """The stack selected by ``INTERLOCK_DEV_DATA_DIR`` and ``INTERLOCK_DEV_PORT_OFFSET``."""
+        data_dir = environ.get(DATA_DIR_ENV) or str(repo_root() / ".data")
+        offset = int(environ.get(PORT_OFFSET_ENV) or "0")
+        highest = max(*INFRA_PORTS.values(), *(s.grpc_port or s.http_port for s in SERVICES))
+        if not 0 <= offset <= 65535 - highest:
+            raise ValueError(f"{PORT_OFFSET_ENV}={offset} puts ports outside 1-65535")
+        return cls(data_dir=Path(data_dir).absolute(), port_offset=offset)
+
+    # --- folders --------------------------------------------------------------------
+
+    @property
+    def logs_dir(self) -> Path:
+        """One ``<program>.log`` per program."""
+        return self.data_dir / "logs"
+
+    @property
+    def supervisor_dir(self) -> Path:
+        """Folder of supervisord's config, pid file, socket and own log."""
+        return self.data_dir / "supervisor"
+
+    @property
+    def secrets_file(self) -> Path:
+        """Generated secrets (mode 0600)."""
+        return self.data_dir / "secrets.env"
+
+    @property
+    def postgres_dir(self) -> Path:
+        """PostgreSQL cluster."""
+        return self.data_dir / "postgres"
+
+    @property
+    def mongo_dir(self) -> Path:
+        """SecantusDB storage."""
+        return self.data_dir / "mongo"
+
+    @property
+    def s3_dir(self) -> Path:
+        """SeaweedFS volumes and filer store."""
+        return self.data_dir / "s3"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Maildir of captured email."""
+        return self.data_dir / "mail"
+
+    @property
+    def envoy_config(self) -> Path:
+        """Rendered gateway config."""
+        return self.data_dir / "envoy" / "envoy.yaml"
+
+    def log_file(self, program: str) -> Path:
+        """Log file of ``program``."""
+        return self.logs_dir / f"{program}.log"
+
+    # --- ports ----------------------------------------------------------------------
+
+    def port(self, label: str) -> int:
+        """Port of an infrastructure listener (``"postgres"``, ``"s3-filer-grpc"``...)."""
+        return INFRA_PORTS[label] + self.port_offset
+
+    def http_port(self, service: ServiceDef) -> int:
+        """REST/health port of ``service``."""
+        return service.http_port + self.port_offset
+
+    def grpc_port(self, service: ServiceDef) -> int | None:
+        """The gRPC port of ``service``, if it has one."""
+        return None if service.grpc_port is None else service.grpc_port + self.port_offset
+
+    def ports_by_program(self) -> dict[str, dict[str, int]]:
+        """Every port the stack listens on, grouped by program, keyed by label."""
+        programs: dict[str, dict[str, int]] = {}
+        for label in INFRA_PORTS:
+            program = "gateway" if label.startswith("gateway") else label.split("-")[0]
+            programs.setdefault(program, {})[label] = self.port(label)
+        for service in SERVICES:
+            ports = {f"{service.name}-http": self.http_port(service)}
+            grpc = self.grpc_port(service)
+            if grpc is not None:
+                ports[f"{service.name}-grpc"] = grpc
+            programs[service.name] = ports
+        return programs
+
+    @property
+    def gateway_url(self) -> str:
+        """Address users reach the platform at."""
+        return f"http://{LOOPBACK}:{self.port('gateway')}"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """Broker address."""
+        return f"{LOOPBACK}:{self.port('kafka')}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        """S3 endpoint (``host:port``)."""
+        return f"{LOOPBACK}:{self.port('s3')}"
+
+    def postgres_dsn(self, database: str) -> str:
+        """The libpq URL of ``database`` for the ``interlock`` role (no password)."""
+        return f"postgresql://{POSTGRES_ROLE}@{LOOPBACK}:{self.port('postgres')}/{database}"
+
+    # --- programs -------------------------------------------------------------------
+
+    def s3_ports(self) -> _servers.S3Ports:
+        """The ports of ``weed server``."""
+        return _servers.S3Ports(
+            s3=self.port("s3"),
+            s3_grpc=self.port("s3-grpc"),
+            master=self.port("s3-master"),
+            master_grpc=self.port("s3-master-grpc"),
+            volume=self.port("s3-volume"),
+            volume_grpc=self.port("s3-volume-grpc"),
+            filer=self.port("s3-filer"),
+            filer_grpc=self.port("s3-filer-grpc"),
+        )
+
+    def infra_specs(
+        self, secrets_: StackSecrets, *, postgres_user: UnixUser | None
+    ) -> list[_servers.ServerSpec]:
+        """The infrastructure servers, in start order (see :data:`INFRA_PROGRAMS`)."""
+        return [
+            _servers.postgres_spec(
+                self.postgres_dir,
+                port=self.port("postgres"),
+                superuser=POSTGRES_SUPERUSER,
+                password=secrets_.postgres_superuser_password,
+                user=postgres_user,
+            ),
+            _servers.kafka_spec(port=self.port("kafka")),
+            _servers.mongo_spec(self.mongo_dir, port=self.port("mongo")),
+            _servers.s3_spec(
+                self.s3_dir,
+                ports=self.s3_ports(),
+                access_key=secrets_.s3_access_key,
+                secret_key=secrets_.s3_secret_key,
+            ),
+            _servers.smtp_spec(self.mail_dir, port=self.port("smtp")),
+            _servers.gateway_spec(
+                self.envoy_config,
+                listener_port=self.port("gateway"),
+                admin_port=self.port("gateway-admin"),
+            ),
+        ]
+
+    def service_command(
+        self, service: ServiceDef, environ: Mapping[str, str] = os.environ
+    ) -> list[str]:
+        """Command line of ``service``: ``python -m interlock.<name>`` with this venv's python."""
+        template = environ.get(SERVICE_COMMAND_ENV)
+        if template:
+            return [
+                part.format(name=service.name, python=sys.executable)
+                for part in shlex.split(template)
+            ]
+        return [sys.executable, "-m", f"interlock.{service.name}"]
+
+    def service_env(self, service: ServiceDef, secrets_: StackSecrets) -> dict[str, str]:
+        """Environment of ``service``'s process (contains secrets: never print it)."""
+        env = {
+            "INTERLOCK_SERVICE_NAME": service.name,
+            "INTERLOCK_HTTP_HOST": LOOPBACK,
+            "INTERLOCK_HTTP_PORT": str(self.http_port(service)),
+            "INTERLOCK_LOG_FORMAT": "json",
+            "INTERLOCK_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "INTERLOCK_KAFKA_PARTITIONS": str(KAFKA_PARTITIONS),
+        }
+        grpc = self.grpc_port(service)
+        if grpc is not None:
+            env["INTERLOCK_GRPC_PORT"] = str(grpc)
+        if service.postgres:
+            env["INTERLOCK_POSTGRES_DSN"] = self.postgres_dsn(service.name)
+            env["INTERLOCK_POSTGRES_PASSWORD"] = secrets_.postgres_password
+        if service.mongo:
+            env["INTERLOCK_MONGO_URL"] = _servers.mongo_url(self.port("mongo"))
+        if service.s3:
+            env["INTERLOCK_S3_ENDPOINT"] = self.s3_endpoint
+            env["INTERLOCK_S3_ACCESS_KEY"] = secrets_.s3_access_key
+            env["INTERLOCK_S3_SECRET_KEY"] = secrets_.s3_secret_key
+            env["INTERLOCK_S3_BUCKET"] = S3_BUCKET
+        if service.smtp:
+            env["INTERLOCK_SMTP_HOST"] = LOOPBACK
+            env["INTERLOCK_SMTP_PORT"] = str(self.port("smtp"))
+        if service.name == "iam":
+            env["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
+            env["INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+            env["INTERLOCK_BOOTSTRAP_ADMIN_TENANT"] = ADMIN_TENANT
+        return env
+
+    def envoy_upstreams(self) -> dict[str, tuple[str, int]]:
+        """Loopback address of each service's HTTP listener, for the gateway config."""
+        return {service.name: (LOOPBACK, self.http_port(service)) for service in SERVICES}
+
+
+def service_by_name(name: str) -> ServiceDef | None:
+    """Return the service called ``name``, or ``None``."""
+    return next((service for service in SERVICES if service.name == name), None)

@@ -1,0 +1,165 @@
+"""The Envoy gateway config: committed rendering, validity, and behaviour with real Envoy."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from interlock.devstack._envoy import (
+    compose_config_path,
+    render_compose_config,
+    render_envoy_config,
+)
+from interlock.devstack._process import free_ports
+from interlock.devstack._runner import start_server
+from interlock.devstack._servers import gateway_spec
+from interlock.devstack._stack import SERVICES
+
+
+def test_committed_compose_config_matches_the_template() -> None:
+    assert compose_config_path().read_text() == render_compose_config(), (
+        "infra/envoy/envoy.compose.yaml is stale: run `python -m interlock.devstack render-envoy`"
+    )
+
+
+def test_compose_config_routes_every_service_by_name() -> None:
+    text = render_compose_config()
+    for service in SERVICES:
+        assert f"path: /health/{service.name}" in text
+        assert f"address: {service.name}, port_value: {service.http_port}" in text
+    config_lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert not any("/api/v1" in line for line in config_lines)
+
+
+def test_render_requires_every_service() -> None:
+    with pytest.raises(KeyError):
+        render_envoy_config(upstreams={}, listener=("127.0.0.1", 1), admin=("127.0.0.1", 2))
+
+
+def test_envoy_accepts_the_compose_config(envoy_binary: Path) -> None:
+    result = subprocess.run(
+        [
+            str(envoy_binary),
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-c",
+            str(compose_config_path()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    """Answers like a service: 200 on /readyz, records the paths it saw."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        _Upstream.seen.append(self.path)
+        status = 200 if self.path == "/readyz" else 418
+        body = b'{"status":"ready"}'
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Envoy with iam pointing at the stand-in upstream and the others at a closed port."""
+    listener, admin, closed = free_ports(3)
+    upstreams = {s.name: ("127.0.0.1", closed) for s in SERVICES}
+    upstreams["iam"] = ("127.0.0.1", upstream)
+    base = tmp_path_factory.mktemp("gateway")
+    config = base / "envoy.yaml"
+    config.write_text(
+        render_envoy_config(
+            upstreams=upstreams, listener=("127.0.0.1", listener), admin=("127.0.0.1", admin)
+        )
+    )
+    server = start_server(
+        gateway_spec(config, listener_port=listener, admin_port=admin),
+        log_path=base / "gateway.log",
+    )
+    try:
+        yield f"http://127.0.0.1:{listener}"
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_health_route_reaches_readyz(gateway: str) -> None:
+    response = httpx.get(f"{gateway}/health/iam", trust_env=False)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready"}
+    assert _Upstream.seen[-1] == "/readyz"
+    assert response.headers["x-request-id"]
+
+
+@pytest.mark.integration
+def test_unreachable_service_is_not_healthy(gateway: str) -> None:
+    response = httpx.get(f"{gateway}/health/workflow", trust_env=False)
+    assert response.status_code == 503
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/"),
+        ("GET", "/health/nope"),
+        ("GET", "/health/iamx"),
+        ("GET", "/api/v1/runs"),
+        ("POST", "/health/iam"),
+        ("GET", "/readyz"),
+    ],
+)
+def test_everything_else_is_a_problem_404(gateway: str, method: str, path: str) -> None:
+    seen = len(_Upstream.seen)
+    response = httpx.request(method, f"{gateway}{path}", trust_env=False)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+    assert response.headers["x-request-id"]
+    assert len(_Upstream.seen) == seen
+
+
+@pytest.mark.integration
+def test_request_ids_are_generated_per_request(gateway: str) -> None:
+    first = httpx.get(f"{gateway}/health/iam", trust_env=False).headers["x-request-id"]
+    second = httpx.get(f"{gateway}/health/iam", trust_env=False).headers["x-request-id"]
+    assert first != second
+
+
+@pytest.mark.integration
+def test_request_bodies_are_limited(gateway: str) -> None:
+    small = httpx.post(f"{gateway}/api/v1/x", content=b"x" * 1024, trust_env=False)
+    assert small.status_code == 404
+    big = httpx.post(f"{gateway}/api/v1/x", content=b"x" * (2 * 1024 * 1024), trust_env=False)
+    assert big.status_code == 413
