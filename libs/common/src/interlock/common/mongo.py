@@ -10,14 +10,16 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import pymongo
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from interlock.common.settings import MongoOptions
 
-__all__ = ["MongoDocument", "check_mongo", "create_mongo_client"]
+__all__ = ["MongoDatabase", "MongoDocument", "check_mongo", "create_mongo_client"]
 
 MongoDocument = dict[str, Any]
 """The document type the client returns."""
@@ -60,3 +62,56 @@ async def check_mongo(client: AsyncMongoClient[Any], *, timeout_s: float = 2.0) 
     """
     with pymongo.timeout(timeout_s):
         await client.admin.command("ping")
+
+
+class MongoDatabase:
+    """The service's MongoDB database as a resource (see ``interlock.common.resources``).
+
+    Args:
+        options: URL, database name and server selection timeout.
+        app_name: Shown in the server's logs. Default: the options' ``service_name``
+            when they have one.
+        name: Name ``/readyz`` reports. Default: ``"mongo"``.
+    """
+
+    def __init__(
+        self, options: MongoOptions, *, app_name: str | None = None, name: str = "mongo"
+    ) -> None:
+        self.name = name
+        self._options = options
+        self._app_name = app_name or getattr(options, "service_name", None)
+        self._client: AsyncMongoClient[MongoDocument] | None = None
+
+    @property
+    def client(self) -> AsyncMongoClient[MongoDocument]:
+        """The open client.
+
+        Raises:
+            RuntimeError: When the database is not open.
+        """
+        if self._client is None:
+            raise RuntimeError(f"{self.name} is not open")
+        return self._client
+
+    @property
+    def db(self) -> AsyncDatabase[MongoDocument]:
+        """The database named ``options.mongo_database``."""
+        return self.client[self._options.mongo_database]
+
+    async def __aenter__(self) -> Self:
+        self._client = create_mongo_client(self._options, app_name=self._app_name)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def check(self) -> None:
+        """Raise unless the server answers ``ping`` (see :func:`check_mongo`)."""
+        await check_mongo(self.client)

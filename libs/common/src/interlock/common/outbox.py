@@ -34,14 +34,24 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 import asyncpg
 
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
+from interlock.common.postgres import COMMON_MIGRATIONS, PostgresDatabase
 
-__all__ = ["NOTIFY_CHANNEL", "RELAY_LOCK_ID", "OutboxRelay", "RecordPublisher", "enqueue"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "OUTBOX_MIGRATIONS",
+    "RELAY_LOCK_ID",
+    "OutboxRelay",
+    "OutboxRelayTask",
+    "RecordPublisher",
+    "enqueue",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -255,3 +265,84 @@ class OutboxRelay:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+OUTBOX_MIGRATIONS = COMMON_MIGRATIONS
+"""The migration set holding the outbox (and inbox) tables: include it in a service's
+:class:`~interlock.common.postgres.PostgresDatabase` migrations. Same object as
+:data:`interlock.common.postgres.COMMON_MIGRATIONS`."""
+
+
+class OutboxRelayTask:
+    """Runs an :class:`OutboxRelay` in the background while open (a resource).
+
+    Open it after the database and the broker it uses (resources open in order).
+
+    Args:
+        database: The service's database; its pool is read when this opens.
+        publisher: A publisher started before this opens, e.g. a ``KafkaBroker``.
+        name: Name ``/readyz`` reports. Default: ``"outbox-relay"``.
+        **relay_options: Keyword arguments of :class:`OutboxRelay` (``batch_size``,
+            ``poll_interval_ms``, ...).
+    """
+
+    def __init__(
+        self,
+        database: PostgresDatabase,
+        publisher: RecordPublisher,
+        *,
+        name: str = "outbox-relay",
+        **relay_options: int,
+    ) -> None:
+        self.name = name
+        self._database = database
+        self._publisher = publisher
+        self._relay_options = relay_options
+        self._relay: OutboxRelay | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def relay(self) -> OutboxRelay:
+        """The running relay.
+
+        Raises:
+            RuntimeError: When the task is not open.
+        """
+        if self._relay is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._relay
+
+    async def __aenter__(self) -> Self:
+        self._relay = OutboxRelay(self._database.pool, self._publisher, **self._relay_options)
+        self._task = asyncio.create_task(self._relay.run(), name=self.name)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        relay, task = self._relay, self._task
+        self._task = None
+        if relay is not None:
+            await relay.stop()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=30)
+
+    async def check(self) -> None:
+        """Raise when the relay loop is not running (it ended or crashed).
+
+        Publishing failures do not fail the check: the relay retries them, and the
+        broker's own check reports the broker.
+
+        Raises:
+            RuntimeError: The loop is not running; a crash is chained as the cause.
+        """
+        task = self._task
+        if task is None:
+            raise RuntimeError(f"{self.name} is not running")
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            raise RuntimeError(f"{self.name} stopped") from error

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -39,6 +41,7 @@ __all__ = [
     "HISTORY_TABLE",
     "Migration",
     "MigrationSource",
+    "PostgresDatabase",
     "apply_migrations",
     "check_postgres",
     "create_pool",
@@ -278,3 +281,74 @@ async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
             "migration": migration.name,
         },
     )
+
+
+class PostgresDatabase:
+    """A service's database as a resource: a pool, opened and migrated at start-up.
+
+    Fits :class:`interlock.common.resources.Resource`: ``async with`` opens the pool
+    and applies ``migrations`` (in order), :meth:`check` probes it for ``/readyz``.
+
+    Example::
+
+        database = PostgresDatabase(settings, migrations=[COMMON_MIGRATIONS, own])
+        async with database:
+            async with database.pool.acquire() as conn: ...
+
+    Args:
+        options: DSN, password and pool sizes.
+        migrations: Migration sets to apply when opened. Default: none.
+        application_name: Shown in ``pg_stat_activity``. Default: the options'
+            ``service_name`` when they have one.
+        name: Name ``/readyz`` reports. Default: ``"postgres"``.
+    """
+
+    def __init__(
+        self,
+        options: PostgresOptions,
+        *,
+        migrations: Sequence[MigrationSource] = (),
+        application_name: str | None = None,
+        name: str = "postgres",
+    ) -> None:
+        self.name = name
+        self._options = options
+        self._migrations = tuple(migrations)
+        self._application_name = application_name or getattr(options, "service_name", None)
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open pool.
+
+        Raises:
+            RuntimeError: When the database is not open.
+        """
+        if self._pool is None:
+            raise RuntimeError(f"{self.name} is not open")
+        return self._pool
+
+    async def __aenter__(self) -> Self:
+        pool = await create_pool(self._options, application_name=self._application_name)
+        try:
+            if self._migrations:
+                await apply_migrations(pool, self._migrations)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def check(self) -> None:
+        """Raise unless the database answers (see :func:`check_postgres`)."""
+        await check_postgres(self.pool)

@@ -1,14 +1,21 @@
-"""Kafka plumbing: batch publisher, batch consumer with commit-after-handle, readiness."""
+"""Kafka plumbing: batch publisher, batch consumer with commit-after-handle, readiness.
+
+The functions and classes work on their own; :class:`KafkaBroker` and
+:class:`EventConsumerTask` wrap them as resources a service opens at start-up.
+"""
 
 from interlock.common.kafka._config import consumer_config, producer_config
 from interlock.common.kafka._consumer import EventConsumer, EventHandler
 from interlock.common.kafka._health import check_kafka
 from interlock.common.kafka._publisher import EventPublisher
+from interlock.common.kafka._resources import EventConsumerTask, KafkaBroker
 
 __all__ = [
     "EventConsumer",
+    "EventConsumerTask",
     "EventHandler",
     "EventPublisher",
+    "KafkaBroker",
     "check_kafka",
     "consumer_config",
     "producer_config",

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord
@@ -174,7 +174,7 @@ class EventConsumer:
                     return
                 if not batch:
                     continue
-                if await self._process(batch):
+                if await self._process(consumer, batch):
                     failures = 0
                     continue
                 failures += 1
@@ -182,10 +182,11 @@ class EventConsumer:
         finally:
             self._running = None
 
-    async def _process(self, batch: dict[Any, list[Any]]) -> bool:
+    async def _process(self, consumer: Any, batch: dict[Any, list[Any]]) -> bool:
         """Decode, handle and commit one fetched batch (what :meth:`run` does per fetch).
 
         Args:
+            consumer: The aiokafka consumer the batch came from.
             batch: ``getmany``'s result: aiokafka records by ``TopicPartition``.
 
         Returns:
@@ -206,9 +207,9 @@ class EventConsumer:
                     "event handler failed; the batch will be redelivered",
                     extra={"group_id": self._group_id, "events": len(events)},
                 )
-                self._seek_back(batch)
+                self._seek_back(consumer, batch)
                 return False
-        await self._commit(batch)
+        await self._commit(consumer, batch)
         return True
 
     def _decode(self, record: Any) -> Event | None:
@@ -234,11 +235,11 @@ class EventConsumer:
             )
             return None
 
-    async def _commit(self, batch: dict[Any, list[Any]]) -> None:
+    async def _commit(self, consumer: Any, batch: dict[Any, list[Any]]) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         try:
-            await self._consumer.commit(offsets)
-        except (KafkaError, IllegalStateError) as error:
+            await consumer.commit(offsets)
+        except (KafkaError, ConsumerStoppedError) as error:
             # Typically a rebalance moved a partition away mid-batch: its new owner gets
             # the batch again and the idempotent handler drops what it already applied.
             _log.warning(
@@ -246,8 +247,7 @@ class EventConsumer:
                 extra={"group_id": self._group_id, "error": repr(error)},
             )
 
-    def _seek_back(self, batch: dict[Any, list[Any]]) -> None:
-        consumer = self._consumer
+    def _seek_back(self, consumer: Any, batch: dict[Any, list[Any]]) -> None:
         assigned: set[TopicPartition] = set(consumer.assignment())
         for tp, records in batch.items():
             if records and tp in assigned:
