@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from interlock.common import topics
 from interlock.common.errors import EventDecodeError, MalformedEventError, UnknownEventTypeError
-from interlock.common.events import Event, KafkaRecord
+from interlock.common.events import Event, KafkaRecord, is_type
 from interlock.events.v1 import task_pb2, workflow_pb2
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -189,3 +189,9 @@ def test_foreign_headers_are_ignored() -> None:
     record = scheduled().to_record()
     record = dataclasses.replace(record, headers=(*record.headers, ("x-other", b"\xff")))
     assert Event.from_record(record) == scheduled()
+
+
+def test_is_type_tells_the_event_type() -> None:
+    event: Event = scheduled()
+    assert is_type(event, topics.TASK_SCHEDULED)
+    assert not is_type(event, topics.TASK_STARTED)

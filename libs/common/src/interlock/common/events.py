@@ -36,7 +36,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic
+from typing import Generic, TypeGuard
 
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.context import Context
@@ -52,6 +52,7 @@ __all__ = [
     "SPEC_VERSION",
     "Event",
     "KafkaRecord",
+    "is_type",
     "new_event_id",
 ]
 
@@ -65,6 +66,7 @@ _REQUIRED = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "ce_t
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 P_co = TypeVar("P_co", bound=Message, covariant=True, default=Message)
+P = TypeVar("P", bound=Message)
 
 
 def new_event_id() -> str:
@@ -287,3 +289,22 @@ class Event(Generic[P_co]):
             tracestate=headers.get("ce_tracestate") or None,
             key=key,
         )
+
+
+def is_type(event: Event, event_type: EventType[P]) -> TypeGuard[Event[P]]:
+    """Tell whether ``event`` is of ``event_type``, narrowing its payload's type.
+
+    Example::
+
+        for event in events:
+            if is_type(event, topics.TASK_COMPLETED):
+                output = event.payload.output_json  # a TaskCompleted
+
+    Args:
+        event: A consumed event.
+        event_type: The type to test for.
+
+    Returns:
+        Whether the event's type is ``event_type``.
+    """
+    return event.type == event_type
