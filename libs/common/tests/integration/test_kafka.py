@@ -265,3 +265,27 @@ async def test_run_is_cancellable(kafka_options: KafkaOptions, group_id: str) ->
     assert consumer.assignment() == frozenset()
     with pytest.raises(RuntimeError, match="not started"):
         await consumer.run()
+
+
+async def test_stop_waits_for_run_not_for_the_task_around_it(
+    kafka_options: KafkaOptions, group_id: str
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    consumer = EventConsumer(
+        kafka_options, group_id=group_id, event_types=TYPES, handler=Collector()
+    )
+    await consumer.start()
+    after_run = asyncio.Event()
+
+    async def service_main() -> None:
+        await consumer.run()
+        after_run.set()
+        await asyncio.Event().wait()  # the task goes on with other work
+
+    task = asyncio.create_task(service_main())
+    await asyncio.sleep(0.1)
+    await asyncio.wait_for(consumer.stop(), timeout=5)
+    await asyncio.wait_for(after_run.wait(), timeout=1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -86,7 +86,9 @@ class EventConsumer:
         self._max_retry_backoff_ms = max_retry_backoff_ms
         self._consumer: Any = None
         self._stopping = asyncio.Event()
-        self._running: asyncio.Task[None] | None = None
+        self._running: asyncio.Task[Any] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def group_id(self) -> str:
@@ -125,15 +127,21 @@ class EventConsumer:
 
         Args:
             timeout_s: How long to wait for the batch in progress before cancelling
-                it (it is then redelivered). Default: 10 s.
+                the task running :meth:`run` (the batch is then redelivered).
+                Default: 10 s.
         """
         self._stopping.set()
         running = self._running
-        if running is not None and running is not asyncio.current_task() and not running.done():
-            done, _ = await asyncio.wait({running}, timeout=timeout_s)
-            if not done:
+        if running is not None and running is not asyncio.current_task():
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
+            except TimeoutError:
+                _log.warning(
+                    "event handler did not finish in time; cancelling it",
+                    extra={"group_id": self._group_id, "timeout_s": timeout_s},
+                )
                 running.cancel()
-                await asyncio.wait({running})
+                await self._idle.wait()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
@@ -162,6 +170,7 @@ class EventConsumer:
         if self._running is not None and not self._running.done():
             raise RuntimeError("EventConsumer is already running")
         self._running = asyncio.current_task()
+        self._idle.clear()
         failures = 0
         try:
             while not self._stopping.is_set():
@@ -181,6 +190,7 @@ class EventConsumer:
                 await self._backoff(failures)
         finally:
             self._running = None
+            self._idle.set()
 
     async def _process(self, consumer: Any, batch: dict[Any, list[Any]]) -> bool:
         """Decode, handle and commit one fetched batch (what :meth:`run` does per fetch).
