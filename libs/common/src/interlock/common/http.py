@@ -140,7 +140,9 @@ def _readiness_endpoint(
 ) -> Callable[[], Awaitable[JSONResponse]]:
     async def ready() -> JSONResponse:
         results = await asyncio.gather(*(_run_check(r.check, timeout_s) for r in resources))
-        report = {resource.name: result for resource, result in zip(resources, results, strict=True)}
+        report = {
+            resource.name: result for resource, result in zip(resources, results, strict=True)
+        }
         healthy = all(result == "ok" for result in report.values())
         body: dict[str, Any] = {"status": "ready" if healthy else "not ready", "checks": report}
         return JSONResponse(body, status_code=200 if healthy else 503)
