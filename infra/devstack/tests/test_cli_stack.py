@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,12 @@ import pytest
 from minio import Minio
 from pymongo import MongoClient
 
-from interlock.devstack._process import alive_refs, port_is_free, process_tree
+from interlock.devstack._process import (
+    alive_refs,
+    port_is_free,
+    process_tree,
+    processes_with_env,
+)
 from interlock.devstack._stack import (
     S3_BUCKET,
     SERVICES,
@@ -127,7 +133,12 @@ def _down_and_assert_nothing_left(under_test: StackUnderTest) -> None:
     result = under_test.cli("down")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not alive_refs(refs), "processes of the stack survived `down`"
+    _assert_nothing_left(stack)
+
+
+def _assert_nothing_left(stack: Stack) -> None:
     assert _processes_mentioning(stack.data_dir) == []
+    assert processes_with_env(*next(iter(stack.marker.items()))) == set()
     ports = [p for group in stack.ports_by_program().values() for p in group.values()]
     assert [port for port in ports if not port_is_free(port)] == []
 
@@ -212,7 +223,19 @@ async def test_stack_with_stand_in_services(second_stack: StackUnderTest) -> Non
     restarted = second_stack.cli("up")
     _assert_up(restarted)
     await _write_and_read_back(stack, secrets, write=False)
-    _down_and_assert_nothing_left(second_stack)
+
+    # supervisord killed: `up` refuses to start over the orphans, `down` still stops them.
+    supervisord = Supervisor(stack.supervisor_dir).daemon_pid()
+    assert supervisord is not None
+    orphans = process_tree([supervisord])
+    os.kill(supervisord, signal.SIGKILL)
+    refused = second_stack.cli("up")
+    assert refused.returncode == 1
+    assert "run `make down` first" in refused.stdout
+    stopped = second_stack.cli("down")
+    assert stopped.returncode == 0, stopped.stdout
+    assert not alive_refs(orphans)
+    _assert_nothing_left(stack)
 
 
 def test_up_reports_a_taken_port_by_name(second_stack: StackUnderTest) -> None:

@@ -1,6 +1,8 @@
 """The local platform without Docker, and the test fixtures that start the same servers."""
 
 from interlock.devstack._binaries import BinaryNotFoundError, envoy_binary
+from interlock.devstack._cli import main
+from interlock.devstack._envoy import render_compose_config, render_envoy_config
 from interlock.devstack._handles import (
     KafkaServer,
     MongoServer,
@@ -10,8 +12,10 @@ from interlock.devstack._handles import (
     SmtpServer,
 )
 from interlock.devstack._probes import ServerStartError
+from interlock.devstack._stack import SERVICES, ServiceDef, Stack
 
 __all__ = [
+    "SERVICES",
     "BinaryNotFoundError",
     "KafkaServer",
     "MongoServer",
@@ -19,6 +23,11 @@ __all__ = [
     "PostgresServer",
     "S3Server",
     "ServerStartError",
+    "ServiceDef",
     "SmtpServer",
+    "Stack",
     "envoy_binary",
+    "main",
+    "render_compose_config",
+    "render_envoy_config",
 ]

@@ -8,6 +8,7 @@ import signal
 import stat
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from interlock.devstack._probes import (
 )
 from interlock.devstack._process import (
     LOOPBACK,
+    ProcessRef,
     UnixUser,
     ensure_service_user,
     kill_process_groups,
@@ -32,7 +34,7 @@ from interlock.devstack._process import (
     log_tail,
     port_is_free,
     process_tree,
-    wait_gone,
+    processes_with_env,
     wait_refs_gone,
 )
 from interlock.devstack._stack import (
@@ -92,6 +94,13 @@ def up(stack: Stack, out: Output) -> int:
         out(f"Interlock is already running (data in {stack.data_dir}).")
         return 0 if status(stack, out) else 1
 
+    leftovers = _leftovers(stack)
+    if leftovers:
+        out(
+            f"{len(leftovers)} processes of an earlier run (data in {stack.data_dir}) are still "
+            "running without supervisord: run `make down` first."
+        )
+        return 1
     taken = _taken_ports(stack)
     if taken:
         for line in taken:
@@ -103,7 +112,7 @@ def up(stack: Stack, out: Output) -> int:
         secrets, postgres_user = _prepare(stack, out)
         specs = stack.infra_specs(secrets, postgres_user=postgres_user)
         supervisor.write_config(_programs(stack, secrets, specs))
-        supervisor.start_daemon()
+        supervisor.start_daemon(env=stack.marker)
         out(f"supervisord started (config {supervisor.config})")
 
         for spec in specs:
@@ -341,37 +350,45 @@ def down(stack: Stack, out: Output) -> int:
     """
     supervisor = Supervisor(stack.supervisor_dir)
     pid = supervisor.daemon_pid()
-    if pid is None:
+    if pid is None and not _leftovers(stack):
         out(f"Interlock is not running (data in {stack.data_dir}).")
         return 0
     started = time.monotonic()
-    groups = []
-    if supervisor.responsive():
-        groups = [info.pid for info in supervisor.processes() if info.pid]
-    tree = process_tree([pid, *groups])
-    out(f"Stopping {len(groups)} programs and supervisord (S3 takes ~20 s to stop cleanly) ...")
-    try:
-        supervisor.shutdown()
-    except OSError:
-        os.kill(pid, signal.SIGTERM)
-    leftovers = wait_refs_gone(tree, DOWN_TIMEOUT_S)
+    if pid is not None:
+        groups = []
+        if supervisor.responsive():
+            groups = [info.pid for info in supervisor.processes() if info.pid]
+        tree = process_tree([pid, *groups])
+        out(f"Stopping {len(groups)} programs and supervisord (S3 takes ~15 s to stop cleanly) ...")
+        try:
+            # Services first (they flush and commit against the servers), then the servers;
+            # each phase in parallel: supervisord alone would stop one program at a time.
+            supervisor.stop_all([service.name for service in SERVICES], timeout_s=DOWN_TIMEOUT_S)
+            supervisor.stop_all(INFRA_PROGRAMS, timeout_s=DOWN_TIMEOUT_S)
+            supervisor.shutdown()
+        except (OSError, xmlrpc.client.Error):
+            os.kill(pid, signal.SIGTERM)
+        if wait_refs_gone(tree, DOWN_TIMEOUT_S):
+            kill_process_groups(groups, signal.SIGKILL)
+    leftovers = _leftovers(stack)
     if leftovers:
-        out(f"Killing {len(leftovers)} processes that did not stop in time.")
-        kill_process_groups(groups, signal.SIGKILL)
-        kill_refs(leftovers, signal.SIGKILL)
-        leftovers = wait_refs_gone(leftovers, 10.0)
-    stray_groups = wait_gone(groups, 5.0)
-    if stray_groups:
-        kill_process_groups(stray_groups, signal.SIGKILL)
-        stray_groups = wait_gone(stray_groups, 5.0)
-    if leftovers or stray_groups:
-        pids = sorted(
-            {ref.pid for ref in leftovers} | {p for ps in stray_groups.values() for p in ps}
-        )
-        out(f"Processes still running after SIGKILL: {pids}")
+        # supervisord died earlier, or a program left children behind: stop them directly.
+        out(f"Stopping {len(leftovers)} leftover processes of this stack ...")
+        kill_refs(leftovers, signal.SIGTERM)
+        if wait_refs_gone(leftovers, 30.0):
+            kill_refs(leftovers, signal.SIGKILL)
+        leftovers = wait_refs_gone(_leftovers(stack), 10.0)
+    if leftovers:
+        out(f"Processes still running after SIGKILL: {sorted(ref.pid for ref in leftovers)}")
         return 1
     out(f"Interlock stopped in {time.monotonic() - started:.1f} s; data kept in {stack.data_dir}.")
     return 0
+
+
+def _leftovers(stack: Stack) -> set[ProcessRef]:
+    """Every process tagged as belonging to ``stack``."""
+    ((name, value),) = stack.marker.items()
+    return processes_with_env(name, value)
 
 
 # --- status ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import Any
 
 from interlock.devstack._process import LOOPBACK
 
@@ -17,7 +17,9 @@ def libpq_url(*, user: str, port: int, database: str, host: str = LOOPBACK) -> s
     return f"postgresql://{user}@{host}:{port}/{database}"
 
 
-async def _connect(*, port: int, user: str, password: str) -> asyncpg.Connection:
+async def _connect(*, port: int, user: str, password: str) -> Any:
+    import asyncpg  # here, not at the top: the pytest plugin loads this module everywhere
+
     return await asyncpg.connect(
         host=LOOPBACK, port=port, user=user, password=password, database="postgres", timeout=10
     )
@@ -38,6 +40,8 @@ async def create_database(
     Returns:
         Whether the database was created now.
     """
+    import asyncpg
+
     conn = await _connect(port=port, user=superuser, password=password)
     try:
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
@@ -47,7 +51,7 @@ async def create_database(
             statement += f" OWNER {quote_ident(owner)}"
         try:
             await conn.execute(statement)
-        except asyncpg.DuplicateDatabaseError:
+        except asyncpg.DuplicateDatabaseError:  # created concurrently
             return False
         return True
     finally:

@@ -12,16 +12,15 @@ import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
-
-import asyncpg
-import httpx
-import urllib3
-from aiokafka.admin import AIOKafkaAdminClient
-from minio import Minio
-from pymongo import AsyncMongoClient
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from interlock.devstack._process import log_tail
+
+if TYPE_CHECKING:
+    from minio import Minio
+
+# Client libraries are imported inside the probes: this module is loaded by the
+# pytest plugin in every test session, which should not pay for them unless used.
 
 Probe = Callable[[], Awaitable[None]]
 """Returns when the server is ready; raises (any exception) when it is not."""
@@ -40,6 +39,8 @@ def postgres_probe(*, host: str, port: int, user: str, password: str) -> Probe:
     """Connect with asyncpg and run ``SELECT 1``."""
 
     async def probe() -> None:
+        import asyncpg
+
         conn = await asyncpg.connect(
             host=host,
             port=port,
@@ -60,6 +61,8 @@ def kafka_probe(*, bootstrap_servers: str) -> Probe:
     """Fetch cluster metadata with aiokafka's admin client."""
 
     async def probe() -> None:
+        from aiokafka.admin import AIOKafkaAdminClient
+
         admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap_servers, request_timeout_ms=int(PROBE_TIMEOUT_S * 1000)
         )
@@ -76,6 +79,8 @@ def mongo_probe(*, url: str) -> Probe:
     """Send ``ping`` with PyMongo's async client."""
 
     async def probe() -> None:
+        from pymongo import AsyncMongoClient
+
         timeout_ms = int(PROBE_TIMEOUT_S * 1000)
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
@@ -90,6 +95,9 @@ def mongo_probe(*, url: str) -> Probe:
 
 def s3_client(*, endpoint: str, access_key: str, secret_key: str, retries: bool = True) -> Minio:
     """Return a MinIO SDK client for an S3 endpoint (plain HTTP, loopback)."""
+    import urllib3
+    from minio import Minio
+
     http_client = None
     if not retries:
         http_client = urllib3.PoolManager(
@@ -140,6 +148,8 @@ def http_probe(url: str) -> Probe:
     """``GET url`` and expect 200."""
 
     async def probe() -> None:
+        import httpx
+
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
             response = await client.get(url)
         if response.status_code != 200:

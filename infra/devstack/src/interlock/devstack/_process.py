@@ -179,6 +179,23 @@ def process_tree(roots: Iterable[int]) -> set[ProcessRef]:
     return found
 
 
+def processes_with_env(name: str, value: str) -> set[ProcessRef]:
+    """Live processes whose environment holds ``name=value`` (only those we may read)."""
+    wanted = f"{name}={value}".encode()
+    found: set[ProcessRef] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = _stat_fields(int(entry.name))
+        if wanted in environ and fields is not None and fields[0] not in ("Z", "X"):
+            found.add(ProcessRef(pid=int(entry.name), start_ticks=int(fields[19])))
+    return found
+
+
 def alive_refs(refs: Iterable[ProcessRef]) -> set[ProcessRef]:
     """The processes of ``refs`` that still run (same pid, same start time, not a zombie)."""
     alive: set[ProcessRef] = set()

@@ -28,6 +28,10 @@ SERVICE_COMMAND_ENV = "INTERLOCK_DEV_SERVICE_COMMAND"
 """Optional command line run for every service instead of ``python -m interlock.<name>``;
 ``{name}`` and ``{python}`` are substituted (a debugger wrapper, a stand-in in tests)."""
 
+STACK_MARKER_ENV = "INTERLOCK_DEV_STACK"
+"""Set to the data folder in the environment of supervisord and so of every process of
+the stack: ``down`` finds leftovers by it even when supervisord is gone."""
+
 POSTGRES_SUPERUSER = "postgres"
 """Bootstrap superuser of the local cluster (used by ``make up`` only)."""
 POSTGRES_ROLE = "interlock"
@@ -214,6 +218,11 @@ class Stack:
     def log_file(self, program: str) -> Path:
         """Log file of ``program``."""
         return self.logs_dir / f"{program}.log"
+
+    @property
+    def marker(self) -> dict[str, str]:
+        """The environment entry that tags every process of this stack."""
+        return {STACK_MARKER_ENV: str(self.data_dir)}
 
     # --- ports ----------------------------------------------------------------------
 

@@ -189,11 +189,17 @@ class Supervisor:
             return False
         return bool(state.get("statename") == "RUNNING")
 
-    def start_daemon(self, *, timeout_s: float = 20.0) -> None:
-        """Start supervisord (it daemonizes) and wait until it answers."""
+    def start_daemon(self, *, env: Mapping[str, str], timeout_s: float = 20.0) -> None:
+        """Start supervisord (it daemonizes) and wait until it answers.
+
+        Args:
+            env: Variables added to supervisord's environment, inherited by every program.
+            timeout_s: How long to wait for its socket to answer.
+        """
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "--configuration", str(self.config)],
             cwd=self.dir,
+            env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -232,6 +238,24 @@ class Supervisor:
         """State of program ``name`` (``RUNNING``, ``FATAL``, ...)."""
         info = cast(dict[str, Any], self._rpc().supervisor.getProcessInfo(name))
         return str(info["statename"])
+
+    def stop_all(self, names: Iterable[str], *, timeout_s: float) -> None:
+        """Stop programs ``names`` together and wait until none of them runs.
+
+        Each program still gets its own stop signal and ``stopwaitsecs`` from
+        supervisord; ``timeout_s`` only bounds this wait.
+        """
+        pending = set(names)
+        for name in pending:
+            try:
+                self._rpc().supervisor.stopProcess(name, False)
+            except xmlrpc.client.Fault as fault:
+                if "NOT_RUNNING" not in fault.faultString:
+                    raise
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            pending = {info.name for info in self.processes() if info.name in pending and info.pid}
+            time.sleep(0.1)
 
     def shutdown(self) -> None:
         """Ask supervisord to stop every program and exit (returns at once)."""

@@ -1,0 +1,96 @@
+"""The package's public surface and the stack table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import interlock.devstack as devstack
+from interlock.devstack._stack import INFRA_PORTS, Stack, StackSecrets
+from interlock.devstack._supervisor import Program, render_config
+
+
+def test_public_names_are_exported() -> None:
+    public = {
+        name
+        for name, value in vars(devstack).items()
+        if name.isidentifier() and not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert public == set(devstack.__all__)
+
+
+def test_ports_follow_the_offset() -> None:
+    stack = Stack(data_dir=Path("/x"), port_offset=100)
+    assert stack.port("postgres") == 15532
+    assert stack.gateway_url == "http://127.0.0.1:8180"
+    ports = [p for group in stack.ports_by_program().values() for p in group.values()]
+    assert len(ports) == len(set(ports)) == len(INFRA_PORTS) + 7 + 2
+
+
+def test_stack_from_env() -> None:
+    stack = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/d", "INTERLOCK_DEV_PORT_OFFSET": "7"})
+    assert stack == Stack(data_dir=Path("/d"), port_offset=7)
+    with pytest.raises(ValueError, match="outside"):
+        Stack.from_env({"INTERLOCK_DEV_PORT_OFFSET": "60000"})
+
+
+def test_service_environment() -> None:
+    stack = Stack(data_dir=Path("/x"))
+    secrets = StackSecrets.generate()
+    env = {s.name: stack.service_env(s, secrets) for s in devstack.SERVICES}
+    assert env["iam"]["INTERLOCK_HTTP_PORT"] == "8101"
+    assert env["iam"]["INTERLOCK_GRPC_PORT"] == "9101"
+    assert env["iam"]["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] == "admin"
+    assert env["scheduler"]["INTERLOCK_GRPC_PORT"] == "9103"
+    assert "INTERLOCK_GRPC_PORT" not in env["workflow"]
+    for name in ("iam", "workflow", "scheduler", "notification", "artifact"):
+        assert env[name]["INTERLOCK_POSTGRES_DSN"] == (
+            f"postgresql://interlock@127.0.0.1:15432/{name}"
+        )
+        assert env[name]["INTERLOCK_POSTGRES_PASSWORD"] == secrets.postgres_password
+    assert "INTERLOCK_POSTGRES_DSN" not in env["worker"]
+    assert env["metadata"]["INTERLOCK_MONGO_URL"] == (
+        "mongodb://127.0.0.1:17017/?directConnection=true"
+    )
+    assert env["artifact"]["INTERLOCK_S3_BUCKET"] == "interlock-artifacts"
+    assert env["artifact"]["INTERLOCK_S3_ENDPOINT"] == "127.0.0.1:18333"
+    assert env["notification"]["INTERLOCK_SMTP_PORT"] == "1025"
+    assert all(e["INTERLOCK_LOG_FORMAT"] == "json" for e in env.values())
+    assert all(e["INTERLOCK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092" for e in env.values())
+
+
+def test_secrets_are_created_once_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    first, created = StackSecrets.load_or_create(path)
+    again, created_again = StackSecrets.load_or_create(path)
+    assert (created, created_again) == (True, False)
+    assert first == again
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_supervisor_config_escapes_values(tmp_path: Path) -> None:
+    program = Program(
+        name="svc",
+        argv=["/bin/echo", "100%", "two words"],
+        log_file=tmp_path / "svc.log",
+        directory=tmp_path,
+        env={"A": "x,y=z", "B": "50%"},
+    )
+    text = render_config(supervisor_dir=tmp_path, programs=[program])
+    assert "command=/bin/sh -c 'exec \"$@\" </dev/null' svc /bin/echo 100%% 'two words'" in text
+    assert 'environment=A="x,y=z",B="50%%"' in text
+    with pytest.raises(ValueError, match="double quote"):
+        render_config(
+            supervisor_dir=tmp_path,
+            programs=[
+                Program(
+                    name="p",
+                    argv=["x"],
+                    log_file=tmp_path,
+                    directory=tmp_path,
+                    env={"A": 'say "hi"'},
+                )
+            ],
+        )
