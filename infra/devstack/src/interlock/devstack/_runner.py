@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from interlock.devstack._probes import run_sync, wait_ready
@@ -62,6 +64,15 @@ class RunningServer:
             raise RuntimeError(f"{self.spec.name}: processes {pids} survived SIGKILL")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the test process dies, even without clean-up."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -> RunningServer:
     """Start ``spec`` and wait until its probe passes.
 
@@ -90,6 +101,7 @@ def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -
             user=None if user is None else user.uid,
             group=None if user is None else user.gid,
             extra_groups=None if user is None else [],
+            preexec_fn=_die_with_parent,
         )
     server = RunningServer(spec, process, log_path)
     try:
