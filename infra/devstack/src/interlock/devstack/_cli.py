@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from interlock.devstack import _control
@@ -64,4 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _control.down(stack, out)
     if args.command == "status":
         return 0 if _control.status(stack, out) else 1
-    return _control.logs(stack, args.name, out)
+    try:
+        return _control.logs(stack, args.name, out)
+    except BrokenPipeError:  # `logs | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

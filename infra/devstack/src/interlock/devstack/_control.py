@@ -46,7 +46,7 @@ from interlock.devstack._stack import (
     Stack,
     StackSecrets,
 )
-from interlock.devstack._supervisor import DEAD_STATES, Program, Supervisor
+from interlock.devstack._supervisor import DEAD_STATES, Program, Supervisor, SupervisorError
 
 Output = Callable[[str], None]
 """Where progress lines go (stdout in the CLI)."""
@@ -129,6 +129,10 @@ def up(stack: Stack, out: Output) -> int:
 
         routes = _Check("gateway routes", _gateway_routes_probe(stack), GATEWAY_ROUTE_TIMEOUT_S)
         _wait_all(stack, supervisor, [routes], out, program=lambda _: "gateway")
+    except SupervisorError as exc:
+        out(f"\nsupervisord FAILED: {exc}\n--- {supervisor.log_file} ---")
+        out(log_tail(supervisor.log_file, 25))
+        return 1
     except ComponentError as exc:
         out(f"\n{exc.component} FAILED: {exc}")
         out(
