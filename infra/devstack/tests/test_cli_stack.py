@@ -250,32 +250,8 @@ def test_up_reports_a_taken_port_by_name(second_stack: StackUnderTest) -> None:
     assert Supervisor(second_stack.stack.supervisor_dir).daemon_pid() is None
 
 
-def _unimportable_services() -> list[str]:
-    code = (
-        "import importlib, sys\n"
-        "bad = []\n"
-        "for name in sys.argv[1:]:\n"
-        "    try:\n"
-        "        importlib.import_module(f'interlock.{name}.__main__')\n"
-        "    except Exception as exc:\n"
-        "        bad.append(f'{name} ({type(exc).__name__}: {exc})')\n"
-        "print('\\n'.join(bad))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, *(s.name for s in SERVICES)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return [line for line in result.stdout.splitlines() if line]
-
-
 def test_stack_with_real_services(second_stack: StackUnderTest) -> None:
     """`up` with the seven real services: every /health/<service> answers 200 through Envoy."""
-    broken = _unimportable_services()
-    if broken:
-        pytest.skip("service packages not importable yet: " + "; ".join(broken))
     result = second_stack.cli("up")
     _assert_up(result)
     _assert_gateway_routes(second_stack.stack)

@@ -12,6 +12,7 @@ Fixtures:
         database per test (function).
     kafka_server: :class:`~interlock.devstack.KafkaServer` (session).
     mongo_server: :class:`~interlock.devstack.MongoServer` (session).
+    own_mongo_server: a MongoDB server and a function stopping it (function).
     s3_server: :class:`~interlock.devstack.S3Server` (session).
     smtp_server: :class:`~interlock.devstack.SmtpServer` (session).
     envoy_binary: :class:`pathlib.Path` of the Envoy executable (session).
@@ -23,7 +24,7 @@ import contextlib
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ from interlock.devstack._handles import (
     SmtpServer,
 )
 from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
-from interlock.devstack._runner import start_server
+from interlock.devstack._runner import RunningServer, start_server
 
 _SUPERUSER = "postgres"
 
@@ -102,18 +103,35 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServ
         server.stop(graceful=False)
 
 
-@pytest.fixture(scope="session")
-def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    """A MongoDB-protocol server (SecantusDB, a one-node replica set) for the session."""
+@contextlib.contextmanager
+def _running_mongo(base: Path) -> Iterator[tuple[MongoServer, RunningServer]]:
     (port,) = free_ports(1)
-    base = tmp_path_factory.mktemp("mongo")
     data_dir = base / "data"
     _servers.prepare_mongo(data_dir)
     server = start_server(_servers.mongo_spec(data_dir, port=port), log_path=base / "mongo.log")
     try:
-        yield MongoServer(url=_servers.mongo_url(port))
+        yield MongoServer(url=_servers.mongo_url(port)), server
     finally:
         server.stop(graceful=False)
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """A MongoDB-protocol server (SecantusDB, a one-node replica set) for the session."""
+    with _running_mongo(tmp_path_factory.mktemp("mongo")) as (handle, _):
+        yield handle
+
+
+@pytest.fixture
+def own_mongo_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[MongoServer, Callable[[], None]]]:
+    """A MongoDB-protocol server for one test, with a function that stops it.
+
+    For tests of what happens when MongoDB goes away; stopping twice is harmless.
+    """
+    with _running_mongo(tmp_path_factory.mktemp("own-mongo")) as (handle, server):
+        yield handle, lambda: server.stop(graceful=False)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ request_id_var: ContextVar[str | None] = ContextVar("interlock_request_id", defa
 """The id of the request being served, set by the HTTP middleware."""
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s %(trace_id)s] %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
 
 
 class _ContextFilter(logging.Filter):
@@ -53,7 +53,11 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     handler.addFilter(_ContextFilter(service))
     if fmt == "json":
         handler.setFormatter(
-            JsonFormatter(_JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
+            JsonFormatter(
+                _JSON_FIELDS,
+                rename_fields={"levelname": "level"},
+                timestamp="time",  # ISO 8601 in UTC, first in every line
+            )
         )
     else:
         handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
