@@ -10,6 +10,7 @@ record key is the run id. See libs/common/src/interlock/common/events.py.
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from interlock.events.v1 import definition_pb2 as _definition_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -29,29 +30,31 @@ class WorkflowStarted(_message.Message):
 
     WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
     WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
-    DEFINITION_JSON_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
     INPUT_JSON_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
     workflow_version: _builtins.int
-    definition_json: _builtins.bytes
-    """The pinned definition, as the JSON document the workflow service validated."""
     input_json: _builtins.bytes
     """The run's input, a JSON document."""
     idempotency_key: _builtins.str
     """Caller-supplied idempotency key of the start request, if any."""
+    @_builtins.property
+    def definition(self) -> _definition_pb2.WorkflowDefinition:
+        """The pinned version of the definition, normalized by the workflow service."""
+
     def __init__(
         self,
         *,
         workflow_name: _builtins.str = ...,
         workflow_version: _builtins.int = ...,
-        definition_json: _builtins.bytes = ...,
+        definition: _definition_pb2.WorkflowDefinition | None = ...,
         input_json: _builtins.bytes = ...,
         idempotency_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition_json", b"definition_json", "idempotency_key", b"idempotency_key", "input_json", b"input_json", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "idempotency_key", b"idempotency_key", "input_json", b"input_json", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,139 @@
+"""Templates in task parameters: ``{{ input.source }}``, ``{{ tasks.extract.output.body }}``.
+
+The workflow service validates them when a definition is saved (every
+``tasks.<id>`` must name an upstream task); the scheduler renders them when it
+schedules a task, from the run's input and the outputs of finished tasks.
+
+A string that is exactly one template takes the referenced value as it is
+(a number stays a number, an object stays an object); templates inside a
+longer string are replaced by their JSON text (strings unquoted).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from interlock.common.errors import InterlockError
+
+_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
+
+
+class TemplateError(InterlockError):
+    """A template is malformed, names an unknown root, or points at nothing."""
+
+    def __init__(self, message: str, *, pointer: str) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+        """JSON Pointer (RFC 6901) of the string holding the template, within the params."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One template found in a parameter value."""
+
+    pointer: str
+    """JSON Pointer of the string that holds it, within the params."""
+    path: tuple[str, ...]
+    """Dotted path split, e.g. ``("tasks", "extract", "output", "body")``."""
+
+    @property
+    def task_id(self) -> str | None:
+        """The upstream task it reads, for ``tasks.<id>...`` references."""
+        return self.path[1] if self.path[0] == "tasks" else None
+
+
+ROOTS = frozenset({"input", "tasks"})
+"""What a template may start with."""
+
+
+def references(params: Any) -> list[Reference]:
+    """Every template in ``params`` (any JSON value), in document order.
+
+    Raises:
+        TemplateError: A template is empty, not a dotted path, has an unknown
+            root, or a ``tasks`` reference that lacks the task id.
+    """
+    found = []
+    for pointer, text in _strings(params, ""):
+        for match in _TEMPLATE.finditer(text):
+            expression = match.group(1)
+            if not _PATH.fullmatch(expression):
+                raise TemplateError(f"not a dotted path: {{{{ {expression} }}}}", pointer=pointer)
+            path = tuple(expression.split("."))
+            if path[0] not in ROOTS:
+                raise TemplateError(
+                    f"unknown root {path[0]!r} (expected input or tasks)", pointer=pointer
+                )
+            if path[0] == "tasks" and len(path) < 3:
+                raise TemplateError(
+                    "a task reference reads tasks.<id>.output[.field...]", pointer=pointer
+                )
+            found.append(Reference(pointer, path))
+    return found
+
+
+def render(params: Any, context: Mapping[str, Any]) -> Any:
+    """``params`` with every template replaced from ``context``.
+
+    Args:
+        params: Any JSON value.
+        context: ``{"input": <run input>, "tasks": {<id>: {"output": ...}}}``.
+
+    Raises:
+        TemplateError: A reference points at nothing in ``context``.
+    """
+    return _render(params, context, "")
+
+
+def _render(value: Any, context: Mapping[str, Any], pointer: str) -> Any:
+    if isinstance(value, str):
+        return _render_string(value, context, pointer)
+    if isinstance(value, list):
+        return [_render(item, context, f"{pointer}/{i}") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _render(v, context, f"{pointer}/{_escape(k)}") for k, v in value.items()}
+    return value
+
+
+def _render_string(text: str, context: Mapping[str, Any], pointer: str) -> Any:
+    whole = _TEMPLATE.fullmatch(text)
+    if whole:
+        return _lookup(whole.group(1), context, pointer)
+
+    def substitute(match: re.Match[str]) -> str:
+        value = _lookup(match.group(1), context, pointer)
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return _TEMPLATE.sub(substitute, text)
+
+
+def _lookup(expression: str, context: Mapping[str, Any], pointer: str) -> Any:
+    current: Any = context
+    for part in expression.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise TemplateError(f"{{{{ {expression} }}}} has no value", pointer=pointer)
+    return current
+
+
+def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield pointer, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{pointer}/{index}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{pointer}/{_escape(key)}")
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")

@@ -1,0 +1,68 @@
+import pytest
+
+from interlock.common.templates import TemplateError, references, render
+
+CONTEXT = {
+    "input": {"source": "http://example.test/data", "limit": 5},
+    "tasks": {"extract": {"output": {"body": {"rows": [1, 2]}, "status": 200}}},
+}
+
+
+def test_references_are_found_with_their_pointers() -> None:
+    params = {
+        "url": "{{ input.source }}",
+        "headers": {"x/y": "id {{tasks.extract.output.status}}"},
+        "items": ["{{ tasks.extract.output.body }}"],
+    }
+    found = references(params)
+    assert [(r.pointer, r.path) for r in found] == [
+        ("/url", ("input", "source")),
+        ("/headers/x~1y", ("tasks", "extract", "output", "status")),
+        ("/items/0", ("tasks", "extract", "output", "body")),
+    ]
+    assert [r.task_id for r in found] == [None, "extract", "extract"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ }}", "not a dotted path"),
+        ("{{ input.source | upper }}", "not a dotted path"),
+        ("{{ env.HOME }}", "unknown root 'env'"),
+        ("{{ tasks.extract }}", "tasks.<id>.output"),
+    ],
+)
+def test_malformed_templates_are_rejected(text: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message.replace("|", r"\|")) as caught:
+        references({"a": [text]})
+    assert caught.value.pointer == "/a/0"
+
+
+def test_a_whole_string_template_keeps_the_value_type() -> None:
+    rendered = render(
+        {"data": "{{ tasks.extract.output.body }}", "n": "{{ input.limit }}"}, CONTEXT
+    )
+    assert rendered == {"data": {"rows": [1, 2]}, "n": 5}
+
+
+def test_embedded_templates_become_text() -> None:
+    rendered = render(
+        "GET {{ input.source }}?limit={{input.limit}} rows={{ tasks.extract.output.body.rows }}",
+        CONTEXT,
+    )
+    assert rendered == "GET http://example.test/data?limit=5 rows=[1, 2]"
+
+
+def test_list_indexes_and_untemplated_values_pass_through() -> None:
+    assert render(["{{ tasks.extract.output.body.rows.1 }}", 3, None, True], CONTEXT) == [
+        2,
+        3,
+        None,
+        True,
+    ]
+
+
+def test_a_missing_value_is_an_error_with_its_pointer() -> None:
+    with pytest.raises(TemplateError, match="has no value") as caught:
+        render({"u": ["{{ tasks.transform.output }}"]}, CONTEXT)
+    assert caught.value.pointer == "/u/0"
