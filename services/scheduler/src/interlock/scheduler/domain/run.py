@@ -1,0 +1,681 @@
+"""One run's state and how events, timers and controls change it (the engine).
+
+A :class:`RunState` is loaded with its tasks and timers, changed by the methods below
+(each takes ``now``), and then written back: it records what changed (tasks, run row,
+transitions, timers set and cleared, dead letters) and the events to publish, so the
+store can persist one batch of runs with a few statements in one transaction.
+
+Stale input is ignored rather than rejected: a result or heartbeat for another attempt
+than the current one, or for a task no longer out with the workers, changes nothing
+(duplicates, reordering and late timers are normal at-least-once life).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from google.protobuf.message import Message
+
+from interlock.common import topics
+from interlock.common.events import Event
+from interlock.common.templates import TemplateError, render
+from interlock.common.topics import EventType
+from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
+from interlock.scheduler.domain.backoff import retry_delay_ms
+from interlock.scheduler.domain.dag import DONE, compensation_order, ready_tasks
+from interlock.scheduler.domain.delays import InvalidDelayError, delay_due
+from interlock.scheduler.domain.states import (
+    ENDED_RUN,
+    TERMINAL_TASK,
+    RunStatus,
+    TaskStatus,
+    check_run_transition,
+    check_task_transition,
+)
+
+SOURCE = "scheduler"
+"""``ce_source`` of every event the scheduler publishes."""
+DELAY_TYPE = "delay"
+"""Task type the scheduler runs itself, with a durable timer."""
+COMPENSATION_PREFIX = "compensate:"
+"""Task id prefix of the compensation of a task: ``compensate:<task id>``."""
+
+
+class TimerKind(StrEnum):
+    """Why a timer exists; one timer per task and kind."""
+
+    RETRY = "retry"
+    DELAY = "delay"
+    TIMEOUT = "timeout"
+    HEARTBEAT = "heartbeat"
+
+
+@dataclass
+class Timer:
+    """A durable timer of one task attempt."""
+
+    task_id: str
+    kind: TimerKind
+    attempt: int
+    due_at: datetime
+
+
+@dataclass
+class ErrorInfo:
+    """The last error of a task."""
+
+    type: str
+    message: str
+    retryable: bool
+    traceback_excerpt: str = ""
+
+    @staticmethod
+    def of(error: workflow_pb2.TaskError) -> ErrorInfo:
+        """Copy a :class:`TaskError` message."""
+        return ErrorInfo(error.type, error.message, error.retryable, error.traceback_excerpt)
+
+    def to_proto(self) -> workflow_pb2.TaskError:
+        """The :class:`TaskError` message."""
+        return workflow_pb2.TaskError(
+            type=self.type,
+            message=self.message,
+            retryable=self.retryable,
+            traceback_excerpt=self.traceback_excerpt,
+        )
+
+
+@dataclass
+class TaskState:
+    """One task of a run."""
+
+    task_id: str
+    status: TaskStatus = TaskStatus.PENDING
+    attempt: int = 0
+    attempt_floor: int = 0
+    """Attempts made before the last replay or retry; the retry budget counts from here."""
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    params_json: bytes | None = None
+    """Resolved params of the current attempt."""
+    output_json: bytes | None = None
+    error: ErrorInfo | None = None
+    worker_id: str = ""
+    depends_on: list[str] | None = None
+    """Only for compensation tasks: the compensations that must finish first."""
+
+
+@dataclass
+class DeadLetter:
+    """A task parked after its last attempt failed."""
+
+    id: str
+    task_id: str
+    task_type: str
+    params_json: bytes
+    attempts: int
+    error: ErrorInfo
+
+
+@dataclass
+class Transition:
+    """A recorded state change; ``task_id`` is ``None`` for the run's own."""
+
+    task_id: str | None
+    from_status: str
+    to_status: str
+    attempt: int
+    at: datetime
+
+
+@dataclass
+class RunState:
+    """A run with its tasks and timers, and what changed since it was loaded."""
+
+    run_id: str
+    tenant: str
+    definition: workflow_pb2.WorkflowStarted
+    status: RunStatus = RunStatus.PENDING
+    created_at: datetime | None = None
+    ended_at: datetime | None = None
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    timers: dict[tuple[str, TimerKind], Timer] = field(default_factory=dict)
+    uniform: Callable[[float, float], float] = random.uniform
+
+    is_new: bool = False
+    run_changed: bool = False
+    changed_tasks: set[str] = field(default_factory=set)
+    transitions: list[Transition] = field(default_factory=list)
+    timers_set: dict[tuple[str, TimerKind], Timer] = field(default_factory=dict)
+    timers_cleared: set[tuple[str, TimerKind]] = field(default_factory=set)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    _specs: dict[str, definition_pb2.TaskSpec] | None = None
+    _input: Any = None
+
+    # -- structure ---------------------------------------------------------------
+
+    @property
+    def specs(self) -> dict[str, definition_pb2.TaskSpec]:
+        """Every task's spec, compensations included, in definition order."""
+        if self._specs is None:
+            specs = {spec.id: spec for spec in self.definition.definition.tasks}
+            for task_id, task in self.tasks.items():
+                if task_id.startswith(COMPENSATION_PREFIX):
+                    specs[task_id] = self._compensation_spec(task_id, task.depends_on or [])
+            self._specs = specs
+        return self._specs
+
+    def _compensation_spec(self, task_id: str, depends_on: list[str]) -> definition_pb2.TaskSpec:
+        original = {spec.id: spec for spec in self.definition.definition.tasks}[
+            task_id.removeprefix(COMPENSATION_PREFIX)
+        ]
+        return definition_pb2.TaskSpec(
+            id=task_id,
+            type=original.compensate.type,
+            params_json=original.compensate.params_json,
+            depends_on=depends_on,
+            retry=original.retry,
+            timeout_ms=original.timeout_ms,
+            heartbeat_timeout_ms=original.heartbeat_timeout_ms,
+            queue=original.queue,
+            priority=original.priority,
+        )
+
+    def _is_compensation(self, task_id: str) -> bool:
+        return task_id.startswith(COMPENSATION_PREFIX)
+
+    def _original_ids(self) -> list[str]:
+        return [spec.id for spec in self.definition.definition.tasks]
+
+    # -- recording ---------------------------------------------------------------
+
+    def _move(self, task: TaskState, target: TaskStatus, now: datetime) -> None:
+        check_task_transition(task.status, target)
+        self.transitions.append(Transition(task.task_id, task.status, target, task.attempt, now))
+        task.status = target
+        self.changed_tasks.add(task.task_id)
+
+    def _move_run(self, target: RunStatus, now: datetime) -> None:
+        check_run_transition(self.status, target)
+        self.transitions.append(Transition(None, self.status, target, 0, now))
+        self.status = target
+        self.ended_at = now if target in ENDED_RUN else None
+        self.run_changed = True
+
+    def _set_timer(self, task: TaskState, kind: TimerKind, due_at: datetime) -> None:
+        key = (task.task_id, kind)
+        timer = Timer(task.task_id, kind, task.attempt, due_at)
+        self.timers[key] = timer
+        self.timers_set[key] = timer
+        self.timers_cleared.discard(key)
+
+    def _clear_timer(self, task_id: str, kind: TimerKind) -> None:
+        key = (task_id, kind)
+        if self.timers.pop(key, None) is not None:
+            self.timers_cleared.add(key)
+        self.timers_set.pop(key, None)
+
+    def _emit(self, event_type: EventType, payload: Message, now: datetime) -> None:
+        self.events.append(
+            Event(
+                type=event_type,
+                payload=payload,
+                tenant=self.tenant,
+                run_id=self.run_id,
+                source=SOURCE,
+                time=now,
+            )
+        )
+
+    # -- scheduling --------------------------------------------------------------
+
+    def start(self, now: datetime) -> None:
+        """Create the tasks, start the run and schedule the ready tasks."""
+        self.is_new = True
+        self.created_at = now
+        for task_id in self._original_ids():
+            self.tasks[task_id] = TaskState(task_id)
+            self.changed_tasks.add(task_id)
+        self._move_run(RunStatus.RUNNING, now)
+        self._advance(now)
+
+    def _context(self) -> dict[str, Any]:
+        if self._input is None:
+            raw = self.definition.input_json
+            self._input = json.loads(raw) if raw else {}
+        outputs = {
+            task_id: {"output": json.loads(task.output_json) if task.output_json else None}
+            for task_id, task in self.tasks.items()
+            if task.status is TaskStatus.SUCCEEDED
+        }
+        return {"input": self._input, "tasks": outputs}
+
+    def _schedule(self, task: TaskState, now: datetime) -> None:
+        spec = self.specs[task.task_id]
+        self._move(task, TaskStatus.SCHEDULED, now)
+        task.attempt += 1
+        task.scheduled_at, task.started_at, task.ended_at = now, None, None
+        task.worker_id = ""
+        if spec.type == DELAY_TYPE:
+            try:
+                due = delay_due(spec.delay, now)
+            except InvalidDelayError as error:
+                self._fail(task, ErrorInfo("InvalidDelayError", str(error), False), now)
+                return
+            self._set_timer(task, TimerKind.DELAY, due)
+            return
+        try:
+            raw = spec.params_json
+            params = render(json.loads(raw) if raw else {}, self._context())
+        except (TemplateError, ValueError) as error:
+            self._fail(task, ErrorInfo(type(error).__name__, str(error), False), now)
+            return
+        task.params_json = json.dumps(params).encode()
+        self._emit(topics.TASK_SCHEDULED, self._scheduled_payload(task, spec), now)
+
+    def _scheduled_payload(
+        self, task: TaskState, spec: definition_pb2.TaskSpec
+    ) -> task_pb2.TaskScheduled:
+        return task_pb2.TaskScheduled(
+            task_id=task.task_id,
+            attempt=task.attempt,
+            type=spec.type,
+            params_json=task.params_json or b"{}",
+            queue=spec.queue,
+            priority=spec.priority,
+            timeout_ms=spec.timeout_ms,
+            heartbeat_timeout_ms=spec.heartbeat_timeout_ms,
+            idempotency_key=f"{self.run_id}:{task.task_id}:{task.attempt}",
+        )
+
+    def republish(self, task_id: str, now: datetime) -> bool:
+        """Publish ``task.scheduled`` again for a task still waiting for a worker.
+
+        Returns:
+            Whether the task was scheduled (and an event was added).
+        """
+        task = self.tasks[task_id]
+        spec = self.specs[task_id]
+        if task.status is not TaskStatus.SCHEDULED or spec.type == DELAY_TYPE:
+            return False
+        task.scheduled_at = now
+        self.changed_tasks.add(task_id)
+        self._emit(topics.TASK_SCHEDULED, self._scheduled_payload(task, spec), now)
+        return True
+
+    def _advance(self, now: datetime) -> None:
+        statuses = {task_id: task.status for task_id, task in self.tasks.items()}
+        if self.status is RunStatus.RUNNING:
+            originals = {
+                task_id: list(self.specs[task_id].depends_on) for task_id in self._original_ids()
+            }
+            for task_id in ready_tasks(originals, statuses):
+                self._schedule(self.tasks[task_id], now)
+            if all(self.tasks[task_id].status in DONE for task_id in originals):
+                self._complete(now)
+                return
+        compensations = {
+            task_id: list(self.specs[task_id].depends_on)
+            for task_id in self.tasks
+            if self._is_compensation(task_id)
+        }
+        if compensations and self.status is RunStatus.FAILED:
+            statuses = {task_id: task.status for task_id, task in self.tasks.items()}
+            for task_id in ready_tasks(compensations, statuses, TERMINAL_TASK):
+                self._schedule(self.tasks[task_id], now)
+
+    def _complete(self, now: datetime) -> None:
+        self._move_run(RunStatus.SUCCEEDED, now)
+        dependents = {dep for spec in self.definition.definition.tasks for dep in spec.depends_on}
+        outputs = {
+            task_id: json.loads(task.output_json) if task.output_json else None
+            for task_id, task in self.tasks.items()
+            if task_id not in dependents and not self._is_compensation(task_id)
+        }
+        self._emit(
+            topics.WORKFLOW_COMPLETED,
+            workflow_pb2.WorkflowCompleted(
+                workflow_name=self.definition.workflow_name,
+                workflow_version=self.definition.workflow_version,
+                output_json=json.dumps(outputs).encode(),
+            ),
+            now,
+        )
+
+    # -- worker events -----------------------------------------------------------
+
+    def _current(self, task_id: str, attempt: int) -> TaskState | None:
+        task = self.tasks.get(task_id)
+        if task is None or task.attempt != attempt:
+            return None
+        if task.status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):
+            return None
+        if self.specs[task_id].type == DELAY_TYPE:
+            return None
+        return task
+
+    def _mark_running(self, task: TaskState, now: datetime, started_at: datetime | None) -> None:
+        if task.status is not TaskStatus.SCHEDULED:
+            return
+        self._move(task, TaskStatus.RUNNING, now)
+        task.started_at = started_at or now
+        spec = self.specs[task.task_id]
+        if spec.timeout_ms > 0:
+            self._set_timer(
+                task, TimerKind.TIMEOUT, task.started_at + timedelta(milliseconds=spec.timeout_ms)
+            )
+        if spec.heartbeat_timeout_ms > 0:
+            self._set_timer(
+                task, TimerKind.HEARTBEAT, now + timedelta(milliseconds=spec.heartbeat_timeout_ms)
+            )
+
+    def task_started(self, task_id: str, attempt: int, worker_id: str, now: datetime) -> None:
+        """A worker picked the attempt up."""
+        task = self._current(task_id, attempt)
+        if task is None:
+            return
+        task.worker_id = worker_id
+        self._mark_running(task, now, None)
+
+    def task_heartbeat(self, task_id: str, attempt: int, now: datetime) -> None:
+        """The attempt is alive: push its heartbeat deadline."""
+        task = self._current(task_id, attempt)
+        if task is None:
+            return
+        if task.status is TaskStatus.SCHEDULED:
+            self._mark_running(task, now, None)
+            return
+        spec = self.specs[task_id]
+        if spec.heartbeat_timeout_ms > 0:
+            self._set_timer(
+                task, TimerKind.HEARTBEAT, now + timedelta(milliseconds=spec.heartbeat_timeout_ms)
+            )
+
+    def task_completed(
+        self,
+        task_id: str,
+        attempt: int,
+        output_json: bytes,
+        now: datetime,
+        started_at: datetime | None = None,
+    ) -> None:
+        """The attempt succeeded: record its output and schedule what became ready."""
+        task = self._current(task_id, attempt)
+        if task is None:
+            return
+        self._mark_running(task, now, started_at)
+        self._succeed(task, output_json or b"null", now)
+
+    def _succeed(self, task: TaskState, output_json: bytes, now: datetime) -> None:
+        self._move(task, TaskStatus.SUCCEEDED, now)
+        task.output_json = output_json
+        task.ended_at = now
+        task.error = None
+        self._clear_timer(task.task_id, TimerKind.TIMEOUT)
+        self._clear_timer(task.task_id, TimerKind.HEARTBEAT)
+        self._advance(now)
+
+    def task_failed(
+        self,
+        task_id: str,
+        attempt: int,
+        error: workflow_pb2.TaskError,
+        now: datetime,
+        started_at: datetime | None = None,
+    ) -> None:
+        """The attempt failed: retry after a backoff, or dead-letter the task."""
+        task = self._current(task_id, attempt)
+        if task is None:
+            return
+        self._mark_running(task, now, started_at)
+        self._fail(task, ErrorInfo.of(error), now)
+
+    def _fail(self, task: TaskState, error: ErrorInfo, now: datetime) -> None:
+        self._move(task, TaskStatus.FAILED, now)
+        task.error = error
+        task.ended_at = now
+        self._clear_timer(task.task_id, TimerKind.TIMEOUT)
+        self._clear_timer(task.task_id, TimerKind.HEARTBEAT)
+        spec = self.specs[task.task_id]
+        budget = max(spec.retry.max_attempts, 1)
+        if error.retryable and task.attempt - task.attempt_floor < budget:
+            self._move(task, TaskStatus.RETRYING, now)
+            delay = retry_delay_ms(spec.retry, task.attempt - task.attempt_floor, self.uniform)
+            self._set_timer(task, TimerKind.RETRY, now + timedelta(milliseconds=delay))
+            return
+        self._dead_letter(task, spec, error, now)
+
+    def _dead_letter(
+        self, task: TaskState, spec: definition_pb2.TaskSpec, error: ErrorInfo, now: datetime
+    ) -> None:
+        self._move(task, TaskStatus.DEAD_LETTERED, now)
+        letter = DeadLetter(
+            id=str(uuid.uuid4()),
+            task_id=task.task_id,
+            task_type=spec.type,
+            params_json=task.params_json or spec.params_json or b"{}",
+            attempts=task.attempt,
+            error=error,
+        )
+        self.dead_letters.append(letter)
+        self._emit(
+            topics.TASK_DEAD_LETTERED,
+            task_pb2.TaskDeadLettered(
+                task_id=task.task_id,
+                attempts=task.attempt,
+                dead_letter_id=letter.id,
+                last_error=error.to_proto(),
+            ),
+            now,
+        )
+        if self._is_compensation(task.task_id):
+            self._advance(now)
+            return
+        if self.status in (RunStatus.RUNNING, RunStatus.PAUSED):
+            self._fail_run(task, error, now)
+
+    def _fail_run(self, task: TaskState, error: ErrorInfo, now: datetime) -> None:
+        if self.status is RunStatus.PAUSED:
+            self._move_run(RunStatus.RUNNING, now)
+        self._move_run(RunStatus.FAILED, now)
+        self._emit(
+            topics.WORKFLOW_FAILED,
+            workflow_pb2.WorkflowFailed(
+                workflow_name=self.definition.workflow_name,
+                workflow_version=self.definition.workflow_version,
+                failed_task_id=task.task_id,
+                error=error.to_proto(),
+            ),
+            now,
+        )
+        self._add_compensations(now)
+        self._advance(now)
+
+    def _add_compensations(self, now: datetime) -> None:
+        originals = self.definition.definition.tasks
+        succeeded = [
+            spec.id
+            for spec in originals
+            if spec.HasField("compensate")
+            and self.tasks[spec.id].status is TaskStatus.SUCCEEDED
+            and f"{COMPENSATION_PREFIX}{spec.id}" not in self.tasks
+        ]
+        if not succeeded:
+            return
+        order = compensation_order(
+            {spec.id: list(spec.depends_on) for spec in originals}, succeeded
+        )
+        for task_id, after in order.items():
+            compensation_id = f"{COMPENSATION_PREFIX}{task_id}"
+            self.tasks[compensation_id] = TaskState(
+                compensation_id, depends_on=[f"{COMPENSATION_PREFIX}{dep}" for dep in after]
+            )
+            self.changed_tasks.add(compensation_id)
+        self._specs = None
+
+    # -- timers ------------------------------------------------------------------
+
+    def fire_due_timers(self, now: datetime) -> int:
+        """Fire every timer of the run due at ``now``.
+
+        Returns:
+            How many timers fired.
+        """
+        due = sorted(
+            (timer for timer in self.timers.values() if timer.due_at <= now),
+            key=lambda timer: timer.due_at,
+        )
+        for timer in due:
+            self._clear_timer(timer.task_id, timer.kind)
+            task = self.tasks.get(timer.task_id)
+            if task is not None and task.attempt == timer.attempt:
+                self._fire(task, timer.kind, now)
+        return len(due)
+
+    def _fire(self, task: TaskState, kind: TimerKind, now: datetime) -> None:
+        if kind is TimerKind.RETRY and task.status is TaskStatus.RETRYING:
+            # A paused run keeps the task retrying; resume schedules it.
+            if self._may_schedule(task.task_id):
+                self._schedule(task, now)
+        elif kind is TimerKind.DELAY and task.status is TaskStatus.SCHEDULED:
+            self._move(task, TaskStatus.RUNNING, now)
+            task.started_at = task.scheduled_at
+            self._succeed(task, json.dumps({"fired_at": now.isoformat()}).encode(), now)
+        elif kind in (TimerKind.TIMEOUT, TimerKind.HEARTBEAT) and task.status is TaskStatus.RUNNING:
+            name = "StartToCloseTimeout" if kind is TimerKind.TIMEOUT else "HeartbeatTimeout"
+            self._fail(task, ErrorInfo(name, f"attempt {task.attempt} timed out", True), now)
+
+    def _may_schedule(self, task_id: str) -> bool:
+        if self._is_compensation(task_id):
+            return self.status is RunStatus.FAILED
+        return self.status is RunStatus.RUNNING
+
+    def reschedule_delay(self, task_id: str, due_at: datetime) -> bool:
+        """Move a pending delay's timer to ``due_at``.
+
+        Returns:
+            Whether the task had a pending delay.
+        """
+        timer = self.timers.get((task_id, TimerKind.DELAY))
+        if timer is None:
+            return False
+        self._set_timer(self.tasks[task_id], TimerKind.DELAY, due_at)
+        return True
+
+    def cancel_delay(self, task_id: str, now: datetime) -> bool:
+        """Cancel a pending delay: the task is skipped and its downstream tasks continue.
+
+        Returns:
+            Whether the task had a pending delay.
+        """
+        if (task_id, TimerKind.DELAY) not in self.timers:
+            return False
+        task = self.tasks[task_id]
+        self._clear_timer(task_id, TimerKind.DELAY)
+        self._move(task, TaskStatus.SKIPPED, now)
+        task.ended_at = now
+        self._advance(now)
+        return True
+
+    # -- control -----------------------------------------------------------------
+
+    def cancel(self, reason: str, requested_by: str, now: datetime) -> None:
+        """Stop the run: cancel unfinished tasks, drop timers, tell workers to abort."""
+        if self.status in ENDED_RUN:
+            return
+        self._move_run(RunStatus.CANCELLED, now)
+        for task in self.tasks.values():
+            if task.status in (
+                TaskStatus.PENDING,
+                TaskStatus.SCHEDULED,
+                TaskStatus.RUNNING,
+                TaskStatus.RETRYING,
+            ):
+                self._move(task, TaskStatus.CANCELLED, now)
+                task.ended_at = now
+        for task_id, kind in list(self.timers):
+            self._clear_timer(task_id, kind)
+        self._emit(
+            topics.WORKFLOW_CANCELLED,
+            workflow_pb2.WorkflowCancelled(
+                workflow_name=self.definition.workflow_name,
+                workflow_version=self.definition.workflow_version,
+                reason=reason,
+                requested_by=requested_by,
+            ),
+            now,
+        )
+
+    def pause(self, now: datetime) -> None:
+        """Hold new scheduling; attempts already out finish."""
+        if self.status is RunStatus.RUNNING:
+            self._move_run(RunStatus.PAUSED, now)
+
+    def resume(self, now: datetime) -> None:
+        """Continue a paused run, scheduling retries that came due meanwhile."""
+        if self.status is not RunStatus.PAUSED:
+            return
+        self._move_run(RunStatus.RUNNING, now)
+        self._schedule_held_retries(now)
+        self._advance(now)
+
+    def _schedule_held_retries(self, now: datetime) -> None:
+        for task in list(self.tasks.values()):
+            if (
+                task.status is TaskStatus.RETRYING
+                and (task.task_id, TimerKind.RETRY) not in self.timers
+                and self._may_schedule(task.task_id)
+            ):
+                self._schedule(task, now)
+
+    def retry(self, now: datetime) -> int:
+        """Re-schedule the run's dead-lettered tasks with a fresh retry budget.
+
+        Returns:
+            How many tasks were scheduled; 0 (and nothing changes) unless the run failed.
+        """
+        if self.status is not RunStatus.FAILED:
+            return 0
+        failed = [
+            task
+            for task_id, task in self.tasks.items()
+            if task.status is TaskStatus.DEAD_LETTERED and not self._is_compensation(task_id)
+        ]
+        if not failed:
+            return 0
+        self._move_run(RunStatus.RUNNING, now)
+        for task in failed:
+            task.attempt_floor = task.attempt
+            self._schedule(task, now)
+        self._advance(now)
+        return len(failed)
+
+    def replay(self, task_id: str, now: datetime) -> bool:
+        """Re-run a dead-lettered task with a fresh retry budget, resuming a failed run.
+
+        Returns:
+            Whether the task was dead-lettered and its run failed or running (a paused
+            run is resumed first).
+        """
+        task = self.tasks.get(task_id)
+        if task is None or task.status is not TaskStatus.DEAD_LETTERED:
+            return False
+        if self._is_compensation(task_id):
+            if self.status is not RunStatus.FAILED:
+                return False
+        elif self.status is RunStatus.FAILED:
+            self._move_run(RunStatus.RUNNING, now)
+        elif self.status is not RunStatus.RUNNING:
+            return False
+        task.attempt_floor = task.attempt
+        self._schedule(task, now)
+        self._advance(now)
+        return True

@@ -1,0 +1,93 @@
+"""Task and run state machines: the statuses and the transitions allowed between them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from interlock.common.errors import InterlockError
+
+
+class TaskStatus(StrEnum):
+    """Where one task of a run stands."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    DEAD_LETTERED = "dead_lettered"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class RunStatus(StrEnum):
+    """Where a run stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class InvalidTransitionError(InterlockError):
+    """A state change the state machine does not allow."""
+
+
+_T = TaskStatus
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    _T.PENDING: frozenset({_T.SCHEDULED, _T.CANCELLED, _T.SKIPPED}),
+    # A result before task.started is recorded as scheduled → running → result; a task
+    # whose params cannot be rendered fails while scheduled.
+    _T.SCHEDULED: frozenset({_T.RUNNING, _T.FAILED, _T.CANCELLED, _T.SKIPPED}),
+    _T.RUNNING: frozenset({_T.SUCCEEDED, _T.FAILED, _T.CANCELLED}),
+    _T.FAILED: frozenset({_T.RETRYING, _T.DEAD_LETTERED}),
+    _T.RETRYING: frozenset({_T.SCHEDULED, _T.CANCELLED}),
+    # Replay of a dead letter and the run's retry control schedule a new attempt.
+    _T.DEAD_LETTERED: frozenset({_T.SCHEDULED}),
+    _T.SUCCEEDED: frozenset(),
+    _T.CANCELLED: frozenset(),
+    _T.SKIPPED: frozenset(),
+}
+"""Allowed next statuses of each task status."""
+
+_R = RunStatus
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    _R.PENDING: frozenset({_R.RUNNING, _R.CANCELLED}),
+    _R.RUNNING: frozenset({_R.PAUSED, _R.SUCCEEDED, _R.FAILED, _R.CANCELLED}),
+    _R.PAUSED: frozenset({_R.RUNNING, _R.CANCELLED}),
+    _R.SUCCEEDED: frozenset(),
+    # Retrying a failed run or replaying its dead letter resumes it.
+    _R.FAILED: frozenset({_R.RUNNING}),
+    _R.CANCELLED: frozenset(),
+}
+"""Allowed next statuses of each run status."""
+
+TERMINAL_TASK = frozenset({_T.SUCCEEDED, _T.DEAD_LETTERED, _T.CANCELLED, _T.SKIPPED})
+"""Task statuses nothing moves out of on its own."""
+ACTIVE_TASK = frozenset({_T.SCHEDULED, _T.RUNNING})
+"""Task statuses where an attempt is out with the workers (or a timer)."""
+ENDED_RUN = frozenset({_R.SUCCEEDED, _R.FAILED, _R.CANCELLED})
+"""Run statuses that published the run's outcome."""
+
+
+def check_task_transition(current: TaskStatus, target: TaskStatus) -> None:
+    """Raise unless a task may move from ``current`` to ``target``.
+
+    Raises:
+        InvalidTransitionError: The move is not in :data:`TASK_TRANSITIONS`.
+    """
+    if target not in TASK_TRANSITIONS[current]:
+        raise InvalidTransitionError(f"task cannot go from {current} to {target}")
+
+
+def check_run_transition(current: RunStatus, target: RunStatus) -> None:
+    """Raise unless a run may move from ``current`` to ``target``.
+
+    Raises:
+        InvalidTransitionError: The move is not in :data:`RUN_TRANSITIONS`.
+    """
+    if target not in RUN_TRANSITIONS[current]:
+        raise InvalidTransitionError(f"run cannot go from {current} to {target}")
