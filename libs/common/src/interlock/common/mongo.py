@@ -10,13 +10,13 @@ Example::
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from interlock.common.resources import Lifecycle
 from interlock.common.settings import MongoOptions
 
 __all__ = ["MongoDatabase", "MongoDocument", "check_mongo", "create_mongo_client"]
@@ -64,7 +64,7 @@ async def check_mongo(client: AsyncMongoClient[Any], *, timeout_s: float = 2.0) 
         await client.admin.command("ping")
 
 
-class MongoDatabase:
+class MongoDatabase(Lifecycle):
     """The service's MongoDB database as a resource (see ``interlock.common.resources``).
 
     Args:
@@ -98,16 +98,12 @@ class MongoDatabase:
         """The database named ``options.mongo_database``."""
         return self.client[self._options.mongo_database]
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Create the client (it connects lazily)."""
         self._client = create_mongo_client(self._options, app_name=self._app_name)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Close the client. Safe to call more than once."""
         client, self._client = self._client, None
         if client is not None:
             await client.close()

@@ -34,14 +34,14 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 import asyncpg
 
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.postgres import COMMON_MIGRATIONS, PostgresDatabase
+from interlock.common.resources import Lifecycle
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -273,7 +273,7 @@ OUTBOX_MIGRATIONS = COMMON_MIGRATIONS
 :data:`interlock.common.postgres.COMMON_MIGRATIONS`."""
 
 
-class OutboxRelayTask:
+class OutboxRelayTask(Lifecycle):
     """Runs an :class:`OutboxRelay` in the background while open (a resource).
 
     Open it after the database and the broker it uses (resources open in order).
@@ -312,17 +312,13 @@ class OutboxRelayTask:
             raise RuntimeError(f"{self.name} is not running")
         return self._relay
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Start relaying in the background."""
         self._relay = OutboxRelay(self._database.pool, self._publisher, **self._relay_options)
         self._task = asyncio.create_task(self._relay.run(), name=self.name)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Stop the relay, letting a pass in progress finish."""
         relay, task = self._relay, self._task
         self._task = None
         if relay is not None:

@@ -27,13 +27,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from interlock.common.errors import MigrationError
+from interlock.common.resources import Lifecycle
 from interlock.common.settings import PostgresOptions
 
 __all__ = [
@@ -283,7 +282,7 @@ async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
     )
 
 
-class PostgresDatabase:
+class PostgresDatabase(Lifecycle):
     """A service's database as a resource: a pool, opened and migrated at start-up.
 
     Fits :class:`interlock.common.resources.Resource`: ``async with`` opens the pool
@@ -328,7 +327,8 @@ class PostgresDatabase:
             raise RuntimeError(f"{self.name} is not open")
         return self._pool
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Open the pool and apply the migrations."""
         pool = await create_pool(self._options, application_name=self._application_name)
         try:
             if self._migrations:
@@ -337,14 +337,9 @@ class PostgresDatabase:
             await pool.close()
             raise
         self._pool = pool
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Close the pool. Safe to call more than once."""
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()

@@ -8,6 +8,7 @@ closes them in reverse at shut-down, and ``/readyz`` asks each one's
 
 from __future__ import annotations
 
+import abc
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -35,3 +36,26 @@ class Resource(Protocol):
     async def check(self) -> None:
         """Return when it is usable; raise when it is not."""
         ...
+
+
+class Lifecycle(abc.ABC):
+    """Something started once and stopped once, also usable as ``async with``.
+
+    Subclasses implement :meth:`start` and :meth:`stop`; a resource adds
+    ``name`` and ``check`` and so satisfies :class:`Resource`.
+    """
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open it (connect, migrate, start background work)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Close it, letting in-flight work finish. Safe to call more than once."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Self
 
 import urllib3
 from minio import Minio
 
 from interlock.artifact.settings import ArtifactSettings
+from interlock.common.resources import Lifecycle
 
 _CONNECT_TIMEOUT_S = 2.0
 _READ_TIMEOUT_S = 60.0
 
 
-class ObjectStore:
+class ObjectStore(Lifecycle):
     """The artifact bucket, created at start-up when missing.
 
     The MinIO SDK is synchronous; every call runs in a worker thread so the
@@ -37,18 +36,14 @@ class ObjectStore:
             ),
         )
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Create the bucket when it does not exist yet."""
         """Create the bucket when it does not exist yet."""
         if not await asyncio.to_thread(self.client.bucket_exists, self.bucket):
             await asyncio.to_thread(self.client.make_bucket, self.bucket)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Nothing to close: the SDK opens connections per request."""
         """Nothing to close: the SDK opens connections per request."""
 
     async def check(self) -> None:

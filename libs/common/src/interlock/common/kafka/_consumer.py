@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
@@ -15,6 +14,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import consumer_config
+from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import EventType
 
@@ -26,7 +26,7 @@ EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
 """An async function applying one batch of events; raising means "not applied"."""
 
 
-class EventConsumer:
+class EventConsumer(Lifecycle):
     """Consumes events of some types in batches, as a member of a consumer group.
 
     :meth:`run` fetches up to ``options.kafka_max_batch_size`` records, decodes them
@@ -145,18 +145,6 @@ class EventConsumer:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def run(self) -> None:
         """Consume until :meth:`stop` is called or the task is cancelled.

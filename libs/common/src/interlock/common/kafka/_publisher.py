@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from interlock.common.errors import PublishError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import producer_config
+from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
 
 __all__ = ["EventPublisher"]
@@ -20,7 +20,7 @@ __all__ = ["EventPublisher"]
 _log = logging.getLogger(__name__)
 
 
-class EventPublisher:
+class EventPublisher(Lifecycle):
     """Publishes events in batches, each call returning when all are acknowledged.
 
     Records go to ``options.kafka_topic_prefix + event type name``, keyed by run id
@@ -60,18 +60,6 @@ class EventPublisher:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Publish ``events`` as one batch; return when the broker acknowledged all.

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._consumer import EventConsumer, EventHandler
 from interlock.common.kafka._health import check_kafka
 from interlock.common.kafka._publisher import EventPublisher
+from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import EventType, ensure_topics
 
 __all__ = ["EventConsumerTask", "KafkaBroker"]
 
 
-class KafkaBroker:
+class KafkaBroker(Lifecycle):
     """The broker as a resource: topics ensured and a publisher started when opened.
 
     Pass it wherever a publisher is needed (an ``OutboxRelay``, a service's own
@@ -89,18 +89,14 @@ class KafkaBroker:
             self._options, group_id=group_id, event_types=event_types, handler=handler, **kwargs
         )
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Create the topics (unless disabled) and start the publisher."""
         if self._create_topics:
             await ensure_topics(self._options)
         await self._publisher.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Stop the publisher, sending what is pending."""
         await self._publisher.stop()
 
     async def check(self) -> None:
@@ -108,7 +104,7 @@ class KafkaBroker:
         await check_kafka(self._options)
 
 
-class EventConsumerTask:
+class EventConsumerTask(Lifecycle):
     """Runs an :class:`EventConsumer` in the background while open (a resource).
 
     Args:
@@ -126,17 +122,13 @@ class EventConsumerTask:
         """The consumer."""
         return self._consumer
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
+        """Start the consumer and run it in the background."""
         await self._consumer.start()
         self._task = asyncio.create_task(self._consumer.run(), name=self.name)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
+        """Stop the consumer, letting the batch in progress finish."""
         task, self._task = self._task, None
         await self._consumer.stop()
         if task is not None:
