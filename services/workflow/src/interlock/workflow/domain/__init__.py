@@ -1,0 +1,71 @@
+"""The workflow service's decisions, free of I/O: definitions, runs, progress, pages."""
+
+from interlock.workflow.domain.definition import (
+    CompiledDefinition,
+    canonical_json,
+    compile_definition,
+)
+from interlock.workflow.domain.documents import parse_document
+from interlock.workflow.domain.durations import parse_duration_ms
+from interlock.workflow.domain.errors import (
+    IdempotencyConflictError,
+    InvalidDefinitionError,
+    InvalidDocumentError,
+    InvalidInputError,
+    InvalidPageTokenError,
+    RunNotFoundError,
+    TransitionNotAllowedError,
+    UnsupportedMediaTypeError,
+    WorkflowArchivedError,
+    WorkflowError,
+    WorkflowExistsError,
+    WorkflowNotFoundError,
+)
+from interlock.workflow.domain.inputs import check_input, input_validator
+from interlock.workflow.domain.issues import Issue
+from interlock.workflow.domain.progress import TaskProgress, TaskStatus, TaskUpdate, advance
+from interlock.workflow.domain.runs import (
+    ControlAction,
+    RunStatus,
+    after_control,
+    after_outcome,
+    after_task_activity,
+)
+from interlock.workflow.domain.schema import DEFINITION_SCHEMA
+from interlock.workflow.domain.task_types import DELAY, EXECUTOR_TYPES, TASK_TYPES
+
+__all__ = [
+    "DEFINITION_SCHEMA",
+    "DELAY",
+    "EXECUTOR_TYPES",
+    "TASK_TYPES",
+    "CompiledDefinition",
+    "ControlAction",
+    "IdempotencyConflictError",
+    "InvalidDefinitionError",
+    "InvalidDocumentError",
+    "InvalidInputError",
+    "InvalidPageTokenError",
+    "Issue",
+    "RunNotFoundError",
+    "RunStatus",
+    "TaskProgress",
+    "TaskStatus",
+    "TaskUpdate",
+    "TransitionNotAllowedError",
+    "UnsupportedMediaTypeError",
+    "WorkflowArchivedError",
+    "WorkflowError",
+    "WorkflowExistsError",
+    "WorkflowNotFoundError",
+    "advance",
+    "after_control",
+    "after_outcome",
+    "after_task_activity",
+    "canonical_json",
+    "check_input",
+    "compile_definition",
+    "input_validator",
+    "parse_document",
+    "parse_duration_ms",
+]

@@ -1,0 +1,105 @@
+"""Reading a definition document sent as JSON or YAML (``Content-Type`` decides)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from interlock.workflow.domain.errors import InvalidDocumentError, UnsupportedMediaTypeError
+from interlock.workflow.domain.limits import MAX_DEFINITION_BYTES
+
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 scalars where 1.1 surprises people.
+
+    Unquoted dates (``2027-03-01``) stay strings instead of ``date`` objects, and
+    ``9:30`` stays a string instead of the sexagesimal integer 570.
+    """
+
+
+_INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_REPLACED = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lower-cased, without parameters."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def parse_document(body: bytes, content_type: str | None) -> Any:
+    """Parse a definition document.
+
+    Args:
+        body: The request body.
+        content_type: Its ``Content-Type``: JSON (``application/json``) or YAML
+            (``application/yaml``, ``application/x-yaml``, ``text/yaml``).
+
+    Returns:
+        The document as JSON values (dicts, lists, strings, numbers, booleans, None).
+
+    Raises:
+        UnsupportedMediaTypeError: The content type is neither JSON nor YAML.
+        InvalidDocumentError: The body is too large, not UTF-8, or does not parse.
+    """
+    kind = media_type(content_type)
+    if kind not in JSON_MEDIA_TYPES and kind not in YAML_MEDIA_TYPES:
+        raise UnsupportedMediaTypeError(
+            kind or "none", accepted=(*JSON_MEDIA_TYPES, "application/yaml")
+        )
+    if len(body) > MAX_DEFINITION_BYTES:
+        raise InvalidDocumentError(
+            f"the definition has {len(body)} bytes; at most {MAX_DEFINITION_BYTES} are accepted"
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidDocumentError("the definition is not UTF-8") from error
+    if kind in JSON_MEDIA_TYPES:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidDocumentError(
+                f"not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            ) from error
+    try:
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise InvalidDocumentError(f"not YAML: {error}") from error
+    return _jsonable(document)
+
+
+def _jsonable(value: Any) -> Any:
+    """Check that a YAML document holds only JSON values (e.g. no binary, no set)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidDocumentError("the definition holds a number JSON cannot represent")
+        return value
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidDocumentError(f"mapping key {key!r} is not a string")
+            out[key] = _jsonable(item)
+        return out
+    raise InvalidDocumentError(f"the definition holds a {type(value).__name__}, not a JSON value")

@@ -1,0 +1,15 @@
+"""Size limits on what users send, so one request cannot exhaust the service."""
+
+from __future__ import annotations
+
+MAX_DEFINITION_BYTES = 1_048_576
+"""Largest definition document accepted, as sent (YAML or JSON). Default: 1 MiB."""
+
+MAX_TASKS = 1_000
+"""Most tasks one definition may hold."""
+
+MAX_INPUT_BYTES = 262_144
+"""Largest run start request body (the run's input inside it). Default: 256 KiB."""
+
+MAX_ISSUES = 100
+"""Most problems one validation reports; the rest are summarized."""

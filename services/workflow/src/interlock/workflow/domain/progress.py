@@ -1,0 +1,130 @@
+"""A task's progress in a run, folded from task events that may arrive out of order.
+
+Task events travel on separate topics, so ``task.started`` can arrive after the
+``task.completed`` of the same attempt. Progress only moves forward: by attempt
+number first, then by stage (scheduled < running < succeeded | failed < dead-lettered).
+An older event only fills in a timestamp still missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TaskStatus(StrEnum):
+    """Where a task of a run is."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    """The latest attempt failed; another may follow."""
+    DEAD_LETTERED = "dead_lettered"
+    """No attempt is left (or the failure was not retryable)."""
+
+
+_STAGE = {
+    TaskStatus.PENDING: 0,
+    TaskStatus.SCHEDULED: 1,
+    TaskStatus.RUNNING: 2,
+    TaskStatus.SUCCEEDED: 3,
+    TaskStatus.FAILED: 3,
+    TaskStatus.DEAD_LETTERED: 4,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskProgress:
+    """What the run's view shows of one task.
+
+    Attributes:
+        status: Latest known status.
+        attempts: Number of the latest attempt seen (0 before the first).
+        scheduled_at: When the latest attempt was scheduled.
+        started_at: When a worker started it.
+        finished_at: When it succeeded, failed or was dead-lettered.
+        output: The successful attempt's output (JSON value).
+        error: The failure: ``{"type", "message", "retryable"}``.
+    """
+
+    status: TaskStatus = TaskStatus.PENDING
+    attempts: int = 0
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskUpdate:
+    """One task event, reduced to what progress needs.
+
+    Attributes:
+        status: The status it reports (scheduled, running, succeeded, failed,
+            dead_lettered).
+        attempt: The attempt it is about (for dead-lettering, the attempts made).
+        time: When it happened.
+        started_at: When the attempt started, if the event says (completion, failure).
+        output: Output of a success.
+        error: Error of a failure.
+    """
+
+    status: TaskStatus
+    attempt: int
+    time: datetime
+    started_at: datetime | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
+    """Fold one task event into a task's progress.
+
+    Args:
+        progress: Progress so far (``TaskProgress()`` for a task with no event yet).
+        update: The event.
+
+    Returns:
+        The new progress: ``update`` wins when it is ahead (later attempt, or same
+        attempt and later stage); otherwise it only fills in missing timestamps.
+    """
+    ahead = (update.attempt, _STAGE[update.status]) > (progress.attempts, _STAGE[progress.status])
+    if not ahead:
+        if update.attempt != progress.attempts:
+            return progress
+        return replace(
+            progress,
+            scheduled_at=progress.scheduled_at
+            or (update.time if update.status is TaskStatus.SCHEDULED else None),
+            started_at=progress.started_at or _started(update),
+        )
+    same_attempt = update.attempt == progress.attempts
+    base = progress if same_attempt else TaskProgress(attempts=update.attempt)
+    finished = update.status in (
+        TaskStatus.SUCCEEDED,
+        TaskStatus.FAILED,
+        TaskStatus.DEAD_LETTERED,
+    )
+    return replace(
+        base,
+        status=update.status,
+        attempts=update.attempt,
+        scheduled_at=update.time if update.status is TaskStatus.SCHEDULED else base.scheduled_at,
+        started_at=base.started_at or _started(update),
+        finished_at=update.time if finished else None,
+        output=update.output if update.status is TaskStatus.SUCCEEDED else None,
+        error=update.error
+        if update.status in (TaskStatus.FAILED, TaskStatus.DEAD_LETTERED)
+        else None,
+    )
+
+
+def _started(update: TaskUpdate) -> datetime | None:
+    if update.status is TaskStatus.RUNNING:
+        return update.time
+    return update.started_at
