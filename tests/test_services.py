@@ -53,9 +53,17 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     ),
     "scheduler": (
         lambda r: scheduler.create_app(
-            scheduler.SchedulerSettings(**_postgres(r, "scheduler"), **_kafka(r))
+            scheduler.SchedulerSettings(**_postgres(r, "scheduler"), **_kafka(r), grpc_port=0)
         ),
-        ["kafka", "outbox-relay", "postgres"],
+        [
+            "consumer:scheduler",
+            "grpc",
+            "kafka",
+            "outbox-relay",
+            "postgres",
+            "reconciler",
+            "timers",
+        ],
     ),
     "worker": (
         lambda r: worker.create_app(worker.WorkerSettings(**_kafka(r))),

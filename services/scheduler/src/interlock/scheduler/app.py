@@ -1,20 +1,88 @@
-"""Wires the scheduler service: its database, the broker, the outbox relay and the HTTP app."""
+"""Wires the scheduler service: its database, broker, loops, gRPC server and routes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
 from fastapi import FastAPI
 
+from interlock.common.events import Event
 from interlock.common.http import create_app as create_service_app
-from interlock.common.kafka import KafkaBroker
+from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
-from interlock.common.postgres import PostgresDatabase
+from interlock.common.postgres import MigrationSource, PostgresDatabase
+from interlock.scheduler.api import build_router
+from interlock.scheduler.grpc import TaskStateServer
+from interlock.scheduler.handlers import CONSUMED, BatchHandler
+from interlock.scheduler.loops import LoopTask, Reconciler, TimerLoop, every
 from interlock.scheduler.settings import SchedulerSettings
+
+MIGRATIONS = MigrationSource(component="scheduler", location="interlock.scheduler.migrations")
+"""The scheduler's own tables."""
+
+
+class _TimerWaker:
+    """Forwards "a timer was set" to the running timer loop, if any yet."""
+
+    def __init__(self) -> None:
+        self.loop: TimerLoop | None = None
+
+    def __call__(self, due_at: datetime) -> None:
+        if self.loop is not None:
+            self.loop.wake(due_at)
 
 
 def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     """Build the scheduler service's app. Default settings come from the environment."""
     settings = settings or SchedulerSettings()
-    database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS])
+    database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS, MIGRATIONS])
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
-    return create_service_app(settings, resources=[database, broker, relay])
+    waker = _TimerWaker()
+
+    async def run_timers(pool: asyncpg.Pool) -> None:
+        loop = TimerLoop(
+            pool,
+            batch_size=settings.timer_batch_size,
+            max_sleep_ms=settings.timer_max_sleep_ms,
+        )
+        waker.loop = loop
+        await loop.run()
+
+    async def run_reconciler(pool: asyncpg.Pool) -> None:
+        reconciler = Reconciler(pool, after_s=settings.reconcile_after_s)
+        await every(settings.reconcile_interval_s, reconciler.reconcile_once)
+
+    handler = _LazyHandler(database, waker)
+    consumer = EventConsumerTask(
+        broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
+    )
+    return create_service_app(
+        settings,
+        resources=[
+            database,
+            broker,
+            relay,
+            LoopTask("timers", database, run_timers),
+            LoopTask("reconciler", database, run_reconciler),
+            consumer,
+            TaskStateServer(database, port=settings.grpc_port),
+        ],
+        routers=[build_router(database, on_timer=waker)],
+    )
+
+
+class _LazyHandler:
+    """The consumer's handler, built on the first batch (the pool opens after wiring)."""
+
+    def __init__(self, database: PostgresDatabase, waker: _TimerWaker) -> None:
+        self._database = database
+        self._waker = waker
+        self._handler: BatchHandler | None = None
+
+    async def __call__(self, events: Sequence[Event]) -> None:
+        if self._handler is None:
+            self._handler = BatchHandler(self._database.pool, on_timer=self._waker)
+        await self._handler(events)

@@ -14,3 +14,16 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: 8103."""
     postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/scheduler"
     """Default: the ``scheduler`` database of the ``make up`` server."""
+    grpc_port: int = 9103
+    """Port of the task-state gRPC server (loopback). Default: 9103."""
+    consumer_group: str = "scheduler"
+    """Kafka consumer group of the scheduler instances. Default: ``"scheduler"``."""
+    timer_batch_size: int = 500
+    """Most timers one pass of the timer loop fires. Default: 500."""
+    timer_max_sleep_ms: int = 500
+    """Longest sleep of the timer loop (bounds lateness of other instances' timers).
+    Default: 500 ms."""
+    reconcile_after_s: float = 30.0
+    """A task waiting in ``scheduled`` longer is re-published. Default: 30 s."""
+    reconcile_interval_s: float = 5.0
+    """How often the reconciler looks for stuck tasks. Default: 5 s."""

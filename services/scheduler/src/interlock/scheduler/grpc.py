@@ -1,0 +1,192 @@
+"""The task-state gRPC service (``interlock.tasks.v1.TaskStateService``), served on loopback.
+
+Every request names the tenant; a run of another tenant answers ``NOT_FOUND`` like an
+unknown one. ``WatchRun`` sends the run's current tasks first, then every recorded
+transition (polling the transitions log) until the run has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from interlock.common.postgres import PostgresDatabase
+from interlock.events.v1 import workflow_pb2
+from interlock.scheduler import store
+from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
+from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+WATCH_POLL_S = 0.2
+"""How often ``WatchRun`` looks for new transitions."""
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def run_status(status: str) -> tasks_pb2.RunStatus.ValueType:
+    """The proto enum of a stored run status."""
+    return tasks_pb2.RunStatus.Value(f"RUN_STATUS_{status.upper()}")
+
+
+def task_message(row: asyncpg.Record) -> tasks_pb2.Task:
+    """A task row as a ``Task`` message."""
+    return tasks_pb2.Task(
+        task_id=row["task_id"],
+        status=tasks_pb2.TaskStatus.Value(f"TASK_STATUS_{row['status'].upper()}"),
+        attempt=row["attempt"],
+        scheduled_at=_timestamp(row["scheduled_at"]),
+        started_at=_timestamp(row["started_at"]),
+        ended_at=_timestamp(row["ended_at"]),
+        output_json=row["output_json"] or b"",
+        error_type=row["error_type"] or "",
+        error_message=row["error_message"] or "",
+    )
+
+
+def _run_message(row: asyncpg.Record) -> tasks_pb2.Run:
+    started = workflow_pb2.WorkflowStarted()
+    started.ParseFromString(row["started"])
+    return tasks_pb2.Run(
+        run_id=row["run_id"],
+        workflow_name=started.workflow_name,
+        workflow_version=started.workflow_version,
+        status=run_status(row["status"]),
+        created_at=_timestamp(row["created_at"]),
+        ended_at=_timestamp(row["ended_at"]),
+    )
+
+
+class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
+    """Answers task-state queries from the scheduler's tables."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def _run(
+        self, conn: asyncpg.Connection, tenant: str, run_id: str, context: Context
+    ) -> asyncpg.Record:
+        if not tenant or not run_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant and run_id are required")
+        row = await store.read_run(conn, tenant, run_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"run {run_id} not found")
+        assert row is not None  # abort raises
+        return row
+
+    async def GetRun(self, request: tasks_pb2.GetRunRequest, context: Context) -> tasks_pb2.Run:
+        """The run's status and times."""
+        async with self._pool.acquire() as conn:
+            return _run_message(await self._run(conn, request.tenant, request.run_id, context))
+
+    async def ListRunTasks(
+        self, request: tasks_pb2.ListRunTasksRequest, context: Context
+    ) -> tasks_pb2.ListRunTasksResponse:
+        """Every task of the run."""
+        async with self._pool.acquire() as conn:
+            await self._run(conn, request.tenant, request.run_id, context)
+            rows = await store.read_tasks(conn, request.run_id)
+        return tasks_pb2.ListRunTasksResponse(tasks=[task_message(row) for row in rows])
+
+    async def GetTaskState(
+        self, request: tasks_pb2.GetTaskStateRequest, context: Context
+    ) -> tasks_pb2.Task:
+        """One task of the run."""
+        if not request.task_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
+        async with self._pool.acquire() as conn:
+            await self._run(conn, request.tenant, request.run_id, context)
+            rows = await store.read_tasks(conn, request.run_id, request.task_id)
+        if not rows:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id} not found")
+        return task_message(rows[0])
+
+    async def WatchRun(
+        self, request: tasks_pb2.WatchRunRequest, context: Context
+    ) -> AsyncIterator[tasks_pb2.RunChange]:
+        """The run's tasks now, then every change until the run has ended."""
+        async with self._pool.acquire() as conn:
+            run = await self._run(conn, request.tenant, request.run_id, context)
+            last_id = await conn.fetchval(
+                "SELECT coalesce(max(id), 0) FROM transitions WHERE run_id = $1", request.run_id
+            )
+            rows = await store.read_tasks(conn, request.run_id)
+        status = run_status(run["status"])
+        for row in rows:
+            yield tasks_pb2.RunChange(run_status=status, task=task_message(row))
+        ended = RunStatus(run["status"]) in ENDED_RUN
+        while not ended:
+            await asyncio.sleep(WATCH_POLL_S)
+            async with self._pool.acquire() as conn:
+                changes = await store.read_transitions(conn, request.run_id, last_id)
+                if not changes:
+                    continue
+                last_id = changes[-1]["id"]
+                tasks = {
+                    row["task_id"]: row for row in await store.read_tasks(conn, request.run_id)
+                }
+                run = await store.read_run(conn, request.tenant, request.run_id)
+            assert run is not None
+            status = run_status(run["status"])
+            for change in changes:
+                task_row = tasks.get(change["task_id"]) if change["task_id"] else None
+                yield tasks_pb2.RunChange(
+                    run_status=status,
+                    task=task_message(task_row) if task_row is not None else None,
+                    time=_timestamp(change["at"]),
+                )
+            ended = RunStatus(run["status"]) in ENDED_RUN
+
+
+class TaskStateServer:
+    """The gRPC server as a resource, listening on ``127.0.0.1:<port>`` while open.
+
+    Args:
+        database: Opened before this.
+        port: TCP port; 0 picks a free one (see :attr:`port`). Default: 9103.
+        name: Name ``/readyz`` reports. Default: ``"grpc"``.
+    """
+
+    def __init__(self, database: PostgresDatabase, *, port: int = 9103, name: str = "grpc") -> None:
+        self.name = name
+        self.port = port
+        self._database = database
+        self._server: grpc.aio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        server = grpc.aio.server()
+        tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
+            TaskStateServicer(self._database.pool), server
+        )
+        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        await server.start()
+        self._server = server
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace=2)
+
+    async def check(self) -> None:
+        """Raise when the server is not serving."""
+        if self._server is None:
+            raise RuntimeError(f"{self.name} is not serving")

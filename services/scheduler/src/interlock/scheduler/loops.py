@@ -1,0 +1,203 @@
+"""Background loops of the scheduler: durable timers and the reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+
+from interlock.common.postgres import PostgresDatabase
+from interlock.scheduler import store
+from interlock.scheduler.handlers import Clock, utc_now
+
+_log = logging.getLogger(__name__)
+
+
+class TimerLoop:
+    """Fires due timers in batches, from any number of scheduler instances at once.
+
+    One pass claims up to ``batch_size`` due timers with ``FOR UPDATE SKIP LOCKED``,
+    locks their runs (``SKIP LOCKED`` too: a run busy elsewhere is fired on the next
+    pass), fires every due timer of those runs and saves the result, all in one
+    transaction. Between passes it sleeps until the earliest timer is due, at most
+    ``max_sleep_ms`` (timers other instances set), and wakes early through
+    :meth:`wake` when this process sets an earlier timer.
+
+    Args:
+        pool: The scheduler's pool.
+        batch_size: Most timers one pass claims. Default: 500.
+        max_sleep_ms: Longest sleep between passes. Default: 500 ms.
+        clock: Source of the current time. Default: UTC now.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        batch_size: int = 500,
+        max_sleep_ms: int = 500,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._batch_size = batch_size
+        self._max_sleep_s = max_sleep_ms / 1000
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._wake_at: datetime | None = None
+
+    def wake(self, due_at: datetime) -> None:
+        """Make the loop pass at ``due_at`` if it planned to sleep longer."""
+        if self._wake_at is None or due_at < self._wake_at:
+            self._wake.set()
+
+    async def fire_once(self) -> int:
+        """Fire one batch of due timers.
+
+        Returns:
+            How many timers fired.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            now = self._clock()
+            run_ids = await store.due_timer_runs(conn, now, self._batch_size)
+            if not run_ids:
+                return 0
+            runs = await store.load_runs(conn, run_ids, skip_locked=True)
+            fired = sum(run.fire_due_timers(now) for run in runs.values())
+            await store.save_runs(conn, list(runs.values()), now)
+        return fired
+
+    async def run(self) -> None:
+        """Pass, then sleep until the next due timer; until cancelled."""
+        while True:
+            try:
+                fired = await self.fire_once()
+                if fired >= self._batch_size:
+                    continue
+                async with self._pool.acquire() as conn:
+                    next_due = await store.next_due_at(conn)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                _log.exception("timer pass failed; retrying")
+                await asyncio.sleep(self._max_sleep_s)
+                continue
+            sleep_s = self._max_sleep_s
+            if next_due is not None:
+                sleep_s = min(sleep_s, max((next_due - self._clock()).total_seconds(), 0.0))
+            self._wake_at = self._clock() + timedelta(seconds=sleep_s)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
+            self._wake_at = None
+
+
+class Reconciler:
+    """Re-publishes ``task.scheduled`` for tasks waiting in ``scheduled`` too long.
+
+    A worker that never saw the event (a broker that lost its data, a lost record)
+    then gets it again; the attempt and its idempotency key stay the same.
+
+    Args:
+        pool: The scheduler's pool.
+        after_s: How long a task may wait in ``scheduled`` before it is re-published.
+            Default: 30 s.
+        batch_size: Most tasks one pass re-publishes. Default: 500.
+        clock: Source of the current time. Default: UTC now.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        after_s: float = 30.0,
+        batch_size: int = 500,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._after = timedelta(seconds=after_s)
+        self._batch_size = batch_size
+        self._clock = clock
+
+    async def reconcile_once(self) -> int:
+        """Re-publish one batch of stuck tasks.
+
+        Returns:
+            How many were re-published.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            now = self._clock()
+            stuck = await store.stuck_scheduled(conn, now - self._after, self._batch_size)
+            if not stuck:
+                return 0
+            runs = await store.load_runs(conn, {run_id for run_id, _ in stuck}, skip_locked=True)
+            count = sum(
+                runs[run_id].republish(task_id, now) for run_id, task_id in stuck if run_id in runs
+            )
+            await store.save_runs(conn, list(runs.values()), now)
+        if count:
+            _log.info("re-published stuck task.scheduled events", extra={"tasks": count})
+        return count
+
+
+class LoopTask:
+    """Runs a coroutine-returning ``step`` every ``interval_s`` (or a loop) while open.
+
+    A resource: ``/readyz`` reports it failed when its task ended.
+
+    Args:
+        name: Name ``/readyz`` reports.
+        database: Opened before this; the loop is built from its pool when opening.
+        build: Returns the coroutine to run, given the pool.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        database: PostgresDatabase,
+        build: Callable[[asyncpg.Pool], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self._database = database
+        self._build = build
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+        return self
+
+    async def _run(self) -> None:
+        await self._build(self._database.pool)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def check(self) -> None:
+        """Raise when the loop ended."""
+        task = self._task
+        if task is None or task.done():
+            error = None if task is None or task.cancelled() else task.exception()
+            raise RuntimeError(f"{self.name} is not running") from error
+
+
+async def every(interval_s: float, step: Callable[[], Awaitable[int]]) -> None:
+    """Call ``step`` every ``interval_s`` (at once again when it did work); forever."""
+    while True:
+        try:
+            if await step():
+                continue
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            _log.exception("periodic step failed; retrying")
+        await asyncio.sleep(interval_s)

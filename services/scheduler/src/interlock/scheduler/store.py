@@ -1,0 +1,361 @@
+"""PostgreSQL access: load runs (locked) with their tasks and timers, write back changes.
+
+Everything is batch-shaped: :func:`load_runs` reads any number of runs with three
+statements, :func:`save_runs` writes every change of a batch of runs (run rows, task
+rows, transitions, timers, dead letters, outbox events) with a handful more. Callers
+hold one transaction around both, so the runs' row locks serialize the consumer,
+timer loop, reconciler and API on a run (always taken in run id order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from interlock.common import outbox
+from interlock.events.v1 import workflow_pb2
+from interlock.scheduler.domain.run import ErrorInfo, RunState, TaskState, Timer, TimerKind
+from interlock.scheduler.domain.states import RunStatus, TaskStatus
+
+_LOAD_RUNS = """
+SELECT run_id, tenant, status, started, created_at, ended_at
+FROM runs WHERE run_id = ANY($1::text[])
+ORDER BY run_id
+FOR UPDATE
+"""
+_LOAD_RUNS_SKIP_LOCKED = _LOAD_RUNS + " SKIP LOCKED"
+_LOAD_TASKS = "SELECT * FROM tasks WHERE run_id = ANY($1::text[])"
+_LOAD_TIMERS = "SELECT * FROM timers WHERE run_id = ANY($1::text[])"
+
+_INSERT_RUN = """
+INSERT INTO runs (run_id, tenant, status, started, created_at, updated_at, ended_at)
+VALUES ($1, $2, $3, $4, $5, $5, $6)
+"""
+_UPDATE_RUN = "UPDATE runs SET status = $2, updated_at = $3, ended_at = $4 WHERE run_id = $1"
+_UPSERT_TASK = """
+INSERT INTO tasks (run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
+    ended_at, params_json, output_json, error_type, error_message, error_retryable,
+    error_traceback, worker_id, depends_on)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (run_id, task_id) DO UPDATE SET
+    status = EXCLUDED.status, attempt = EXCLUDED.attempt,
+    attempt_floor = EXCLUDED.attempt_floor, scheduled_at = EXCLUDED.scheduled_at,
+    started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
+    params_json = EXCLUDED.params_json, output_json = EXCLUDED.output_json,
+    error_type = EXCLUDED.error_type, error_message = EXCLUDED.error_message,
+    error_retryable = EXCLUDED.error_retryable, error_traceback = EXCLUDED.error_traceback,
+    worker_id = EXCLUDED.worker_id
+"""
+_INSERT_TRANSITIONS = """
+INSERT INTO transitions (run_id, task_id, from_status, to_status, attempt, at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+    $6::timestamptz[])
+"""
+_DELETE_TIMERS = """
+DELETE FROM timers t USING unnest($1::text[], $2::text[], $3::text[]) AS d(run_id, task_id, kind)
+WHERE t.run_id = d.run_id AND t.task_id = d.task_id AND t.kind = d.kind
+"""
+_UPSERT_TIMERS = """
+INSERT INTO timers (run_id, task_id, kind, attempt, due_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
+ON CONFLICT (run_id, task_id, kind) DO UPDATE SET
+    attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at
+"""
+_INSERT_DEAD_LETTER = """
+INSERT INTO dead_letters (id, tenant, run_id, task_id, task_type, params_json, attempts,
+    error_type, error_message, error_traceback, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
+
+
+async def run_exists(conn: asyncpg.Connection, run_id: str) -> bool:
+    """Whether the scheduler knows ``run_id``."""
+    return bool(await conn.fetchval("SELECT 1 FROM runs WHERE run_id = $1", run_id))
+
+
+async def load_runs(
+    conn: asyncpg.Connection, run_ids: Iterable[str], *, skip_locked: bool = False
+) -> dict[str, RunState]:
+    """Lock and load runs with their tasks and timers; unknown ids are left out.
+
+    Args:
+        conn: A connection inside a transaction (the row locks last until it ends).
+        run_ids: The runs.
+        skip_locked: Leave out runs another transaction holds instead of waiting.
+            Default: wait.
+    """
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch(_LOAD_RUNS_SKIP_LOCKED if skip_locked else _LOAD_RUNS, ids)
+    runs: dict[str, RunState] = {}
+    for row in rows:
+        started = workflow_pb2.WorkflowStarted()
+        started.ParseFromString(row["started"])
+        runs[row["run_id"]] = RunState(
+            run_id=row["run_id"],
+            tenant=row["tenant"],
+            definition=started,
+            status=RunStatus(row["status"]),
+            created_at=row["created_at"],
+            ended_at=row["ended_at"],
+        )
+    if not runs:
+        return runs
+    locked = list(runs)
+    for row in await conn.fetch(_LOAD_TASKS, locked):
+        runs[row["run_id"]].tasks[row["task_id"]] = _task(row)
+    for row in await conn.fetch(_LOAD_TIMERS, locked):
+        kind = TimerKind(row["kind"])
+        runs[row["run_id"]].timers[(row["task_id"], kind)] = Timer(
+            row["task_id"], kind, row["attempt"], row["due_at"]
+        )
+    return runs
+
+
+def _task(row: asyncpg.Record) -> TaskState:
+    error = None
+    if row["error_type"] is not None:
+        error = ErrorInfo(
+            row["error_type"],
+            row["error_message"] or "",
+            bool(row["error_retryable"]),
+            row["error_traceback"] or "",
+        )
+    return TaskState(
+        task_id=row["task_id"],
+        status=TaskStatus(row["status"]),
+        attempt=row["attempt"],
+        attempt_floor=row["attempt_floor"],
+        scheduled_at=row["scheduled_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        params_json=row["params_json"],
+        output_json=row["output_json"],
+        error=error,
+        worker_id=row["worker_id"],
+        depends_on=row["depends_on"],
+    )
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What :func:`save_runs` wrote that the caller may react to."""
+
+    events: int
+    earliest_timer: datetime | None
+
+
+async def save_runs(
+    conn: asyncpg.Connection, runs: Sequence[RunState], now: datetime
+) -> SaveResult:
+    """Write every change of ``runs`` and enqueue their events, then clear the change logs.
+
+    Args:
+        conn: The connection (inside the transaction) the runs were loaded or created in.
+        runs: Loaded or new runs.
+        now: The time of the change (``updated_at``).
+    """
+    new_runs = [run for run in runs if run.is_new]
+    if new_runs:
+        await conn.executemany(
+            _INSERT_RUN,
+            [
+                (
+                    run.run_id,
+                    run.tenant,
+                    run.status.value,
+                    run.definition.SerializeToString(),
+                    run.created_at or now,
+                    run.ended_at,
+                )
+                for run in new_runs
+            ],
+        )
+    changed = [run for run in runs if run.run_changed and not run.is_new]
+    if changed:
+        await conn.executemany(
+            _UPDATE_RUN, [(run.run_id, run.status.value, now, run.ended_at) for run in changed]
+        )
+    task_rows = [
+        _task_row(run.run_id, run.tasks[task_id])
+        for run in runs
+        for task_id in sorted(run.changed_tasks)
+    ]
+    if task_rows:
+        await conn.executemany(_UPSERT_TASK, task_rows)
+    transitions = [(run.run_id, t) for run in runs for t in run.transitions]
+    if transitions:
+        await conn.execute(
+            _INSERT_TRANSITIONS,
+            [run_id for run_id, _ in transitions],
+            [t.task_id for _, t in transitions],
+            [str(t.from_status) for _, t in transitions],
+            [str(t.to_status) for _, t in transitions],
+            [t.attempt for _, t in transitions],
+            [t.at for _, t in transitions],
+        )
+    cleared = [(run.run_id, *key) for run in runs for key in run.timers_cleared]
+    if cleared:
+        await conn.execute(
+            _DELETE_TIMERS,
+            [c[0] for c in cleared],
+            [c[1] for c in cleared],
+            [str(c[2]) for c in cleared],
+        )
+    timers = [(run.run_id, timer) for run in runs for timer in run.timers_set.values()]
+    if timers:
+        await conn.execute(
+            _UPSERT_TIMERS,
+            [run_id for run_id, _ in timers],
+            [timer.task_id for _, timer in timers],
+            [timer.kind.value for _, timer in timers],
+            [timer.attempt for _, timer in timers],
+            [timer.due_at for _, timer in timers],
+        )
+    letters = [(run, letter) for run in runs for letter in run.dead_letters]
+    if letters:
+        await conn.executemany(
+            _INSERT_DEAD_LETTER,
+            [
+                (
+                    letter.id,
+                    run.tenant,
+                    run.run_id,
+                    letter.task_id,
+                    letter.task_type,
+                    letter.params_json,
+                    letter.attempts,
+                    letter.error.type,
+                    letter.error.message,
+                    letter.error.traceback_excerpt,
+                    now,
+                )
+                for run, letter in letters
+            ],
+        )
+    events = [event for run in runs for event in run.events]
+    await outbox.enqueue(conn, events)
+    earliest = min((timer.due_at for _, timer in timers), default=None)
+    for run in runs:
+        run.is_new = run.run_changed = False
+        run.changed_tasks.clear()
+        run.transitions.clear()
+        run.timers_set.clear()
+        run.timers_cleared.clear()
+        run.dead_letters.clear()
+        run.events.clear()
+    return SaveResult(events=len(events), earliest_timer=earliest)
+
+
+def _task_row(run_id: str, task: TaskState) -> tuple[object, ...]:
+    error = task.error
+    return (
+        run_id,
+        task.task_id,
+        task.status.value,
+        task.attempt,
+        task.attempt_floor,
+        task.scheduled_at,
+        task.started_at,
+        task.ended_at,
+        task.params_json,
+        task.output_json,
+        error.type if error else None,
+        error.message if error else None,
+        error.retryable if error else None,
+        error.traceback_excerpt if error else None,
+        task.worker_id,
+        task.depends_on,
+    )
+
+
+async def due_timer_runs(conn: asyncpg.Connection, now: datetime, limit: int) -> list[str]:
+    """Claim up to ``limit`` due timers (skipping ones another instance holds); their runs.
+
+    The timer rows stay locked until the transaction ends, so two instances never
+    fire the same timer.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT run_id FROM (
+            SELECT run_id FROM timers WHERE due_at <= $1
+            ORDER BY due_at LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ) AS due
+        """,
+        now,
+        limit,
+    )
+    return [row["run_id"] for row in rows]
+
+
+async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
+    """The earliest timer's due time, if any."""
+    value: datetime | None = await conn.fetchval("SELECT min(due_at) FROM timers")
+    return value
+
+
+async def stuck_scheduled(
+    conn: asyncpg.Connection, before: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """Tasks waiting in ``scheduled`` since before ``before`` (delays excluded)."""
+    rows = await conn.fetch(
+        """
+        SELECT t.run_id, t.task_id FROM tasks t
+        WHERE t.status = 'scheduled' AND t.scheduled_at < $1
+          AND NOT EXISTS (
+              SELECT 1 FROM timers d
+              WHERE d.run_id = t.run_id AND d.task_id = t.task_id AND d.kind = 'delay')
+        ORDER BY t.scheduled_at LIMIT $2
+        """,
+        before,
+        limit,
+    )
+    return [(row["run_id"], row["task_id"]) for row in rows]
+
+
+def json_or_none(raw: bytes | None) -> object:
+    """Decode a stored JSON document, ``None`` when absent."""
+    return json.loads(raw) if raw else None
+
+
+async def read_run(conn: asyncpg.Connection, tenant: str, run_id: str) -> asyncpg.Record | None:
+    """A run's row without locking it; ``None`` when unknown or another tenant's."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT run_id, tenant, status, started, created_at, ended_at FROM runs"
+        " WHERE run_id = $1 AND tenant = $2",
+        run_id,
+        tenant,
+    )
+    return row
+
+
+async def read_tasks(
+    conn: asyncpg.Connection, run_id: str, task_id: str | None = None
+) -> list[asyncpg.Record]:
+    """A run's task rows (one task's when ``task_id`` is given), by task id."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM tasks WHERE run_id = $1 AND ($2::text IS NULL OR task_id = $2)"
+        " ORDER BY task_id",
+        run_id,
+        task_id,
+    )
+    return rows
+
+
+async def read_transitions(
+    conn: asyncpg.Connection, run_id: str, after_id: int
+) -> list[asyncpg.Record]:
+    """A run's transitions recorded after ``after_id``, oldest first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT id, task_id, to_status, at FROM transitions WHERE run_id = $1 AND id > $2"
+        " ORDER BY id",
+        run_id,
+        after_id,
+    )
+    return rows
