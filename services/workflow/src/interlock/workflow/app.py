@@ -1,20 +1,42 @@
-"""Wires the workflow service: its database, the broker, the outbox relay and the HTTP app."""
+"""Wires the workflow service: its database, the broker, the outbox relay, the projection."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
-from interlock.common.kafka import KafkaBroker
+from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
-from interlock.common.postgres import PostgresDatabase
+from interlock.common.postgres import MigrationSource, PostgresDatabase
+from interlock.workflow.api import build_router
+from interlock.workflow.errors import install_error_handlers
+from interlock.workflow.handlers import CONSUMER, EVENT_TYPES, RunProjection
+from interlock.workflow.service import WorkflowService
 from interlock.workflow.settings import WorkflowSettings
+
+MIGRATIONS = MigrationSource(component="workflow", location="interlock.workflow.migrations")
+"""The workflow service's own tables."""
 
 
 def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
     """Build the workflow service's app. Default settings come from the environment."""
     settings = settings or WorkflowSettings()
-    database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS])
+    database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS, MIGRATIONS])
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
-    return create_service_app(settings, resources=[database, broker, relay])
+    projection = EventConsumerTask(
+        broker.consumer(
+            group_id=CONSUMER,
+            event_types=EVENT_TYPES,
+            handler=RunProjection(lambda: database.pool).handle,
+        ),
+        name="projection",
+    )
+    service = WorkflowService(lambda: database.pool, source=settings.service_name)
+    app = create_service_app(
+        settings,
+        resources=[database, broker, relay, projection],
+        routers=[build_router(service)],
+    )
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,273 @@
+"""REST routes of the workflow service (behind the gateway, which sets the caller).
+
+``/api/v1/workflows`` (definitions, versions, run starts) and ``/api/v1/runs`` (reads
+and control). Every route is tenant-scoped by :data:`CurrentPrincipal`; another
+tenant's workflow or run answers 404. Timestamps are RFC 3339 UTC with milliseconds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from interlock.common.identity import CurrentPrincipal
+from interlock.workflow import store
+from interlock.workflow.domain import (
+    DEFINITION_SCHEMA,
+    ControlAction,
+    InvalidDocumentError,
+    RunStatus,
+    TaskStatus,
+)
+from interlock.workflow.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.workflow.service import RunView, WorkflowService
+
+_DEFINITION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/yaml": {"schema": {"$ref": DEFINITION_SCHEMA["$id"]}},
+            "application/json": {"schema": {"$ref": DEFINITION_SCHEMA["$id"]}},
+        },
+    }
+}
+_RUN_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"input": {}}},
+            }
+        }
+    }
+}
+
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
+PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+
+
+class ControlRequest(BaseModel):
+    """Optional body of a control request."""
+
+    reason: str = Field(default="", max_length=1024)
+    """Why, for the record. Default: empty."""
+
+
+def rfc3339(time: datetime | None) -> str | None:
+    """``time`` as RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T09:00:00.000Z``."""
+    if time is None:
+        return None
+    utc = time.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def definition_view(version: store.StoredVersion) -> dict[str, Any]:
+    """A workflow version as the API shows it."""
+    return {
+        "name": version.name,
+        "version": version.version,
+        "latest_version": version.latest_version,
+        "description": version.description,
+        "labels": version.labels,
+        "content_hash": version.content_hash,
+        "created_at": rfc3339(version.workflow_created_at),
+        "version_created_at": rfc3339(version.created_at),
+        "version_created_by": version.created_by,
+        "archived": version.archived_at is not None,
+        "archived_at": rfc3339(version.archived_at),
+        "definition": version.document,
+    }
+
+
+def run_summary(run: store.StoredRun) -> dict[str, Any]:
+    """A run without its tasks."""
+    return {
+        "run_id": str(run.id),
+        "workflow": run.workflow,
+        "version": run.version,
+        "status": run.status.value,
+        "created_at": rfc3339(run.created_at),
+        "finished_at": rfc3339(run.finished_at),
+    }
+
+
+def run_view(view: RunView) -> dict[str, Any]:
+    """A run with its input and its tasks' progress."""
+    tasks = []
+    for task_id, progress in view.tasks:
+        task: dict[str, Any] = {
+            "id": task_id,
+            "status": progress.status.value,
+            "attempts": progress.attempts,
+            "scheduled_at": rfc3339(progress.scheduled_at),
+            "started_at": rfc3339(progress.started_at),
+            "finished_at": rfc3339(progress.finished_at),
+        }
+        if progress.status is TaskStatus.SUCCEEDED:
+            task["output"] = progress.output
+        elif progress.error is not None:
+            task["error"] = progress.error
+        tasks.append(task)
+    return {**run_summary(view.run), "input": view.run.input, "tasks": tasks}
+
+
+def _labels(values: list[str]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, equals, label = value.partition("=")
+        if not equals or not key:
+            raise InvalidDocumentError(f"label filter {value!r} is not key=value")
+        labels[key] = label
+    return labels
+
+
+def _utc(time: datetime | None) -> datetime | None:
+    if time is None or time.tzinfo is not None:
+        return time
+    return time.replace(tzinfo=UTC)
+
+
+def build_router(service: WorkflowService) -> APIRouter:
+    """The service's routes, calling ``service``."""
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/workflows/schema", tags=["workflows"])
+    async def definition_schema(_: CurrentPrincipal) -> JSONResponse:
+        """The JSON Schema of a workflow definition."""
+        return JSONResponse(DEFINITION_SCHEMA, media_type="application/schema+json")
+
+    @router.post("/workflows", status_code=201, tags=["workflows"], openapi_extra=_DEFINITION_BODY)
+    async def create_workflow(principal: CurrentPrincipal, request: Request) -> JSONResponse:
+        """Create a workflow from a YAML or JSON definition (409 if the name exists)."""
+        created = await service.create_definition(
+            principal, await request.body(), request.headers.get("content-type")
+        )
+        return JSONResponse(
+            definition_view(created),
+            status_code=201,
+            headers={"location": f"/api/v1/workflows/{created.name}"},
+        )
+
+    @router.get("/workflows", tags=["workflows"])
+    async def list_workflows(
+        principal: CurrentPrincipal,
+        name_prefix: str | None = None,
+        label: Annotated[list[str], Query(description="key=value; repeat for all of")] = [],  # noqa: B006
+        include_archived: bool = False,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        page_token: PageToken = None,
+    ) -> JSONResponse:
+        """The latest version of each workflow, by name."""
+        page = await service.list_definitions(
+            principal,
+            name_prefix=name_prefix,
+            labels=_labels(label),
+            include_archived=include_archived,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return JSONResponse(
+            {
+                "workflows": [definition_view(item) for item in page.items],
+                "next_page_token": page.next_page_token,
+            }
+        )
+
+    @router.get("/workflows/{name}", tags=["workflows"])
+    async def get_workflow(principal: CurrentPrincipal, name: str) -> JSONResponse:
+        """The latest version of a workflow."""
+        return JSONResponse(definition_view(await service.get_definition(principal, name)))
+
+    @router.put("/workflows/{name}", tags=["workflows"], openapi_extra=_DEFINITION_BODY)
+    async def put_workflow(
+        principal: CurrentPrincipal, name: str, request: Request
+    ) -> JSONResponse:
+        """A new version when the definition changed (201), else the latest one (200)."""
+        version, created = await service.put_definition(
+            principal, name, await request.body(), request.headers.get("content-type")
+        )
+        return JSONResponse(definition_view(version), status_code=201 if created else 200)
+
+    @router.delete("/workflows/{name}", status_code=204, tags=["workflows"])
+    async def archive_workflow(principal: CurrentPrincipal, name: str) -> Response:
+        """Archive a workflow: no new runs, hidden from lists; versions and runs stay."""
+        await service.archive_definition(principal, name)
+        return Response(status_code=204)
+
+    @router.get("/workflows/{name}/versions", tags=["workflows"])
+    async def list_versions(principal: CurrentPrincipal, name: str) -> JSONResponse:
+        """Every version of a workflow, oldest first."""
+        versions = await service.list_versions(principal, name)
+        return JSONResponse({"versions": [definition_view(v) for v in versions]})
+
+    @router.get("/workflows/{name}/versions/{version}", tags=["workflows"])
+    async def get_version(principal: CurrentPrincipal, name: str, version: int) -> JSONResponse:
+        """One version of a workflow."""
+        return JSONResponse(definition_view(await service.get_definition(principal, name, version)))
+
+    @router.post("/workflows/{name}/runs", status_code=201, tags=["runs"], openapi_extra=_RUN_BODY)
+    async def start_run(
+        principal: CurrentPrincipal,
+        name: str,
+        request: Request,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+        ] = None,
+    ) -> JSONResponse:
+        """Start a run of the latest version; a repeated Idempotency-Key returns its run."""
+        view, created = await service.start_run(
+            principal, name, await request.body(), idempotency_key
+        )
+        return JSONResponse(
+            run_view(view),
+            status_code=201 if created else 200,
+            headers={"location": f"/api/v1/runs/{view.run.id}"},
+        )
+
+    @router.get("/runs", tags=["runs"])
+    async def list_runs(
+        principal: CurrentPrincipal,
+        workflow: str | None = None,
+        status: RunStatus | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        page_token: PageToken = None,
+    ) -> JSONResponse:
+        """Runs, newest first."""
+        page = await service.list_runs(
+            principal,
+            workflow=workflow,
+            status=status,
+            created_after=_utc(created_after),
+            created_before=_utc(created_before),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return JSONResponse(
+            {
+                "runs": [run_summary(run) for run in page.items],
+                "next_page_token": page.next_page_token,
+            }
+        )
+
+    @router.get("/runs/{run_id}", tags=["runs"])
+    async def get_run(principal: CurrentPrincipal, run_id: str) -> JSONResponse:
+        """A run with its tasks (projected from task events)."""
+        return JSONResponse(run_view(await service.get_run(principal, run_id)))
+
+    @router.post("/runs/{run_id}/{action}", tags=["runs"])
+    async def control_run(
+        principal: CurrentPrincipal,
+        run_id: str,
+        action: ControlAction,
+        body: ControlRequest | None = None,
+    ) -> JSONResponse:
+        """Cancel, pause, resume or retry a run (409 when its status does not allow it)."""
+        reason = body.reason if body else ""
+        return JSONResponse(run_view(await service.control_run(principal, run_id, action, reason)))
+
+    return router

@@ -1,0 +1,182 @@
+"""The run projection: task and run outcome events → the runs and run_tasks tables.
+
+``GET /api/v1/runs/{id}`` reads this projection instead of asking the scheduler, so a
+read never waits on another service. One transaction per consumed batch: claim the
+event ids (inbox), lock the batch's runs, fold the events into task progress and run
+status with the domain, write both back in one statement each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from google.protobuf.message import Message
+
+from interlock.common import inbox, topics
+from interlock.common.events import Event, is_type
+from interlock.events.v1 import workflow_pb2
+from interlock.workflow import store
+from interlock.workflow.domain import (
+    RunStatus,
+    TaskProgress,
+    TaskStatus,
+    TaskUpdate,
+    advance,
+    after_outcome,
+    after_task_activity,
+)
+
+CONSUMER = "workflow.projection"
+"""Consumer group and inbox name of the projection."""
+
+EVENT_TYPES: tuple[topics.EventType, ...] = (
+    topics.TASK_SCHEDULED,
+    topics.TASK_STARTED,
+    topics.TASK_COMPLETED,
+    topics.TASK_FAILED,
+    topics.TASK_DEAD_LETTERED,
+    topics.WORKFLOW_COMPLETED,
+    topics.WORKFLOW_FAILED,
+    topics.WORKFLOW_CANCELLED,
+)
+"""The events the projection applies."""
+
+_OUTCOMES = {
+    topics.WORKFLOW_COMPLETED: RunStatus.SUCCEEDED,
+    topics.WORKFLOW_FAILED: RunStatus.FAILED,
+    topics.WORKFLOW_CANCELLED: RunStatus.CANCELLED,
+}
+
+_log = logging.getLogger(__name__)
+
+
+class RunProjection:
+    """Applies batches of events to the projection, idempotently.
+
+    Args:
+        pool: A callable returning the service's open ``asyncpg.Pool``.
+    """
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
+        self._pool = pool
+
+    async def handle(self, events: Sequence[Event]) -> None:
+        """Apply one batch in one transaction (an ``EventHandler``)."""
+        async with self._pool().acquire() as conn, conn.transaction():
+            await apply_events(conn, await inbox.claim_events(conn, CONSUMER, events))
+
+
+async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Fold ``events`` into the projection (inside the caller's transaction).
+
+    Events about runs this service does not hold for that tenant are ignored.
+    """
+    keyed = [(event, run_id) for event in events if (run_id := _uuid(event.run_id)) is not None]
+    if not keyed:
+        return
+    runs = await store.lock_runs(conn, sorted({(e.tenant, r) for e, r in keyed}, key=str))
+    statuses = dict(runs)
+    updates: list[tuple[tuple[uuid.UUID, str], TaskUpdate]] = []
+    for event, run_id in keyed:
+        if run_id not in runs:
+            continue
+        status, finished_at = statuses[run_id]
+        outcome = _OUTCOMES.get(event.type)
+        if outcome is not None:
+            after = after_outcome(status, outcome)
+            statuses[run_id] = (after, finished_at if after is status else event.time)
+            continue
+        update = _task_update(event)
+        if update is not None:
+            updates.append(((run_id, _task_id(event.payload)), update))
+            statuses[run_id] = (after_task_activity(status), finished_at)
+    if updates:
+        progress = await store.tasks_progress(conn, [key for key, _ in updates])
+        for key, update in updates:
+            progress[key] = advance(progress.get(key, TaskProgress()), update)
+        await store.save_tasks_progress(conn, progress)
+    await store.save_run_statuses(
+        conn, {run_id: value for run_id, value in statuses.items() if value != runs[run_id]}
+    )
+
+
+def _task_update(event: Event) -> TaskUpdate | None:
+    if is_type(event, topics.TASK_SCHEDULED):
+        return TaskUpdate(
+            status=TaskStatus.SCHEDULED, attempt=event.payload.attempt, time=event.time
+        )
+    if is_type(event, topics.TASK_STARTED):
+        return TaskUpdate(status=TaskStatus.RUNNING, attempt=event.payload.attempt, time=event.time)
+    if is_type(event, topics.TASK_COMPLETED):
+        completed = event.payload
+        return TaskUpdate(
+            status=TaskStatus.SUCCEEDED,
+            attempt=completed.attempt,
+            time=event.time,
+            started_at=_time(completed, "started_at"),
+            output=_json(completed.output_json),
+        )
+    if is_type(event, topics.TASK_FAILED):
+        failed = event.payload
+        return TaskUpdate(
+            status=TaskStatus.FAILED,
+            attempt=failed.attempt,
+            time=event.time,
+            started_at=_time(failed, "started_at"),
+            error=_error(failed.error),
+        )
+    if is_type(event, topics.TASK_DEAD_LETTERED):
+        dead = event.payload
+        return TaskUpdate(
+            status=TaskStatus.DEAD_LETTERED,
+            attempt=dead.attempts,
+            time=event.time,
+            error=_error(dead.last_error),
+        )
+    return None
+
+
+def _task_id(payload: Message) -> str:
+    task_id: str = getattr(payload, "task_id")  # noqa: B009 - every task event has one
+    return task_id
+
+
+def _time(message: Message, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    stamp: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    return stamp
+
+
+def _json(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return data.decode(errors="replace")
+
+
+def _error(error: workflow_pb2.TaskError) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "type": error.type,
+        "message": error.message,
+        "retryable": error.retryable,
+    }
+    if error.traceback_excerpt:
+        view["traceback"] = error.traceback_excerpt
+    return view
+
+
+def _uuid(run_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(run_id)
+    except ValueError:
+        _log.warning("ignoring an event whose run id is not a UUID", extra={"run_id": run_id})
+        return None

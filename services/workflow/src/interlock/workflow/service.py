@@ -1,0 +1,408 @@
+"""The workflow service's use cases: definitions, run starts, run control, reads.
+
+Each public method is one request's work: read or decide with the domain, then commit
+state and outgoing events together (transactional outbox). The REST adapter
+(:mod:`interlock.workflow.api`) only translates HTTP to these calls and back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from jsonschema import Draft202012Validator
+
+from interlock.common import outbox, topics
+from interlock.common.events import Event
+from interlock.common.identity import Principal
+from interlock.events.v1 import definition_pb2, workflow_pb2
+from interlock.workflow import store
+from interlock.workflow.domain import (
+    CompiledDefinition,
+    ControlAction,
+    IdempotencyConflictError,
+    InvalidDefinitionError,
+    InvalidDocumentError,
+    InvalidPageTokenError,
+    Issue,
+    RunNotFoundError,
+    RunStatus,
+    TaskProgress,
+    WorkflowArchivedError,
+    WorkflowNotFoundError,
+    after_control,
+    canonical_json,
+    check_input,
+    compile_definition,
+    input_validator,
+    parse_document,
+)
+from interlock.workflow.domain.limits import MAX_INPUT_BYTES
+from interlock.workflow.domain.paging import decode_token, encode_token
+
+PREPARED_CACHE_SIZE = 1024
+"""Pinned versions kept parsed in memory (they never change)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """One page of a list."""
+
+    items: list[Any]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunView:
+    """A run and its tasks' progress (tasks in definition order)."""
+
+    run: store.StoredRun
+    tasks: list[tuple[str, TaskProgress]]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    definition: definition_pb2.WorkflowDefinition
+    validator: Draft202012Validator | None
+    task_ids: list[str]
+
+
+class WorkflowService:
+    """Definitions, runs and run control for every tenant.
+
+    Args:
+        pool: A callable returning the service's open ``asyncpg.Pool`` (the database
+            opens after the service object is built).
+        source: The CloudEvents source of the events it emits. Default: ``"workflow"``.
+    """
+
+    def __init__(self, pool: Any, *, source: str = "workflow") -> None:
+        self._pool = pool
+        self._source = source
+        self._prepared: OrderedDict[tuple[str, str, int], _Prepared] = OrderedDict()
+
+    def _acquire(self) -> Any:
+        pool: asyncpg.Pool = self._pool()
+        return pool.acquire()
+
+    # Definitions ---------------------------------------------------------------
+
+    async def create_definition(
+        self, principal: Principal, body: bytes, content_type: str | None
+    ) -> store.StoredVersion:
+        """Create a workflow from a YAML/JSON document (its version 1)."""
+        compiled = compile_definition(parse_document(body, content_type))
+        async with self._acquire() as conn, conn.transaction():
+            return await store.create_workflow(conn, principal.tenant, compiled, principal.subject)
+
+    async def put_definition(
+        self, principal: Principal, name: str, body: bytes, content_type: str | None
+    ) -> tuple[store.StoredVersion, bool]:
+        """Add a version when the document changed; returns it and whether it is new."""
+        compiled = compile_definition(parse_document(body, content_type))
+        _require_same_name(compiled, name)
+        async with self._acquire() as conn, conn.transaction():
+            return await store.put_workflow(conn, principal.tenant, compiled, principal.subject)
+
+    async def get_definition(
+        self, principal: Principal, name: str, version: int | None = None
+    ) -> store.StoredVersion:
+        """The latest (or a given) version of a workflow."""
+        async with self._acquire() as conn:
+            found = await store.get_version(conn, principal.tenant, name, version)
+        if found is None:
+            what = f"version {version} of workflow" if version else "workflow"
+            raise WorkflowNotFoundError(f"no {what} {name!r}")
+        return found
+
+    async def list_versions(self, principal: Principal, name: str) -> list[store.StoredVersion]:
+        """Every version of a workflow, oldest first."""
+        async with self._acquire() as conn:
+            versions = await store.list_versions(conn, principal.tenant, name)
+        if not versions:
+            raise WorkflowNotFoundError(f"no workflow {name!r}")
+        return versions
+
+    async def archive_definition(self, principal: Principal, name: str) -> None:
+        """Archive a workflow: hidden from lists, no new runs; its history stays."""
+        async with self._acquire() as conn:
+            if not await store.archive_workflow(conn, principal.tenant, name):
+                raise WorkflowNotFoundError(f"no workflow {name!r}")
+
+    async def list_definitions(
+        self,
+        principal: Principal,
+        *,
+        name_prefix: str | None,
+        labels: dict[str, str],
+        include_archived: bool,
+        page_size: int,
+        page_token: str | None,
+    ) -> Page:
+        """Latest versions of the tenant's workflows, by name, one page."""
+        filters = {"prefix": name_prefix, "labels": labels, "archived": include_archived}
+        after = None
+        if page_token:
+            (after,) = _position(decode_token(page_token, "workflows", filters), 1)
+        async with self._acquire() as conn:
+            rows = await store.list_workflows(
+                conn,
+                principal.tenant,
+                name_prefix=name_prefix,
+                labels=labels,
+                include_archived=include_archived,
+                after_name=after,
+                limit=page_size + 1,
+            )
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = encode_token([rows[-1].name], "workflows", filters) if more else None
+        return Page(items=rows, next_page_token=token)
+
+    # Runs ----------------------------------------------------------------------
+
+    async def start_run(
+        self, principal: Principal, name: str, body: bytes, idempotency_key: str | None
+    ) -> tuple[RunView, bool]:
+        """Start a run of a workflow's latest version, committing it with workflow.started.
+
+        Returns:
+            The run and whether this call created it (``False``: an earlier request
+            with the same Idempotency-Key and body created it).
+
+        Raises:
+            IdempotencyConflictError: The key was used with another request.
+        """
+        run_input = _run_input(body)
+        input_json = canonical_json(run_input)
+        request_hash = (
+            hashlib.sha256(canonical_json([name, run_input]).encode()).hexdigest()
+            if idempotency_key
+            else None
+        )
+        tenant = principal.tenant
+        async with self._acquire() as conn:
+            latest = await store.latest_version_for_start(conn, tenant, name)
+            if latest is None:
+                raise WorkflowNotFoundError(f"no workflow {name!r}")
+            version, archived = latest
+            if archived:
+                raise WorkflowArchivedError(f"workflow {name!r} is archived")
+            prepared = await self._prepare(conn, tenant, name, version)
+            check_input(prepared.validator, run_input)
+            run_id = uuid.uuid4()
+            async with conn.transaction():
+                created_at = await store.insert_run(
+                    conn,
+                    run_id=run_id,
+                    tenant=tenant,
+                    workflow=name,
+                    version=version,
+                    input_json=input_json,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                    created_by=principal.subject,
+                )
+                if created_at is None:
+                    assert idempotency_key is not None
+                    existing = await store.run_by_idempotency_key(conn, tenant, idempotency_key)
+                    assert existing is not None
+                    if existing.request_hash != request_hash:
+                        raise IdempotencyConflictError(
+                            "this Idempotency-Key was used with another request"
+                        )
+                    return RunView(
+                        run=existing,
+                        tasks=_tasks(existing, await store.task_progress(conn, existing.id)),
+                    ), False
+                started = workflow_pb2.WorkflowStarted(
+                    workflow_name=name,
+                    workflow_version=version,
+                    definition=prepared.definition,
+                    input_json=input_json.encode(),
+                    idempotency_key=idempotency_key or "",
+                )
+                await outbox.enqueue(
+                    conn,
+                    [
+                        Event(
+                            type=topics.WORKFLOW_STARTED,
+                            payload=started,
+                            tenant=tenant,
+                            run_id=str(run_id),
+                            source=self._source,
+                        )
+                    ],
+                )
+        run = store.StoredRun(
+            id=run_id,
+            workflow=name,
+            version=version,
+            status=RunStatus.PENDING,
+            input=run_input,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            created_at=created_at,
+            updated_at=created_at,
+            finished_at=None,
+            task_ids=prepared.task_ids,
+        )
+        return RunView(run=run, tasks=[(t, TaskProgress()) for t in prepared.task_ids]), True
+
+    async def _prepare(
+        self, conn: asyncpg.Connection, tenant: str, name: str, version: int
+    ) -> _Prepared:
+        key = (tenant, name, version)
+        prepared = self._prepared.get(key)
+        if prepared is not None:
+            self._prepared.move_to_end(key)
+            return prepared
+        data, schema = await store.version_definition(conn, tenant, name, version)
+        definition = definition_pb2.WorkflowDefinition.FromString(data)
+        prepared = _Prepared(
+            definition=definition,
+            validator=input_validator(schema),
+            task_ids=[task.id for task in definition.tasks],
+        )
+        self._prepared[key] = prepared
+        if len(self._prepared) > PREPARED_CACHE_SIZE:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    async def get_run(self, principal: Principal, run_id: str) -> RunView:
+        """A run of the caller's tenant with its tasks' progress."""
+        parsed = _run_uuid(run_id)
+        async with self._acquire() as conn:
+            run = await store.get_run(conn, principal.tenant, parsed)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            progress = await store.task_progress(conn, parsed)
+        return RunView(run=run, tasks=_tasks(run, progress))
+
+    async def list_runs(
+        self,
+        principal: Principal,
+        *,
+        workflow: str | None,
+        status: RunStatus | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        page_size: int,
+        page_token: str | None,
+    ) -> Page:
+        """The tenant's runs, newest first, one page (without task details)."""
+        filters = {
+            "workflow": workflow,
+            "status": status,
+            "after": created_after.isoformat() if created_after else None,
+            "before": created_before.isoformat() if created_before else None,
+        }
+        before = None
+        if page_token:
+            created_at, run_id = _position(decode_token(page_token, "runs", filters), 2)
+            try:
+                before = (datetime.fromisoformat(created_at), uuid.UUID(run_id))
+            except (TypeError, ValueError) as error:
+                raise InvalidPageTokenError("the page token is malformed") from error
+        async with self._acquire() as conn:
+            rows = await store.list_runs(
+                conn,
+                principal.tenant,
+                workflow=workflow,
+                status=status.value if status else None,
+                created_after=created_after,
+                created_before=created_before,
+                before=before,
+                limit=page_size + 1,
+            )
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = None
+        if more:
+            last = rows[-1]
+            token = encode_token([last.created_at.isoformat(), str(last.id)], "runs", filters)
+        return Page(items=rows, next_page_token=token)
+
+    async def control_run(
+        self, principal: Principal, run_id: str, action: ControlAction, reason: str
+    ) -> RunView:
+        """Cancel, pause, resume or retry a run: new status and workflow.control together.
+
+        Raises:
+            RunNotFoundError: No such run for the caller's tenant.
+            TransitionNotAllowedError: The run's status does not allow ``action``.
+        """
+        parsed = _run_uuid(run_id)
+        async with self._acquire() as conn, conn.transaction():
+            run = await store.get_run(conn, principal.tenant, parsed, lock=True)
+            if run is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            status = after_control(run.status, action)
+            finished_at = datetime.now(UTC) if status.finished else None
+            await store.set_run_status(conn, parsed, status, finished_at)
+            control = workflow_pb2.RunControl(
+                action=action.message, reason=reason, requested_by=principal.subject
+            )
+            await outbox.enqueue(
+                conn,
+                [
+                    Event(
+                        type=topics.WORKFLOW_CONTROL,
+                        payload=control,
+                        tenant=principal.tenant,
+                        run_id=str(parsed),
+                        source=self._source,
+                    )
+                ],
+            )
+            progress = await store.task_progress(conn, parsed)
+        updated = store.StoredRun(**{**run.__dict__, "status": status, "finished_at": finished_at})
+        return RunView(run=updated, tasks=_tasks(updated, progress))
+
+
+def _require_same_name(compiled: CompiledDefinition, name: str) -> None:
+    if compiled.name != name:
+        raise InvalidDefinitionError(
+            [Issue("/name", f"the definition is named {compiled.name!r}, the URL {name!r}")]
+        )
+
+
+def _run_input(body: bytes) -> Any:
+    if len(body) > MAX_INPUT_BYTES:
+        raise InvalidDocumentError(
+            f"the request has {len(body)} bytes; at most {MAX_INPUT_BYTES} are accepted"
+        )
+    if not body.strip():
+        return {}
+    try:
+        request = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidDocumentError("the request body is not JSON") from error
+    if not isinstance(request, dict) or set(request) - {"input"}:
+        raise InvalidDocumentError('the request body is {"input": <JSON value>}')
+    return request.get("input", {})
+
+
+def _run_uuid(run_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(run_id)
+    except ValueError as error:
+        raise RunNotFoundError(f"no run {run_id!r}") from error
+
+
+def _position(position: list[Any], length: int) -> list[Any]:
+    if len(position) != length:
+        raise InvalidPageTokenError("the page token is malformed")
+    return position
+
+
+def _tasks(
+    run: store.StoredRun, progress: dict[str, TaskProgress]
+) -> list[tuple[str, TaskProgress]]:
+    return [(task_id, progress.get(task_id, TaskProgress())) for task_id in run.task_ids]

@@ -1,0 +1,557 @@
+"""SQL for the workflow service's own tables (``migrations/``): definitions, runs, progress.
+
+Every query about a tenant's data filters by tenant. Functions take a connection so
+callers decide the transaction; JSON travels as text (``::jsonb`` casts).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from interlock.workflow.domain import (
+    CompiledDefinition,
+    RunStatus,
+    TaskProgress,
+    TaskStatus,
+    WorkflowExistsError,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredVersion:
+    """One version of a workflow definition, with its workflow's state."""
+
+    name: str
+    version: int
+    latest_version: int
+    content_hash: str
+    description: str
+    labels: dict[str, str]
+    document: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    workflow_created_at: datetime
+    archived_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredRun:
+    """A run as stored, with its version's task ids (in definition order)."""
+
+    id: uuid.UUID
+    workflow: str
+    version: int
+    status: RunStatus
+    input: Any
+    idempotency_key: str | None
+    request_hash: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    task_ids: list[str]
+
+
+_VERSION_COLUMNS = """
+    v.name, v.version, w.latest_version, v.content_hash, v.document::text AS document,
+    v.labels::text AS labels, v.created_by, v.created_at, w.description,
+    w.created_at AS workflow_created_at, w.archived_at
+"""
+
+
+def _version(row: asyncpg.Record) -> StoredVersion:
+    return StoredVersion(
+        name=row["name"],
+        version=row["version"],
+        latest_version=row["latest_version"],
+        content_hash=row["content_hash"],
+        description=json.loads(row["document"]).get("description", ""),
+        labels=json.loads(row["labels"]),
+        document=json.loads(row["document"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        workflow_created_at=row["workflow_created_at"],
+        archived_at=row["archived_at"],
+    )
+
+
+async def create_workflow(
+    conn: asyncpg.Connection, tenant: str, compiled: CompiledDefinition, created_by: str
+) -> StoredVersion:
+    """Create a workflow with its version 1.
+
+    Raises:
+        WorkflowExistsError: The tenant has a workflow of that name (archived or not).
+    """
+    created = await conn.fetchval(
+        """
+        INSERT INTO workflows (tenant, name, latest_version, description, labels)
+        VALUES ($1, $2, 1, $3, $4::jsonb)
+        ON CONFLICT DO NOTHING
+        RETURNING true
+        """,
+        tenant,
+        compiled.name,
+        compiled.description,
+        json.dumps(compiled.labels),
+    )
+    if not created:
+        raise WorkflowExistsError(f"workflow {compiled.name!r} exists; PUT a new version")
+    await _insert_version(conn, tenant, compiled, 1, created_by)
+    return await _get_version(conn, tenant, compiled.name, 1)
+
+
+async def put_workflow(
+    conn: asyncpg.Connection, tenant: str, compiled: CompiledDefinition, created_by: str
+) -> tuple[StoredVersion, bool]:
+    """Add a version when the definition changed (or create the workflow, or revive it).
+
+    Call inside a transaction: the workflow's row is locked so concurrent PUTs number
+    their versions one after the other.
+
+    Returns:
+        The latest version and whether this call created it (an unchanged definition
+        creates nothing; PUT on an archived workflow also un-archives it).
+    """
+    row = await _lock_workflow(conn, tenant, compiled.name)
+    if row is None:
+        try:
+            async with conn.transaction():  # a savepoint: a racing create may win
+                return await create_workflow(conn, tenant, compiled, created_by), True
+        except WorkflowExistsError:
+            row = await _lock_workflow(conn, tenant, compiled.name)
+            assert row is not None
+    latest = await _get_version(conn, tenant, compiled.name, row["latest_version"])
+    if latest.content_hash == compiled.content_hash and latest.archived_at is None:
+        return latest, False
+    changed = latest.content_hash != compiled.content_hash
+    version = row["latest_version"] + 1 if changed else row["latest_version"]
+    if changed:
+        await _insert_version(conn, tenant, compiled, version, created_by)
+    await conn.execute(
+        """
+        UPDATE workflows
+        SET latest_version = $3, description = $4, labels = $5::jsonb, updated_at = now(),
+            archived_at = NULL
+        WHERE tenant = $1 AND name = $2
+        """,
+        tenant,
+        compiled.name,
+        version,
+        compiled.description,
+        json.dumps(compiled.labels),
+    )
+    return await _get_version(conn, tenant, compiled.name, version), changed
+
+
+async def _lock_workflow(conn: asyncpg.Connection, tenant: str, name: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT latest_version FROM workflows WHERE tenant = $1 AND name = $2 FOR UPDATE",
+        tenant,
+        name,
+    )
+    return row
+
+
+async def _insert_version(
+    conn: asyncpg.Connection,
+    tenant: str,
+    compiled: CompiledDefinition,
+    version: int,
+    created_by: str,
+) -> None:
+    definition = compiled.definition.__deepcopy__()
+    definition.version = version
+    await conn.execute(
+        """
+        INSERT INTO workflow_versions (tenant, name, version, content_hash, document,
+            definition, input_schema, task_ids, labels, created_by)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9::jsonb, $10)
+        """,
+        tenant,
+        compiled.name,
+        version,
+        compiled.content_hash,
+        json.dumps(compiled.document),
+        definition.SerializeToString(),
+        None if compiled.input_schema is None else json.dumps(compiled.input_schema),
+        compiled.task_ids,
+        json.dumps(compiled.labels),
+        created_by,
+    )
+
+
+async def _get_version(
+    conn: asyncpg.Connection, tenant: str, name: str, version: int
+) -> StoredVersion:
+    found = await get_version(conn, tenant, name, version)
+    assert found is not None
+    return found
+
+
+async def get_version(
+    conn: asyncpg.Connection, tenant: str, name: str, version: int | None = None
+) -> StoredVersion | None:
+    """A version of a workflow (the latest when ``version`` is ``None``), or ``None``."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_VERSION_COLUMNS}
+        FROM workflows w JOIN workflow_versions v ON v.tenant = w.tenant AND v.name = w.name
+        WHERE w.tenant = $1 AND w.name = $2 AND v.version = coalesce($3, w.latest_version)
+        """,  # noqa: S608 - constant column list
+        tenant,
+        name,
+        version,
+    )
+    return None if row is None else _version(row)
+
+
+async def list_versions(conn: asyncpg.Connection, tenant: str, name: str) -> list[StoredVersion]:
+    """Every version of a workflow, oldest first (empty when there is no such workflow)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_VERSION_COLUMNS}
+        FROM workflows w JOIN workflow_versions v ON v.tenant = w.tenant AND v.name = w.name
+        WHERE w.tenant = $1 AND w.name = $2
+        ORDER BY v.version
+        """,  # noqa: S608 - constant column list
+        tenant,
+        name,
+    )
+    return [_version(row) for row in rows]
+
+
+async def list_workflows(
+    conn: asyncpg.Connection,
+    tenant: str,
+    *,
+    name_prefix: str | None,
+    labels: dict[str, str],
+    include_archived: bool,
+    after_name: str | None,
+    limit: int,
+) -> list[StoredVersion]:
+    """Latest versions of a tenant's workflows, by name, after ``after_name``."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_VERSION_COLUMNS}
+        FROM workflows w JOIN workflow_versions v
+            ON v.tenant = w.tenant AND v.name = w.name AND v.version = w.latest_version
+        WHERE w.tenant = $1
+          AND ($2::text IS NULL OR starts_with(w.name, $2))
+          AND w.labels @> $3::jsonb
+          AND ($4 OR w.archived_at IS NULL)
+          AND ($5::text IS NULL OR w.name > $5)
+        ORDER BY w.name
+        LIMIT $6
+        """,  # noqa: S608 - constant column list
+        tenant,
+        name_prefix,
+        json.dumps(labels),
+        include_archived,
+        after_name,
+        limit,
+    )
+    return [_version(row) for row in rows]
+
+
+async def archive_workflow(conn: asyncpg.Connection, tenant: str, name: str) -> bool:
+    """Archive a workflow (idempotent). Returns whether it exists."""
+    status: str = await conn.execute(
+        """
+        UPDATE workflows SET archived_at = coalesce(archived_at, now()), updated_at = now()
+        WHERE tenant = $1 AND name = $2
+        """,
+        tenant,
+        name,
+    )
+    return status != "UPDATE 0"
+
+
+async def latest_version_for_start(
+    conn: asyncpg.Connection, tenant: str, name: str
+) -> tuple[int, bool] | None:
+    """The latest version of a workflow and whether it is archived, or ``None``."""
+    row = await conn.fetchrow(
+        "SELECT latest_version, archived_at IS NOT NULL AS archived"
+        " FROM workflows WHERE tenant = $1 AND name = $2",
+        tenant,
+        name,
+    )
+    return None if row is None else (row["latest_version"], row["archived"])
+
+
+async def version_definition(
+    conn: asyncpg.Connection, tenant: str, name: str, version: int
+) -> tuple[bytes, Any]:
+    """A version's normalized definition (serialized) and its input schema."""
+    row = await conn.fetchrow(
+        "SELECT definition, input_schema::text AS input_schema FROM workflow_versions"
+        " WHERE tenant = $1 AND name = $2 AND version = $3",
+        tenant,
+        name,
+        version,
+    )
+    assert row is not None
+    schema = None if row["input_schema"] is None else json.loads(row["input_schema"])
+    return bytes(row["definition"]), schema
+
+
+async def insert_run(
+    conn: asyncpg.Connection,
+    *,
+    run_id: uuid.UUID,
+    tenant: str,
+    workflow: str,
+    version: int,
+    input_json: str,
+    idempotency_key: str | None,
+    request_hash: str | None,
+    created_by: str,
+) -> datetime | None:
+    """Insert a pending run.
+
+    Returns:
+        Its creation time, or ``None`` when a run with the same idempotency key exists
+        (concurrent inserts with one key wait on the unique index: one wins).
+    """
+    created_at: datetime | None = await conn.fetchval(
+        """
+        INSERT INTO runs (id, tenant, workflow, version, status, input, idempotency_key,
+            request_hash, created_by)
+        VALUES ($1, $2, $3, $4, 'pending', $5::jsonb, $6, $7, $8)
+        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING created_at
+        """,
+        run_id,
+        tenant,
+        workflow,
+        version,
+        input_json,
+        idempotency_key,
+        request_hash,
+        created_by,
+    )
+    return created_at
+
+
+_RUN_COLUMNS = """
+    r.id, r.workflow, r.version, r.status, r.input::text AS input, r.idempotency_key,
+    r.request_hash, r.created_at, r.updated_at, r.finished_at, v.task_ids
+"""
+_RUN_FROM = """
+    runs r JOIN workflow_versions v
+        ON v.tenant = r.tenant AND v.name = r.workflow AND v.version = r.version
+"""
+
+
+def _run(row: asyncpg.Record) -> StoredRun:
+    return StoredRun(
+        id=row["id"],
+        workflow=row["workflow"],
+        version=row["version"],
+        status=RunStatus(row["status"]),
+        input=json.loads(row["input"]),
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        task_ids=list(row["task_ids"]),
+    )
+
+
+async def run_by_idempotency_key(
+    conn: asyncpg.Connection, tenant: str, key: str
+) -> StoredRun | None:
+    """The run a tenant started with an idempotency key, or ``None``."""
+    row = await conn.fetchrow(
+        f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.tenant = $1 AND r.idempotency_key = $2",  # noqa: S608
+        tenant,
+        key,
+    )
+    return None if row is None else _run(row)
+
+
+async def get_run(
+    conn: asyncpg.Connection, tenant: str, run_id: uuid.UUID, *, lock: bool = False
+) -> StoredRun | None:
+    """A tenant's run, or ``None``; ``lock`` takes its row lock (inside a transaction)."""
+    row = await conn.fetchrow(
+        f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.tenant = $1 AND r.id = $2"  # noqa: S608
+        + (" FOR UPDATE OF r" if lock else ""),
+        tenant,
+        run_id,
+    )
+    return None if row is None else _run(row)
+
+
+async def set_run_status(
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    finished_at: datetime | None,
+) -> None:
+    """Set a run's status and end time."""
+    await conn.execute(
+        "UPDATE runs SET status = $2, finished_at = $3, updated_at = now() WHERE id = $1",
+        run_id,
+        status.value,
+        finished_at,
+    )
+
+
+async def list_runs(
+    conn: asyncpg.Connection,
+    tenant: str,
+    *,
+    workflow: str | None,
+    status: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[StoredRun]:
+    """A tenant's runs, newest first, strictly after the ``before`` position."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}
+        WHERE r.tenant = $1
+          AND ($2::text IS NULL OR r.workflow = $2)
+          AND ($3::text IS NULL OR r.status = $3)
+          AND ($4::timestamptz IS NULL OR r.created_at >= $4)
+          AND ($5::timestamptz IS NULL OR r.created_at < $5)
+          AND ($6::timestamptz IS NULL OR (r.created_at, r.id) < ($6, $7::uuid))
+        ORDER BY r.created_at DESC, r.id DESC
+        LIMIT $8
+        """,  # noqa: S608 - constant column list
+        tenant,
+        workflow,
+        status,
+        created_after,
+        created_before,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return [_run(row) for row in rows]
+
+
+async def task_progress(conn: asyncpg.Connection, run_id: uuid.UUID) -> dict[str, TaskProgress]:
+    """The projected progress of a run's tasks (tasks with no event yet are absent)."""
+    rows = await conn.fetch(
+        f"SELECT {_PROGRESS_COLUMNS} FROM run_tasks WHERE run_id = $1",  # noqa: S608
+        run_id,
+    )
+    return {row["task_id"]: _progress(row) for row in rows}
+
+
+_PROGRESS_COLUMNS = """
+    run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
+    output::text AS output, error::text AS error
+"""
+
+
+def _progress(row: asyncpg.Record) -> TaskProgress:
+    return TaskProgress(
+        status=TaskStatus(row["status"]),
+        attempts=row["attempts"],
+        scheduled_at=row["scheduled_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        output=None if row["output"] is None else json.loads(row["output"]),
+        error=None if row["error"] is None else json.loads(row["error"]),
+    )
+
+
+async def lock_runs(
+    conn: asyncpg.Connection, runs: Sequence[tuple[str, uuid.UUID]]
+) -> dict[uuid.UUID, tuple[RunStatus, datetime | None]]:
+    """Lock the runs of ``(tenant, run id)`` pairs that exist; their status and end."""
+    rows = await conn.fetch(
+        """
+        SELECT r.id, r.status, r.finished_at
+        FROM runs r JOIN unnest($1::text[], $2::uuid[]) AS k(tenant, id)
+            ON r.tenant = k.tenant AND r.id = k.id
+        ORDER BY r.id
+        FOR UPDATE OF r
+        """,
+        [tenant for tenant, _ in runs],
+        [run_id for _, run_id in runs],
+    )
+    return {row["id"]: (RunStatus(row["status"]), row["finished_at"]) for row in rows}
+
+
+async def tasks_progress(
+    conn: asyncpg.Connection, keys: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], TaskProgress]:
+    """Projected progress of the ``(run id, task id)`` pairs that have any."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_PROGRESS_COLUMNS}
+        FROM run_tasks t JOIN unnest($1::uuid[], $2::text[]) AS k(run_id, task_id)
+            USING (run_id, task_id)
+        """,  # noqa: S608 - constant column list
+        [run_id for run_id, _ in keys],
+        [task_id for _, task_id in keys],
+    )
+    return {(row["run_id"], row["task_id"]): _progress(row) for row in rows}
+
+
+async def save_tasks_progress(
+    conn: asyncpg.Connection, progress: dict[tuple[uuid.UUID, str], TaskProgress]
+) -> None:
+    """Upsert task progress rows, all in one statement."""
+    if not progress:
+        return
+    items = list(progress.items())
+    await conn.execute(
+        """
+        INSERT INTO run_tasks (run_id, task_id, status, attempts, scheduled_at, started_at,
+            finished_at, output, error)
+        SELECT run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
+            output::jsonb, error::jsonb
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
+            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
+            AS p(run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
+                 output, error)
+        ON CONFLICT (run_id, task_id) DO UPDATE SET
+            status = excluded.status, attempts = excluded.attempts,
+            scheduled_at = excluded.scheduled_at, started_at = excluded.started_at,
+            finished_at = excluded.finished_at, output = excluded.output, error = excluded.error
+        """,
+        [key[0] for key, _ in items],
+        [key[1] for key, _ in items],
+        [p.status.value for _, p in items],
+        [p.attempts for _, p in items],
+        [p.scheduled_at for _, p in items],
+        [p.started_at for _, p in items],
+        [p.finished_at for _, p in items],
+        [None if p.output is None else json.dumps(p.output) for _, p in items],
+        [None if p.error is None else json.dumps(p.error) for _, p in items],
+    )
+
+
+async def save_run_statuses(
+    conn: asyncpg.Connection, statuses: dict[uuid.UUID, tuple[RunStatus, datetime | None]]
+) -> None:
+    """Set the status and end time of several runs, in one statement."""
+    if not statuses:
+        return
+    items = list(statuses.items())
+    await conn.execute(
+        """
+        UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now()
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS s(id, status, finished_at)
+        WHERE r.id = s.id
+        """,
+        [run_id for run_id, _ in items],
+        [status.value for _, (status, _) in items],
+        [finished_at for _, (_, finished_at) in items],
+    )
