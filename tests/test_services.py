@@ -67,7 +67,7 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     ),
     "worker": (
         lambda r: worker.create_app(worker.WorkerSettings(**_kafka(r))),
-        ["kafka"],
+        ["kafka", "worker"],
     ),
     "metadata": (
         lambda r: metadata.create_app(metadata.MetadataSettings(**_mongo(r), **_kafka(r))),

@@ -1,16 +1,38 @@
-"""Wires the worker service: the broker and the HTTP app."""
+"""Wires the worker service: the broker, the executors and the worker runtime."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import KafkaBroker
+from interlock.worker.executors import Executor, load_executors
+from interlock.worker.runtime import Worker
 from interlock.worker.settings import WorkerSettings
 
 
-def create_app(settings: WorkerSettings | None = None) -> FastAPI:
-    """Build the worker service's app. Default settings come from the environment."""
+def create_app(
+    settings: WorkerSettings | None = None,
+    *,
+    executors: Mapping[str, Executor] | None = None,
+) -> FastAPI:
+    """Build the worker service's app. Default settings come from the environment.
+
+    Args:
+        settings: The settings. Default: read from the environment.
+        executors: Executors by task type. Default: every executor registered under
+            the ``interlock.executors`` entry point group.
+
+    Returns:
+        The app; its lifespan runs the worker and drains it at shut-down.
+    """
     settings = settings or WorkerSettings()
     broker = KafkaBroker(settings)
-    return create_service_app(settings, resources=[broker])
+    worker = Worker(
+        settings, broker, executors if executors is not None else load_executors(settings)
+    )
+    app = create_service_app(settings, resources=[broker, worker])
+    app.state.worker = worker
+    return app

@@ -1,8 +1,23 @@
-"""The worker service's settings, read from ``INTERLOCK_*`` environment variables."""
+"""The worker service's settings, read from ``INTERLOCK_*`` environment variables.
+
+Lists and maps are JSON in the environment, e.g.
+``INTERLOCK_WORKER_QUEUES='["", "gpu"]'`` or
+``INTERLOCK_MAX_IN_FLIGHT_PER_TYPE='{"http": 20}'``.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+
+from pydantic import Field
+
 from interlock.common.settings import KafkaOptions, ServiceSettings
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class WorkerSettings(ServiceSettings, KafkaOptions):
@@ -12,3 +27,58 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     """Default: ``"worker"``."""
     http_port: int = 8104
     """Default: 8104."""
+
+    worker_id: str = Field(default_factory=_default_worker_id)
+    """This instance's id in task events. Default: ``<host>-<pid>-<random>``."""
+    worker_group_id: str = "worker"
+    """Consumer group of ``task.scheduled``; every worker of the platform shares it.
+    Default: ``"worker"``."""
+    worker_queues: list[str] = Field(default_factory=lambda: [""])
+    """Queues served; ``""`` is the default queue. Tasks of other queues are skipped.
+    Default: ``[""]``."""
+    max_in_flight: int = Field(default=100, ge=1)
+    """Most tasks running at once in this worker; as many more may wait fetched.
+    Default: 100."""
+    max_in_flight_per_type: dict[str, int] = Field(default_factory=dict)
+    """Most tasks of one type running at once, by type; unlisted types are bounded by
+    :attr:`max_in_flight` only. Default: none."""
+    heartbeat_interval_ms: int = Field(default=1000, ge=10)
+    """Time between two heartbeats of a running task; a third of the task's
+    ``heartbeat_timeout_ms`` when that is shorter. Default: 1000 ms."""
+    drain_timeout_ms: int = Field(default=30_000, ge=0)
+    """On shut-down, how long running tasks may take to finish before they are
+    reported as failed (retryable). Default: 30000 ms."""
+    poll_timeout_ms: int = Field(default=100, ge=1)
+    """Longest wait of one fetch for new tasks. Default: 100 ms."""
+    report_max_batch: int = Field(default=1000, ge=1)
+    """Most events one publish call carries. Default: 1000."""
+    report_linger_ms: int = Field(default=0, ge=0)
+    """Extra wait to fill a publish batch; events also batch up while the previous
+    publish is in flight, so none is needed for throughput. Default: 0 ms."""
+    cancellation_memory_s: int = Field(default=3600, ge=0)
+    """Cancellations older than the worker's start minus this are ignored; newer ones
+    abort running tasks and skip fetched tasks of the run. Default: 3600 s."""
+
+    http_allowed_networks: list[str] = Field(default_factory=list)
+    """CIDR ranges the ``http`` executor may reach even though they are private,
+    loopback or link-local (e.g. ``["127.0.0.0/8"]``). Default: none."""
+    http_max_response_bytes: int = Field(default=1_048_576, ge=0)
+    """Most response body bytes the ``http`` executor keeps. Default: 1 MiB."""
+    http_default_timeout_ms: int = Field(default=30_000, ge=1)
+    """Timeout of a request whose params give none. Default: 30000 ms."""
+
+    shell_enabled: bool = False
+    """Whether the ``shell`` executor runs anything at all. Default: off."""
+    shell_allowed_commands: list[str] = Field(default_factory=list)
+    """Programs (``argv[0]``, exactly as written in params) the ``shell`` executor may
+    run. Default: none."""
+    shell_max_output_bytes: int = Field(default=65_536, ge=0)
+    """Most bytes of stdout and of stderr kept. Default: 64 KiB."""
+    shell_default_timeout_ms: int = Field(default=60_000, ge=1)
+    """Timeout of a command whose params give none. Default: 60000 ms."""
+
+    python_task_modules: list[str] = Field(default_factory=list)
+    """Modules imported at start-up so their ``@task`` functions are registered.
+    Default: none."""
+    python_max_threads: int = Field(default=8, ge=1)
+    """Threads running synchronous ``@task`` functions. Default: 8."""

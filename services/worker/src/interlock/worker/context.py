@@ -1,0 +1,229 @@
+"""What a running task sees of its attempt: ids, heartbeats, a logger, artifacts."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "ArtifactRef",
+    "ArtifactStore",
+    "ArtifactsUnavailable",
+    "LogLine",
+    "TaskContext",
+    "TaskLogger",
+    "current_context",
+]
+
+_log = logging.getLogger("interlock.task")
+_MAX_LINE_CHARS = 8192
+_MAX_BUFFERED_LINES = 10_000
+
+_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("interlock_task_context")
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a task logged.
+
+    Attributes:
+        time: When it was logged (UTC).
+        level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
+        message: The formatted message, at most 8192 characters.
+    """
+
+    time: datetime
+    level: str
+    message: str
+
+
+class TaskLogger:
+    """A logger whose lines are published as ``task.log`` with the attempt's ids.
+
+    Lines are buffered and sent in batches (with the next heartbeat, and before the
+    attempt's outcome); they also go to the worker's own log. Safe to call from
+    threads. When more than 10,000 lines wait, the oldest are dropped.
+
+    Args:
+        extra: Fields added to the worker's own log records (run, task, attempt).
+    """
+
+    def __init__(self, extra: dict[str, Any] | None = None) -> None:
+        self._lines: deque[LogLine] = deque(maxlen=_MAX_BUFFERED_LINES)
+        self._extra = extra or {}
+
+    def debug(self, message: str, *args: object) -> None:
+        """Log ``message % args`` at DEBUG."""
+        self._write(logging.DEBUG, message, args)
+
+    def info(self, message: str, *args: object) -> None:
+        """Log ``message % args`` at INFO."""
+        self._write(logging.INFO, message, args)
+
+    def warning(self, message: str, *args: object) -> None:
+        """Log ``message % args`` at WARNING."""
+        self._write(logging.WARNING, message, args)
+
+    def error(self, message: str, *args: object) -> None:
+        """Log ``message % args`` at ERROR."""
+        self._write(logging.ERROR, message, args)
+
+    def drain(self) -> list[LogLine]:
+        """Remove and return the lines not published yet (the worker calls this)."""
+        lines: list[LogLine] = []
+        while True:
+            try:
+                lines.append(self._lines.popleft())
+            except IndexError:
+                return lines
+
+    def _write(self, level: int, message: str, args: tuple[object, ...]) -> None:
+        text = message % args if args else message
+        self._lines.append(
+            LogLine(
+                time=datetime.now(UTC),
+                level=logging.getLevelName(level),
+                message=text[:_MAX_LINE_CHARS],
+            )
+        )
+        _log.log(level, text, extra=self._extra)
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """An uploaded artifact.
+
+    Attributes:
+        artifact_id: The artifact service's id.
+        name: The name it was uploaded under.
+        size_bytes: Its size.
+    """
+
+    artifact_id: str
+    name: str
+    size_bytes: int
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Where tasks upload the files they produce (the artifact service, once wired)."""
+
+    async def upload(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> ArtifactRef:
+        """Store ``data`` as the attempt's artifact ``name``.
+
+        Args:
+            name: File name, unique within the attempt.
+            data: The content.
+            content_type: Media type. Default: ``application/octet-stream``.
+
+        Returns:
+            The stored artifact.
+        """
+        ...
+
+
+class ArtifactsUnavailable(Exception):
+    """Raised by the default artifact store: no artifact service is wired yet."""
+
+
+class _NoArtifactStore:
+    async def upload(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> ArtifactRef:
+        raise ArtifactsUnavailable("artifact upload is not available on this worker")
+
+
+@dataclass(eq=False, kw_only=True)
+class TaskContext:
+    """One attempt of one task, as its executor sees it.
+
+    Attributes:
+        tenant: Tenant of the run.
+        run_id: The run.
+        task_id: The task within the run.
+        attempt: Attempt number, from 1.
+        task_type: The executor's name, e.g. ``"http"``.
+        idempotency_key: Stable for the attempt: use it to make side effects
+            idempotent (it does not change when the worker re-runs a redelivered
+            attempt).
+        worker_id: The worker running it.
+        logger: Lines logged here are published as ``task.log``.
+        artifacts: Where to upload files. Default: a store that raises
+            :class:`ArtifactsUnavailable`.
+    """
+
+    tenant: str
+    run_id: str
+    task_id: str
+    attempt: int
+    task_type: str
+    idempotency_key: str
+    worker_id: str
+    logger: TaskLogger = field(default_factory=TaskLogger)
+    artifacts: ArtifactStore = field(default_factory=_NoArtifactStore)
+    _heartbeat_details: bytes = b""
+    _aborted: threading.Event = field(default_factory=threading.Event)
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report progress; it is sent with the attempt's next heartbeat.
+
+        The worker heartbeats running tasks on its own; call this to attach details
+        (any JSON-serialisable value). Safe to call from threads.
+
+        Args:
+            details: Progress detail, e.g. ``{"rows": 1200}``. Default: none.
+
+        Raises:
+            TypeError: When ``details`` is not JSON-serialisable.
+        """
+        self._heartbeat_details = b"" if details is None else json.dumps(details).encode()
+
+    @property
+    def heartbeat_details(self) -> bytes:
+        """The latest details given to :meth:`heartbeat`, as JSON (empty when none)."""
+        return self._heartbeat_details
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the worker is stopping this attempt (run cancelled, shut-down).
+
+        Async code is cancelled; synchronous code running in a thread cannot be, so
+        it should check this between steps and return early.
+        """
+        return self._aborted.is_set()
+
+    def abort(self) -> None:
+        """Mark the attempt as being stopped (the worker calls this)."""
+        self._aborted.set()
+
+    def activate(self) -> contextvars.Token[TaskContext]:
+        """Make this the context :func:`current_context` returns (the worker calls this)."""
+        return _current.set(self)
+
+
+def current_context() -> TaskContext:
+    """Return the context of the task running in this thread or coroutine.
+
+    Raises:
+        LookupError: When called outside a running task.
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise LookupError("no Interlock task is running here") from None

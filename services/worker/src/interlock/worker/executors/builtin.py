@@ -1,0 +1,105 @@
+"""Executors for plumbing and tests: ``noop``, ``sleep``, ``fail`` and ``flaky``."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from interlock.worker.context import TaskContext
+from interlock.worker.domain.durations import parse_duration_ms
+from interlock.worker.errors import InvalidParams, TaskFailure
+from interlock.worker.executors import parse_params
+from interlock.worker.settings import WorkerSettings
+
+__all__ = ["FailExecutor", "FlakyExecutor", "NoopExecutor", "SleepExecutor"]
+
+
+class NoopExecutor:
+    """Does nothing; its output is its params (``{}`` when none)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        del settings
+
+    async def execute(self, params: Any, context: TaskContext) -> Any:
+        """Return ``params`` as the output."""
+        return params if params is not None else {}
+
+
+class _SleepParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    duration: float | str | None = None
+    duration_ms: float | None = Field(default=None, ge=0)
+
+
+class SleepExecutor:
+    """Sleeps ``{"duration": "2s"}`` (or ``{"duration_ms": 2000}``), heartbeating progress.
+
+    Output: ``{"slept_ms": <milliseconds>}``.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._step_s = settings.heartbeat_interval_ms / 1000
+
+    async def execute(self, params: Any, context: TaskContext) -> Any:
+        """Sleep for the duration, updating the heartbeat details as it goes."""
+        parsed = parse_params(_SleepParams, params)
+        if parsed.duration_ms is not None:
+            total_ms = parsed.duration_ms
+        elif parsed.duration is not None:
+            try:
+                total_ms = parse_duration_ms(parsed.duration)
+            except ValueError as error:
+                raise InvalidParams(str(error)) from None
+        else:
+            raise InvalidParams('sleep needs a duration, e.g. {"duration": "2s"}')
+        deadline = time.monotonic() + total_ms / 1000
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, self._step_s))
+            remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
+            context.heartbeat({"slept_ms": round(total_ms - remaining_ms)})
+        return {"slept_ms": total_ms}
+
+
+class _FailParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = "failed on purpose"
+    retryable: bool = True
+
+
+class FailExecutor:
+    """Always fails with ``{"message": ..., "retryable": ...}`` (default: retryable)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        del settings
+
+    async def execute(self, params: Any, context: TaskContext) -> Any:
+        """Raise the configured failure."""
+        parsed = parse_params(_FailParams, params)
+        raise TaskFailure(parsed.message, retryable=parsed.retryable, type_="IntentionalFailure")
+
+
+class _FlakyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    failure_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class FlakyExecutor:
+    """Fails (retryably) with probability ``{"failure_rate": 0.5}``, else succeeds.
+
+    Output: ``{"attempt": <attempt number>}``.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        del settings
+        self._random = random.Random()  # noqa: S311 - test chaos, not security
+
+    async def execute(self, params: Any, context: TaskContext) -> Any:
+        """Fail or succeed at random."""
+        parsed = parse_params(_FlakyParams, params)
+        if self._random.random() < parsed.failure_rate:
+            raise TaskFailure(f"flaky failure (rate {parsed.failure_rate:g})", type_="FlakyFailure")
+        return {"attempt": context.attempt}

@@ -1,0 +1,127 @@
+"""Publishes the worker's events in batches: starts, outcomes, heartbeats, log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+from interlock.common.events import Event
+
+__all__ = ["Reporter"]
+
+_log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[Event]], Awaitable[None]]
+Callback = Callable[[], None]
+
+
+class Reporter:
+    """Collects events from every running task and publishes them in few calls.
+
+    Whatever is emitted while a publish call is in flight goes out together in the
+    next call, so batches grow with load and a lone event waits for nobody (plus an
+    optional linger). Events keep their emission order. A callback given with an
+    event runs once the broker acknowledged it; a failed publish is retried (with
+    backoff) before anything newer is sent.
+
+    Args:
+        publish: Publishes one batch (e.g. ``KafkaBroker.publish``).
+        max_batch: Most events per call. Default: 1000.
+        linger_ms: Wait after the first event of an idle period. Default: 0 ms.
+        retry_backoff_ms: First wait after a failed publish (doubling, at most 5 s).
+            Default: 100 ms.
+    """
+
+    def __init__(
+        self,
+        publish: Publish,
+        *,
+        max_batch: int = 1000,
+        linger_ms: int = 0,
+        retry_backoff_ms: int = 100,
+    ) -> None:
+        self._publish = publish
+        self._max_batch = max_batch
+        self._linger_s = linger_ms / 1000
+        self._retry_backoff_s = retry_backoff_ms / 1000
+        self._queue: deque[tuple[Event, Callback | None]] = deque()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def emit(self, events: Sequence[Event], on_published: Callback | None = None) -> None:
+        """Queue ``events``; ``on_published`` runs once all of them are acknowledged."""
+        if not events:
+            if on_published is not None:
+                on_published()
+            return
+        for event in events[:-1]:
+            self._queue.append((event, None))
+        self._queue.append((events[-1], on_published))
+        self._idle.clear()
+        self._wakeup.set()
+
+    def start(self) -> None:
+        """Start publishing in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="worker-reporter")
+
+    @property
+    def running(self) -> bool:
+        """Whether the background publisher is alive."""
+        return self._task is not None and not self._task.done()
+
+    async def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything emitted so far is published.
+
+        Returns:
+            Whether it was published within ``timeout_s`` (default: no bound).
+        """
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """Stop publishing; what is still queued is dropped (call :meth:`flush` first)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                if self._linger_s:
+                    await asyncio.sleep(self._linger_s)
+            count = min(len(self._queue), self._max_batch)
+            batch = [self._queue[i] for i in range(count)]
+            try:
+                await self._publish([event for event, _ in batch])
+            except Exception:
+                failures += 1
+                delay = min(self._retry_backoff_s * 2 ** (failures - 1), 5.0)
+                _log.exception(
+                    "publishing task events failed; retrying",
+                    extra={"events": count, "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            for _ in range(count):
+                _, callback = self._queue.popleft()
+                if callback is not None:
+                    try:
+                        callback()
+                    except Exception:
+                        _log.exception("a publish callback failed")

@@ -1,0 +1,689 @@
+"""The worker at run time: fetch scheduled tasks, run them, report, commit.
+
+Flow of one attempt::
+
+    task.scheduled record ─► waiting (per partition) ─► running (slot taken)
+        ─► task.started ─► executor ─► task.completed | task.failed
+        ─► published ─► offset done ─► committed
+
+- Backpressure: at most ``max_in_flight`` tasks run and as many more wait fetched;
+  a partition whose waiting tasks exceed its share is paused, and all are paused
+  when the worker is full (the consumer keeps polling paused partitions so it stays
+  in the group). Waiting tasks start in round-robin order across partitions.
+- At-least-once: a partition's offset is committed only up to its oldest record
+  whose outcome is not published; the scheduler ignores duplicate outcomes.
+- Publishing is batched (:class:`~interlock.worker.reporter.Reporter`).
+- A per-instance consumer of ``workflow.cancelled`` aborts running tasks of a
+  cancelled run and skips its fetched ones.
+- Closing drains: stop fetching, let running tasks finish within
+  ``drain_timeout_ms``, report the rest as failed (retryable), commit, leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from interlock.common import topics
+from interlock.common.errors import EventDecodeError
+from interlock.common.events import Event, KafkaRecord, is_type
+from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
+from interlock.events.v1 import task_pb2, workflow_pb2
+from interlock.worker.context import TaskContext, TaskLogger
+from interlock.worker.domain.failures import classify
+from interlock.worker.domain.offsets import PartitionOffsets
+from interlock.worker.domain.slots import Slots
+from interlock.worker.errors import (
+    ExecutorUnavailable,
+    InvalidParams,
+    TaskAborted,
+    TaskCancelled,
+    TaskFailure,
+    WorkerShutdown,
+)
+from interlock.worker.executors import Executor
+from interlock.worker.reporter import Reporter
+from interlock.worker.settings import WorkerSettings
+
+__all__ = ["Worker"]
+
+_log = logging.getLogger(__name__)
+
+_AttemptKey = tuple[str, str, int]
+_SCAN_LIMIT = 64
+_MIN_HEARTBEAT_S = 0.05
+
+
+@dataclass(eq=False, slots=True)
+class _Attempt:
+    event: Event[task_pb2.TaskScheduled]
+    offsets: list[tuple[TopicPartition, int]]
+    context: TaskContext | None = None
+    task: asyncio.Task[None] | None = None
+    abort: TaskAborted | None = None
+    started_at: datetime | None = None
+    heartbeat_interval_s: float = 1.0
+    next_heartbeat: float = 0.0
+    extra_log: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scheduled(self) -> task_pb2.TaskScheduled:
+        return self.event.payload
+
+    @property
+    def key(self) -> _AttemptKey:
+        return (self.event.run_id, self.scheduled.task_id, self.scheduled.attempt)
+
+
+class Worker:
+    """Runs scheduled tasks while open (a resource of the worker's app).
+
+    Args:
+        settings: The worker's settings.
+        broker: The opened broker: its publisher sends the task events.
+        executors: Executors by task type.
+    """
+
+    name = "worker"
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        broker: KafkaBroker,
+        executors: Mapping[str, Executor],
+    ) -> None:
+        self._settings = settings
+        self._broker = broker
+        self._executors = dict(executors)
+        self._queues = frozenset(settings.worker_queues)
+        self._source = settings.service_name
+        self._worker_id = settings.worker_id
+        self._slots = Slots(settings.max_in_flight, settings.max_in_flight_per_type)
+        self._reporter = Reporter(
+            broker.publish,
+            max_batch=settings.report_max_batch,
+            linger_ms=settings.report_linger_ms,
+        )
+        self._waiting: dict[TopicPartition, deque[_Attempt]] = {}
+        self._rotation: deque[TopicPartition] = deque()
+        self._waiting_count = 0
+        self._active: dict[_AttemptKey, _Attempt] = {}
+        self._running: set[_Attempt] = set()
+        self._by_run: dict[str, set[_Attempt]] = {}
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._cancelled_runs: dict[str, datetime] = {}
+        self._capacity = asyncio.Event()
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._stopping = False
+        self._started_at = datetime.now(UTC)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._cancellations = broker.consumer(
+            group_id=f"{settings.worker_group_id}.cancellations.{settings.worker_id}",
+            event_types=[topics.WORKFLOW_CANCELLED],
+            handler=self._on_cancelled,
+            poll_timeout_ms=settings.poll_timeout_ms,
+        )
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's id in task events."""
+        return self._worker_id
+
+    @property
+    def cancellations(self) -> EventConsumer:
+        """The consumer of ``workflow.cancelled`` (per instance)."""
+        return self._cancellations
+
+    def assignment(self) -> frozenset[int]:
+        """Return the ``task.scheduled`` partitions this worker owns now."""
+        if self._consumer is None:
+            return frozenset()
+        return frozenset(tp.partition for tp in self._consumer.assignment())
+
+    async def __aenter__(self) -> Self:
+        self._started_at = datetime.now(UTC)
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            **consumer_config(
+                settings,
+                group_id=settings.worker_group_id,
+                client_id=f"{self._source}-{self._worker_id}",
+            )
+        )
+        await consumer.start()
+        consumer.subscribe(
+            [topics.TASK_SCHEDULED.topic(settings)], listener=_RebalanceListener(self)
+        )
+        self._consumer = consumer
+        await self._cancellations.start()
+        self._reporter.start()
+        self._background = [
+            asyncio.create_task(self._fetch_loop(consumer), name="worker-fetch"),
+            asyncio.create_task(self._commit_loop(), name="worker-commit"),
+            asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+            asyncio.create_task(self._cancellations.run(), name="worker-cancellations"),
+        ]
+        _log.info(
+            "worker started",
+            extra={
+                "worker_id": self._worker_id,
+                "queues": sorted(self._queues),
+                "task_types": sorted(self._executors),
+            },
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.drain()
+
+    async def check(self) -> None:
+        """Raise when the worker is not consuming (a background loop ended)."""
+        if self._consumer is None:
+            raise RuntimeError("the worker is not running")
+        for task in self._background:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                raise RuntimeError(f"{task.get_name()} stopped") from error
+        if not self._reporter.running:
+            raise RuntimeError("the worker's reporter stopped")
+
+    async def drain(self) -> None:
+        """Stop fetching, let running tasks finish in time, report the rest, commit, leave."""
+        if self._consumer is None:
+            return
+        self._stopping = True
+        fetch, commit, heartbeat, cancellations = self._background
+        await _cancel(fetch)
+        for attempt in itertools.chain.from_iterable(self._waiting.values()):
+            # Never started: left uncommitted, so the partition's next owner runs it.
+            self._active.pop(attempt.key, None)
+        self._waiting.clear()
+        self._waiting_count = 0
+        running = [a.task for a in self._running if a.task is not None]
+        if running:
+            _log.info(
+                "draining running tasks",
+                extra={"running": len(running), "timeout_ms": self._settings.drain_timeout_ms},
+            )
+            _, late = await asyncio.wait(running, timeout=self._settings.drain_timeout_ms / 1000)
+            if late:
+                for attempt in list(self._running):
+                    self._abort(attempt, WorkerShutdown("the worker shut down first"))
+                await asyncio.wait(late)
+        await _cancel(heartbeat)
+        if not await self._reporter.flush(timeout_s=10):
+            _log.error("task events could not be published before shut-down")
+        await _cancel(commit)
+        await self._commit()
+        await self._reporter.stop()
+        await self._cancellations.stop()
+        await _cancel(cancellations)
+        consumer, self._consumer = self._consumer, None
+        await consumer.stop()
+        for executor in self._executors.values():
+            close = getattr(executor, "aclose", None)
+            if close is not None:
+                await close()
+        _log.info("worker stopped", extra={"worker_id": self._worker_id})
+
+    # Fetching -----------------------------------------------------------------------
+
+    async def _fetch_loop(self, consumer: AIOKafkaConsumer) -> None:
+        limit = self._settings.max_in_flight
+        while not self._stopping:
+            self._capacity.clear()
+            room = limit - self._waiting_count
+            fetchable = self._apply_backpressure(consumer, full=room <= 0)
+            if not fetchable:
+                # Polling paused partitions returns nothing but keeps the membership.
+                await consumer.getmany(timeout_ms=0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._capacity.wait(), timeout=1.0)
+                continue
+            batch = await consumer.getmany(
+                timeout_ms=self._settings.poll_timeout_ms, max_records=room
+            )
+            if batch:
+                self._accept(batch)
+                self._dispatch()
+
+    def _apply_backpressure(self, consumer: AIOKafkaConsumer, *, full: bool) -> bool:
+        """Pause full partitions, resume the others; tell whether any may be fetched."""
+        assigned: set[TopicPartition] = set(consumer.assignment())
+        if not assigned:
+            return not full
+        share = -(-self._settings.max_in_flight // len(assigned))
+        to_pause = {tp for tp in assigned if full or len(self._waiting.get(tp, ())) >= share}
+        paused: set[TopicPartition] = set(consumer.paused())
+        if to_pause - paused:
+            consumer.pause(*(to_pause - paused))
+        if (paused & assigned) - to_pause:
+            consumer.resume(*((paused & assigned) - to_pause))
+        return len(to_pause) < len(assigned)
+
+    def _accept(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]) -> None:
+        for tp, records in batch.items():
+            offsets = self._offsets.get(tp)
+            if offsets is None:
+                offsets = self._offsets[tp] = PartitionOffsets()
+            for record in records:
+                offsets.received(record.offset)
+                attempt = self._decode(tp, record)
+                if attempt is None:
+                    offsets.done(record.offset)
+                    self._commit_wanted.set()
+                    continue
+                known = self._active.get(attempt.key)
+                if known is not None:
+                    # A redelivery of an attempt this worker already has: one outcome
+                    # releases both records.
+                    known.offsets.append((tp, record.offset))
+                    continue
+                self._active[attempt.key] = attempt
+                queue = self._waiting.get(tp)
+                if queue is None:
+                    queue = self._waiting[tp] = deque()
+                    self._rotation.append(tp)
+                queue.append(attempt)
+                self._waiting_count += 1
+
+    def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> _Attempt | None:
+        try:
+            event = Event.from_record(
+                KafkaRecord(
+                    topic=record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=tuple(record.headers),
+                )
+            )
+        except EventDecodeError as error:
+            _log.error(
+                "skipping a record that is not a valid event",
+                extra={"partition": tp.partition, "offset": record.offset, "reason": str(error)},
+            )
+            return None
+        if not is_type(event, topics.TASK_SCHEDULED):
+            _log.error("skipping an event of another type", extra={"type": event.type.name})
+            return None
+        if event.payload.queue not in self._queues:
+            # Workers of other queues share the topic for now; a dedicated queue should
+            # get a topic of its own so workers stop reading past others' tasks.
+            return None
+        return _Attempt(event=event, offsets=[(tp, record.offset)])
+
+    # Running ------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self._stopping:
+            return
+        while self._waiting_count and not self._slots.full:
+            started = False
+            for _ in range(len(self._rotation)):
+                tp = self._rotation[0]
+                self._rotation.rotate(-1)
+                attempt = self._take_startable(self._waiting[tp])
+                if attempt is None:
+                    continue
+                self._waiting_count -= 1
+                self._start(attempt)
+                started = True
+                if self._slots.full:
+                    break
+            if not started:
+                break
+        self._capacity.set()
+
+    def _take_startable(self, queue: deque[_Attempt]) -> _Attempt | None:
+        for index, attempt in enumerate(itertools.islice(queue, _SCAN_LIMIT)):
+            if self._slots.can_start(attempt.scheduled.type):
+                del queue[index]
+                return attempt
+        return None
+
+    def _start(self, attempt: _Attempt) -> None:
+        scheduled = attempt.scheduled
+        event = attempt.event
+        attempt.started_at = datetime.now(UTC)
+        if event.run_id in self._cancelled_runs:
+            self._report(attempt, self._failed(attempt, TaskCancelled("the run was cancelled")))
+            return
+        self._slots.acquire(scheduled.type)
+        attempt.extra_log = {
+            "run_id": event.run_id,
+            "task_id": scheduled.task_id,
+            "attempt": scheduled.attempt,
+        }
+        attempt.context = TaskContext(
+            tenant=event.tenant,
+            run_id=event.run_id,
+            task_id=scheduled.task_id,
+            attempt=scheduled.attempt,
+            task_type=scheduled.type,
+            idempotency_key=scheduled.idempotency_key,
+            worker_id=self._worker_id,
+            logger=TaskLogger(attempt.extra_log),
+        )
+        interval_ms = float(self._settings.heartbeat_interval_ms)
+        if scheduled.heartbeat_timeout_ms > 0:
+            interval_ms = min(interval_ms, scheduled.heartbeat_timeout_ms / 3)
+        attempt.heartbeat_interval_s = max(_MIN_HEARTBEAT_S, interval_ms / 1000)
+        attempt.next_heartbeat = time.monotonic() + attempt.heartbeat_interval_s
+        self._running.add(attempt)
+        self._by_run.setdefault(event.run_id, set()).add(attempt)
+        self._reporter.emit(
+            [
+                self._event(
+                    attempt,
+                    topics.TASK_STARTED,
+                    task_pb2.TaskStarted(
+                        task_id=scheduled.task_id,
+                        attempt=scheduled.attempt,
+                        worker_id=self._worker_id,
+                    ),
+                )
+            ]
+        )
+        attempt.task = asyncio.create_task(
+            self._run(attempt), name=f"task:{event.run_id}/{scheduled.task_id}#{scheduled.attempt}"
+        )
+
+    async def _run(self, attempt: _Attempt) -> None:
+        context = attempt.context
+        assert context is not None
+        token = context.activate()
+        try:
+            output_json = await self._execute(attempt, context)
+            outcome: Event = self._event(
+                attempt,
+                topics.TASK_COMPLETED,
+                task_pb2.TaskCompleted(
+                    task_id=attempt.scheduled.task_id,
+                    attempt=attempt.scheduled.attempt,
+                    worker_id=self._worker_id,
+                    output_json=output_json,
+                    started_at=_timestamp(attempt.started_at),
+                ),
+            )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if attempt.abort is None or task is None:
+                self._release(attempt)
+                raise
+            task.uncancel()
+            outcome = self._failed(attempt, attempt.abort)
+        except Exception as error:
+            outcome = self._failed(attempt, error)
+        finally:
+            _reset(token)
+        self._release(attempt)
+        self._report(attempt, outcome)
+
+    async def _execute(self, attempt: _Attempt, context: TaskContext) -> bytes:
+        scheduled = attempt.scheduled
+        executor = self._executors.get(scheduled.type)
+        if executor is None:
+            raise ExecutorUnavailable(
+                f"this worker has no executor for task type {scheduled.type!r}",
+                type_="UnknownTaskType",
+            )
+        try:
+            params = json.loads(scheduled.params_json) if scheduled.params_json else {}
+        except ValueError as error:
+            raise InvalidParams(f"params are not JSON: {error}") from None
+        if scheduled.timeout_ms > 0:
+            async with asyncio.timeout(scheduled.timeout_ms / 1000):
+                output = await executor.execute(params, context)
+        else:
+            output = await executor.execute(params, context)
+        try:
+            return json.dumps(output, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as error:
+            raise TaskFailure(
+                f"the task's output is not JSON: {error}", retryable=False, type_="InvalidOutput"
+            ) from None
+
+    def _release(self, attempt: _Attempt) -> None:
+        """Give the attempt's slot back and send its remaining log lines."""
+        if attempt not in self._running:
+            return
+        self._running.discard(attempt)
+        runs = self._by_run.get(attempt.event.run_id)
+        if runs is not None:
+            runs.discard(attempt)
+            if not runs:
+                del self._by_run[attempt.event.run_id]
+        self._slots.release(attempt.scheduled.type)
+        log = self._log_event(attempt)
+        if log is not None:
+            self._reporter.emit([log])
+        self._dispatch()
+
+    def _report(self, attempt: _Attempt, outcome: Event) -> None:
+        self._active.pop(attempt.key, None)
+        offsets = attempt.offsets
+        self._reporter.emit([outcome], on_published=lambda: self._outcome_published(offsets))
+
+    def _outcome_published(self, offsets: Sequence[tuple[TopicPartition, int]]) -> None:
+        for tp, offset in offsets:
+            tracker = self._offsets.get(tp)
+            if tracker is not None:
+                tracker.done(offset)
+        self._commit_wanted.set()
+
+    def _abort(self, attempt: _Attempt, reason: TaskAborted) -> None:
+        if attempt.abort is not None or attempt.task is None or attempt.task.done():
+            return
+        attempt.abort = reason
+        if attempt.context is not None:
+            attempt.context.abort()
+        attempt.task.cancel()
+
+    # Events -------------------------------------------------------------------------
+
+    def _event(
+        self, attempt: _Attempt, event_type: topics.EventType[Any], payload: Message
+    ) -> Event:
+        scheduled_event = attempt.event
+        return Event(
+            type=event_type,
+            payload=payload,
+            tenant=scheduled_event.tenant,
+            run_id=scheduled_event.run_id,
+            source=self._source,
+            traceparent=scheduled_event.traceparent,
+            tracestate=scheduled_event.tracestate,
+        )
+
+    def _failed(self, attempt: _Attempt, error: BaseException) -> Event:
+        failure = classify(error)
+        if not isinstance(error, TaskAborted | InvalidParams | ExecutorUnavailable):
+            _log.info(
+                "task failed",
+                extra={
+                    **attempt.extra_log,
+                    "error_type": failure.type,
+                    "retryable": failure.retryable,
+                },
+            )
+        return self._event(
+            attempt,
+            topics.TASK_FAILED,
+            task_pb2.TaskFailed(
+                task_id=attempt.scheduled.task_id,
+                attempt=attempt.scheduled.attempt,
+                worker_id=self._worker_id,
+                error=workflow_pb2.TaskError(
+                    type=failure.type,
+                    message=failure.message,
+                    retryable=failure.retryable,
+                    traceback_excerpt=failure.traceback_excerpt,
+                ),
+                started_at=_timestamp(attempt.started_at),
+            ),
+        )
+
+    def _log_event(self, attempt: _Attempt) -> Event | None:
+        if attempt.context is None:
+            return None
+        lines = attempt.context.logger.drain()
+        if not lines:
+            return None
+        return self._event(
+            attempt,
+            topics.TASK_LOG,
+            task_pb2.TaskLog(
+                task_id=attempt.scheduled.task_id,
+                attempt=attempt.scheduled.attempt,
+                worker_id=self._worker_id,
+                lines=[
+                    task_pb2.TaskLog.Line(
+                        time=_timestamp(line.time), level=line.level, message=line.message
+                    )
+                    for line in lines
+                ],
+            ),
+        )
+
+    # Background loops ---------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        default_s = self._settings.heartbeat_interval_ms / 1000
+        while True:
+            now = time.monotonic()
+            events: list[Event] = []
+            for attempt in self._running:
+                log = self._log_event(attempt)
+                if log is not None:
+                    events.append(log)
+                if attempt.next_heartbeat > now or attempt.context is None:
+                    continue
+                attempt.next_heartbeat = now + attempt.heartbeat_interval_s
+                events.append(
+                    self._event(
+                        attempt,
+                        topics.TASK_HEARTBEAT,
+                        task_pb2.TaskHeartbeat(
+                            task_id=attempt.scheduled.task_id,
+                            attempt=attempt.scheduled.attempt,
+                            worker_id=self._worker_id,
+                            details_json=attempt.context.heartbeat_details,
+                        ),
+                    )
+                )
+            self._reporter.emit(events)
+            next_due = min((a.next_heartbeat for a in self._running), default=now + default_s)
+            await asyncio.sleep(max(_MIN_HEARTBEAT_S, next_due - time.monotonic()))
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit()
+
+    async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        async with self._commit_lock:
+            assigned = set(consumer.assignment())
+            offsets: dict[TopicPartition, int] = {}
+            for tp, tracker in self._offsets.items():
+                if tp not in assigned or (partitions is not None and tp not in partitions):
+                    continue
+                offset = tracker.committable()
+                if offset is not None:
+                    offsets[tp] = offset
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except Exception as error:
+                # Typically a rebalance: the next owner re-runs what is uncommitted and
+                # the scheduler drops the duplicate outcomes.
+                _log.warning("offset commit failed", extra={"error": repr(error)})
+                return
+            for tp, offset in offsets.items():
+                still_tracked = self._offsets.get(tp)
+                if still_tracked is not None:
+                    still_tracked.committed(offset)
+
+    async def _on_cancelled(self, events: Sequence[Event]) -> None:
+        horizon = self._started_at - timedelta(seconds=self._settings.cancellation_memory_s)
+        for event in events:
+            if not is_type(event, topics.WORKFLOW_CANCELLED) or event.time < horizon:
+                continue
+            self._cancelled_runs[event.run_id] = event.time
+            reason = event.payload.reason or "the run was cancelled"
+            for attempt in list(self._by_run.get(event.run_id, ())):
+                _log.info("aborting a task of a cancelled run", extra=attempt.extra_log)
+                self._abort(attempt, TaskCancelled(reason))
+        forget_before = datetime.now(UTC) - timedelta(seconds=self._settings.cancellation_memory_s)
+        for run_id, cancelled_at in list(self._cancelled_runs.items()):
+            if cancelled_at < forget_before:
+                del self._cancelled_runs[run_id]
+
+    async def _partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit(revoked)
+        for tp in revoked:
+            for attempt in self._waiting.pop(tp, ()):
+                self._active.pop(attempt.key, None)
+                self._waiting_count -= 1
+            self._offsets.pop(tp, None)
+            with contextlib.suppress(ValueError):
+                self._rotation.remove(tp)
+        self._capacity.set()
+
+
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._worker._partitions_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        _log.info(
+            "task partitions assigned",
+            extra={"partitions": sorted(tp.partition for tp in assigned)},
+        )
+
+
+def _timestamp(moment: datetime | None) -> Timestamp:
+    stamp = Timestamp()
+    if moment is not None:
+        stamp.FromDatetime(moment)
+    return stamp
+
+
+def _reset(token: Any) -> None:
+    with contextlib.suppress(ValueError):
+        token.var.reset(token)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -1,0 +1,157 @@
+"""The worker against a real broker: reports, classification, limits, heartbeats, cancel."""
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from interlock.common import topics
+from interlock.worker import WorkerSettings
+from interlock.worker.sdk import current_context, task
+
+pytestmark = pytest.mark.integration
+
+
+@task("tests.worker.logs")
+def writes_logs(lines: int) -> dict[str, int]:
+    ctx = current_context()
+    for n in range(lines):
+        ctx.logger.info("line %d of %s", n, ctx.task_id)
+    return {"lines": lines}
+
+
+@task("tests.worker.broken")
+def broken() -> None:
+    raise RuntimeError("database is down")
+
+
+class Probe:
+    """Counts how many probe tasks run at once."""
+
+    running = 0
+    most = 0
+
+
+@task("tests.worker.probe")
+async def probe(hold_ms: int) -> dict[str, int]:
+    Probe.running += 1
+    Probe.most = max(Probe.most, Probe.running)
+    try:
+        await asyncio.sleep(hold_ms / 1000)
+    finally:
+        Probe.running -= 1
+    return {"held_ms": hold_ms}
+
+
+async def committed(settings: WorkerSettings) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(
+            settings.worker_group_id,
+            partitions=[
+                TopicPartition(topics.TASK_SCHEDULED.topic(settings), p)
+                for p in range(settings.kafka_partitions)
+            ],
+        )
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def test_a_task_is_started_then_completed_with_its_output(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings) as worker:
+        await publish([kit.scheduled(run, "a", "noop", {"x": 1})])
+        done = await task_events.wait_outcome(run, "a")
+    assert done.DESCRIPTOR.name == "TaskCompleted"
+    assert json.loads(done.output_json) == {"x": 1}
+    assert done.worker_id == worker.worker_id
+    assert done.started_at.seconds > 0
+    started = task_events.of(topics.TASK_STARTED, run, "a")
+    assert [s.attempt for s in started] == [1]
+    order = [e.type for e in task_events.events if e.run_id == run]
+    assert order.index(topics.TASK_STARTED) < order.index(topics.TASK_COMPLETED)
+
+
+async def test_tasks_of_other_queues_are_skipped_and_committed_past(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings):
+        await publish(
+            [
+                kit.scheduled(run, "gpu-task", "noop", queue="gpu"),
+                kit.scheduled(run, "default-task", "noop"),
+            ]
+        )
+        await task_events.wait_outcome(run, "default-task")
+        # Both records share the run's partition: the commit moves past both.
+        offsets = await _wait_committed(settings, kit, total=2)
+    assert sum(offsets.values()) == 2
+    assert task_events.of(topics.TASK_STARTED, run, "gpu-task") == []
+
+
+async def _wait_committed(settings: WorkerSettings, kit: Any, total: int) -> dict[int, int]:
+    result: dict[int, int] = {}
+
+    async def poll() -> None:
+        while True:
+            result.clear()
+            result.update(await committed(settings))
+            if sum(result.values()) >= total:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout=30)
+    return result
+
+
+async def test_failures_are_classified_and_reported(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    bad_json = kit.scheduled(run, "bad-json", "noop")
+    bad_json.payload.params_json = b"{not json"
+    async with running_worker(settings):
+        await publish(
+            [
+                kit.scheduled(run, "retryable", "fail", {"message": "try again"}),
+                kit.scheduled(run, "final", "fail", {"message": "give up", "retryable": False}),
+                kit.scheduled(run, "unknown", "no-such-type"),
+                kit.scheduled(run, "bad-params", "sleep", {"duration": "forever"}),
+                bad_json,
+                kit.scheduled(run, "timeout", "sleep", {"duration": "10s"}, timeout_ms=100),
+                kit.scheduled(run, "crash", "python", {"function": "tests.worker.broken"}),
+            ]
+        )
+        outcomes = {
+            task_id: await task_events.wait_outcome(run, task_id)
+            for task_id in (
+                "retryable",
+                "final",
+                "unknown",
+                "bad-params",
+                "bad-json",
+                "timeout",
+                "crash",
+            )
+        }
+    errors = {task_id: (o.error.type, o.error.retryable) for task_id, o in outcomes.items()}
+    assert errors == {
+        "retryable": ("IntentionalFailure", True),
+        "final": ("IntentionalFailure", False),
+        "unknown": ("UnknownTaskType", False),
+        "bad-params": ("InvalidParams", False),
+        "bad-json": ("InvalidParams", False),
+        "timeout": ("TaskTimeout", True),
+        "crash": ("RuntimeError", True),
+    }
+    assert outcomes["final"].error.message == "give up"
+    assert "database is down" in outcomes["crash"].error.traceback_excerpt
+    assert all(o.worker_id for o in outcomes.values())
