@@ -1,0 +1,356 @@
+"""Runs over REST: starts (idempotent, validated, pinned), reads, lists, control, events."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from interlock.common import topics
+from interlock.common.events import Event
+from interlock.common.kafka import EventConsumer, EventPublisher
+from interlock.events.v1 import task_pb2, workflow_pb2
+from interlock.workflow import WorkflowSettings
+from interlock.workflow.handlers import RunProjection
+
+from .conftest import TENANT, eventually
+
+pytestmark = pytest.mark.integration
+
+DEFINITION = """
+name: etl
+input_schema: {type: object, required: [source], properties: {source: {type: string}}}
+defaults: {retry: {max_attempts: 3}, timeout: 5m}
+tasks:
+  - id: extract
+    type: http
+    params: {url: "{{ input.source }}"}
+  - id: wait
+    type: delay
+    params: {weekdays: [mon, fri], at: "09:00", timezone: Europe/Berlin}
+    depends_on: [extract]
+  - id: load
+    type: noop
+    params: {rows: "{{ tasks.extract.output.rows }}"}
+    depends_on: [wait]
+"""
+RUNS = "/api/v1/workflows/etl/runs"
+
+
+@pytest.fixture
+async def etl(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/workflows", content=DEFINITION, headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 201, response.text
+
+
+async def start(client: httpx.AsyncClient, source: str = "s3://x", **kwargs: Any) -> dict[str, Any]:
+    response = await client.post(RUNS, json={"input": {"source": source}}, **kwargs)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.usefixtures("etl")
+async def test_a_started_run_is_pending_with_every_task_listed(client: httpx.AsyncClient) -> None:
+    run = await start(client)
+    assert run["status"] == "pending"
+    assert (run["workflow"], run["version"], run["finished_at"]) == ("etl", 1, None)
+    assert [t["id"] for t in run["tasks"]] == ["extract", "wait", "load"]
+    assert run["tasks"][0] == {
+        "id": "extract",
+        "status": "pending",
+        "attempts": 0,
+        "scheduled_at": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+    created = datetime.strptime(run["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert len(run["created_at"]) == len("2026-01-01T00:00:00.000Z")
+    assert abs(created.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds() < 600
+    fetched = (await client.get(f"/api/v1/runs/{run['run_id']}")).json()
+    assert fetched == run
+
+
+@pytest.mark.usefixtures("etl")
+async def test_input_failing_the_input_schema_is_422_with_pointers(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(RUNS, json={"input": {"source": 7}})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"pointer": "/input/source", "detail": "7 is not of type 'string'"}
+    ]
+    missing = await client.post(RUNS, json={"input": {}})
+    assert [e["pointer"] for e in missing.json()["errors"]] == ["/input"]
+    assert (await client.post(RUNS, content=b"[]")).status_code == 400
+    huge = {"input": {"source": "x" * 300_000}}
+    assert (await client.post(RUNS, json=huge)).status_code == 400
+    assert (await client.post("/api/v1/workflows/ghost/runs", json={})).status_code == 404
+    assert (await client.get("/api/v1/runs")).json()["runs"] == []
+
+
+@pytest.mark.usefixtures("etl")
+async def test_twenty_concurrent_starts_with_one_key_make_exactly_one_run(
+    client: httpx.AsyncClient, settings: WorkflowSettings
+) -> None:
+    headers = {"idempotency-key": "nightly-2026-01-01"}
+    responses = await asyncio.gather(
+        *(client.post(RUNS, json={"input": {"source": "s"}}, headers=headers) for _ in range(20))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 19 + [201], [r.text for r in responses if r.status_code >= 300]
+    assert len({r.json()["run_id"] for r in responses}) == 1
+    listed = (await client.get("/api/v1/runs")).json()["runs"]
+    assert len(listed) == 1
+    conn = await asyncpg.connect(
+        settings.postgres_dsn, password=settings.postgres_password.get_secret_value()
+    )
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM runs") == 1
+        # One workflow.started for the one run (the relay may have published it already).
+        published = await conn.fetchval("SELECT count(*) FROM interlock_outbox")
+        assert published <= 1
+    finally:
+        await conn.close()
+
+
+@pytest.mark.usefixtures("etl")
+async def test_a_key_reused_with_another_body_is_409(client: httpx.AsyncClient) -> None:
+    headers = {"idempotency-key": "k-1"}
+    first = await start(client, "a", headers=headers)
+    same = await client.post(RUNS, json={"input": {"source": "a"}}, headers=headers)
+    assert (same.status_code, same.json()["run_id"]) == (200, first["run_id"])
+    other = await client.post(RUNS, json={"input": {"source": "b"}}, headers=headers)
+    assert other.status_code == 409
+    assert other.json()["type"] == "urn:interlock:problem:idempotency-conflict"
+    no_key = await start(client, "a")
+    assert no_key["run_id"] != first["run_id"]
+
+
+@pytest.mark.usefixtures("etl")
+async def test_pages_stay_stable_while_runs_are_added(client: httpx.AsyncClient) -> None:
+    before = [(await start(client, f"s{i}"))["run_id"] for i in range(12)]
+    seen: list[str] = []
+    token = None
+    added: list[str] = []
+    while True:
+        params: dict[str, Any] = {"page_size": 5, "workflow": "etl"}
+        if token:
+            params["page_token"] = token
+        page = (await client.get("/api/v1/runs", params=params)).json()
+        seen += [run["run_id"] for run in page["runs"]]
+        token = page["next_page_token"]
+        if token is None:
+            break
+        added += [(await start(client, "new"))["run_id"] for _ in range(3)]
+    assert seen == list(reversed(before))  # newest first, no repeats, no gaps
+    assert not set(added) & set(seen)
+    everything = (await client.get("/api/v1/runs", params={"page_size": 100})).json()["runs"]
+    assert len(everything) == len(before) + len(added)
+    filtered = await client.get("/api/v1/runs", params={"page_token": token or "x"})
+    assert filtered.status_code == 400
+    mismatch_token = (
+        await client.get("/api/v1/runs", params={"page_size": 1, "status": "pending"})
+    ).json()["next_page_token"]
+    mismatch = await client.get(
+        "/api/v1/runs", params={"page_token": mismatch_token, "status": "failed"}
+    )
+    assert mismatch.status_code == 400
+    window = await client.get(
+        "/api/v1/runs",
+        params={"created_after": "2000-01-01T00:00:00Z", "created_before": "2001-01-01T00:00:00Z"},
+    )
+    assert window.json()["runs"] == []
+    assert (await client.get("/api/v1/runs", params={"status": "nope"})).status_code == 422
+
+
+async def collect(
+    settings: WorkflowSettings, event_types: Sequence[topics.EventType]
+) -> tuple[EventConsumer, list[Event], asyncio.Task[None]]:
+    received: list[Event] = []
+
+    async def handle(events: Sequence[Event]) -> None:
+        received.extend(events)
+
+    consumer = EventConsumer(
+        settings,
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        event_types=event_types,
+        handler=handle,
+    )
+    await consumer.start()
+    return consumer, received, asyncio.create_task(consumer.run())
+
+
+@pytest.mark.usefixtures("etl")
+async def test_started_and_control_events_reach_kafka_and_decode(
+    client: httpx.AsyncClient, settings: WorkflowSettings
+) -> None:
+    consumer, received, task = await collect(
+        settings, [topics.WORKFLOW_STARTED, topics.WORKFLOW_CONTROL]
+    )
+    try:
+        run = await start(client, "s3://in", headers={"idempotency-key": "k"})
+        run_url = f"/api/v1/runs/{run['run_id']}"
+        assert (await client.post(f"{run_url}/pause")).json()["status"] == "paused"
+        assert (await client.post(f"{run_url}/pause")).status_code == 409
+        assert (await client.post(f"{run_url}/resume")).json()["status"] == "running"
+        cancelled = await client.post(f"{run_url}/cancel", json={"reason": "not needed"})
+        assert cancelled.json()["status"] == "cancelled"
+        assert cancelled.json()["finished_at"] is not None
+        again = await client.post(f"{run_url}/cancel")
+        assert again.status_code == 409
+        assert again.json()["type"] == "urn:interlock:problem:transition-not-allowed"
+        assert (await client.post(f"{run_url}/retry")).status_code == 409
+        assert (await client.post(f"{run_url}/explode")).status_code == 422
+        await eventually(lambda: len(received) >= 4)
+    finally:
+        await consumer.stop()
+        task.cancel()
+    mine = [e for e in received if e.run_id == run["run_id"]]
+    started = mine[0]
+    assert started.type is topics.WORKFLOW_STARTED
+    assert (started.tenant, started.source) == (TENANT, "workflow")
+    payload = started.payload
+    assert isinstance(payload, workflow_pb2.WorkflowStarted)
+    assert (payload.workflow_name, payload.workflow_version) == ("etl", 1)
+    assert json.loads(payload.input_json) == {"source": "s3://in"}
+    assert payload.idempotency_key == "k"
+    definition = payload.definition
+    assert (definition.name, definition.version) == ("etl", 1)
+    extract, wait, load = definition.tasks
+    assert (extract.retry.max_attempts, extract.timeout_ms) == (3, 300_000)
+    assert list(wait.delay.weekly.weekdays) == [1, 5]
+    assert wait.delay.weekly.timezone == "Europe/Berlin"
+    assert list(load.depends_on) == ["wait"]
+    controls = [e.payload for e in mine[1:]]
+    assert [c.action for c in controls] == [
+        workflow_pb2.RunControl.ACTION_PAUSE,
+        workflow_pb2.RunControl.ACTION_RESUME,
+        workflow_pb2.RunControl.ACTION_CANCEL,
+    ]
+    assert (controls[2].reason, controls[2].requested_by) == ("not needed", "alice")
+
+
+def _stamp(seconds: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime(2026, 1, 1, 0, 0, seconds, tzinfo=UTC))
+    return stamp
+
+
+def task_events(run_id: str, tenant: str = TENANT) -> list[Event]:
+    def event(event_type: topics.EventType, payload: Any, second: int) -> Event:
+        return Event(
+            type=event_type,
+            payload=payload,
+            tenant=tenant,
+            run_id=run_id,
+            source="scheduler",
+            time=datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC),
+        )
+
+    return [
+        event(topics.TASK_SCHEDULED, task_pb2.TaskScheduled(task_id="extract", attempt=1), 1),
+        event(topics.TASK_STARTED, task_pb2.TaskStarted(task_id="extract", attempt=1), 2),
+        event(
+            topics.TASK_COMPLETED,
+            task_pb2.TaskCompleted(
+                task_id="extract",
+                attempt=1,
+                output_json=b'{"rows": 3}',
+                started_at=_stamp(2),
+            ),
+            3,
+        ),
+        event(
+            topics.TASK_FAILED,
+            task_pb2.TaskFailed(
+                task_id="load",
+                attempt=1,
+                error=workflow_pb2.TaskError(type="Boom", message="no", retryable=False),
+                started_at=_stamp(4),
+            ),
+            5,
+        ),
+        event(
+            topics.WORKFLOW_FAILED,
+            workflow_pb2.WorkflowFailed(workflow_name="etl", failed_task_id="load"),
+            6,
+        ),
+    ]
+
+
+@pytest.mark.usefixtures("etl")
+async def test_the_projection_follows_events_from_kafka_and_retry_reopens_a_failed_run(
+    client: httpx.AsyncClient, settings: WorkflowSettings
+) -> None:
+    run = await start(client)
+    run_url = f"/api/v1/runs/{run['run_id']}"
+    events = task_events(run["run_id"])
+    async with EventPublisher(settings) as publisher:
+        await publisher.publish(events + events[:3])  # redelivered events change nothing
+
+    async def failed() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(run_url)).json()
+        return body if body["status"] == "failed" else None
+
+    body = await eventually(failed)
+    assert body["finished_at"] == "2026-01-01T00:00:06.000Z"
+    extract, wait, load = body["tasks"]
+    assert extract == {
+        "id": "extract",
+        "status": "succeeded",
+        "attempts": 1,
+        "scheduled_at": "2026-01-01T00:00:01.000Z",
+        "started_at": "2026-01-01T00:00:02.000Z",
+        "finished_at": "2026-01-01T00:00:03.000Z",
+        "output": {"rows": 3},
+    }
+    assert wait["status"] == "pending"
+    assert load["status"] == "failed"
+    assert load["error"] == {"type": "Boom", "message": "no", "retryable": False}
+    assert load["started_at"] == "2026-01-01T00:00:04.000Z"
+    retried = await client.post(f"{run_url}/retry")
+    assert (retried.status_code, retried.json()["status"]) == (200, "running")
+    assert retried.json()["finished_at"] is None
+    listed = await client.get("/api/v1/runs", params={"status": "running"})
+    assert [r["run_id"] for r in listed.json()["runs"]] == [run["run_id"]]
+
+
+@pytest.mark.usefixtures("etl")
+async def test_the_projection_applies_each_event_once_and_ignores_other_tenants(
+    client: httpx.AsyncClient, settings: WorkflowSettings
+) -> None:
+    run = await start(client)
+    other = await start(client)
+    pool = await asyncpg.create_pool(
+        settings.postgres_dsn,
+        password=settings.postgres_password.get_secret_value(),
+        min_size=1,
+        max_size=2,
+    )
+    try:
+        projection = RunProjection(lambda: pool)
+        events = task_events(run["run_id"])[:3]
+        await projection.handle(events)
+        first = (await client.get(f"/api/v1/runs/{run['run_id']}")).json()
+        await projection.handle(list(reversed(events)) + events)
+        assert (await client.get(f"/api/v1/runs/{run['run_id']}")).json() == first
+        assert first["status"] == "running"
+        assert first["tasks"][0]["status"] == "succeeded"
+        foreign = task_events(other["run_id"], tenant="globex")
+        await projection.handle(foreign)
+        untouched = (await client.get(f"/api/v1/runs/{other['run_id']}")).json()
+        assert untouched["status"] == "pending"
+        assert {t["status"] for t in untouched["tasks"]} == {"pending"}
+        await projection.handle(task_events(str(uuid.uuid4())))  # unknown run: ignored
+    finally:
+        await pool.close()
