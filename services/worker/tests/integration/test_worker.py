@@ -155,3 +155,95 @@ async def test_failures_are_classified_and_reported(
     assert outcomes["final"].error.message == "give up"
     assert "database is down" in outcomes["crash"].error.traceback_excerpt
     assert all(o.worker_id for o in outcomes.values())
+
+
+def most_overlapping(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of [start, end) intervals covering one instant."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+async def test_concurrency_limits_hold_under_load(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    Probe.running = Probe.most = 0
+    runs = [kit.new_run() for _ in range(6)]
+    events = []
+    for n in range(30):
+        run = runs[n % len(runs)]
+        if n % 2:
+            events.append(
+                kit.scheduled(
+                    run,
+                    f"p{n}",
+                    "python",
+                    {"function": "tests.worker.probe", "args": {"hold_ms": 40}},
+                )
+            )
+        else:
+            events.append(kit.scheduled(run, f"s{n}", "sleep", {"duration_ms": 40}))
+    await publish(events)
+    async with running_worker(settings, max_in_flight=4, max_in_flight_per_type={"python": 2}):
+        for event in events:
+            done = await task_events.wait_outcome(event.run_id, event.payload.task_id)
+            assert done.DESCRIPTOR.name == "TaskCompleted", done
+    completions = [e for e in task_events.events if e.type == topics.TASK_COMPLETED]
+    intervals = [
+        (e.payload.started_at.ToDatetime().timestamp(), e.time.timestamp()) for e in completions
+    ]
+    assert Probe.most == 2
+    assert 2 <= most_overlapping(intervals) <= 4
+
+
+async def test_heartbeats_and_log_lines_are_published_while_a_task_runs(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings, heartbeat_interval_ms=100):
+        await publish(
+            [
+                kit.scheduled(run, "nap", "sleep", {"duration": "0.8s"}),
+                kit.scheduled(
+                    run, "chatty", "python", {"function": "tests.worker.logs", "args": {"lines": 3}}
+                ),
+            ]
+        )
+        await task_events.wait_outcome(run, "nap")
+        await task_events.wait_outcome(run, "chatty")
+        await kit.eventually(lambda: task_events.of(topics.TASK_LOG, run, "chatty"))
+    beats = task_events.of(topics.TASK_HEARTBEAT, run, "nap")
+    assert len(beats) >= 3
+    assert all(b.attempt == 1 and b.worker_id for b in beats)
+    assert max(json.loads(b.details_json)["slept_ms"] for b in beats if b.details_json) > 0
+    lines = [line for log in task_events.of(topics.TASK_LOG, run, "chatty") for line in log.lines]
+    assert [line.message for line in lines] == [f"line {n} of chatty" for n in range(3)]
+    assert {line.level for line in lines} == {"INFO"}
+
+
+async def test_a_running_task_is_aborted_when_its_run_is_cancelled(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run, other = kit.new_run(), kit.new_run()
+    async with running_worker(settings) as worker:
+        await publish(
+            [
+                kit.scheduled(run, "long", "sleep", {"duration": "60s"}),
+                kit.scheduled(other, "long", "sleep", {"duration": "1s"}),
+            ]
+        )
+        await kit.eventually(lambda: task_events.of(topics.TASK_STARTED, run, "long"))
+        await kit.eventually(lambda: worker.cancellations.assignment())
+        await publish([kit.cancelled(run)])
+        aborted = await task_events.wait_outcome(run, "long", timeout_s=20)
+        survivor = await task_events.wait_outcome(other, "long", timeout_s=20)
+        await publish([kit.scheduled(run, "late", "noop")])
+        late = await task_events.wait_outcome(run, "late")
+    assert (aborted.error.type, aborted.error.retryable) == ("TaskCancelled", False)
+    assert aborted.error.message == "stopped by test"
+    assert survivor.DESCRIPTOR.name == "TaskCompleted"
+    assert (late.error.type, late.error.retryable) == ("TaskCancelled", False)
+    assert task_events.of(topics.TASK_STARTED, run, "late") == []
