@@ -1,20 +1,43 @@
-"""Wires the iam service: its database, the broker, the outbox relay and the HTTP app."""
+"""Wires the iam service: its database, credentials, accounts, gRPC server and REST API."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from interlock.common.http import create_app as create_service_app
-from interlock.common.kafka import KafkaBroker
-from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
-from interlock.common.postgres import PostgresDatabase
+from interlock.common.postgres import MigrationSource, PostgresDatabase
+from interlock.common.problems import problem_response
+from interlock.iam.accounts import Accounts
+from interlock.iam.api import build_router
+from interlock.iam.credentials import Credentials
+from interlock.iam.errors import IamError, LockedOut
+from interlock.iam.grpc import GrpcServer
 from interlock.iam.settings import IamSettings
+
+MIGRATIONS = MigrationSource(component="iam", location="interlock.iam.migrations")
+"""IAM's tables."""
 
 
 def create_app(settings: IamSettings | None = None) -> FastAPI:
     """Build the iam service's app. Default settings come from the environment."""
     settings = settings or IamSettings()
-    database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS])
-    broker = KafkaBroker(settings)
-    relay = OutboxRelayTask(database, broker)
-    return create_service_app(settings, resources=[database, broker, relay])
+    database = PostgresDatabase(settings, migrations=[MIGRATIONS])
+    credentials = Credentials(database, settings)
+    accounts = Accounts(database, credentials, settings)
+    grpc_server = GrpcServer(credentials, settings)
+    app = create_service_app(
+        settings,
+        resources=[database, credentials, accounts, grpc_server],
+        routers=[build_router(accounts, credentials)],
+    )
+    app.add_exception_handler(IamError, _on_iam_error)
+    return app
+
+
+async def _on_iam_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IamError)
+    response = problem_response(exc.to_problem(), request)
+    if isinstance(exc, LockedOut):
+        response.headers["retry-after"] = str(int(exc.retry_after_s) + 1)
+    return response

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from interlock.common.settings import KafkaOptions, PostgresOptions, ServiceSettings
+from pydantic import SecretStr
+
+from interlock.common.settings import PostgresOptions, ServiceSettings
 
 
-class IamSettings(ServiceSettings, KafkaOptions, PostgresOptions):
+class IamSettings(ServiceSettings, PostgresOptions):
     """Everything the iam service reads from its environment; defaults fit ``make up``."""
 
     service_name: str = "iam"
@@ -14,3 +16,40 @@ class IamSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: 8101."""
     postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/iam"
     """Default: the ``iam`` database of the ``make up`` server."""
+    grpc_host: str = "127.0.0.1"
+    """Address the gRPC listener (ValidateToken, Envoy's Check) binds. Default: loopback."""
+    grpc_port: int = 9101
+    """Port of the gRPC listener. Default: 9101."""
+
+    bootstrap_admin_username: str = "admin"
+    """User created at first start, with the admin role. Default: ``"admin"``."""
+    bootstrap_admin_password: SecretStr | None = None
+    """Their password; without it no bootstrap admin is created. Default: unset."""
+    bootstrap_admin_tenant: str = "default"
+    """Their tenant, created with them; its admins also manage tenants and signing keys.
+    Default: ``"default"``."""
+
+    jwt_issuer: str = "interlock"
+    """``iss`` and ``aud`` of access tokens. Default: ``"interlock"``."""
+    access_token_ttl_s: int = 900
+    """Lifetime of an access token. Default: 900 s (15 minutes)."""
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    """Lifetime of a refresh token (each refresh issues a new one). Default: 30 days."""
+    signing_key_rotation_s: int = 7 * 24 * 3600
+    """Age at which the signing key is replaced (checked at start and every minute); old
+    keys keep validating until their last tokens expire. Default: 7 days."""
+
+    login_max_failures: int = 5
+    """Failed logins in a row that lock a user out. Default: 5."""
+    login_lockout_s: int = 60
+    """First lockout; each further failure while at the limit doubles it, up to an hour.
+    Default: 60 s."""
+
+    token_cache_size: int = 10000
+    """Validated tokens and API keys kept in memory by the authorizer. Default: 10000."""
+    api_key_cache_ttl_s: int = 60
+    """How long a validated API key is cached (and so how fresh its last-used time is).
+    Default: 60 s."""
+    revocation_poll_s: float = 1.0
+    """How often revocations and signing-key changes made by other replicas are read.
+    Default: 1 s."""

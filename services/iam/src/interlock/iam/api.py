@@ -1,0 +1,263 @@
+"""IAM's REST API (thin): logins, sessions, users, tenants, API keys, signing keys, JWKS.
+
+Domain errors (:mod:`interlock.iam.errors`) become problem documents in the app's
+handler. Protected routes trust the gateway's identity headers and check the caller's roles
+against the shared permission table again (defence in depth).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, Field
+
+from interlock.common.identity import CurrentPrincipal, Principal
+from interlock.common.permissions import find_rule, is_allowed
+from interlock.common.problems import Problem
+from interlock.iam import store
+from interlock.iam.accounts import Accounts, TokenPair
+from interlock.iam.credentials import Credentials
+from interlock.iam.errors import Forbidden
+
+_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$"
+
+
+class LoginRequest(BaseModel):
+    """``POST /api/v1/auth/login``."""
+
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+    tenant: str | None = Field(default=None, max_length=63)
+    """Default: the system tenant (``default`` locally)."""
+
+
+class RefreshRequest(BaseModel):
+    """``POST /api/v1/auth/refresh``."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class TokenResponse(BaseModel):
+    """A token pair."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+    expires_in: int
+
+
+class PrincipalResponse(BaseModel):
+    """``GET /api/v1/auth/me``."""
+
+    id: str
+    tenant: str
+    roles: list[str]
+
+
+class CreateUserRequest(BaseModel):
+    """``POST /api/v1/users``."""
+
+    username: str = Field(pattern=_NAME)
+    password: str = Field(min_length=8, max_length=1024)
+    roles: list[str] = Field(min_length=1, max_length=4)
+
+
+class UserResponse(BaseModel):
+    """A user (never the password hash)."""
+
+    id: str
+    tenant: str
+    username: str
+    roles: list[str]
+    created_at: datetime
+    locked_until: datetime | None
+
+
+class CreateTenantRequest(BaseModel):
+    """``POST /api/v1/tenants``: a tenant and its first admin."""
+
+    name: str = Field(pattern=_NAME)
+    admin_username: str = Field(pattern=_NAME)
+    admin_password: str = Field(min_length=8, max_length=1024)
+
+
+class TenantResponse(BaseModel):
+    """A tenant."""
+
+    name: str
+    created_at: datetime
+
+
+class CreateApiKeyRequest(BaseModel):
+    """``POST /api/v1/api-keys``."""
+
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(min_length=1, max_length=4)
+    expires_in_s: int | None = Field(default=None, gt=0)
+    """Default: never expires (until revoked)."""
+
+
+class ApiKeyResponse(BaseModel):
+    """An API key's record; ``key`` is set only in the response that created it."""
+
+    id: str
+    name: str
+    prefix: str
+    roles: list[str]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    key: str | None = None
+
+
+def _user(record: store.UserRecord) -> UserResponse:
+    return UserResponse(
+        id=record.id,
+        tenant=record.tenant,
+        username=record.username,
+        roles=list(record.roles),
+        created_at=_time(record.created_at),
+        locked_until=store.to_time(record.locked_until),
+    )
+
+
+def _api_key(record: store.ApiKeyRecord, key: str | None = None) -> ApiKeyResponse:
+    return ApiKeyResponse(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        roles=list(record.roles),
+        created_by=record.created_by,
+        created_at=_time(record.created_at),
+        expires_at=store.to_time(record.expires_at),
+        last_used_at=store.to_time(record.last_used_at),
+        revoked_at=store.to_time(record.revoked_at),
+        key=key,
+    )
+
+
+def _time(unix: float) -> datetime:
+    value = store.to_time(unix)
+    assert value is not None
+    return value
+
+
+def _tokens(pair: TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
+
+
+async def authorized(request: Request, principal: CurrentPrincipal) -> Principal:
+    """The caller, if the permission table lets their roles use this route.
+
+    Raises:
+        Problem: 403 otherwise.
+    """
+    rule = find_rule(request.method, request.url.path)
+    if rule is None or not is_allowed(rule, principal.roles):
+        raise Forbidden("Your roles do not allow this.").to_problem()
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authorized)]
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "Unauthenticated", type_="unauthenticated", detail="No bearer token.")
+    return token.strip()
+
+
+def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
+    """IAM's routes, bound to its use cases."""
+    router = APIRouter()
+
+    @router.post("/api/v1/auth/login", response_model=TokenResponse)
+    async def login(body: LoginRequest) -> TokenResponse:
+        return _tokens(await accounts.login(body.username, body.password, body.tenant))
+
+    @router.post("/api/v1/auth/refresh", response_model=TokenResponse)
+    async def refresh(body: RefreshRequest) -> TokenResponse:
+        return _tokens(await accounts.refresh(body.refresh_token))
+
+    @router.post("/api/v1/auth/logout", status_code=204)
+    async def logout(_: Caller, authorization: Annotated[str | None, Header()] = None) -> Response:
+        await accounts.logout(_bearer(authorization))
+        return Response(status_code=204)
+
+    @router.get("/api/v1/auth/me", response_model=PrincipalResponse)
+    async def me(caller: Caller) -> PrincipalResponse:
+        return PrincipalResponse(
+            id=caller.subject, tenant=caller.tenant, roles=sorted(caller.roles)
+        )
+
+    @router.get("/.well-known/jwks.json")
+    async def jwks(response: Response) -> dict[str, Any]:
+        response.headers["cache-control"] = "public, max-age=60"
+        return credentials.jwks()
+
+    @router.post("/api/v1/users", status_code=201, response_model=UserResponse)
+    async def create_user(body: CreateUserRequest, caller: Caller) -> UserResponse:
+        record = await accounts.create_user(caller.tenant, body.username, body.password, body.roles)
+        return _user(record)
+
+    @router.get("/api/v1/users", response_model=list[UserResponse])
+    async def list_users(caller: Caller) -> list[UserResponse]:
+        return [_user(record) for record in await accounts.list_users(caller.tenant)]
+
+    @router.get("/api/v1/users/{user_id}", response_model=UserResponse)
+    async def get_user(user_id: str, caller: Caller) -> UserResponse:
+        return _user(await accounts.get_user(caller.tenant, user_id))
+
+    @router.post("/api/v1/tenants", status_code=201, response_model=TenantResponse)
+    async def create_tenant(body: CreateTenantRequest, caller: Caller) -> TenantResponse:
+        await accounts.create_tenant(
+            caller.tenant, body.name, body.admin_username, body.admin_password
+        )
+        tenants = dict(await accounts.list_tenants(body.name))
+        return TenantResponse(name=body.name, created_at=_time(tenants[body.name]))
+
+    @router.get("/api/v1/tenants", response_model=list[TenantResponse])
+    async def list_tenants(caller: Caller) -> list[TenantResponse]:
+        return [
+            TenantResponse(name=name, created_at=_time(created))
+            for name, created in await accounts.list_tenants(caller.tenant)
+        ]
+
+    @router.post("/api/v1/api-keys", status_code=201, response_model=ApiKeyResponse)
+    async def create_api_key(body: CreateApiKeyRequest, caller: Caller) -> ApiKeyResponse:
+        created = await accounts.create_api_key(
+            caller.tenant,
+            name=body.name,
+            roles=body.roles,
+            created_by=caller.subject,
+            expires_in_s=body.expires_in_s,
+        )
+        return _api_key(created.record, key=created.key)
+
+    @router.get("/api/v1/api-keys", response_model=list[ApiKeyResponse])
+    async def list_api_keys(caller: Caller) -> list[ApiKeyResponse]:
+        return [_api_key(record) for record in await accounts.list_api_keys(caller.tenant)]
+
+    @router.delete("/api/v1/api-keys/{key_id}", status_code=204)
+    async def revoke_api_key(key_id: str, caller: Caller) -> Response:
+        await accounts.revoke_api_key(caller.tenant, key_id)
+        return Response(status_code=204)
+
+    @router.get("/api/v1/signing-keys")
+    async def list_signing_keys(caller: Caller) -> list[dict[str, Any]]:
+        accounts.require_system_tenant(caller.tenant)
+        return credentials.signing_keys()
+
+    @router.post("/api/v1/signing-keys/rotate", status_code=201)
+    async def rotate_signing_key(caller: Caller) -> dict[str, str]:
+        accounts.require_system_tenant(caller.tenant)
+        return {"kid": await credentials.rotate()}
+
+    return router

@@ -1,0 +1,98 @@
+"""The gateway's question: may this request through, and as whom?
+
+:meth:`Authorizer.decide` turns a request's method, path and ``Authorization`` header
+into an :class:`Allow` (with the identity headers to inject) or a :class:`Deny`
+(status and problem document). The gRPC adapter only translates to Envoy's types.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from interlock.common.identity import PRINCIPAL_HEADER, ROLES_HEADER, TENANT_HEADER
+from interlock.common.permissions import find_rule, is_allowed
+from interlock.common.problems import PROBLEM_TYPE_BASE
+from interlock.iam.credentials import Credentials
+from interlock.iam.domain import AuthPrincipal
+from interlock.iam.errors import Forbidden, IamError, NotFound, Unauthenticated
+
+
+@dataclass(frozen=True)
+class Allow:
+    """Let the request through with these headers (replacing any client copies)."""
+
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Deny:
+    """Answer the client directly."""
+
+    status: int
+    body: str
+    """An ``application/problem+json`` document."""
+    unauthenticated: bool
+    """Whether credentials were missing or invalid (rather than insufficient)."""
+
+
+def identity_headers(principal: AuthPrincipal) -> tuple[tuple[str, str], ...]:
+    """The headers a service reads its caller from."""
+    return (
+        (PRINCIPAL_HEADER, principal.subject),
+        (TENANT_HEADER, principal.tenant),
+        (ROLES_HEADER, principal.roles_header),
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``None``."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _deny(error: IamError, path: str) -> Deny:
+    body = {
+        "type": PROBLEM_TYPE_BASE + error.slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": str(error),
+        "instance": path.split("?", 1)[0],
+    }
+    return Deny(error.status, json.dumps(body), isinstance(error, Unauthenticated))
+
+
+class Authorizer:
+    """Decides every request the gateway forwards, from the permission table.
+
+    Args:
+        credentials: Validates tokens and API keys (cached).
+    """
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    async def decide(self, method: str, path: str, authorization: str | None) -> Allow | Deny:
+        """Authenticate the caller, then check the route's permission.
+
+        Unauthenticated callers get 401 whatever the route; a route missing from the
+        permission table gets 404 (deny); roles below the route's get 403.
+        """
+        rule = find_rule(method, path)
+        if rule is not None and rule.role is None:
+            return Allow(())
+        token = bearer_token(authorization)
+        if token is None:
+            return _deny(Unauthenticated("A bearer token or API key is required."), path)
+        try:
+            principal = await self._credentials.validate(token)
+        except Unauthenticated as exc:
+            return _deny(exc, path)
+        if rule is None:
+            return _deny(NotFound("No API route matches this method and path."), path)
+        if not is_allowed(rule, principal.roles):
+            return _deny(Forbidden(f"This route needs the {rule.role} role."), path)
+        return Allow(identity_headers(principal))

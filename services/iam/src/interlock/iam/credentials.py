@@ -1,0 +1,250 @@
+"""Validating credentials fast: the keyring, the revocation list and the token cache.
+
+:class:`Credentials` is the authorizer's hot path. A token seen before is answered from
+memory (a dictionary lookup plus a revocation check); a new JWT costs one signature
+check, a new API key one indexed query. Revocations and signing-key changes are
+applied at once in this process and read by every other replica from the
+``auth_changes`` table every ``revocation_poll_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+
+from interlock.common.postgres import PostgresDatabase
+from interlock.common.resources import Lifecycle
+from interlock.iam import store
+from interlock.iam.domain import (
+    AccessTokenClaims,
+    AuthPrincipal,
+    Keyring,
+    PrincipalKind,
+    RevocationKind,
+    RevocationList,
+    SigningKey,
+    TokenCache,
+    TokenError,
+    decode_access_token,
+    generate_signing_key,
+    hash_secret,
+    is_api_key,
+    issue_access_token,
+)
+from interlock.iam.errors import Unauthenticated
+from interlock.iam.settings import IamSettings
+
+logger = logging.getLogger(__name__)
+
+_SIGNING_KEYS_CHANGED = "signing_keys"
+_ROTATION_CHECK_S = 60.0
+_ROTATION_LOCK = 0x69616D_6B657973  # "iamkeys": one replica rotates at a time
+
+
+class Credentials(Lifecycle):
+    """Issues and validates access tokens and API keys; a resource of the iam app.
+
+    Opening it creates the first signing key (or rotates an old one), loads the
+    revocations still in force and starts following changes.
+
+    Args:
+        database: IAM's database.
+        settings: Lifetimes, cache size, issuer, polling interval.
+    """
+
+    name = "credentials"
+
+    def __init__(self, database: PostgresDatabase, settings: IamSettings) -> None:
+        self._database = database
+        self._settings = settings
+        self._keyring = Keyring()
+        self._revocations = RevocationList()
+        self._cache: TokenCache[AuthPrincipal] = TokenCache(settings.token_cache_size)
+        self._seq = 0
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open it (see the class docstring)."""
+        await self._rotate_if_due()
+        async with self._database.pool.acquire() as conn:
+            seq = await store.last_change(conn)
+            changes = await store.changes_since(conn, 0)
+        self._apply(changes)
+        self._seq = max(seq, self._seq)
+        self._follower = asyncio.create_task(self._follow(), name="iam-credential-changes")
+
+    async def stop(self) -> None:
+        """Close it; safe to call more than once."""
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+
+    async def check(self) -> None:
+        """Raise unless a signing key is loaded and changes are being followed."""
+        if self._keyring.signer() is None:
+            raise RuntimeError("no signing key")
+        if self._follower is None or self._follower.done():
+            raise RuntimeError("not following credential changes")
+
+    # --- validation (hot path) ------------------------------------------------------
+
+    async def validate(self, token: str) -> AuthPrincipal:
+        """Who ``token`` (an access token or API key) names.
+
+        Raises:
+            Unauthenticated: Malformed, expired, revoked, unknown or badly signed.
+        """
+        now = time.time()
+        principal = self._cache.get(token, now)
+        if principal is None:
+            principal = await self._validate_uncached(token, now)
+        if self._revocations.is_revoked(principal):
+            raise Unauthenticated("The credential has been revoked.")
+        return principal
+
+    async def _validate_uncached(self, token: str, now: float) -> AuthPrincipal:
+        if is_api_key(token):
+            principal = await self._validate_api_key(token, now)
+            cache_until = now + self._settings.api_key_cache_ttl_s
+        else:
+            try:
+                principal = decode_access_token(
+                    self._keyring, token, issuer=self._settings.jwt_issuer, now=now
+                )
+            except TokenError as exc:
+                logger.info("access token refused: %s", exc)
+                raise Unauthenticated("The access token is invalid or expired.") from None
+            cache_until = now + self._settings.access_token_ttl_s
+        if principal.expires_at is not None:
+            cache_until = min(cache_until, principal.expires_at)
+        self._cache.put(token, principal, cache_until)
+        return principal
+
+    async def _validate_api_key(self, token: str, now: float) -> AuthPrincipal:
+        async with self._database.pool.acquire() as conn:
+            record = await store.find_api_key(conn, hash_secret(token))
+            valid = (
+                record is not None
+                and record.revoked_at is None
+                and (record.expires_at is None or record.expires_at > now)
+            )
+            if record is None or not valid:
+                raise Unauthenticated("The API key is unknown, expired or revoked.")
+            await store.touch_api_key(conn, record.id)
+        return AuthPrincipal(
+            subject=record.id,
+            kind=PrincipalKind.API_KEY,
+            tenant=record.tenant,
+            roles=record.roles,
+            expires_at=record.expires_at,
+        )
+
+    # --- issuing --------------------------------------------------------------------
+
+    def issue(self, claims: AccessTokenClaims) -> tuple[str, float]:
+        """A signed access token for ``claims`` and its expiry (Unix time)."""
+        key = self._keyring.signer()
+        if key is None:
+            raise RuntimeError("no signing key loaded")
+        return issue_access_token(
+            key,
+            claims,
+            issuer=self._settings.jwt_issuer,
+            now=time.time(),
+            ttl_s=self._settings.access_token_ttl_s,
+        )
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """The public keys that verify access tokens now."""
+        return self._keyring.jwks(time.time())
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        """Every known key's id and dates (never the key material)."""
+        return [
+            {
+                "kid": key.kid,
+                "created_at": store.to_time(key.created_at),
+                "retired_at": store.to_time(key.retired_at),
+                "expires_at": store.to_time(key.expires_at),
+            }
+            for key in self._keyring.keys
+        ]
+
+    # --- revocation and rotation ----------------------------------------------------
+
+    def revoked(self, kind: RevocationKind, ref: str, expires_at: float | None) -> None:
+        """Apply a revocation committed to ``auth_changes`` in this process at once."""
+        self._revocations.add(kind, ref, expires_at)
+
+    def session_revocation_expiry(self) -> float:
+        """How long a revoked session must stay on the list: its last access token's life."""
+        return time.time() + self._settings.access_token_ttl_s
+
+    async def rotate(self) -> str:
+        """Replace the signing key now; old keys verify until their tokens expire.
+
+        Returns:
+            The new key's ``kid``.
+        """
+        key = generate_signing_key(time.time())
+        async with self._database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROTATION_LOCK)
+            await self._replace_signer(conn, key)
+        await self._reload_keys()
+        logger.info("signing key rotated", extra={"kid": key.kid})
+        return key.kid
+
+    async def _replace_signer(self, conn: asyncpg.Connection, key: SigningKey) -> None:
+        verify_until = time.time() + self._settings.access_token_ttl_s
+        await store.retire_signing_keys(conn, verify_until=verify_until)
+        await store.insert_signing_key(conn, key)
+        await store.add_change(conn, _SIGNING_KEYS_CHANGED, key.kid, None)
+
+    async def _rotate_if_due(self) -> None:
+        await self._reload_keys()
+        max_age = self._settings.signing_key_rotation_s
+        if not self._keyring.needs_rotation(time.time(), max_age):
+            return
+        async with self._database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROTATION_LOCK)
+            # Another replica may have rotated while this one waited for the lock.
+            self._keyring.replace(await store.load_signing_keys(conn))
+            if self._keyring.needs_rotation(time.time(), max_age):
+                key = generate_signing_key(time.time())
+                await self._replace_signer(conn, key)
+                logger.info("signing key created", extra={"kid": key.kid})
+        await self._reload_keys()
+
+    async def _reload_keys(self) -> None:
+        async with self._database.pool.acquire() as conn:
+            self._keyring.replace(await store.load_signing_keys(conn))
+
+    async def _follow(self) -> None:
+        next_rotation_check = time.monotonic() + _ROTATION_CHECK_S
+        while True:
+            await asyncio.sleep(self._settings.revocation_poll_s)
+            try:
+                async with self._database.pool.acquire() as conn:
+                    changes = await store.changes_since(conn, self._seq)
+                if any(change.kind == _SIGNING_KEYS_CHANGED for change in changes):
+                    await self._reload_keys()
+                self._apply(changes)
+                if time.monotonic() >= next_rotation_check:
+                    next_rotation_check = time.monotonic() + _ROTATION_CHECK_S
+                    await self._rotate_if_due()
+                    self._revocations.prune(time.time())
+            except Exception:  # keep following: the next poll retries
+                logger.exception("reading credential changes failed")
+
+    def _apply(self, changes: list[store.Change]) -> None:
+        for change in changes:
+            self._seq = max(self._seq, change.seq)
+            if change.kind in RevocationKind.__members__.values():
+                self._revocations.add(RevocationKind(change.kind), change.ref, change.expires_at)

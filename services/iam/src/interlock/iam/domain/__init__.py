@@ -1,0 +1,43 @@
+"""IAM's decisions, free of I/O: tokens, keys, secrets, lockout, caching, revocation."""
+
+from interlock.iam.domain._cache import TokenCache
+from interlock.iam.domain._keys import Keyring, SigningKey, generate_signing_key
+from interlock.iam.domain._lockout import LockoutPolicy
+from interlock.iam.domain._passwords import PasswordHasher
+from interlock.iam.domain._principal import AuthPrincipal, PrincipalKind
+from interlock.iam.domain._revocations import RevocationKind, RevocationList
+from interlock.iam.domain._secrets import (
+    API_KEY_PREFIX,
+    hash_secret,
+    is_api_key,
+    new_api_key,
+    new_refresh_token,
+)
+from interlock.iam.domain._tokens import (
+    AccessTokenClaims,
+    TokenError,
+    decode_access_token,
+    issue_access_token,
+)
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "AccessTokenClaims",
+    "AuthPrincipal",
+    "Keyring",
+    "LockoutPolicy",
+    "PasswordHasher",
+    "PrincipalKind",
+    "RevocationKind",
+    "RevocationList",
+    "SigningKey",
+    "TokenCache",
+    "TokenError",
+    "decode_access_token",
+    "generate_signing_key",
+    "hash_secret",
+    "is_api_key",
+    "issue_access_token",
+    "new_api_key",
+    "new_refresh_token",
+]

@@ -1,0 +1,153 @@
+"""IAM's gRPC server (thin): ``interlock.auth.v1`` ValidateToken and Envoy's ext_authz Check."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2  # type: ignore[import-untyped]
+from envoy.service.auth.v3 import (  # type: ignore[import-untyped]
+    external_auth_pb2,
+    external_auth_pb2_grpc,
+)
+from envoy.type.v3 import http_status_pb2  # type: ignore[import-untyped]
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
+
+from interlock.auth.v1 import auth_pb2, auth_pb2_grpc
+from interlock.common.problems import PROBLEM_CONTENT_TYPE
+from interlock.common.resources import Lifecycle
+from interlock.iam.authorizer import Allow, Authorizer
+from interlock.iam.credentials import Credentials
+from interlock.iam.domain import PrincipalKind
+from interlock.iam.errors import Unauthenticated
+from interlock.iam.settings import IamSettings
+
+logger = logging.getLogger(__name__)
+
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_KINDS = {
+    PrincipalKind.USER: auth_pb2.Principal.KIND_USER,
+    PrincipalKind.API_KEY: auth_pb2.Principal.KIND_API_KEY,
+}
+
+
+class TokenValidationService(auth_pb2_grpc.TokenValidationServicer):
+    """``interlock.auth.v1.TokenValidation``: who a token names, for other services."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    async def ValidateToken(
+        self, request: auth_pb2.ValidateTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> auth_pb2.Principal:
+        """Validate ``request.token``; UNAUTHENTICATED or INVALID_ARGUMENT otherwise."""
+        if not request.token:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "token is required")
+        try:
+            principal = await self._credentials.validate(request.token)
+        except Unauthenticated as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        expires_at = None
+        if principal.expires_at is not None:
+            expires_at = Timestamp()
+            expires_at.FromNanoseconds(int(principal.expires_at * 1e9))
+        return auth_pb2.Principal(
+            subject=principal.subject,
+            kind=_KINDS[principal.kind],
+            tenant=principal.tenant,
+            roles=principal.roles,
+            expires_at=expires_at,
+        )
+
+
+class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
+    """Envoy's ``envoy.service.auth.v3.Authorization``: the gateway's ext_authz."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self._authorizer = authorizer
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        """Allow with identity headers, or deny with a problem document."""
+        http = request.attributes.request.http
+        decision = await self._authorizer.decide(
+            http.method, http.path, http.headers.get("authorization")
+        )
+        if isinstance(decision, Allow):
+            return external_auth_pb2.CheckResponse(
+                status=status_pb2.Status(code=code_pb2.OK),
+                ok_response=external_auth_pb2.OkHttpResponse(
+                    headers=[
+                        base_pb2.HeaderValueOption(
+                            header=base_pb2.HeaderValue(key=key, value=value),
+                            append_action=_OVERWRITE,
+                        )
+                        for key, value in decision.headers
+                    ]
+                ),
+            )
+        headers = [("content-type", PROBLEM_CONTENT_TYPE)]
+        if decision.unauthenticated:
+            headers.append(("www-authenticate", 'Bearer realm="interlock"'))
+        return external_auth_pb2.CheckResponse(
+            status=status_pb2.Status(
+                code=code_pb2.UNAUTHENTICATED
+                if decision.unauthenticated
+                else code_pb2.PERMISSION_DENIED
+            ),
+            denied_response=external_auth_pb2.DeniedHttpResponse(
+                status=http_status_pb2.HttpStatus(code=decision.status),
+                headers=[
+                    base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(key=key, value=value),
+                        append_action=_OVERWRITE,
+                    )
+                    for key, value in headers
+                ],
+                body=decision.body,
+            ),
+        )
+
+
+class GrpcServer(Lifecycle):
+    """IAM's gRPC listener as a resource: started after credentials load, stopped first.
+
+    Args:
+        credentials: What both services validate with.
+        settings: ``grpc_host`` and ``grpc_port`` (0 picks a free port, see :attr:`port`).
+    """
+
+    name = "grpc"
+
+    def __init__(self, credentials: Credentials, settings: IamSettings) -> None:
+        self._credentials = credentials
+        self._address = f"{settings.grpc_host}:{settings.grpc_port}"
+        self._server: grpc.aio.Server | None = None
+        self.port: int | None = None
+        """The bound port while open."""
+
+    async def start(self) -> None:
+        """Open it (see the class docstring)."""
+        server = grpc.aio.server()
+        auth_pb2_grpc.add_TokenValidationServicer_to_server(
+            TokenValidationService(self._credentials), server
+        )
+        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
+            AuthorizationService(Authorizer(self._credentials)), server
+        )
+        self.port = server.add_insecure_port(self._address)
+        await server.start()
+        self._server = server
+        logger.info("gRPC listening", extra={"address": self._address, "port": self.port})
+
+    async def stop(self) -> None:
+        """Close it; safe to call more than once."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace=2.0)
+
+    async def check(self) -> None:
+        """Raise unless the server is running."""
+        if self._server is None:
+            raise RuntimeError("gRPC server is not running")

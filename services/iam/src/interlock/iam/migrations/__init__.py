@@ -1,0 +1,1 @@
+"""The iam service's SQL migrations (``NNNN_description.sql``)."""

@@ -1,0 +1,398 @@
+"""SQL for the iam service's own tables. Every tenant-scoped query takes the tenant."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from interlock.iam.domain import SigningKey
+from interlock.iam.errors import Conflict
+
+
+def to_time(unix: float | None) -> datetime | None:
+    """Unix time as an aware datetime (``None`` stays ``None``)."""
+    return None if unix is None else datetime.fromtimestamp(unix, UTC)
+
+
+def _unix(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRecord:
+    """A row of ``users``."""
+
+    id: str
+    tenant: str
+    username: str
+    password_hash: str
+    roles: tuple[str, ...]
+    created_at: float
+    failed_logins: int
+    locked_until: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshRecord:
+    """A row of ``refresh_tokens`` with its user."""
+
+    family_id: str
+    expires_at: float
+    used: bool
+    revoked: bool
+    user: UserRecord
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKeyRecord:
+    """A row of ``api_keys`` (never the key itself)."""
+
+    id: str
+    tenant: str
+    name: str
+    prefix: str
+    roles: tuple[str, ...]
+    created_by: str
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """A row of ``auth_changes``."""
+
+    seq: int
+    kind: str
+    ref: str
+    expires_at: float | None
+
+
+def _user(row: asyncpg.Record) -> UserRecord:
+    return UserRecord(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        username=row["username"],
+        password_hash=row["password_hash"],
+        roles=tuple(row["roles"]),
+        created_at=row["created_at"].timestamp(),
+        failed_logins=row["failed_logins"],
+        locked_until=_unix(row["locked_until"]),
+    )
+
+
+def _api_key(row: asyncpg.Record) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        name=row["name"],
+        prefix=row["prefix"],
+        roles=tuple(row["roles"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"].timestamp(),
+        expires_at=_unix(row["expires_at"]),
+        last_used_at=_unix(row["last_used_at"]),
+        revoked_at=_unix(row["revoked_at"]),
+    )
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+# --- tenants ------------------------------------------------------------------------
+
+
+async def create_tenant(conn: asyncpg.Connection, name: str) -> bool:
+    """Create tenant ``name``; ``False`` if it existed."""
+    status: str = await conn.execute(
+        "INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING", name
+    )
+    return status.endswith(" 1")
+
+
+async def list_tenants(conn: asyncpg.Connection) -> list[tuple[str, float]]:
+    """Every tenant's name and creation time, by name."""
+    rows = await conn.fetch("SELECT name, created_at FROM tenants ORDER BY name")
+    return [(row["name"], row["created_at"].timestamp()) for row in rows]
+
+
+# --- users --------------------------------------------------------------------------
+
+
+async def insert_user(
+    conn: asyncpg.Connection,
+    *,
+    tenant: str,
+    username: str,
+    password_hash: str,
+    roles: list[str],
+) -> UserRecord:
+    """Add a user.
+
+    Raises:
+        Conflict: The tenant already has a user of that name.
+    """
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO users (id, tenant, username, password_hash, roles)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            uuid.uuid4(),
+            tenant,
+            username,
+            password_hash,
+            roles,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"User {username!r} already exists.") from None
+    return _user(row)
+
+
+async def find_user(conn: asyncpg.Connection, tenant: str, username: str) -> UserRecord | None:
+    """The user called ``username`` in ``tenant``."""
+    row = await conn.fetchrow(
+        "SELECT * FROM users WHERE tenant = $1 AND username = $2", tenant, username
+    )
+    return None if row is None else _user(row)
+
+
+async def get_user(conn: asyncpg.Connection, tenant: str, user_id: str) -> UserRecord | None:
+    """User ``user_id`` if it belongs to ``tenant``."""
+    key = _uuid(user_id)
+    if key is None:
+        return None
+    row = await conn.fetchrow("SELECT * FROM users WHERE tenant = $1 AND id = $2", tenant, key)
+    return None if row is None else _user(row)
+
+
+async def list_users(conn: asyncpg.Connection, tenant: str) -> list[UserRecord]:
+    """Every user of ``tenant``, oldest first."""
+    rows = await conn.fetch(
+        "SELECT * FROM users WHERE tenant = $1 ORDER BY created_at, username", tenant
+    )
+    return [_user(row) for row in rows]
+
+
+async def count_login_failure(conn: asyncpg.Connection, user_id: str) -> int:
+    """Add one failed login; returns the failures in a row."""
+    failures: int = await conn.fetchval(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+        uuid.UUID(user_id),
+    )
+    return failures
+
+
+async def lock_user(conn: asyncpg.Connection, user_id: str, until: float) -> None:
+    """Refuse the user's logins until ``until``."""
+    await conn.execute(
+        "UPDATE users SET locked_until = $2 WHERE id = $1", uuid.UUID(user_id), to_time(until)
+    )
+
+
+async def reset_login_failures(conn: asyncpg.Connection, user_id: str) -> None:
+    """Clear the failure count and lockout after a successful login."""
+    await conn.execute(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL"
+        " WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
+        uuid.UUID(user_id),
+    )
+
+
+# --- refresh tokens -----------------------------------------------------------------
+
+
+async def insert_refresh_token(
+    conn: asyncpg.Connection, *, token_hash: str, family_id: str, user_id: str, expires_at: float
+) -> None:
+    """Store a refresh token's hash in ``family_id``."""
+    await conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
+        " VALUES ($1, $2, $3, $4)",
+        token_hash,
+        uuid.UUID(family_id),
+        uuid.UUID(user_id),
+        to_time(expires_at),
+    )
+
+
+async def lock_refresh_token(conn: asyncpg.Connection, token_hash: str) -> RefreshRecord | None:
+    """The refresh token with this hash and its user, locked until the transaction ends."""
+    row = await conn.fetchrow(
+        "SELECT r.family_id, r.expires_at AS token_expires_at, r.used_at, r.revoked_at, u.*"
+        " FROM refresh_tokens r JOIN users u ON u.id = r.user_id"
+        " WHERE r.token_hash = $1 FOR UPDATE OF r",
+        token_hash,
+    )
+    if row is None:
+        return None
+    return RefreshRecord(
+        family_id=str(row["family_id"]),
+        expires_at=row["token_expires_at"].timestamp(),
+        used=row["used_at"] is not None,
+        revoked=row["revoked_at"] is not None,
+        user=_user(row),
+    )
+
+
+async def mark_refresh_token_used(conn: asyncpg.Connection, token_hash: str) -> None:
+    """Record that a refresh token was exchanged."""
+    await conn.execute(
+        "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", token_hash
+    )
+
+
+async def revoke_family(conn: asyncpg.Connection, family_id: str, user_id: str | None) -> bool:
+    """Revoke every refresh token of ``family_id`` (of ``user_id`` when given).
+
+    Returns:
+        Whether the family exists (for that user).
+    """
+    status: str = await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE family_id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
+        uuid.UUID(family_id),
+        None if user_id is None else uuid.UUID(user_id),
+    )
+    return not status.endswith(" 0")
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+async def insert_api_key(
+    conn: asyncpg.Connection,
+    *,
+    tenant: str,
+    name: str,
+    key_hash: str,
+    prefix: str,
+    roles: list[str],
+    created_by: str,
+    expires_at: float | None,
+) -> ApiKeyRecord:
+    """Store a new API key's hash."""
+    row = await conn.fetchrow(
+        "INSERT INTO api_keys (id, tenant, name, key_hash, prefix, roles, created_by, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        uuid.uuid4(),
+        tenant,
+        name,
+        key_hash,
+        prefix,
+        roles,
+        created_by,
+        to_time(expires_at),
+    )
+    return _api_key(row)
+
+
+async def find_api_key(conn: asyncpg.Connection, key_hash: str) -> ApiKeyRecord | None:
+    """The API key with this hash."""
+    row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
+    return None if row is None else _api_key(row)
+
+
+async def touch_api_key(conn: asyncpg.Connection, key_id: str) -> None:
+    """Set the key's last-used time to now."""
+    await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", uuid.UUID(key_id))
+
+
+async def list_api_keys(conn: asyncpg.Connection, tenant: str) -> list[ApiKeyRecord]:
+    """Every API key of ``tenant``, oldest first."""
+    rows = await conn.fetch("SELECT * FROM api_keys WHERE tenant = $1 ORDER BY created_at", tenant)
+    return [_api_key(row) for row in rows]
+
+
+async def revoke_api_key(conn: asyncpg.Connection, tenant: str, key_id: str) -> ApiKeyRecord | None:
+    """Revoke API key ``key_id`` of ``tenant``; ``None`` when there is none."""
+    key = _uuid(key_id)
+    if key is None:
+        return None
+    row = await conn.fetchrow(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE tenant = $1 AND id = $2 RETURNING *",
+        tenant,
+        key,
+    )
+    return None if row is None else _api_key(row)
+
+
+# --- signing keys -------------------------------------------------------------------
+
+
+async def load_signing_keys(conn: asyncpg.Connection) -> list[SigningKey]:
+    """Every signing key that still verifies."""
+    rows = await conn.fetch(
+        "SELECT * FROM signing_keys WHERE expires_at IS NULL OR expires_at > now()"
+    )
+    return [
+        SigningKey(
+            kid=row["kid"],
+            private_pem=row["private_pem"],
+            created_at=row["created_at"].timestamp(),
+            retired_at=_unix(row["retired_at"]),
+            expires_at=_unix(row["expires_at"]),
+        )
+        for row in rows
+    ]
+
+
+async def insert_signing_key(conn: asyncpg.Connection, key: SigningKey) -> None:
+    """Store a new signing key."""
+    await conn.execute(
+        "INSERT INTO signing_keys (kid, private_pem, created_at) VALUES ($1, $2, $3)",
+        key.kid,
+        key.private_pem,
+        to_time(key.created_at),
+    )
+
+
+async def retire_signing_keys(conn: asyncpg.Connection, *, verify_until: float) -> None:
+    """Stop every current key signing; each keeps verifying until ``verify_until``."""
+    await conn.execute(
+        "UPDATE signing_keys SET retired_at = now(), expires_at = $1 WHERE retired_at IS NULL",
+        to_time(verify_until),
+    )
+
+
+# --- the change feed ----------------------------------------------------------------
+
+
+async def add_change(
+    conn: asyncpg.Connection, kind: str, ref: str, expires_at: float | None
+) -> None:
+    """Announce a revocation or key change to every replica."""
+    await conn.execute(
+        "INSERT INTO auth_changes (kind, ref, expires_at) VALUES ($1, $2, $3)",
+        kind,
+        ref,
+        to_time(expires_at),
+    )
+
+
+async def changes_since(conn: asyncpg.Connection, seq: int) -> list[Change]:
+    """Changes after ``seq`` (all still-effective ones when ``seq`` is 0), in order."""
+    rows = await conn.fetch(
+        "SELECT seq, kind, ref, expires_at FROM auth_changes"
+        " WHERE seq > $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY seq",
+        seq,
+    )
+    return [
+        Change(
+            seq=row["seq"], kind=row["kind"], ref=row["ref"], expires_at=_unix(row["expires_at"])
+        )
+        for row in rows
+    ]
+
+
+async def last_change(conn: asyncpg.Connection) -> int:
+    """The newest change's sequence number (0 when none)."""
+    seq: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM auth_changes")
+    return seq
