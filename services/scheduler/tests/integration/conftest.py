@@ -6,7 +6,7 @@ import asyncio
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,6 +172,29 @@ class Scheduler:
             "SELECT status FROM tasks WHERE run_id = $1 AND task_id = $2", run_id, task_id
         )
         return status
+
+    async def eventually(
+        self, condition: Callable[[], Awaitable[Any]], *, timeout_s: float = 30.0
+    ) -> Any:
+        """Poll an async condition until it is truthy (bounded)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                value = await condition()
+                if value:
+                    return value
+                await asyncio.sleep(0.02)
+
+    async def consumed(self, events: list[Event]) -> None:
+        """Wait until the scheduler applied (claimed) ``events``."""
+        ids = [event.id for event in events]
+
+        async def claimed() -> bool:
+            count = await self.pool.fetchval(
+                "SELECT count(*) FROM interlock_inbox WHERE event_id = ANY($1::text[])", ids
+            )
+            return bool(count == len(ids))
+
+        await self.eventually(claimed)
 
     async def run_status(self, run_id: str) -> str | None:
         status: str | None = await self.pool.fetchval(
