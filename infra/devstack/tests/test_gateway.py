@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from interlock.devstack._envoy import (
+    IAM_GRPC,
     compose_config_path,
     render_compose_config,
     render_envoy_config,
@@ -33,8 +34,25 @@ def test_compose_config_routes_every_service_by_name() -> None:
     for service in SERVICES:
         assert f"path: /health/{service.name}" in text
         assert f"address: {service.name}, port_value: {service.http_port}" in text
-    config_lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    assert not any("/api/v1" in line for line in config_lines)
+    assert "address: iam, port_value: 9101" in text
+
+
+def test_identity_headers_are_removed_before_authorization_which_fails_closed() -> None:
+    text = render_compose_config()
+    mutation = text.index("envoy.filters.http.header_mutation")
+    authz = text.index("- name: envoy.filters.http.ext_authz")
+    assert mutation < authz
+    for header in ("x-interlock-principal", "x-interlock-tenant", "x-interlock-roles"):
+        assert text.index(f"remove: {header}") < authz
+    assert "failure_mode_allow: false" in text
+    assert "request_headers_to_remove" not in text
+
+
+def test_task_timers_route_to_the_scheduler_before_runs_route_to_the_workflow() -> None:
+    text = render_compose_config()
+    timer = text.index("name: scheduler-task-timer")
+    runs = text.index("name: workflow-runs")
+    assert timer < runs
 
 
 def test_render_requires_every_service() -> None:
@@ -96,6 +114,7 @@ def gateway(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     listener, admin, closed = free_ports(3)
     upstreams = {s.name: ("127.0.0.1", closed) for s in SERVICES}
     upstreams["iam"] = ("127.0.0.1", upstream)
+    upstreams[IAM_GRPC] = ("127.0.0.1", closed)  # no authorizer: API routes must fail closed
     base = tmp_path_factory.mktemp("gateway")
     config = base / "envoy.yaml"
     config.write_text(
@@ -135,7 +154,6 @@ def test_unreachable_service_is_not_healthy(gateway: str) -> None:
         ("GET", "/"),
         ("GET", "/health/nope"),
         ("GET", "/health/iamx"),
-        ("GET", "/api/v1/runs"),
         ("POST", "/health/iam"),
         ("GET", "/readyz"),
     ],
@@ -158,8 +176,62 @@ def test_request_ids_are_generated_per_request(gateway: str) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/v1/runs"), ("POST", "/api/v1/users"), ("GET", "/api/v1/nothing")],
+)
+def test_api_routes_fail_closed_without_the_authorizer(
+    gateway: str, method: str, path: str
+) -> None:
+    seen = len(_Upstream.seen)
+    response = httpx.request(method, f"{gateway}{path}", trust_env=False)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 503
+    assert len(_Upstream.seen) == seen
+
+
+@pytest.mark.integration
+def test_public_routes_skip_the_authorizer(gateway: str) -> None:
+    response = httpx.get(f"{gateway}/.well-known/jwks.json", trust_env=False)
+    assert response.status_code == 418  # the stand-in's answer: it reached the upstream
+    assert _Upstream.seen[-1] == "/.well-known/jwks.json"
+
+
+@pytest.mark.integration
 def test_request_bodies_are_limited(gateway: str) -> None:
-    small = httpx.post(f"{gateway}/api/v1/x", content=b"x" * 1024, trust_env=False)
-    assert small.status_code == 404
-    big = httpx.post(f"{gateway}/api/v1/x", content=b"x" * (2 * 1024 * 1024), trust_env=False)
+    login = f"{gateway}/api/v1/auth/login"
+    small = httpx.post(login, content=b"x" * 1024, trust_env=False)
+    assert small.status_code not in (413, 503)
+    big = httpx.post(login, content=b"x" * (2 * 1024 * 1024), trust_env=False)
     assert big.status_code == 413
+    assert big.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.integration
+def test_rate_limit_answers_429(upstream: int, tmp_path: Path) -> None:
+    listener, admin, closed = free_ports(3)
+    upstreams = {s.name: ("127.0.0.1", upstream) for s in SERVICES}
+    upstreams[IAM_GRPC] = ("127.0.0.1", closed)
+    config = tmp_path / "envoy.yaml"
+    config.write_text(
+        render_envoy_config(
+            upstreams=upstreams,
+            listener=("127.0.0.1", listener),
+            admin=("127.0.0.1", admin),
+            rate_limit_per_s=3,
+        )
+    )
+    server = start_server(
+        gateway_spec(config, listener_port=listener, admin_port=admin),
+        log_path=tmp_path / "gateway.log",
+    )
+    try:
+        with httpx.Client(trust_env=False) as client:
+            statuses = [
+                client.get(f"http://127.0.0.1:{listener}/health/iam").status_code for _ in range(10)
+            ]
+    finally:
+        server.stop()
+    assert 200 in statuses
+    assert 429 in statuses

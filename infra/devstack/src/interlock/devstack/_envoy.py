@@ -17,6 +17,11 @@ COMPOSE_LISTENER = ("0.0.0.0", 8080)  # noqa: S104 - inside its container, behin
 COMPOSE_ADMIN = ("0.0.0.0", 9901)  # noqa: S104 - as above
 """Admin address in compose."""
 
+IAM_GRPC = "iam-grpc"
+"""Key of IAM's gRPC listener (the gateway's authorizer) in the upstreams."""
+DEFAULT_RATE_LIMIT_PER_S = 20000
+"""Gateway-wide request rate limit: high enough not to cap a benchmark on one machine."""
+
 
 def template_path() -> Path:
     """Path of the gateway template in the checkout."""
@@ -34,15 +39,19 @@ def render_envoy_config(
     listener: tuple[str, int],
     admin: tuple[str, int],
     header: str = "",
+    rate_limit_per_s: int = DEFAULT_RATE_LIMIT_PER_S,
 ) -> str:
     """Render the gateway config.
 
     Args:
         upstreams: ``(host, port)`` of each service's HTTP listener, by service name;
-            every one of the seven services must be present.
+            every one of the seven services must be present, and IAM's gRPC listener
+            under :data:`IAM_GRPC`.
         listener: Address and port the gateway serves users on.
         admin: Address and port of Envoy's admin interface.
         header: Comment lines put before the rendered text (each starting with ``#``).
+        rate_limit_per_s: Requests per second the gateway lets through (429 beyond).
+            Default: :data:`DEFAULT_RATE_LIMIT_PER_S`.
 
     Returns:
         The Envoy YAML.
@@ -55,6 +64,9 @@ def render_envoy_config(
         "listener_port": str(listener[1]),
         "admin_address": admin[0],
         "admin_port": str(admin[1]),
+        "iam_grpc_host": upstreams[IAM_GRPC][0],
+        "iam_grpc_port": str(upstreams[IAM_GRPC][1]),
+        "rate_limit_per_s": str(rate_limit_per_s),
     }
     for service in SERVICES:
         host, port = upstreams[service.name]
@@ -70,8 +82,12 @@ def render_compose_config() -> str:
         "# GENERATED from infra/envoy/envoy.yaml.tmpl by\n"
         "# `python -m interlock.devstack render-envoy`: edit the template, not this file.\n"
     )
+    upstreams = {service.name: (service.name, service.http_port) for service in SERVICES}
+    iam_grpc = next(service.grpc_port for service in SERVICES if service.name == "iam")
+    assert iam_grpc is not None
+    upstreams[IAM_GRPC] = ("iam", iam_grpc)
     return render_envoy_config(
-        upstreams={service.name: (service.name, service.http_port) for service in SERVICES},
+        upstreams=upstreams,
         listener=COMPOSE_LISTENER,
         admin=COMPOSE_ADMIN,
         header=header,

@@ -359,8 +359,16 @@ class Stack:
         return env
 
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:
-        """Loopback address of each service's HTTP listener, for the gateway config."""
-        return {service.name: (LOOPBACK, self.http_port(service)) for service in SERVICES}
+        """Loopback addresses the gateway config needs.
+
+        Each service's HTTP listener by name, and IAM's gRPC listener (the gateway's
+        authorizer) under ``iam-grpc``.
+        """
+        upstreams = {service.name: (LOOPBACK, self.http_port(service)) for service in SERVICES}
+        iam_grpc = self.grpc_port(SERVICES[0])
+        assert iam_grpc is not None
+        upstreams["iam-grpc"] = (LOOPBACK, iam_grpc)
+        return upstreams
 
 
 def service_by_name(name: str) -> ServiceDef | None:
