@@ -49,7 +49,7 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
         lambda r: workflow.create_app(
             workflow.WorkflowSettings(**_postgres(r, "workflow"), **_kafka(r))
         ),
-        ["kafka", "outbox-relay", "postgres", "projection"],
+        ["kafka", "outbox-relay", "postgres", "projection", "reconciler"],
     ),
     "scheduler": (
         lambda r: scheduler.create_app(

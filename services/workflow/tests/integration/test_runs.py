@@ -92,7 +92,7 @@ async def test_input_failing_the_input_schema_is_422_with_pointers(
     assert [e["pointer"] for e in missing.json()["errors"]] == ["/input"]
     assert (await client.post(RUNS, content=b"[]")).status_code == 400
     huge = {"input": {"source": "x" * 300_000}}
-    assert (await client.post(RUNS, json=huge)).status_code == 400
+    assert (await client.post(RUNS, json=huge)).status_code == 413
     assert (await client.post("/api/v1/workflows/ghost/runs", json={})).status_code == 404
     assert (await client.get("/api/v1/runs")).json()["runs"] == []
 

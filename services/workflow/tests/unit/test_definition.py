@@ -13,6 +13,7 @@ from interlock.workflow.domain import (
     TASK_TYPES,
     InvalidDefinitionError,
     InvalidDocumentError,
+    PayloadTooLargeError,
     UnsupportedMediaTypeError,
     compile_definition,
     parse_document,
@@ -319,7 +320,7 @@ def test_a_document_that_is_not_an_object() -> None:
 
 
 def test_documents_too_large_unparsable_or_of_another_media_type_are_refused() -> None:
-    with pytest.raises(InvalidDocumentError, match="bytes"):
+    with pytest.raises(PayloadTooLargeError, match="bytes"):
         parse_document(b" " * (MAX_DEFINITION_BYTES + 1), "application/json")
     with pytest.raises(InvalidDocumentError, match="not JSON"):
         parse_document(b"{", "application/json")

@@ -1,4 +1,4 @@
-"""Wires the workflow service: its database, the broker, the outbox relay, the projection."""
+"""Wires the workflow service: database, broker, outbox relay, projection, reconciler."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.workflow.api import build_router
 from interlock.workflow.errors import install_error_handlers
 from interlock.workflow.handlers import CONSUMER, EVENT_TYPES, RunProjection
+from interlock.workflow.reconciler import StartReconciler
 from interlock.workflow.service import WorkflowService
 from interlock.workflow.settings import WorkflowSettings
 
@@ -33,9 +34,15 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
         name="projection",
     )
     service = WorkflowService(lambda: database.pool, source=settings.service_name)
+    reconciler = StartReconciler(
+        service,
+        interval_s=settings.reconcile_interval_s,
+        grace_s=settings.start_grace_s,
+        max_republishes=settings.max_start_republishes,
+    )
     app = create_service_app(
         settings,
-        resources=[database, broker, relay, projection],
+        resources=[database, broker, relay, projection, reconciler],
         routers=[build_router(service)],
     )
     install_error_handlers(app)

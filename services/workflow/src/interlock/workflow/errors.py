@@ -6,6 +6,7 @@ error                          status  problem type
 InvalidDefinitionError         422     invalid-definition
 InvalidInputError              422     invalid-input
 InvalidDocumentError           400     invalid-request
+PayloadTooLargeError           413     payload-too-large
 UnsupportedMediaTypeError      415     unsupported-media-type
 InvalidPageTokenError          400     invalid-page-token
 WorkflowExistsError            409     workflow-exists
@@ -31,6 +32,7 @@ from interlock.workflow.domain import (
     InvalidDocumentError,
     InvalidInputError,
     InvalidPageTokenError,
+    PayloadTooLargeError,
     RunNotFoundError,
     TransitionNotAllowedError,
     UnsupportedMediaTypeError,
@@ -44,6 +46,7 @@ _STATUS: dict[type[WorkflowError], tuple[int, str, str]] = {
     InvalidDefinitionError: (422, "Invalid workflow definition", "invalid-definition"),
     InvalidInputError: (422, "Invalid run input", "invalid-input"),
     InvalidDocumentError: (400, "Invalid request body", "invalid-request"),
+    PayloadTooLargeError: (413, "Request body too large", "payload-too-large"),
     UnsupportedMediaTypeError: (415, "Unsupported media type", "unsupported-media-type"),
     InvalidPageTokenError: (400, "Invalid page token", "invalid-page-token"),
     WorkflowExistsError: (409, "Workflow exists", "workflow-exists"),

@@ -11,7 +11,8 @@ import hashlib
 import json
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from interlock.workflow.domain import (
     InvalidDocumentError,
     InvalidPageTokenError,
     Issue,
+    PayloadTooLargeError,
     RunNotFoundError,
     RunStatus,
     TaskProgress,
@@ -82,14 +84,13 @@ class WorkflowService:
         source: The CloudEvents source of the events it emits. Default: ``"workflow"``.
     """
 
-    def __init__(self, pool: Any, *, source: str = "workflow") -> None:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], *, source: str = "workflow") -> None:
         self._pool = pool
         self._source = source
         self._prepared: OrderedDict[tuple[str, str, int], _Prepared] = OrderedDict()
 
     def _acquire(self) -> Any:
-        pool: asyncpg.Pool = self._pool()
-        return pool.acquire()
+        return self._pool().acquire()
 
     # Definitions ---------------------------------------------------------------
 
@@ -221,22 +222,15 @@ class WorkflowService:
                         run=existing,
                         tasks=_tasks(existing, await store.task_progress(conn, existing.id)),
                     ), False
-                started = workflow_pb2.WorkflowStarted(
-                    workflow_name=name,
-                    workflow_version=version,
-                    definition=prepared.definition,
-                    input_json=input_json.encode(),
-                    idempotency_key=idempotency_key or "",
-                )
                 await outbox.enqueue(
                     conn,
                     [
-                        Event(
-                            type=topics.WORKFLOW_STARTED,
-                            payload=started,
-                            tenant=tenant,
-                            run_id=str(run_id),
-                            source=self._source,
+                        self._started_event(
+                            tenant,
+                            run_id,
+                            prepared,
+                            run_input_json=input_json,
+                            idempotency_key=idempotency_key,
                         )
                     ],
                 )
@@ -254,6 +248,62 @@ class WorkflowService:
             task_ids=prepared.task_ids,
         )
         return RunView(run=run, tasks=[(t, TaskProgress()) for t in prepared.task_ids]), True
+
+    def _started_event(
+        self,
+        tenant: str,
+        run_id: uuid.UUID,
+        prepared: _Prepared,
+        *,
+        run_input_json: str,
+        idempotency_key: str | None,
+    ) -> Event[workflow_pb2.WorkflowStarted]:
+        started = workflow_pb2.WorkflowStarted(
+            workflow_name=prepared.definition.name,
+            workflow_version=prepared.definition.version,
+            definition=prepared.definition,
+            input_json=run_input_json.encode(),
+            idempotency_key=idempotency_key or "",
+        )
+        return Event(
+            type=topics.WORKFLOW_STARTED,
+            payload=started,
+            tenant=tenant,
+            run_id=str(run_id),
+            source=self._source,
+            id=started_event_id(run_id),
+        )
+
+    async def republish_stalled_starts(
+        self, *, grace_s: float, max_republishes: int, batch_size: int
+    ) -> int:
+        """Publish workflow.started again for runs still pending after ``grace_s``.
+
+        Kafka may lose what it held (the local broker keeps nothing across restarts);
+        PostgreSQL is the truth. A run is still ``pending`` until the first event about
+        one of its tasks arrives, so its start may never have reached the scheduler.
+        The event keeps its id (:func:`started_event_id`) and the scheduler ignores a
+        start for a run it already holds, so a needless re-publish changes nothing.
+
+        Returns:
+            How many runs were re-published.
+        """
+        async with self._acquire() as conn, conn.transaction():
+            stalled = await store.claim_stalled_starts(
+                conn, grace_s=grace_s, max_republishes=max_republishes, limit=batch_size
+            )
+            events = [
+                self._started_event(
+                    run.tenant,
+                    run.id,
+                    await self._prepare(conn, run.tenant, run.workflow, run.version),
+                    run_input_json=run.input_json,
+                    idempotency_key=run.idempotency_key,
+                )
+                for run in stalled
+            ]
+            await outbox.enqueue(conn, events)
+        return len(events)
 
     async def _prepare(
         self, conn: asyncpg.Connection, tenant: str, name: str, version: int
@@ -362,8 +412,13 @@ class WorkflowService:
                 ],
             )
             progress = await store.task_progress(conn, parsed)
-        updated = store.StoredRun(**{**run.__dict__, "status": status, "finished_at": finished_at})
+        updated = replace(run, status=status, finished_at=finished_at)
         return RunView(run=updated, tasks=_tasks(updated, progress))
+
+
+def started_event_id(run_id: uuid.UUID) -> str:
+    """The id of a run's workflow.started event: the same every time it is published."""
+    return str(uuid.uuid5(run_id, "workflow.started"))
 
 
 def _require_same_name(compiled: CompiledDefinition, name: str) -> None:
@@ -375,7 +430,7 @@ def _require_same_name(compiled: CompiledDefinition, name: str) -> None:
 
 def _run_input(body: bytes) -> Any:
     if len(body) > MAX_INPUT_BYTES:
-        raise InvalidDocumentError(
+        raise PayloadTooLargeError(
             f"the request has {len(body)} bytes; at most {MAX_INPUT_BYTES} are accepted"
         )
     if not body.strip():

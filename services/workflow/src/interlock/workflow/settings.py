@@ -14,3 +14,10 @@ class WorkflowSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: 8102."""
     postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/workflow"
     """Default: the ``workflow`` database of the ``make up`` server."""
+    reconcile_interval_s: float = 15.0
+    """Time between passes of the reconciler re-publishing stalled run starts. Default: 15 s."""
+    start_grace_s: float = 60.0
+    """How long a run may stay pending (no task event yet) before its workflow.started is
+    published again; doubles after each re-publish. Default: 60 s."""
+    max_start_republishes: int = 5
+    """How often one run's start is re-published at most. Default: 5."""

@@ -555,3 +555,57 @@ async def save_run_statuses(
         [status.value for _, (status, _) in items],
         [finished_at for _, (_, finished_at) in items],
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StalledStart:
+    """A pending run whose workflow.started may have been lost."""
+
+    id: uuid.UUID
+    tenant: str
+    workflow: str
+    version: int
+    input_json: str
+    idempotency_key: str | None
+
+
+async def claim_stalled_starts(
+    conn: asyncpg.Connection, *, grace_s: float, max_republishes: int, limit: int
+) -> list[StalledStart]:
+    """Lock pending runs due for re-publishing and count the re-publish.
+
+    A run is due ``grace_s * 2**republishes`` after its creation or last re-publish, at
+    most ``max_republishes`` times. Rows locked by another instance are skipped.
+    """
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT id FROM runs
+            WHERE status = 'pending' AND start_republishes < $2
+              AND coalesce(start_republished_at, created_at)
+                  < now() - make_interval(secs => $1 * power(2, start_republishes))
+            ORDER BY created_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE runs r
+        SET start_republished_at = now(), start_republishes = r.start_republishes + 1
+        FROM due WHERE r.id = due.id
+        RETURNING r.id, r.tenant, r.workflow, r.version, r.input::text AS input,
+            r.idempotency_key
+        """,
+        grace_s,
+        max_republishes,
+        limit,
+    )
+    return [
+        StalledStart(
+            id=row["id"],
+            tenant=row["tenant"],
+            workflow=row["workflow"],
+            version=row["version"],
+            input_json=row["input"],
+            idempotency_key=row["idempotency_key"],
+        )
+        for row in rows
+    ]

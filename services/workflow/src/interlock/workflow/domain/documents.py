@@ -8,7 +8,11 @@ from typing import Any
 
 import yaml
 
-from interlock.workflow.domain.errors import InvalidDocumentError, UnsupportedMediaTypeError
+from interlock.workflow.domain.errors import (
+    InvalidDocumentError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 from interlock.workflow.domain.limits import MAX_DEFINITION_BYTES
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
@@ -64,7 +68,7 @@ def parse_document(body: bytes, content_type: str | None) -> Any:
             kind or "none", accepted=(*JSON_MEDIA_TYPES, "application/yaml")
         )
     if len(body) > MAX_DEFINITION_BYTES:
-        raise InvalidDocumentError(
+        raise PayloadTooLargeError(
             f"the definition has {len(body)} bytes; at most {MAX_DEFINITION_BYTES} are accepted"
         )
     try:

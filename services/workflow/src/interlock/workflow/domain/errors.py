@@ -3,7 +3,8 @@
 ``WorkflowError``
  ├── ``InvalidDefinitionError``    the definition has problems (one :class:`Issue` each)
  ├── ``InvalidInputError``         the run input fails the definition's ``input_schema``
- ├── ``InvalidDocumentError``      the body does not parse, or is too large
+ ├── ``InvalidDocumentError``      the body does not parse
+ │    └── ``PayloadTooLargeError``  the body is larger than its limit
  ├── ``UnsupportedMediaTypeError`` neither JSON nor YAML
  ├── ``InvalidPageTokenError``     a page token that this list did not issue
  ├── ``WorkflowExistsError``       create, but the name is taken
@@ -52,7 +53,11 @@ class InvalidInputError(WorkflowError):
 
 
 class InvalidDocumentError(WorkflowError):
-    """The request body does not parse, or is too large."""
+    """The request body does not parse."""
+
+
+class PayloadTooLargeError(InvalidDocumentError):
+    """The request body is larger than its limit (definition or run input)."""
 
 
 class UnsupportedMediaTypeError(WorkflowError):
