@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 DEFINITION = {"name": "w", "tasks": [{"id": "a", "type": "noop"}]}
 
 
-async def test_a_pending_run_is_republished_a_bounded_number_of_times(
+async def test_pending_runs_are_republished_a_bounded_number_of_times_and_the_inbox_pruned(
     settings: WorkflowSettings,
 ) -> None:
     fast = settings.model_copy(
@@ -40,11 +40,20 @@ async def test_a_pending_run_is_republished_a_bounded_number_of_times(
             client.headers.update(gateway_headers())
             assert (await client.post("/api/v1/workflows", json=DEFINITION)).status_code == 201
             run = (await client.post("/api/v1/workflows/w/runs", json={})).json()
-            await eventually(lambda: len(received) >= 3)
             conn = await asyncpg.connect(
                 fast.postgres_dsn, password=fast.postgres_password.get_secret_value()
             )
             try:
+                await conn.execute(
+                    "INSERT INTO interlock_inbox (consumer, event_id, received_at)"
+                    " VALUES ('workflow.projection', 'ancient', now() - interval '8 days')"
+                )
+
+                async def pruned() -> bool:
+                    return not await conn.fetchval("SELECT count(*) FROM interlock_inbox")
+
+                await eventually(lambda: len(received) >= 3)
+                await eventually(pruned)
                 count = await conn.fetchval("SELECT start_republishes FROM runs")
                 # The cap holds whatever the clock says: nothing is due any more.
                 due = await store.claim_stalled_starts(conn, grace_s=0, max_republishes=2, limit=10)

@@ -15,7 +15,8 @@ _log = logging.getLogger(__name__)
 class StartReconciler(Lifecycle):
     """Every ``interval_s``, re-publishes workflow.started for runs stuck in pending.
 
-    Any number of instances may run: each pass claims runs with ``SKIP LOCKED``.
+    Any number of instances may run: each pass claims runs with ``SKIP LOCKED``. Each
+    pass also prunes the projection's inbox of ids older than ``inbox_retention_s``.
 
     Args:
         service: Does the work (:meth:`WorkflowService.republish_stalled_starts`).
@@ -24,6 +25,8 @@ class StartReconciler(Lifecycle):
             doubles after each re-publish. Default: 60 s.
         max_republishes: Re-publishes per run at most. Default: 5.
         batch_size: Most runs one pass re-publishes. Default: 500.
+        inbox_retention_s: Age after which applied event ids are forgotten; longer
+            than any redelivery. Default: 7 days.
         name: Name ``/readyz`` reports. Default: ``"reconciler"``.
     """
 
@@ -35,6 +38,7 @@ class StartReconciler(Lifecycle):
         grace_s: float = 60.0,
         max_republishes: int = 5,
         batch_size: int = 500,
+        inbox_retention_s: float = 7 * 86_400,
         name: str = "reconciler",
     ) -> None:
         self.name = name
@@ -43,6 +47,7 @@ class StartReconciler(Lifecycle):
         self._grace_s = grace_s
         self._max_republishes = max_republishes
         self._batch_size = batch_size
+        self._inbox_retention_s = inbox_retention_s
         self._task: asyncio.Task[None] | None = None
 
     async def pass_once(self) -> int:
@@ -61,6 +66,7 @@ class StartReconciler(Lifecycle):
             try:
                 while await self.pass_once() >= self._batch_size:
                     pass
+                await self._service.prune_inbox(older_than_s=self._inbox_retention_s)
             except Exception:
                 _log.exception("reconciler pass failed; trying again next interval")
             await asyncio.sleep(self._interval_s)

@@ -13,13 +13,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from jsonschema import Draft202012Validator
 
-from interlock.common import outbox, topics
+from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
 from interlock.common.identity import Principal
 from interlock.events.v1 import definition_pb2, workflow_pb2
@@ -304,6 +304,11 @@ class WorkflowService:
             ]
             await outbox.enqueue(conn, events)
         return len(events)
+
+    async def prune_inbox(self, *, older_than_s: float) -> int:
+        """Forget projection event ids older than any redelivery; returns how many."""
+        async with self._acquire() as conn:
+            return await inbox.prune(conn, older_than=timedelta(seconds=older_than_s))
 
     async def _prepare(
         self, conn: asyncpg.Connection, tenant: str, name: str, version: int
