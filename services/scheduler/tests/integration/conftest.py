@@ -104,6 +104,10 @@ class FakeWorker:
             )
         return [started, self.event(event.run_id, payload)]
 
+    @staticmethod
+    def answer_started(task_id: str, attempt: int) -> task_pb2.TaskStarted:
+        return task_pb2.TaskStarted(task_id=task_id, attempt=attempt, worker_id="w1")
+
     def event(self, run_id: str, payload: Any) -> Event:
         return Event(
             type=topics.for_payload(type(payload)),
