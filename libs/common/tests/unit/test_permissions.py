@@ -92,3 +92,12 @@ def test_viewer_reads_but_does_not_start_runs() -> None:
 def test_every_rule_is_unique() -> None:
     keys = [(rule.method, rule.path) for rule in PERMISSIONS]
     assert len(keys) == len(set(keys))
+
+
+def test_lookup_agrees_with_the_first_matching_rule() -> None:
+    for rule in PERMISSIONS:
+        for filler in ("x1", "a-b.c"):
+            path = rule.path.replace("{rest...}", f"{filler}/more")
+            path = "/".join(filler if part.startswith("{") else part for part in path.split("/"))
+            first = next(r for r in PERMISSIONS if r.matches(rule.method, path))
+            assert find_rule(rule.method, path) is first

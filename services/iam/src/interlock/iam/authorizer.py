@@ -3,17 +3,18 @@
 :meth:`Authorizer.decide` turns a request's method, path and ``Authorization`` header
 into an :class:`Allow` (with the identity headers to inject) or a :class:`Deny`
 (status and problem document). The gRPC adapter only translates to Envoy's types.
+It is synchronous: the gRPC server calls it from its worker threads.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from interlock.common.identity import PRINCIPAL_HEADER, ROLES_HEADER, TENANT_HEADER
 from interlock.common.permissions import find_rule, is_allowed
 from interlock.common.problems import PROBLEM_TYPE_BASE
-from interlock.iam.credentials import Credentials
 from interlock.iam.domain import AuthPrincipal
 from interlock.iam.errors import Forbidden, IamError, NotFound, Unauthenticated
 
@@ -69,13 +70,14 @@ class Authorizer:
     """Decides every request the gateway forwards, from the permission table.
 
     Args:
-        credentials: Validates tokens and API keys (cached).
+        validate: Who a token or API key names (cached; it may block on a miss), or
+            :class:`Unauthenticated`; e.g. :meth:`Credentials.validate_from_thread`.
     """
 
-    def __init__(self, credentials: Credentials) -> None:
-        self._credentials = credentials
+    def __init__(self, validate: Callable[[str], AuthPrincipal]) -> None:
+        self._validate = validate
 
-    async def decide(self, method: str, path: str, authorization: str | None) -> Allow | Deny:
+    def decide(self, method: str, path: str, authorization: str | None) -> Allow | Deny:
         """Authenticate the caller, then check the route's permission.
 
         Unauthenticated callers get 401 whatever the route; a route missing from the
@@ -88,7 +90,7 @@ class Authorizer:
         if token is None:
             return _deny(Unauthenticated("A bearer token or API key is required."), path)
         try:
-            principal = await self._credentials.validate(token)
+            principal = self._validate(token)
         except Unauthenticated as exc:
             return _deny(exc, path)
         if rule is None:

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 _SIGNING_KEYS_CHANGED = "signing_keys"
 _ROTATION_CHECK_S = 60.0
+_MISS_TIMEOUT_S = 5.0
 _ROTATION_LOCK = 0x69616D_6B657973  # "iamkeys": one replica rotates at a time
 
 
@@ -67,9 +68,11 @@ class Credentials(Lifecycle):
         self._cache: TokenCache[AuthPrincipal] = TokenCache(settings.token_cache_size)
         self._seq = 0
         self._follower: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Open it (see the class docstring)."""
+        self._loop = asyncio.get_running_loop()
         await self._rotate_if_due()
         async with self._database.pool.acquire() as conn:
             seq = await store.last_change(conn)
@@ -105,6 +108,30 @@ class Credentials(Lifecycle):
         principal = self._cache.get(token, now)
         if principal is None:
             principal = await self._validate_uncached(token, now)
+        return self._unless_revoked(principal)
+
+    def validate_from_thread(self, token: str) -> AuthPrincipal:
+        """:meth:`validate` for a thread other than the event loop's (the gRPC server's).
+
+        A cache hit is answered in the calling thread; a miss runs on the event loop
+        (an API key needs the database) and waits for it.
+
+        Raises:
+            Unauthenticated: As :meth:`validate`.
+            RuntimeError: Credentials are not open.
+        """
+        now = time.time()
+        principal = self._cache.get(token, now)
+        if principal is None:
+            if self._loop is None:
+                raise RuntimeError("credentials are not open")
+            future = asyncio.run_coroutine_threadsafe(
+                self._validate_uncached(token, now), self._loop
+            )
+            principal = future.result(timeout=_MISS_TIMEOUT_S)
+        return self._unless_revoked(principal)
+
+    def _unless_revoked(self, principal: AuthPrincipal) -> AuthPrincipal:
         if self._revocations.is_revoked(principal):
             raise Unauthenticated("The credential has been revoked.")
         return principal

@@ -20,6 +20,8 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Address the gRPC listener (ValidateToken, Envoy's Check) binds. Default: loopback."""
     grpc_port: int = 9101
     """Port of the gRPC listener. Default: 9101."""
+    grpc_threads: int = 4
+    """Threads serving gRPC calls (ValidateToken and the gateway's Check). Default: 4."""
 
     bootstrap_admin_username: str = "admin"
     """User created at first start, with the admin role. Default: ``"admin"``."""
