@@ -1,0 +1,411 @@
+"""Benchmark: what the gateway's authorization costs (``make bench``; not a test).
+
+Starts its own small stack on free loopback ports: PostgreSQL, IAM
+(``python -m interlock.iam``), the Envoy gateway rendered from the real template, and a
+second Envoy that answers every request with a fixed 200 (the "trivial upstream",
+standing in for every service but IAM, so the upstream costs next to nothing). Then,
+with a keep-alive HTTP/1.1 load generator written on asyncio streams:
+
+- latency at concurrency 1: ``GET /api/v1/runs`` (ext_authz on, access token) against
+  ``GET /health/workflow`` (ext_authz disabled, same upstream); the authorization
+  overhead is the difference of their medians;
+- throughput at concurrency ``--connections`` for ``--seconds`` each: the same two
+  routes, the same route with an API key, and ``GET /api/v1/auth/me`` (IAM is both the
+  authorizer and the upstream).
+
+Everything, load generator included, shares this machine's cores: the figures are
+for the whole system on one box. Results go to stdout (Markdown) and
+``bench/results/auth.json``.
+
+Usage: ``python bench/auth.py [--seconds 10] [--connections 32] [--latency-requests 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from interlock.devstack import _servers
+from interlock.devstack._binaries import envoy_binary
+from interlock.devstack._envoy import IAM_GRPC, render_envoy_config
+from interlock.devstack._handles import PostgresServer
+from interlock.devstack._probes import http_probe
+from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
+from interlock.devstack._runner import RunningServer, start_server
+from interlock.devstack._servers import ServerSpec, gateway_spec
+from interlock.devstack._stack import SERVICES
+
+RESULTS = Path(__file__).resolve().parent / "results" / "auth.json"
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
+
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+def _static_upstream_config(port: int, admin: int) -> str:
+    """An Envoy that answers every request with 200 ``{"ok":true}`` (JSON is YAML)."""
+    route = {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200, "body": {"inline_string": '{"ok":true}'}},
+    }
+    manager = {
+        "@type": f"{_HCM}.HttpConnectionManager",
+        "stat_prefix": "upstream",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
+    }
+    listener = {
+        "address": {"socket_address": {"address": LOOPBACK, "port_value": port}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }
+    return json.dumps(
+        {
+            "static_resources": {"listeners": [listener]},
+            "admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": admin}}},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The running benchmark stack."""
+
+    gateway: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured workload."""
+
+    name: str
+    route: str
+    authorized: bool
+    connections: int
+    requests: int
+    errors: int
+    seconds: float
+    requests_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+
+
+# --- the stack ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _running(spec: ServerSpec, log_path: Path, cwd: Path | None = None) -> Iterator[RunningServer]:
+    server = start_server(spec, log_path=log_path, cwd=cwd)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _postgres(base: Path) -> Iterator[PostgresServer]:
+    user = ensure_service_user()
+    folder = Path(tempfile.mkdtemp(prefix="interlock-bench-pg-"))
+    chown_tree(folder, user)
+    password = secrets.token_urlsafe(16)
+    (port,) = free_ports(1)
+    try:
+        data_dir = folder / "data"
+        _servers.prepare_postgres(
+            data_dir, superuser="postgres", password=password, user=user, durable=False
+        )
+        spec = _servers.postgres_spec(
+            data_dir, port=port, superuser="postgres", password=password, user=user, durable=False
+        )
+        with _running(spec, base / "postgres.log", cwd=folder):
+            yield PostgresServer(host=LOOPBACK, port=port, user="postgres", password=password)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _stack(base: Path) -> Iterator[Stack]:
+    iam_http, iam_grpc, listener, admin, upstream, upstream_admin = free_ports(6)
+    with contextlib.ExitStack() as stack:
+        postgres = stack.enter_context(_postgres(base))
+        dsn = postgres.create_database("iam_bench")
+        iam_env = {
+            "INTERLOCK_HTTP_PORT": str(iam_http),
+            "INTERLOCK_GRPC_PORT": str(iam_grpc),
+            "INTERLOCK_POSTGRES_DSN": dsn,
+            "INTERLOCK_POSTGRES_PASSWORD": postgres.password,
+            "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "INTERLOCK_LOG_LEVEL": "WARNING",
+        }
+        stack.enter_context(
+            _running(
+                ServerSpec(
+                    name="iam",
+                    argv=(sys.executable, "-m", "interlock.iam"),
+                    probe=http_probe(f"http://{LOOPBACK}:{iam_http}/readyz"),
+                    ports={"iam": iam_http, "iam-grpc": iam_grpc},
+                    env=iam_env,
+                ),
+                base / "iam.log",
+            )
+        )
+        upstream_config = base / "upstream.yaml"
+        upstream_config.write_text(_static_upstream_config(upstream, upstream_admin))
+        stack.enter_context(
+            _running(
+                ServerSpec(
+                    name="upstream",
+                    argv=(
+                        str(envoy_binary()),
+                        "--config-path",
+                        str(upstream_config),
+                        "--disable-hot-restart",
+                        "--concurrency",
+                        "1",
+                        "--log-level",
+                        "warning",
+                    ),
+                    probe=http_probe(f"http://{LOOPBACK}:{upstream_admin}/ready"),
+                    ports={"upstream": upstream, "upstream-admin": upstream_admin},
+                ),
+                base / "upstream.log",
+            )
+        )
+        upstreams = {service.name: (LOOPBACK, upstream) for service in SERVICES}
+        upstreams["iam"] = (LOOPBACK, iam_http)
+        upstreams[IAM_GRPC] = (LOOPBACK, iam_grpc)
+        config = base / "gateway.yaml"
+        config.write_text(
+            render_envoy_config(
+                upstreams=upstreams, listener=(LOOPBACK, listener), admin=(LOOPBACK, admin)
+            )
+        )
+        stack.enter_context(
+            _running(
+                gateway_spec(config, listener_port=listener, admin_port=admin),
+                base / "gateway.log",
+            )
+        )
+        yield Stack(gateway=f"http://{LOOPBACK}:{listener}", host=LOOPBACK, port=listener)
+
+
+# --- the load generator -------------------------------------------------------------
+
+
+def _request(host: str, port: int, path: str, token: str | None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _connection(
+    stack: Stack,
+    request: bytes,
+    *,
+    deadline: float,
+    budget: list[int],
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(stack.host, stack.port)
+    try:
+        while time.perf_counter() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors[0] += 1
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _load(
+    stack: Stack,
+    name: str,
+    path: str,
+    token: str | None,
+    *,
+    connections: int,
+    seconds: float,
+    max_requests: int = 1 << 62,
+) -> Result:
+    request = _request(stack.host, stack.port, path, token)
+    latencies: list[float] = []
+    errors = [0]
+    budget = [max_requests]
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(
+            _connection(
+                stack,
+                request,
+                deadline=deadline,
+                budget=budget,
+                latencies=latencies,
+                errors=errors,
+            )
+            for _ in range(connections)
+        )
+    )
+    elapsed = time.perf_counter() - started
+    quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Result(
+        name=name,
+        route=path,
+        authorized=token is not None,
+        connections=connections,
+        requests=len(latencies),
+        errors=errors[0],
+        seconds=round(elapsed, 2),
+        requests_per_s=round(len(latencies) / elapsed),
+        p50_ms=round(statistics.median(latencies) * 1000, 3),
+        p90_ms=round(quantiles[89] * 1000, 3),
+        p99_ms=round(quantiles[98] * 1000, 3),
+    )
+
+
+# --- the benchmark ------------------------------------------------------------------
+
+
+def _credentials(stack: Stack) -> tuple[str, str]:
+    with httpx.Client(base_url=stack.gateway, trust_env=False, timeout=30) as client:
+        login = client.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+        login.raise_for_status()
+        token = login.json()["access_token"]
+        key = client.post(
+            "/api/v1/api-keys",
+            json={"name": "bench", "roles": ["viewer"]},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        key.raise_for_status()
+    return token, key.json()["key"]
+
+
+async def _run(stack: Stack, args: argparse.Namespace) -> list[Result]:
+    token, api_key = _credentials(stack)
+    for warm_up in (token, api_key):
+        await _load(stack, "warm-up", "/api/v1/runs", warm_up, connections=8, seconds=2)
+    results = []
+    latency: tuple[tuple[str, str, str | None], ...] = (
+        ("latency, ext_authz disabled", "/health/workflow", None),
+        ("latency, ext_authz on (JWT)", "/api/v1/runs", token),
+    )
+    for name, path, credential in latency:
+        results.append(
+            await _load(
+                stack,
+                name,
+                path,
+                credential,
+                connections=1,
+                seconds=args.seconds,
+                max_requests=args.latency_requests,
+            )
+        )
+    throughput: tuple[tuple[str, str, str | None], ...] = (
+        ("throughput, ext_authz disabled", "/health/workflow", None),
+        ("throughput, ext_authz on (JWT)", "/api/v1/runs", token),
+        ("throughput, ext_authz on (API key)", "/api/v1/runs", api_key),
+        ("throughput, ext_authz on, IAM upstream", "/api/v1/auth/me", token),
+    )
+    for name, path, credential in throughput:
+        results.append(
+            await _load(
+                stack, name, path, credential, connections=args.connections, seconds=args.seconds
+            )
+        )
+    return results
+
+
+def _report(results: list[Result]) -> str:
+    lines = [
+        "| workload | route | connections | requests | errors | req/s | p50 ms | p90 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | `{r.route}` | {r.connections} | {r.requests} | {r.errors} "
+            f"| {r.requests_per_s} | {r.p50_ms} | {r.p90_ms} | {r.p99_ms} |"
+        )
+    overhead = results[1].p50_ms - results[0].p50_ms
+    lines.append("")
+    lines.append(f"Authorization overhead at p50 (concurrency 1): {overhead:.3f} ms")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Start the stack, run the workloads, print and save the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per workload (default 10)")
+    parser.add_argument("--connections", type=int, default=32, help="for throughput (default 32)")
+    parser.add_argument(
+        "--latency-requests", type=int, default=2000, help="per latency workload (default 2000)"
+    )
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="interlock-bench-auth-"))
+    try:
+        with _stack(base) as stack:
+            results = asyncio.run(_run(stack, args))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    report = _report(results)
+    sys.stdout.write(report + "\n")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "results": [asdict(r) for r in results],
+                "overhead_p50_ms": round(results[1].p50_ms - results[0].p50_ms, 3),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
