@@ -5,7 +5,7 @@ PY := .venv/bin/python
 DEVSTACK := $(PY) -m interlock.devstack
 SERVICE ?=
 
-.PHONY: help install up down status logs test check lint typecheck proto clean
+.PHONY: help install up down status logs test check lint typecheck proto clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ check: install  ## formatting, lint and strict typing
 
 test: check  ## checks, then the whole test suite against real servers it starts itself
 	@$(PY) -m pytest
+
+bench: install  ## benchmarks (not tests; minutes): the gateway's authorization (bench/auth.py)
+	@$(PY) bench/auth.py
 
 proto: install  ## regenerate Python code from proto/
 	@$(PY) scripts/gen_proto.py
