@@ -200,6 +200,10 @@ class Scheduler:
 
         await self.eventually(claimed)
 
+    async def grpc_port(self) -> int:
+        """The port the scheduler's gRPC server bound."""
+        return int(self.client.headers["x-test-grpc-port"])
+
     async def run_status(self, run_id: str) -> str | None:
         status: str | None = await self.pool.fetchval(
             "SELECT status FROM runs WHERE run_id = $1", run_id
@@ -246,7 +250,9 @@ async def running_worker(settings: SchedulerSettings) -> AsyncIterator[FakeWorke
 
 @asynccontextmanager
 async def running_scheduler(settings: SchedulerSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(settings)) as client:
+    app = create_app(settings)
+    async with app_client(app) as client:
+        client.headers["x-test-grpc-port"] = str(app.state.task_state_server.port)
         yield client
 
 

@@ -59,7 +59,8 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     consumer = EventConsumerTask(
         broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
     )
-    return create_service_app(
+    grpc_server = TaskStateServer(database, port=settings.grpc_port)
+    app = create_service_app(
         settings,
         resources=[
             database,
@@ -68,10 +69,13 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             LoopTask("timers", database, run_timers),
             LoopTask("reconciler", database, run_reconciler),
             consumer,
-            TaskStateServer(database, port=settings.grpc_port),
+            grpc_server,
         ],
         routers=[build_router(database, on_timer=waker)],
     )
+    # Tests and tools read the bound port here (grpc_port 0 binds a free one).
+    app.state.task_state_server = grpc_server
+    return app
 
 
 class _LazyHandler:

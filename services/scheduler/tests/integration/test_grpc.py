@@ -1,0 +1,64 @@
+"""The task-state gRPC service against a live run."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from interlock.events.v1 import task_pb2
+from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+
+from .conftest import TENANT, Scheduler, task
+
+pytestmark = pytest.mark.integration
+
+
+async def test_task_state_queries_and_watch(scheduler: Scheduler) -> None:
+    worker = scheduler.worker
+    run_id = await worker.start_run(task("a"), task("b", "a"))
+    await worker.wait_for(lambda: worker.scheduled(run_id))
+    port = await scheduler.grpc_port()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = tasks_pb2_grpc.TaskStateServiceStub(channel)
+        run = await stub.GetRun(tasks_pb2.GetRunRequest(tenant=TENANT, run_id=run_id))
+        assert run.status == tasks_pb2.RUN_STATUS_RUNNING and run.workflow_name == "wf"
+
+        listed = await stub.ListRunTasks(
+            tasks_pb2.ListRunTasksRequest(tenant=TENANT, run_id=run_id)
+        )
+        assert [(t.task_id, t.status) for t in listed.tasks] == [
+            ("a", tasks_pb2.TASK_STATUS_SCHEDULED),
+            ("b", tasks_pb2.TASK_STATUS_PENDING),
+        ]
+        with pytest.raises(grpc.aio.AioRpcError) as other_tenant:
+            await stub.GetRun(tasks_pb2.GetRunRequest(tenant="tenant-b", run_id=run_id))
+        assert other_tenant.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetTaskState(
+                tasks_pb2.GetTaskStateRequest(tenant=TENANT, run_id=run_id, task_id="zz")
+            )
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await stub.GetRun(tasks_pb2.GetRunRequest(tenant=TENANT))
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        watch = stub.WatchRun(tasks_pb2.WatchRunRequest(tenant=TENANT, run_id=run_id))
+        snapshot = [await watch.read(), await watch.read()]
+        assert {change.task.task_id for change in snapshot} == {"a", "b"}
+        worker.behavior = lambda s: ("complete", {"done": s.task_id})
+        await worker.publish(
+            run_id, task_pb2.TaskCompleted(task_id="a", attempt=1, output_json=b"1")
+        )
+        changes = []
+        while (change := await watch.read()) != grpc.aio.EOF:
+            changes.append(change)
+        assert changes[-1].run_status == tasks_pb2.RUN_STATUS_SUCCEEDED
+        seen = [(c.task.task_id, c.task.status) for c in changes if c.HasField("task")]
+        assert ("a", tasks_pb2.TASK_STATUS_SUCCEEDED) in seen
+        assert ("b", tasks_pb2.TASK_STATUS_SUCCEEDED) in seen
+
+        state = await stub.GetTaskState(
+            tasks_pb2.GetTaskStateRequest(tenant=TENANT, run_id=run_id, task_id="b")
+        )
+        assert state.status == tasks_pb2.TASK_STATUS_SUCCEEDED and state.attempt == 1
+        assert state.output_json == b'{"done": "b"}' and state.HasField("ended_at")
