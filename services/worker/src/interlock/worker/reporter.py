@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from interlock.common.events import Event
+from interlock.worker.metrics import PUBLISH_BATCH
 
 __all__ = ["Reporter"]
 
@@ -118,6 +119,7 @@ class Reporter:
                 await asyncio.sleep(delay)
                 continue
             failures = 0
+            PUBLISH_BATCH.observe(count)
             for _ in range(count):
                 _, callback = self._queue.popleft()
                 if callback is not None:

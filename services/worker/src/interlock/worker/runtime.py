@@ -36,6 +36,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -57,6 +58,7 @@ from interlock.worker.errors import (
     WorkerShutdown,
 )
 from interlock.worker.executors import Executor
+from interlock.worker.metrics import TASK_DURATION, TASKS_FINISHED, TASKS_RUNNING
 from interlock.worker.reporter import Reporter
 from interlock.worker.settings import WorkerSettings
 
@@ -67,6 +69,7 @@ _log = logging.getLogger(__name__)
 _AttemptKey = tuple[str, str, int]
 _SCAN_LIMIT = 64
 _MIN_HEARTBEAT_S = 0.05
+_FETCH_RETRY_S = 0.5
 
 
 @dataclass(eq=False, slots=True)
@@ -262,9 +265,15 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._capacity.wait(), timeout=1.0)
                 continue
-            batch = await consumer.getmany(
-                timeout_ms=self._settings.poll_timeout_ms, max_records=room
-            )
+            try:
+                batch = await consumer.getmany(
+                    timeout_ms=self._settings.poll_timeout_ms, max_records=room
+                )
+            except KafkaError as error:
+                # Coordinator or connection trouble: the client recovers on its own.
+                _log.warning("fetching tasks failed; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(_FETCH_RETRY_S)
+                continue
             if batch:
                 self._accept(batch)
                 self._dispatch()
@@ -368,9 +377,11 @@ class Worker:
         event = attempt.event
         attempt.started_at = datetime.now(UTC)
         if event.run_id in self._cancelled_runs:
-            self._report(attempt, self._failed(attempt, TaskCancelled("the run was cancelled")))
+            attempt.abort = TaskCancelled("the run was cancelled")
+            self._report(attempt, self._failed(attempt, attempt.abort))
             return
         self._slots.acquire(scheduled.type)
+        TASKS_RUNNING.labels(self._type_label(scheduled.type)).inc()
         attempt.extra_log = {
             "run_id": event.run_id,
             "task_id": scheduled.task_id,
@@ -476,6 +487,7 @@ class Worker:
             if not runs:
                 del self._by_run[attempt.event.run_id]
         self._slots.release(attempt.scheduled.type)
+        TASKS_RUNNING.labels(self._type_label(attempt.scheduled.type)).dec()
         log = self._log_event(attempt)
         if log is not None:
             self._reporter.emit([log])
@@ -483,6 +495,15 @@ class Worker:
 
     def _report(self, attempt: _Attempt, outcome: Event) -> None:
         self._active.pop(attempt.key, None)
+        type_label = self._type_label(attempt.scheduled.type)
+        if attempt.abort is not None:
+            result = "cancelled" if isinstance(attempt.abort, TaskCancelled) else "shutdown"
+        else:
+            result = "completed" if outcome.type == topics.TASK_COMPLETED else "failed"
+        TASKS_FINISHED.labels(type_label, result).inc()
+        if attempt.started_at is not None:
+            elapsed = (outcome.time - attempt.started_at).total_seconds()
+            TASK_DURATION.labels(type_label).observe(elapsed)
         offsets = attempt.offsets
         self._reporter.emit([outcome], on_published=lambda: self._outcome_published(offsets))
 
@@ -492,6 +513,10 @@ class Worker:
             if tracker is not None:
                 tracker.done(offset)
         self._commit_wanted.set()
+
+    def _type_label(self, task_type: str) -> str:
+        # Types come from events: only known ones become labels, to bound cardinality.
+        return task_type if task_type in self._executors else "unknown"
 
     def _abort(self, attempt: _Attempt, reason: TaskAborted) -> None:
         if attempt.abort is not None or attempt.task is None or attempt.task.done():

@@ -1,0 +1,25 @@
+"""Prometheus metrics of the worker (served on ``/metrics`` with the others)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = ["PUBLISH_BATCH", "TASKS_FINISHED", "TASKS_RUNNING", "TASK_DURATION"]
+
+TASKS_RUNNING = Gauge("interlock_worker_tasks_running", "Tasks running now, by type.", ["type"])
+TASKS_FINISHED = Counter(
+    "interlock_worker_tasks_total",
+    "Attempts finished, by type and outcome (completed, failed, cancelled, shutdown).",
+    ["type", "outcome"],
+)
+TASK_DURATION = Histogram(
+    "interlock_worker_task_duration_seconds",
+    "Time from an attempt's start to its outcome, by type.",
+    ["type"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0),
+)
+PUBLISH_BATCH = Histogram(
+    "interlock_worker_publish_batch_events",
+    "Events per publish call of the worker's reporter.",
+    buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000),
+)
