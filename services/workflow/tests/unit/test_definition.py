@@ -343,3 +343,19 @@ def test_the_normalized_definition_survives_protobuf_round_trips() -> None:
     parsed = definition_pb2.WorkflowDefinition.FromString(data)
     assert parsed == compiled.definition
     assert json_format.MessageToDict(parsed)["name"] == "nightly-etl"
+
+
+def test_yaml_aliases_are_refused_so_a_small_document_cannot_expand_exponentially() -> None:
+    bomb = b'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n'
+    with pytest.raises(InvalidDocumentError, match="aliases"):
+        parse_document(bomb, "application/yaml")
+
+
+@pytest.mark.parametrize("media_type", ["application/json", "application/yaml"])
+def test_deep_nesting_is_refused_not_a_crash(media_type: str) -> None:
+    deep = b"[" * 5_000 + b"]" * 5_000
+    with pytest.raises(InvalidDocumentError):
+        parse_document(deep, media_type)
+    nested = json.dumps({"name": "w", "x": json.loads("[" * 70 + "]" * 70)}).encode()
+    with pytest.raises(InvalidDocumentError, match="nests deeper than 64"):
+        parse_document(nested, media_type)

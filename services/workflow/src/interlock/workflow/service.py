@@ -8,7 +8,6 @@ state and outgoing events together (transactional outbox). The REST adapter
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from interlock.workflow.domain import (
     input_validator,
     parse_document,
 )
+from interlock.workflow.domain.documents import parse_json
 from interlock.workflow.domain.limits import MAX_INPUT_BYTES
 from interlock.workflow.domain.paging import decode_token, encode_token
 
@@ -440,10 +440,7 @@ def _run_input(body: bytes) -> Any:
         )
     if not body.strip():
         return {}
-    try:
-        request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidDocumentError("the request body is not JSON") from error
+    request = parse_json(body, what="the request body")
     if not isinstance(request, dict) or set(request) - {"input"}:
         raise InvalidDocumentError('the request body is {"input": <JSON value>}')
     return request.get("input", {})

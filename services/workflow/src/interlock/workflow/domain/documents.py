@@ -13,18 +13,26 @@ from interlock.workflow.domain.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from interlock.workflow.domain.limits import MAX_DEFINITION_BYTES
+from interlock.workflow.domain.limits import MAX_DEFINITION_BYTES, MAX_NESTING
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 scalars where 1.1 surprises people.
+    """PyYAML's safe loader with YAML 1.2 scalars where 1.1 surprises people, no aliases.
 
     Unquoted dates (``2027-03-01``) stay strings instead of ``date`` objects, and
-    ``9:30`` stays a string instead of the sexagesimal integer 570.
+    ``9:30`` stays a string instead of the sexagesimal integer 570. Aliases (``*name``)
+    are refused: a few nested ones expand into an exponentially large document.
     """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        """Compose the next node, refusing aliases."""
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted", mark)
+        return super().compose_node(parent, index)
 
 
 _INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+)$")
@@ -76,17 +84,53 @@ def parse_document(body: bytes, content_type: str | None) -> Any:
     except UnicodeDecodeError as error:
         raise InvalidDocumentError("the definition is not UTF-8") from error
     if kind in JSON_MEDIA_TYPES:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InvalidDocumentError(
-                f"not JSON: {error.msg} at line {error.lineno} column {error.colno}"
-            ) from error
+        return parse_json(text, what="the definition")
     try:
         document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise InvalidDocumentError(f"not YAML: {error}") from error
+    except RecursionError as error:
+        raise InvalidDocumentError(f"the definition nests deeper than {MAX_NESTING}") from error
+    check_nesting(document, what="the definition")
     return _jsonable(document)
+
+
+def parse_json(text: str | bytes, *, what: str) -> Any:
+    """Parse JSON, refusing documents nested deeper than ``MAX_NESTING``.
+
+    Args:
+        text: The JSON text.
+        what: What it is, for the error message (e.g. ``"the request body"``).
+
+    Raises:
+        InvalidDocumentError: It is not JSON, or nests too deep.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidDocumentError(
+            f"{what} is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from error
+    except (RecursionError, UnicodeDecodeError) as error:
+        raise InvalidDocumentError(f"{what} is not JSON") from error
+    check_nesting(value, what=what)
+    return value
+
+
+def check_nesting(value: Any, *, what: str) -> None:
+    """Raise :class:`InvalidDocumentError` when ``value`` nests deeper than ``MAX_NESTING``."""
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children = list(current.values())
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise InvalidDocumentError(f"{what} nests deeper than {MAX_NESTING} levels")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _jsonable(value: Any) -> Any:

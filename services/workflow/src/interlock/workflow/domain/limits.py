@@ -13,3 +13,6 @@ MAX_INPUT_BYTES = 262_144
 
 MAX_ISSUES = 100
 """Most problems one validation reports; the rest are summarized."""
+
+MAX_NESTING = 64
+"""Deepest nesting of objects and arrays accepted in a definition or a run input."""
