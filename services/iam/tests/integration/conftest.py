@@ -62,6 +62,7 @@ class Gateway:
     iam_grpc: str
     postgres_dsn: str
     postgres_password: str
+    iam_log: Path
 
     def client(self) -> httpx.Client:
         """A client of the gateway (no proxies from the environment)."""
@@ -164,6 +165,7 @@ def gateway(
                 iam_grpc=f"127.0.0.1:{iam_grpc}",
                 postgres_dsn=dsn,
                 postgres_password=postgres_server.password,
+                iam_log=base / "iam.log",
             )
         finally:
             envoy.stop()
