@@ -92,9 +92,10 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
             after = after_outcome(status, outcome)
             statuses[run_id] = (after, finished_at if after is status else event.time)
             continue
-        update = _task_update(event)
-        if update is not None:
-            updates.append(((run_id, _task_id(event.payload)), update))
+        task_update = _task_update(event)
+        if task_update is not None:
+            task_id, update = task_update
+            updates.append(((run_id, task_id), update))
             statuses[run_id] = (after_task_activity(status), finished_at)
     if updates:
         progress = await store.tasks_progress(conn, [key for key, _ in updates])
@@ -106,16 +107,21 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     )
 
 
-def _task_update(event: Event) -> TaskUpdate | None:
+def _task_update(event: Event) -> tuple[str, TaskUpdate] | None:
+    """The task an event is about and what it says, or ``None`` for other events."""
     if is_type(event, topics.TASK_SCHEDULED):
-        return TaskUpdate(
-            status=TaskStatus.SCHEDULED, attempt=event.payload.attempt, time=event.time
+        scheduled = event.payload
+        return scheduled.task_id, TaskUpdate(
+            status=TaskStatus.SCHEDULED, attempt=scheduled.attempt, time=event.time
         )
     if is_type(event, topics.TASK_STARTED):
-        return TaskUpdate(status=TaskStatus.RUNNING, attempt=event.payload.attempt, time=event.time)
+        started = event.payload
+        return started.task_id, TaskUpdate(
+            status=TaskStatus.RUNNING, attempt=started.attempt, time=event.time
+        )
     if is_type(event, topics.TASK_COMPLETED):
         completed = event.payload
-        return TaskUpdate(
+        return completed.task_id, TaskUpdate(
             status=TaskStatus.SUCCEEDED,
             attempt=completed.attempt,
             time=event.time,
@@ -124,7 +130,7 @@ def _task_update(event: Event) -> TaskUpdate | None:
         )
     if is_type(event, topics.TASK_FAILED):
         failed = event.payload
-        return TaskUpdate(
+        return failed.task_id, TaskUpdate(
             status=TaskStatus.FAILED,
             attempt=failed.attempt,
             time=event.time,
@@ -133,18 +139,13 @@ def _task_update(event: Event) -> TaskUpdate | None:
         )
     if is_type(event, topics.TASK_DEAD_LETTERED):
         dead = event.payload
-        return TaskUpdate(
+        return dead.task_id, TaskUpdate(
             status=TaskStatus.DEAD_LETTERED,
             attempt=dead.attempts,
             time=event.time,
             error=_error(dead.last_error),
         )
     return None
-
-
-def _task_id(payload: Message) -> str:
-    task_id: str = getattr(payload, "task_id")  # noqa: B009 - every task event has one
-    return task_id
 
 
 def _time(message: Message, field: str) -> datetime | None:
