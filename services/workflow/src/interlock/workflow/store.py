@@ -341,10 +341,13 @@ async def insert_run(
     return created_at
 
 
-_RUN_COLUMNS = """
+_RUN_BASE_COLUMNS = """
     r.id, r.workflow, r.version, r.status, r.input::text AS input, r.idempotency_key,
-    r.request_hash, r.created_at, r.updated_at, r.finished_at, v.task_ids
+    r.request_hash, r.created_at, r.updated_at, r.finished_at
 """
+_RUN_COLUMNS = _RUN_BASE_COLUMNS + ", v.task_ids"
+# Lists show no tasks: no join with the versions.
+_RUN_SUMMARY_COLUMNS = _RUN_BASE_COLUMNS + ", '{}'::text[] AS task_ids"
 _RUN_FROM = """
     runs r JOIN workflow_versions v
         ON v.tenant = r.tenant AND v.name = r.workflow AND v.version = r.version
@@ -418,10 +421,13 @@ async def list_runs(
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> list[StoredRun]:
-    """A tenant's runs, newest first, strictly after the ``before`` position."""
+    """A tenant's runs, newest first, strictly after the ``before`` position.
+
+    The runs' ``task_ids`` are left empty: lists show no tasks.
+    """
     rows = await conn.fetch(
         f"""
-        SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}
+        SELECT {_RUN_SUMMARY_COLUMNS} FROM runs r
         WHERE r.tenant = $1
           AND ($2::text IS NULL OR r.workflow = $2)
           AND ($3::text IS NULL OR r.status = $3)
