@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 
 from interlock.common import topics
 from interlock.worker import WorkerSettings
@@ -278,3 +279,37 @@ async def test_workers_joining_and_leaving_mid_load_lose_no_task(
     outcomes = [task_events.outcome(e.run_id, e.payload.task_id) for e in events]
     assert all(o.DESCRIPTOR.name == "TaskCompleted" for o in outcomes)
     assert {o.worker_id for o in outcomes} == {first.worker_id, second.worker_id}
+
+
+def runs_on_distinct_partitions(kit: Any, partitions: int) -> tuple[str, str]:
+    """Two run ids whose records land on different partitions (the default partitioner)."""
+    chooser = DefaultPartitioner()
+    every = list(range(partitions))
+    first = kit.new_run()
+    first_partition = chooser(first.encode(), every, every)
+    while True:
+        second = kit.new_run()
+        if chooser(second.encode(), every, every) != first_partition:
+            return first, second
+
+
+async def test_a_backlog_on_one_partition_does_not_starve_another(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    busy, quiet = runs_on_distinct_partitions(kit, settings.kafka_partitions)
+    backlog = [kit.scheduled(busy, f"b{n}", "sleep", {"duration_ms": 30}) for n in range(40)]
+    await publish(backlog)
+    async with running_worker(settings, max_in_flight=2):
+        # The backlog is fetched (and buffered by the client) before the quiet run exists.
+        await kit.eventually(lambda: task_events.of(topics.TASK_STARTED, busy))
+        await publish([kit.scheduled(quiet, f"q{n}", "noop") for n in range(3)])
+        for n in range(3):
+            await task_events.wait_outcome(quiet, f"q{n}")
+        for event in backlog:
+            await task_events.wait_outcome(busy, event.payload.task_id)
+    finished = sorted(
+        (e.time, e.run_id) for e in task_events.events if e.type == topics.TASK_COMPLETED
+    )
+    quiet_done_by = max(index for index, (_, run) in enumerate(finished) if run == quiet)
+    # Served while the backlog is still running, not after it.
+    assert quiet_done_by < 25

@@ -70,6 +70,7 @@ _AttemptKey = tuple[str, str, int]
 _SCAN_LIMIT = 64
 _MIN_HEARTBEAT_S = 0.05
 _FETCH_RETRY_S = 0.5
+_ABORT_WAIT_S = 5.0
 
 
 @dataclass(eq=False, slots=True)
@@ -234,7 +235,11 @@ class Worker:
             if late:
                 for attempt in list(self._running):
                     self._abort(attempt, WorkerShutdown("the worker shut down first"))
-                await asyncio.wait(late)
+                _, stuck = await asyncio.wait(late, timeout=_ABORT_WAIT_S)
+                if stuck:
+                    # Executors that ignore cancellation: the scheduler's heartbeat
+                    # timeout retries their attempts.
+                    _log.error("tasks ignored the abort", extra={"tasks": len(stuck)})
         await _cancel(heartbeat)
         if not await self._reporter.flush(timeout_s=10):
             _log.error("task events could not be published before shut-down")
@@ -258,14 +263,13 @@ class Worker:
         while not self._stopping:
             self._capacity.clear()
             room = limit - self._waiting_count
-            fetchable = self._apply_backpressure(consumer, full=room <= 0)
-            if not fetchable:
-                # Polling paused partitions returns nothing but keeps the membership.
-                await consumer.getmany(timeout_ms=0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._capacity.wait(), timeout=1.0)
-                continue
             try:
+                if not self._apply_backpressure(consumer, full=room <= 0):
+                    # Polling paused partitions returns nothing but keeps the membership.
+                    await consumer.getmany(timeout_ms=0)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._capacity.wait(), timeout=1.0)
+                    continue
                 batch = await consumer.getmany(
                     timeout_ms=self._settings.poll_timeout_ms, max_records=room
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from typing import Annotated
 
 from pydantic import Field
 
@@ -43,7 +44,7 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     max_in_flight: int = Field(default=100, ge=1)
     """Most tasks running at once in this worker; as many more may wait fetched.
     Default: 100."""
-    max_in_flight_per_type: dict[str, int] = Field(default_factory=dict)
+    max_in_flight_per_type: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     """Most tasks of one type running at once, by type; unlisted types are bounded by
     :attr:`max_in_flight` only. Default: none."""
     heartbeat_interval_ms: int = Field(default=1000, ge=10)
