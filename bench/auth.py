@@ -382,13 +382,19 @@ def main() -> None:
         "--latency-requests", type=int, default=2000, help="per latency workload (default 2000)"
     )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     base = Path(tempfile.mkdtemp(prefix="interlock-bench-auth-"))
     try:
         with _stack(base) as stack:
             results = asyncio.run(_run(stack, args))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    load_after = os.getloadavg()[0]
     report = _report(results)
+    report += (
+        f"\nLoad average (1 min) before / after: {load_before:.2f} / {load_after:.2f} "
+        f"on {os.cpu_count()} CPUs (other work on the machine skews every figure)"
+    )
     sys.stdout.write(report + "\n")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -398,6 +404,8 @@ def main() -> None:
                     "cpus": os.cpu_count(),
                     "platform": platform.platform(),
                     "python": platform.python_version(),
+                    "load_average_before": load_before,
+                    "load_average_after": load_after,
                 },
                 "results": [asdict(r) for r in results],
                 "overhead_p50_ms": round(results[1].p50_ms - results[0].p50_ms, 3),
