@@ -185,7 +185,10 @@ async def test_shell_is_off_unless_enabled(kit: Any) -> None:
     assert disabled.value.retryable is False
 
 
-async def test_shell_runs_only_allowed_commands_with_captured_output(kit: Any) -> None:
+async def test_shell_runs_only_allowed_commands_with_captured_output(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERLOCK_TEST_SECRET", "hunter2")
     executor = ShellExecutor(
         plain_settings(shell_enabled=True, shell_allowed_commands=["echo", "false", sys.executable])
     )
@@ -197,6 +200,12 @@ async def test_shell_runs_only_allowed_commands_with_captured_output(kit: Any) -
         "stdout_truncated": False,
         "stderr_truncated": False,
     }
+    env = await executor.execute(
+        {"command": [sys.executable, "-c", "import os; print(sorted(os.environ))"]},
+        kit.make_context(),
+    )
+    assert "INTERLOCK_TEST_SECRET" not in env["stdout"]
+    assert "PATH" in env["stdout"]
     with pytest.raises(CommandNotAllowed):
         await executor.execute({"command": ["rm", "-rf", "/tmp/x"]}, kit.make_context())
     with pytest.raises(CommandNotAllowed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 from typing import Any
 
@@ -16,6 +17,9 @@ from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings
 
 __all__ = ["CommandNotAllowed", "ShellExecutor"]
+
+
+_INHERITED_ENV = frozenset({"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR"})
 
 
 class CommandNotAllowed(TaskFailure):
@@ -41,7 +45,8 @@ class ShellExecutor:
     shell is involved: a string command is split like a shell would (``shlex``) but
     pipes, globs and variables mean nothing. Params: ``command``, ``timeout`` (``"10s"``)
     or ``timeout_ms`` (default: setting ``shell_default_timeout_ms``), ``env`` (the
-    whole environment of the program; default: the worker's), ``stdin`` (text).
+    whole environment of the program; default: only ``PATH``, ``LANG``, ``LC_ALL``,
+    ``TZ``, ``HOME`` and ``TMPDIR`` of the worker's), ``stdin`` (text).
 
     Output: ``{"exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated"}``,
     each stream kept up to ``shell_max_output_bytes``.
@@ -55,6 +60,10 @@ class ShellExecutor:
         self._allowed = frozenset(settings.shell_allowed_commands)
         self._max_bytes = settings.shell_max_output_bytes
         self._default_timeout_ms = settings.shell_default_timeout_ms
+        # Not the worker's own environment: it may hold credentials.
+        self._base_env = {
+            name: value for name, value in os.environ.items() if name in _INHERITED_ENV
+        }
 
     async def execute(self, params: Any, context: TaskContext) -> Any:
         """Run the program and return its result."""
@@ -79,7 +88,7 @@ class ShellExecutor:
             else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=parsed.env,
+            env=parsed.env if parsed.env is not None else self._base_env,
         )
         try:
             async with asyncio.timeout((timeout_ms or self._default_timeout_ms) / 1000):
