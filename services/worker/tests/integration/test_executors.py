@@ -10,6 +10,12 @@ import pytest
 
 from interlock.worker import WorkerSettings, load_executors
 from interlock.worker.errors import ExecutorUnavailable, InvalidParams, TaskFailure
+from interlock.worker.executors.builtin import (
+    FailExecutor,
+    FlakyExecutor,
+    NoopExecutor,
+    SleepExecutor,
+)
 from interlock.worker.executors.http import AddressNotAllowed, HttpExecutor
 from interlock.worker.executors.python import PythonExecutor
 from interlock.worker.executors.shell import CommandNotAllowed, ShellExecutor
@@ -219,3 +225,36 @@ async def test_shell_runs_only_allowed_commands_with_captured_output(
             {"command": [sys.executable, "-c", "import time; time.sleep(30)"], "timeout": "300ms"},
             kit.make_context(),
         )
+
+
+async def test_flaky_fails_at_its_rate_and_fail_and_sleep_check_their_params(kit: Any) -> None:
+    settings = plain_settings(heartbeat_interval_ms=20)
+    flaky = FlakyExecutor(settings)
+    assert await flaky.execute({"failure_rate": 0}, kit.make_context()) == {"attempt": 1}
+    with pytest.raises(TaskFailure) as flaked:
+        await flaky.execute({"failure_rate": 1}, kit.make_context())
+    assert (flaked.value.type, flaked.value.retryable) == ("FlakyFailure", True)
+    with pytest.raises(InvalidParams):
+        await flaky.execute({"failure_rate": 2}, kit.make_context())
+    outcomes = []
+    for _ in range(200):
+        try:
+            await flaky.execute({"failure_rate": 0.5}, kit.make_context())
+            outcomes.append(True)
+        except TaskFailure:
+            outcomes.append(False)
+    assert 40 < sum(outcomes) < 160
+
+    with pytest.raises(TaskFailure) as failed:
+        await FailExecutor(settings).execute({"retryable": False}, kit.make_context())
+    assert failed.value.retryable is False
+    with pytest.raises(InvalidParams):
+        await FailExecutor(settings).execute({"retryable": "maybe"}, kit.make_context())
+
+    context = kit.make_context()
+    slept = await SleepExecutor(settings).execute({"duration_ms": 60}, context)
+    assert slept == {"slept_ms": 60}
+    assert json.loads(context.heartbeat_details)["slept_ms"] > 0
+    with pytest.raises(InvalidParams):
+        await SleepExecutor(settings).execute({}, kit.make_context())
+    assert await NoopExecutor(settings).execute(None, kit.make_context()) == {}
