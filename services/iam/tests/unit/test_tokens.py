@@ -7,6 +7,7 @@ from interlock.iam.domain import (
     AccessTokenClaims,
     Keyring,
     TokenError,
+    UnknownKeyError,
     decode_access_token,
     generate_signing_key,
     hash_secret,
@@ -54,12 +55,13 @@ def test_unknown_kid_and_wrong_key_are_refused() -> None:
     keyring, key = _keyring()
     stranger = generate_signing_key(time.time())
     token, _ = issue_access_token(stranger, CLAIMS, issuer="il", now=time.time(), ttl_s=900)
-    with pytest.raises(TokenError, match="unknown"):
+    with pytest.raises(UnknownKeyError):
         decode_access_token(keyring, token, issuer="il", now=time.time())
     impostor = SigningKey(kid=key.kid, private_pem=stranger.private_pem, created_at=time.time())
     forged, _ = issue_access_token(impostor, CLAIMS, issuer="il", now=time.time(), ttl_s=900)
-    with pytest.raises(TokenError, match="invalid"):
+    with pytest.raises(TokenError, match="invalid") as refused:
         decode_access_token(keyring, forged, issuer="il", now=time.time())
+    assert not isinstance(refused.value, UnknownKeyError)
 
 
 def test_alg_none_and_hmac_are_refused() -> None:

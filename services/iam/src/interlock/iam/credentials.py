@@ -2,7 +2,8 @@
 
 :class:`Credentials` is the authorizer's hot path. A token seen before is answered from
 memory (a dictionary lookup plus a revocation check); a new JWT costs one signature
-check, a new API key one indexed query. Revocations and signing-key changes are
+check, a new API key one indexed query; a refused one is refused again from memory
+for a few seconds, so garbage costs neither. Revocations and signing-key changes are
 applied at once in this process and read by every other replica from the
 ``auth_changes`` table every ``revocation_poll_s``.
 """
@@ -30,6 +31,7 @@ from interlock.iam.domain import (
     SigningKey,
     TokenCache,
     TokenError,
+    UnknownKeyError,
     decode_access_token,
     generate_signing_key,
     hash_secret,
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 _SIGNING_KEYS_CHANGED = "signing_keys"
 _ROTATION_CHECK_S = 60.0
 _MISS_TIMEOUT_S = 5.0
+_REFUSAL_CACHE_S = 10.0  # how long a refused credential is refused without a second look
 _ROTATION_LOCK = 0x69616D_6B657973  # "iamkeys": one replica rotates at a time
 
 
@@ -66,6 +69,7 @@ class Credentials(Lifecycle):
         self._keyring = Keyring()
         self._revocations = RevocationList()
         self._cache: TokenCache[AuthPrincipal] = TokenCache(settings.token_cache_size)
+        self._refused: TokenCache[str] = TokenCache(settings.token_cache_size)
         self._seq = 0
         self._follower: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,6 +111,7 @@ class Credentials(Lifecycle):
         now = time.time()
         principal = self._cache.get(token, now)
         if principal is None:
+            self._raise_if_refused_recently(token, now)
             principal = await self._validate_uncached(token, now)
         return self._unless_revoked(principal)
 
@@ -123,6 +128,7 @@ class Credentials(Lifecycle):
         now = time.time()
         principal = self._cache.get(token, now)
         if principal is None:
+            self._raise_if_refused_recently(token, now)
             if self._loop is None:
                 raise RuntimeError("credentials are not open")
             future = asyncio.run_coroutine_threadsafe(
@@ -130,6 +136,16 @@ class Credentials(Lifecycle):
             )
             principal = future.result(timeout=_MISS_TIMEOUT_S)
         return self._unless_revoked(principal)
+
+    def _raise_if_refused_recently(self, token: str, now: float) -> None:
+        # Garbage must not cost a signature check or a query per request.
+        reason = self._refused.get(token, now)
+        if reason is not None:
+            raise Unauthenticated(reason)
+
+    def _refuse(self, token: str, reason: str) -> Unauthenticated:
+        self._refused.put(token, reason, time.time() + _REFUSAL_CACHE_S)
+        return Unauthenticated(reason)
 
     def _unless_revoked(self, principal: AuthPrincipal) -> AuthPrincipal:
         if self._revocations.is_revoked(principal):
@@ -145,9 +161,13 @@ class Credentials(Lifecycle):
                 principal = decode_access_token(
                     self._keyring, token, issuer=self._settings.jwt_issuer, now=now
                 )
-            except TokenError as exc:
+            except UnknownKeyError as exc:
+                # Not remembered: a key rotated in by another replica loads within a poll.
                 logger.info("access token refused: %s", exc)
                 raise Unauthenticated("The access token is invalid or expired.") from None
+            except TokenError as exc:
+                logger.info("access token refused: %s", exc)
+                raise self._refuse(token, "The access token is invalid or expired.") from None
             cache_until = now + self._settings.access_token_ttl_s
         if principal.expires_at is not None:
             cache_until = min(cache_until, principal.expires_at)
@@ -163,7 +183,7 @@ class Credentials(Lifecycle):
                 and (record.expires_at is None or record.expires_at > now)
             )
             if record is None or not valid:
-                raise Unauthenticated("The API key is unknown, expired or revoked.")
+                raise self._refuse(token, "The API key is unknown, expired or revoked.")
             await store.touch_api_key(conn, record.id)
         return AuthPrincipal(
             subject=record.id,

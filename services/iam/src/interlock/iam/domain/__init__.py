@@ -16,6 +16,7 @@ from interlock.iam.domain._secrets import (
 from interlock.iam.domain._tokens import (
     AccessTokenClaims,
     TokenError,
+    UnknownKeyError,
     decode_access_token,
     issue_access_token,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "SigningKey",
     "TokenCache",
     "TokenError",
+    "UnknownKeyError",
     "decode_access_token",
     "generate_signing_key",
     "hash_secret",

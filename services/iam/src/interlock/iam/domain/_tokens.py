@@ -23,6 +23,14 @@ class TokenError(Exception):
     """A token was refused; the message says why (safe to log, never the token)."""
 
 
+class UnknownKeyError(TokenError):
+    """The token names a key this keyring does not hold (or no longer verifies with).
+
+    Unlike other refusals this one may change: another replica may just have
+    rotated in a key this process has not loaded yet.
+    """
+
+
 @dataclass(frozen=True, kw_only=True)
 class AccessTokenClaims:
     """What an access token says about its holder."""
@@ -79,7 +87,7 @@ def decode_access_token(keyring: Keyring, token: str, *, issuer: str, now: float
         raise TokenError("token is not signed with EdDSA under a kid")
     key = keyring.verifier(kid, now)
     if key is None:
-        raise TokenError("token signed by an unknown or expired key")
+        raise UnknownKeyError("token signed by an unknown or expired key")
     try:
         payload = jwt.decode(
             token,
