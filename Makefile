@@ -31,8 +31,8 @@ check: install  ## formatting, lint and strict typing
 test: check  ## checks, then the whole test suite against real servers it starts itself
 	@$(PY) -m pytest
 
-bench: install  ## benchmarks (not tests; minutes): the gateway's authorization (bench/auth.py)
-	@$(PY) bench/auth.py
+bench: install  ## benchmarks (not tests; minutes): Interlock vs Temporal end to end (BENCH_SCALE=1), then bench/auth.py
+	@$(PY) -m bench
 
 proto: install  ## regenerate Python code from proto/
 	@$(PY) scripts/gen_proto.py

@@ -1,0 +1,88 @@
+"""What one ``make bench`` measures and how big: read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+"""Where ``latest.json`` and ``throughput.png`` go (git-ignored)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    """Sizes and knobs of every workload.
+
+    ``BENCH_SCALE`` multiplies the sizes; the default of 1 finishes in under 10
+    minutes on a 2-core machine.
+    """
+
+    scale: float = 1.0
+    """``BENCH_SCALE``. Default: 1."""
+    window: int = 100
+    """``BENCH_WINDOW``: runs kept in flight by the throughput workloads (a closed loop:
+    a new run starts when one finishes). Default: 100."""
+    throughput_s: float = 20.0
+    """How long each throughput workload keeps starting runs: 20 s x scale (at least 3 s)."""
+    max_runs: int = 100_000
+    """Most runs a throughput workload starts, whatever the time. Default: 100,000."""
+    timer_runs: int = 1000
+    """Runs of the timer workload, each waiting on one delay: 1,000 x scale (at least 10)."""
+    timer_delay_s: float = 5.0
+    """The delay each timer run waits. Default: 5 s."""
+    start_runs: int = 3000
+    """Run starts of the start-rate workload: 3,000 x scale (at least 100)."""
+    start_duration_s: float = 15.0
+    """Longest the start-rate workload keeps starting: 15 s x scale (at least 3 s)."""
+    start_concurrency: int = 64
+    """``BENCH_START_CONCURRENCY``: requests in flight when starting runs. Default: 64."""
+    failure_runs: int = 500
+    """Runs of the failure mix: 500 x scale (at least 50)."""
+    flaky_share: float = 0.2
+    """Share of failure-mix runs using the flaky task. Default: 0.2."""
+    flaky_failure_rate: float = 0.5
+    """Chance each flaky attempt fails. Default: 0.5."""
+    flaky_max_attempts: int = 3
+    """Attempts of a flaky task before it is dead-lettered. Default: 3."""
+    drain_timeout_s: float = 120.0
+    """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
+    systems: tuple[str, ...] = ("interlock", "temporal")
+    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both."""
+    interlock_gateway: str | None = None
+    """``BENCH_INTERLOCK_GATEWAY``: measure this running stack instead of starting fresh
+    ones (then the broker is not fresh per workload). Default: start our own."""
+    interlock_data_dir: str | None = None
+    """``BENCH_INTERLOCK_DATA_DIR``: data folder of that running stack, to find its
+    processes for CPU figures. Default: none (no CPU figure)."""
+    results_dir: Path = RESULTS_DIR
+    """Where results are written. Default: ``bench/results``."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> BenchConfig:
+        """The configuration the ``BENCH_*`` variables select."""
+        scale = float(environ.get("BENCH_SCALE") or "1")
+        if scale <= 0:
+            raise ValueError(f"BENCH_SCALE={scale} must be positive")
+        systems = tuple(
+            name.strip()
+            for name in (environ.get("BENCH_SYSTEMS") or "interlock,temporal").split(",")
+            if name.strip()
+        )
+        unknown = set(systems) - {"interlock", "temporal"}
+        if unknown:
+            raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
+        return cls(
+            scale=scale,
+            window=int(environ.get("BENCH_WINDOW") or "100"),
+            throughput_s=max(3.0, 20.0 * scale),
+            timer_runs=max(10, round(1000 * scale)),
+            start_runs=max(100, round(3000 * scale)),
+            start_duration_s=max(3.0, 15.0 * scale),
+            start_concurrency=int(environ.get("BENCH_START_CONCURRENCY") or "64"),
+            failure_runs=max(50, round(500 * scale)),
+            systems=systems,
+            interlock_gateway=environ.get("BENCH_INTERLOCK_GATEWAY") or None,
+            interlock_data_dir=environ.get("BENCH_INTERLOCK_DATA_DIR") or None,
+        )

@@ -1,0 +1,436 @@
+"""Interlock measured end to end through its gateway: workloads (a)-(e).
+
+Each workload runs on a freshly started private stack (see
+:mod:`bench.interlock_stack`), logs in as the local admin, defines its workflows and
+drives runs as a user would: POST a run, learn its outcome from the run list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bench import stats, workloads
+from bench.config import BenchConfig
+from bench.cpu import CpuMeter
+from bench.interlock_api import (
+    TERMINAL_STATUSES,
+    InterlockClient,
+    RunWatcher,
+    StartedRun,
+    parse_time,
+)
+from bench.interlock_stack import LOGIN, BenchStack, stack_pids
+from bench.measure import (
+    RunRecord,
+    bounded_map,
+    closed_loop,
+    summarize_throughput,
+    summarize_timers,
+)
+from bench.progress import ProgressBoard
+
+
+class PlatformUnavailableError(RuntimeError):
+    """The stack did not start or did not let us in: no workload can run."""
+
+
+@dataclass
+class Session:
+    """A logged-in client and the processes whose CPU counts."""
+
+    client: InterlockClient
+    pids: Callable[[], set[int]]
+    suffix: str
+    """Appended to workflow names (unique per workload, for a shared running stack)."""
+
+
+class Teardowns:
+    """Stacks stopping in the background while the next one starts (saves ~20 s each).
+
+    A workload waits for them before it measures, so they cost it no CPU.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, stack: BenchStack) -> None:
+        """Stop ``stack`` in the background."""
+        self._tasks.append(asyncio.create_task(stack.down()))
+
+    async def wait(self) -> None:
+        """Wait until every stack handed over has stopped."""
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def session(
+    config: BenchConfig, board: ProgressBoard, label: str, teardowns: Teardowns
+) -> AsyncIterator[Session]:
+    """A fresh stack (or the configured running one) with a logged-in client.
+
+    The previous workload's stack may still be stopping while this one starts; it
+    is gone before this one is handed out.
+    """
+    stack: BenchStack | None = None
+    if config.interlock_gateway:
+        gateway = config.interlock_gateway
+        data_dir = config.interlock_data_dir
+
+        def pids() -> set[int]:
+            return stack_pids(data_dir) if data_dir else set()
+    else:
+        stack = BenchStack()
+        board.note(
+            f"interlock {label}: starting a fresh stack (fresh broker) in {stack.data_dir}, "
+            f"port offset {stack.port_offset}"
+        )
+        began = time.monotonic()
+        try:
+            await stack.up()
+        except Exception as error:
+            await stack.down()
+            raise PlatformUnavailableError(str(error)) from error
+        board.note(f"interlock {label}: stack up in {time.monotonic() - began:.1f} s")
+        gateway, pids = stack.gateway_url, stack.pids
+    client = InterlockClient(gateway)
+    try:
+        try:
+            await client.login(*LOGIN)
+        except Exception as error:
+            raise PlatformUnavailableError(f"login through the gateway failed: {error}") from error
+        await teardowns.wait()
+        yield Session(client=client, pids=pids, suffix=uuid.uuid4().hex[:6])
+    finally:
+        await client.aclose()
+        if stack is not None:
+            teardowns.add(stack)
+
+
+def _record(summary: dict[str, Any]) -> RunRecord:
+    finished = summary.get("finished_at")
+    return RunRecord(
+        run_id=summary["run_id"],
+        started_at=parse_time(summary["created_at"]),
+        finished_at=parse_time(finished) if finished else None,
+        status=summary["status"],
+    )
+
+
+async def _await_final(
+    watcher: RunWatcher, run: StartedRun, timeout_s: float
+) -> dict[str, Any] | None:
+    """The run's final summary, or ``None`` if it is not final within ``timeout_s``."""
+    try:
+        return await asyncio.wait_for(watcher.watch(run), timeout_s)
+    except TimeoutError:
+        return None
+
+
+async def _throughput(
+    s: Session,
+    config: BenchConfig,
+    board: ProgressBoard,
+    *,
+    definition: dict[str, Any],
+    tasks_per_run: int,
+    label: str,
+) -> tuple[dict[str, Any], list[tuple[float, float]]]:
+    name = definition["name"]
+    await s.client.define(definition)
+    bar = board.bar(label, None)
+    meter = CpuMeter(s.pids)
+    with RunWatcher(s.client, name) as watcher:
+
+        async def one_run() -> RunRecord:
+            run = await s.client.start_run(name)
+            summary = await _await_final(watcher, run, config.drain_timeout_s)
+            if summary is None:
+                return RunRecord(
+                    run_id=run.run_id, started_at=run.created_at, finished_at=None, status="lost"
+                )
+            return _record(summary)
+
+        await meter.start()
+        records = await closed_loop(
+            one_run,
+            window=config.window,
+            duration_s=config.throughput_s,
+            max_runs=config.max_runs,
+            on_finished=bar.advance,
+        )
+        cpu_s = await meter.stop()
+    bar.done()
+    summary = summarize_throughput(
+        records,
+        tasks_per_run=tasks_per_run,
+        cpu_s=cpu_s if s.pids() else None,
+        window=config.window,
+    )
+    summary.figures["list_passes"] = watcher.passes
+    return summary.figures, summary.timeline
+
+
+async def _start_and_wait(
+    s: Session,
+    config: BenchConfig,
+    name: str,
+    count: int,
+    bar_advance: Callable[[], None],
+    *,
+    workflow_of: Callable[[int], str] | None = None,
+    extra_wait_s: float = 0.0,
+) -> tuple[list[StartedRun], dict[str, dict[str, Any]]]:
+    """Start ``count`` runs (bounded concurrency); wait until each is final or time is up.
+
+    Returns:
+        The starts, and the final summaries by run id (runs still going are absent).
+    """
+    names = workflow_of or (lambda _: name)
+    watchers = {wf: RunWatcher(s.client, wf) for wf in {names(i) for i in range(count)}}
+    finals: dict[str, dict[str, Any]] = {}
+    for watcher in watchers.values():
+        watcher.__enter__()
+    try:
+
+        async def start(index: int) -> tuple[StartedRun, Awaitable[dict[str, Any]]]:
+            workflow = names(index)
+            run = await s.client.start_run(workflow)
+            return run, watchers[workflow].watch(run)
+
+        started = await bounded_map(range(count), start, concurrency=config.start_concurrency)
+
+        async def wait(item: tuple[StartedRun, Awaitable[dict[str, Any]]]) -> None:
+            summary = await item[1]
+            finals[summary["run_id"]] = summary
+            bar_advance()
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(wait(item) for item in started)),
+                config.drain_timeout_s + extra_wait_s,
+            )
+    finally:
+        for watcher in watchers.values():
+            watcher.__exit__()
+    return [run for run, _ in started], finals
+
+
+async def _timers(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    name = f"bench-timers-{s.suffix}"
+    await s.client.define(workloads.delay(name, config.timer_delay_s))
+    bar = board.bar("interlock timers: waiting", config.timer_runs)
+    meter = CpuMeter(s.pids)
+    await meter.start()
+    _, finals = await _start_and_wait(
+        s,
+        config,
+        name,
+        config.timer_runs,
+        bar.advance,
+        extra_wait_s=config.timer_delay_s,
+    )
+    cpu_s = await meter.stop()
+    succeeded = [run_id for run_id, summary in finals.items() if summary["status"] == "succeeded"]
+    views = await bounded_map(succeeded, s.client.get_run, concurrency=32)
+    measured = [delay_lateness_s(view, config.timer_delay_s) for view in views]
+    lateness = [value for value, _ in measured if value is not None]
+    bases = {basis for value, basis in measured if value is not None}
+    figures = summarize_timers(
+        lateness,
+        runs=config.timer_runs,
+        delay_s=config.timer_delay_s,
+        cpu_s=cpu_s if s.pids() else None,
+    )
+    figures["lateness_basis"] = " + ".join(LATENESS_BASES[basis] for basis in sorted(bases))
+    return figures
+
+
+LATENESS_BASES = {
+    "task": "the delay task's own set and fire times",
+    "run": "run created_at -> finished_at minus the delay (the run view shows no delay-task "
+    "times): an upper bound that includes the start's way to the scheduler",
+}
+"""How a timer's lateness was measured, by basis."""
+
+
+def delay_lateness_s(view: dict[str, Any], delay_s: float) -> tuple[float | None, str]:
+    """How late a timer run's delay fired: fire time - (time it was set + ``delay_s``).
+
+    Uses the delay task's own timestamps when the run view has them (set at
+    ``scheduled_at`` or ``started_at``; fired at ``output.fired_at`` or ``finished_at``).
+    Without them it falls back to the run: created at ``created_at``, and finished
+    when its only task, the delay, fired. That basis also counts the time the start
+    took to reach the scheduler, so it is an upper bound.
+
+    Returns:
+        The lateness in seconds (``None`` if the view has no times) and the basis
+        used, ``"task"`` or ``"run"``.
+    """
+    tasks: list[dict[str, Any]] = view.get("tasks", [])
+    task = next((t for t in tasks if t.get("id") == workloads.DELAY_TASK), {})
+    output = task.get("output")
+    set_at = task.get("scheduled_at") or task.get("started_at")
+    fired = (output.get("fired_at") if isinstance(output, dict) else None) or task.get(
+        "finished_at"
+    )
+    basis = "task"
+    if not (set_at and fired):
+        set_at, fired, basis = view.get("created_at"), view.get("finished_at"), "run"
+    if not (set_at and fired):
+        return None, basis
+    intended = parse_time(set_at) + timedelta(seconds=delay_s)
+    return stats.lateness_s(intended, parse_time(fired)), basis
+
+
+async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    name = f"bench-starts-{s.suffix}"
+    await s.client.define(workloads.single_noop(name))
+    bar = board.bar("interlock (e) run starts", config.start_runs)
+
+    async def start() -> StartedRun:
+        run = await s.client.start_run(name)
+        bar.advance()
+        return run
+
+    began = time.perf_counter()
+    deadline = began + config.start_duration_s
+    runs: list[StartedRun] = []
+
+    async def lane() -> None:
+        while len(runs) < config.start_runs and time.perf_counter() < deadline:
+            runs.append(await start())
+
+    await asyncio.gather(*(lane() for _ in range(config.start_concurrency)))
+    elapsed = time.perf_counter() - began
+    rate = stats.rate_per_s(len(runs), elapsed)
+    return {
+        "runs": len(runs),
+        "concurrency": config.start_concurrency,
+        "duration_s": round(elapsed, 3),
+        "starts_per_s": None if rate is None else round(rate, 1),
+        **stats.latency_percentiles_ms([run.latency_s for run in runs]),
+        "retried_429_503": s.client.retried,
+    }
+
+
+async def _failure_mix(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    steady = f"bench-steady-{s.suffix}"
+    flaky = f"bench-flaky-{s.suffix}"
+    await s.client.define(workloads.single_noop(steady))
+    await s.client.define(
+        workloads.flaky(
+            flaky, failure_rate=config.flaky_failure_rate, max_attempts=config.flaky_max_attempts
+        )
+    )
+    every = round(1 / config.flaky_share)
+
+    def workflow_of(index: int) -> str:
+        return flaky if index % every == 0 else steady
+
+    bar = board.bar("interlock (d) failure mix", config.failure_runs)
+    started, finals = await _start_and_wait(
+        s, config, steady, config.failure_runs, bar.advance, workflow_of=workflow_of
+    )
+    flaky_ids = {run.run_id for index, run in enumerate(started) if workflow_of(index) == flaky}
+    failed = [run_id for run_id, f in finals.items() if f["status"] == "failed"]
+    views = await bounded_map(failed, s.client.get_run, concurrency=32)
+    dead_lettered = sum(
+        1
+        for view in views
+        if view["run_id"] in flaky_ids
+        and any(task["status"] == "dead_lettered" for task in view["tasks"])
+    )
+    p_dead = stats.dead_letter_probability(config.flaky_failure_rate, config.flaky_max_attempts)
+    expected = stats.expected_dead_letters(
+        len(flaky_ids), config.flaky_failure_rate, config.flaky_max_attempts
+    )
+    low, high = stats.binomial_range(len(flaky_ids), p_dead)
+    succeeded = sum(1 for f in finals.values() if f["status"] == "succeeded")
+    lost = len(started) - sum(1 for f in finals.values() if f["status"] in TERMINAL_STATUSES)
+    other_failures = len(failed) - dead_lettered
+    return {
+        "runs": len(started),
+        "flaky_runs": len(flaky_ids),
+        "succeeded": succeeded,
+        "dead_lettered": dead_lettered,
+        "failed_otherwise": other_failures,
+        "expected_dead_lettered": expected,
+        "expected_range_3_sigma": [low, high],
+        "lost": lost,
+        "matches_expectation": lost == 0 and other_failures == 0 and low <= dead_lettered <= high,
+    }
+
+
+async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    """Run workloads (a)-(e), each on a fresh stack.
+
+    Returns:
+        ``{"sequential", "fanout", "timers", "starts", "starts_per_s", "failure_mix",
+        "timelines"}``; ``{"error": reason}`` when the platform cannot be used at all, and
+        a workload that failed on its own holds ``{"error": reason}`` instead of figures.
+    """
+    result: dict[str, Any] = {
+        "stack": (
+            f"running stack at {config.interlock_gateway} (broker NOT fresh per workload)"
+            if config.interlock_gateway
+            else "python -m interlock.devstack, a freshly started stack (fresh broker) per workload"
+        ),
+        "timelines": {},
+    }
+
+    async def sequential(s: Session) -> dict[str, Any]:
+        figures, timeline = await _throughput(
+            s,
+            config,
+            board,
+            definition=workloads.sequential(f"bench-sequential-{s.suffix}"),
+            tasks_per_run=workloads.SEQUENTIAL_TASKS,
+            label="interlock (a) sequential 3 no-ops",
+        )
+        result["timelines"]["sequential"] = timeline
+        return figures
+
+    async def fanout(s: Session) -> dict[str, Any]:
+        figures, timeline = await _throughput(
+            s,
+            config,
+            board,
+            definition=workloads.fanout(f"bench-fanout-{s.suffix}"),
+            tasks_per_run=workloads.FANOUT_TASKS,
+            label="interlock (b) fan-out 1→10→1",
+        )
+        result["timelines"]["fanout"] = timeline
+        return figures
+
+    steps: list[tuple[str, Callable[[Session], Awaitable[dict[str, Any]]]]] = [
+        ("sequential", sequential),
+        ("fanout", fanout),
+        ("timers", lambda s: _timers(s, config, board)),
+        ("starts", lambda s: _starts(s, config, board)),
+        ("failure_mix", lambda s: _failure_mix(s, config, board)),
+    ]
+    teardowns = Teardowns()
+    try:
+        for key, step in steps:
+            try:
+                async with session(config, board, key, teardowns) as s:
+                    result[key] = await step(s)
+            except PlatformUnavailableError as error:
+                board.note(f"interlock: cannot run ({error}); skipping the Interlock workloads")
+                return {"error": str(error), "stack": result["stack"]}
+            except Exception as error:
+                board.note(f"interlock {key}: failed: {type(error).__name__}: {error}")
+                result[key] = {"error": f"{type(error).__name__}: {error}"}
+    finally:
+        await teardowns.wait()
+    starts = result.get("starts", {})
+    result["starts_per_s"] = starts.get("starts_per_s") if isinstance(starts, dict) else None
+    return result

@@ -1,0 +1,107 @@
+"""A private Interlock stack for one workload, started by ``python -m interlock.devstack``.
+
+Its own data folder and port offset keep it apart from a developer's ``make up`` stack.
+
+The local Kafka-protocol broker slows down with every batch it stores and frees
+none, so each workload gets a freshly started stack (fresh broker, fresh databases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from interlock.devstack import Stack
+from interlock.devstack._process import port_is_free, processes_with_env
+from interlock.devstack._stack import (
+    ADMIN_PASSWORD,
+    ADMIN_TENANT,
+    ADMIN_USERNAME,
+    DATA_DIR_ENV,
+    PORT_OFFSET_ENV,
+    SERVICE_COMMAND_ENV,
+    STACK_MARKER_ENV,
+)
+
+PORT_OFFSETS = (21000, 22000, 23000, 24000, 25000)
+"""Offsets tried for the bench stack (the test suite's stacks use 30000-36000)."""
+CLI_TIMEOUT_S = 300.0
+"""Longest ``up`` or ``down`` may take."""
+LOGIN = (ADMIN_USERNAME, ADMIN_PASSWORD, ADMIN_TENANT)
+"""The documented local admin the benchmark logs in as."""
+
+
+class StackError(RuntimeError):
+    """The stack did not start (the message carries the CLI's output)."""
+
+
+def stack_pids(data_dir: str) -> set[int]:
+    """Every process of the stack in ``data_dir`` (they carry its marker in their env)."""
+    return {ref.pid for ref in processes_with_env(STACK_MARKER_ENV, data_dir)}
+
+
+def _free_offset() -> int:
+    for offset in PORT_OFFSETS:
+        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
+        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
+        if all(port_is_free(port) for port in ports):
+            return offset
+    raise StackError(f"no free port range for the bench stack among offsets {PORT_OFFSETS}")
+
+
+class BenchStack:
+    """A fresh stack in a temporary data folder.
+
+    :meth:`up` starts it; :meth:`down` stops it and deletes the folder.
+    """
+
+    def __init__(self) -> None:
+        # Not under a 0700 folder: PostgreSQL runs as an unprivileged user when we are root.
+        self.data_dir = Path(tempfile.mkdtemp(prefix="ilk-bench-"))
+        self.data_dir.chmod(0o755)
+        self.port_offset = _free_offset()
+        self.stack = Stack(data_dir=self.data_dir, port_offset=self.port_offset)
+        self._env = {
+            **os.environ,
+            DATA_DIR_ENV: str(self.data_dir),
+            PORT_OFFSET_ENV: str(self.port_offset),
+        }
+        self._env.pop(SERVICE_COMMAND_ENV, None)
+
+    @property
+    def gateway_url(self) -> str:
+        """Where users reach this stack."""
+        return self.stack.gateway_url
+
+    def pids(self) -> set[int]:
+        """The stack's processes."""
+        return stack_pids(str(self.data_dir))
+
+    def _cli(self, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "interlock.devstack", command],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            check=False,
+        )
+
+    async def up(self) -> None:
+        """Start everything and wait until healthy."""
+        result = await asyncio.to_thread(self._cli, "up")
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip().splitlines()
+            raise StackError("devstack up failed: " + " | ".join(output[-12:]))
+
+    async def down(self) -> None:
+        """Stop everything and delete the data folder."""
+        try:
+            await asyncio.to_thread(self._cli, "down")
+        finally:
+            shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,178 @@
+"""``python -m bench``: measure Interlock, then Temporal, and always write a report.
+
+Whatever fails on one side is recorded in the JSON (``{"error": ...}``) and the
+other side still runs; the exit code is non-zero only when no system was measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+
+from bench import stats
+from bench.config import BenchConfig
+from bench.progress import ProgressBoard
+from bench.report import plot_throughput, render_table, write_json
+
+AUTH_BENCHMARK = Path(__file__).with_name("auth.py")
+"""The gateway authorization benchmark (issue 3), run after ours when it exists."""
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() or None
+
+
+async def _guarded(
+    name: str, measure: Callable[[], Awaitable[dict[str, Any]]], board: ProgressBoard
+) -> dict[str, Any]:
+    try:
+        return await measure()
+    except Exception as error:
+        board.note(f"{name}: failed: {type(error).__name__}: {error}")
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _run_auth_benchmark(config: BenchConfig, console: Console) -> dict[str, Any] | None:
+    """Run bench/auth.py (its own stack, its own report), sized like ours."""
+    if not AUTH_BENCHMARK.exists():
+        return None
+    console.rule("bench/auth.py (gateway authorization benchmark)")
+    seconds = max(2.0, 10.0 * min(config.scale, 1.0))
+    requests = max(200, round(2000 * min(config.scale, 1.0)))
+    try:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                str(AUTH_BENCHMARK),
+                "--seconds",
+                f"{seconds:g}",
+                "--latency-requests",
+                str(requests),
+            ],
+            check=False,
+            timeout=900,
+            cwd=AUTH_BENCHMARK.parents[1],
+        )
+    except subprocess.TimeoutExpired:
+        return {"exit_code": None, "error": "timed out after 900 s"}
+    return {"exit_code": completed.returncode}
+
+
+async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
+    """Measure the configured systems; return the report (timelines under ``timelines``)."""
+    from bench.interlock_side import measure_interlock
+    from bench.temporal_side import measure_temporal
+
+    result: dict[str, Any] = {
+        "meta": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "commit": _git_commit(),
+            "config": {k: v for k, v in asdict(config).items() if k != "results_dir"},
+            "latency": "start to finish as each system's server recorded it",
+            "load_average_1m_before": round(os.getloadavg()[0], 2),
+        },
+        "interlock": {"error": "not measured (BENCH_SYSTEMS)"},
+        "temporal": {"error": "not measured (BENCH_SYSTEMS)"},
+    }
+    began = time.monotonic()
+    with ProgressBoard(console) as board:
+        if "interlock" in config.systems:
+            result["interlock"] = await _guarded(
+                "interlock", lambda: measure_interlock(config, board), board
+            )
+        if "temporal" in config.systems:
+            result["temporal"] = await _guarded(
+                "temporal", lambda: measure_temporal(config, board), board
+            )
+    result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
+    # Others' work on a shared machine skews every figure: say how busy it was.
+    result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    result["ratio"] = {
+        workload: _round(
+            stats.ratio(
+                _tasks_per_s(result["interlock"], workload),
+                _tasks_per_s(result["temporal"], workload),
+            )
+        )
+        for workload in ("sequential", "fanout")
+    }
+    return result
+
+
+def _tasks_per_s(side: dict[str, Any], workload: str) -> float | None:
+    figures = side.get(workload)
+    value = figures.get("tasks_per_s") if isinstance(figures, dict) else None
+    return value if isinstance(value, int | float) else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def main() -> int:
+    """Run the benchmark; write ``latest.json`` and ``throughput.png``; print the table."""
+    console = Console()
+    config = BenchConfig.from_env()
+    console.print(
+        f"make bench: BENCH_SCALE={config.scale:g}, systems {', '.join(config.systems)}; "
+        f"{config.window} runs in flight for {config.throughput_s:g} s per throughput workload, "
+        f"{config.timer_runs} timer runs, {config.start_runs} starts, "
+        f"{config.failure_runs} failure-mix runs"
+    )
+    result = asyncio.run(run(config, console))
+    timelines = {
+        system: result[system].pop("timelines", {}) for system in ("interlock", "temporal")
+    }
+    auth = _run_auth_benchmark(config, console)
+    if auth is not None:
+        result["auth"] = auth
+    json_path = config.results_dir / "latest.json"
+    plot_path = config.results_dir / "throughput.png"
+    write_json(result, json_path)
+    plot_throughput(timelines, plot_path)
+    render_table(result, console)
+    console.print(f"wrote {json_path} and {plot_path}")
+    measured = [s for s in ("interlock", "temporal") if "error" not in result[s]]
+    return 0 if measured else 1
