@@ -16,7 +16,7 @@ from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
-from interlock.scheduler.loops import LoopTask, Reconciler, TimerLoop, every
+from interlock.scheduler.loops import LoopTask, Reconciler, TimerLoop, TopicGuard, every
 from interlock.scheduler.settings import SchedulerSettings
 
 MIGRATIONS = MigrationSource(component="scheduler", location="interlock.scheduler.migrations")
@@ -53,7 +53,13 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
     async def run_reconciler(pool: asyncpg.Pool) -> None:
         reconciler = Reconciler(pool, after_s=settings.reconcile_after_s)
-        await every(settings.reconcile_interval_s, reconciler.reconcile_once)
+        topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
+
+        async def reconcile() -> int:
+            await topic_guard.check_once()
+            return await reconciler.reconcile_once()
+
+        await every(settings.reconcile_interval_s, reconcile)
 
     handler = _LazyHandler(database, waker)
     consumer = EventConsumerTask(

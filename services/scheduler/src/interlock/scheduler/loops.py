@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -13,6 +14,8 @@ from typing import Self
 import asyncpg
 
 from interlock.common.postgres import PostgresDatabase
+from interlock.common.settings import KafkaOptions
+from interlock.common.topics import ensure_topics
 from interlock.scheduler import store
 from interlock.scheduler.handlers import Clock, utc_now
 
@@ -141,6 +144,35 @@ class Reconciler:
         if count:
             _log.info("re-published stuck task.scheduled events", extra={"tasks": count})
         return count
+
+
+class TopicGuard:
+    """Re-creates missing topics now and then, so a broker that restarted empty recovers.
+
+    Without their topics, consumers of every service stall (offset commits and fetches
+    fail); :func:`~interlock.common.topics.ensure_topics` creates the missing ones and
+    leaves the others alone.
+
+    Args:
+        options: Kafka options (prefix, partitions).
+        interval_s: Least time between two checks.
+    """
+
+    def __init__(self, options: KafkaOptions, *, interval_s: float) -> None:
+        self._options = options
+        self._interval_s = interval_s
+        self._next_check = 0.0
+
+    async def check_once(self) -> None:
+        """Ensure the topics if the interval passed; failures are logged, not raised."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._interval_s
+        try:
+            await ensure_topics(self._options)
+        except Exception:
+            _log.warning("cannot ensure Kafka topics; will try again", exc_info=True)
 
 
 class LoopTask:

@@ -27,3 +27,6 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """A task waiting in ``scheduled`` longer is re-published. Default: 30 s."""
     reconcile_interval_s: float = 5.0
     """How often the reconciler looks for stuck tasks. Default: 5 s."""
+    topics_check_interval_s: float = 30.0
+    """How often the reconciler re-creates missing topics (a broker that lost its data).
+    Default: 30 s."""
