@@ -4,8 +4,9 @@
 memory (a dictionary lookup plus a revocation check); a new JWT costs one signature
 check, a new API key one indexed query; a refused one is refused again from memory
 for a few seconds, so garbage costs neither. Revocations and signing-key changes are
-applied at once in this process and read by every other replica from the
-``auth_changes`` table every ``revocation_poll_s``.
+applied at once in this process and read by every other process (replicas, extra
+authorizer processes) from the ``auth_changes`` table as soon as PostgreSQL notifies
+them, and every ``revocation_poll_s`` in any case.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class Credentials(Lifecycle):
         self._seq = 0
         self._follower: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
         """Open it (see the class docstring)."""
@@ -83,6 +86,8 @@ class Credentials(Lifecycle):
             changes = await store.changes_since(conn, 0)
         self._apply(changes)
         self._seq = max(seq, self._seq)
+        self._listener = await self._database.pool.acquire()
+        await self._listener.add_listener(store.CHANGES_CHANNEL, self._on_notify)
         self._follower = asyncio.create_task(self._follow(), name="iam-credential-changes")
 
     async def stop(self) -> None:
@@ -92,6 +97,14 @@ class Credentials(Lifecycle):
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):  # a dead connection needs no unlistening
+                await listener.remove_listener(store.CHANGES_CHANNEL, self._on_notify)
+            await self._database.pool.release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._changed.set()
 
     async def check(self) -> None:
         """Raise unless a signing key is loaded and changes are being followed."""
@@ -276,7 +289,9 @@ class Credentials(Lifecycle):
     async def _follow(self) -> None:
         next_rotation_check = time.monotonic() + _ROTATION_CHECK_S
         while True:
-            await asyncio.sleep(self._settings.revocation_poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._settings.revocation_poll_s)
+            self._changed.clear()
             try:
                 async with self._database.pool.acquire() as conn:
                     changes = await store.changes_since(conn, self._seq)

@@ -53,5 +53,5 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """How long a validated API key is cached (and so how fresh its last-used time is).
     Default: 60 s."""
     revocation_poll_s: float = 1.0
-    """How often revocations and signing-key changes made by other replicas are read.
-    Default: 1 s."""
+    """How often revocations and signing-key changes made by other processes are read
+    even without a PostgreSQL notification. Default: 1 s."""

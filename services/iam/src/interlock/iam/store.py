@@ -364,6 +364,9 @@ async def retire_signing_keys(conn: asyncpg.Connection, *, verify_until: float) 
 
 # --- the change feed ----------------------------------------------------------------
 
+CHANGES_CHANNEL = "iam_auth_changes"
+"""PostgreSQL NOTIFY channel announcing a new ``auth_changes`` row (on commit)."""
+
 
 async def add_change(
     conn: asyncpg.Connection, kind: str, ref: str, expires_at: float | None
@@ -375,6 +378,7 @@ async def add_change(
         ref,
         to_time(expires_at),
     )
+    await conn.execute("SELECT pg_notify($1, '')", CHANGES_CHANNEL)
 
 
 async def changes_since(conn: asyncpg.Connection, seq: int) -> list[Change]:
