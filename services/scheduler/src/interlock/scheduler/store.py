@@ -10,6 +10,7 @@ timer loop, reconciler and API on a run (always taken in run id order).
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ import asyncpg
 
 from interlock.common import outbox
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler.domain.run import ErrorInfo, RunState, TaskState, Timer, TimerKind
+from interlock.scheduler.domain.run import ErrorInfo, Plan, RunState, TaskState, Timer, TimerKind
 from interlock.scheduler.domain.states import RunStatus, TaskStatus
 
 _LOAD_RUNS = """
@@ -94,13 +95,13 @@ async def load_runs(
     rows = await conn.fetch(_LOAD_RUNS_SKIP_LOCKED if skip_locked else _LOAD_RUNS, ids)
     runs: dict[str, RunState] = {}
     for row in rows:
-        started = workflow_pb2.WorkflowStarted()
-        started.ParseFromString(row["started"])
+        started, plan = _definition(row["run_id"], row["started"])
         runs[row["run_id"]] = RunState(
             run_id=row["run_id"],
             tenant=row["tenant"],
             definition=started,
-            status=RunStatus(row["status"]),
+            plan=plan,
+            status=_RUN_STATUS[row["status"]],
             created_at=row["created_at"],
             ended_at=row["ended_at"],
         )
@@ -117,6 +118,27 @@ async def load_runs(
     return runs
 
 
+_DEFINITIONS: OrderedDict[str, tuple[workflow_pb2.WorkflowStarted, Plan]] = OrderedDict()
+_DEFINITIONS_CACHED = 10_000
+_TASK_STATUS = {status.value: status for status in TaskStatus}
+_RUN_STATUS = {status.value: status for status in RunStatus}
+
+
+def _definition(run_id: str, raw: bytes) -> tuple[workflow_pb2.WorkflowStarted, Plan]:
+    """A run's parsed, indexed definition; cached per run (definitions never change)."""
+    cached = _DEFINITIONS.get(run_id)
+    if cached is not None:
+        _DEFINITIONS.move_to_end(run_id)
+        return cached
+    started = workflow_pb2.WorkflowStarted()
+    started.ParseFromString(raw)
+    cached = (started, Plan.of(started))
+    _DEFINITIONS[run_id] = cached
+    if len(_DEFINITIONS) > _DEFINITIONS_CACHED:
+        _DEFINITIONS.popitem(last=False)
+    return cached
+
+
 def _task(row: asyncpg.Record) -> TaskState:
     error = None
     if row["error_type"] is not None:
@@ -128,7 +150,7 @@ def _task(row: asyncpg.Record) -> TaskState:
         )
     return TaskState(
         task_id=row["task_id"],
-        status=TaskStatus(row["status"]),
+        status=_TASK_STATUS[row["status"]],
         attempt=row["attempt"],
         attempt_floor=row["attempt_floor"],
         scheduled_at=row["scheduled_at"],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -55,6 +55,53 @@ class TimerKind(StrEnum):
     DELAY = "delay"
     TIMEOUT = "timeout"
     HEARTBEAT = "heartbeat"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run's definition says, indexed once (definitions never change)."""
+
+    specs: dict[str, definition_pb2.TaskSpec]
+    """The definition's tasks by id, in definition order."""
+    depends_on: dict[str, list[str]]
+    """Each task's upstream task ids."""
+    final: frozenset[str]
+    """Tasks no other task depends on: their outputs are the run's output."""
+
+    @staticmethod
+    def of(started: workflow_pb2.WorkflowStarted) -> Plan:
+        """Index a run's definition."""
+        tasks = started.definition.tasks
+        depends_on = {spec.id: list(spec.depends_on) for spec in tasks}
+        upstream = {dep for deps in depends_on.values() for dep in deps}
+        return Plan(
+            specs={spec.id: spec for spec in tasks},
+            depends_on=depends_on,
+            final=frozenset(depends_on) - upstream,
+        )
+
+
+class _Outputs(Mapping[str, Any]):
+    """Succeeded tasks' outputs for templates, each parsed only when a template reads it."""
+
+    def __init__(self, tasks: dict[str, TaskState]) -> None:
+        self._tasks = tasks
+        self._parsed: dict[str, Any] = {}
+
+    def __getitem__(self, task_id: str) -> Any:
+        task = self._tasks.get(task_id)
+        if task is None or task.status is not TaskStatus.SUCCEEDED:
+            raise KeyError(task_id)
+        if task_id not in self._parsed:
+            raw = task.output_json
+            self._parsed[task_id] = {"output": json.loads(raw) if raw else None}
+        return self._parsed[task_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return (t for t, task in self._tasks.items() if task.status is TaskStatus.SUCCEEDED)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
@@ -157,8 +204,14 @@ class RunState:
     timers_cleared: set[tuple[str, TimerKind]] = field(default_factory=set)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    plan: Plan | None = None
+    """The indexed definition; built from ``definition`` when not given."""
     _specs: dict[str, definition_pb2.TaskSpec] | None = None
     _input: Any = None
+
+    def __post_init__(self) -> None:
+        if self.plan is None:
+            self.plan = Plan.of(self.definition)
 
     # -- structure ---------------------------------------------------------------
 
@@ -166,17 +219,23 @@ class RunState:
     def specs(self) -> dict[str, definition_pb2.TaskSpec]:
         """Every task's spec, compensations included, in definition order."""
         if self._specs is None:
-            specs = {spec.id: spec for spec in self.definition.definition.tasks}
-            for task_id, task in self.tasks.items():
-                if task_id.startswith(COMPENSATION_PREFIX):
-                    specs[task_id] = self._compensation_spec(task_id, task.depends_on or [])
-            self._specs = specs
+            compensations = {
+                task_id: self._compensation_spec(task_id, task.depends_on or [])
+                for task_id, task in self.tasks.items()
+                if task_id.startswith(COMPENSATION_PREFIX)
+            }
+            self._specs = (
+                {**self._plan.specs, **compensations} if compensations else self._plan.specs
+            )
         return self._specs
 
+    @property
+    def _plan(self) -> Plan:
+        assert self.plan is not None  # set in __post_init__
+        return self.plan
+
     def _compensation_spec(self, task_id: str, depends_on: list[str]) -> definition_pb2.TaskSpec:
-        original = {spec.id: spec for spec in self.definition.definition.tasks}[
-            task_id.removeprefix(COMPENSATION_PREFIX)
-        ]
+        original = self._plan.specs[task_id.removeprefix(COMPENSATION_PREFIX)]
         return definition_pb2.TaskSpec(
             id=task_id,
             type=original.compensate.type,
@@ -193,7 +252,7 @@ class RunState:
         return task_id.startswith(COMPENSATION_PREFIX)
 
     def _original_ids(self) -> list[str]:
-        return [spec.id for spec in self.definition.definition.tasks]
+        return list(self._plan.depends_on)
 
     # -- recording ---------------------------------------------------------------
 
@@ -251,12 +310,7 @@ class RunState:
         if self._input is None:
             raw = self.definition.input_json
             self._input = json.loads(raw) if raw else {}
-        outputs = {
-            task_id: {"output": json.loads(task.output_json) if task.output_json else None}
-            for task_id, task in self.tasks.items()
-            if task.status is TaskStatus.SUCCEEDED
-        }
-        return {"input": self._input, "tasks": outputs}
+        return {"input": self._input, "tasks": _Outputs(self.tasks)}
 
     def _schedule(self, task: TaskState, now: datetime) -> None:
         spec = self.specs[task.task_id]
@@ -314,31 +368,30 @@ class RunState:
     def _advance(self, now: datetime) -> None:
         statuses = {task_id: task.status for task_id, task in self.tasks.items()}
         if self.status is RunStatus.RUNNING:
-            originals = {
-                task_id: list(self.specs[task_id].depends_on) for task_id in self._original_ids()
-            }
+            originals = self._plan.depends_on
             for task_id in ready_tasks(originals, statuses):
                 self._schedule(self.tasks[task_id], now)
             if all(self.tasks[task_id].status in DONE for task_id in originals):
                 self._complete(now)
                 return
+        if self.status is not RunStatus.FAILED:
+            return
         compensations = {
-            task_id: list(self.specs[task_id].depends_on)
-            for task_id in self.tasks
+            task_id: task.depends_on or []
+            for task_id, task in self.tasks.items()
             if self._is_compensation(task_id)
         }
-        if compensations and self.status is RunStatus.FAILED:
+        if compensations:
             statuses = {task_id: task.status for task_id, task in self.tasks.items()}
             for task_id in ready_tasks(compensations, statuses, TERMINAL_TASK):
                 self._schedule(self.tasks[task_id], now)
 
     def _complete(self, now: datetime) -> None:
         self._move_run(RunStatus.SUCCEEDED, now)
-        dependents = {dep for spec in self.definition.definition.tasks for dep in spec.depends_on}
         outputs = {
             task_id: json.loads(task.output_json) if task.output_json else None
             for task_id, task in self.tasks.items()
-            if task_id not in dependents and not self._is_compensation(task_id)
+            if task_id in self._plan.final
         }
         self._emit(
             topics.WORKFLOW_COMPLETED,
