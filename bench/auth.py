@@ -17,7 +17,8 @@ Everything, load generator included, shares this machine's cores: the figures ar
 for the whole system on one box. Results go to stdout (Markdown) and
 ``bench/results/auth.json``.
 
-Usage: ``python bench/auth.py [--seconds 10] [--connections 32] [--latency-requests 2000]``
+Usage: ``python bench/auth.py [--seconds 10] [--connections 32] [--latency-requests 2000]
+[--authorizer-processes 1]``
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def _postgres(base: Path) -> Iterator[PostgresServer]:
 
 
 @contextlib.contextmanager
-def _stack(base: Path) -> Iterator[Stack]:
+def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
     iam_http, iam_grpc, listener, admin, upstream, upstream_admin = free_ports(6)
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(_postgres(base))
@@ -162,6 +163,7 @@ def _stack(base: Path) -> Iterator[Stack]:
             "INTERLOCK_POSTGRES_PASSWORD": postgres.password,
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "INTERLOCK_LOG_LEVEL": "WARNING",
+            "INTERLOCK_AUTHORIZER_PROCESSES": str(authorizer_processes),
         }
         stack.enter_context(
             _running(
@@ -381,11 +383,17 @@ def main() -> None:
     parser.add_argument(
         "--latency-requests", type=int, default=2000, help="per latency workload (default 2000)"
     )
+    parser.add_argument(
+        "--authorizer-processes",
+        type=int,
+        default=1,
+        help="IAM's INTERLOCK_AUTHORIZER_PROCESSES (default 1, as make up runs it)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     base = Path(tempfile.mkdtemp(prefix="interlock-bench-auth-"))
     try:
-        with _stack(base) as stack:
+        with _stack(base, args.authorizer_processes) as stack:
             results = asyncio.run(_run(stack, args))
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -393,7 +401,8 @@ def main() -> None:
     report = _report(results)
     report += (
         f"\nLoad average (1 min) before / after: {load_before:.2f} / {load_after:.2f} "
-        f"on {os.cpu_count()} CPUs (other work on the machine skews every figure)"
+        f"on {os.cpu_count()} CPUs (other work on the machine skews every figure); "
+        f"IAM authorizer processes: {args.authorizer_processes}"
     )
     sys.stdout.write(report + "\n")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -407,6 +416,7 @@ def main() -> None:
                     "load_average_before": load_before,
                     "load_average_after": load_after,
                 },
+                "authorizer_processes": args.authorizer_processes,
                 "results": [asdict(r) for r in results],
                 "overhead_p50_ms": round(results[1].p50_ms - results[0].p50_ms, 3),
             },

@@ -6,12 +6,13 @@ the identity headers it received, so a test sees exactly what a service would.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import secrets
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,13 +114,14 @@ def echo_upstream() -> Iterator[int]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def gateway(
+@contextlib.contextmanager
+def running_gateway(
     postgres_server: PostgresServer,
     echo_upstream: int,
-    tmp_path_factory: pytest.TempPathFactory,
+    base: Path,
+    iam_settings: Mapping[str, str] = {},
 ) -> Iterator[Gateway]:
-    base: Path = tmp_path_factory.mktemp("iam-gateway")
+    """IAM (with extra ``INTERLOCK_*`` settings) and Envoy in front of it, on free ports."""
     database = f"iam_{secrets.token_hex(6)}"
     dsn = postgres_server.create_database(database)
     iam_http, iam_grpc, listener, admin = free_ports(4)
@@ -133,6 +135,7 @@ def gateway(
         "INTERLOCK_BOOTSTRAP_ADMIN_TENANT": "default",
         "INTERLOCK_LOGIN_MAX_FAILURES": str(MAX_LOGIN_FAILURES),
         "INTERLOCK_LOG_FORMAT": "text",
+        **iam_settings,
     }
     iam = start_server(
         ServerSpec(
@@ -172,3 +175,15 @@ def gateway(
     finally:
         iam.stop()
         postgres_server.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    postgres_server: PostgresServer,
+    echo_upstream: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
+    with running_gateway(
+        postgres_server, echo_upstream, tmp_path_factory.mktemp("iam-gateway")
+    ) as running:
+        yield running

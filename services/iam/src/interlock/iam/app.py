@@ -8,8 +8,10 @@ from fastapi.responses import JSONResponse
 from interlock.common.http import create_app as create_service_app
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.common.problems import problem_response
+from interlock.common.resources import Resource
 from interlock.iam.accounts import Accounts
 from interlock.iam.api import build_router
+from interlock.iam.authorizer_processes import AuthorizerProcesses
 from interlock.iam.credentials import Credentials
 from interlock.iam.errors import IamError, LockedOut
 from interlock.iam.grpc import GrpcServer
@@ -26,9 +28,12 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     credentials = Credentials(database, settings)
     accounts = Accounts(database, credentials, settings)
     grpc_server = GrpcServer(credentials, settings)
+    resources: list[Resource] = [database, credentials, accounts, grpc_server]
+    if settings.authorizer_processes > 1:
+        resources.append(AuthorizerProcesses(settings))
     app = create_service_app(
         settings,
-        resources=[database, credentials, accounts, grpc_server],
+        resources=resources,
         routers=[build_router(accounts, credentials)],
     )
     app.add_exception_handler(IamError, _on_iam_error)

@@ -131,7 +131,8 @@ class GrpcServer(Lifecycle):
 
     Args:
         credentials: What both services validate with.
-        settings: ``grpc_host`` and ``grpc_port`` (0 picks a free port, see :attr:`port`).
+        settings: ``grpc_host`` and ``grpc_port`` (0 picks a free port, see :attr:`port`),
+            ``grpc_threads``; the port is shared when ``authorizer_processes`` > 1.
     """
 
     name = "grpc"
@@ -140,16 +141,18 @@ class GrpcServer(Lifecycle):
         self._credentials = credentials
         self._address = f"{settings.grpc_host}:{settings.grpc_port}"
         self._threads = settings.grpc_threads
+        self._share_port = settings.authorizer_processes > 1
         self._server: grpc.Server | None = None
         self.port: int | None = None
         """The bound port while open."""
 
     async def start(self) -> None:
         """Open it (see the class docstring)."""
-        # No SO_REUSEPORT: a second IAM on the same port must fail, not share it.
+        # SO_REUSEPORT only for IAM's own authorizer processes: otherwise a second IAM
+        # started on the same port must fail, not share it.
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="iam-grpc"),
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", int(self._share_port))],
         )
         auth_pb2_grpc.add_TokenValidationServicer_to_server(
             TokenValidationService(self._credentials), server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from interlock.common.settings import PostgresOptions, ServiceSettings
 
@@ -22,6 +22,10 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Port of the gRPC listener. Default: 9101."""
     grpc_threads: int = 4
     """Threads serving gRPC calls (ValidateToken and the gateway's Check). Default: 4."""
+    authorizer_processes: int = Field(default=1, ge=1, le=64)
+    """Processes serving gRPC on ``grpc_port``, this one included; above 1 the others
+    share the port (``SO_REUSEPORT``) and learn revocations from PostgreSQL
+    notifications, usually within milliseconds. Default: 1."""
 
     bootstrap_admin_username: str = "admin"
     """User created at first start, with the admin role. Default: ``"admin"``."""
