@@ -54,3 +54,29 @@ async def test_scheduler_restart_mid_run_loses_nothing(request: pytest.FixtureRe
             outcome = await worker.wait_outcome(run_id)
     assert outcome.type == topics.WORKFLOW_COMPLETED
     assert worker.scheduled(run_id) == [("a", 1), ("b", 1), ("c", 1)]
+
+
+async def test_two_instances_share_the_work_and_one_stopping_loses_nothing(
+    request: pytest.FixtureRequest,
+) -> None:
+    settings = make_settings(request)
+    runs: list[str] = []
+    async with running_worker(settings) as worker, running_scheduler(settings):
+        worker.behavior = lambda s: ("complete", {"task": s.task_id})
+        async with running_scheduler(settings.model_copy(update={"grpc_port": 0})):
+            for _ in range(10):
+                runs.append(
+                    await worker.start_run(
+                        task("a"), task("b", "a"), task("c", "a"), task("d", "b", "c")
+                    )
+                )
+            await worker.wait_for(lambda: len(worker.of(runs[0], topics.TASK_SCHEDULED)) >= 2)
+        # One instance is gone mid-load; the other takes over its partitions.
+        for _ in range(10):
+            runs.append(await worker.start_run(task("a"), task("b", "a")))
+        outcomes = [await worker.wait_outcome(run_id, timeout_s=60) for run_id in runs]
+    assert {outcome.type for outcome in outcomes} == {topics.WORKFLOW_COMPLETED}
+    for run_id in runs:
+        scheduled = worker.scheduled(run_id)
+        assert {attempt for _, attempt in scheduled} == {1}, scheduled
+    assert len(worker.of(runs[0], topics.WORKFLOW_COMPLETED)) == 1
