@@ -49,7 +49,7 @@ async def client(settings: WorkflowSettings) -> AsyncIterator[httpx.AsyncClient]
 
 
 async def eventually(
-    predicate: Callable[[], Any], *, timeout_s: float = 30.0, interval_s: float = 0.05
+    predicate: Callable[[], Any], *, timeout_s: float = 60.0, interval_s: float = 0.05
 ) -> Any:
     """Poll ``predicate`` (sync or async) until it returns something truthy; return it."""
     deadline = time.monotonic() + timeout_s
