@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import time
@@ -174,6 +175,25 @@ def test_operator_controls_runs_and_developer_does_not(gateway: Gateway) -> None
         assert_problem(client.post("/api/v1/runs/r1/cancel", headers=bearer(developer)), 403)
         start = client.post("/api/v1/workflows/etl/runs", headers=bearer(developer), json={})
         assert start.status_code == 200
+
+
+def test_paths_are_normalized_before_authorization(gateway: Gateway) -> None:
+    viewer = bearer(gateway.login(*gateway.create_user(["viewer"]))["access_token"])
+    # http.client sends the path as written (httpx would resolve the dots itself).
+    host, port = gateway.url.removeprefix("http://").split(":")
+    raw = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        raw.request("GET", "/api/v1/runs/../users", headers=viewer)
+        dotted = raw.getresponse()
+        assert dotted.status == 403  # judged as /api/v1/users, which needs admin
+    finally:
+        raw.close()
+    with gateway.client() as client:
+        merged = client.get("/api/v1//runs", headers=viewer)
+        assert merged.status_code == 200
+        assert merged.json()["path"] == "/api/v1/runs"
+        encoded = client.get("/api/v1/runs/x%2F..%2F..%2Fusers", headers=viewer)
+        assert encoded.status_code == 400
 
 
 def test_spoofed_identity_headers_are_replaced(gateway: Gateway) -> None:
