@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from fastapi import FastAPI
@@ -55,8 +55,11 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         reconciler = Reconciler(pool, after_s=settings.reconcile_after_s)
         topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
 
+        retention = timedelta(seconds=settings.inbox_retention_s)
+
         async def reconcile() -> int:
             await topic_guard.check_once()
+            await reconciler.prune_inbox(retention)
             return await reconciler.reconcile_once()
 
         await every(settings.reconcile_interval_s, reconcile)

@@ -13,7 +13,6 @@ from interlock.common.events import Event, is_type
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
 from interlock.scheduler.domain.run import RunState
-from interlock.scheduler.domain.states import InvalidTransitionError
 
 _log = logging.getLogger(__name__)
 
@@ -73,9 +72,10 @@ class BatchHandler:
             for event in claimed:
                 try:
                     self._apply(runs, event, now)
-                except InvalidTransitionError:
-                    # The engine only moves along allowed edges; reaching here is a bug,
-                    # and skipping the event beats blocking the partition forever.
+                except Exception:
+                    # Applying is pure (no I/O), so an error here is a bug or an event
+                    # that contradicts the run's definition: skipping it beats
+                    # redelivering the batch forever and blocking the partition.
                     _log.exception(
                         "event caused an invalid transition; skipped",
                         extra={"event_id": event.id, "run_id": event.run_id},

@@ -13,6 +13,7 @@ from typing import Self
 
 import asyncpg
 
+from interlock.common import inbox
 from interlock.common.postgres import PostgresDatabase
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import ensure_topics
@@ -124,6 +125,15 @@ class Reconciler:
         self._after = timedelta(seconds=after_s)
         self._batch_size = batch_size
         self._clock = clock
+
+    async def prune_inbox(self, older_than: timedelta) -> int:
+        """Forget consumed event ids older than ``older_than``.
+
+        Returns:
+            How many ids were forgotten.
+        """
+        async with self._pool.acquire() as conn:
+            return await inbox.prune(conn, older_than=older_than)
 
     async def reconcile_once(self) -> int:
         """Re-publish one batch of stuck tasks.

@@ -30,3 +30,6 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     topics_check_interval_s: float = 30.0
     """How often the reconciler re-creates missing topics (a broker that lost its data).
     Default: 30 s."""
+    inbox_retention_s: float = 7 * 24 * 3600
+    """Consumed event ids older than this are forgotten (redeliveries come much sooner).
+    Default: 7 days."""
