@@ -31,7 +31,11 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     kafka_linger_ms: int = 0
     """The producer sends at once: the worker's reporter already batches whatever
     accumulates while a publish is in flight, and a linger would only add latency
-    (measured: ~5 ms per task hop instead of ~20 ms). Default: 0 ms."""
+    (measured: ~5 to 9 ms per task hop instead of ~22 ms). Default: 0 ms."""
+    kafka_fetch_max_wait_ms: int = 5
+    """The local broker holds a fetch for most of this even when tasks are there, so
+    it is on every task's path; 5 ms saves ~2 to 3 ms per hop over 10 ms at twice the
+    idle fetch rate. Default: 5 ms."""
 
     worker_id: str = Field(default_factory=_default_worker_id)
     """This instance's id in task events. Default: ``<host>-<pid>-<random>``."""
