@@ -232,3 +232,16 @@ def test_unrenderable_params_dead_letter_the_task() -> None:
     run = run_of(spec("a", params_json=b'{"x": "{{ input.missing }}"}'))
     assert run.tasks["a"].status is TaskStatus.DEAD_LETTERED
     assert run.status is RunStatus.FAILED
+
+
+def test_retry_held_while_the_run_failed_is_scheduled_when_it_reopens() -> None:
+    run = run_of(spec("a"), spec("b"))
+    drain(run)
+    run.task_failed("a", 1, error(), NOW)
+    run.task_failed("b", 1, error(retryable=False), NOW)
+    assert run.status is RunStatus.FAILED
+    run.fire_due_timers(NOW + timedelta(hours=1))
+    assert run.tasks["a"].status is TaskStatus.RETRYING
+    assert scheduled(drain(run)) == []
+    assert run.retry(NOW) == 1
+    assert sorted(scheduled(drain(run))) == [("a", 2), ("b", 2)]

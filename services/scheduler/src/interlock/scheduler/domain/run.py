@@ -692,6 +692,8 @@ class RunState:
     def retry(self, now: datetime) -> int:
         """Re-schedule the run's dead-lettered tasks with a fresh retry budget.
 
+        Retries that came due while the run was failed are scheduled too.
+
         Returns:
             How many tasks were scheduled; 0 (and nothing changes) unless the run failed.
         """
@@ -708,6 +710,7 @@ class RunState:
         for task in failed:
             task.attempt_floor = task.attempt
             self._schedule(task, now)
+        self._schedule_held_retries(now)
         self._advance(now)
         return len(failed)
 
@@ -730,5 +733,6 @@ class RunState:
             return False
         task.attempt_floor = task.attempt
         self._schedule(task, now)
+        self._schedule_held_retries(now)
         self._advance(now)
         return True
