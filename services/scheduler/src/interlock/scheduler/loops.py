@@ -186,9 +186,9 @@ class TopicGuard:
 
 
 class LoopTask:
-    """Runs a coroutine-returning ``step`` every ``interval_s`` (or a loop) while open.
+    """Runs a background loop while open (a resource for the timer loop and reconciler).
 
-    A resource: ``/readyz`` reports it failed when its task ended.
+    ``/readyz`` reports it failed once its task ended (the loops never return).
 
     Args:
         name: Name ``/readyz`` reports.

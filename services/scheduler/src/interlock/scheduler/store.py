@@ -73,11 +73,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 
 
-async def run_exists(conn: asyncpg.Connection, run_id: str) -> bool:
-    """Whether the scheduler knows ``run_id``."""
-    return bool(await conn.fetchval("SELECT 1 FROM runs WHERE run_id = $1", run_id))
-
-
 async def load_runs(
     conn: asyncpg.Connection, run_ids: Iterable[str], *, skip_locked: bool = False
 ) -> dict[str, RunState]:
