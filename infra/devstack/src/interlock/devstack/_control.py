@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import stat
@@ -425,6 +426,7 @@ def status(stack: Stack, out: Output) -> bool:
     async def every() -> list[str]:
         return list(await asyncio.gather(*(probe(info.name) for info in processes)))
 
+    _import_clients()
     health = run_sync(every)
     out(f"{'PROGRAM':<14}{'STATE':<10}{'PID':>8}  {'UPTIME':<10}HEALTH")
     healthy = True
@@ -435,6 +437,17 @@ def status(stack: Stack, out: Output) -> bool:
         healthy = healthy and info.state in ("RUNNING", "STARTING") and result == "ready"
     out(f"Gateway: {stack.gateway_url}   data: {stack.data_dir}")
     return healthy
+
+
+def _import_clients() -> None:
+    """Import the probes' client libraries up front.
+
+    The probes import them lazily; imported inside the concurrent probes, the first
+    import blocks the event loop long enough on a busy machine to time the other
+    probes out.
+    """
+    for module in ("asyncpg", "aiokafka", "pymongo", "minio", "httpx"):
+        importlib.import_module(module)
 
 
 def _status_checks(stack: Stack) -> list[_Check]:
