@@ -26,7 +26,7 @@ from bench.interlock_api import (
     StartedRun,
     parse_time,
 )
-from bench.interlock_stack import LOGIN, BenchStack, stack_pids
+from bench.interlock_stack import LOGIN, BenchStack, StackError, stack_pids
 from bench.measure import (
     RunRecord,
     bounded_map,
@@ -35,6 +35,9 @@ from bench.measure import (
     summarize_timers,
 )
 from bench.progress import ProgressBoard
+
+MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts")
+"""The workloads measured on Interlock, as keys of the result."""
 
 
 class PlatformUnavailableError(RuntimeError):
@@ -87,7 +90,15 @@ async def session(
         def pids() -> set[int]:
             return stack_pids(data_dir) if data_dir else set()
     else:
-        stack = BenchStack()
+        try:
+            stack = BenchStack()
+        except StackError:
+            # The ports may still be held by the stack stopping in the background.
+            await teardowns.wait()
+            try:
+                stack = BenchStack()
+            except StackError as error:
+                raise PlatformUnavailableError(str(error)) from error
         board.note(
             f"interlock {label}: starting a fresh stack (fresh broker) in {stack.data_dir}, "
             f"port offset {stack.port_offset}"
@@ -438,7 +449,12 @@ async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[s
                             result[key] = {"error": f"{type(error).__name__}: {error}"}
             except PlatformUnavailableError as error:
                 board.note(f"interlock: cannot run ({error}); skipping the Interlock workloads")
-                return {"error": str(error), "stack": result["stack"]}
+                measured = {key: result[key] for key in (*MEASURES, "timelines") if key in result}
+                return {"error": str(error), "stack": result["stack"], **measured}
+            except Exception as error:  # stopping the stack failed: keep what was measured
+                board.note(f"interlock {label}: {type(error).__name__}: {error}")
+                for key, _ in group:
+                    result.setdefault(key, {"error": f"{type(error).__name__}: {error}"})
     finally:
         await teardowns.wait()
     starts = result.get("starts", {})

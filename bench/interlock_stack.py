@@ -28,8 +28,9 @@ from interlock.devstack._stack import (
     STACK_MARKER_ENV,
 )
 
-PORT_OFFSETS = (21000, 22000, 23000, 24000, 25000)
-"""Offsets tried for the bench stack (the test suite's stacks use 30000-36000)."""
+PORT_OFFSETS = tuple(range(20000, 30000, 1000))
+"""Offsets tried for the bench stack, the first free one wins (the test suite's stacks
+use 30000-36000)."""
 CLI_TIMEOUT_S = 300.0
 """Longest ``up`` or ``down`` may take."""
 LOGIN = (ADMIN_USERNAME, ADMIN_PASSWORD, ADMIN_TENANT)
