@@ -71,6 +71,7 @@ _SCAN_LIMIT = 64
 _MIN_HEARTBEAT_S = 0.05
 _FETCH_RETRY_S = 0.5
 _ABORT_WAIT_S = 5.0
+_CANCELLATION_FETCH_WAIT_MS = 100
 
 
 @dataclass(eq=False, slots=True)
@@ -137,11 +138,14 @@ class Worker:
         self._stopping = False
         self._started_at = datetime.now(UTC)
         self._consumer: AIOKafkaConsumer | None = None
-        self._cancellations = broker.consumer(
+        # Cancellations are rare and not on the hot path: a longer fetch wait keeps this
+        # consumer's idle polling cheap.
+        self._cancellations = EventConsumer(
+            settings.model_copy(update={"kafka_fetch_max_wait_ms": _CANCELLATION_FETCH_WAIT_MS}),
             group_id=f"{settings.worker_group_id}.cancellations.{settings.worker_id}",
             event_types=[topics.WORKFLOW_CANCELLED],
             handler=self._on_cancelled,
-            poll_timeout_ms=settings.poll_timeout_ms,
+            client_id=f"{self._source}-{self._worker_id}",
         )
         self._background: list[asyncio.Task[None]] = []
 
