@@ -110,6 +110,8 @@ async def test_runs_pin_the_version_they_started_with(client: httpx.AsyncClient)
 
 async def test_archive_hides_the_workflow_and_refuses_runs(client: httpx.AsyncClient) -> None:
     await create(client)
+    before = await client.post("/api/v1/workflows/etl/runs", json={"input": {"source": "s"}})
+    assert before.status_code == 201
     assert (await client.delete("/api/v1/workflows/etl")).status_code == 204
     fetched = (await client.get("/api/v1/workflows/etl")).json()
     assert fetched["archived"] is True
@@ -184,3 +186,24 @@ async def test_list_filters_by_prefix_and_label_and_pages(client: httpx.AsyncCli
     assert bad.status_code == 400
     bad_label = await client.get("/api/v1/workflows", params={"label": "nolabel"})
     assert bad_label.status_code == 400
+
+
+async def test_a_new_version_s_input_schema_applies_to_the_next_start(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client)
+    runs = "/api/v1/workflows/etl/runs"
+    assert (await client.post(runs, json={"input": {"source": "s"}})).status_code == 201
+    relaxed = DEFINITION.replace("required: [source], ", "")
+    assert (
+        await client.put("/api/v1/workflows/etl", content=relaxed, headers=YAML)
+    ).status_code == 201
+    loose = await client.post(runs, json={"input": {}})  # invalid for v1, valid for v2
+    assert (loose.status_code, loose.json()["version"]) == (201, 2)
+    strict = relaxed.replace("properties:", "required: [region], properties:")
+    assert (
+        await client.put("/api/v1/workflows/etl", content=strict, headers=YAML)
+    ).status_code == 201
+    refused = await client.post(runs, json={"input": {"source": "s"}})  # valid for v2, not v3
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/input"

@@ -29,6 +29,7 @@ from interlock.workflow.domain import (
     IdempotencyConflictError,
     InvalidDefinitionError,
     InvalidDocumentError,
+    InvalidInputError,
     InvalidPageTokenError,
     Issue,
     PayloadTooLargeError,
@@ -50,6 +51,8 @@ from interlock.workflow.domain.paging import decode_token, encode_token
 
 PREPARED_CACHE_SIZE = 1024
 """Pinned versions kept parsed in memory (they never change)."""
+LATEST_VERSION_HINTS = 10_000
+"""Workflows whose latest version is remembered as a hint (the map is cleared when full)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +69,16 @@ class RunView:
 
     run: store.StoredRun
     tasks: list[tuple[str, TaskProgress]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _StartRequest:
+    principal: Principal
+    name: str
+    run_input: Any
+    input_json: str
+    idempotency_key: str | None
+    request_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,9 @@ class WorkflowService:
         self._pool = pool
         self._source = source
         self._prepared: OrderedDict[tuple[str, str, int], _Prepared] = OrderedDict()
+        # The latest version each workflow had when this process last started a run of
+        # it: a hint the run insert verifies, saving a read per start.
+        self._latest_versions: dict[tuple[str, str], int] = {}
 
     def _acquire(self) -> Any:
         return self._pool().acquire()
@@ -187,67 +203,108 @@ class WorkflowService:
             if idempotency_key
             else None
         )
-        tenant = principal.tenant
+        request = _StartRequest(
+            principal=principal,
+            name=name,
+            run_input=run_input,
+            input_json=input_json,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        key = (principal.tenant, name)
         async with self._acquire() as conn:
-            latest = await store.latest_version_for_start(conn, tenant, name)
-            if latest is None:
-                raise WorkflowNotFoundError(f"no workflow {name!r}")
-            version, archived = latest
-            if archived:
-                raise WorkflowArchivedError(f"workflow {name!r} is archived")
-            prepared = await self._prepare(conn, tenant, name, version)
-            check_input(prepared.validator, run_input)
+            hint = self._latest_versions.get(key)
+            if hint is not None:
+                try:
+                    started = await self._try_start(conn, request, hint)
+                except InvalidInputError:
+                    started = None  # maybe judged by an outdated schema: check the latest
+                if started is not None:
+                    return started
+                self._latest_versions.pop(key, None)
+            started = await self._try_start(conn, request, None)
+        assert started is not None  # the locked latest version cannot be stale
+        return started
+
+    async def _try_start(
+        self, conn: asyncpg.Connection, request: _StartRequest, version: int | None
+    ) -> tuple[RunView, bool] | None:
+        """Start a run of ``version`` (a hint) or, when ``None``, of the locked latest.
+
+        Returns:
+            The run and whether it is new; ``None`` when the hinted version is no longer
+            the latest startable one (nothing was written).
+        """
+        tenant, name = request.principal.tenant, request.name
+        async with conn.transaction():
+            pinned = version
+            if pinned is None:
+                pinned = await self._locked_latest_version(conn, tenant, name)
+            prepared = await self._prepare(conn, tenant, name, pinned)
+            check_input(prepared.validator, request.run_input)
             run_id = uuid.uuid4()
-            async with conn.transaction():
-                created_at = await store.insert_run(
-                    conn,
-                    run_id=run_id,
-                    tenant=tenant,
-                    workflow=name,
-                    version=version,
-                    input_json=input_json,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                    created_by=principal.subject,
-                )
-                if created_at is None:
-                    assert idempotency_key is not None
-                    existing = await store.run_by_idempotency_key(conn, tenant, idempotency_key)
-                    assert existing is not None
-                    if existing.request_hash != request_hash:
-                        raise IdempotencyConflictError(
-                            "this Idempotency-Key was used with another request"
-                        )
-                    return RunView(
-                        run=existing,
-                        tasks=_tasks(existing, await store.task_progress(conn, existing.id)),
-                    ), False
-                await outbox.enqueue(
-                    conn,
-                    [
-                        self._started_event(
-                            tenant,
-                            run_id,
-                            prepared,
-                            run_input_json=input_json,
-                            idempotency_key=idempotency_key,
-                        )
-                    ],
-                )
+            created_at = await store.insert_run(
+                conn,
+                run_id=run_id,
+                tenant=tenant,
+                workflow=name,
+                version=pinned,
+                input_json=request.input_json,
+                idempotency_key=request.idempotency_key,
+                request_hash=request.request_hash,
+                created_by=request.principal.subject,
+            )
+            if created_at is None:
+                if request.idempotency_key is not None:
+                    existing = await store.run_by_idempotency_key(
+                        conn, tenant, request.idempotency_key
+                    )
+                    if existing is not None:
+                        if existing.request_hash != request.request_hash:
+                            raise IdempotencyConflictError(
+                                "this Idempotency-Key was used with another request"
+                            )
+                        progress = await store.task_progress(conn, existing.id)
+                        return RunView(run=existing, tasks=_tasks(existing, progress)), False
+                return None
+            await outbox.enqueue(
+                conn,
+                [
+                    self._started_event(
+                        tenant,
+                        run_id,
+                        prepared,
+                        run_input_json=request.input_json,
+                        idempotency_key=request.idempotency_key,
+                    )
+                ],
+            )
+        if len(self._latest_versions) >= LATEST_VERSION_HINTS:
+            self._latest_versions.clear()
+        self._latest_versions[(tenant, name)] = pinned
         run = store.StoredRun(
             id=run_id,
             workflow=name,
-            version=version,
+            version=pinned,
             status=RunStatus.PENDING,
-            input=run_input,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            input=request.run_input,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.request_hash,
             created_at=created_at,
             updated_at=created_at,
             finished_at=None,
             task_ids=prepared.task_ids,
         )
         return RunView(run=run, tasks=[(t, TaskProgress()) for t in prepared.task_ids]), True
+
+    async def _locked_latest_version(self, conn: asyncpg.Connection, tenant: str, name: str) -> int:
+        latest = await store.lock_latest_version(conn, tenant, name)
+        if latest is None:
+            raise WorkflowNotFoundError(f"no workflow {name!r}")
+        version, archived = latest
+        if archived:
+            raise WorkflowArchivedError(f"workflow {name!r} is archived")
+        return version
 
     def _started_event(
         self,

@@ -274,13 +274,17 @@ async def archive_workflow(conn: asyncpg.Connection, tenant: str, name: str) -> 
     return status != "UPDATE 0"
 
 
-async def latest_version_for_start(
+async def lock_latest_version(
     conn: asyncpg.Connection, tenant: str, name: str
 ) -> tuple[int, bool] | None:
-    """The latest version of a workflow and whether it is archived, or ``None``."""
+    """The latest version of a workflow and whether it is archived, or ``None``.
+
+    Holds a share lock on the workflow until the transaction ends, so no new version
+    or archiving commits in between.
+    """
     row = await conn.fetchrow(
         "SELECT latest_version, archived_at IS NOT NULL AS archived"
-        " FROM workflows WHERE tenant = $1 AND name = $2",
+        " FROM workflows WHERE tenant = $1 AND name = $2 FOR SHARE",
         tenant,
         name,
     )
@@ -315,17 +319,20 @@ async def insert_run(
     request_hash: str | None,
     created_by: str,
 ) -> datetime | None:
-    """Insert a pending run.
+    """Insert a pending run of ``version``, if that is still the workflow's latest.
 
     Returns:
-        Its creation time, or ``None`` when a run with the same idempotency key exists
-        (concurrent inserts with one key wait on the unique index: one wins).
+        Its creation time; ``None`` when a run with the same idempotency key exists
+        (concurrent inserts with one key wait on the unique index: one wins) or when
+        ``version`` is not the latest of an unarchived workflow.
     """
     created_at: datetime | None = await conn.fetchval(
         """
         INSERT INTO runs (id, tenant, workflow, version, status, input, idempotency_key,
             request_hash, created_by)
-        VALUES ($1, $2, $3, $4, 'pending', $5::jsonb, $6, $7, $8)
+        SELECT $1, $2, $3, $4, 'pending', $5::jsonb, $6, $7, $8
+        FROM workflows
+        WHERE tenant = $2 AND name = $3 AND latest_version = $4 AND archived_at IS NULL
         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING created_at
         """,
