@@ -271,6 +271,7 @@ def test_a_cycle_is_named_as_a_path() -> None:
             "not a valid JSON Schema",
         ),
         (lambda d: d.update(name="has space"), "/name", "does not match"),
+        (lambda d: d.update(name="schema"), "/name", "'schema' is reserved"),
         (lambda d: d.update(extra=1), "", "Additional properties are not allowed"),
         (lambda d: d.update(tasks=[]), "/tasks", "should be non-empty"),
         (lambda d: d["labels"].update(team=3), "/labels/team", "is not of type 'string'"),

@@ -29,6 +29,8 @@ from interlock.workflow.domain.limits import MAX_ISSUES
 from interlock.workflow.domain.schema import DEFINITION_VALIDATOR
 from interlock.workflow.domain.task_types import DELAY
 
+RESERVED_NAMES = frozenset({"schema"})
+"""Workflow names taken by routes (``GET /api/v1/workflows/schema``)."""
 DEFAULT_MAX_ATTEMPTS = 1
 """Attempts when neither the task nor the defaults say: 1, no retry."""
 DEFAULT_INITIAL_INTERVAL_MS = 1_000
@@ -100,6 +102,8 @@ def compile_definition(document: Any) -> CompiledDefinition:
     tasks_value = document.get("tasks")
     raw_tasks: list[Any] = tasks_value if isinstance(tasks_value, list) else []
     tasks = [t for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)]
+    if document.get("name") in RESERVED_NAMES:
+        issues.append(Issue("/name", f"{document['name']!r} is reserved: it names an API route"))
     issues += _input_schema_issues(document.get("input_schema"))
     issues += _graph_issues(raw_tasks)
     specs = []
