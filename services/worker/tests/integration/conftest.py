@@ -65,15 +65,22 @@ def settings(kafka_server: Any) -> WorkerSettings:
 
 
 @contextlib.asynccontextmanager
-async def _running_worker(settings: WorkerSettings, **overrides: Any) -> AsyncIterator[Worker]:
-    app = create_app(settings.model_copy(update=overrides) if overrides else settings)
+async def _running_worker(
+    settings: WorkerSettings, *, artifacts: Any = None, **overrides: Any
+) -> AsyncIterator[Worker]:
+    app = create_app(
+        settings.model_copy(update=overrides) if overrides else settings, artifacts=artifacts
+    )
     async with app_client(app):
         yield app.state.worker
 
 
 @pytest.fixture
 def running_worker() -> Callable[..., contextlib.AbstractAsyncContextManager[Worker]]:
-    """``async with running_worker(settings, **overrides) as worker:`` runs the worker app."""
+    """``async with running_worker(settings, **overrides) as worker:`` runs the worker app.
+
+    ``artifacts=`` passes an artifact store factory to the app.
+    """
     return _running_worker
 
 

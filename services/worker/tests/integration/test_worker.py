@@ -3,15 +3,17 @@
 import asyncio
 import json
 from datetime import UTC
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import generate_latest
 
 from interlock.common import topics
 from interlock.worker import WorkerSettings
+from interlock.worker.context import ArtifactRef, TaskContext
 from interlock.worker.sdk import current_context, task
 
 pytestmark = pytest.mark.integration
@@ -313,3 +315,45 @@ async def test_a_backlog_on_one_partition_does_not_starve_another(
     quiet_done_by = max(index for index, (_, run) in enumerate(finished) if run == quiet)
     # Served while the backlog is still running, not after it.
     assert quiet_done_by < 25
+
+
+class MemoryArtifacts:
+    """An artifact store keeping uploads in memory, named by the attempt."""
+
+    uploads: ClassVar[dict[str, bytes]] = {}
+
+    def __init__(self, context: TaskContext) -> None:
+        self._prefix = f"{context.tenant}/{context.run_id}/{context.task_id}/{context.attempt}"
+
+    async def upload(
+        self, name: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> ArtifactRef:
+        key = f"{self._prefix}/{name}"
+        self.uploads[key] = data
+        return ArtifactRef(artifact_id=key, name=name, size_bytes=len(data))
+
+
+@task("tests.worker.report")
+async def report(rows: int) -> dict[str, Any]:
+    ref = await current_context().artifacts.upload("report.csv", b"n\n" * rows)
+    return {"artifact_id": ref.artifact_id, "size": ref.size_bytes}
+
+
+async def test_tasks_upload_artifacts_through_the_wired_store_and_are_counted(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings, artifacts=MemoryArtifacts):
+        await publish(
+            [
+                kit.scheduled(
+                    run, "r", "python", {"function": "tests.worker.report", "args": {"rows": 3}}
+                )
+            ]
+        )
+        done = await task_events.wait_outcome(run, "r")
+    output = json.loads(done.output_json)
+    assert output == {"artifact_id": f"tenant-a/{run}/r/1/report.csv", "size": 6}
+    assert MemoryArtifacts.uploads[output["artifact_id"]] == b"n\nn\nn\n"
+    metrics = generate_latest().decode()
+    assert 'interlock_worker_tasks_total{outcome="completed",type="python"}' in metrics

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import KafkaBroker
+from interlock.worker.context import ArtifactStoreFactory
 from interlock.worker.executors import Executor, load_executors
 from interlock.worker.runtime import Worker
 from interlock.worker.settings import WorkerSettings
@@ -17,6 +18,7 @@ def create_app(
     settings: WorkerSettings | None = None,
     *,
     executors: Mapping[str, Executor] | None = None,
+    artifacts: ArtifactStoreFactory | None = None,
 ) -> FastAPI:
     """Build the worker service's app. Default settings come from the environment.
 
@@ -24,6 +26,8 @@ def create_app(
         settings: The settings. Default: read from the environment.
         executors: Executors by task type. Default: every executor registered under
             the ``interlock.executors`` entry point group.
+        artifacts: Gives each attempt its artifact store. Default: none yet (the
+            artifact service will be wired here).
 
     Returns:
         The app; its lifespan runs the worker and drains it at shut-down.
@@ -31,7 +35,10 @@ def create_app(
     settings = settings or WorkerSettings()
     broker = KafkaBroker(settings)
     worker = Worker(
-        settings, broker, executors if executors is not None else load_executors(settings)
+        settings,
+        broker,
+        executors if executors is not None else load_executors(settings),
+        artifacts=artifacts,
     )
     app = create_service_app(settings, resources=[broker, worker])
     app.state.worker = worker

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "ArtifactRef",
     "ArtifactStore",
+    "ArtifactStoreFactory",
     "ArtifactsUnavailable",
     "LogLine",
     "TaskContext",
@@ -132,6 +134,11 @@ class ArtifactStore(Protocol):
             The stored artifact.
         """
         ...
+
+
+ArtifactStoreFactory = Callable[["TaskContext"], ArtifactStore]
+"""Gives each attempt its artifact store (the worker calls it as the attempt starts,
+with the context whose ids name the artifacts)."""
 
 
 class ArtifactsUnavailable(Exception):

@@ -45,7 +45,7 @@ from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord, is_type
 from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
 from interlock.events.v1 import task_pb2, workflow_pb2
-from interlock.worker.context import TaskContext, TaskLogger
+from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
 from interlock.worker.domain.slots import Slots
@@ -102,6 +102,8 @@ class Worker:
         settings: The worker's settings.
         broker: The opened broker: its publisher sends the task events.
         executors: Executors by task type.
+        artifacts: Gives each attempt its artifact store. Default: none (uploads raise
+            :class:`~interlock.worker.context.ArtifactsUnavailable`).
     """
 
     name = "worker"
@@ -111,8 +113,11 @@ class Worker:
         settings: WorkerSettings,
         broker: KafkaBroker,
         executors: Mapping[str, Executor],
+        *,
+        artifacts: ArtifactStoreFactory | None = None,
     ) -> None:
         self._settings = settings
+        self._artifacts = artifacts
         self._broker = broker
         self._executors = dict(executors)
         self._queues = frozenset(settings.worker_queues)
@@ -405,6 +410,8 @@ class Worker:
             worker_id=self._worker_id,
             logger=TaskLogger(attempt.extra_log),
         )
+        if self._artifacts is not None:
+            attempt.context.artifacts = self._artifacts(attempt.context)
         interval_ms = float(self._settings.heartbeat_interval_ms)
         if scheduled.heartbeat_timeout_ms > 0:
             interval_ms = min(interval_ms, scheduled.heartbeat_timeout_ms / 3)

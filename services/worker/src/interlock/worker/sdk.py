@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from interlock.worker.context import (
     ArtifactRef,
     ArtifactStore,
+    ArtifactStoreFactory,
     ArtifactsUnavailable,
     TaskContext,
     TaskLogger,
@@ -37,6 +38,7 @@ from interlock.worker.registry import TASKS
 __all__ = [
     "ArtifactRef",
     "ArtifactStore",
+    "ArtifactStoreFactory",
     "ArtifactsUnavailable",
     "InvalidParams",
     "TaskContext",
