@@ -1,0 +1,76 @@
+import asyncio
+from collections.abc import Sequence
+
+from interlock.common import topics
+from interlock.common.events import Event
+from interlock.events.v1 import task_pb2
+from interlock.worker.reporter import Reporter
+
+
+def heartbeat(n: int) -> Event:
+    return Event(
+        type=topics.TASK_HEARTBEAT,
+        payload=task_pb2.TaskHeartbeat(task_id=f"t{n}", attempt=1, worker_id="w"),
+        tenant="t",
+        run_id="r",
+        source="worker",
+    )
+
+
+class SlowBroker:
+    """Acknowledges each publish call after the test releases it; can refuse once."""
+
+    def __init__(self, *, refuse_first: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.called = asyncio.Event()
+        self._refuse = refuse_first
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        self.calls.append([e.payload.task_id for e in events])
+        self.called.set()
+        await self.release.wait()
+        if self._refuse:
+            self._refuse = False
+            raise ConnectionError("broker unavailable")
+
+
+async def first_call(broker: SlowBroker) -> None:
+    await asyncio.wait_for(broker.called.wait(), timeout=5)
+
+
+async def test_events_emitted_during_a_publish_go_out_together_in_order() -> None:
+    broker = SlowBroker()
+    reporter = Reporter(broker.publish, max_batch=3)
+    acked: list[int] = []
+    reporter.start()
+    try:
+        reporter.emit([heartbeat(0)], on_published=lambda: acked.append(0))
+        await first_call(broker)
+        for n in range(1, 6):
+            reporter.emit([heartbeat(n)], on_published=lambda n=n: acked.append(n))
+        assert acked == []
+        broker.release.set()
+        assert await reporter.flush(timeout_s=5)
+    finally:
+        await reporter.stop()
+    assert broker.calls == [["t0"], ["t1", "t2", "t3"], ["t4", "t5"]]
+    assert acked == [0, 1, 2, 3, 4, 5]
+
+
+async def test_a_failed_publish_is_retried_before_anything_newer() -> None:
+    broker = SlowBroker(refuse_first=True)
+    reporter = Reporter(broker.publish, retry_backoff_ms=1)
+    acked: list[int] = []
+    reporter.start()
+    try:
+        reporter.emit([heartbeat(0), heartbeat(1)], on_published=lambda: acked.append(1))
+        await first_call(broker)
+        reporter.emit([heartbeat(2)], on_published=lambda: acked.append(2))
+        broker.release.set()
+        assert await reporter.flush(timeout_s=5)
+    finally:
+        await reporter.stop()
+    assert broker.calls[0] == ["t0", "t1"]
+    assert broker.calls[1][:2] == ["t0", "t1"]
+    assert acked == [1, 2]
