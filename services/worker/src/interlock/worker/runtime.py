@@ -29,7 +29,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -37,14 +36,12 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from interlock.common import topics
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord, is_type
 from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
-from interlock.events.v1 import task_pb2, workflow_pb2
+from interlock.worker.attempts import Attempt, AttemptEvents, AttemptKey
 from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
@@ -66,33 +63,11 @@ __all__ = ["Worker"]
 
 _log = logging.getLogger(__name__)
 
-_AttemptKey = tuple[str, str, int]
 _SCAN_LIMIT = 64
 _MIN_HEARTBEAT_S = 0.05
 _FETCH_RETRY_S = 0.5
 _ABORT_WAIT_S = 5.0
 _CANCELLATION_FETCH_WAIT_MS = 100
-
-
-@dataclass(eq=False, slots=True)
-class _Attempt:
-    event: Event[task_pb2.TaskScheduled]
-    offsets: list[tuple[TopicPartition, int]]
-    context: TaskContext | None = None
-    task: asyncio.Task[None] | None = None
-    abort: TaskAborted | None = None
-    started_at: datetime | None = None
-    heartbeat_interval_s: float = 1.0
-    next_heartbeat: float = 0.0
-    extra_log: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def scheduled(self) -> task_pb2.TaskScheduled:
-        return self.event.payload
-
-    @property
-    def key(self) -> _AttemptKey:
-        return (self.event.run_id, self.scheduled.task_id, self.scheduled.attempt)
 
 
 class Worker:
@@ -123,18 +98,19 @@ class Worker:
         self._queues = frozenset(settings.worker_queues)
         self._source = settings.service_name
         self._worker_id = settings.worker_id
+        self._events = AttemptEvents(source=self._source, worker_id=self._worker_id)
         self._slots = Slots(settings.max_in_flight, settings.max_in_flight_per_type)
         self._reporter = Reporter(
             broker.publish,
             max_batch=settings.report_max_batch,
             linger_ms=settings.report_linger_ms,
         )
-        self._waiting: dict[TopicPartition, deque[_Attempt]] = {}
+        self._waiting: dict[TopicPartition, deque[Attempt]] = {}
         self._rotation: deque[TopicPartition] = deque()
         self._waiting_count = 0
-        self._active: dict[_AttemptKey, _Attempt] = {}
-        self._running: set[_Attempt] = set()
-        self._by_run: dict[str, set[_Attempt]] = {}
+        self._active: dict[AttemptKey, Attempt] = {}
+        self._running: set[Attempt] = set()
+        self._by_run: dict[str, set[Attempt]] = {}
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._cancelled_runs: dict[str, datetime] = {}
         self._capacity = asyncio.Event()
@@ -331,7 +307,7 @@ class Worker:
                 queue.append(attempt)
                 self._waiting_count += 1
 
-    def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> _Attempt | None:
+    def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Attempt | None:
         try:
             event = Event.from_record(
                 KafkaRecord(
@@ -354,7 +330,7 @@ class Worker:
             # Workers of other queues share the topic for now; a dedicated queue should
             # get a topic of its own so workers stop reading past others' tasks.
             return None
-        return _Attempt(event=event, offsets=[(tp, record.offset)])
+        return Attempt(event=event, offsets=[(tp, record.offset)])
 
     # Running ------------------------------------------------------------------------
 
@@ -378,14 +354,14 @@ class Worker:
                 break
         self._capacity.set()
 
-    def _take_startable(self, queue: deque[_Attempt]) -> _Attempt | None:
+    def _take_startable(self, queue: deque[Attempt]) -> Attempt | None:
         for index, attempt in enumerate(itertools.islice(queue, _SCAN_LIMIT)):
             if self._slots.can_start(attempt.scheduled.type):
                 del queue[index]
                 return attempt
         return None
 
-    def _start(self, attempt: _Attempt) -> None:
+    def _start(self, attempt: Attempt) -> None:
         scheduled = attempt.scheduled
         event = attempt.event
         attempt.started_at = datetime.now(UTC)
@@ -395,7 +371,7 @@ class Worker:
             return
         self._slots.acquire(scheduled.type)
         TASKS_RUNNING.labels(self._type_label(scheduled.type)).inc()
-        attempt.extra_log = {
+        attempt.log_fields = {
             "run_id": event.run_id,
             "task_id": scheduled.task_id,
             "attempt": scheduled.attempt,
@@ -408,7 +384,7 @@ class Worker:
             task_type=scheduled.type,
             idempotency_key=scheduled.idempotency_key,
             worker_id=self._worker_id,
-            logger=TaskLogger(attempt.extra_log),
+            logger=TaskLogger(attempt.log_fields),
         )
         if self._artifacts is not None:
             attempt.context.artifacts = self._artifacts(attempt.context)
@@ -419,40 +395,18 @@ class Worker:
         attempt.next_heartbeat = time.monotonic() + attempt.heartbeat_interval_s
         self._running.add(attempt)
         self._by_run.setdefault(event.run_id, set()).add(attempt)
-        self._reporter.emit(
-            [
-                self._event(
-                    attempt,
-                    topics.TASK_STARTED,
-                    task_pb2.TaskStarted(
-                        task_id=scheduled.task_id,
-                        attempt=scheduled.attempt,
-                        worker_id=self._worker_id,
-                    ),
-                )
-            ]
-        )
+        self._reporter.emit([self._events.started(attempt)])
         attempt.task = asyncio.create_task(
             self._run(attempt), name=f"task:{event.run_id}/{scheduled.task_id}#{scheduled.attempt}"
         )
 
-    async def _run(self, attempt: _Attempt) -> None:
+    async def _run(self, attempt: Attempt) -> None:
         context = attempt.context
         assert context is not None
         token = context.activate()
         try:
             output_json = await self._execute(attempt, context)
-            outcome: Event = self._event(
-                attempt,
-                topics.TASK_COMPLETED,
-                task_pb2.TaskCompleted(
-                    task_id=attempt.scheduled.task_id,
-                    attempt=attempt.scheduled.attempt,
-                    worker_id=self._worker_id,
-                    output_json=output_json,
-                    started_at=_timestamp(attempt.started_at),
-                ),
-            )
+            outcome = self._events.completed(attempt, output_json)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if attempt.abort is None or task is None:
@@ -467,7 +421,7 @@ class Worker:
         self._release(attempt)
         self._report(attempt, outcome)
 
-    async def _execute(self, attempt: _Attempt, context: TaskContext) -> bytes:
+    async def _execute(self, attempt: Attempt, context: TaskContext) -> bytes:
         scheduled = attempt.scheduled
         executor = self._executors.get(scheduled.type)
         if executor is None:
@@ -491,7 +445,7 @@ class Worker:
                 f"the task's output is not JSON: {error}", retryable=False, type_="InvalidOutput"
             ) from None
 
-    def _release(self, attempt: _Attempt) -> None:
+    def _release(self, attempt: Attempt) -> None:
         """Give the attempt's slot back and send its remaining log lines."""
         if attempt not in self._running:
             return
@@ -503,12 +457,12 @@ class Worker:
                 del self._by_run[attempt.event.run_id]
         self._slots.release(attempt.scheduled.type)
         TASKS_RUNNING.labels(self._type_label(attempt.scheduled.type)).dec()
-        log = self._log_event(attempt)
+        log = self._events.log(attempt)
         if log is not None:
             self._reporter.emit([log])
         self._dispatch()
 
-    def _report(self, attempt: _Attempt, outcome: Event) -> None:
+    def _report(self, attempt: Attempt, outcome: Event) -> None:
         self._active.pop(attempt.key, None)
         type_label = self._type_label(attempt.scheduled.type)
         if attempt.abort is not None:
@@ -533,7 +487,7 @@ class Worker:
         # Types come from events: only known ones become labels, to bound cardinality.
         return task_type if task_type in self._executors else "unknown"
 
-    def _abort(self, attempt: _Attempt, reason: TaskAborted) -> None:
+    def _abort(self, attempt: Attempt, reason: TaskAborted) -> None:
         if attempt.abort is not None or attempt.task is None or attempt.task.done():
             return
         attempt.abort = reason
@@ -541,71 +495,18 @@ class Worker:
             attempt.context.abort()
         attempt.task.cancel()
 
-    # Events -------------------------------------------------------------------------
-
-    def _event(
-        self, attempt: _Attempt, event_type: topics.EventType[Any], payload: Message
-    ) -> Event:
-        scheduled_event = attempt.event
-        return Event(
-            type=event_type,
-            payload=payload,
-            tenant=scheduled_event.tenant,
-            run_id=scheduled_event.run_id,
-            source=self._source,
-            traceparent=scheduled_event.traceparent,
-            tracestate=scheduled_event.tracestate,
-        )
-
-    def _failed(self, attempt: _Attempt, error: BaseException) -> Event:
+    def _failed(self, attempt: Attempt, error: BaseException) -> Event:
         failure = classify(error)
         if not isinstance(error, TaskAborted | InvalidParams | ExecutorUnavailable):
             _log.info(
                 "task failed",
                 extra={
-                    **attempt.extra_log,
+                    **attempt.log_fields,
                     "error_type": failure.type,
                     "retryable": failure.retryable,
                 },
             )
-        return self._event(
-            attempt,
-            topics.TASK_FAILED,
-            task_pb2.TaskFailed(
-                task_id=attempt.scheduled.task_id,
-                attempt=attempt.scheduled.attempt,
-                worker_id=self._worker_id,
-                error=workflow_pb2.TaskError(
-                    type=failure.type,
-                    message=failure.message,
-                    retryable=failure.retryable,
-                    traceback_excerpt=failure.traceback_excerpt,
-                ),
-                started_at=_timestamp(attempt.started_at),
-            ),
-        )
-
-    def _log_event(self, attempt: _Attempt) -> Event | None:
-        if attempt.context is None:
-            return None
-        lines = attempt.context.logger.drain()
-        if not lines:
-            return None
-        return self._event(
-            attempt,
-            topics.TASK_LOG,
-            task_pb2.TaskLog(
-                task_id=attempt.scheduled.task_id,
-                attempt=attempt.scheduled.attempt,
-                worker_id=self._worker_id,
-                lines=[
-                    task_pb2.TaskLog.Line(
-                        time=_timestamp(line.time), level=line.level, message=line.message
-                    )
-                    for line in lines
-                ],
-            ),
-        )
+        return self._events.failed(attempt, failure)
 
     # Background loops ---------------------------------------------------------------
 
@@ -615,24 +516,13 @@ class Worker:
             now = time.monotonic()
             events: list[Event] = []
             for attempt in self._running:
-                log = self._log_event(attempt)
+                log = self._events.log(attempt)
                 if log is not None:
                     events.append(log)
                 if attempt.next_heartbeat > now or attempt.context is None:
                     continue
                 attempt.next_heartbeat = now + attempt.heartbeat_interval_s
-                events.append(
-                    self._event(
-                        attempt,
-                        topics.TASK_HEARTBEAT,
-                        task_pb2.TaskHeartbeat(
-                            task_id=attempt.scheduled.task_id,
-                            attempt=attempt.scheduled.attempt,
-                            worker_id=self._worker_id,
-                            details_json=attempt.context.heartbeat_details,
-                        ),
-                    )
-                )
+                events.append(self._events.heartbeat(attempt))
             self._reporter.emit(events)
             next_due = min((a.next_heartbeat for a in self._running), default=now + default_s)
             await asyncio.sleep(max(_MIN_HEARTBEAT_S, next_due - time.monotonic()))
@@ -678,7 +568,7 @@ class Worker:
             self._cancelled_runs[event.run_id] = event.time
             reason = event.payload.reason or "the run was cancelled"
             for attempt in list(self._by_run.get(event.run_id, ())):
-                _log.info("aborting a task of a cancelled run", extra=attempt.extra_log)
+                _log.info("aborting a task of a cancelled run", extra=attempt.log_fields)
                 self._abort(attempt, TaskCancelled(reason))
         forget_before = datetime.now(UTC) - timedelta(seconds=self._settings.cancellation_memory_s)
         for run_id, cancelled_at in list(self._cancelled_runs.items()):
@@ -709,13 +599,6 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
             "task partitions assigned",
             extra={"partitions": sorted(tp.partition for tp in assigned)},
         )
-
-
-def _timestamp(moment: datetime | None) -> Timestamp:
-    stamp = Timestamp()
-    if moment is not None:
-        stamp.FromDatetime(moment)
-    return stamp
 
 
 def _reset(token: Any) -> None:
