@@ -228,9 +228,13 @@ async def _throughput(
     cpu_s = await meter.stop()
     bar.done()
     # Latency as the server recorded it (start to close), like Interlock's figures;
-    # fall back to the client's clock if visibility does not list a run yet.
+    # every run here succeeded (its result came back), so where visibility has not
+    # caught up with a run yet, the client's clock stands in.
     server = await _server_times(client, workflow_type)
-    records = [server.get(record.run_id, record) for record in client_records]
+    records = [
+        seen if (seen := server.get(record.run_id)) and seen.status == "succeeded" else record
+        for record in client_records
+    ]
     summary = summarize_throughput(
         records, tasks_per_run=tasks_per_run, cpu_s=cpu_s, window=config.window
     )
