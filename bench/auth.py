@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from interlock.devstack import _servers
 from interlock.devstack._binaries import envoy_binary
@@ -98,6 +99,8 @@ class Stack:
     gateway: str
     host: str
     port: int
+    pids: dict[str, int]
+    """Process (group leader) of each component whose CPU time is measured."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Result:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    cpu_ms_per_1k: dict[str, float]
+    """CPU time each component spent per 1,000 requests (user + system)."""
 
 
 # --- the stack ----------------------------------------------------------------------
@@ -165,7 +170,7 @@ def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
             "INTERLOCK_LOG_LEVEL": "WARNING",
             "INTERLOCK_AUTHORIZER_PROCESSES": str(authorizer_processes),
         }
-        stack.enter_context(
+        iam = stack.enter_context(
             _running(
                 ServerSpec(
                     name="iam",
@@ -179,7 +184,7 @@ def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
         )
         upstream_config = base / "upstream.yaml"
         upstream_config.write_text(_static_upstream_config(upstream, upstream_admin))
-        stack.enter_context(
+        static = stack.enter_context(
             _running(
                 ServerSpec(
                     name="upstream",
@@ -208,13 +213,42 @@ def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
                 upstreams=upstreams, listener=(LOOPBACK, listener), admin=(LOOPBACK, admin)
             )
         )
-        stack.enter_context(
+        gateway = stack.enter_context(
             _running(
                 gateway_spec(config, listener_port=listener, admin_port=admin),
                 base / "gateway.log",
             )
         )
-        yield Stack(gateway=f"http://{LOOPBACK}:{listener}", host=LOOPBACK, port=listener)
+        yield Stack(
+            gateway=f"http://{LOOPBACK}:{listener}",
+            host=LOOPBACK,
+            port=listener,
+            pids={
+                "iam": iam.pid,
+                "gateway": gateway.pid,
+                "upstream": static.pid,
+                "load generator": os.getpid(),
+            },
+        )
+
+
+# --- CPU accounting -----------------------------------------------------------------
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU time of each component, its child processes included."""
+    used = {}
+    for name, pid in pids.items():
+        process = psutil.Process(pid)
+        # This process started every server: count only its own time for the load generator.
+        children = [] if pid == os.getpid() else process.children(recursive=True)
+        total = 0.0
+        for member in [process, *children]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = member.cpu_times()
+                total += times.user + times.system
+        used[name] = total
+    return used
 
 
 # --- the load generator -------------------------------------------------------------
@@ -272,6 +306,7 @@ async def _load(
     latencies: list[float] = []
     errors = [0]
     budget = [max_requests]
+    cpu_before = _cpu_seconds(stack.pids)
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
@@ -288,6 +323,8 @@ async def _load(
         )
     )
     elapsed = time.perf_counter() - started
+    cpu_after = _cpu_seconds(stack.pids)
+    thousands = len(latencies) / 1000
     quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
     return Result(
         name=name,
@@ -301,6 +338,10 @@ async def _load(
         p50_ms=round(statistics.median(latencies) * 1000, 3),
         p90_ms=round(quantiles[89] * 1000, 3),
         p99_ms=round(quantiles[98] * 1000, 3),
+        cpu_ms_per_1k={
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / thousands, 1)
+            for name in stack.pids
+        },
     )
 
 
@@ -370,8 +411,20 @@ def _report(results: list[Result]) -> str:
             f"| {r.requests_per_s} | {r.p50_ms} | {r.p90_ms} | {r.p99_ms} |"
         )
     overhead = results[1].p50_ms - results[0].p50_ms
+    lines += ["", f"Authorization overhead at p50 (concurrency 1): {overhead:.3f} ms", ""]
+    components = list(results[0].cpu_ms_per_1k)
+    lines.append("| workload | " + " | ".join(components) + " | total | req/s per idle core |")
+    lines.append("|---|" + "---|" * (len(components) + 2))
+    for r in results[2:]:
+        total = sum(r.cpu_ms_per_1k.values())
+        cells = " | ".join(str(r.cpu_ms_per_1k[name]) for name in components)
+        lines.append(f"| {r.name} | {cells} | {total:.1f} | {1_000_000 / total:.0f} |")
     lines.append("")
-    lines.append(f"Authorization overhead at p50 (concurrency 1): {overhead:.3f} ms")
+    lines.append(
+        "CPU ms per 1,000 requests by component (user + system, children included); "
+        "'req/s per idle core' = 1,000,000 / total: the rate one otherwise idle core "
+        "would sustain for the whole chain, whatever else ran on the machine."
+    )
     return "\n".join(lines)
 
 
