@@ -205,7 +205,11 @@ async def _start_and_wait(
         The starts, and the final summaries by run id (runs still going are absent).
     """
     names = workflow_of or (lambda _: name)
-    watchers = {wf: RunWatcher(s.client, wf) for wf in {names(i) for i in range(count)}}
+    # A slower poll than the throughput loops': nothing here is timed by when we notice
+    # a run finished, and the whole batch is listed on every pass.
+    watchers = {
+        wf: RunWatcher(s.client, wf, interval_s=0.25) for wf in {names(i) for i in range(count)}
+    }
     finals: dict[str, dict[str, Any]] = {}
     for watcher in watchers.values():
         watcher.__enter__()
