@@ -7,9 +7,9 @@ Flow of one attempt::
         ─► published ─► offset done ─► committed
 
 - Backpressure: at most ``max_in_flight`` tasks run and as many more wait fetched;
-  a partition whose waiting tasks exceed its share is paused, and all are paused
-  when the worker is full (the consumer keeps polling paused partitions so it stays
-  in the group). Waiting tasks start in round-robin order across partitions.
+  a full worker stops calling ``getmany``, and no partition may hold more than its
+  share of the waiting tasks. Partitions are read in turn and waiting tasks start in
+  round-robin order across partitions.
 - At-least-once: a partition's offset is committed only up to its oldest record
   whose outcome is not published; the scheduler ignores duplicate outcomes.
 - Publishing is batched (:class:`~interlock.worker.reporter.Reporter`).
@@ -67,6 +67,7 @@ _SCAN_LIMIT = 64
 _MIN_HEARTBEAT_S = 0.05
 _FETCH_RETRY_S = 0.5
 _ABORT_WAIT_S = 5.0
+_KEEP_POLLING_S = 30.0
 _CANCELLATION_FETCH_WAIT_MS = 100
 
 
@@ -129,6 +130,7 @@ class Worker:
             client_id=f"{self._source}-{self._worker_id}",
         )
         self._background: list[asyncio.Task[None]] = []
+        self._fetch_turn = 0
 
     @property
     def worker_id(self) -> str:
@@ -249,15 +251,10 @@ class Worker:
             self._capacity.clear()
             room = limit - self._waiting_count
             try:
-                if not self._apply_backpressure(consumer, full=room <= 0):
-                    # Polling paused partitions returns nothing but keeps the membership.
-                    await consumer.getmany(timeout_ms=0)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._capacity.wait(), timeout=1.0)
+                if room <= 0:
+                    await self._wait_for_room(consumer)
                     continue
-                batch = await consumer.getmany(
-                    timeout_ms=self._settings.poll_timeout_ms, max_records=room
-                )
+                batch = await self._fetch_fairly(consumer, room)
             except KafkaError as error:
                 # Coordinator or connection trouble: the client recovers on its own.
                 _log.warning("fetching tasks failed; retrying", extra={"error": repr(error)})
@@ -266,20 +263,60 @@ class Worker:
             if batch:
                 self._accept(batch)
                 self._dispatch()
+            elif batch is None:
+                await self._wait_for_room(consumer)
 
-    def _apply_backpressure(self, consumer: AIOKafkaConsumer, *, full: bool) -> bool:
-        """Pause full partitions, resume the others; tell whether any may be fetched."""
-        assigned: set[TopicPartition] = set(consumer.assignment())
+    async def _fetch_fairly(
+        self, consumer: AIOKafkaConsumer, room: int
+    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]] | None:
+        """Take up to ``room`` records, each partition at most its share of waiting tasks.
+
+        The client returns buffered records partition by partition, the same one first
+        until it is drained, so asking for "any ``room`` records" lets one busy
+        partition starve the others. Instead each partition's buffer is read in turn
+        (no wait), starting with a different one each time; only when all are empty
+        does the fetch wait for new records. Returns ``None`` when every partition
+        already holds its share.
+        """
+        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        poll_ms = self._settings.poll_timeout_ms
         if not assigned:
-            return not full
+            batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+            batch = await consumer.getmany(timeout_ms=poll_ms, max_records=room)
+            return batch
         share = -(-self._settings.max_in_flight // len(assigned))
-        to_pause = {tp for tp in assigned if full or len(self._waiting.get(tp, ())) >= share}
-        paused: set[TopicPartition] = set(consumer.paused())
-        if to_pause - paused:
-            consumer.pause(*(to_pause - paused))
-        if (paused & assigned) - to_pause:
-            consumer.resume(*((paused & assigned) - to_pause))
-        return len(to_pause) < len(assigned)
+        quotas = {tp: share - len(self._waiting.get(tp, ())) for tp in assigned}
+        eligible = [tp for tp in assigned if quotas[tp] > 0]
+        if not eligible:
+            return None
+        self._fetch_turn = (self._fetch_turn + 1) % len(eligible)
+        batch = {}
+        for tp in eligible[self._fetch_turn :] + eligible[: self._fetch_turn]:
+            taken = await consumer.getmany(tp, timeout_ms=0, max_records=min(room, quotas[tp]))
+            for partition, records in taken.items():
+                batch[partition] = records
+                room -= len(records)
+            if room <= 0:
+                return batch
+        if batch:
+            return batch
+        fetched: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+        fetched = await consumer.getmany(*eligible, timeout_ms=poll_ms, max_records=room)
+        return fetched
+
+    async def _wait_for_room(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait until a task starts or ends; poll now and then to stay in the group.
+
+        Not calling ``getmany`` is the backpressure. aiokafka leaves the group when it
+        is not polled for ``max_poll_interval_ms`` (5 minutes), so a worker full for
+        long polls for one record at most every 30 s (and takes it).
+        """
+        try:
+            await asyncio.wait_for(self._capacity.wait(), timeout=_KEEP_POLLING_S)
+        except TimeoutError:
+            batch = await consumer.getmany(timeout_ms=0, max_records=1)
+            if batch:
+                self._accept(batch)
 
     def _accept(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]) -> None:
         for tp, records in batch.items():
