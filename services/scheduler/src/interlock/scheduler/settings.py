@@ -14,6 +14,9 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: 8103."""
     postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/scheduler"
     """Default: the ``scheduler`` database of the ``make up`` server."""
+    kafka_linger_ms: int = 0
+    """The outbox relay already publishes whole batches; a linger would only add
+    latency to every task.scheduled. Default: 0 ms."""
     grpc_port: int = 9103
     """Port of the task-state gRPC server (loopback). Default: 9103."""
     consumer_group: str = "scheduler"
