@@ -309,14 +309,19 @@ class Worker:
 
         Not calling ``getmany`` is the backpressure. aiokafka leaves the group when it
         is not polled for ``max_poll_interval_ms`` (5 minutes), so a worker full for
-        long polls for one record at most every 30 s (and takes it).
+        long polls its paused partitions every 30 s (which returns nothing).
         """
         try:
             await asyncio.wait_for(self._capacity.wait(), timeout=_KEEP_POLLING_S)
         except TimeoutError:
-            batch = await consumer.getmany(timeout_ms=0, max_records=1)
-            if batch:
-                self._accept(batch)
+            paused = set(consumer.assignment())
+            consumer.pause(*paused)
+            try:
+                await consumer.getmany(timeout_ms=0)
+            finally:
+                still_assigned = paused & set(consumer.assignment())
+                if still_assigned:
+                    consumer.resume(*still_assigned)
 
     def _accept(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]) -> None:
         for tp, records in batch.items():
