@@ -62,10 +62,10 @@ class BenchStack:
     """
 
     def __init__(self) -> None:
+        self.port_offset = _free_offset()  # first: no folder is left behind when none is free
         # Not under a 0700 folder: PostgreSQL runs as an unprivileged user when we are root.
         self.data_dir = Path(tempfile.mkdtemp(prefix="ilk-bench-"))
         self.data_dir.chmod(0o755)
-        self.port_offset = _free_offset()
         self.stack = Stack(data_dir=self.data_dir, port_offset=self.port_offset)
         self._env = {
             **os.environ,
