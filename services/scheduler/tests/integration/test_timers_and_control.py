@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -143,3 +144,16 @@ async def test_retry_control_reschedules_a_failed_run(scheduler: Scheduler) -> N
         lambda: worker.of(run_id, topics.WORKFLOW_COMPLETED), what="completed after retry"
     )
     assert worker.scheduled(run_id) == [("x", 1), ("x", 2)]
+
+
+async def test_a_cancel_that_overtakes_the_start_still_cancels_the_run(
+    scheduler: Scheduler,
+) -> None:
+    worker = scheduler.worker
+    run_id = str(uuid.uuid4())
+    early = await worker.publish(run_id, control(Action.ACTION_CANCEL))
+    await scheduler.consumed(early)
+    await worker.start_run(task("a"), task("b", "a"), run_id=run_id)
+    outcome = await worker.wait_outcome(run_id)
+    assert outcome.type == topics.WORKFLOW_CANCELLED
+    assert await scheduler.run_status(run_id) == "cancelled"

@@ -69,20 +69,67 @@ class BatchHandler:
                 return
             runs = await store.load_runs(conn, {event.run_id for event in claimed})
             now = self._clock()
+            started = [
+                event.run_id
+                for event in claimed
+                if is_type(event, topics.WORKFLOW_STARTED) and event.run_id not in runs
+            ]
+            early = [
+                event
+                for event in claimed
+                if is_type(event, topics.WORKFLOW_CONTROL) and event.run_id not in runs
+            ]
+            early_ids = {event.id for event in early}
             for event in claimed:
-                try:
-                    self._apply(runs, event, now)
-                except Exception:
-                    # Applying is pure (no I/O), so an error here is a bug or an event
-                    # that contradicts the run's definition: skipping it beats
-                    # redelivering the batch forever and blocking the partition.
-                    _log.exception(
-                        "event caused an invalid transition; skipped",
-                        extra={"event_id": event.id, "run_id": event.run_id},
-                    )
+                if event.id not in early_ids:
+                    self._apply_or_skip(runs, event, now)
+            await self._park_and_release_controls(conn, runs, early, started, now)
             result = await store.save_runs(conn, list(runs.values()), now)
         if result.earliest_timer is not None and self._on_timer is not None:
             self._on_timer(result.earliest_timer)
+
+    def _apply_or_skip(self, runs: dict[str, RunState], event: Event, now: datetime) -> None:
+        try:
+            self._apply(runs, event, now)
+        except Exception:
+            # Applying is pure (no I/O), so an error here is a bug or an event
+            # that contradicts the run's definition: skipping it beats
+            # redelivering the batch forever and blocking the partition.
+            _log.exception(
+                "event caused an invalid transition; skipped",
+                extra={"event_id": event.id, "run_id": event.run_id},
+            )
+
+    async def _park_and_release_controls(
+        self,
+        conn: asyncpg.Connection,
+        runs: dict[str, RunState],
+        early: Sequence[Event],
+        started: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Keep controls that overtook their run's start; apply them once it started.
+
+        ``workflow.control`` and ``workflow.started`` travel on different topics, so
+        a cancel sent right after a start may arrive first: dropping it would let a
+        run the user cancelled go on.
+        """
+        if early:
+            parked = [(e.id, e.run_id, e.tenant, e.payload.SerializeToString()) for e in early]
+            await store.park_controls(conn, parked, now)
+        if not started:
+            return
+        for row in await store.take_parked_controls(conn, started):
+            run = runs.get(row["run_id"])
+            if run is None or run.tenant != row["tenant"]:
+                continue
+            control = workflow_pb2.RunControl.FromString(row["payload"])
+            try:
+                apply_control(run, control, now)
+            except Exception:
+                _log.exception(
+                    "parked control is invalid for its run; skipped", extra={"run_id": run.run_id}
+                )
 
     def _apply(self, runs: dict[str, RunState], event: Event, now: datetime) -> None:
         if is_type(event, topics.WORKFLOW_STARTED):

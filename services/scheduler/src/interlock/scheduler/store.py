@@ -376,3 +376,26 @@ async def read_transitions(
         after_id,
     )
     return rows
+
+
+async def park_controls(
+    conn: asyncpg.Connection, controls: Sequence[tuple[str, str, str, bytes]], now: datetime
+) -> None:
+    """Keep control requests ``(event id, run id, tenant, payload)`` for runs not started yet."""
+    await conn.executemany(
+        "INSERT INTO parked_controls (event_id, run_id, tenant, payload, parked_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        [(*control, now) for control in controls],
+    )
+
+
+async def take_parked_controls(
+    conn: asyncpg.Connection, run_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Remove and return the parked controls of ``run_ids``, oldest first per run."""
+    rows = await conn.fetch(
+        "DELETE FROM parked_controls WHERE run_id = ANY($1::text[])"
+        " RETURNING seq, run_id, tenant, payload",
+        list(run_ids),
+    )
+    return sorted(rows, key=lambda row: row["seq"])
