@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -255,14 +256,66 @@ def test_up_reports_a_taken_port_by_name(second_stack: StackUnderTest) -> None:
 
 
 def test_stack_with_real_services(second_stack: StackUnderTest) -> None:
-    """`up` with the seven real services: every /health/<service> answers 200 through Envoy."""
+    """`up` with the seven real services: every /health/<service> answers 200 through
+    Envoy, a workflow defined and started through the gateway succeeds end to end, and a
+    killed service comes back."""
     result = second_stack.cli("up")
     _assert_up(result)
     _assert_gateway_routes(second_stack.stack)
     status = second_stack.cli("status")
     assert status.returncode == 0, status.stdout
+    _assert_a_three_task_run_succeeds_through_the_gateway(second_stack.stack)
     _assert_crashed_service_is_restarted(second_stack.stack, "scheduler")
     _down_and_assert_nothing_left(second_stack)
+
+
+THREE_STEPS = """
+name: three-steps
+tasks:
+  - id: extract
+    type: noop
+  - id: wait
+    type: sleep
+    params: {duration: 50ms}
+    depends_on: [extract]
+  - id: publish
+    type: noop
+    params: {source: "{{ input.source }}"}
+    depends_on: [wait]
+"""
+
+
+def _assert_a_three_task_run_succeeds_through_the_gateway(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=10) as client:
+        login = client.post(
+            "/api/v1/auth/login",
+            json={"username": "admin", "password": "interlock-admin", "tenant": "default"},
+        )
+        assert login.status_code == 200, login.text
+        client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
+        created = client.post(
+            "/api/v1/workflows", content=THREE_STEPS, headers={"content-type": "application/yaml"}
+        )
+        assert created.status_code == 201, created.text
+        started = client.post(
+            "/api/v1/workflows/three-steps/runs", json={"input": {"source": "s3://in"}}
+        )
+        assert started.status_code == 201, started.text
+        run_id = started.json()["run_id"]
+        deadline = time.monotonic() + 60
+        run: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            run = client.get(f"/api/v1/runs/{run_id}").json()
+            if run["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+    assert run["status"] == "succeeded", run
+    assert [(t["id"], t["status"], t["attempts"]) for t in run["tasks"]] == [
+        ("extract", "succeeded", 1),
+        ("wait", "succeeded", 1),
+        ("publish", "succeeded", 1),
+    ]
+    assert all("output" in task for task in run["tasks"]), run["tasks"]
 
 
 def _assert_crashed_service_is_restarted(stack: Stack, name: str) -> None:
