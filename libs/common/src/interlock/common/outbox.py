@@ -41,7 +41,7 @@ import asyncpg
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.postgres import COMMON_MIGRATIONS, PostgresDatabase
-from interlock.common.resources import Lifecycle
+from interlock.common.resources import Lifecycle, check_background_task
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -336,9 +336,4 @@ class OutboxRelayTask(Lifecycle):
         Raises:
             RuntimeError: The loop is not running; a crash is chained as the cause.
         """
-        task = self._task
-        if task is None:
-            raise RuntimeError(f"{self.name} is not running")
-        if task.done():
-            error = None if task.cancelled() else task.exception()
-            raise RuntimeError(f"{self.name} stopped") from error
+        check_background_task(self._task, self.name)

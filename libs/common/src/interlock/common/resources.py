@@ -9,6 +9,7 @@ closes them in reverse at shut-down, and ``/readyz`` asks each one's
 from __future__ import annotations
 
 import abc
+import asyncio
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -59,3 +60,17 @@ class Lifecycle(abc.ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def check_background_task(task: asyncio.Task[None] | None, name: str) -> None:
+    """Raise unless ``task`` (a resource's background loop) is still running.
+
+    Raises:
+        RuntimeError: The loop never started or has ended; a crash is chained as
+            the cause.
+    """
+    if task is None:
+        raise RuntimeError(f"{name} is not running")
+    if task.done():
+        error = None if task.cancelled() else task.exception()
+        raise RuntimeError(f"{name} stopped") from error

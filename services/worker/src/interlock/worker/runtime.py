@@ -39,8 +39,13 @@ from aiokafka.errors import KafkaError
 
 from interlock.common import topics
 from interlock.common.errors import EventDecodeError
-from interlock.common.events import Event, KafkaRecord, is_type
-from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
+from interlock.common.events import Event, is_type
+from interlock.common.kafka import (
+    EventConsumer,
+    KafkaBroker,
+    consumer_config,
+    decode_consumer_record,
+)
 from interlock.worker.attempts import Attempt, AttemptEvents, AttemptKey
 from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
@@ -351,14 +356,7 @@ class Worker:
 
     def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Attempt | None:
         try:
-            event = Event.from_record(
-                KafkaRecord(
-                    topic=record.topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=tuple(record.headers),
-                )
-            )
+            event = decode_consumer_record(record)
         except EventDecodeError as error:
             _log.error(
                 "skipping a record that is not a valid event",

@@ -5,7 +5,7 @@ The functions and classes work on their own; :class:`KafkaBroker` and
 """
 
 from interlock.common.kafka._config import consumer_config, producer_config
-from interlock.common.kafka._consumer import EventConsumer, EventHandler
+from interlock.common.kafka._consumer import EventConsumer, EventHandler, decode_consumer_record
 from interlock.common.kafka._health import check_kafka
 from interlock.common.kafka._publisher import EventPublisher
 from interlock.common.kafka._resources import EventConsumerTask, KafkaBroker
@@ -18,5 +18,6 @@ __all__ = [
     "KafkaBroker",
     "check_kafka",
     "consumer_config",
+    "decode_consumer_record",
     "producer_config",
 ]

@@ -212,14 +212,7 @@ class EventConsumer(Lifecycle):
 
     def _decode(self, record: Any) -> Event | None:
         try:
-            return Event.from_record(
-                KafkaRecord(
-                    topic=record.topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=tuple(record.headers),
-                )
-            )
+            return decode_consumer_record(record)
         except EventDecodeError as error:
             _log.error(
                 "skipping a record that is not a valid event",
@@ -255,3 +248,19 @@ class EventConsumer(Lifecycle):
         delay_ms = min(self._retry_backoff_ms * 2 ** (failures - 1), self._max_retry_backoff_ms)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay_ms / 1000)
+
+
+def decode_consumer_record(record: Any) -> Event:
+    """The event an aiokafka ``ConsumerRecord`` carries.
+
+    Raises:
+        EventDecodeError: The record is not a valid event (see :meth:`Event.from_record`).
+    """
+    return Event.from_record(
+        KafkaRecord(
+            topic=record.topic,
+            key=record.key,
+            value=record.value,
+            headers=tuple(record.headers),
+        )
+    )

@@ -11,7 +11,7 @@ from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._consumer import EventConsumer, EventHandler
 from interlock.common.kafka._health import check_kafka
 from interlock.common.kafka._publisher import EventPublisher
-from interlock.common.resources import Lifecycle
+from interlock.common.resources import Lifecycle, check_background_task
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import EventType, ensure_topics
 
@@ -142,9 +142,4 @@ class EventConsumerTask(Lifecycle):
         Raises:
             RuntimeError: The loop is not running; a crash is chained as the cause.
         """
-        task = self._task
-        if task is None:
-            raise RuntimeError(f"{self.name} is not running")
-        if task.done():
-            error = None if task.cancelled() else task.exception()
-            raise RuntimeError(f"{self.name} stopped") from error
+        check_background_task(self._task, self.name)
