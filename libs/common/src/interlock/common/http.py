@@ -18,7 +18,6 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlock.common.logs import request_id_var
@@ -62,6 +61,12 @@ def create_app(
         openapi_url=f"/api/v1/{settings.service_name}/openapi.json",
         docs_url=None,
         redoc_url=None,
+        telemetry={
+            "operation_spans": False,
+            "metrics": False,
+            "logs": False,
+            "exclude": _is_public_path,
+        },
     )
     install_problem_handlers(app)
     app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
@@ -74,10 +79,13 @@ def create_app(
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(_PUBLIC_PATHS))
     app.add_middleware(HTTPMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _is_public_path(scope: Scope) -> bool:
+    return scope.get("path") in _PUBLIC_PATHS
 
 
 async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
@@ -89,6 +97,7 @@ async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        http="httptools",
     )
     await uvicorn.Server(config).serve()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+
+import uvloop
 
 from fastapi import FastAPI
 
@@ -26,6 +27,6 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(app, settings))
+            uvloop.run(serve(app, settings))
     finally:
         provider.shutdown()
