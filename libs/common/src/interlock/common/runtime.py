@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 
 import uvloop
-
 from fastapi import FastAPI
 
 from interlock.common.http import serve
