@@ -130,6 +130,21 @@ async def test_outbox_event_reaches_an_idempotent_consumer_once(
     assert await applied() == {warm_up.id: 1, event.id: 1}
 
 
+async def test_a_statement_carries_its_events_only_when_it_returns_a_row(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute("CREATE TABLE claims (name text PRIMARY KEY)")
+    claim = "INSERT INTO claims VALUES ($1) ON CONFLICT DO NOTHING RETURNING name"
+    first, duplicate = completed("run-3", 1), completed("run-3", 2)
+    async with pool.acquire() as conn:
+        row = await outbox.execute_with_events(conn, claim, ["a"], [first])
+        again = await outbox.execute_with_events(conn, claim, ["a"], [duplicate])
+    assert row is not None and row["name"] == "a"
+    assert again is None
+    stored = await pool.fetch("SELECT event_id FROM interlock_outbox")
+    assert [r["event_id"] for r in stored] == [first.id]
+
+
 async def test_an_event_of_a_rolled_back_transaction_is_never_published(
     pool: asyncpg.Pool, kafka_options: KafkaOptions, group_id: str, running, eventually
 ) -> None:

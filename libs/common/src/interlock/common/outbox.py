@@ -24,6 +24,10 @@ Order: rows leave in insertion order (``seq``). Events of one run keep their ord
 long as a service does not write them for the same run from two transactions at once
 (lock the run's row first), which the per-run state changes already require.
 
+A change that is a single statement can carry its events without a transaction, in
+one round trip (:func:`execute_with_events`): the statement becomes a CTE and the
+events are inserted only if it returned a row.
+
 The tables come from :data:`interlock.common.postgres.COMMON_MIGRATIONS`.
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -51,6 +56,7 @@ __all__ = [
     "OutboxRelayTask",
     "RecordPublisher",
     "enqueue",
+    "execute_with_events",
 ]
 
 _log = logging.getLogger(__name__)
@@ -61,17 +67,24 @@ NOTIFY_CHANNEL = "interlock_outbox"
 RELAY_LOCK_ID = 0x696E_746C_6F75_7462
 """Advisory lock id a relay holds while it drains ("intloutb"): one relay per database."""
 
-_INSERT = f"""
-WITH inserted AS (
+
+def _insert_events(first_param: int, *, only_if: str = "TRUE") -> str:
+    """The outbox INSERT of the events in parameters ``$first_param`` .. ``+4``."""
+    a, b, c, d, e = range(first_param, first_param + 5)
+    return f"""
     INSERT INTO interlock_outbox (event_id, topic, key, headers, value)
     SELECT event_id, topic, key, headers::jsonb, value
-    FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bytea[])
+    FROM unnest(${a}::text[], ${b}::text[], ${c}::bytea[], ${d}::text[], ${e}::bytea[])
         WITH ORDINALITY AS e(event_id, topic, key, headers, value, ord)
+    WHERE {only_if}
     ORDER BY ord
     RETURNING 1
-)
-SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT count(*) FROM inserted) AS n
-"""  # noqa: S608 - constant channel name
+    """  # noqa: S608 - parameter numbers and a constant condition only
+
+
+_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT count(*) FROM inserted) AS n"  # noqa: S608 - constant
+
+_INSERT = f"WITH inserted AS ({_insert_events(1)}) {_NOTIFY}"
 
 _SELECT = """
 SELECT seq, topic, key, headers::text AS headers, value
@@ -106,9 +119,42 @@ async def enqueue(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         return
     if not conn.is_in_transaction():
         raise TransactionRequiredError("outbox.enqueue must run inside the caller's transaction")
+    await conn.execute(_INSERT, *_event_columns(events))
+
+
+async def execute_with_events(
+    conn: asyncpg.Connection, statement: str, args: Sequence[object], events: Sequence[Event]
+) -> asyncpg.Record | None:
+    """Run ``statement`` and add ``events`` to the outbox if it returned a row: one round trip.
+
+    The statement and the insert are one SQL statement, so they commit together even
+    outside a transaction (and the relay is notified as :func:`enqueue` does).
+
+    Args:
+        conn: A connection, in a transaction or not.
+        statement: One data-modifying statement with a ``RETURNING`` clause, whose
+            parameters are ``$1`` .. ``$len(args)``.
+        args: The statement's parameters.
+        events: The events it causes, in publishing order.
+
+    Returns:
+        The statement's first returned row, or ``None`` (then no event was added).
+    """
+    sql = _with_events(statement, len(args) + 1)
+    row: asyncpg.Record | None = await conn.fetchrow(sql, *args, *_event_columns(events))
+    return row
+
+
+@functools.lru_cache(maxsize=64)
+def _with_events(statement: str, first_event_param: int) -> str:
+    insert = _insert_events(first_event_param, only_if="EXISTS (SELECT FROM changed)")
+    ctes = f"changed AS ({statement}), inserted AS ({insert}), notified AS ({_NOTIFY})"
+    return f"WITH {ctes} SELECT changed.* FROM changed, notified"  # noqa: S608 - constants
+
+
+def _event_columns(events: Sequence[Event]) -> tuple[list[object], ...]:
     records = [event.to_record() for event in events]
-    await conn.execute(
-        _INSERT,
+    return (
         [event.id for event in events],
         [record.topic for record in records],
         [record.key for record in records],

@@ -101,12 +101,23 @@ async def create_pool(
         max_size=options.postgres_pool_max_size,
         server_settings=server_settings,
         init=init,
+        reset=_keep_session,
     )
     _log.info(
         "PostgreSQL pool open",
         extra={"dsn": _redact(options.postgres_dsn), "max_size": options.postgres_pool_max_size},
     )
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query (``RESET ALL``, ``UNLISTEN *``, ...) on every release.
+
+    That query is a round trip per checkout on the hottest paths. Interlock's code leaves
+    no session state behind: locks are transaction-scoped or released in ``finally``,
+    listeners are removed before release, and no code changes session settings. asyncpg
+    still rolls back a transaction left open before calling this.
+    """
 
 
 async def check_postgres(pool: asyncpg.Pool, *, timeout_s: float = 2.0) -> None:
