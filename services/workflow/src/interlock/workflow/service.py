@@ -216,76 +216,114 @@ class WorkflowService:
             hint = self._latest_versions.get(key)
             if hint is not None:
                 try:
-                    started = await self._try_start(conn, request, hint)
+                    started = await self._start_version(conn, request, hint)
                 except InvalidInputError:
                     started = None  # maybe judged by an outdated schema: check the latest
                 if started is not None:
                     return started
                 self._latest_versions.pop(key, None)
-            started = await self._try_start(conn, request, None)
-        assert started is not None  # the locked latest version cannot be stale
-        return started
+            return await self._start_latest(conn, request)
 
-    async def _try_start(
-        self, conn: asyncpg.Connection, request: _StartRequest, version: int | None
+    async def _start_version(
+        self, conn: asyncpg.Connection, request: _StartRequest, version: int
     ) -> tuple[RunView, bool] | None:
-        """Start a run of ``version`` (a hint) or, when ``None``, of the locked latest.
+        """Start a run of ``version`` (a hint) in one statement, outside a transaction.
 
         Returns:
-            The run and whether it is new; ``None`` when the hinted version is no longer
-            the latest startable one (nothing was written).
+            The new run; ``None`` when nothing was written: ``version`` is no longer the
+            latest startable one, or the Idempotency-Key was used before
+            (:meth:`_start_latest` tells which).
         """
-        tenant, name = request.principal.tenant, request.name
+        prepared = await self._prepare(conn, request.principal.tenant, request.name, version)
+        check_input(prepared.validator, request.run_input)
+        run_id = uuid.uuid4()
+        created_at = await self._insert_run(conn, request, run_id, version, prepared)
+        if created_at is None:
+            return None
+        return self._new_run(request, run_id, version, prepared, created_at), True
+
+    async def _start_latest(
+        self, conn: asyncpg.Connection, request: _StartRequest
+    ) -> tuple[RunView, bool]:
+        """Start a run of the latest version, locked, or return the Idempotency-Key's run.
+
+        Raises:
+            IdempotencyConflictError: The key was used with another request.
+        """
+        tenant = request.principal.tenant
         async with conn.transaction():
-            pinned = version
-            if pinned is None:
-                pinned = await self._locked_latest_version(conn, tenant, name)
-            prepared = await self._prepare(conn, tenant, name, pinned)
+            version = await self._locked_latest_version(conn, tenant, request.name)
+            prepared = await self._prepare(conn, tenant, request.name, version)
             check_input(prepared.validator, request.run_input)
             run_id = uuid.uuid4()
-            created_at = await store.insert_run(
-                conn,
-                run_id=run_id,
-                tenant=tenant,
-                workflow=name,
-                version=pinned,
-                input_json=request.input_json,
-                idempotency_key=request.idempotency_key,
-                request_hash=request.request_hash,
-                created_by=request.principal.subject,
-            )
+            created_at = await self._insert_run(conn, request, run_id, version, prepared)
             if created_at is None:
-                if request.idempotency_key is not None:
-                    existing = await store.run_by_idempotency_key(
-                        conn, tenant, request.idempotency_key
-                    )
-                    if existing is not None:
-                        if existing.request_hash != request.request_hash:
-                            raise IdempotencyConflictError(
-                                "this Idempotency-Key was used with another request"
-                            )
-                        progress = await store.task_progress(conn, existing.id)
-                        return RunView(run=existing, tasks=_tasks(existing, progress)), False
-                return None
-            await outbox.enqueue(
-                conn,
-                [
-                    self._started_event(
-                        tenant,
-                        run_id,
-                        prepared,
-                        run_input_json=request.input_json,
-                        idempotency_key=request.idempotency_key,
-                    )
-                ],
-            )
+                return await self._existing_run(conn, request), False
+        return self._new_run(request, run_id, version, prepared, created_at), True
+
+    async def _existing_run(self, conn: asyncpg.Connection, request: _StartRequest) -> RunView:
+        """The run an earlier request with this Idempotency-Key started.
+
+        Called when the locked, startable version still refused the insert: only the
+        key's run can be in the way.
+
+        Raises:
+            IdempotencyConflictError: The key was used with another request.
+        """
+        tenant, key = request.principal.tenant, request.idempotency_key
+        existing = None if key is None else await store.run_by_idempotency_key(conn, tenant, key)
+        if existing is None:
+            raise RuntimeError("a startable version refused a run without a key conflict")
+        if existing.request_hash != request.request_hash:
+            raise IdempotencyConflictError("this Idempotency-Key was used with another request")
+        progress = await store.task_progress(conn, existing.id)
+        return RunView(run=existing, tasks=_tasks(existing, progress))
+
+    async def _insert_run(
+        self,
+        conn: asyncpg.Connection,
+        request: _StartRequest,
+        run_id: uuid.UUID,
+        version: int,
+        prepared: _Prepared,
+    ) -> datetime | None:
+        tenant = request.principal.tenant
+        started = self._started_event(
+            tenant,
+            run_id,
+            prepared,
+            run_input_json=request.input_json,
+            idempotency_key=request.idempotency_key,
+        )
+        return await store.insert_run(
+            conn,
+            run_id=run_id,
+            tenant=tenant,
+            workflow=request.name,
+            version=version,
+            input_json=request.input_json,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.request_hash,
+            created_by=request.principal.subject,
+            events=[started],
+        )
+
+    def _new_run(
+        self,
+        request: _StartRequest,
+        run_id: uuid.UUID,
+        version: int,
+        prepared: _Prepared,
+        created_at: datetime,
+    ) -> RunView:
+        key = (request.principal.tenant, request.name)
         if len(self._latest_versions) >= LATEST_VERSION_HINTS:
             self._latest_versions.clear()
-        self._latest_versions[(tenant, name)] = pinned
+        self._latest_versions[key] = version
         run = store.StoredRun(
             id=run_id,
-            workflow=name,
-            version=pinned,
+            workflow=request.name,
+            version=version,
             status=RunStatus.PENDING,
             input=request.run_input,
             idempotency_key=request.idempotency_key,
@@ -295,7 +333,7 @@ class WorkflowService:
             finished_at=None,
             task_ids=prepared.task_ids,
         )
-        return RunView(run=run, tasks=[(t, TaskProgress()) for t in prepared.task_ids]), True
+        return RunView(run=run, tasks=[(t, TaskProgress()) for t in prepared.task_ids])
 
     async def _locked_latest_version(self, conn: asyncpg.Connection, tenant: str, name: str) -> int:
         latest = await store.lock_latest_version(conn, tenant, name)

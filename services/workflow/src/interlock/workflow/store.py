@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
+from interlock.common import outbox
+from interlock.common.events import Event
 from interlock.workflow.domain import (
     CompiledDefinition,
     RunStatus,
@@ -307,6 +309,17 @@ async def version_definition(
     return bytes(row["definition"]), schema
 
 
+_INSERT_RUN = """
+INSERT INTO runs (id, tenant, workflow, version, status, input, idempotency_key,
+    request_hash, created_by)
+SELECT $1, $2, $3, $4, 'pending', $5::jsonb, $6, $7, $8
+FROM workflows
+WHERE tenant = $2 AND name = $3 AND latest_version = $4 AND archived_at IS NULL
+ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING created_at
+"""
+
+
 async def insert_run(
     conn: asyncpg.Connection,
     *,
@@ -318,24 +331,19 @@ async def insert_run(
     idempotency_key: str | None,
     request_hash: str | None,
     created_by: str,
+    events: Sequence[Event],
 ) -> datetime | None:
-    """Insert a pending run of ``version``, if that is still the workflow's latest.
+    """Insert a pending run of ``version`` with its ``events``, if that is still the latest.
+
+    One statement and one round trip: the run and its events commit together, inside
+    the caller's transaction or on their own.
 
     Returns:
-        Its creation time; ``None`` when a run with the same idempotency key exists
-        (concurrent inserts with one key wait on the unique index: one wins) or when
-        ``version`` is not the latest of an unarchived workflow.
+        Its creation time; ``None`` (nothing written) when a run with the same
+        idempotency key exists (concurrent inserts with one key wait on the unique
+        index: one wins) or when ``version`` is not the latest of an unarchived workflow.
     """
-    created_at: datetime | None = await conn.fetchval(
-        """
-        INSERT INTO runs (id, tenant, workflow, version, status, input, idempotency_key,
-            request_hash, created_by)
-        SELECT $1, $2, $3, $4, 'pending', $5::jsonb, $6, $7, $8
-        FROM workflows
-        WHERE tenant = $2 AND name = $3 AND latest_version = $4 AND archived_at IS NULL
-        ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-        RETURNING created_at
-        """,
+    args = [
         run_id,
         tenant,
         workflow,
@@ -344,8 +352,9 @@ async def insert_run(
         idempotency_key,
         request_hash,
         created_by,
-    )
-    return created_at
+    ]
+    row = await outbox.execute_with_events(conn, _INSERT_RUN, args, events)
+    return None if row is None else cast(datetime, row["created_at"])
 
 
 _RUN_BASE_COLUMNS = """
