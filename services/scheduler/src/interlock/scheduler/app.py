@@ -16,7 +16,8 @@ from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
-from interlock.scheduler.loops import LoopTask, Reconciler, TimerLoop, TopicGuard, every
+from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
+from interlock.scheduler.reconciler import Reconciler
 from interlock.scheduler.settings import SchedulerSettings
 
 MIGRATIONS = MigrationSource(component="scheduler", location="interlock.scheduler.migrations")
@@ -56,10 +57,12 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
 
         retention = timedelta(seconds=settings.inbox_retention_s)
+        parked_retention = timedelta(seconds=settings.parked_control_retention_s)
 
         async def reconcile() -> int:
             await topic_guard.check_once()
             await reconciler.prune_inbox(retention)
+            await reconciler.prune_parked_controls(parked_retention)
             return await reconciler.reconcile_once()
 
         await every(settings.reconcile_interval_s, reconcile)

@@ -36,3 +36,7 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     inbox_retention_s: float = 7 * 24 * 3600
     """Consumed event ids older than this are forgotten (redeliveries come much sooner).
     Default: 7 days."""
+    parked_control_retention_s: float = 24 * 3600
+    """A control that overtook its run's start waits at most this long for the start;
+    then the reconciler drops it. Longer than the workflow service's re-publishing of a
+    lost start (about 31 min with its defaults). Default: 1 day."""

@@ -399,3 +399,13 @@ async def take_parked_controls(
         list(run_ids),
     )
     return sorted(rows, key=lambda row: row["seq"])
+
+
+async def prune_parked_controls(conn: asyncpg.Connection, before: datetime) -> int:
+    """Delete controls parked before ``before``; how many were deleted.
+
+    The table holds only controls still waiting for their run (normally for
+    milliseconds), so a scan needs no index.
+    """
+    status: str = await conn.execute("DELETE FROM parked_controls WHERE parked_at < $1", before)
+    return int(status.split()[-1])
