@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from interlock.events.v1 import workflow_pb2 as interlock_dot_events_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1einterlock/events/v1/task.proto\x12\x13interlock.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"interlock/events/v1/workflow.proto\"\xc0\x01\n\rTaskScheduled\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x13\n\x0bparams_json\x18\x04 \x01(\x0c\x12\r\n\x05queue\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x12\n\ntimeout_ms\x18\x07 \x01(\x03\x12\x1c\n\x14heartbeat_timeout_ms\x18\x08 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\"B\n\x0bTaskStarted\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\"\x89\x01\n\rTaskCompleted\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x13\n\x0boutput_json\x18\x04 \x01(\x0c\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\nTaskFailed\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12-\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.interlock.events.v1.TaskError\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\rTaskHeartbeat\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x04 \x01(\x0c\"\x81\x01\n\x10TaskDeadLettered\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x05\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x03 \x01(\t\x12\x32\n\nlast_error\x18\x04 \x01(\x0b\x32\x1e.interlock.events.v1.TaskError\"\xc2\x01\n\x07TaskLog\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x30\n\x05lines\x18\x04 \x03(\x0b\x32!.interlock.events.v1.TaskLog.Line\x1aP\n\x04Line\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1einterlock/events/v1/task.proto\x12\x13interlock.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"interlock/events/v1/workflow.proto\"\xc0\x01\n\rTaskScheduled\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x13\n\x0bparams_json\x18\x04 \x01(\x0c\x12\r\n\x05queue\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x12\n\ntimeout_ms\x18\x07 \x01(\x03\x12\x1c\n\x14heartbeat_timeout_ms\x18\x08 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\"B\n\x0bTaskStarted\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\"\xbb\x01\n\rTaskCompleted\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x13\n\x0boutput_json\x18\x04 \x01(\x0c\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\nTaskFailed\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12-\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.interlock.events.v1.TaskError\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\rTaskHeartbeat\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x04 \x01(\x0c\"\x81\x01\n\x10TaskDeadLettered\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x05\x12\x16\n\x0e\x64\x65\x61\x64_letter_id\x18\x03 \x01(\t\x12\x32\n\nlast_error\x18\x04 \x01(\x0b\x32\x1e.interlock.events.v1.TaskError\"\xc2\x01\n\x07TaskLog\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x30\n\x05lines\x18\x04 \x03(\x0b\x32!.interlock.events.v1.TaskLog.Line\x1aP\n\x04Line\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKSTARTED']._serialized_start=319
   _globals['_TASKSTARTED']._serialized_end=385
   _globals['_TASKCOMPLETED']._serialized_start=388
-  _globals['_TASKCOMPLETED']._serialized_end=525
-  _globals['_TASKFAILED']._serialized_start=528
-  _globals['_TASKFAILED']._serialized_end=688
-  _globals['_TASKHEARTBEAT']._serialized_start=690
-  _globals['_TASKHEARTBEAT']._serialized_end=780
-  _globals['_TASKDEADLETTERED']._serialized_start=783
-  _globals['_TASKDEADLETTERED']._serialized_end=912
-  _globals['_TASKLOG']._serialized_start=915
-  _globals['_TASKLOG']._serialized_end=1109
-  _globals['_TASKLOG_LINE']._serialized_start=1029
-  _globals['_TASKLOG_LINE']._serialized_end=1109
+  _globals['_TASKCOMPLETED']._serialized_end=575
+  _globals['_TASKFAILED']._serialized_start=578
+  _globals['_TASKFAILED']._serialized_end=738
+  _globals['_TASKHEARTBEAT']._serialized_start=740
+  _globals['_TASKHEARTBEAT']._serialized_end=830
+  _globals['_TASKDEADLETTERED']._serialized_start=833
+  _globals['_TASKDEADLETTERED']._serialized_end=962
+  _globals['_TASKLOG']._serialized_start=965
+  _globals['_TASKLOG']._serialized_end=1159
+  _globals['_TASKLOG_LINE']._serialized_start=1079
+  _globals['_TASKLOG_LINE']._serialized_end=1159
 # @@protoc_insertion_point(module_scope)

@@ -109,6 +109,7 @@ class TaskCompleted(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     OUTPUT_JSON_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     attempt: _builtins.int
     worker_id: _builtins.str
@@ -116,6 +117,12 @@ class TaskCompleted(_message.Message):
     """The executor's output, a JSON document."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp:
+        """When the attempt was scheduled, if the sender knows (the scheduler, for the
+        delay tasks it runs itself: no task.scheduled tells a view when they were set).
+        """
+
     def __init__(
         self,
         *,
@@ -124,10 +131,11 @@ class TaskCompleted(_message.Message):
         worker_id: _builtins.str = ...,
         output_json: _builtins.bytes = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_at", b"scheduled_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "output_json", b"output_json", "started_at", b"started_at", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "output_json", b"output_json", "scheduled_at", b"scheduled_at", "started_at", b"started_at", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
