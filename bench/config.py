@@ -38,6 +38,8 @@ class BenchConfig:
     """Longest the start-rate workload keeps starting: 15 s x scale (at least 3 s)."""
     start_concurrency: int = 64
     """``BENCH_START_CONCURRENCY``: requests in flight when starting runs. Default: 64."""
+    lone_runs: int = 100
+    """Runs of the lone-run workload, one at a time: 100 x scale (at least 20)."""
     failure_runs: int = 500
     """Runs of the failure mix: 500 x scale (at least 50)."""
     flaky_share: float = 0.2
@@ -81,6 +83,7 @@ class BenchConfig:
             start_runs=max(100, round(3000 * scale)),
             start_duration_s=max(3.0, 15.0 * scale),
             start_concurrency=int(environ.get("BENCH_START_CONCURRENCY") or "64"),
+            lone_runs=max(20, round(100 * scale)),
             failure_runs=max(50, round(500 * scale)),
             systems=systems,
             interlock_gateway=environ.get("BENCH_INTERLOCK_GATEWAY") or None,

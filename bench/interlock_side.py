@@ -22,6 +22,7 @@ from bench.cpu import CpuMeter
 from bench.interlock_api import (
     TERMINAL_STATUSES,
     InterlockClient,
+    InterlockError,
     RunWatcher,
     StartedRun,
     parse_time,
@@ -36,8 +37,10 @@ from bench.measure import (
 )
 from bench.progress import ProgressBoard
 
-MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts")
+MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts", "lone_run")
 """The workloads measured on Interlock, as keys of the result."""
+LONE_RUN_POLL_S = 0.005
+"""Pause between a lone run's status reads."""
 
 
 class PlatformUnavailableError(RuntimeError):
@@ -337,6 +340,39 @@ async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict
     }
 
 
+async def _lone_runs(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    """Sequential 3-task runs one at a time, nothing else in flight: the latency floor.
+
+    The headline is the server's own span of each run (``finished_at - created_at``);
+    the client's span (request sent until a ``GET`` every few ms sees the run finished)
+    adds the HTTP round trips and the polling.
+    """
+    name = f"bench-lone-{s.suffix}"
+    await s.client.define(workloads.sequential(name))
+    bar = board.bar("interlock (f) lone 3-task runs", config.lone_runs)
+    server_s: list[float] = []
+    client_s: list[float] = []
+    for _ in range(config.lone_runs):
+        began = time.perf_counter()
+        run = await s.client.start_run(name)
+        view = await s.client.get_run(run.run_id)
+        while view["status"] not in TERMINAL_STATUSES:
+            await asyncio.sleep(LONE_RUN_POLL_S)
+            view = await s.client.get_run(run.run_id)
+        client_s.append(time.perf_counter() - began)
+        if view["status"] != "succeeded":
+            raise InterlockError(f"lone run {run.run_id} ended {view['status']}")
+        server_s.append((parse_time(view["finished_at"]) - run.created_at).total_seconds())
+        bar.advance()
+    bar.done()
+    client = stats.latency_percentiles_ms(client_s)
+    return {
+        "runs": len(server_s),
+        **stats.latency_percentiles_ms(server_s),
+        **{f"client_{key}": value for key, value in client.items()},
+    }
+
+
 async def _failure_mix(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
     steady = f"bench-steady-{s.suffix}"
     flaky = f"bench-flaky-{s.suffix}"
@@ -386,10 +422,10 @@ async def _failure_mix(s: Session, config: BenchConfig, board: ProgressBoard) ->
 
 
 async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
-    """Run workloads (a)-(e), each on a fresh stack.
+    """Run workloads (a)-(f), each group on a fresh stack.
 
     Returns:
-        ``{"sequential", "fanout", "timers", "starts", "starts_per_s", "failure_mix",
+        ``{"sequential", "fanout", "timers", "starts", "starts_per_s", "failure_mix", "lone_run",
         "timelines"}``; ``{"error": reason}`` when the platform cannot be used at all, and
         a workload that failed on its own holds ``{"error": reason}`` instead of figures.
     """
@@ -429,11 +465,15 @@ async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[s
 
     Step = Callable[[Session], Awaitable[dict[str, Any]]]
     # One fresh stack per group. Run starts (e) barely touch the broker, so they share
-    # the failure mix's stack, after it, rather than pay for another start-up.
+    # the failure mix's stack, after it, rather than pay for another start-up; lone runs
+    # (f) go first on the timers' stack, while it is quiet.
     plan: list[list[tuple[str, Step]]] = [
         [("sequential", sequential)],
         [("fanout", fanout)],
-        [("timers", lambda s: _timers(s, config, board))],
+        [
+            ("lone_run", lambda s: _lone_runs(s, config, board)),
+            ("timers", lambda s: _timers(s, config, board)),
+        ],
         [
             ("failure_mix", lambda s: _failure_mix(s, config, board)),
             ("starts", lambda s: _starts(s, config, board)),

@@ -126,5 +126,13 @@ def render_table(result: Mapping[str, Any], console: Console) -> None:
         value = _value(result, "interlock", "starts", key)
         table.add_row("(e) run starts", label, _fmt(value), "n/a", "")
     table.add_section()
+    for key, label in (
+        ("p50_ms", "run p50 ms"),
+        ("p99_ms", "run p99 ms"),
+        ("client_p50_ms", "seen by client p50 ms"),
+    ):
+        value = _value(result, "interlock", "lone_run", key)
+        table.add_row("(f) lone 3-task run", label, _fmt(value), "n/a", "")
+    table.add_section()
     table.add_row("", "status", _status(result, "interlock"), _status(result, "temporal"), "")
     console.print(table)
