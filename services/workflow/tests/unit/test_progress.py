@@ -1,5 +1,6 @@
 """Task progress folds events that arrive late, twice, or out of order."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from interlock.workflow.domain import TaskProgress, TaskStatus, TaskUpdate, advance
@@ -73,3 +74,23 @@ def test_dead_lettering_is_final_for_the_attempts_made() -> None:
         at(9),
     )
     assert progress.error == dead.error
+
+
+def test_a_completion_that_says_when_it_was_scheduled_fills_every_time() -> None:
+    # The scheduler's delay tasks: one task.completed, no task.scheduled or started.
+    fired = TaskUpdate(
+        status=TaskStatus.SUCCEEDED,
+        attempt=1,
+        time=at(5),
+        started_at=at(0),
+        scheduled_at=at(0),
+        output={"fired_at": at(5).isoformat()},
+    )
+    progress = fold(fired)
+    assert (progress.scheduled_at, progress.started_at, progress.finished_at) == (
+        at(0),
+        at(0),
+        at(5),
+    )
+    # A task.scheduled's own time stays when the completion comes after it.
+    assert fold(SCHEDULED, replace(fired, scheduled_at=at(3))).scheduled_at == at(0)

@@ -126,6 +126,7 @@ def _task_update(event: Event) -> tuple[str, TaskUpdate] | None:
             attempt=completed.attempt,
             time=event.time,
             started_at=_time(completed, "started_at"),
+            scheduled_at=_time(completed, "scheduled_at"),
             output=_json(completed.output_json),
         )
     if is_type(event, topics.TASK_FAILED):

@@ -601,10 +601,23 @@ class RunState:
         elif kind is TimerKind.DELAY and task.status is TaskStatus.SCHEDULED:
             self._move(task, TaskStatus.RUNNING, now)
             task.started_at = task.scheduled_at
-            self._succeed(task, json.dumps({"fired_at": now.isoformat()}).encode(), now)
+            output = json.dumps({"fired_at": now.isoformat()}).encode()
+            # No worker reports a delay: this event gives views (the run projection)
+            # its times and output. The scheduler ignores it when it comes back.
+            self._emit(topics.TASK_COMPLETED, self._delay_completed(task, output), now)
+            self._succeed(task, output, now)
         elif kind in (TimerKind.TIMEOUT, TimerKind.HEARTBEAT) and task.status is TaskStatus.RUNNING:
             name = "StartToCloseTimeout" if kind is TimerKind.TIMEOUT else "HeartbeatTimeout"
             self._fail(task, ErrorInfo(name, f"attempt {task.attempt} timed out", True), now)
+
+    def _delay_completed(self, task: TaskState, output_json: bytes) -> task_pb2.TaskCompleted:
+        completed = task_pb2.TaskCompleted(
+            task_id=task.task_id, attempt=task.attempt, worker_id=SOURCE, output_json=output_json
+        )
+        if task.scheduled_at is not None:
+            completed.scheduled_at.FromDatetime(task.scheduled_at)
+            completed.started_at.FromDatetime(task.scheduled_at)
+        return completed
 
     def _may_schedule(self, task_id: str) -> bool:
         if self._is_compensation(task_id):

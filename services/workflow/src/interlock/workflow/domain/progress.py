@@ -70,6 +70,8 @@ class TaskUpdate:
         attempt: The attempt it is about (for dead-lettering, the attempts made).
         time: When it happened.
         started_at: When the attempt started, if the event says (completion, failure).
+        scheduled_at: When the attempt was scheduled, if the event says (the
+            completion of a delay, which the scheduler runs without task.scheduled).
         output: Output of a success.
         error: Error of a failure.
     """
@@ -78,6 +80,7 @@ class TaskUpdate:
     attempt: int
     time: datetime
     started_at: datetime | None = None
+    scheduled_at: datetime | None = None
     output: Any = None
     error: dict[str, Any] | None = None
 
@@ -99,8 +102,7 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
             return progress
         return replace(
             progress,
-            scheduled_at=progress.scheduled_at
-            or (update.time if update.status is TaskStatus.SCHEDULED else None),
+            scheduled_at=progress.scheduled_at or _scheduled(update),
             started_at=progress.started_at or _started(update),
         )
     same_attempt = update.attempt == progress.attempts
@@ -114,7 +116,9 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
         base,
         status=update.status,
         attempts=update.attempt,
-        scheduled_at=update.time if update.status is TaskStatus.SCHEDULED else base.scheduled_at,
+        scheduled_at=update.time
+        if update.status is TaskStatus.SCHEDULED
+        else base.scheduled_at or update.scheduled_at,
         started_at=base.started_at or _started(update),
         finished_at=update.time if finished else None,
         output=update.output if update.status is TaskStatus.SUCCEEDED else None,
@@ -122,6 +126,12 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
         if update.status in (TaskStatus.FAILED, TaskStatus.DEAD_LETTERED)
         else None,
     )
+
+
+def _scheduled(update: TaskUpdate) -> datetime | None:
+    if update.status is TaskStatus.SCHEDULED:
+        return update.time
+    return update.scheduled_at
 
 
 def _started(update: TaskUpdate) -> datetime | None:
