@@ -118,21 +118,26 @@ def render_table(result: Mapping[str, Any], console: Console) -> None:
         value = _value(result, "interlock", "failure_mix", key)
         table.add_row("(d) failure mix", key.replace("_", " "), _fmt(value), "n/a", "")
     table.add_section()
-    for key, label in (
-        ("starts_per_s", "starts/s"),
-        ("p50_ms", "start p50 ms"),
-        ("p99_ms", "start p99 ms"),
-    ):
-        value = _value(result, "interlock", "starts", key)
-        table.add_row("(e) run starts", label, _fmt(value), "n/a", "")
-    table.add_section()
-    for key, label in (
-        ("p50_ms", "run p50 ms"),
-        ("p99_ms", "run p99 ms"),
-        ("client_p50_ms", "seen by client p50 ms"),
-    ):
-        value = _value(result, "interlock", "lone_run", key)
-        table.add_row("(f) lone 3-task run", label, _fmt(value), "n/a", "")
-    table.add_section()
+    interlock_only = (
+        (
+            "(e) run starts",
+            "starts",
+            (("starts_per_s", "starts/s"), ("p50_ms", "start p50 ms"), ("p99_ms", "start p99 ms")),
+        ),
+        (
+            "(f) lone 3-task run",
+            "lone_run",
+            (
+                ("p50_ms", "run p50 ms"),
+                ("p99_ms", "run p99 ms"),
+                ("client_p50_ms", "seen by client p50 ms"),
+            ),
+        ),
+    )
+    for title, workload, rows in interlock_only:
+        for key, label in rows:
+            value = _value(result, "interlock", workload, key)
+            table.add_row(title, label, _fmt(value), "n/a", "")
+        table.add_section()
     table.add_row("", "status", _status(result, "interlock"), _status(result, "temporal"), "")
     console.print(table)
