@@ -44,7 +44,7 @@ import psutil
 
 from interlock.devstack import _servers
 from interlock.devstack._binaries import envoy_binary
-from interlock.devstack._envoy import IAM_GRPC, render_envoy_config
+from interlock.devstack._envoy import IAM_AUTHZ, render_envoy_config
 from interlock.devstack._handles import PostgresServer
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
@@ -157,13 +157,14 @@ def _postgres(base: Path) -> Iterator[PostgresServer]:
 
 @contextlib.contextmanager
 def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
-    iam_http, iam_grpc, listener, admin, upstream, upstream_admin = free_ports(6)
+    iam_http, iam_grpc, iam_authz, listener, admin, upstream, upstream_admin = free_ports(7)
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(_postgres(base))
         dsn = postgres.create_database("iam_bench")
         iam_env = {
             "INTERLOCK_HTTP_PORT": str(iam_http),
             "INTERLOCK_GRPC_PORT": str(iam_grpc),
+            "INTERLOCK_AUTHZ_PORT": str(iam_authz),
             "INTERLOCK_POSTGRES_DSN": dsn,
             "INTERLOCK_POSTGRES_PASSWORD": postgres.password,
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -176,7 +177,7 @@ def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
                     name="iam",
                     argv=(sys.executable, "-m", "interlock.iam"),
                     probe=http_probe(f"http://{LOOPBACK}:{iam_http}/readyz"),
-                    ports={"iam": iam_http, "iam-grpc": iam_grpc},
+                    ports={"iam": iam_http, "iam-grpc": iam_grpc, "iam-authz": iam_authz},
                     env=iam_env,
                 ),
                 base / "iam.log",
@@ -206,7 +207,7 @@ def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
         )
         upstreams = {service.name: (LOOPBACK, upstream) for service in SERVICES}
         upstreams["iam"] = (LOOPBACK, iam_http)
-        upstreams[IAM_GRPC] = (LOOPBACK, iam_grpc)
+        upstreams[IAM_AUTHZ] = (LOOPBACK, iam_authz)
         config = base / "gateway.yaml"
         config.write_text(
             render_envoy_config(

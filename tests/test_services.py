@@ -42,8 +42,8 @@ def _s3(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     "iam": (
-        lambda r: iam.create_app(iam.IamSettings(**_postgres(r, "iam"), grpc_port=0)),
-        ["accounts", "credentials", "grpc", "postgres"],
+        lambda r: iam.create_app(iam.IamSettings(**_postgres(r, "iam"), grpc_port=0, authz_port=0)),
+        ["accounts", "authz", "credentials", "grpc", "postgres"],
     ),
     "workflow": (
         lambda r: workflow.create_app(

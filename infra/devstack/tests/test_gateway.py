@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from interlock.devstack._envoy import (
-    IAM_GRPC,
+    IAM_AUTHZ,
     compose_config_path,
     render_compose_config,
     render_envoy_config,
@@ -34,7 +34,7 @@ def test_compose_config_routes_every_service_by_name() -> None:
     for service in SERVICES:
         assert f"path: /health/{service.name}" in text
         assert f"address: {service.name}, port_value: {service.http_port}" in text
-    assert "address: iam, port_value: 9101" in text
+    assert "address: iam, port_value: 9111" in text  # the authorizer
 
 
 def test_identity_headers_are_removed_before_authorization_which_fails_closed() -> None:
@@ -114,7 +114,7 @@ def gateway(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     listener, admin, closed = free_ports(3)
     upstreams = {s.name: ("127.0.0.1", closed) for s in SERVICES}
     upstreams["iam"] = ("127.0.0.1", upstream)
-    upstreams[IAM_GRPC] = ("127.0.0.1", closed)  # no authorizer: API routes must fail closed
+    upstreams[IAM_AUTHZ] = ("127.0.0.1", closed)  # no authorizer: API routes must fail closed
     base = tmp_path_factory.mktemp("gateway")
     config = base / "envoy.yaml"
     config.write_text(
@@ -212,7 +212,7 @@ def test_request_bodies_are_limited(gateway: str) -> None:
 def test_rate_limit_answers_429(upstream: int, tmp_path: Path) -> None:
     listener, admin, closed = free_ports(3)
     upstreams = {s.name: ("127.0.0.1", upstream) for s in SERVICES}
-    upstreams[IAM_GRPC] = ("127.0.0.1", closed)
+    upstreams[IAM_AUTHZ] = ("127.0.0.1", closed)
     config = tmp_path / "envoy.yaml"
     config.write_text(
         render_envoy_config(

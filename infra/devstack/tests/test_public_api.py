@@ -26,7 +26,8 @@ def test_ports_follow_the_offset() -> None:
     assert stack.port("postgres") == 15532
     assert stack.gateway_url == "http://127.0.0.1:8180"
     ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-    assert len(ports) == len(set(ports)) == len(INFRA_PORTS) + 7 + 2
+    # 7 HTTP, 2 gRPC (iam, scheduler), IAM's authorizer
+    assert len(ports) == len(set(ports)) == len(INFRA_PORTS) + 7 + 2 + 1
 
 
 def test_stack_from_env() -> None:
@@ -42,6 +43,8 @@ def test_service_environment() -> None:
     env = {s.name: stack.service_env(s, secrets) for s in devstack.SERVICES}
     assert env["iam"]["INTERLOCK_HTTP_PORT"] == "8101"
     assert env["iam"]["INTERLOCK_GRPC_PORT"] == "9101"
+    assert env["iam"]["INTERLOCK_AUTHZ_PORT"] == "9111"
+    assert "INTERLOCK_AUTHZ_PORT" not in env["scheduler"]
     assert env["iam"]["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] == "admin"
     assert env["scheduler"]["INTERLOCK_GRPC_PORT"] == "9103"
     assert "INTERLOCK_GRPC_PORT" not in env["workflow"]

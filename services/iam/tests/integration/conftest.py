@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from interlock.devstack import PostgresServer
-from interlock.devstack._envoy import IAM_GRPC, render_envoy_config
+from interlock.devstack._envoy import IAM_AUTHZ, render_envoy_config
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
@@ -61,6 +61,7 @@ class Gateway:
     url: str
     iam_url: str
     iam_grpc: str
+    iam_authz_port: int
     postgres_dsn: str
     postgres_password: str
     iam_log: Path
@@ -124,10 +125,11 @@ def running_gateway(
     """IAM (with extra ``INTERLOCK_*`` settings) and Envoy in front of it, on free ports."""
     database = f"iam_{secrets.token_hex(6)}"
     dsn = postgres_server.create_database(database)
-    iam_http, iam_grpc, listener, admin = free_ports(4)
+    iam_http, iam_grpc, iam_authz, listener, admin = free_ports(5)
     iam_env = {
         "INTERLOCK_HTTP_PORT": str(iam_http),
         "INTERLOCK_GRPC_PORT": str(iam_grpc),
+        "INTERLOCK_AUTHZ_PORT": str(iam_authz),
         "INTERLOCK_POSTGRES_DSN": dsn,
         "INTERLOCK_POSTGRES_PASSWORD": postgres_server.password,
         "INTERLOCK_BOOTSTRAP_ADMIN_USERNAME": ADMIN[0],
@@ -142,7 +144,7 @@ def running_gateway(
             name="iam",
             argv=(sys.executable, "-m", "interlock.iam"),
             probe=http_probe(f"http://127.0.0.1:{iam_http}/readyz"),
-            ports={"iam-http": iam_http, "iam-grpc": iam_grpc},
+            ports={"iam-http": iam_http, "iam-grpc": iam_grpc, "iam-authz": iam_authz},
             env=iam_env,
         ),
         log_path=base / "iam.log",
@@ -150,7 +152,7 @@ def running_gateway(
     try:
         upstreams = {service.name: ("127.0.0.1", echo_upstream) for service in SERVICES}
         upstreams["iam"] = ("127.0.0.1", iam_http)
-        upstreams[IAM_GRPC] = ("127.0.0.1", iam_grpc)
+        upstreams[IAM_AUTHZ] = ("127.0.0.1", iam_authz)
         config = base / "envoy.yaml"
         config.write_text(
             render_envoy_config(
@@ -166,6 +168,7 @@ def running_gateway(
                 url=f"http://127.0.0.1:{listener}",
                 iam_url=f"http://127.0.0.1:{iam_http}",
                 iam_grpc=f"127.0.0.1:{iam_grpc}",
+                iam_authz_port=iam_authz,
                 postgres_dsn=dsn,
                 postgres_password=postgres_server.password,
                 iam_log=base / "iam.log",

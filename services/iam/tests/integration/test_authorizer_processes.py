@@ -1,4 +1,4 @@
-"""IAM with two authorizer processes sharing the gRPC port behind the gateway."""
+"""IAM with two authorizer processes sharing the authorizer port behind the gateway."""
 
 from __future__ import annotations
 
@@ -29,8 +29,7 @@ def shared_gateway(
         {"INTERLOCK_AUTHORIZER_PROCESSES": "2"},
     ) as running:
         yield running
-    port = int(running.iam_grpc.rsplit(":", 1)[1])
-    assert port_is_free(port), "an authorizer process outlived IAM"
+    assert port_is_free(running.iam_authz_port), "an authorizer process outlived IAM"
 
 
 def _eventually_status(client: httpx.Client, token: str, status: int) -> None:

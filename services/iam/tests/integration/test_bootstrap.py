@@ -19,6 +19,7 @@ async def test_bootstrap_admin_is_created_once(postgres_database: PostgresDataba
         postgres_dsn=postgres_database.dsn,
         postgres_password=postgres_database.password,
         grpc_port=0,
+        authz_port=0,
         bootstrap_admin_username="root",
         bootstrap_admin_password=SecretStr("first-password"),
         bootstrap_admin_tenant="ops",
@@ -47,6 +48,7 @@ async def test_without_gateway_headers_protected_routes_are_401(
         postgres_dsn=postgres_database.dsn,
         postgres_password=postgres_database.password,
         grpc_port=0,
+        authz_port=0,
     )
     async with app_client(create_app(settings)) as client:
         response = await client.get("/api/v1/users")

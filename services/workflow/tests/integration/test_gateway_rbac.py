@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from interlock.devstack._envoy import IAM_GRPC, render_envoy_config
+from interlock.devstack._envoy import IAM_AUTHZ, render_envoy_config
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
@@ -76,13 +76,14 @@ def stack(
 ) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("workflow-gateway")
     iam_db, workflow_db = (f"{name}_{secrets.token_hex(6)}" for name in ("iam", "workflow"))
-    iam_http, iam_grpc, workflow_http, listener, admin = free_ports(5)
+    iam_http, iam_grpc, iam_authz, workflow_http, listener, admin = free_ports(6)
     iam = _service(
         "iam",
         "interlock.iam",
         iam_http,
         {
             "INTERLOCK_GRPC_PORT": str(iam_grpc),
+            "INTERLOCK_AUTHZ_PORT": str(iam_authz),
             "INTERLOCK_POSTGRES_DSN": postgres_server.create_database(iam_db),
             "INTERLOCK_POSTGRES_PASSWORD": postgres_server.password,
             "INTERLOCK_BOOTSTRAP_ADMIN_USERNAME": ADMIN[0],
@@ -107,7 +108,7 @@ def stack(
         try:
             upstreams = {s.name: ("127.0.0.1", workflow_http) for s in SERVICES}
             upstreams["iam"] = ("127.0.0.1", iam_http)
-            upstreams[IAM_GRPC] = ("127.0.0.1", iam_grpc)
+            upstreams[IAM_AUTHZ] = ("127.0.0.1", iam_authz)
             config = base / "envoy.yaml"
             config.write_text(
                 render_envoy_config(

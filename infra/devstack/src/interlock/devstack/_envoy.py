@@ -17,8 +17,8 @@ COMPOSE_LISTENER = ("0.0.0.0", 8080)  # noqa: S104 - inside its container, behin
 COMPOSE_ADMIN = ("0.0.0.0", 9901)  # noqa: S104 - as above
 """Admin address in compose."""
 
-IAM_GRPC = "iam-grpc"
-"""Key of IAM's gRPC listener (the gateway's authorizer) in the upstreams."""
+IAM_AUTHZ = "iam-authz"
+"""Key of IAM's authorizer listener (the gateway's ext_authz, HTTP) in the upstreams."""
 DEFAULT_RATE_LIMIT_PER_S = 20000
 """Gateway-wide request rate limit: high enough not to cap a benchmark on one machine."""
 
@@ -45,8 +45,8 @@ def render_envoy_config(
 
     Args:
         upstreams: ``(host, port)`` of each service's HTTP listener, by service name;
-            every one of the seven services must be present, and IAM's gRPC listener
-            under :data:`IAM_GRPC`.
+            every one of the seven services must be present, and IAM's authorizer
+            listener under :data:`IAM_AUTHZ`.
         listener: Address and port the gateway serves users on.
         admin: Address and port of Envoy's admin interface.
         header: Comment lines put before the rendered text (each starting with ``#``).
@@ -64,8 +64,8 @@ def render_envoy_config(
         "listener_port": str(listener[1]),
         "admin_address": admin[0],
         "admin_port": str(admin[1]),
-        "iam_grpc_host": upstreams[IAM_GRPC][0],
-        "iam_grpc_port": str(upstreams[IAM_GRPC][1]),
+        "iam_authz_host": upstreams[IAM_AUTHZ][0],
+        "iam_authz_port": str(upstreams[IAM_AUTHZ][1]),
         "rate_limit_per_s": str(rate_limit_per_s),
     }
     for service in SERVICES:
@@ -83,9 +83,9 @@ def render_compose_config() -> str:
         "# `python -m interlock.devstack render-envoy`: edit the template, not this file.\n"
     )
     upstreams = {service.name: (service.name, service.http_port) for service in SERVICES}
-    iam_grpc = next(service.grpc_port for service in SERVICES if service.name == "iam")
-    assert iam_grpc is not None
-    upstreams[IAM_GRPC] = ("iam", iam_grpc)
+    iam_authz = next(service.authz_port for service in SERVICES if service.name == "iam")
+    assert iam_authz is not None
+    upstreams[IAM_AUTHZ] = ("iam", iam_authz)
     return render_envoy_config(
         upstreams=upstreams,
         listener=COMPOSE_LISTENER,

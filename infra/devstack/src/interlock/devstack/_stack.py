@@ -77,6 +77,9 @@ class ServiceDef:
     """Base REST/health port."""
     grpc_port: int | None = None
     """Base gRPC port, for the services that serve one. Default: none."""
+    authz_port: int | None = None
+    """Base port of the gateway's authorizer (Envoy ext_authz over HTTP), IAM's only.
+    Default: none."""
     postgres: bool = False
     """Owns a PostgreSQL database named after it. Default: no."""
     mongo: bool = False
@@ -88,7 +91,7 @@ class ServiceDef:
 
 
 SERVICES: tuple[ServiceDef, ...] = (
-    ServiceDef(name="iam", http_port=8101, grpc_port=9101, postgres=True),
+    ServiceDef(name="iam", http_port=8101, grpc_port=9101, authz_port=9111, postgres=True),
     ServiceDef(name="workflow", http_port=8102, postgres=True),
     ServiceDef(name="scheduler", http_port=8103, grpc_port=9103, postgres=True),
     ServiceDef(name="worker", http_port=8104),
@@ -238,6 +241,10 @@ class Stack:
         """The gRPC port of ``service``, if it has one."""
         return None if service.grpc_port is None else service.grpc_port + self.port_offset
 
+    def authz_port(self, service: ServiceDef) -> int | None:
+        """The gateway authorizer's port of ``service``, if it serves it (IAM)."""
+        return None if service.authz_port is None else service.authz_port + self.port_offset
+
     def ports_by_program(self) -> dict[str, dict[str, int]]:
         """Every port the stack listens on, grouped by program, keyed by label."""
         programs: dict[str, dict[str, int]] = {}
@@ -249,6 +256,9 @@ class Stack:
             grpc = self.grpc_port(service)
             if grpc is not None:
                 ports[f"{service.name}-grpc"] = grpc
+            authz = self.authz_port(service)
+            if authz is not None:
+                ports[f"{service.name}-authz"] = authz
             programs[service.name] = ports
         return programs
 
@@ -339,6 +349,9 @@ class Stack:
         grpc = self.grpc_port(service)
         if grpc is not None:
             env["INTERLOCK_GRPC_PORT"] = str(grpc)
+        authz = self.authz_port(service)
+        if authz is not None:
+            env["INTERLOCK_AUTHZ_PORT"] = str(authz)
         if service.postgres:
             env["INTERLOCK_POSTGRES_DSN"] = self.postgres_dsn(service.name)
             env["INTERLOCK_POSTGRES_PASSWORD"] = secrets_.postgres_password
@@ -361,13 +374,13 @@ class Stack:
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:
         """Loopback addresses the gateway config needs.
 
-        Each service's HTTP listener by name, and IAM's gRPC listener (the gateway's
-        authorizer) under ``iam-grpc``.
+        Each service's HTTP listener by name, and IAM's authorizer listener (the
+        gateway's ext_authz) under ``iam-authz``.
         """
         upstreams = {service.name: (LOOPBACK, self.http_port(service)) for service in SERVICES}
-        iam_grpc = self.grpc_port(SERVICES[0])
-        assert iam_grpc is not None
-        upstreams["iam-grpc"] = (LOOPBACK, iam_grpc)
+        iam_authz = self.authz_port(SERVICES[0])
+        assert iam_authz is not None
+        upstreams["iam-authz"] = (LOOPBACK, iam_authz)
         return upstreams
 
 

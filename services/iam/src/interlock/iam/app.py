@@ -1,4 +1,4 @@
-"""Wires the iam service: its database, credentials, accounts, gRPC server and REST API."""
+"""Wires the iam service: database, credentials, accounts, gRPC, authorizer and REST API."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from interlock.common.problems import problem_response
 from interlock.common.resources import Resource
 from interlock.iam.accounts import Accounts
 from interlock.iam.api import build_router
+from interlock.iam.authorizer import Authorizer
 from interlock.iam.authorizer_processes import AuthorizerProcesses
+from interlock.iam.authz_server import AuthzServer
 from interlock.iam.credentials import Credentials
 from interlock.iam.errors import IamError, LockedOut
 from interlock.iam.grpc import GrpcServer
@@ -28,7 +30,8 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     credentials = Credentials(database, settings)
     accounts = Accounts(database, credentials, settings)
     grpc_server = GrpcServer(credentials, settings)
-    resources: list[Resource] = [database, credentials, accounts, grpc_server]
+    authz_server = AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings)
+    resources: list[Resource] = [database, credentials, accounts, grpc_server, authz_server]
     if settings.authorizer_processes > 1:
         resources.append(AuthorizerProcesses(settings))
     app = create_service_app(

@@ -2,18 +2,19 @@
 
 :meth:`Authorizer.decide` turns a request's method, path and ``Authorization`` header
 into an :class:`Allow` (with the identity headers to inject) or a :class:`Deny`
-(status and problem document). The gRPC adapter only translates to Envoy's types.
-It is synchronous: the gRPC server calls it from its worker threads.
+(status and problem document). A credential already in memory is decided at once
+(:meth:`Authorizer.decide_from_memory`); only a miss needs :meth:`Authorizer.decide`'s
+lookup. The HTTP adapter (:mod:`interlock.iam.authz_server`) only translates to the wire.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from interlock.common.identity import PRINCIPAL_HEADER, ROLES_HEADER, TENANT_HEADER
-from interlock.common.permissions import find_rule, is_allowed
+from interlock.common.permissions import Rule, find_rule, is_allowed
 from interlock.common.problems import PROBLEM_TYPE_BASE
 from interlock.iam.domain import AuthPrincipal
 from interlock.iam.errors import Forbidden, IamError, NotFound, Unauthenticated
@@ -70,31 +71,63 @@ class Authorizer:
     """Decides every request the gateway forwards, from the permission table.
 
     Args:
-        validate: Who a token or API key names (cached; it may block on a miss), or
-            :class:`Unauthenticated`; e.g. :meth:`Credentials.validate_from_thread`.
+        remembered: Who a token or API key names if this process knows already, or
+            ``None`` when it needs a lookup; raises :class:`Unauthenticated` for a
+            credential refused or revoked; e.g. :meth:`Credentials.remembered`.
+        validate: Who a token or API key names, looking it up when needed, or
+            :class:`Unauthenticated`; e.g. :meth:`Credentials.validate`.
     """
 
-    def __init__(self, validate: Callable[[str], AuthPrincipal]) -> None:
+    def __init__(
+        self,
+        remembered: Callable[[str], AuthPrincipal | None],
+        validate: Callable[[str], Awaitable[AuthPrincipal]],
+    ) -> None:
+        self._remembered = remembered
         self._validate = validate
 
-    def decide(self, method: str, path: str, authorization: str | None) -> Allow | Deny:
+    def decide_from_memory(
+        self, method: str, path: str, authorization: str | None
+    ) -> Allow | Deny | None:
+        """:meth:`decide` without waiting, or ``None`` when the credential needs a lookup."""
+        rule = find_rule(method, path)
+        if rule is not None and rule.role is None:
+            return _ANONYMOUS
+        token = bearer_token(authorization)
+        if token is None:
+            return _deny(Unauthenticated("A bearer token or API key is required."), path)
+        try:
+            principal = self._remembered(token)
+        except Unauthenticated as exc:
+            return _deny(exc, path)
+        if principal is None:
+            return None
+        return _judge(rule, principal, path)
+
+    async def decide(self, method: str, path: str, authorization: str | None) -> Allow | Deny:
         """Authenticate the caller, then check the route's permission.
 
         Unauthenticated callers get 401 whatever the route; a route missing from the
         permission table gets 404 (deny); roles below the route's get 403.
         """
-        rule = find_rule(method, path)
-        if rule is not None and rule.role is None:
-            return Allow(())
+        decision = self.decide_from_memory(method, path, authorization)
+        if decision is not None:
+            return decision
         token = bearer_token(authorization)
-        if token is None:
-            return _deny(Unauthenticated("A bearer token or API key is required."), path)
+        assert token is not None  # decide_from_memory answers requests without one
         try:
-            principal = self._validate(token)
+            principal = await self._validate(token)
         except Unauthenticated as exc:
             return _deny(exc, path)
-        if rule is None:
-            return _deny(NotFound("No API route matches this method and path."), path)
-        if not is_allowed(rule, principal.roles):
-            return _deny(Forbidden(f"This route needs the {rule.role} role."), path)
-        return Allow(identity_headers(principal))
+        return _judge(find_rule(method, path), principal, path)
+
+
+_ANONYMOUS = Allow(())
+
+
+def _judge(rule: Rule | None, principal: AuthPrincipal, path: str) -> Allow | Deny:
+    if rule is None:
+        return _deny(NotFound("No API route matches this method and path."), path)
+    if not is_allowed(rule, principal.roles):
+        return _deny(Forbidden(f"This route needs the {rule.role} role."), path)
+    return Allow(identity_headers(principal))

@@ -1,11 +1,11 @@
-"""Extra authorizer processes: more of the machine for the gateway's ``Check`` calls.
+"""Extra authorizer processes: more of the machine for the gateway's checks.
 
-One Python process answers a few thousand gRPC calls a second at most (the
-interpreter lock). With ``authorizer_processes`` above 1, IAM starts that many
-minus one more processes, each with its own credentials cache and gRPC server on
-the same port (``SO_REUSEPORT``: the kernel spreads the gateway's connections
-across them). They learn revocations and key changes from PostgreSQL
-notifications (usually within milliseconds), and exit when the main process goes.
+One Python process answers a bounded number of checks a second (the interpreter
+lock). With ``authorizer_processes`` above 1, IAM starts that many minus one more
+processes, each with its own credentials cache and authorizer listener on the same
+port (``SO_REUSEPORT``: the kernel spreads the gateway's connections across them).
+They learn revocations and key changes from PostgreSQL notifications (usually within
+milliseconds), and exit when the main process goes.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import multiprocessing
 import os
 from multiprocessing.process import BaseProcess
 
+import uvloop
+
 from interlock.common.logs import configure_logging
 from interlock.common.postgres import PostgresDatabase
 from interlock.common.resources import Lifecycle
+from interlock.iam.authorizer import Authorizer
+from interlock.iam.authz_server import AuthzServer
 from interlock.iam.credentials import Credentials
-from interlock.iam.grpc import GrpcServer
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -31,7 +34,7 @@ _STOP_TIMEOUT_S = 5.0
 
 
 class AuthorizerProcesses(Lifecycle):
-    """The extra processes as a resource: started after the main one's gRPC server.
+    """The extra processes as a resource: started after the main one's authorizer.
 
     Args:
         settings: ``authorizer_processes`` (total, the main process included) and what
@@ -45,7 +48,7 @@ class AuthorizerProcesses(Lifecycle):
         self._processes: list[BaseProcess] = []
 
     async def start(self) -> None:
-        """Start ``authorizer_processes - 1`` processes (spawned: no forked gRPC state)."""
+        """Start ``authorizer_processes - 1`` processes (spawned: no forked loop state)."""
         context = multiprocessing.get_context("spawn")
         for number in range(1, self._settings.authorizer_processes):
             process = context.Process(
@@ -77,16 +80,20 @@ class AuthorizerProcesses(Lifecycle):
 
 
 def serve_authorizer(settings: IamSettings, parent_pid: int) -> None:
-    """Entry point of an extra process: serve gRPC until the parent is gone or signalled."""
+    """Entry point of an extra process: authorize until the parent is gone or signalled."""
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, parent_pid))
+        uvloop.run(_serve(settings, parent_pid))
 
 
 async def _serve(settings: IamSettings, parent_pid: int) -> None:
     # The main process applied the migrations before starting this one.
     database = PostgresDatabase(settings, application_name=f"{settings.service_name}-authorizer")
     credentials = Credentials(database, settings)
-    async with database, credentials, GrpcServer(credentials, settings):
+    async with (
+        database,
+        credentials,
+        AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings),
+    ):
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - a parent's exit has no event
             await asyncio.sleep(_ORPHAN_CHECK_S)

@@ -128,6 +128,21 @@ class Credentials(Lifecycle):
             principal = await self._validate_uncached(token, now)
         return self._unless_revoked(principal)
 
+    def remembered(self, token: str) -> AuthPrincipal | None:
+        """Who ``token`` names if this process validated it already, else ``None``.
+
+        Never waits: the gateway's authorizer answers most requests from here.
+
+        Raises:
+            Unauthenticated: Refused a moment ago, or revoked since.
+        """
+        now = time.time()
+        principal = self._cache.get(token, now)
+        if principal is None:
+            self._raise_if_refused_recently(token, now)
+            return None
+        return self._unless_revoked(principal)
+
     def validate_from_thread(self, token: str) -> AuthPrincipal:
         """:meth:`validate` for a thread other than the event loop's (the gRPC server's).
 
