@@ -4,10 +4,12 @@ Run: ``.venv/bin/pytest -q -s services/worker/tests/benchmarks/bench_worker.py``
 (the file is collected only when named explicitly). Each scenario starts a real
 ``python -m interlock.worker`` process on topics of its own and feeds it ``noop``
 ``task.scheduled`` events, each of its own run (the record key), from this process;
-an observer here receives ``task.completed``. Figures: docs/benchmarks.md.
+an observer here receives ``task.completed`` and counts ``task.started``. Figures:
+docs/benchmarks.md.
 
-* ``test_lone_task_latency``: 25 tasks/s for 12 s; latency = from publishing a task's
-  ``task.scheduled`` to receiving its ``task.completed`` (p50/p99).
+* ``test_lone_task_latency``: the idle worker's CPU over 5 s, then 25 tasks/s for
+  12 s; latency = from publishing a task's ``task.scheduled`` to receiving its
+  ``task.completed`` (p50/p99).
 * ``test_fixed_load``: 1,500 tasks/s for 12 s; latency as above, and the worker's CPU
   ms per task (user + system, psutil) over the whole run.
 * ``test_burst``: 20,000 tasks published at once; tasks/s from the first publish to
@@ -44,6 +46,7 @@ from interlock.events.v1 import task_pb2
 from interlock.worker import WorkerSettings
 
 PARTITIONS = 3
+IDLE_S = 5.0
 
 
 def _free_port() -> int:
@@ -77,6 +80,8 @@ class Bench:
     publisher: EventPublisher
     completed_at: dict[str, float] = field(default_factory=dict)
     sent_at: dict[str, float] = field(default_factory=dict)
+    started: int = 0
+    """``task.started`` events received (the worker skips those of instant tasks)."""
 
     def records(self, count: int) -> list[KafkaRecord]:
         """Encoded ``noop`` tasks, each of a run of its own."""
@@ -194,8 +199,10 @@ async def _bench(kafka_server: Any, worker_process: Any) -> AsyncIterator[Bench]
     await topics.ensure_topics(settings)
     process, port, log = worker_process(settings)
     await _wait_ready(process, port, log)
+    completed_topic = topics.TASK_COMPLETED.topic(settings)
     observer = AIOKafkaConsumer(
-        topics.TASK_COMPLETED.topic(settings),
+        completed_topic,
+        topics.TASK_STARTED.topic(settings),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"observer-{secrets.token_hex(3)}",
         auto_offset_reset="earliest",
@@ -210,7 +217,10 @@ async def _bench(kafka_server: Any, worker_process: Any) -> AsyncIterator[Bench]
             while True:
                 batch = await observer.getmany(timeout_ms=100)
                 now = time.monotonic()
-                for records in batch.values():
+                for tp, records in batch.items():
+                    if tp.topic != completed_topic:
+                        bench.started += len(records)
+                        continue
                     for record in records:
                         bench.completed_at.setdefault(record.key.decode(), now)
 
@@ -220,6 +230,7 @@ async def _bench(kafka_server: Any, worker_process: Any) -> AsyncIterator[Bench]
         await bench.wait_all(timeout_s=60)
         bench.sent_at.clear()
         bench.completed_at.clear()
+        bench.started = 0
         try:
             yield bench
         finally:
@@ -245,9 +256,13 @@ async def _offered_load(
 
 async def test_lone_task_latency(kafka_server: Any, worker_process: Any) -> None:
     async with _bench(kafka_server, worker_process) as bench:
+        idle_before = _cpu_s(bench.worker)
+        await asyncio.sleep(IDLE_S)
+        idle_s = _cpu_s(bench.worker) - idle_before
         cpu_s, broker_s = await _offered_load(bench, rate=25, seconds=12, tick_s=0.04)
     count = len(bench.sent_at)
     print(
+        f"\nidle worker: {idle_s / IDLE_S * 100:.1f}% of a core"
         f"\nlone tasks: {count} at 25/s; scheduled -> completed ms"
         f" {_percentiles(bench.latencies_ms())}; CPU ms/task: worker {cpu_s * 1000 / count:.2f},"
         f" broker {broker_s * 1000 / count:.2f}"
@@ -261,7 +276,7 @@ async def test_fixed_load(kafka_server: Any, worker_process: Any) -> None:
     print(
         f"\nfixed load: {count} at 1500/s; scheduled -> completed ms"
         f" {_percentiles(bench.latencies_ms())}; CPU ms/task: worker {cpu_s * 1000 / count:.3f},"
-        f" broker {broker_s * 1000 / count:.3f}"
+        f" broker {broker_s * 1000 / count:.3f}; task.started: {bench.started}"
     )
 
 
@@ -280,5 +295,6 @@ async def test_burst(kafka_server: Any, worker_process: Any) -> None:
     print(
         f"\nburst: {count} tasks in {elapsed:.2f} s ({count / elapsed:.0f}/s); CPU ms/task:"
         f" worker {cpu_s * 1000 / count:.3f} ({cpu_s / elapsed * 100:.0f}% of a core),"
-        f" broker {broker_s * 1000 / count:.3f} ({broker_s / elapsed * 100:.0f}%)"
+        f" broker {broker_s * 1000 / count:.3f} ({broker_s / elapsed * 100:.0f}%);"
+        f" task.started: {bench.started}"
     )

@@ -71,17 +71,40 @@ async def test_a_task_is_started_then_completed_with_its_output(
 ) -> None:
     run = kit.new_run()
     async with running_worker(settings) as worker:
-        await publish([kit.scheduled(run, "a", "noop", {"x": 1})])
+        await publish([kit.scheduled(run, "a", "sleep", {"duration": "100ms"})])
         done = await task_events.wait_outcome(run, "a")
         # Another topic: it may be consumed after the outcome.
         started = await kit.eventually(lambda: task_events.of(topics.TASK_STARTED, run, "a"))
     assert done.DESCRIPTOR.name == "TaskCompleted"
-    assert json.loads(done.output_json) == {"x": 1}
+    assert json.loads(done.output_json) == {"slept_ms": 100}
     assert done.worker_id == worker.worker_id
     assert [(s.attempt, s.worker_id) for s in started] == [(1, worker.worker_id)]
     times = {e.type: e.time for e in task_events.events if e.run_id == run}
     assert times[topics.TASK_STARTED] <= times[topics.TASK_COMPLETED]
     assert done.started_at.ToDatetime(tzinfo=UTC) <= times[topics.TASK_COMPLETED]
+
+
+async def test_a_task_done_at_once_reports_only_its_outcome(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    instant = [f"instant-{n}" for n in range(3)]
+    # One at a time: each next task starts as the previous one ends, within its step.
+    async with running_worker(settings, max_in_flight=1) as worker:
+        await publish(
+            [kit.scheduled(run, task_id, "noop", {"x": 1}) for task_id in instant]
+            + [kit.scheduled(run, "slow", "sleep", {"duration": "100ms"})]
+        )
+        outcomes = [await task_events.wait_outcome(run, task_id) for task_id in instant]
+        # Same run, same partition, started after them: once the slow task's start is
+        # here, the instant tasks' starts would be too.
+        await kit.eventually(lambda: task_events.of(topics.TASK_STARTED, run, "slow"))
+    for done in outcomes:
+        assert done.DESCRIPTOR.name == "TaskCompleted"
+        assert json.loads(done.output_json) == {"x": 1}
+        assert done.worker_id == worker.worker_id
+        assert done.HasField("started_at")
+    assert [s.task_id for s in task_events.of(topics.TASK_STARTED, run)] == ["slow"]
 
 
 async def test_tasks_of_other_queues_are_skipped_and_committed_past(

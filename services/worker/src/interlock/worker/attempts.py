@@ -38,6 +38,8 @@ class Attempt:
         started_at: When it started (or was skipped).
         heartbeat_interval_s: Time between its heartbeats.
         next_heartbeat: ``time.monotonic()`` of its next heartbeat.
+        stepped: Whether its task has taken its first step (then ``task.started`` is
+            due if it is still running).
         log_fields: Run, task and attempt, for the worker's own log records.
     """
 
@@ -49,6 +51,7 @@ class Attempt:
     started_at: datetime | None = None
     heartbeat_interval_s: float = 1.0
     next_heartbeat: float = 0.0
+    stepped: bool = False
     log_fields: dict[str, Any] = field(default_factory=dict)
 
     @property

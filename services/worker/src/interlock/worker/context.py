@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,7 +184,9 @@ class TaskContext:
     logger: TaskLogger = field(default_factory=TaskLogger)
     artifacts: ArtifactStore = field(default_factory=_NoArtifactStore)
     _heartbeat_details: bytes = b""
-    _aborted: threading.Event = field(default_factory=threading.Event)
+    # A plain flag, not a threading.Event: setting and reading an attribute is atomic,
+    # and one Event (a lock and a condition) per attempt is measurable per task.
+    _aborted: bool = False
 
     def heartbeat(self, details: Any = None) -> None:
         """Report progress; it is sent with the attempt's next heartbeat.
@@ -213,11 +214,11 @@ class TaskContext:
         Async code is cancelled; synchronous code running in a thread cannot be, so
         it should check this between steps and return early.
         """
-        return self._aborted.is_set()
+        return self._aborted
 
     def abort(self) -> None:
         """Mark the attempt as being stopped (the worker calls this)."""
-        self._aborted.set()
+        self._aborted = True
 
     def activate(self) -> contextvars.Token[TaskContext]:
         """Make this the context :func:`current_context` returns (the worker calls this)."""
