@@ -59,10 +59,13 @@ class KafkaOptions(BaseSettings):
     """Partitions of every topic created at start-up. Default: 3 (few, for the local broker)."""
     kafka_replication_factor: int = 1
     """Replication factor of created topics. Default: 1."""
-    kafka_linger_ms: int = 5
-    """How long the producer waits to fill a batch. Default: 5 ms."""
-    kafka_fetch_max_wait_ms: int = 10
-    """Longest broker wait for a fetch; 0 hangs the local broker. Default: 10 ms."""
+    kafka_linger_ms: int = 0
+    """How long the producer waits to fill a batch. Default: 0 ms: the producer sends one
+    request per broker at a time, so records batch up on their own while a request is in
+    flight, and a linger would only delay every lone event."""
+    kafka_fetch_max_wait_ms: int = 5
+    """Longest broker wait for a fetch; 0 hangs the local broker, which waits out most of
+    it even when records are there (so it is paid on every hop). Default: 5 ms."""
     kafka_session_timeout_ms: int = 6000
     """Consumer group session timeout. Default: 6000 ms."""
     kafka_heartbeat_interval_ms: int = 1000

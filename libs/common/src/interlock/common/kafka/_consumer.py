@@ -33,6 +33,8 @@ class EventConsumer(Lifecycle):
     and awaits ``handler`` once with the whole batch (records of one partition stay in
     order). Offsets are committed only after the handler returned, so delivery is
     at-least-once: handlers must be idempotent (see :mod:`interlock.common.inbox`).
+    A batch's commit runs while the next batch is fetched and handled (the next commit
+    waits for it, so commits stay in order): the round trip never delays the next batch.
 
     - A record that is not a valid event (:class:`~interlock.common.errors.EventDecodeError`)
       is logged and skipped: its offset is committed with the batch, so one poison
@@ -89,6 +91,7 @@ class EventConsumer(Lifecycle):
         self._running: asyncio.Task[Any] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._committing: asyncio.Task[None] | None = None
 
     @property
     def group_id(self) -> str:
@@ -177,19 +180,20 @@ class EventConsumer(Lifecycle):
                 failures += 1
                 await self._backoff(failures)
         finally:
+            await self._committed()
             self._running = None
             self._idle.set()
 
     async def _process(self, consumer: Any, batch: dict[Any, list[Any]]) -> bool:
-        """Decode, handle and commit one fetched batch (what :meth:`run` does per fetch).
+        """Decode and handle one fetched batch, then start its commit (per fetch).
 
         Args:
             consumer: The aiokafka consumer the batch came from.
             batch: ``getmany``'s result: aiokafka records by ``TopicPartition``.
 
         Returns:
-            ``True`` when the batch was handled (offsets committed, or the commit lost
-            to a rebalance); ``False`` when the handler raised (consumer sought back).
+            ``True`` when the batch was handled (its commit started after the previous
+            one ended); ``False`` when the handler raised (consumer sought back).
         """
         events: list[Event] = []
         for records in batch.values():
@@ -207,7 +211,9 @@ class EventConsumer(Lifecycle):
                 )
                 self._seek_back(consumer, batch)
                 return False
-        await self._commit(consumer, batch)
+        await self._committed()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        self._committing = asyncio.create_task(self._commit(consumer, offsets))
         return True
 
     def _decode(self, record: Any) -> Event | None:
@@ -226,8 +232,13 @@ class EventConsumer(Lifecycle):
             )
             return None
 
-    async def _commit(self, consumer: Any, batch: dict[Any, list[Any]]) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+    async def _committed(self) -> None:
+        """Wait for the previous batch's commit (it never raises: failures are logged)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await asyncio.shield(committing)
+
+    async def _commit(self, consumer: Any, offsets: dict[Any, int]) -> None:
         try:
             await consumer.commit(offsets)
         except (KafkaError, ConsumerStoppedError) as error:
