@@ -273,8 +273,8 @@ async def _timers(s: Session, config: BenchConfig, board: ProgressBoard) -> dict
 
 LATENESS_BASES = {
     "task": "the delay task's own set and fire times",
-    "run": "run created_at -> finished_at minus the delay (the run view shows no delay-task "
-    "times): an upper bound that includes the start's way to the scheduler",
+    "run": "run created_at -> finished_at minus the delay (for views still missing the delay "
+    "task's times): an upper bound that includes the start's way to the scheduler",
 }
 """How a timer's lateness was measured, by basis."""
 
