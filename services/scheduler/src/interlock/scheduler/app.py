@@ -67,7 +67,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
         await every(settings.reconcile_interval_s, reconcile)
 
-    handler = _LazyHandler(database, waker)
+    handler = _LazyHandler(database, waker, relay)
     consumer = EventConsumerTask(
         broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
     )
@@ -93,12 +93,17 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 class _LazyHandler:
     """The consumer's handler, built on the first batch (the pool opens after wiring)."""
 
-    def __init__(self, database: PostgresDatabase, waker: _TimerWaker) -> None:
+    def __init__(
+        self, database: PostgresDatabase, waker: _TimerWaker, relay: OutboxRelayTask
+    ) -> None:
         self._database = database
         self._waker = waker
+        self._relay = relay
         self._handler: BatchHandler | None = None
 
     async def __call__(self, events: Sequence[Event]) -> None:
         if self._handler is None:
-            self._handler = BatchHandler(self._database.pool, on_timer=self._waker)
+            self._handler = BatchHandler(
+                self._database.pool, on_timer=self._waker, on_events=self._relay.wake
+            )
         await self._handler(events)

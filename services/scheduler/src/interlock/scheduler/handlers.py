@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -13,6 +14,7 @@ from interlock.common.events import Event, is_type
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
 from interlock.scheduler.domain.run import RunState
+from interlock.scheduler.run_cache import RunCache
 
 _log = logging.getLogger(__name__)
 
@@ -37,17 +39,32 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class _Applied:
+    """A committed batch: the runs it touched and what saving them wrote."""
+
+    runs: dict[str, RunState]
+    saved: store.SaveResult
+    invalid: set[str]
+    """Runs an event could not be applied to (their state in memory is in doubt)."""
+
+
 class BatchHandler:
     """Applies one consumed batch: claim (inbox), lock runs, apply, save, enqueue events.
 
     Everything commits together, so a batch is applied exactly once whatever the
-    redeliveries; the events it causes leave through the outbox as one batch.
+    redeliveries; the events it causes leave through the outbox as one batch. The runs
+    stay in memory (a :class:`RunCache`) for the next batches, which then read only the
+    runs' rows, not their tasks, while nothing else wrote them.
 
     Args:
         pool: The scheduler's pool.
         clock: Source of the current time. Default: :func:`utc_now`.
         on_timer: Called with the earliest timer a batch set, after commit (wakes
             the timer loop). Default: nothing.
+        on_events: Called after a commit that enqueued events (wakes the outbox
+            relay without waiting for PostgreSQL's notification). Default: nothing.
+        cached_runs: Most runs kept in memory. Default: 2,000.
     """
 
     def __init__(
@@ -56,18 +73,41 @@ class BatchHandler:
         *,
         clock: Clock = utc_now,
         on_timer: Callable[[datetime], None] | None = None,
+        on_events: Callable[[], None] | None = None,
+        cached_runs: int = 2_000,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._on_timer = on_timer
+        self._on_events = on_events
+        self._cache = RunCache(cached_runs)
 
     async def __call__(self, events: Sequence[Event]) -> None:
         """Apply ``events`` (the consumer's handler)."""
+        try:
+            result = await self._apply_batch(events)
+        except BaseException:
+            # The runs in memory may hold changes that never committed.
+            self._cache.forget({event.run_id for event in events})
+            raise
+        if result is None:
+            return
+        for run_id, version in result.saved.versions.items():
+            self._cache.put(run_id, version, result.runs[run_id])
+        self._cache.forget(result.invalid)
+        if result.saved.events and self._on_events is not None:
+            self._on_events()
+        if result.saved.earliest_timer is not None and self._on_timer is not None:
+            self._on_timer(result.saved.earliest_timer)
+
+    async def _apply_batch(self, events: Sequence[Event]) -> _Applied | None:
         async with self._pool.acquire() as conn, conn.transaction():
             claimed = await inbox.claim_events(conn, CONSUMER, events)
             if not claimed:
-                return
-            runs = await store.load_runs(conn, {event.run_id for event in claimed})
+                return None
+            runs = await store.load_runs(
+                conn, {event.run_id for event in claimed}, cache=self._cache
+            )
             now = self._clock()
             started = [
                 event.run_id
@@ -80,15 +120,16 @@ class BatchHandler:
                 if is_type(event, topics.WORKFLOW_CONTROL) and event.run_id not in runs
             ]
             early_ids = {event.id for event in early}
+            invalid: set[str] = set()
             for event in claimed:
-                if event.id not in early_ids:
-                    self._apply_or_skip(runs, event, now)
+                if event.id not in early_ids and not self._apply_or_skip(runs, event, now):
+                    invalid.add(event.run_id)
             await self._park_and_release_controls(conn, runs, early, started, now)
-            result = await store.save_runs(conn, list(runs.values()), now)
-        if result.earliest_timer is not None and self._on_timer is not None:
-            self._on_timer(result.earliest_timer)
+            saved = await store.save_runs(conn, list(runs.values()), now)
+        return _Applied(runs=runs, saved=saved, invalid=invalid)
 
-    def _apply_or_skip(self, runs: dict[str, RunState], event: Event, now: datetime) -> None:
+    def _apply_or_skip(self, runs: dict[str, RunState], event: Event, now: datetime) -> bool:
+        """Apply ``event``; ``False`` when it raised (logged and skipped)."""
         try:
             self._apply(runs, event, now)
         except Exception:
@@ -99,6 +140,8 @@ class BatchHandler:
                 "event caused an invalid transition; skipped",
                 extra={"event_id": event.id, "run_id": event.run_id},
             )
+            return False
+        return True
 
     async def _park_and_release_controls(
         self,

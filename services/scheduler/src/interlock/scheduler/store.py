@@ -5,11 +5,15 @@ statements, :func:`save_runs` writes every change of a batch of runs (run rows, 
 rows, transitions, timers, dead letters, outbox events) with a handful more. Callers
 hold one transaction around both, so the runs' row locks serialize the consumer,
 timer loop, reconciler and API on a run (always taken in run id order).
+
+Every write of a run goes through :func:`save_runs`, which gives the run a new random
+``version``: a :class:`~interlock.scheduler.run_cache.RunCache` relies on it.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,9 +25,10 @@ from interlock.common import outbox
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler.domain.run import ErrorInfo, Plan, RunState, TaskState, Timer, TimerKind
 from interlock.scheduler.domain.states import RunStatus, TaskStatus
+from interlock.scheduler.run_cache import RunCache
 
 _LOAD_RUNS = """
-SELECT run_id, tenant, status, started, created_at, ended_at
+SELECT run_id, tenant, status, started, created_at, ended_at, version
 FROM runs WHERE run_id = ANY($1::text[])
 ORDER BY run_id
 FOR UPDATE
@@ -33,10 +38,20 @@ _LOAD_TASKS = "SELECT * FROM tasks WHERE run_id = ANY($1::text[])"
 _LOAD_TIMERS = "SELECT * FROM timers WHERE run_id = ANY($1::text[])"
 
 _INSERT_RUN = """
-INSERT INTO runs (run_id, tenant, status, started, created_at, updated_at, ended_at)
-VALUES ($1, $2, $3, $4, $5, $5, $6)
+INSERT INTO runs (run_id, tenant, status, started, created_at, updated_at, ended_at, version)
+VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
 """
-_UPDATE_RUN = "UPDATE runs SET status = $2, updated_at = $3, ended_at = $4 WHERE run_id = $1"
+# Every changed run gets its new version; status and times only where the run changed.
+_UPDATE_RUNS = """
+UPDATE runs AS r SET
+    version = u.version,
+    status = CASE WHEN u.run_changed THEN u.status ELSE r.status END,
+    updated_at = CASE WHEN u.run_changed THEN $6 ELSE r.updated_at END,
+    ended_at = CASE WHEN u.run_changed THEN u.ended_at ELSE r.ended_at END
+FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::text[], $5::timestamptz[])
+    AS u(run_id, version, run_changed, status, ended_at)
+WHERE r.run_id = u.run_id
+"""
 _UPSERT_TASK = """
 INSERT INTO tasks (run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
     ended_at, params_json, output_json, error_type, error_message, error_retryable,
@@ -74,7 +89,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 
 
 async def load_runs(
-    conn: asyncpg.Connection, run_ids: Iterable[str], *, skip_locked: bool = False
+    conn: asyncpg.Connection,
+    run_ids: Iterable[str],
+    *,
+    skip_locked: bool = False,
+    cache: RunCache | None = None,
 ) -> dict[str, RunState]:
     """Lock and load runs with their tasks and timers; unknown ids are left out.
 
@@ -83,16 +102,26 @@ async def load_runs(
         run_ids: The runs.
         skip_locked: Leave out runs another transaction holds instead of waiting.
             Default: wait.
+        cache: Runs kept from earlier batches: a kept run whose version matches is
+            returned as is (its tasks and timers are not read), and every run read is
+            kept. The caller must ``forget`` the runs if its transaction does not
+            commit. Default: none.
     """
     ids = sorted(set(run_ids))
     if not ids:
         return {}
     rows = await conn.fetch(_LOAD_RUNS_SKIP_LOCKED if skip_locked else _LOAD_RUNS, ids)
     runs: dict[str, RunState] = {}
+    unread: list[str] = []
     for row in rows:
-        started, plan = _definition(row["run_id"], row["started"])
-        runs[row["run_id"]] = RunState(
-            run_id=row["run_id"],
+        run_id = row["run_id"]
+        kept = cache.get(run_id, row["version"]) if cache is not None else None
+        if kept is not None:
+            runs[run_id] = kept
+            continue
+        started, plan = _definition(run_id, row["started"])
+        run = RunState(
+            run_id=run_id,
             tenant=row["tenant"],
             definition=started,
             plan=plan,
@@ -100,12 +129,15 @@ async def load_runs(
             created_at=row["created_at"],
             ended_at=row["ended_at"],
         )
-    if not runs:
+        runs[run_id] = run
+        unread.append(run_id)
+        if cache is not None:
+            cache.put(run_id, row["version"], run)
+    if not unread:
         return runs
-    locked = list(runs)
-    for row in await conn.fetch(_LOAD_TASKS, locked):
+    for row in await conn.fetch(_LOAD_TASKS, unread):
         runs[row["run_id"]].tasks[row["task_id"]] = _task(row)
-    for row in await conn.fetch(_LOAD_TIMERS, locked):
+    for row in await conn.fetch(_LOAD_TIMERS, unread):
         kind = TimerKind(row["kind"])
         runs[row["run_id"]].timers[(row["task_id"], kind)] = Timer(
             row["task_id"], kind, row["attempt"], row["due_at"]
@@ -165,6 +197,8 @@ class SaveResult:
 
     events: int
     earliest_timer: datetime | None
+    versions: dict[str, int]
+    """The new version of every run that changed (new runs included)."""
 
 
 async def save_runs(
@@ -172,11 +206,14 @@ async def save_runs(
 ) -> SaveResult:
     """Write every change of ``runs`` and enqueue their events, then clear the change logs.
 
+    Each run that changed gets a new random version (see :mod:`interlock.scheduler.run_cache`).
+
     Args:
         conn: The connection (inside the transaction) the runs were loaded or created in.
         runs: Loaded or new runs.
         now: The time of the change (``updated_at``).
     """
+    versions = {run.run_id: secrets.randbits(63) for run in runs if _has_changes(run)}
     new_runs = [run for run in runs if run.is_new]
     if new_runs:
         await conn.executemany(
@@ -189,14 +226,21 @@ async def save_runs(
                     run.definition.SerializeToString(),
                     run.created_at or now,
                     run.ended_at,
+                    versions[run.run_id],
                 )
                 for run in new_runs
             ],
         )
-    changed = [run for run in runs if run.run_changed and not run.is_new]
+    changed = [run for run in runs if run.run_id in versions and not run.is_new]
     if changed:
-        await conn.executemany(
-            _UPDATE_RUN, [(run.run_id, run.status.value, now, run.ended_at) for run in changed]
+        await conn.execute(
+            _UPDATE_RUNS,
+            [run.run_id for run in changed],
+            [versions[run.run_id] for run in changed],
+            [run.run_changed for run in changed],
+            [run.status.value for run in changed],
+            [run.ended_at for run in changed],
+            now,
         )
     task_rows = [
         _task_row(run.run_id, run.tasks[task_id])
@@ -266,7 +310,20 @@ async def save_runs(
         run.timers_cleared.clear()
         run.dead_letters.clear()
         run.events.clear()
-    return SaveResult(events=len(events), earliest_timer=earliest)
+    return SaveResult(events=len(events), earliest_timer=earliest, versions=versions)
+
+
+def _has_changes(run: RunState) -> bool:
+    return bool(
+        run.is_new
+        or run.run_changed
+        or run.changed_tasks
+        or run.transitions
+        or run.timers_set
+        or run.timers_cleared
+        or run.dead_letters
+        or run.events
+    )
 
 
 def _task_row(run_id: str, task: TaskState) -> tuple[object, ...]:
