@@ -24,6 +24,7 @@ class CpuMeter:
         self._find_pids = find_pids
         self._first: dict[tuple[int, float], float] = {}
         self._last: dict[tuple[int, float], float] = {}
+        self._programs: dict[tuple[int, float], str] = {}
         self._sampler: asyncio.Task[None] | None = None
 
     def _sample(self, *, initial: bool) -> None:
@@ -32,6 +33,8 @@ class CpuMeter:
                 process = psutil.Process(pid)
                 key = (pid, process.create_time())
                 times = process.cpu_times()
+                if key not in self._programs:
+                    self._programs[key] = program_name(process)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             used = times.user + times.system
@@ -47,6 +50,7 @@ class CpuMeter:
         """Take the first sample and keep sampling in the background."""
         self._first.clear()
         self._last.clear()
+        self._programs.clear()
         await asyncio.to_thread(self._sample, initial=True)
         self._sampler = asyncio.create_task(self._sample_forever())
 
@@ -59,6 +63,31 @@ class CpuMeter:
             self._sampler = None
         await asyncio.to_thread(self._sample, initial=False)
         return sum(self._last[key] - self._first[key] for key in self._last)
+
+    def by_program(self) -> dict[str, float]:
+        """CPU seconds per program (see :func:`program_name`) from start to the last sample."""
+        used: dict[str, float] = {}
+        for key, last in self._last.items():
+            program = self._programs.get(key, "other")
+            used[program] = used.get(program, 0.0) + last - self._first[key]
+        return dict(sorted(used.items(), key=lambda item: -item[1]))
+
+
+def program_name(process: psutil.Process) -> str:
+    """``workflow`` for ``python -m interlock.workflow``, else the executable's name.
+
+    PostgreSQL's backends count as ``postgres``, whatever their title says.
+    """
+    try:
+        command = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return "other"
+    for part in command:
+        if part.startswith("interlock.") and part != "interlock.devstack":
+            return part.removeprefix("interlock.")
+    executable = command[0] if command else process.name()
+    name = executable.rsplit("/", 1)[-1]
+    return "postgres" if name.startswith("postgres") else name.split("-v")[0]
 
 
 def process_tree_pids(*roots: int) -> set[int]:

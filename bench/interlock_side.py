@@ -318,6 +318,9 @@ async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict
         bar.advance()
         return run
 
+    meter = CpuMeter(s.pids)
+    await meter.start()
+    client_cpu = time.process_time()
     began = time.perf_counter()
     deadline = began + config.start_duration_s
     runs: list[StartedRun] = []
@@ -328,8 +331,18 @@ async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict
 
     await asyncio.gather(*(lane() for _ in range(config.start_concurrency)))
     elapsed = time.perf_counter() - began
+    client_cpu = time.process_time() - client_cpu
+    await meter.stop()
     bar.done()
     rate = stats.rate_per_s(len(runs), elapsed)
+    # Every stack process counts, the scheduler and worker running the started runs
+    # included, and so does this benchmark's own client: they share the same cores.
+    used = {**meter.by_program(), "bench client": client_cpu}
+    per_start = (
+        {program: round(seconds * 1000 / len(runs), 3) for program, seconds in used.items()}
+        if runs
+        else {}
+    )
     return {
         "runs": len(runs),
         "concurrency": config.start_concurrency,
@@ -337,6 +350,7 @@ async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict
         "starts_per_s": None if rate is None else round(rate, 1),
         **stats.latency_percentiles_ms([run.latency_s for run in runs]),
         "retried_429_503": s.client.retried,
+        "cpu_ms_per_start": per_start,
     }
 
 

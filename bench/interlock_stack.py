@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.cpu import process_tree_pids
 from interlock.devstack import Stack
 from interlock.devstack._process import port_is_free, processes_with_env
 from interlock.devstack._stack import (
@@ -42,8 +43,12 @@ class StackError(RuntimeError):
 
 
 def stack_pids(data_dir: str) -> set[int]:
-    """Every process of the stack in ``data_dir`` (they carry its marker in their env)."""
-    return {ref.pid for ref in processes_with_env(STACK_MARKER_ENV, data_dir)}
+    """Every process of the stack in ``data_dir``.
+
+    That is those carrying its marker in their environment, and their descendants
+    (PostgreSQL's backends overwrite theirs with their process titles).
+    """
+    return process_tree_pids(*(ref.pid for ref in processes_with_env(STACK_MARKER_ENV, data_dir)))
 
 
 def _free_offset() -> int:
