@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -78,6 +79,16 @@ async def test_a_delay_task_shows_when_it_was_set_and_fired(
         started = await client.post(f"/api/v1/workflows/{DEFINITION['name']}/runs", json={})
         assert started.status_code == 201, started.text
         view = await finished_view(client, started.json()["run_id"])
+        password = settings.postgres_password
+        conn = await asyncpg.connect(
+            settings.postgres_dsn, password=password.get_secret_value() if password else None
+        )
+        try:
+            claimed = await conn.fetchval("SELECT count(*) FROM interlock_inbox")
+        finally:
+            await conn.close()
+    # The scheduler consumed workflow.started, and skipped the completions it published.
+    assert claimed == 1
 
     tasks = {task["id"]: task for task in view["tasks"]}
     wait = tasks["wait"]

@@ -13,7 +13,7 @@ from interlock.common import inbox, topics
 from interlock.common.events import Event, is_type
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
-from interlock.scheduler.domain.run import RunState
+from interlock.scheduler.domain.run import SOURCE, RunState
 from interlock.scheduler.run_cache import RunCache
 
 _log = logging.getLogger(__name__)
@@ -84,6 +84,11 @@ class BatchHandler:
 
     async def __call__(self, events: Sequence[Event]) -> None:
         """Apply ``events`` (the consumer's handler)."""
+        # Its own events (a fired delay's task.completed) tell the scheduler nothing:
+        # skipping them spares a claim and a run lock each.
+        events = [event for event in events if event.source != SOURCE]
+        if not events:
+            return
         try:
             result = await self._apply_batch(events)
         except BaseException:
