@@ -10,8 +10,9 @@ docs/benchmarks.md.
 * ``test_lone_task_latency``: the idle worker's CPU over 5 s, then 25 tasks/s for
   12 s; latency = from publishing a task's ``task.scheduled`` to receiving its
   ``task.completed`` (p50/p99).
-* ``test_fixed_load``: 1,500 tasks/s for 12 s; latency as above, and the worker's CPU
-  ms per task (user + system, psutil) over the whole run.
+* ``test_fixed_load``: 500 and 1,500 tasks/s for 12 s; latency as above, CPU ms per
+  task (user + system, psutil) of the worker and of the broker over the whole run,
+  and the worker's publish calls per second.
 * ``test_burst``: 20,000 tasks published at once; tasks/s from the first publish to
   the last ``task.completed``, and CPU ms per task.
 
@@ -47,6 +48,7 @@ from interlock.worker import WorkerSettings
 
 PARTITIONS = 3
 IDLE_S = 5.0
+FIXED_S = 12.0
 
 
 def _free_port() -> int:
@@ -78,9 +80,12 @@ class Bench:
     worker: psutil.Process
     broker: psutil.Process
     publisher: EventPublisher
+    metrics_url: str
     completed_at: dict[str, float] = field(default_factory=dict)
     sent_at: dict[str, float] = field(default_factory=dict)
     started: int = 0
+    calls: float = 0
+    """The worker's publish calls during the measured load."""
     """``task.started`` events received (the worker skips those of instant tasks)."""
 
     def records(self, count: int) -> list[KafkaRecord]:
@@ -118,6 +123,15 @@ class Bench:
                 f"{len(self.completed_at)} of {len(self.sent_at)} tasks completed"
             )
             await asyncio.sleep(0.01)
+
+    async def publish_calls(self) -> float:
+        """The worker's publish calls so far (its reporter's batch histogram count)."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(self.metrics_url)).text
+        for line in text.splitlines():
+            if line.startswith("interlock_worker_publish_batch_events_count"):
+                return float(line.split()[-1])
+        raise AssertionError("the worker exposes no publish batch metric")
 
     def latencies_ms(self) -> list[float]:
         return [(self.completed_at[key] - sent) * 1000 for key, sent in self.sent_at.items()]
@@ -211,7 +225,13 @@ async def _bench(kafka_server: Any, worker_process: Any) -> AsyncIterator[Bench]
     )
     await observer.start()
     async with EventPublisher(settings, client_id="bench") as publisher:
-        bench = Bench(settings, psutil.Process(process.pid), _broker_process(), publisher)
+        bench = Bench(
+            settings,
+            psutil.Process(process.pid),
+            _broker_process(),
+            publisher,
+            f"http://127.0.0.1:{port}/metrics",
+        )
 
         async def observe() -> None:
             while True:
@@ -241,17 +261,23 @@ async def _bench(kafka_server: Any, worker_process: Any) -> AsyncIterator[Bench]
 async def _offered_load(
     bench: Bench, rate: int, seconds: float, tick_s: float
 ) -> tuple[float, float]:
-    """Publish ``rate`` tasks/s in ticks until all completed; return worker and broker CPU s."""
+    """Publish ``rate`` tasks/s in ticks until all completed; return worker and broker CPU s.
+
+    Also sets ``bench.calls``.
+    """
     per_tick = max(1, round(rate * tick_s))
     ticks = round(seconds / tick_s)
     prepared = [bench.records(per_tick) for _ in range(ticks)]
+    calls_before = await bench.publish_calls()
     cpu_before = _cpu_s(bench.worker), _cpu_s(bench.broker)
     begin = time.monotonic()
     for index, records in enumerate(prepared):
         await bench.send(records)
         await asyncio.sleep(max(0.0, begin + (index + 1) * tick_s - time.monotonic()))
     await bench.wait_all()
-    return _cpu_s(bench.worker) - cpu_before[0], _cpu_s(bench.broker) - cpu_before[1]
+    cpu_after = _cpu_s(bench.worker), _cpu_s(bench.broker)
+    bench.calls = await bench.publish_calls() - calls_before
+    return cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
 
 
 async def test_lone_task_latency(kafka_server: Any, worker_process: Any) -> None:
@@ -269,14 +295,16 @@ async def test_lone_task_latency(kafka_server: Any, worker_process: Any) -> None
     )
 
 
-async def test_fixed_load(kafka_server: Any, worker_process: Any) -> None:
+@pytest.mark.parametrize("rate", [500, 1500])
+async def test_fixed_load(kafka_server: Any, worker_process: Any, rate: int) -> None:
     async with _bench(kafka_server, worker_process) as bench:
-        cpu_s, broker_s = await _offered_load(bench, rate=1500, seconds=12, tick_s=0.02)
+        cpu_s, broker_s = await _offered_load(bench, rate=rate, seconds=FIXED_S, tick_s=0.02)
     count = len(bench.sent_at)
     print(
-        f"\nfixed load: {count} at 1500/s; scheduled -> completed ms"
+        f"\nfixed load: {count} at {rate}/s; scheduled -> completed ms"
         f" {_percentiles(bench.latencies_ms())}; CPU ms/task: worker {cpu_s * 1000 / count:.3f},"
-        f" broker {broker_s * 1000 / count:.3f}; task.started: {bench.started}"
+        f" broker {broker_s * 1000 / count:.3f}; task.started: {bench.started};"
+        f" worker publish calls: {bench.calls / FIXED_S:.0f}/s"
     )
 
 
