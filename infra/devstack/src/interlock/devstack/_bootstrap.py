@@ -9,7 +9,6 @@ from interlock.common.topics import ensure_topics
 from interlock.devstack import _postgres
 from interlock.devstack._probes import s3_client
 from interlock.devstack._stack import (
-    KAFKA_PARTITIONS,
     POSTGRES_ROLE,
     POSTGRES_SUPERUSER,
     S3_BUCKET,
@@ -60,7 +59,7 @@ async def bootstrap_kafka(stack: Stack) -> None:
     """Create every event topic (the broker keeps nothing across restarts)."""
     options = KafkaOptions(
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        kafka_partitions=KAFKA_PARTITIONS,
+        kafka_partitions=stack.kafka_partitions,
         kafka_replication_factor=1,
     )
     await ensure_topics(options)

@@ -12,6 +12,8 @@ from interlock.devstack._envoy import write_compose_config
 from interlock.devstack._stack import (
     DATA_DIR_ENV,
     INFRA_PROGRAMS,
+    KAFKA_PARTITIONS,
+    KAFKA_PARTITIONS_ENV,
     PORT_OFFSET_ENV,
     SERVICE_COMMAND_ENV,
     SERVICES,
@@ -22,6 +24,7 @@ _EPILOG = f"""
 environment:
   {DATA_DIR_ENV}      data folder (default: .data at the repository root)
   {PORT_OFFSET_ENV}   added to every port, to run a second stack beside the first
+  {KAFKA_PARTITIONS_ENV} partitions of every topic (default: {KAFKA_PARTITIONS})
   {SERVICE_COMMAND_ENV} command run for each service instead of
                               `python -m interlock.<name>` ({{name}}, {{python}} substituted)
 """

@@ -24,6 +24,8 @@ DATA_DIR_ENV = "INTERLOCK_DEV_DATA_DIR"
 """Environment variable naming the data folder. Default: ``<repo>/.data``."""
 PORT_OFFSET_ENV = "INTERLOCK_DEV_PORT_OFFSET"
 """Environment variable added to every port of the stack. Default: 0."""
+KAFKA_PARTITIONS_ENV = "INTERLOCK_DEV_KAFKA_PARTITIONS"
+"""Environment variable setting the partitions of every topic. Default: :data:`KAFKA_PARTITIONS`."""
 SERVICE_COMMAND_ENV = "INTERLOCK_DEV_SERVICE_COMMAND"
 """Optional command line run for every service instead of ``python -m interlock.<name>``;
 ``{name}`` and ``{python}`` are substituted (a debugger wrapper, a stand-in in tests)."""
@@ -165,16 +167,23 @@ class Stack:
     """Root of every file the stack writes."""
     port_offset: int = 0
     """Added to every documented port. Default: 0."""
+    kafka_partitions: int = KAFKA_PARTITIONS
+    """Partitions of every topic. Default: :data:`KAFKA_PARTITIONS`."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Stack:
-        """The stack selected by ``INTERLOCK_DEV_DATA_DIR`` and ``INTERLOCK_DEV_PORT_OFFSET``."""
+        """The stack the ``INTERLOCK_DEV_*`` variables select (folder, ports, partitions)."""
         data_dir = environ.get(DATA_DIR_ENV) or str(repo_root() / ".data")
         offset = int(environ.get(PORT_OFFSET_ENV) or "0")
         highest = max(*INFRA_PORTS.values(), *(s.grpc_port or s.http_port for s in SERVICES))
         if not 0 <= offset <= 65535 - highest:
             raise ValueError(f"{PORT_OFFSET_ENV}={offset} puts ports outside 1-65535")
-        return cls(data_dir=Path(data_dir).absolute(), port_offset=offset)
+        partitions = int(environ.get(KAFKA_PARTITIONS_ENV) or KAFKA_PARTITIONS)
+        if partitions < 1:
+            raise ValueError(f"{KAFKA_PARTITIONS_ENV}={partitions} must be at least 1")
+        return cls(
+            data_dir=Path(data_dir).absolute(), port_offset=offset, kafka_partitions=partitions
+        )
 
     # --- folders --------------------------------------------------------------------
 
@@ -344,7 +353,7 @@ class Stack:
             "INTERLOCK_HTTP_PORT": str(self.http_port(service)),
             "INTERLOCK_LOG_FORMAT": "json",
             "INTERLOCK_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            "INTERLOCK_KAFKA_PARTITIONS": str(KAFKA_PARTITIONS),
+            "INTERLOCK_KAFKA_PARTITIONS": str(self.kafka_partitions),
         }
         grpc = self.grpc_port(service)
         if grpc is not None:
