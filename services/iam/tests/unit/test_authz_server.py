@@ -131,3 +131,14 @@ async def test_malformed_requests_are_400_and_closed(port: int) -> None:
     answer = await reader.read()
     writer.close()
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_overlong_urls_are_refused_and_closed(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(_request("GET", "/api/v1/runs/" + "x" * 70_000, "known"))
+    try:
+        answer = await reader.read()
+    except ConnectionResetError:  # closed with the rest of the URL unread: a reset
+        answer = b""
+    writer.close()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
