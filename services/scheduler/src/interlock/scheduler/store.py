@@ -51,6 +51,7 @@ UPDATE runs AS r SET
 FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::text[], $5::timestamptz[])
     AS u(run_id, version, run_changed, status, ended_at)
 WHERE r.run_id = u.run_id
+RETURNING r.run_id
 """
 _UPSERT_TASK = """
 INSERT INTO tasks (run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
@@ -231,17 +232,6 @@ async def save_runs(
                 for run in new_runs
             ],
         )
-    changed = [run for run in runs if run.run_id in versions and not run.is_new]
-    if changed:
-        await conn.execute(
-            _UPDATE_RUNS,
-            [run.run_id for run in changed],
-            [versions[run.run_id] for run in changed],
-            [run.run_changed for run in changed],
-            [run.status.value for run in changed],
-            [run.ended_at for run in changed],
-            now,
-        )
     task_rows = [
         _task_row(run.run_id, run.tasks[task_id])
         for run in runs
@@ -300,7 +290,23 @@ async def save_runs(
             ],
         )
     events = [event for run in runs for event in run.events]
-    await outbox.enqueue(conn, events)
+    changed = [run for run in runs if run.run_id in versions and not run.is_new]
+    if changed:
+        update = (
+            [run.run_id for run in changed],
+            [versions[run.run_id] for run in changed],
+            [run.run_changed for run in changed],
+            [run.status.value for run in changed],
+            [run.ended_at for run in changed],
+            now,
+        )
+        if events:
+            # The runs' new versions and the outbox rows in one round trip.
+            await outbox.execute_with_events(conn, _UPDATE_RUNS, update, events)
+        else:
+            await conn.execute(_UPDATE_RUNS, *update)
+    else:
+        await outbox.enqueue(conn, events)
     earliest = min((timer.due_at for _, timer in timers), default=None)
     for run in runs:
         run.is_new = run.run_changed = False
