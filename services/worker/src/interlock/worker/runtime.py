@@ -11,7 +11,8 @@ Flow of one attempt::
   share of the waiting tasks. Partitions are read in turn and waiting tasks start in
   round-robin order across partitions.
 - At-least-once: a partition's offset is committed only up to its oldest record
-  whose outcome is not published; the scheduler ignores duplicate outcomes.
+  whose outcome is not published, at most once per ``commit_interval_ms``; the
+  scheduler ignores duplicate outcomes.
 - Publishing is batched (:class:`~interlock.worker.reporter.Reporter`).
 - ``task.started`` is sent once the attempt's first step has run, and only when the
   attempt is still running then: a task done at once (``noop``) reports just its
@@ -597,10 +598,14 @@ class Worker:
             await asyncio.sleep(max(_MIN_HEARTBEAT_S, next_due - time.monotonic()))
 
     async def _commit_loop(self) -> None:
+        # At most one commit per interval: each costs a request here and in the broker.
+        interval_s = self._settings.commit_interval_ms / 1000
         while True:
             await self._commit_wanted.wait()
             self._commit_wanted.clear()
+            began = time.monotonic()
             await self._commit()
+            await asyncio.sleep(began + interval_s - time.monotonic())
 
     async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
         consumer = self._consumer

@@ -64,6 +64,13 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     report_linger_ms: int = Field(default=0, ge=0)
     """Extra wait to fill a publish batch; events also batch up while the previous
     publish is in flight, so none is needed for throughput. Default: 0 ms."""
+    commit_interval_ms: int = Field(default=100, ge=0)
+    """Least time between two offset commits. The first outcome published after a
+    quiet spell is committed at once; later commits wait out the interval and cover
+    whatever was published meanwhile. Each commit costs a request here and in the
+    broker; a longer interval re-runs more already reported tasks after a SIGKILL
+    (the scheduler drops their duplicate outcomes). Draining and giving partitions up
+    always commit. Default: 100 ms."""
     cancellation_memory_s: int = Field(default=3600, ge=0)
     """Cancellations older than the worker's start minus this are ignored; newer ones
     abort running tasks and skip fetched tasks of the run. Default: 3600 s."""
