@@ -28,12 +28,16 @@ def generate(output: Path) -> None:
     """Run protoc with the python, grpc and mypy plugins into ``output``."""
     output.mkdir(parents=True, exist_ok=True)
     well_known = resources.files("grpc_tools") / "_proto"
+    # google/rpc/*.proto (Envoy's ext_authz answers with a google.rpc.Status), shipped
+    # by googleapis-common-protos; its generated code is imported from there too.
+    googleapis = Path(str(resources.files("google.rpc"))).parent.parent
     bin_dir = Path(sys.executable).parent
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        f"-I{googleapis}",
         f"--python_out={output}",
         f"--grpc_python_out={output}",
         f"--mypy_out={output}",
