@@ -4,7 +4,8 @@
 into an :class:`Allow` (with the identity headers to inject) or a :class:`Deny`
 (status and problem document). A credential already in memory is decided at once
 (:meth:`Authorizer.decide_from_memory`); only a miss needs :meth:`Authorizer.decide`'s
-lookup. The HTTP adapter (:mod:`interlock.iam.authz_server`) only translates to the wire.
+lookup. The adapters (gRPC :mod:`interlock.iam.grpc`, HTTP :mod:`interlock.iam.authz_server`)
+only translate to the wire.
 """
 
 from __future__ import annotations

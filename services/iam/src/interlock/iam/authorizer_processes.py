@@ -2,8 +2,9 @@
 
 One Python process answers a bounded number of checks a second (the interpreter
 lock). With ``authorizer_processes`` above 1, IAM starts that many minus one more
-processes, each with its own credentials cache and authorizer listener on the same
-port (``SO_REUSEPORT``: the kernel spreads the gateway's connections across them).
+processes, each with its own credentials cache, gRPC server (Check, ValidateToken) and
+HTTP authorizer listener on the same ports as the main process (``SO_REUSEPORT``: the
+kernel spreads the gateway's connections across them).
 They learn revocations and key changes from PostgreSQL notifications (usually within
 milliseconds), and exit when the main process goes.
 """
@@ -25,6 +26,7 @@ from interlock.common.resources import Lifecycle
 from interlock.iam.authorizer import Authorizer
 from interlock.iam.authz_server import AuthzServer
 from interlock.iam.credentials import Credentials
+from interlock.iam.grpc import GrpcServer
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ async def _serve(settings: IamSettings, parent_pid: int) -> None:
     async with (
         database,
         credentials,
+        GrpcServer(credentials, settings),
         AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings),
     ):
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - a parent's exit has no event

@@ -21,16 +21,17 @@ class IamSettings(ServiceSettings, PostgresOptions):
     grpc_port: int = 9101
     """Port of the gRPC listener. Default: 9101."""
     grpc_threads: int = 4
-    """Threads serving gRPC calls (ValidateToken). Default: 4."""
+    """Threads serving gRPC calls (ValidateToken and the gateway's Check). Default: 4."""
     authz_host: str = "127.0.0.1"
-    """Address the gateway's authorizer (Envoy ext_authz over HTTP) binds. Default:
-    loopback."""
+    """Address the gateway's HTTP authorizer (Envoy ext_authz ``http_service``) binds.
+    Default: loopback."""
     authz_port: int = 9111
-    """Port of the gateway's authorizer. Default: 9111."""
+    """Port of the gateway's HTTP authorizer. Default: 9111."""
     authorizer_processes: int = Field(default=1, ge=1, le=64)
-    """Processes serving the gateway's authorizer on ``authz_port``, this one included;
-    above 1 the others share the port (``SO_REUSEPORT``) and learn revocations from
-    PostgreSQL notifications, usually within milliseconds. Default: 1."""
+    """Processes serving the gateway's authorizer (gRPC Check on ``grpc_port``, HTTP on
+    ``authz_port``), this one included; above 1 the others share both ports
+    (``SO_REUSEPORT``) and learn revocations from PostgreSQL notifications, usually
+    within milliseconds. Default: 1."""
 
     bootstrap_admin_username: str = "admin"
     """User created at first start, with the admin role. Default: ``"admin"``."""
