@@ -48,6 +48,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             pool,
             batch_size=settings.timer_batch_size,
             max_sleep_ms=settings.timer_max_sleep_ms,
+            on_events=relay.wake,
         )
         waker.loop = loop
         await loop.run()
