@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 
 from interlock.common import topics
 from interlock.worker import WorkerSettings
+from interlock.worker.attempts import Attempt
 from interlock.worker.context import ArtifactRef, TaskContext
 from interlock.worker.sdk import current_context, task
 
@@ -380,3 +381,19 @@ async def test_tasks_upload_artifacts_through_the_wired_store_and_are_counted(
     assert MemoryArtifacts.uploads[output["artifact_id"]] == b"n\nn\nn\n"
     metrics = generate_latest().decode()
     assert 'interlock_worker_tasks_total{outcome="completed",type="python"}' in metrics
+
+
+async def test_a_task_aborted_before_its_first_step_is_reported_and_frees_its_slot(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run, next_run = kit.new_run(), kit.new_run()
+    async with running_worker(settings, max_in_flight=1) as worker:
+        # The race, made certain: a cancellation handled after the attempt started but
+        # before its task took a first step (the handler does not wait).
+        worker._start(Attempt(event=kit.scheduled(run, "t", "noop"), offsets=[]))
+        await worker._on_cancelled([kit.cancelled(run)])
+        aborted = await task_events.wait_outcome(run, "t")
+        await publish([kit.scheduled(next_run, "t", "noop")])
+        after = await task_events.wait_outcome(next_run, "t")
+    assert (aborted.error.type, aborted.error.retryable) == ("TaskCancelled", False)
+    assert after.DESCRIPTOR.name == "TaskCompleted"

@@ -472,6 +472,8 @@ class Worker:
         assert context is not None
         token = context.activate()
         try:
+            if attempt.abort is not None:
+                raise attempt.abort
             output_json = await self._execute(attempt, context)
             outcome = self._events.completed(attempt, output_json)
         except asyncio.CancelledError:
@@ -563,7 +565,10 @@ class Worker:
         attempt.abort = reason
         if attempt.context is not None:
             attempt.context.abort()
-        attempt.task.cancel()
+        if attempt.stepped:
+            # Cancelled before its first step, a coroutine would not run at all: no
+            # outcome, no slot back. Not yet stepped, it sees the abort and stops.
+            attempt.task.cancel()
 
     def _failed(self, attempt: Attempt, error: BaseException) -> Event:
         failure = classify(error)
