@@ -13,6 +13,7 @@ import pytest
 
 from interlock.devstack._envoy import (
     IAM_AUTHZ,
+    IAM_GRPC,
     compose_config_path,
     render_compose_config,
     render_envoy_config,
@@ -20,7 +21,14 @@ from interlock.devstack._envoy import (
 from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
 from interlock.devstack._servers import gateway_spec
-from interlock.devstack._stack import SERVICES
+from interlock.devstack._stack import (
+    AUTHZ_MODES,
+    DATA_DIR_ENV,
+    GATEWAY_AUTHZ_ENV,
+    SERVICES,
+    AuthzMode,
+    Stack,
+)
 
 
 def test_committed_compose_config_matches_the_template() -> None:
@@ -34,7 +42,28 @@ def test_compose_config_routes_every_service_by_name() -> None:
     for service in SERVICES:
         assert f"path: /health/{service.name}" in text
         assert f"address: {service.name}, port_value: {service.http_port}" in text
-    assert "address: iam, port_value: 9111" in text  # the authorizer
+    # The authorizer: IAM's gRPC Check by default (the design's choice).
+    assert "grpc_service:" in text and "http_service:" not in text
+    assert "address: iam, port_value: 9101" in text
+
+
+def _upstreams_for_every_service(port: int) -> dict[str, tuple[str, int]]:
+    upstreams = {s.name: ("127.0.0.1", port) for s in SERVICES}
+    upstreams[IAM_GRPC] = upstreams[IAM_AUTHZ] = ("127.0.0.1", port)
+    return upstreams
+
+
+def test_the_http_authorizer_is_one_setting_away() -> None:
+    text = render_envoy_config(
+        upstreams={**_upstreams_for_every_service(1), IAM_AUTHZ: ("127.0.0.1", 9111)},
+        listener=("127.0.0.1", 2),
+        admin=("127.0.0.1", 3),
+        authz="http",
+    )
+    assert "http_service:" in text and "grpc_service:" not in text
+    assert "uri: http://127.0.0.1:9111" in text
+    assert "address: 127.0.0.1, port_value: 9111" in text
+    assert "http2_protocol_options" not in text
 
 
 def test_identity_headers_are_removed_before_authorization_which_fails_closed() -> None:
@@ -60,16 +89,23 @@ def test_render_requires_every_service() -> None:
         render_envoy_config(upstreams={}, listener=("127.0.0.1", 1), admin=("127.0.0.1", 2))
 
 
-def test_envoy_accepts_the_compose_config(envoy_binary: Path) -> None:
+@pytest.mark.parametrize("authz", AUTHZ_MODES)
+def test_envoy_accepts_the_config_in_every_authorizer_mode(
+    envoy_binary: Path, authz: AuthzMode, tmp_path: Path
+) -> None:
+    config = compose_config_path()
+    if authz != "grpc":  # the committed compose config is the default
+        config = tmp_path / "envoy.yaml"
+        config.write_text(
+            render_envoy_config(
+                upstreams=_upstreams_for_every_service(8000),
+                listener=("127.0.0.1", 8080),
+                admin=("127.0.0.1", 9901),
+                authz=authz,
+            )
+        )
     result = subprocess.run(
-        [
-            str(envoy_binary),
-            "--mode",
-            "validate",
-            "--disable-hot-restart",
-            "-c",
-            str(compose_config_path()),
-        ],
+        [str(envoy_binary), "--mode", "validate", "--disable-hot-restart", "-c", str(config)],
         capture_output=True,
         text=True,
         check=False,
@@ -108,18 +144,23 @@ def upstream() -> Iterator[int]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def gateway(upstream: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Envoy with iam pointing at the stand-in upstream and the others at a closed port."""
+@pytest.fixture(scope="module", params=AUTHZ_MODES)
+def gateway(
+    upstream: int, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """Envoy (in each authorizer mode) with iam pointing at the stand-in upstream and the
+    others, the authorizer included, at a closed port: API routes must fail closed."""
     listener, admin, closed = free_ports(3)
-    upstreams = {s.name: ("127.0.0.1", closed) for s in SERVICES}
+    upstreams = _upstreams_for_every_service(closed)
     upstreams["iam"] = ("127.0.0.1", upstream)
-    upstreams[IAM_AUTHZ] = ("127.0.0.1", closed)  # no authorizer: API routes must fail closed
     base = tmp_path_factory.mktemp("gateway")
     config = base / "envoy.yaml"
     config.write_text(
         render_envoy_config(
-            upstreams=upstreams, listener=("127.0.0.1", listener), admin=("127.0.0.1", admin)
+            upstreams=upstreams,
+            listener=("127.0.0.1", listener),
+            admin=("127.0.0.1", admin),
+            authz=request.param,
         )
     )
     server = start_server(
@@ -211,8 +252,8 @@ def test_request_bodies_are_limited(gateway: str) -> None:
 @pytest.mark.integration
 def test_rate_limit_answers_429(upstream: int, tmp_path: Path) -> None:
     listener, admin, closed = free_ports(3)
-    upstreams = {s.name: ("127.0.0.1", upstream) for s in SERVICES}
-    upstreams[IAM_AUTHZ] = ("127.0.0.1", closed)
+    upstreams = _upstreams_for_every_service(upstream)
+    upstreams[IAM_GRPC] = ("127.0.0.1", closed)
     config = tmp_path / "envoy.yaml"
     config.write_text(
         render_envoy_config(
@@ -235,3 +276,13 @@ def test_rate_limit_answers_429(upstream: int, tmp_path: Path) -> None:
         server.stop()
     assert 200 in statuses
     assert 429 in statuses
+
+
+def test_the_stack_asks_iam_over_grpc_unless_told_otherwise(tmp_path: Path) -> None:
+    env = {DATA_DIR_ENV: str(tmp_path)}
+    assert Stack.from_env(env).gateway_authz == "grpc"
+    assert Stack.from_env({**env, GATEWAY_AUTHZ_ENV: "http"}).gateway_authz == "http"
+    with pytest.raises(ValueError, match=GATEWAY_AUTHZ_ENV):
+        Stack.from_env({**env, GATEWAY_AUTHZ_ENV: "carrier-pigeon"})
+    upstreams = Stack(data_dir=tmp_path, port_offset=100).envoy_upstreams()
+    assert (upstreams[IAM_GRPC], upstreams[IAM_AUTHZ]) == (("127.0.0.1", 9201), ("127.0.0.1", 9211))

@@ -1,5 +1,9 @@
 """A real gateway in front of a real IAM: Envoy, ``python -m interlock.iam``, PostgreSQL.
 
+One IAM serves both authorizers, and one Envoy per authorizer mode stands in front of
+it: :attr:`Gateway.url` is the default (gRPC Check), :meth:`Gateway.via` picks a mode,
+and the ``any_gateway`` fixture runs a test in every mode.
+
 Every other service is played by one echo upstream that answers 200 with the path and
 the identity headers it received, so a test sees exactly what a service would.
 """
@@ -13,19 +17,19 @@ import secrets
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from interlock.devstack import PostgresServer
-from interlock.devstack._envoy import IAM_AUTHZ, render_envoy_config
+from interlock.devstack._envoy import IAM_AUTHZ, IAM_GRPC, render_envoy_config
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
-from interlock.devstack._stack import SERVICES
+from interlock.devstack._stack import AUTHZ_MODES, DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
 
 ADMIN = ("admin", "bootstrap-secret-password")
 """The bootstrap admin of the test IAM (tenant ``default``)."""
@@ -59,12 +63,19 @@ class Gateway:
     """The running gateway and IAM."""
 
     url: str
+    """The gateway in the mode of this view (default: gRPC Check)."""
+    urls: Mapping[AuthzMode, str]
+    """The gateway in every authorizer mode."""
     iam_url: str
     iam_grpc: str
     iam_authz_port: int
     postgres_dsn: str
     postgres_password: str
     iam_log: Path
+
+    def via(self, authz: AuthzMode) -> Gateway:
+        """This gateway as seen through the Envoy that asks IAM in mode ``authz``."""
+        return replace(self, url=self.urls[authz])
 
     def client(self) -> httpx.Client:
         """A client of the gateway (no proxies from the environment)."""
@@ -122,10 +133,10 @@ def running_gateway(
     base: Path,
     iam_settings: Mapping[str, str] = {},
 ) -> Iterator[Gateway]:
-    """IAM (with extra ``INTERLOCK_*`` settings) and Envoy in front of it, on free ports."""
+    """IAM (with extra ``INTERLOCK_*`` settings) and an Envoy per authorizer mode in front."""
     database = f"iam_{secrets.token_hex(6)}"
     dsn = postgres_server.create_database(database)
-    iam_http, iam_grpc, iam_authz, listener, admin = free_ports(5)
+    iam_http, iam_grpc, iam_authz = free_ports(3)
     iam_env = {
         "INTERLOCK_HTTP_PORT": str(iam_http),
         "INTERLOCK_GRPC_PORT": str(iam_grpc),
@@ -152,20 +163,30 @@ def running_gateway(
     try:
         upstreams = {service.name: ("127.0.0.1", echo_upstream) for service in SERVICES}
         upstreams["iam"] = ("127.0.0.1", iam_http)
+        upstreams[IAM_GRPC] = ("127.0.0.1", iam_grpc)
         upstreams[IAM_AUTHZ] = ("127.0.0.1", iam_authz)
-        config = base / "envoy.yaml"
-        config.write_text(
-            render_envoy_config(
-                upstreams=upstreams, listener=("127.0.0.1", listener), admin=("127.0.0.1", admin)
-            )
-        )
-        envoy = start_server(
-            gateway_spec(config, listener_port=listener, admin_port=admin),
-            log_path=base / "gateway.log",
-        )
-        try:
+        with contextlib.ExitStack() as envoys:
+            urls: dict[AuthzMode, str] = {}
+            for authz in AUTHZ_MODES:
+                listener, admin = free_ports(2)
+                config = base / f"envoy-{authz}.yaml"
+                config.write_text(
+                    render_envoy_config(
+                        upstreams=upstreams,
+                        listener=("127.0.0.1", listener),
+                        admin=("127.0.0.1", admin),
+                        authz=authz,
+                    )
+                )
+                envoy = start_server(
+                    gateway_spec(config, listener_port=listener, admin_port=admin),
+                    log_path=base / f"gateway-{authz}.log",
+                )
+                envoys.callback(envoy.stop)
+                urls[authz] = f"http://127.0.0.1:{listener}"
             yield Gateway(
-                url=f"http://127.0.0.1:{listener}",
+                url=urls[DEFAULT_GATEWAY_AUTHZ],
+                urls=urls,
                 iam_url=f"http://127.0.0.1:{iam_http}",
                 iam_grpc=f"127.0.0.1:{iam_grpc}",
                 iam_authz_port=iam_authz,
@@ -173,8 +194,6 @@ def running_gateway(
                 postgres_password=postgres_server.password,
                 iam_log=base / "iam.log",
             )
-        finally:
-            envoy.stop()
     finally:
         iam.stop()
         postgres_server.drop_database(database)
@@ -190,3 +209,9 @@ def gateway(
         postgres_server, echo_upstream, tmp_path_factory.mktemp("iam-gateway")
     ) as running:
         yield running
+
+
+@pytest.fixture(params=AUTHZ_MODES)
+def any_gateway(gateway: Gateway, request: pytest.FixtureRequest) -> Gateway:
+    """The module's gateway in each authorizer mode (gRPC Check, HTTP) in turn."""
+    return gateway.via(request.param)

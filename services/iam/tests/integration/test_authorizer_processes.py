@@ -1,4 +1,7 @@
-"""IAM with two authorizer processes sharing the authorizer port behind the gateway."""
+"""IAM with two authorizer processes sharing the authorizer ports behind the gateway.
+
+Each test runs in both authorizer modes: gRPC Check (the default) and HTTP.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 
 from interlock.devstack import PostgresServer
 from interlock.devstack._process import port_is_free
+from interlock.devstack._stack import AUTHZ_MODES
 
 from .conftest import ADMIN, Gateway, bearer, running_gateway
 
@@ -29,7 +33,14 @@ def shared_gateway(
         {"INTERLOCK_AUTHORIZER_PROCESSES": "2"},
     ) as running:
         yield running
+    grpc_port = int(running.iam_grpc.rsplit(":", 1)[1])
     assert port_is_free(running.iam_authz_port), "an authorizer process outlived IAM"
+    assert port_is_free(grpc_port), "an authorizer process outlived IAM"
+
+
+@pytest.fixture(params=AUTHZ_MODES)
+def shared(shared_gateway: Gateway, request: pytest.FixtureRequest) -> Gateway:
+    return shared_gateway.via(request.param)
 
 
 def _eventually_status(client: httpx.Client, token: str, status: int) -> None:
@@ -44,11 +55,11 @@ def _eventually_status(client: httpx.Client, token: str, status: int) -> None:
         time.sleep(0.05)
 
 
-def test_every_process_is_ready_and_authorizes(shared_gateway: Gateway) -> None:
-    ready = httpx.get(f"{shared_gateway.iam_url}/readyz", trust_env=False)
+def test_every_process_is_ready_and_authorizes(shared: Gateway) -> None:
+    ready = httpx.get(f"{shared.iam_url}/readyz", trust_env=False)
     assert ready.json()["checks"]["authorizer-processes"] == "ok"
-    token = shared_gateway.admin_token()
-    with shared_gateway.client() as client:
+    token = shared.admin_token()
+    with shared.client() as client:
         statuses = {
             client.get("/api/v1/runs", headers=bearer(token)).status_code for _ in range(100)
         }
@@ -56,18 +67,18 @@ def test_every_process_is_ready_and_authorizes(shared_gateway: Gateway) -> None:
         assert client.get("/api/v1/runs", headers=bearer("garbage")).status_code == 401
 
 
-def test_revocations_reach_every_process(shared_gateway: Gateway) -> None:
-    tokens = shared_gateway.login(*ADMIN)
-    with shared_gateway.client() as client:
+def test_revocations_reach_every_process(shared: Gateway) -> None:
+    tokens = shared.login(*ADMIN)
+    with shared.client() as client:
         _eventually_status(client, tokens["access_token"], 200)
         logout = client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))
         assert logout.status_code == 204
         _eventually_status(client, tokens["access_token"], 401)
 
 
-def test_processes_follow_key_rotation(shared_gateway: Gateway) -> None:
-    admin = bearer(shared_gateway.admin_token())
-    with shared_gateway.client() as client:
+def test_processes_follow_key_rotation(shared: Gateway) -> None:
+    admin = bearer(shared.admin_token())
+    with shared.client() as client:
         assert client.post("/api/v1/signing-keys/rotate", headers=admin).status_code == 201
-        fresh = shared_gateway.admin_token()
+        fresh = shared.admin_token()
         _eventually_status(client, fresh, 200)

@@ -1,4 +1,8 @@
-"""Authorization at the gateway, end to end: real Envoy, real IAM, real PostgreSQL."""
+"""Authorization at the gateway, end to end: real Envoy, real IAM, real PostgreSQL.
+
+Tests taking ``any_gateway`` run once per authorizer mode (Envoy's gRPC Check, the
+default, and IAM's HTTP authorizer); the others through the default.
+"""
 
 from __future__ import annotations
 
@@ -64,13 +68,13 @@ def test_every_protected_route_without_a_token_is_401(gateway: Gateway, rule: Ru
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_unknown_api_route_is_401_then_404(gateway: Gateway) -> None:
-    with gateway.client() as client:
+def test_unknown_api_route_is_401_then_404(any_gateway: Gateway) -> None:
+    with any_gateway.client() as client:
         assert_problem(client.get("/api/v1/nothing-here"), 401)
         assert_problem(
-            client.get("/api/v1/nothing-here", headers=bearer(gateway.admin_token())), 404
+            client.get("/api/v1/nothing-here", headers=bearer(any_gateway.admin_token())), 404
         )
-        assert_problem(client.post("/api/v1/runs", headers=bearer(gateway.admin_token())), 404)
+        assert_problem(client.post("/api/v1/runs", headers=bearer(any_gateway.admin_token())), 404)
 
 
 def test_request_bodies_are_limited(gateway: Gateway) -> None:
@@ -131,9 +135,9 @@ async def test_expired_tampered_none_and_wrong_key_tokens_are_401(gateway: Gatew
         assert_problem(client.get("/api/v1/auth/me", headers={"authorization": token}), 401)
 
 
-def test_logged_out_token_is_401(gateway: Gateway) -> None:
-    tokens = gateway.login(*ADMIN)
-    with gateway.client() as client:
+def test_logged_out_token_is_401(any_gateway: Gateway) -> None:
+    tokens = any_gateway.login(*ADMIN)
+    with any_gateway.client() as client:
         me = client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
         assert me.status_code == 200
         logout = client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))
@@ -148,9 +152,9 @@ def test_logged_out_token_is_401(gateway: Gateway) -> None:
 # --- roles --------------------------------------------------------------------------
 
 
-def test_viewer_reads_but_cannot_write(gateway: Gateway) -> None:
-    viewer = gateway.login(*gateway.create_user(["viewer"]))["access_token"]
-    with gateway.client() as client:
+def test_viewer_reads_but_cannot_write(any_gateway: Gateway) -> None:
+    viewer = any_gateway.login(*any_gateway.create_user(["viewer"]))["access_token"]
+    with any_gateway.client() as client:
         read = client.get("/api/v1/runs", headers=bearer(viewer))
         assert read.status_code == 200
         assert read.json()["path"] == "/api/v1/runs"
@@ -177,10 +181,10 @@ def test_operator_controls_runs_and_developer_does_not(gateway: Gateway) -> None
         assert start.status_code == 200
 
 
-def test_paths_are_normalized_before_authorization(gateway: Gateway) -> None:
-    viewer = bearer(gateway.login(*gateway.create_user(["viewer"]))["access_token"])
+def test_paths_are_normalized_before_authorization(any_gateway: Gateway) -> None:
+    viewer = bearer(any_gateway.login(*any_gateway.create_user(["viewer"]))["access_token"])
     # http.client sends the path as written (httpx would resolve the dots itself).
-    host, port = gateway.url.removeprefix("http://").split(":")
+    host, port = any_gateway.url.removeprefix("http://").split(":")
     raw = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
         raw.request("GET", "/api/v1/runs/../users", headers=viewer)
@@ -188,7 +192,7 @@ def test_paths_are_normalized_before_authorization(gateway: Gateway) -> None:
         assert dotted.status == 403  # judged as /api/v1/users, which needs admin
     finally:
         raw.close()
-    with gateway.client() as client:
+    with any_gateway.client() as client:
         merged = client.get("/api/v1//runs", headers=viewer)
         assert merged.status_code == 200
         assert merged.json()["path"] == "/api/v1/runs"
@@ -196,16 +200,16 @@ def test_paths_are_normalized_before_authorization(gateway: Gateway) -> None:
         assert encoded.status_code == 400
 
 
-def test_spoofed_identity_headers_are_replaced(gateway: Gateway) -> None:
-    username, password = gateway.create_user(["viewer"])
-    token = gateway.login(username, password)["access_token"]
+def test_spoofed_identity_headers_are_replaced(any_gateway: Gateway) -> None:
+    username, password = any_gateway.create_user(["viewer"])
+    token = any_gateway.login(username, password)["access_token"]
     spoofed = {
         **bearer(token),
         "x-interlock-tenant": "evil",
         "x-interlock-principal": "someone-else",
         "x-interlock-roles": "admin",
     }
-    with gateway.client() as client:
+    with any_gateway.client() as client:
         echoed = client.get("/api/v1/runs", headers=spoofed).json()["headers"]
         me = client.get("/api/v1/auth/me", headers=spoofed).json()
         assert_problem(client.get("/api/v1/users", headers=spoofed), 403)
@@ -266,9 +270,9 @@ def test_wrong_passwords_lock_the_user_out(gateway: Gateway) -> None:
 # --- API keys -----------------------------------------------------------------------
 
 
-def test_api_key_works_until_revoked(gateway: Gateway) -> None:
-    admin = bearer(gateway.admin_token())
-    with gateway.client() as client:
+def test_api_key_works_until_revoked(any_gateway: Gateway) -> None:
+    admin = bearer(any_gateway.admin_token())
+    with any_gateway.client() as client:
         created = client.post(
             "/api/v1/api-keys", json={"name": "ci", "roles": ["developer"]}, headers=admin
         )

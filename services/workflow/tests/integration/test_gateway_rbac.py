@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from interlock.devstack._envoy import IAM_AUTHZ, render_envoy_config
+from interlock.devstack._envoy import IAM_AUTHZ, IAM_GRPC, render_envoy_config
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
@@ -108,6 +108,7 @@ def stack(
         try:
             upstreams = {s.name: ("127.0.0.1", workflow_http) for s in SERVICES}
             upstreams["iam"] = ("127.0.0.1", iam_http)
+            upstreams[IAM_GRPC] = ("127.0.0.1", iam_grpc)
             upstreams[IAM_AUTHZ] = ("127.0.0.1", iam_authz)
             config = base / "envoy.yaml"
             config.write_text(

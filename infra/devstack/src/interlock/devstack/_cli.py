@@ -11,6 +11,8 @@ from interlock.devstack import _control
 from interlock.devstack._envoy import write_compose_config
 from interlock.devstack._stack import (
     DATA_DIR_ENV,
+    DEFAULT_GATEWAY_AUTHZ,
+    GATEWAY_AUTHZ_ENV,
     INFRA_PROGRAMS,
     KAFKA_PARTITIONS,
     KAFKA_PARTITIONS_ENV,
@@ -25,6 +27,9 @@ environment:
   {DATA_DIR_ENV}      data folder (default: .data at the repository root)
   {PORT_OFFSET_ENV}   added to every port, to run a second stack beside the first
   {KAFKA_PARTITIONS_ENV} partitions of every topic (default: {KAFKA_PARTITIONS})
+  {GATEWAY_AUTHZ_ENV} how the gateway asks IAM about each request: grpc
+                              (Envoy's ext_authz Check) or http (IAM's HTTP authorizer,
+                              less CPU per request); default: {DEFAULT_GATEWAY_AUTHZ}
   {SERVICE_COMMAND_ENV} command run for each service instead of
                               `python -m interlock.<name>` ({{name}}, {{python}} substituted)
 """

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from interlock.devstack import _servers
 from interlock.devstack._paths import repo_root
@@ -26,6 +26,9 @@ PORT_OFFSET_ENV = "INTERLOCK_DEV_PORT_OFFSET"
 """Environment variable added to every port of the stack. Default: 0."""
 KAFKA_PARTITIONS_ENV = "INTERLOCK_DEV_KAFKA_PARTITIONS"
 """Environment variable setting the partitions of every topic. Default: :data:`KAFKA_PARTITIONS`."""
+GATEWAY_AUTHZ_ENV = "INTERLOCK_DEV_GATEWAY_AUTHZ"
+"""Environment variable choosing how the gateway asks IAM: ``grpc`` or ``http``.
+Default: :data:`DEFAULT_GATEWAY_AUTHZ`."""
 SERVICE_COMMAND_ENV = "INTERLOCK_DEV_SERVICE_COMMAND"
 """Optional command line run for every service instead of ``python -m interlock.<name>``;
 ``{name}`` and ``{python}`` are substituted (a debugger wrapper, a stand-in in tests)."""
@@ -42,6 +45,12 @@ S3_BUCKET = "interlock-artifacts"
 """Bucket of the artifact service."""
 KAFKA_PARTITIONS = 3
 """Partitions per topic locally (the local broker slows down with many batches)."""
+
+AuthzMode = Literal["grpc", "http"]
+"""How the gateway asks IAM: Envoy's ext_authz gRPC Check, or IAM's HTTP authorizer."""
+AUTHZ_MODES: tuple[AuthzMode, ...] = ("grpc", "http")
+DEFAULT_GATEWAY_AUTHZ: AuthzMode = "grpc"
+"""The design's choice (gRPC Check); ``http`` costs IAM several times less CPU per request."""
 
 ADMIN_USERNAME = "admin"
 """Documented local login: user."""
@@ -80,7 +89,7 @@ class ServiceDef:
     grpc_port: int | None = None
     """Base gRPC port, for the services that serve one. Default: none."""
     authz_port: int | None = None
-    """Base port of the gateway's authorizer (Envoy ext_authz over HTTP), IAM's only.
+    """Base port of the gateway's HTTP authorizer (Envoy ext_authz ``http_service``), IAM's only.
     Default: none."""
     postgres: bool = False
     """Owns a PostgreSQL database named after it. Default: no."""
@@ -169,10 +178,12 @@ class Stack:
     """Added to every documented port. Default: 0."""
     kafka_partitions: int = KAFKA_PARTITIONS
     """Partitions of every topic. Default: :data:`KAFKA_PARTITIONS`."""
+    gateway_authz: AuthzMode = DEFAULT_GATEWAY_AUTHZ
+    """How the gateway asks IAM. Default: :data:`DEFAULT_GATEWAY_AUTHZ`."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Stack:
-        """The stack the ``INTERLOCK_DEV_*`` variables select (folder, ports, partitions)."""
+        """The stack the ``INTERLOCK_DEV_*`` variables select (see the constants above)."""
         data_dir = environ.get(DATA_DIR_ENV) or str(repo_root() / ".data")
         offset = int(environ.get(PORT_OFFSET_ENV) or "0")
         highest = max(*INFRA_PORTS.values(), *(s.grpc_port or s.http_port for s in SERVICES))
@@ -181,8 +192,14 @@ class Stack:
         partitions = int(environ.get(KAFKA_PARTITIONS_ENV) or KAFKA_PARTITIONS)
         if partitions < 1:
             raise ValueError(f"{KAFKA_PARTITIONS_ENV}={partitions} must be at least 1")
+        authz = environ.get(GATEWAY_AUTHZ_ENV) or DEFAULT_GATEWAY_AUTHZ
+        if authz not in AUTHZ_MODES:
+            raise ValueError(f"{GATEWAY_AUTHZ_ENV}={authz} must be one of {', '.join(AUTHZ_MODES)}")
         return cls(
-            data_dir=Path(data_dir).absolute(), port_offset=offset, kafka_partitions=partitions
+            data_dir=Path(data_dir).absolute(),
+            port_offset=offset,
+            kafka_partitions=partitions,
+            gateway_authz=authz,
         )
 
     # --- folders --------------------------------------------------------------------
@@ -383,12 +400,13 @@ class Stack:
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:
         """Loopback addresses the gateway config needs.
 
-        Each service's HTTP listener by name, and IAM's authorizer listener (the
-        gateway's ext_authz) under ``iam-authz``.
+        Each service's HTTP listener by name, and IAM's two authorizer listeners (the
+        gateway's ext_authz): gRPC under ``iam-grpc``, HTTP under ``iam-authz``.
         """
         upstreams = {service.name: (LOOPBACK, self.http_port(service)) for service in SERVICES}
-        iam_authz = self.authz_port(SERVICES[0])
-        assert iam_authz is not None
+        iam_grpc, iam_authz = self.grpc_port(SERVICES[0]), self.authz_port(SERVICES[0])
+        assert iam_grpc is not None and iam_authz is not None
+        upstreams["iam-grpc"] = (LOOPBACK, iam_grpc)
         upstreams["iam-authz"] = (LOOPBACK, iam_authz)
         return upstreams
 
