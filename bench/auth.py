@@ -1,7 +1,9 @@
 """Benchmark: what the gateway's authorization costs (``make bench``; not a test).
 
 Starts its own small stack on free loopback ports: PostgreSQL, IAM
-(``python -m interlock.iam``), the Envoy gateway rendered from the real template, and a
+(``python -m interlock.iam``), the Envoy gateway rendered from the real template (asking
+IAM in the default mode, Envoy's gRPC Check, or with ``--authz http`` over IAM's HTTP
+authorizer), and a
 second Envoy that answers every request with a fixed 200 (the "trivial upstream",
 standing in for every service but IAM, so the upstream costs next to nothing). Then,
 with a keep-alive HTTP/1.1 load generator written on asyncio streams:
@@ -15,10 +17,10 @@ with a keep-alive HTTP/1.1 load generator written on asyncio streams:
 
 Everything, load generator included, shares this machine's cores: the figures are
 for the whole system on one box. Results go to stdout (Markdown) and
-``bench/results/auth.json``.
+``bench/results/auth.json`` (``auth-http.json`` with ``--authz http``).
 
 Usage: ``python bench/auth.py [--seconds 10] [--connections 32] [--latency-requests 2000]
-[--authorizer-processes 1]``
+[--authorizer-processes 1] [--authz grpc|http]``
 """
 
 from __future__ import annotations
@@ -44,15 +46,15 @@ import psutil
 
 from interlock.devstack import _servers
 from interlock.devstack._binaries import envoy_binary
-from interlock.devstack._envoy import IAM_AUTHZ, render_envoy_config
+from interlock.devstack._envoy import IAM_AUTHZ, IAM_GRPC, render_envoy_config
 from interlock.devstack._handles import PostgresServer
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
 from interlock.devstack._runner import RunningServer, start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
-from interlock.devstack._stack import SERVICES
+from interlock.devstack._stack import AUTHZ_MODES, DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
 
-RESULTS = Path(__file__).resolve().parent / "results" / "auth.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
@@ -156,7 +158,7 @@ def _postgres(base: Path) -> Iterator[PostgresServer]:
 
 
 @contextlib.contextmanager
-def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
+def _stack(base: Path, authorizer_processes: int, authz: AuthzMode) -> Iterator[Stack]:
     iam_http, iam_grpc, iam_authz, listener, admin, upstream, upstream_admin = free_ports(7)
     with contextlib.ExitStack() as stack:
         postgres = stack.enter_context(_postgres(base))
@@ -207,11 +209,15 @@ def _stack(base: Path, authorizer_processes: int) -> Iterator[Stack]:
         )
         upstreams = {service.name: (LOOPBACK, upstream) for service in SERVICES}
         upstreams["iam"] = (LOOPBACK, iam_http)
+        upstreams[IAM_GRPC] = (LOOPBACK, iam_grpc)
         upstreams[IAM_AUTHZ] = (LOOPBACK, iam_authz)
         config = base / "gateway.yaml"
         config.write_text(
             render_envoy_config(
-                upstreams=upstreams, listener=(LOOPBACK, listener), admin=(LOOPBACK, admin)
+                upstreams=upstreams,
+                listener=(LOOPBACK, listener),
+                admin=(LOOPBACK, admin),
+                authz=authz,
             )
         )
         gateway = stack.enter_context(
@@ -443,11 +449,18 @@ def main() -> None:
         default=1,
         help="IAM's INTERLOCK_AUTHORIZER_PROCESSES (default 1, as make up runs it)",
     )
+    parser.add_argument(
+        "--authz",
+        choices=AUTHZ_MODES,
+        default=DEFAULT_GATEWAY_AUTHZ,
+        help="how the gateway asks IAM: grpc (Envoy's ext_authz Check) or http "
+        f"(IAM's HTTP authorizer) (default {DEFAULT_GATEWAY_AUTHZ}, as make up runs it)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     base = Path(tempfile.mkdtemp(prefix="interlock-bench-auth-"))
     try:
-        with _stack(base, args.authorizer_processes) as stack:
+        with _stack(base, args.authorizer_processes, args.authz) as stack:
             results = asyncio.run(_run(stack, args))
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -456,11 +469,13 @@ def main() -> None:
     report += (
         f"\nLoad average (1 min) before / after: {load_before:.2f} / {load_after:.2f} "
         f"on {os.cpu_count()} CPUs (other work on the machine skews every figure); "
-        f"IAM authorizer processes: {args.authorizer_processes}"
+        f"IAM authorizer processes: {args.authorizer_processes}; gateway asks IAM over "
+        f"{args.authz}"
     )
     sys.stdout.write(report + "\n")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "auth.json" if args.authz == DEFAULT_GATEWAY_AUTHZ else f"auth-{args.authz}.json"
+    (RESULTS / name).write_text(
         json.dumps(
             {
                 "machine": {
@@ -471,6 +486,7 @@ def main() -> None:
                     "load_average_after": load_after,
                 },
                 "authorizer_processes": args.authorizer_processes,
+                "authz": args.authz,
                 "results": [asdict(r) for r in results],
                 "overhead_p50_ms": round(results[1].p50_ms - results[0].p50_ms, 3),
             },
