@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from interlock.common import topics
 from interlock.common.errors import EventDecodeError, MalformedEventError, UnknownEventTypeError
@@ -195,3 +196,28 @@ def test_is_type_tells_the_event_type() -> None:
     event: Event = scheduled()
     assert is_type(event, topics.TASK_SCHEDULED)
     assert not is_type(event, topics.TASK_STARTED)
+
+
+def test_trace_headers_match_what_the_w3c_propagator_writes() -> None:
+    parent = trace.SpanContext(
+        trace_id=0x1234,
+        span_id=0x5678,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+        trace_state=trace.TraceState([("vendor", "abc")]),
+    )
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span(
+        "publish", context=trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    ):
+        expected: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(expected)
+        event = Event(
+            type=topics.TASK_STARTED,
+            payload=task_pb2.TaskStarted(task_id="a"),
+            tenant="t",
+            run_id="r",
+            source="worker",
+        )
+    assert event.traceparent == expected["traceparent"]
+    assert event.tracestate == expected["tracestate"] == "vendor=abc"
