@@ -31,18 +31,27 @@ from interlock.iam.grpc import AuthorizationService
 VIEWER = AuthPrincipal(
     subject="u1", kind=PrincipalKind.USER, tenant="acme", roles=("viewer",), expires_at=None
 )
+INJECTOR = AuthPrincipal(
+    subject="u2",
+    kind=PrincipalKind.USER,
+    tenant="acme\r\nx-interlock-roles: admin",
+    roles=("viewer",),
+    expires_at=None,
+)
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
 def _remembered(token: str) -> AuthPrincipal | None:
     if token == "revoked":
         raise Unauthenticated("This token has been revoked.")
-    return VIEWER if token == "known" else None
+    return {"known": VIEWER, "known-injector": INJECTOR}.get(token)
 
 
 async def _validate(token: str) -> AuthPrincipal:
     if token == "new":
         return VIEWER
+    if token == "injector":
+        return INJECTOR
     if token == "broken":
         raise ConnectionError("database unreachable")
     raise Unauthenticated("bad token")
@@ -129,6 +138,15 @@ async def test_a_failing_lookup_is_an_error_so_the_gateway_fails_closed(
     assert raised.value.code() == grpc.StatusCode.INTERNAL
     still = await authz.Check(_check("GET", "/api/v1/runs", "known"))
     assert still.status.code == code_pb2.OK
+
+
+@pytest.mark.parametrize("token", ["injector", "known-injector"])
+async def test_identity_values_that_cannot_be_headers_fail_closed(
+    authz: external_auth_pb2_grpc.AuthorizationStub, token: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await authz.Check(_check("GET", "/api/v1/runs", token))
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
 
 
 def test_messages_round_trip_on_the_wire() -> None:

@@ -11,6 +11,7 @@ only translate to the wire.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from interlock.common.permissions import Rule, find_rule, is_allowed
 from interlock.common.problems import PROBLEM_TYPE_BASE
 from interlock.iam.domain import AuthPrincipal
 from interlock.iam.errors import Forbidden, IamError, NotFound, Unauthenticated
+
+SAFE_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""Header values the adapters send as they are (visible ASCII, spaces, tabs): anything
+else could split an answer into headers IAM never meant to send, so they fail instead."""
 
 
 @dataclass(frozen=True)

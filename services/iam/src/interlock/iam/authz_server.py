@@ -21,14 +21,13 @@ import collections
 import functools
 import http
 import logging
-import re
 from typing import cast
 
 import httptools
 
 from interlock.common.problems import PROBLEM_CONTENT_TYPE
 from interlock.common.resources import Lifecycle
-from interlock.iam.authorizer import Allow, Authorizer, Deny
+from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -37,9 +36,6 @@ _AUTHORIZATION = b"authorization"
 _MAX_URL_BYTES = 64 * 1024  # Envoy refuses longer request headers (60 KiB) anyway
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _FAILED = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
-# Header values a response may carry verbatim (visible ASCII, spaces, tabs): anything
-# else could split the answer into headers IAM never meant to send.
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class _Request:
@@ -181,7 +177,7 @@ def _response(
 ) -> bytes:
     lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", f"content-length: {len(body)}"]
     for name, value in headers:
-        if _HEADER_VALUE.fullmatch(value) is None:
+        if SAFE_HEADER_VALUE.fullmatch(value) is None:
             raise ValueError(f"header {name} has a value that cannot be sent as is")
         lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")

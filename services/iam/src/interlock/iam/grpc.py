@@ -27,7 +27,7 @@ from interlock.common.resources import Lifecycle
 from interlock.envoy.config.core.v3 import base_pb2
 from interlock.envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from interlock.envoy.type.v3 import http_status_pb2
-from interlock.iam.authorizer import Allow, Authorizer, Deny
+from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
 from interlock.iam.credentials import Credentials
 from interlock.iam.domain import PrincipalKind
 from interlock.iam.errors import Unauthenticated
@@ -91,7 +91,8 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
     ) -> external_auth_pb2.CheckResponse:
         """Allow with the identity headers, or deny with a problem document.
 
-        A failure to decide is an INTERNAL status, which the gateway turns into 503.
+        A failure to decide, or an identity that cannot travel as header values, is an
+        INTERNAL status, which the gateway turns into 503.
         """
         http = request.attributes.request.http
         authorization = http.headers.get("authorization")
@@ -102,12 +103,12 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
                 decision = asyncio.run_coroutine_threadsafe(lookup, self._loop).result(
                     timeout=_LOOKUP_TIMEOUT_S
                 )
+            if isinstance(decision, Allow):
+                return _allowed(decision.headers)
+            return _denied(decision)
         except Exception:  # the gateway answers 503: never let a failure through
             logger.exception("authorization failed")
             context.abort(grpc.StatusCode.INTERNAL, "authorization failed")
-        if isinstance(decision, Allow):
-            return _allowed(decision.headers)
-        return _denied(decision)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -140,6 +141,9 @@ def _denied(decision: Deny) -> external_auth_pb2.CheckResponse:
 def _header_options(
     headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
 ) -> list[base_pb2.HeaderValueOption]:
+    for key, value in headers:
+        if SAFE_HEADER_VALUE.fullmatch(value) is None:
+            raise ValueError(f"header {key} has a value that cannot be sent as is")
     # Replace, never append: a client's own copy must not survive beside IAM's.
     return [
         base_pb2.HeaderValueOption(
