@@ -31,11 +31,13 @@ ENV_EXAMPLE = ROOT / ".env.example"
 class Ports:
     http: int
     grpc: int | None = None
+    authz: int | None = None
+    """The gateway's HTTP authorizer listener (IAM only)."""
 
 
 # The port plan every deployment shares (make up, compose, the gateway).
 SERVICE_PORTS = {
-    "iam": Ports(8101, 9101),
+    "iam": Ports(8101, 9101, 9111),
     "workflow": Ports(8102),
     "scheduler": Ports(8103, 9103),
     "worker": Ports(8104),
@@ -602,7 +604,7 @@ def test_dockerfile_runtime_stage_runs_the_service(service_name: str) -> None:
     assert "INTERLOCK_HTTP_HOST=0.0.0.0" in env.split()
 
     exposed = {int(port.split("/")[0]) for args in by_keyword["EXPOSE"] for port in args.split()}
-    assert exposed == {ports.http} | ({ports.grpc} if ports.grpc else set())
+    assert exposed == {port for port in (ports.http, ports.grpc, ports.authz) if port}
 
     healthcheck = by_keyword["HEALTHCHECK"][-1]
     assert f"http://127.0.0.1:{ports.http}/healthz" in healthcheck
@@ -613,8 +615,9 @@ def test_dockerfiles_differ_only_by_name_and_ports() -> None:
     def normalized(name: str) -> str:
         text = dockerfile_path(name).read_text()
         ports = SERVICE_PORTS[name]
-        if ports.grpc:
-            text = text.replace(f" {ports.grpc}", "")
+        for extra in (ports.grpc, ports.authz):
+            if extra:
+                text = text.replace(f" {extra}", "")
         text = re.sub(rf"\b{ports.http}\b", "<http>", text)
         return re.sub(rf"\b{name}\b", "<name>", text)
 
