@@ -5,18 +5,26 @@ Run: ``.venv/bin/pytest -q -s services/scheduler/tests/benchmarks/bench_schedule
 
 * ``test_timer_fires``: 28,000 delay timers due at 1,400/s for 20 s; one timer loop
   fires them; lateness = fire time - due time.
-* ``test_completed_to_scheduled``: 100 runs of 60-task chains; a worker in the same
-  process completes every ``task.scheduled`` at once (at most 500/s); latency = from
-  publishing ``task.completed`` to receiving the next ``task.scheduled``.
+* ``test_completed_to_scheduled``: 100 runs of 60-task chains; a worker in a process of
+  its own (this file run as a script) completes every ``task.scheduled`` at once (at
+  most 500/s); latency = from publishing ``task.completed`` to receiving the next
+  ``task.scheduled``. The CPU time per completed task of the scheduler (this process)
+  and of the broker is printed too: unlike latency, it barely depends on what else
+  the machine does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import secrets
+import sys
 import time
 import uuid
 from typing import Any
+
+import psutil
 
 from interlock.common import topics
 from interlock.common.events import Event
@@ -122,6 +130,53 @@ async def test_completed_to_scheduled(postgres_server: Any, kafka_server: Any) -
         consumer_group="scheduler-bench",
         grpc_port=0,
     )
+    broker = _process_listening_on(int(kafka_server.bootstrap_servers.rsplit(":", 1)[1]))
+    async with app_client(create_app(settings)):
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            settings.kafka_bootstrap_servers,
+            settings.kafka_topic_prefix,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**24,  # the results line holds every latency
+        )
+        # The worker prints "ready" once consuming, then its results as JSON.
+        assert worker.stdout is not None
+        assert (await worker.stdout.readline()).strip() == b"ready"
+        cpu_before = _cpu_s(psutil.Process()), _cpu_s(broker)
+        result = json.loads(await worker.stdout.readline())
+        cpu_after = _cpu_s(psutil.Process()), _cpu_s(broker)
+        await worker.wait()
+    done, elapsed = result["done"], result["elapsed"]
+    scheduler_ms, broker_ms = (
+        (b - a) * 1000 / done for a, b in zip(cpu_before, cpu_after, strict=True)
+    )
+    print(
+        f"\ncompletions: {done} in {elapsed:.1f} s ({done / elapsed:.0f}/s);"
+        f" task.completed -> next task.scheduled ms {_percentiles(result['latencies'])};"
+        f" CPU ms per task: scheduler process {scheduler_ms:.2f}, broker {broker_ms:.2f};"
+        f" load average {os.getloadavg()[0]:.1f}"
+    )
+    assert done == RUNS * CHAIN
+
+
+def _process_listening_on(port: int) -> psutil.Process:
+    for connection in psutil.net_connections("tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+            return psutil.Process(connection.pid)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def _worker(bootstrap_servers: str, topic_prefix: str) -> None:
+    """The benchmark's worker: start the runs, answer every task.scheduled at once."""
+    settings = SchedulerSettings(
+        kafka_bootstrap_servers=bootstrap_servers, kafka_topic_prefix=topic_prefix
+    )
     chain = [
         definition_pb2.TaskSpec(id=f"t{i}", type="noop", depends_on=[f"t{i - 1}"] if i else [])
         for i in range(CHAIN)
@@ -141,50 +196,50 @@ async def test_completed_to_scheduled(postgres_server: Any, kafka_server: Any) -
                 latencies.append((now - before) * 1000)
             ready.put_nowait((event.run_id, payload.task_id, payload.attempt))
 
-    async with app_client(create_app(settings)):
-        publisher = EventPublisher(settings, client_id="bench")
-        await publisher.start()
-        consumer = EventConsumer(
-            settings,
-            group_id="bench-worker",
-            event_types=[topics.TASK_SCHEDULED],
-            handler=on_scheduled,
-        )
-        await consumer.start()
-        consuming = asyncio.create_task(consumer.run())
-        await publisher.publish(_start_events(_started(*chain), RUNS))
-        done, begin = 0, time.monotonic()
-        while done < RUNS * CHAIN and time.monotonic() - begin < 240:
-            tick = time.monotonic()
-            batch = []
-            while not ready.empty() and len(batch) < COMPLETION_RATE // 20:
-                batch.append(ready.get_nowait())
-            if batch:
-                now = time.monotonic()
-                for run_id, task_id, _ in batch:
-                    sent[(run_id, int(task_id[1:]))] = now
-                await publisher.publish(
-                    [
-                        Event(
-                            type=topics.TASK_COMPLETED,
-                            payload=task_pb2.TaskCompleted(
-                                task_id=task_id, attempt=attempt, output_json=b"{}"
-                            ),
-                            tenant="t",
-                            run_id=run_id,
-                            source="bench",
-                        )
-                        for run_id, task_id, attempt in batch
-                    ]
-                )
-                done += len(batch)
-            await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - tick)))
-        elapsed = time.monotonic() - begin
-        await consumer.stop()
-        consuming.cancel()
-        await publisher.stop()
-    print(
-        f"\ncompletions: {done} in {elapsed:.1f} s ({done / elapsed:.0f}/s);"
-        f" task.completed -> next task.scheduled ms {_percentiles(latencies)}"
+    publisher = EventPublisher(settings, client_id="bench")
+    await publisher.start()
+    consumer = EventConsumer(
+        settings,
+        group_id="bench-worker",
+        event_types=[topics.TASK_SCHEDULED],
+        handler=on_scheduled,
     )
-    assert done == RUNS * CHAIN
+    await consumer.start()
+    consuming = asyncio.create_task(consumer.run())
+    print("ready", flush=True)
+    await publisher.publish(_start_events(_started(*chain), RUNS))
+    done, begin = 0, time.monotonic()
+    while done < RUNS * CHAIN and time.monotonic() - begin < 240:
+        tick = time.monotonic()
+        batch = []
+        while not ready.empty() and len(batch) < COMPLETION_RATE // 20:
+            batch.append(ready.get_nowait())
+        if batch:
+            now = time.monotonic()
+            for run_id, task_id, _ in batch:
+                sent[(run_id, int(task_id[1:]))] = now
+            await publisher.publish(
+                [
+                    Event(
+                        type=topics.TASK_COMPLETED,
+                        payload=task_pb2.TaskCompleted(
+                            task_id=task_id, attempt=attempt, output_json=b"{}"
+                        ),
+                        tenant="t",
+                        run_id=run_id,
+                        source="bench",
+                    )
+                    for run_id, task_id, attempt in batch
+                ]
+            )
+            done += len(batch)
+        await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - tick)))
+    elapsed = time.monotonic() - begin
+    await consumer.stop()
+    consuming.cancel()
+    await publisher.stop()
+    print(json.dumps({"done": done, "elapsed": elapsed, "latencies": latencies}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(_worker(*sys.argv[1:3]))
