@@ -184,11 +184,11 @@ class OutboxRelay:
     """Publishes outbox rows to Kafka in batches and deletes them once acknowledged.
 
     The loop in :meth:`run` drains until the table is empty, then sleeps until a
-    ``NOTIFY`` from :func:`enqueue`, a :meth:`wake` from this process, or
-    ``poll_interval_ms`` (the fallback when notifications are lost, e.g. while the
-    listening connection reconnects). It holds one pooled connection for ``LISTEN`` and
-    borrows another for each drain, which costs three round trips to PostgreSQL
-    (begin, take the rows, commit) besides publishing.
+    ``NOTIFY`` from :func:`enqueue` or ``poll_interval_ms`` (the fallback when
+    notifications are lost, e.g. while the listening connection reconnects). It holds
+    one pooled connection for ``LISTEN`` and borrows another for each drain, which
+    costs three round trips to PostgreSQL (begin, take the rows, commit) besides
+    publishing.
 
     Args:
         pool: The service's ``asyncpg.Pool``.
@@ -241,14 +241,6 @@ class OutboxRelay:
             await self._publisher.publish_records([_record(row) for row in rows])
         _log.debug("relayed outbox rows", extra={"rows": len(rows)})
         return len(rows)
-
-    def wake(self) -> None:
-        """Drain now: call it right after committing rows :func:`enqueue` added.
-
-        The ``NOTIFY`` reaches the relay too, a little later (through PostgreSQL's
-        listening connection); this saves that hop in the process that committed.
-        """
-        self._wake.set()
 
     async def run(self) -> None:
         """Drain, then wait for a notification or the poll interval; until stopped.
@@ -359,11 +351,6 @@ class OutboxRelayTask(Lifecycle):
         self._relay_options = relay_options
         self._relay: OutboxRelay | None = None
         self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Make the running relay drain now (see :meth:`OutboxRelay.wake`); else nothing."""
-        if self._relay is not None:
-            self._relay.wake()
 
     @property
     def relay(self) -> OutboxRelay:

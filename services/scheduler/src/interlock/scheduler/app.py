@@ -48,7 +48,6 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             pool,
             batch_size=settings.timer_batch_size,
             max_sleep_ms=settings.timer_max_sleep_ms,
-            on_events=relay.wake,
         )
         waker.loop = loop
         await loop.run()
@@ -68,7 +67,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
         await every(settings.reconcile_interval_s, reconcile)
 
-    handler = _LazyHandler(database, waker, relay)
+    handler = _LazyHandler(database, waker)
     consumer = EventConsumerTask(
         broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
     )
@@ -94,17 +93,12 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 class _LazyHandler:
     """The consumer's handler, built on the first batch (the pool opens after wiring)."""
 
-    def __init__(
-        self, database: PostgresDatabase, waker: _TimerWaker, relay: OutboxRelayTask
-    ) -> None:
+    def __init__(self, database: PostgresDatabase, waker: _TimerWaker) -> None:
         self._database = database
         self._waker = waker
-        self._relay = relay
         self._handler: BatchHandler | None = None
 
     async def __call__(self, events: Sequence[Event]) -> None:
         if self._handler is None:
-            self._handler = BatchHandler(
-                self._database.pool, on_timer=self._waker, on_events=self._relay.wake
-            )
+            self._handler = BatchHandler(self._database.pool, on_timer=self._waker)
         await self._handler(events)

@@ -62,8 +62,6 @@ class BatchHandler:
         clock: Source of the current time. Default: :func:`utc_now`.
         on_timer: Called with the earliest timer a batch set, after commit (wakes
             the timer loop). Default: nothing.
-        on_events: Called after a commit that enqueued events (wakes the outbox
-            relay without waiting for PostgreSQL's notification). Default: nothing.
         cached_runs: Most runs kept in memory. Default: 2,000.
     """
 
@@ -73,13 +71,11 @@ class BatchHandler:
         *,
         clock: Clock = utc_now,
         on_timer: Callable[[datetime], None] | None = None,
-        on_events: Callable[[], None] | None = None,
         cached_runs: int = 2_000,
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._on_timer = on_timer
-        self._on_events = on_events
         self._cache = RunCache(cached_runs)
 
     async def __call__(self, events: Sequence[Event]) -> None:
@@ -100,8 +96,6 @@ class BatchHandler:
         for run_id, version in result.saved.versions.items():
             self._cache.put(run_id, version, result.runs[run_id])
         self._cache.forget(result.invalid)
-        if result.saved.events and self._on_events is not None:
-            self._on_events()
         if result.saved.earliest_timer is not None and self._on_timer is not None:
             self._on_timer(result.saved.earliest_timer)
 

@@ -37,8 +37,6 @@ class TimerLoop:
         batch_size: Most timers one pass claims. Default: 500.
         max_sleep_ms: Longest sleep between passes. Default: 500 ms.
         clock: Source of the current time. Default: UTC now.
-        on_events: Called after a pass that enqueued events (wakes the outbox relay
-            without waiting for PostgreSQL's notification). Default: nothing.
     """
 
     def __init__(
@@ -48,13 +46,11 @@ class TimerLoop:
         batch_size: int = 500,
         max_sleep_ms: int = 500,
         clock: Clock = utc_now,
-        on_events: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_ms / 1000
         self._clock = clock
-        self._on_events = on_events
         self._wake = asyncio.Event()
         self._wake_at: datetime | None = None
 
@@ -76,9 +72,7 @@ class TimerLoop:
                 return 0
             runs = await store.load_runs(conn, run_ids, skip_locked=True)
             fired = sum(run.fire_due_timers(now) for run in runs.values())
-            saved = await store.save_runs(conn, list(runs.values()), now)
-        if saved.events and self._on_events is not None:
-            self._on_events()
+            await store.save_runs(conn, list(runs.values()), now)
         return fired
 
     async def run(self) -> None:
