@@ -7,6 +7,7 @@ generates into a temporary folder and compares.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from importlib import resources
@@ -30,7 +31,10 @@ def generate(output: Path) -> None:
     well_known = resources.files("grpc_tools") / "_proto"
     # google/rpc/*.proto (Envoy's ext_authz answers with a google.rpc.Status), shipped
     # by googleapis-common-protos; its generated code is imported from there too.
-    googleapis = Path(str(resources.files("google.rpc"))).parent.parent
+    # google.rpc is a namespace package: find the folder through a module it holds.
+    status_module = importlib.util.find_spec("google.rpc.status_pb2")
+    assert status_module is not None and status_module.origin is not None
+    googleapis = Path(status_module.origin).parent.parent.parent
     bin_dir = Path(sys.executable).parent
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     args = [
