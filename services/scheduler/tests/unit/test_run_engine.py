@@ -70,6 +70,16 @@ def test_chain_schedules_one_task_after_another_with_rendered_params() -> None:
     assert run.status is RunStatus.SUCCEEDED
 
 
+def test_an_outcome_without_a_start_records_its_worker_and_start_time() -> None:
+    run = run_of(spec("a"), spec("b"))
+    drain(run)
+    started = NOW - timedelta(milliseconds=3)
+    run.task_completed("a", 1, b"{}", NOW, started, "worker-1")
+    run.task_failed("b", 1, error(retryable=False), NOW, started, "worker-2")
+    assert (run.tasks["a"].worker_id, run.tasks["a"].started_at) == ("worker-1", started)
+    assert (run.tasks["b"].worker_id, run.tasks["b"].started_at) == ("worker-2", started)
+
+
 def test_diamond_fans_out_and_joins() -> None:
     run = run_of(spec("a"), spec("b", "a"), spec("c", "a"), spec("d", "b", "c"))
     drain(run)

@@ -194,11 +194,15 @@ class BatchHandler:
         elif is_type(event, topics.TASK_COMPLETED):
             done = event.payload
             started = done.started_at.ToDatetime(UTC) if done.HasField("started_at") else None
-            run.task_completed(done.task_id, done.attempt, done.output_json, now, started)
+            run.task_completed(
+                done.task_id, done.attempt, done.output_json, now, started, done.worker_id
+            )
         elif is_type(event, topics.TASK_FAILED):
             failed = event.payload
             started = failed.started_at.ToDatetime(UTC) if failed.HasField("started_at") else None
-            run.task_failed(failed.task_id, failed.attempt, failed.error, now, started)
+            run.task_failed(
+                failed.task_id, failed.attempt, failed.error, now, started, failed.worker_id
+            )
         elif is_type(event, topics.TASK_HEARTBEAT):
             run.task_heartbeat(event.payload.task_id, event.payload.attempt, now)
         elif is_type(event, topics.WORKFLOW_CONTROL):

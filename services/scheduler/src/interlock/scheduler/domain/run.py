@@ -415,11 +415,15 @@ class RunState:
             return None
         return task
 
-    def _mark_running(self, task: TaskState, now: datetime, started_at: datetime | None) -> None:
+    def _mark_running(
+        self, task: TaskState, now: datetime, started_at: datetime | None, worker_id: str = ""
+    ) -> None:
         if task.status is not TaskStatus.SCHEDULED:
             return
         self._move(task, TaskStatus.RUNNING, now)
         task.started_at = started_at or now
+        if worker_id:  # an outcome without a task.started before it names the worker too
+            task.worker_id = worker_id
         spec = self.specs[task.task_id]
         if spec.timeout_ms > 0:
             self._set_timer(
@@ -459,12 +463,13 @@ class RunState:
         output_json: bytes,
         now: datetime,
         started_at: datetime | None = None,
+        worker_id: str = "",
     ) -> None:
         """The attempt succeeded: record its output and schedule what became ready."""
         task = self._current(task_id, attempt)
         if task is None:
             return
-        self._mark_running(task, now, started_at)
+        self._mark_running(task, now, started_at, worker_id)
         self._succeed(task, output_json or b"null", now)
 
     def _succeed(self, task: TaskState, output_json: bytes, now: datetime) -> None:
@@ -483,12 +488,13 @@ class RunState:
         error: workflow_pb2.TaskError,
         now: datetime,
         started_at: datetime | None = None,
+        worker_id: str = "",
     ) -> None:
         """The attempt failed: retry after a backoff, or dead-letter the task."""
         task = self._current(task_id, attempt)
         if task is None:
             return
-        self._mark_running(task, now, started_at)
+        self._mark_running(task, now, started_at, worker_id)
         self._fail(task, ErrorInfo.of(error), now)
 
     def _fail(self, task: TaskState, error: ErrorInfo, now: datetime) -> None:
