@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+import yaml
 
 from interlock.devstack._envoy import (
     IAM_AUTHZ,
@@ -286,3 +288,27 @@ def test_the_stack_asks_iam_over_grpc_unless_told_otherwise(tmp_path: Path) -> N
         Stack.from_env({**env, GATEWAY_AUTHZ_ENV: "carrier-pigeon"})
     upstreams = Stack(data_dir=tmp_path, port_offset=100).envoy_upstreams()
     assert (upstreams[IAM_GRPC], upstreams[IAM_AUTHZ]) == (("127.0.0.1", 9201), ("127.0.0.1", 9211))
+
+
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+def test_the_gateway_never_reuses_a_connection_a_service_is_closing() -> None:
+    config = yaml.safe_load(render_compose_config())
+    services_keep_alive_s = uvicorn.Config(app=None).timeout_keep_alive
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    for service in SERVICES:
+        options = clusters[service.name]["typed_extension_protocol_options"]
+        http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        idle = _seconds(http["common_http_protocol_options"]["idle_timeout"])
+        assert idle < services_keep_alive_s, service.name
+    listener = config["static_resources"]["listeners"][0]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    (host,) = manager["route_config"]["virtual_hosts"]
+    # Only requests the service never received are sent again: a POST is never doubled.
+    assert set(host["retry_policy"]["retry_on"].split(",")) == {
+        "reset-before-request",
+        "connect-failure",
+    }
