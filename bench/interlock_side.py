@@ -41,6 +41,12 @@ MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts", "lone_run
 """The workloads measured on Interlock, as keys of the result."""
 LONE_RUN_POLL_S = 0.005
 """Pause between a lone run's status reads."""
+LONE_RUN_FIRST_POLL_S = 0.02
+"""Wait before a lone run's first status read: no run finishes sooner, and reads sent
+meanwhile would only load the two cores the run itself needs."""
+LONE_RUN_WARMUP = 5
+"""Lone runs made and not counted first: the stack has just started (cold caches and
+connections), and the workload measures the latency floor."""
 
 
 class PlatformUnavailableError(RuntimeError):
@@ -358,25 +364,21 @@ async def _lone_runs(s: Session, config: BenchConfig, board: ProgressBoard) -> d
     """Sequential 3-task runs one at a time, nothing else in flight: the latency floor.
 
     The headline is the server's own span of each run (``finished_at - created_at``);
-    the client's span (request sent until a ``GET`` every few ms sees the run finished)
-    adds the HTTP round trips and the polling.
+    the client's span (request sent until a ``GET`` every few ms, from 20 ms on, sees the
+    run finished) adds the HTTP round trips and the polling. The first
+    ``LONE_RUN_WARMUP`` runs are not counted.
     """
     name = f"bench-lone-{s.suffix}"
     await s.client.define(workloads.sequential(name))
     bar = board.bar("interlock (f) lone 3-task runs", config.lone_runs)
     server_s: list[float] = []
     client_s: list[float] = []
+    for _ in range(LONE_RUN_WARMUP):
+        await _lone_run(s, name)
     for _ in range(config.lone_runs):
-        began = time.perf_counter()
-        run = await s.client.start_run(name)
-        view = await s.client.get_run(run.run_id)
-        while view["status"] not in TERMINAL_STATUSES:
-            await asyncio.sleep(LONE_RUN_POLL_S)
-            view = await s.client.get_run(run.run_id)
-        client_s.append(time.perf_counter() - began)
-        if view["status"] != "succeeded":
-            raise InterlockError(f"lone run {run.run_id} ended {view['status']}")
-        server_s.append((parse_time(view["finished_at"]) - run.created_at).total_seconds())
+        server_span, client_span = await _lone_run(s, name)
+        server_s.append(server_span)
+        client_s.append(client_span)
         bar.advance()
     bar.done()
     client = stats.latency_percentiles_ms(client_s)
@@ -385,6 +387,21 @@ async def _lone_runs(s: Session, config: BenchConfig, board: ProgressBoard) -> d
         **stats.latency_percentiles_ms(server_s),
         **{f"client_{key}": value for key, value in client.items()},
     }
+
+
+async def _lone_run(s: Session, name: str) -> tuple[float, float]:
+    """One run alone: its span as the server recorded it, and as the client saw it (s)."""
+    began = time.perf_counter()
+    run = await s.client.start_run(name)
+    await asyncio.sleep(LONE_RUN_FIRST_POLL_S)
+    view = await s.client.get_run(run.run_id)
+    while view["status"] not in TERMINAL_STATUSES:
+        await asyncio.sleep(LONE_RUN_POLL_S)
+        view = await s.client.get_run(run.run_id)
+    client = time.perf_counter() - began
+    if view["status"] != "succeeded":
+        raise InterlockError(f"lone run {run.run_id} ended {view['status']}")
+    return (parse_time(view["finished_at"]) - run.created_at).total_seconds(), client
 
 
 async def _failure_mix(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
