@@ -78,10 +78,11 @@ async def test_outbox_event_reaches_an_idempotent_consumer_once(
     deliveries: list[str] = []
 
     async def apply(events: Sequence[Event]) -> None:
-        deliveries.extend(e.id for e in events)
         async with pool.acquire() as conn, conn.transaction():
             for event in await inbox.claim_events(conn, "test-consumer", events):
                 await conn.execute("INSERT INTO applied (event_id) VALUES ($1)", event.id)
+        # Counted once committed: the checks below read what the handler applied.
+        deliveries.extend(e.id for e in events)
 
     async def applied() -> Counter[str]:
         rows = await pool.fetch("SELECT event_id FROM applied")
