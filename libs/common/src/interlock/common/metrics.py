@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
+import functools
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 HTTP_REQUESTS = Counter(
     "interlock_http_requests_total",
@@ -24,34 +24,27 @@ HTTP_LATENCY = Histogram(
 _UNMATCHED = "unmatched"
 
 
-class HTTPMetricsMiddleware:
-    """Counts and times requests by route *template* so labels stay bounded."""
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count and time one served request by its route *template*, so labels stay bounded.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
+    Args:
+        scope: The request's ASGI scope, after routing (``route`` set when one matched).
+        status: The response status (500 when none was sent).
+        seconds: Time taken to serve it.
+    """
+    template = getattr(scope.get("route"), "path", _UNMATCHED)
+    counter, latency = _series(scope["method"], template, status)
+    counter.inc()
+    latency.observe(seconds)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle one ASGI call."""
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
 
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", _UNMATCHED)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
+@functools.lru_cache(maxsize=1024)
+def _series(method: str, template: str, status: int) -> tuple[Counter, Histogram]:
+    # labels() validates and locks on every call; a request only needs the lookup.
+    return (
+        HTTP_REQUESTS.labels(method, template, str(status)),
+        HTTP_LATENCY.labels(method, template),
+    )
 
 
 async def metrics_endpoint(_: Request) -> Response:

@@ -60,8 +60,9 @@ def rfc3339(time: datetime | None) -> str | None:
     """``time`` as RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T09:00:00.000Z``."""
     if time is None:
         return None
-    utc = time.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat costs a fraction of strftime, which lists call twice per run; it
+    # truncates to milliseconds as well, and writes UTC as "+00:00".
+    return time.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def definition_view(version: store.StoredVersion) -> dict[str, Any]:
@@ -133,7 +134,14 @@ def _utc(time: datetime | None) -> datetime | None:
 def build_router(service: WorkflowService) -> APIRouter:
     """The service's routes, calling ``service``."""
     router = APIRouter(prefix="/api/v1")
+    # Requests are matched against the routes in order: run starts and reads, the hot
+    # ones, come first (no definition route matches their paths).
+    _add_run_routes(router, service)
+    _add_definition_routes(router, service)
+    return router
 
+
+def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
     @router.get("/workflows/schema", tags=["workflows"])
     async def definition_schema(_: CurrentPrincipal) -> JSONResponse:
         """The JSON Schema of a workflow definition."""
@@ -208,6 +216,8 @@ def build_router(service: WorkflowService) -> APIRouter:
         """One version of a workflow."""
         return JSONResponse(definition_view(await service.get_definition(principal, name, version)))
 
+
+def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
     @router.post("/workflows/{name}/runs", status_code=201, tags=["runs"], openapi_extra=_RUN_BODY)
     async def start_run(
         principal: CurrentPrincipal,
@@ -269,5 +279,3 @@ def build_router(service: WorkflowService) -> APIRouter:
         """Cancel, pause, resume or retry a run (409 when its status does not allow it)."""
         reason = body.reason if body else ""
         return JSONResponse(run_view(await service.control_run(principal, run_id, action, reason)))
-
-    return router

@@ -3,7 +3,7 @@
 ``GET /api/v1/runs/{id}`` reads this projection instead of asking the scheduler, so a
 read never waits on another service. One transaction per consumed batch: claim the
 event ids (inbox), lock the batch's runs, fold the events into task progress and run
-status with the domain, write both back in one statement each.
+status with the domain, write back what changed in one statement.
 """
 
 from __future__ import annotations
@@ -97,14 +97,24 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
             task_id, update = task_update
             updates.append(((run_id, task_id), update))
             statuses[run_id] = (after_task_activity(status), finished_at)
-    if updates:
-        progress = await store.tasks_progress(conn, [key for key, _ in updates])
-        for key, update in updates:
-            progress[key] = advance(progress.get(key, TaskProgress()), update)
-        await store.save_tasks_progress(conn, progress)
-    await store.save_run_statuses(
-        conn, {run_id: value for run_id, value in statuses.items() if value != runs[run_id]}
+    await store.save_progress(
+        conn,
+        await _advanced_tasks(conn, updates),
+        {run_id: value for run_id, value in statuses.items() if value != runs[run_id]},
     )
+
+
+async def _advanced_tasks(
+    conn: asyncpg.Connection, updates: Sequence[tuple[tuple[uuid.UUID, str], TaskUpdate]]
+) -> dict[tuple[uuid.UUID, str], TaskProgress]:
+    """The progress of the tasks ``updates`` changed (a late or repeated event may not)."""
+    if not updates:
+        return {}
+    stored = await store.tasks_progress(conn, [key for key, _ in updates])
+    progress = dict(stored)
+    for key, update in updates:
+        progress[key] = advance(progress.get(key, TaskProgress()), update)
+    return {key: value for key, value in progress.items() if stored.get(key) != value}
 
 
 def _task_update(event: Event) -> tuple[str, TaskUpdate] | None:

@@ -45,7 +45,10 @@ class StoredVersion:
 
 @dataclass(frozen=True, kw_only=True)
 class StoredRun:
-    """A run as stored, with its version's task ids (in definition order)."""
+    """A run as stored, with its version's task ids (in definition order).
+
+    Runs read for a list (:func:`list_runs`) carry neither input nor task ids.
+    """
 
     id: uuid.UUID
     workflow: str
@@ -358,12 +361,12 @@ async def insert_run(
 
 
 _RUN_BASE_COLUMNS = """
-    r.id, r.workflow, r.version, r.status, r.input::text AS input, r.idempotency_key,
-    r.request_hash, r.created_at, r.updated_at, r.finished_at
+    r.id, r.workflow, r.version, r.status, r.idempotency_key, r.request_hash, r.created_at,
+    r.updated_at, r.finished_at
 """
-_RUN_COLUMNS = _RUN_BASE_COLUMNS + ", v.task_ids"
-# Lists show no tasks: no join with the versions.
-_RUN_SUMMARY_COLUMNS = _RUN_BASE_COLUMNS + ", '{}'::text[] AS task_ids"
+_RUN_COLUMNS = _RUN_BASE_COLUMNS + ", r.input::text AS input, v.task_ids"
+# Lists show neither input nor tasks: no input to parse, no join with the versions.
+_RUN_SUMMARY_COLUMNS = _RUN_BASE_COLUMNS + ", NULL::text AS input, '{}'::text[] AS task_ids"
 _RUN_FROM = """
     runs r JOIN workflow_versions v
         ON v.tenant = r.tenant AND v.name = r.workflow AND v.version = r.version
@@ -376,7 +379,7 @@ def _run(row: asyncpg.Record) -> StoredRun:
         workflow=row["workflow"],
         version=row["version"],
         status=RunStatus(row["status"]),
-        input=json.loads(row["input"]),
+        input=None if row["input"] is None else json.loads(row["input"]),
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         created_at=row["created_at"],
@@ -439,7 +442,7 @@ async def list_runs(
 ) -> list[StoredRun]:
     """A tenant's runs, newest first, strictly after the ``before`` position.
 
-    The runs' ``task_ids`` are left empty: lists show no tasks.
+    The runs' ``input`` is ``None`` and their ``task_ids`` are empty: lists show neither.
     """
     rows = await conn.fetch(
         f"""
@@ -526,56 +529,57 @@ async def tasks_progress(
     return {(row["run_id"], row["task_id"]): _progress(row) for row in rows}
 
 
-async def save_tasks_progress(
-    conn: asyncpg.Connection, progress: dict[tuple[uuid.UUID, str], TaskProgress]
-) -> None:
-    """Upsert task progress rows, all in one statement."""
-    if not progress:
-        return
-    items = list(progress.items())
-    await conn.execute(
-        """
-        INSERT INTO run_tasks (run_id, task_id, status, attempts, scheduled_at, started_at,
-            finished_at, output, error)
-        SELECT run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-            output::jsonb, error::jsonb
-        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
-            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
-            AS p(run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-                 output, error)
-        ON CONFLICT (run_id, task_id) DO UPDATE SET
-            status = excluded.status, attempts = excluded.attempts,
-            scheduled_at = excluded.scheduled_at, started_at = excluded.started_at,
-            finished_at = excluded.finished_at, output = excluded.output, error = excluded.error
-        """,
-        [key[0] for key, _ in items],
-        [key[1] for key, _ in items],
-        [p.status.value for _, p in items],
-        [p.attempts for _, p in items],
-        [p.scheduled_at for _, p in items],
-        [p.started_at for _, p in items],
-        [p.finished_at for _, p in items],
-        [None if p.output is None else json.dumps(p.output) for _, p in items],
-        [None if p.error is None else json.dumps(p.error) for _, p in items],
-    )
+_SAVE_PROGRESS = """
+WITH tasks AS (
+    INSERT INTO run_tasks (run_id, task_id, status, attempts, scheduled_at, started_at,
+        finished_at, output, error)
+    SELECT run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
+        output::jsonb, error::jsonb
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
+        $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
+        AS p(run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
+             output, error)
+    ON CONFLICT (run_id, task_id) DO UPDATE SET
+        status = excluded.status, attempts = excluded.attempts,
+        scheduled_at = excluded.scheduled_at, started_at = excluded.started_at,
+        finished_at = excluded.finished_at, output = excluded.output, error = excluded.error
+)
+UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now()
+FROM unnest($10::uuid[], $11::text[], $12::timestamptz[]) AS s(id, status, finished_at)
+WHERE r.id = s.id
+"""
 
 
-async def save_run_statuses(
-    conn: asyncpg.Connection, statuses: dict[uuid.UUID, tuple[RunStatus, datetime | None]]
+async def save_progress(
+    conn: asyncpg.Connection,
+    tasks: dict[tuple[uuid.UUID, str], TaskProgress],
+    runs: dict[uuid.UUID, tuple[RunStatus, datetime | None]],
 ) -> None:
-    """Set the status and end time of several runs, in one statement."""
-    if not statuses:
+    """Upsert task progress rows and set runs' status and end time, in one statement.
+
+    Args:
+        conn: A connection (inside the projection's transaction).
+        tasks: Progress of ``(run id, task id)`` pairs.
+        runs: Status and end time of runs.
+    """
+    if not tasks and not runs:
         return
-    items = list(statuses.items())
+    progress = list(tasks.items())
+    statuses = list(runs.items())
     await conn.execute(
-        """
-        UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now()
-        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS s(id, status, finished_at)
-        WHERE r.id = s.id
-        """,
-        [run_id for run_id, _ in items],
-        [status.value for _, (status, _) in items],
-        [finished_at for _, (_, finished_at) in items],
+        _SAVE_PROGRESS,
+        [key[0] for key, _ in progress],
+        [key[1] for key, _ in progress],
+        [p.status.value for _, p in progress],
+        [p.attempts for _, p in progress],
+        [p.scheduled_at for _, p in progress],
+        [p.started_at for _, p in progress],
+        [p.finished_at for _, p in progress],
+        [None if p.output is None else json.dumps(p.output) for _, p in progress],
+        [None if p.error is None else json.dumps(p.error) for _, p in progress],
+        [run_id for run_id, _ in statuses],
+        [status.value for _, (status, _) in statuses],
+        [finished_at for _, (_, finished_at) in statuses],
     )
 
 
