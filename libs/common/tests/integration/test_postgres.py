@@ -38,12 +38,14 @@ async def test_migrations_apply_in_order_and_are_recorded(
         assert [(m.component, m.version) for m in applied] == [
             ("interlock.common", 1),
             ("interlock.common", 2),
+            ("interlock.common", 3),
             ("sample", 1),
             ("sample", 2),
         ]
         assert await history(pool) == [
             ("interlock.common", 1, "outbox"),
             ("interlock.common", 2, "inbox"),
+            ("interlock.common", 3, "outbox_headers_text"),
             ("sample", 1, "create_things"),
             ("sample", 2, "add_thing_size"),
         ]
@@ -81,10 +83,11 @@ async def test_concurrent_replicas_apply_each_migration_once(
         assert sorted(applied) == [
             ("interlock.common", 1),
             ("interlock.common", 2),
+            ("interlock.common", 3),
             ("sample", 1),
             ("sample", 2),
         ]
-        assert len(await history(pools[0])) == 4
+        assert len(await history(pools[0])) == 5
         assert await pools[0].fetchval("SELECT count(*) FROM things") == 1
     finally:
         for p in pools:

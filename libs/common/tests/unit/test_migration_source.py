@@ -8,7 +8,11 @@ from interlock.common.postgres import COMMON_MIGRATIONS, MigrationSource
 
 def test_common_migrations_ship_in_the_package() -> None:
     migrations = COMMON_MIGRATIONS.migrations()
-    assert [(m.version, m.name) for m in migrations] == [(1, "outbox"), (2, "inbox")]
+    assert [(m.version, m.name) for m in migrations] == [
+        (1, "outbox"),
+        (2, "inbox"),
+        (3, "outbox_headers_text"),
+    ]
     assert "CREATE TABLE interlock_outbox" in migrations[0].sql
     assert all(len(m.checksum) == 64 for m in migrations)
 

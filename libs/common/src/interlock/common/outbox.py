@@ -73,7 +73,7 @@ def _insert_events(first_param: int, *, only_if: str = "TRUE") -> str:
     a, b, c, d, e = range(first_param, first_param + 5)
     return f"""
     INSERT INTO interlock_outbox (event_id, topic, key, headers, value)
-    SELECT event_id, topic, key, headers::jsonb, value
+    SELECT event_id, topic, key, headers, value
     FROM unnest(${a}::text[], ${b}::text[], ${c}::bytea[], ${d}::text[], ${e}::bytea[])
         WITH ORDINALITY AS e(event_id, topic, key, headers, value, ord)
     WHERE {only_if}
@@ -97,7 +97,7 @@ batch AS (
     LIMIT $2
 )
 DELETE FROM interlock_outbox AS o USING batch WHERE o.seq = batch.seq
-RETURNING o.seq, o.topic, o.key, o.headers::text AS headers, o.value
+RETURNING o.seq, o.topic, o.key, o.headers, o.value
 """
 
 

@@ -37,9 +37,12 @@ _LOAD_RUNS_SKIP_LOCKED = _LOAD_RUNS + " SKIP LOCKED"
 _LOAD_TASKS = "SELECT * FROM tasks WHERE run_id = ANY($1::text[])"
 _LOAD_TIMERS = "SELECT * FROM timers WHERE run_id = ANY($1::text[])"
 
-_INSERT_RUN = """
+_INSERT_RUNS = """
 INSERT INTO runs (run_id, tenant, status, started, created_at, updated_at, ended_at, version)
-VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+SELECT run_id, tenant, status, started, created_at, created_at, ended_at, version
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[],
+    $6::timestamptz[], $7::bigint[])
+    AS r(run_id, tenant, status, started, created_at, ended_at, version)
 """
 # Every changed run gets its new version; status and times only where the run changed.
 _UPDATE_RUNS = """
@@ -53,19 +56,42 @@ FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::text[], $5::timestamptz[])
 WHERE r.run_id = u.run_id
 RETURNING r.run_id
 """
-_UPSERT_TASK = """
+# One statement for each kind of task write of a batch (one statement per row costs
+# PostgreSQL an executor start-up and asyncpg a round of encoding each). New tasks are
+# plain inserts and known ones plain updates: an upsert would write a speculative
+# insertion or a row lock to the WAL besides the row. A task's depends_on (only
+# compensations have one) travels as a JSON array: a text[] per row does not fit in an
+# array parameter.
+_INSERT_TASKS = """
 INSERT INTO tasks (run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
     ended_at, params_json, output_json, error_type, error_message, error_retryable,
     error_traceback, worker_id, depends_on)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (run_id, task_id) DO UPDATE SET
-    status = EXCLUDED.status, attempt = EXCLUDED.attempt,
-    attempt_floor = EXCLUDED.attempt_floor, scheduled_at = EXCLUDED.scheduled_at,
-    started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
-    params_json = EXCLUDED.params_json, output_json = EXCLUDED.output_json,
-    error_type = EXCLUDED.error_type, error_message = EXCLUDED.error_message,
-    error_retryable = EXCLUDED.error_retryable, error_traceback = EXCLUDED.error_traceback,
-    worker_id = EXCLUDED.worker_id
+SELECT run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
+    ended_at, params_json, output_json, error_type, error_message, error_retryable,
+    error_traceback, worker_id,
+    CASE WHEN depends_on IS NOT NULL
+        THEN ARRAY(SELECT jsonb_array_elements_text(depends_on::jsonb)) END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
+    $7::timestamptz[], $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::text[],
+    $13::bool[], $14::text[], $15::text[], $16::text[])
+    AS t(run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at, ended_at,
+        params_json, output_json, error_type, error_message, error_retryable, error_traceback,
+        worker_id, depends_on)
+"""
+_UPDATE_TASKS = """
+UPDATE tasks AS t SET
+    status = u.status, attempt = u.attempt, attempt_floor = u.attempt_floor,
+    scheduled_at = u.scheduled_at, started_at = u.started_at, ended_at = u.ended_at,
+    params_json = u.params_json, output_json = u.output_json, error_type = u.error_type,
+    error_message = u.error_message, error_retryable = u.error_retryable,
+    error_traceback = u.error_traceback, worker_id = u.worker_id
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
+    $7::timestamptz[], $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::text[],
+    $13::bool[], $14::text[], $15::text[])
+    AS u(run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at, ended_at,
+        params_json, output_json, error_type, error_message, error_retryable, error_traceback,
+        worker_id)
+WHERE t.run_id = u.run_id AND t.task_id = u.task_id
 """
 _INSERT_TRANSITIONS = """
 INSERT INTO transitions (run_id, task_id, from_status, to_status, attempt, at)
@@ -217,28 +243,29 @@ async def save_runs(
     versions = {run.run_id: secrets.randbits(63) for run in runs if _has_changes(run)}
     new_runs = [run for run in runs if run.is_new]
     if new_runs:
-        await conn.executemany(
-            _INSERT_RUN,
-            [
-                (
-                    run.run_id,
-                    run.tenant,
-                    run.status.value,
-                    run.definition.SerializeToString(),
-                    run.created_at or now,
-                    run.ended_at,
-                    versions[run.run_id],
-                )
-                for run in new_runs
-            ],
+        await conn.execute(
+            _INSERT_RUNS,
+            [run.run_id for run in new_runs],
+            [run.tenant for run in new_runs],
+            [run.status.value for run in new_runs],
+            [run.definition.SerializeToString() for run in new_runs],
+            [run.created_at or now for run in new_runs],
+            [run.ended_at for run in new_runs],
+            [versions[run.run_id] for run in new_runs],
         )
-    task_rows = [
-        _task_row(run.run_id, run.tasks[task_id])
-        for run in runs
-        for task_id in sorted(run.changed_tasks)
-    ]
-    if task_rows:
-        await conn.executemany(_UPSERT_TASK, task_rows)
+    created: list[tuple[str, TaskState]] = []
+    updated: list[tuple[str, TaskState]] = []
+    for run in runs:
+        for task_id in sorted(run.changed_tasks):
+            known = task_id not in run.new_tasks
+            (updated if known else created).append((run.run_id, run.tasks[task_id]))
+    if created:
+        depends_on = [
+            None if task.depends_on is None else json.dumps(task.depends_on) for _, task in created
+        ]
+        await conn.execute(_INSERT_TASKS, *_task_columns(created), depends_on)
+    if updated:
+        await conn.execute(_UPDATE_TASKS, *_task_columns(updated))
     transitions = [(run.run_id, t) for run in runs for t in run.transitions]
     if transitions:
         await conn.execute(
@@ -311,6 +338,7 @@ async def save_runs(
     for run in runs:
         run.is_new = run.run_changed = False
         run.changed_tasks.clear()
+        run.new_tasks.clear()
         run.transitions.clear()
         run.timers_set.clear()
         run.timers_cleared.clear()
@@ -332,25 +360,25 @@ def _has_changes(run: RunState) -> bool:
     )
 
 
-def _task_row(run_id: str, task: TaskState) -> tuple[object, ...]:
-    error = task.error
+def _task_columns(tasks: Sequence[tuple[str, TaskState]]) -> tuple[list[object], ...]:
+    """The task columns :data:`_INSERT_TASKS` and :data:`_UPDATE_TASKS` share, one array each."""
+    errors = [task.error for _, task in tasks]
     return (
-        run_id,
-        task.task_id,
-        task.status.value,
-        task.attempt,
-        task.attempt_floor,
-        task.scheduled_at,
-        task.started_at,
-        task.ended_at,
-        task.params_json,
-        task.output_json,
-        error.type if error else None,
-        error.message if error else None,
-        error.retryable if error else None,
-        error.traceback_excerpt if error else None,
-        task.worker_id,
-        task.depends_on,
+        [run_id for run_id, _ in tasks],
+        [task.task_id for _, task in tasks],
+        [task.status.value for _, task in tasks],
+        [task.attempt for _, task in tasks],
+        [task.attempt_floor for _, task in tasks],
+        [task.scheduled_at for _, task in tasks],
+        [task.started_at for _, task in tasks],
+        [task.ended_at for _, task in tasks],
+        [task.params_json for _, task in tasks],
+        [task.output_json for _, task in tasks],
+        [error.type if error else None for error in errors],
+        [error.message if error else None for error in errors],
+        [error.retryable if error else None for error in errors],
+        [error.traceback_excerpt if error else None for error in errors],
+        [task.worker_id for _, task in tasks],
     )
 
 

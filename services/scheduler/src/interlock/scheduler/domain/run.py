@@ -199,6 +199,8 @@ class RunState:
     is_new: bool = False
     run_changed: bool = False
     changed_tasks: set[str] = field(default_factory=set)
+    new_tasks: set[str] = field(default_factory=set)
+    """The changed tasks created since the run was loaded: they have no row yet."""
     transitions: list[Transition] = field(default_factory=list)
     timers_set: dict[tuple[str, TimerKind], Timer] = field(default_factory=dict)
     timers_cleared: set[tuple[str, TimerKind]] = field(default_factory=set)
@@ -303,6 +305,7 @@ class RunState:
         for task_id in self._original_ids():
             self.tasks[task_id] = TaskState(task_id)
             self.changed_tasks.add(task_id)
+            self.new_tasks.add(task_id)
         self._move_run(RunStatus.RUNNING, now)
         self._advance(now)
 
@@ -578,6 +581,7 @@ class RunState:
                 compensation_id, depends_on=[f"{COMPENSATION_PREFIX}{dep}" for dep in after]
             )
             self.changed_tasks.add(compensation_id)
+            self.new_tasks.add(compensation_id)
         self._specs = None
 
     # -- timers ------------------------------------------------------------------
