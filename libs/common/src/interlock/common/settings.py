@@ -63,9 +63,10 @@ class KafkaOptions(BaseSettings):
     """How long the producer waits to fill a batch. Default: 0 ms: the producer sends one
     request per broker at a time, so records batch up on their own while a request is in
     flight, and a linger would only delay every lone event."""
-    kafka_fetch_max_wait_ms: int = 5
+    kafka_fetch_max_wait_ms: int = 2
     """Longest broker wait for a fetch; 0 hangs the local broker, which waits out most of
-    it even when records are there (so it is paid on every hop). Default: 5 ms."""
+    it even when records are there (so it is paid on every hop). Default: 2 ms (5 ms made
+    a lone 3-task run ~3.5 ms slower for ~3% less CPU per run under load)."""
     kafka_session_timeout_ms: int = 6000
     """Consumer group session timeout. Default: 6000 ms."""
     kafka_heartbeat_interval_ms: int = 1000
