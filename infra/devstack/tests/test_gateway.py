@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 
+from interlock.common.http import KEEP_ALIVE_S
 from interlock.devstack._envoy import (
     IAM_AUTHZ,
     IAM_GRPC,
@@ -297,13 +297,12 @@ def _seconds(duration: str) -> float:
 
 def test_the_gateway_never_reuses_a_connection_a_service_is_closing() -> None:
     config = yaml.safe_load(render_compose_config())
-    services_keep_alive_s = uvicorn.Config(app=None).timeout_keep_alive
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     for service in SERVICES:
         options = clusters[service.name]["typed_extension_protocol_options"]
         http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
         idle = _seconds(http["common_http_protocol_options"]["idle_timeout"])
-        assert idle < services_keep_alive_s, service.name
+        assert idle < KEEP_ALIVE_S, service.name
     listener = config["static_resources"]["listeners"][0]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
     (host,) = manager["route_config"]["virtual_hosts"]

@@ -35,6 +35,10 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
+KEEP_ALIVE_S = 5
+"""How long a service keeps an idle HTTP connection open (uvicorn's default). The
+gateway closes idle upstream connections sooner (infra/envoy: 4 s), so it never sends
+a request on a connection a service is closing."""
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +103,7 @@ async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
         http="httptools",
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     await uvicorn.Server(config).serve()
 
