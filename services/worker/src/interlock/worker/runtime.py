@@ -134,11 +134,12 @@ class Worker:
         # Cancellations are rare and not on the hot path: a longer fetch wait keeps this
         # consumer's idle polling cheap.
         self._cancellations = EventConsumer(
-            settings.model_copy(update={"kafka_fetch_max_wait_ms": _CANCELLATION_FETCH_WAIT_MS}),
+            settings,
             group_id=f"{settings.worker_group_id}.cancellations.{settings.worker_id}",
             event_types=[topics.WORKFLOW_CANCELLED],
             handler=self._on_cancelled,
             client_id=f"{self._source}-{self._worker_id}",
+            fetch_max_wait_ms=_CANCELLATION_FETCH_WAIT_MS,
         )
         self._background: list[asyncio.Task[None]] = []
         self._fetch_turn = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
-from interlock.common.kafka import EventConsumer, EventConsumerTask, KafkaBroker
+from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.workflow.api import build_router
@@ -26,14 +26,11 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
     projection = EventConsumerTask(
-        EventConsumer(
-            settings.model_copy(
-                update={"kafka_fetch_max_wait_ms": settings.projection_fetch_max_wait_ms}
-            ),
+        broker.consumer(
             group_id=CONSUMER,
             event_types=EVENT_TYPES,
             handler=RunProjection(lambda: database.pool).handle,
-            client_id=settings.service_name,
+            fetch_max_wait_ms=settings.projection_fetch_max_wait_ms,
         ),
         name="projection",
     )

@@ -62,6 +62,9 @@ class EventConsumer(Lifecycle):
             :meth:`stop` waits for an idle loop to notice. Default: 500 ms.
         retry_backoff_ms: First wait after a handler failure. Default: 200 ms.
         max_retry_backoff_ms: Longest wait after repeated failures. Default: 10000 ms.
+        fetch_max_wait_ms: This consumer's broker fetch wait, for one off a run's
+            critical path that should batch more and poll less. Default:
+            ``options.kafka_fetch_max_wait_ms``.
     """
 
     def __init__(
@@ -75,9 +78,12 @@ class EventConsumer(Lifecycle):
         poll_timeout_ms: int = 500,
         retry_backoff_ms: int = 200,
         max_retry_backoff_ms: int = 10_000,
+        fetch_max_wait_ms: int | None = None,
     ) -> None:
         if not event_types:
             raise ValueError("an EventConsumer needs at least one event type")
+        if fetch_max_wait_ms is not None:
+            options = options.model_copy(update={"kafka_fetch_max_wait_ms": fetch_max_wait_ms})
         self._options = options
         self._group_id = group_id
         self._topics = sorted({t.topic(options) for t in event_types})
