@@ -61,7 +61,11 @@ def test_service_environment() -> None:
     assert env["artifact"]["INTERLOCK_S3_ENDPOINT"] == "127.0.0.1:18333"
     assert env["notification"]["INTERLOCK_SMTP_PORT"] == "1025"
     assert all(e["INTERLOCK_LOG_FORMAT"] == "json" for e in env.values())
-    assert all(e["INTERLOCK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092" for e in env.values())
+    kafka = {name for name, e in env.items() if "INTERLOCK_KAFKA_BOOTSTRAP_SERVERS" in e}
+    assert kafka == {"workflow", "scheduler", "worker", "metadata", "notification"}
+    assert all(
+        env[name]["INTERLOCK_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092" for name in kafka
+    )
 
 
 def test_secrets_are_created_once_and_private(tmp_path: Path) -> None:

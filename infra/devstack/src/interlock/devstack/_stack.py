@@ -91,6 +91,9 @@ class ServiceDef:
     authz_port: int | None = None
     """Base port of the gateway's HTTP authorizer (Envoy ext_authz ``http_service``), IAM's only.
     Default: none."""
+    kafka: bool = True
+    """Publishes or consumes events; only these get the broker's settings (a service
+    refuses ``INTERLOCK_*`` variables it does not read). Default: yes."""
     postgres: bool = False
     """Owns a PostgreSQL database named after it. Default: no."""
     mongo: bool = False
@@ -102,13 +105,15 @@ class ServiceDef:
 
 
 SERVICES: tuple[ServiceDef, ...] = (
-    ServiceDef(name="iam", http_port=8101, grpc_port=9101, authz_port=9111, postgres=True),
+    ServiceDef(
+        name="iam", http_port=8101, grpc_port=9101, authz_port=9111, kafka=False, postgres=True
+    ),
     ServiceDef(name="workflow", http_port=8102, postgres=True),
     ServiceDef(name="scheduler", http_port=8103, grpc_port=9103, postgres=True),
     ServiceDef(name="worker", http_port=8104),
     ServiceDef(name="metadata", http_port=8105, mongo=True),
     ServiceDef(name="notification", http_port=8106, postgres=True, smtp=True),
-    ServiceDef(name="artifact", http_port=8107, postgres=True, s3=True),
+    ServiceDef(name="artifact", http_port=8107, kafka=False, postgres=True, s3=True),
 )
 """The seven services, in start order."""
 
@@ -369,9 +374,10 @@ class Stack:
             "INTERLOCK_HTTP_HOST": LOOPBACK,
             "INTERLOCK_HTTP_PORT": str(self.http_port(service)),
             "INTERLOCK_LOG_FORMAT": "json",
-            "INTERLOCK_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            "INTERLOCK_KAFKA_PARTITIONS": str(self.kafka_partitions),
         }
+        if service.kafka:
+            env["INTERLOCK_KAFKA_BOOTSTRAP_SERVERS"] = self.kafka_bootstrap_servers
+            env["INTERLOCK_KAFKA_PARTITIONS"] = str(self.kafka_partitions)
         grpc = self.grpc_port(service)
         if grpc is not None:
             env["INTERLOCK_GRPC_PORT"] = str(grpc)

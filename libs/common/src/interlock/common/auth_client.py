@@ -47,7 +47,8 @@ class TokenValidationClient(Lifecycle):
 
     Args:
         target: ``host:port`` of IAM's gRPC listener, e.g. ``127.0.0.1:9101`` locally or
-            ``iam:9101`` in compose (``INTERLOCK_IAM_GRPC_TARGET``).
+            ``iam:9101`` in compose. A service that uses this client adds a setting for
+            it; none does yet.
         timeout_s: Deadline of each call. Default: 2 s.
     """
 

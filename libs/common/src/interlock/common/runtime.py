@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from interlock.common.http import serve
 from interlock.common.logs import configure_logging
-from interlock.common.settings import ServiceSettings
+from interlock.common.settings import ServiceSettings, UnknownVariablesError, check_environment
 from interlock.common.tracing import configure_tracing
 
 
@@ -19,7 +19,15 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
     Uvicorn handles the signals: it stops accepting requests, lets in-flight
     ones finish and runs the app's lifespan shut-down, where a service stops its
     consumers and relays.
+
+    Raises:
+        SystemExit: The environment holds an ``INTERLOCK_*`` variable the service's
+            settings do not read (the message names it), before anything is served.
     """
+    try:
+        check_environment(type(settings))
+    except UnknownVariablesError as error:
+        raise SystemExit(str(error)) from None
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     provider = configure_tracing(
         settings.service_name, otlp_endpoint=settings.otel_exporter_otlp_endpoint

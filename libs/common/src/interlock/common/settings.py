@@ -10,16 +10,28 @@ Example::
         service_name: str = "scheduler"
         http_port: int = 8103
         postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/scheduler"
+
+A process refuses to start while its environment holds an ``INTERLOCK_*`` variable its
+settings class does not read (:func:`check_environment`): a misspelt or misplaced
+variable would otherwise be dropped without a word.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "INTERLOCK_"
+
+NON_SERVICE_PREFIXES = ("INTERLOCK_DEV_",)
+"""Variables of the development stack's own CLI (``make up``: ``INTERLOCK_DEV_DATA_DIR``,
+``INTERLOCK_DEV_PORT_OFFSET``, ...). Every process the stack starts inherits them, so
+services let them pass; no service setting may start with these prefixes."""
 
 
 class ServiceSettings(BaseSettings):
@@ -110,3 +122,92 @@ class MongoOptions(BaseSettings):
     """Database name. Default: ``"interlock"``."""
     mongo_server_selection_timeout_ms: int = 5000
     """How long an operation waits to find a usable server. Default: 5000 ms."""
+
+
+class UnknownVariablesError(ValueError):
+    """The environment holds ``INTERLOCK_*`` variables the settings class does not read."""
+
+
+def known_variables(settings_class: type[BaseSettings]) -> frozenset[str]:
+    """Every environment variable ``settings_class`` reads, in upper case.
+
+    A field is read from its validation aliases when it has some, else from the prefix
+    and its name. With ``env_nested_delimiter`` set, a nested model's fields are read
+    from ``<PREFIX><FIELD><DELIMITER>...`` too: see :func:`unknown_variables`.
+    """
+    prefix = settings_class.model_config.get("env_prefix", "")
+    names: set[str] = set()
+    for name, field in settings_class.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            names.add(alias)
+        else:
+            names.add(prefix + name)
+    return frozenset(name.upper() for name in names)
+
+
+def _nested_prefixes(settings_class: type[BaseSettings]) -> tuple[str, ...]:
+    delimiter = settings_class.model_config.get("env_nested_delimiter")
+    if not delimiter:
+        return ()
+    prefix = settings_class.model_config.get("env_prefix", "")
+    return tuple(
+        f"{prefix}{name}{delimiter}".upper()
+        for name, field in settings_class.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    )
+
+
+def unknown_variables(
+    settings_class: type[BaseSettings], environ: Mapping[str, str] = os.environ
+) -> list[str]:
+    """``INTERLOCK_*`` variables of ``environ`` that ``settings_class`` does not read.
+
+    Names compare case-insensitively, as pydantic-settings reads them; the development
+    stack's variables (:data:`NON_SERVICE_PREFIXES`) are not reported.
+    """
+    known = known_variables(settings_class)
+    nested = _nested_prefixes(settings_class)
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(NON_SERVICE_PREFIXES):
+            continue
+        if upper in known or (nested and upper.startswith(nested)):
+            continue
+        unknown.append(name)
+    return sorted(unknown)
+
+
+def check_environment(
+    settings_class: type[BaseSettings], environ: Mapping[str, str] = os.environ
+) -> None:
+    """Refuse an environment with ``INTERLOCK_*`` variables ``settings_class`` does not read.
+
+    Raises:
+        UnknownVariablesError: Naming each unknown variable and, when one is close, the
+            known name it was probably meant to be.
+    """
+    unknown = unknown_variables(settings_class, environ)
+    if not unknown:
+        return
+    # Compared without the shared prefix, which would make every name look alike.
+    known = {
+        name.removeprefix(ENV_PREFIX): name
+        for name in known_variables(settings_class)
+        if name.startswith(ENV_PREFIX)
+    }
+    lines = []
+    for name in unknown:
+        close = difflib.get_close_matches(
+            name.upper().removeprefix(ENV_PREFIX), sorted(known), n=1, cutoff=0.75
+        )
+        hint = f" (did you mean {known[close[0]]}?)" if close else ""
+        lines.append(f"  {name}{hint}")
+    raise UnknownVariablesError(
+        f"{settings_class.__name__} does not read these variables:\n"
+        + "\n".join(lines)
+        + f"\nRemove or rename them: {settings_class.__module__} lists every one it reads."
+    )

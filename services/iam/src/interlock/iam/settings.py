@@ -16,15 +16,17 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Default: 8101."""
     postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/iam"
     """Default: the ``iam`` database of the ``make up`` server."""
-    grpc_host: str = "127.0.0.1"
-    """Address the gRPC listener (ValidateToken, Envoy's Check) binds. Default: loopback."""
+    grpc_host: str = Field(default_factory=lambda data: data["http_host"])
+    """Address the gRPC listener (ValidateToken, Envoy's Check) binds. Default:
+    :attr:`http_host`'s (loopback under ``make up``; all interfaces in the container
+    image, which sets ``INTERLOCK_HTTP_HOST``)."""
     grpc_port: int = 9101
     """Port of the gRPC listener. Default: 9101."""
     grpc_threads: int = 4
     """Threads serving gRPC calls (ValidateToken and the gateway's Check). Default: 4."""
-    authz_host: str = "127.0.0.1"
+    authz_host: str = Field(default_factory=lambda data: data["http_host"])
     """Address the gateway's HTTP authorizer (Envoy ext_authz ``http_service``) binds.
-    Default: loopback."""
+    Default: :attr:`http_host`'s, as :attr:`grpc_host`."""
     authz_port: int = 9111
     """Port of the gateway's HTTP authorizer. Default: 9111."""
     authorizer_processes: int = Field(default=1, ge=1, le=64)

@@ -71,7 +71,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     consumer = EventConsumerTask(
         broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
     )
-    grpc_server = TaskStateServer(database, port=settings.grpc_port)
+    grpc_server = TaskStateServer(database, host=settings.grpc_host, port=settings.grpc_port)
     app = create_service_app(
         settings,
         resources=[

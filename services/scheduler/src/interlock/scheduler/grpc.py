@@ -1,4 +1,4 @@
-"""The task-state gRPC service (``interlock.tasks.v1.TaskStateService``), served on loopback.
+"""The task-state gRPC service (``interlock.tasks.v1.TaskStateService``).
 
 Every request names the tenant; a run of another tenant answers ``NOT_FOUND`` like an
 unknown one. ``WatchRun`` sends the run's current tasks first, then every recorded
@@ -152,16 +152,25 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
 
 
 class TaskStateServer:
-    """The gRPC server as a resource, listening on ``127.0.0.1:<port>`` while open.
+    """The gRPC server as a resource, listening on ``<host>:<port>`` while open.
 
     Args:
         database: Opened before this.
+        host: Address to bind. Default: ``"127.0.0.1"``.
         port: TCP port; 0 picks a free one (see :attr:`port`). Default: 9103.
         name: Name ``/readyz`` reports. Default: ``"grpc"``.
     """
 
-    def __init__(self, database: PostgresDatabase, *, port: int = 9103, name: str = "grpc") -> None:
+    def __init__(
+        self,
+        database: PostgresDatabase,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9103,
+        name: str = "grpc",
+    ) -> None:
         self.name = name
+        self.host = host
         self.port = port
         self._database = database
         self._server: grpc.aio.Server | None = None
@@ -171,7 +180,7 @@ class TaskStateServer:
         tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
             TaskStateServicer(self._database.pool), server
         )
-        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
         await server.start()
         self._server = server
         return self

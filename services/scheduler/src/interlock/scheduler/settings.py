@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from interlock.common.settings import KafkaOptions, PostgresOptions, ServiceSettings
 
 
@@ -17,8 +19,12 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     kafka_linger_ms: int = 0
     """The outbox relay already publishes whole batches; a linger would only add
     latency to every task.scheduled. Default: 0 ms."""
+    grpc_host: str = Field(default_factory=lambda data: data["http_host"])
+    """Address the task-state gRPC server binds. Default: :attr:`http_host`'s (loopback
+    under ``make up``; all interfaces in the container image, which sets
+    ``INTERLOCK_HTTP_HOST``)."""
     grpc_port: int = 9103
-    """Port of the task-state gRPC server (loopback). Default: 9103."""
+    """Port of the task-state gRPC server. Default: 9103."""
     consumer_group: str = "scheduler"
     """Kafka consumer group of the scheduler instances. Default: ``"scheduler"``."""
     timer_batch_size: int = 500
