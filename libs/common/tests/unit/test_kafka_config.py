@@ -1,4 +1,20 @@
+from typing import Any
+
 import pytest
+from aiokafka.protocol.admin import CreateTopicsRequest
+from aiokafka.protocol.api import Request
+from aiokafka.protocol.commit import OffsetCommitRequest, OffsetFetchRequest
+from aiokafka.protocol.coordination import FindCoordinatorRequest
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.protocol.group import (
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    SyncGroupRequest,
+)
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.protocol.offset import OffsetRequest
+from aiokafka.protocol.produce import ProduceRequest
 
 from interlock.common.kafka import consumer_config, producer_config
 from interlock.common.settings import KafkaOptions
@@ -32,3 +48,44 @@ def test_consumer_commits_manually_from_earliest_with_the_options_timeouts() -> 
 def test_a_zero_fetch_wait_is_refused() -> None:
     with pytest.raises(ValueError, match="fetch_max_wait_ms"):
         consumer_config(KafkaOptions(kafka_fetch_max_wait_ms=0), group_id="g", client_id="c")
+
+
+def test_no_protocol_version_is_pinned() -> None:
+    # aiokafka >= 0.13 negotiates versions per connection and ignores (with a
+    # DeprecationWarning) an api_version; a pinned old one would be wrong on Kafka 4.
+    options = KafkaOptions()
+    assert "api_version" not in producer_config(options, client_id="c")
+    assert "api_version" not in consumer_config(options, group_id="g", client_id="c")
+
+
+# Every request Interlock's producers, consumers and topic creation send, with the
+# lowest version Apache Kafka 4.0 still accepts (KIP-896 removed the older ones; where
+# the 4.0 message definitions and the KIP's list differ, the higher of the two).
+KAFKA_4_LOWEST_VERSIONS: list[tuple[Request[Any], int]] = [
+    (MetadataRequest([]), 4),
+    (ProduceRequest(None, -1, 1000, []), 3),
+    (FetchRequest(2, 1, 1_048_576, 0, []), 4),
+    (OffsetRequest(-1, 0, []), 1),
+    (FindCoordinatorRequest("group", 0), 1),
+    (JoinGroupRequest("group", 6000, 60000, "", None, "consumer", []), 2),
+    (SyncGroupRequest("group", 1, "member", None, []), 0),
+    (HeartbeatRequest("group", 1, "member"), 0),
+    (LeaveGroupRequest("group", "member"), 0),
+    (OffsetCommitRequest("group", 1, "member", -1, []), 2),
+    (OffsetFetchRequest("group", []), 1),
+    (CreateTopicsRequest([], 1000, False), 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_", "lowest"),
+    KAFKA_4_LOWEST_VERSIONS,
+    ids=[type(r).__name__ for r, _ in KAFKA_4_LOWEST_VERSIONS],
+)
+def test_aiokafka_sends_every_request_at_a_version_kafka_4_accepts(
+    request_: Request[Any], lowest: int
+) -> None:
+    # What aiokafka does with a broker's ApiVersions answer: the highest version both
+    # sides know (NotImplementedError when it has none at or above the broker's lowest).
+    chosen = request_.prepare({request_.API_KEY: (lowest, 32767)})
+    assert lowest <= chosen.API_VERSION
