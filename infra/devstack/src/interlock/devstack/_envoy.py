@@ -14,8 +14,10 @@ COMPOSE_NAME = "envoy.compose.yaml"
 
 COMPOSE_LISTENER = ("0.0.0.0", 8080)  # noqa: S104 - inside its container, behind compose's port map
 """Listener address in compose."""
-COMPOSE_ADMIN = ("0.0.0.0", 9901)  # noqa: S104 - as above
-"""Admin address in compose."""
+COMPOSE_ADMIN = ("127.0.0.1", 9901)
+"""Admin address in compose: the container's loopback (the healthcheck asks it there)."""
+COMPOSE_STATS = ("0.0.0.0", 9902)  # noqa: S104 - reached by Prometheus on the compose network
+"""Stats listener in compose (``/stats/prometheus`` only), never published on the host."""
 
 IAM_GRPC = "iam-grpc"
 """Key of IAM's gRPC listener (the gateway's ext_authz Check, ``authz="grpc"``) in the
@@ -70,6 +72,59 @@ _AUTHZ_CLUSTER_OPTIONS = {
 }
 _AUTHZ_UPSTREAM = {"grpc": IAM_GRPC, "http": IAM_AUTHZ}
 
+# What ${stats_listener} and ${admin_cluster} become when a stats listener is asked for:
+# Envoy proxying to its own admin listener, with a route for the one read-only path.
+_STATS_LISTENER = """\
+    # Prometheus stats without the rest of the admin API: GET /stats/prometheus goes
+    # to the admin listener on loopback, every other request is a 404.
+    - name: stats
+      address:
+        socket_address: {{ address: {host}, port_value: {port} }}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": {manager_type}
+                stat_prefix: stats
+                codec_type: AUTO
+                http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+                route_config:
+                  name: stats
+                  virtual_hosts:
+                    - name: stats
+                      domains: ["*"]
+                      routes:
+                        - name: prometheus
+                          match:
+                            path: /stats/prometheus
+                            headers: [{{ name: ":method", string_match: {{ exact: GET }} }}]
+                          route: {{ cluster: envoy_admin, timeout: 10s }}
+                        - name: not-found
+                          match: {{ prefix: "/" }}
+                          direct_response: {{ status: 404 }}
+"""
+_MANAGER_TYPE = (
+    "type.googleapis.com/"
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+_ADMIN_CLUSTER = """\
+    # Envoy's own admin listener, for the stats listener's one route.
+    - name: envoy_admin
+      type: STATIC
+      connect_timeout: 1s
+      load_assignment:
+        cluster_name: envoy_admin
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{ address: {host}, port_value: {port} }}
+"""
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
 
 def template_path() -> Path:
     """Path of the gateway template in the checkout."""
@@ -89,6 +144,7 @@ def render_envoy_config(
     header: str = "",
     rate_limit_per_s: int = DEFAULT_RATE_LIMIT_PER_S,
     authz: AuthzMode = DEFAULT_GATEWAY_AUTHZ,
+    stats: tuple[str, int] | None = None,
 ) -> str:
     """Render the gateway config.
 
@@ -104,13 +160,26 @@ def render_envoy_config(
             Default: :data:`DEFAULT_RATE_LIMIT_PER_S`.
         authz: How the gateway asks IAM: ``"grpc"`` (Envoy's ext_authz Check) or
             ``"http"`` (IAM's HTTP authorizer, cheaper per request). Default: ``"grpc"``.
+        stats: Address and port of a listener serving only ``GET /stats/prometheus``
+            (proxied to the admin interface), for a scraper that must not reach the
+            admin API. Default: none.
 
     Returns:
         The Envoy YAML.
 
     Raises:
         KeyError: A service's upstream is missing, or ``authz`` is no mode.
+        ValueError: ``stats`` is asked for while the admin interface is not on loopback
+            (the point of the stats listener is an admin API nobody else reaches).
     """
+    stats_listener = admin_cluster = ""
+    if stats is not None:
+        if admin[0] not in _LOOPBACK:
+            raise ValueError(f"the admin interface must be on loopback, not {admin[0]}")
+        stats_listener = _STATS_LISTENER.format(
+            host=stats[0], port=stats[1], manager_type=_MANAGER_TYPE
+        )
+        admin_cluster = _ADMIN_CLUSTER.format(host=admin[0], port=admin[1])
     authz_host, authz_port = upstreams[_AUTHZ_UPSTREAM[authz]]
     values: dict[str, str] = {
         "listener_address": listener[0],
@@ -122,6 +191,8 @@ def render_envoy_config(
         "ext_authz_service": _AUTHZ_SERVICE[authz].format(host=authz_host, port=authz_port),
         "iam_authz_cluster_options": _AUTHZ_CLUSTER_OPTIONS[authz],
         "rate_limit_per_s": str(rate_limit_per_s),
+        "stats_listener": stats_listener,
+        "admin_cluster": admin_cluster,
     }
     for service in SERVICES:
         host, port = upstreams[service.name]
@@ -132,7 +203,11 @@ def render_envoy_config(
 
 
 def render_compose_config() -> str:
-    """The gateway config for compose: upstreams by compose service name, default authorizer."""
+    """The gateway config for compose: upstreams by compose service name.
+
+    The default authorizer, the admin API on the container's loopback, and the stats
+    listener Prometheus scrapes.
+    """
     header = (
         "# GENERATED from infra/envoy/envoy.yaml.tmpl by\n"
         "# `python -m interlock.devstack render-envoy`: edit the template, not this file.\n"
@@ -147,6 +222,7 @@ def render_compose_config() -> str:
         listener=COMPOSE_LISTENER,
         admin=COMPOSE_ADMIN,
         header=header,
+        stats=COMPOSE_STATS,
     )
 
 
