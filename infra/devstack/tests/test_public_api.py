@@ -8,7 +8,8 @@ from types import ModuleType
 import pytest
 
 import interlock.devstack as devstack
-from interlock.devstack._stack import INFRA_PORTS, Stack, StackSecrets
+from interlock.devstack._process import is_root
+from interlock.devstack._stack import INFRA_PORTS, POSTGRES_HOMES, Stack, StackSecrets
 from interlock.devstack._supervisor import Program, render_config
 
 
@@ -32,9 +33,24 @@ def test_ports_follow_the_offset() -> None:
 
 def test_stack_from_env() -> None:
     stack = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/d", "INTERLOCK_DEV_PORT_OFFSET": "7"})
-    assert stack == Stack(data_dir=Path("/d"), port_offset=7)
+    assert stack == Stack(data_dir=Path("/d"), port_offset=7, postgres_home=stack.postgres_home)
     with pytest.raises(ValueError, match="outside"):
         Stack.from_env({"INTERLOCK_DEV_PORT_OFFSET": "60000"})
+
+
+def test_postgres_lives_outside_the_checkout_when_root_runs_the_stack() -> None:
+    first = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/home/a/interlock/.data"})
+    second = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/home/b/interlock/.data"})
+    if not is_root():
+        assert first.postgres_home is None
+        assert first.postgres_dir == Path("/home/a/interlock/.data/postgres")
+        return
+    assert first.postgres_home is not None and second.postgres_home is not None
+    assert first.postgres_home.parent == second.postgres_home.parent == POSTGRES_HOMES
+    assert first.postgres_home != second.postgres_home
+    assert first.postgres_dir.is_relative_to(first.postgres_home)
+    assert first.postgres_bin_dir.is_relative_to(first.postgres_home)
+    assert first.postgres_home in first.written_paths()
 
 
 def test_service_environment() -> None:
