@@ -9,6 +9,7 @@ runs the stack (see :attr:`Stack.postgres_home`).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import shlex
@@ -51,6 +52,11 @@ S3_BUCKET = "interlock-artifacts"
 """Bucket of the artifact service."""
 KAFKA_PARTITIONS = 3
 """Partitions per topic locally (the local broker slows down with many batches)."""
+
+WORKER_HTTP_ALLOWED_NETWORKS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+"""Loopback networks the worker's ``http`` executor may reach in the local stack, so a
+developer's workflow can call a service on their own machine. The worker's own default
+(nothing private, loopback or link-local) stays as it is everywhere else."""
 
 AuthzMode = Literal["grpc", "http"]
 """How the gateway asks IAM: Envoy's ext_authz gRPC Check, or IAM's HTTP authorizer."""
@@ -435,6 +441,8 @@ class Stack:
         if service.smtp:
             env["INTERLOCK_SMTP_HOST"] = LOOPBACK
             env["INTERLOCK_SMTP_PORT"] = str(self.port("smtp"))
+        if service.name == "worker":
+            env["INTERLOCK_HTTP_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
         if service.name == "iam":
             env["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
