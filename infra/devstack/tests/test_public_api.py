@@ -6,6 +6,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from supervisor.datatypes import dict_of_key_value_pairs
 
 import interlock.devstack as devstack
 from interlock.devstack._process import is_root
@@ -95,12 +96,19 @@ def test_supervisor_config_escapes_values(tmp_path: Path) -> None:
         argv=["/bin/echo", "100%", "two words"],
         log_file=tmp_path / "svc.log",
         directory=tmp_path,
-        env={"A": "x,y=z", "B": "50%"},
+        env={"A": "x,y=z", "B": "50%", "C": '["127.0.0.0/8", "::1/128"]'},
     )
     text = render_config(supervisor_dir=tmp_path, programs=[program])
     assert "command=/bin/sh -c 'exec \"$@\" </dev/null' svc /bin/echo 100%% 'two words'" in text
-    assert 'environment=A="x,y=z",B="50%%"' in text
-    with pytest.raises(ValueError, match="double quote"):
+    assert 'environment=A="x,y=z",B="50%%",C=\'["127.0.0.0/8", "::1/128"]\'' in text
+    section = text.split("[program:svc]")[1]
+    environment = next(line for line in section.splitlines() if line.startswith("environment="))
+    assert dict_of_key_value_pairs(environment.removeprefix("environment=").replace("%%", "%")) == {
+        "A": "x,y=z",
+        "B": "50%",
+        "C": '["127.0.0.0/8", "::1/128"]',
+    }
+    with pytest.raises(ValueError, match="both"):
         render_config(
             supervisor_dir=tmp_path,
             programs=[
@@ -109,7 +117,7 @@ def test_supervisor_config_escapes_values(tmp_path: Path) -> None:
                     argv=["x"],
                     log_file=tmp_path,
                     directory=tmp_path,
-                    env={"A": 'say "hi"'},
+                    env={"A": 'say "it\'s"'},
                 )
             ],
         )
