@@ -238,11 +238,10 @@ def prepare_postgres(
 
 def _make_postgres_home(home: Path, data_dir: Path) -> None:
     """Create PostgreSQL's folder outside the data folder, and say whose it is."""
-    for folder in (home.parent, home):
-        if not folder.is_dir():
-            folder.mkdir(parents=True)
-            # Whatever the umask: PostgreSQL's user must get through to its own folders.
-            folder.chmod(0o755)
+    created = [folder for folder in (home.parent, home) if not folder.is_dir()]
+    home.mkdir(parents=True, exist_ok=True)
+    for folder in created:
+        folder.chmod(0o755)  # whatever the umask: PostgreSQL's user must get through
     (home / "README").write_text(
         f"PostgreSQL of the Interlock dev stack with data in {data_dir}.\n"
         "`make clean` in that checkout deletes this folder.\n"
