@@ -37,5 +37,5 @@ bench: install  ## benchmarks (not tests; minutes): Interlock vs Temporal end to
 proto: install  ## regenerate Python code from proto/
 	@$(PY) scripts/gen_proto.py
 
-clean: down  ## stop everything and delete local data (.data/)
-	rm -rf .data
+clean: install  ## stop everything and delete local data (.data/, and PostgreSQL's folder when root)
+	@$(DEVSTACK) clean

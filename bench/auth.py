@@ -44,13 +44,11 @@ from pathlib import Path
 import httpx
 import psutil
 
-from interlock.devstack import _servers
 from interlock.devstack._binaries import envoy_binary
 from interlock.devstack._envoy import IAM_AUTHZ, IAM_GRPC, render_envoy_config
-from interlock.devstack._handles import PostgresServer
 from interlock.devstack._probes import http_probe
-from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
-from interlock.devstack._runner import RunningServer, start_server
+from interlock.devstack._process import LOOPBACK, free_ports
+from interlock.devstack._runner import RunningServer, scratch_postgres, start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
 from interlock.devstack._stack import AUTHZ_MODES, DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
 
@@ -128,8 +126,8 @@ class Result:
 
 
 @contextlib.contextmanager
-def _running(spec: ServerSpec, log_path: Path, cwd: Path | None = None) -> Iterator[RunningServer]:
-    server = start_server(spec, log_path=log_path, cwd=cwd)
+def _running(spec: ServerSpec, log_path: Path) -> Iterator[RunningServer]:
+    server = start_server(spec, log_path=log_path)
     try:
         yield server
     finally:
@@ -137,31 +135,10 @@ def _running(spec: ServerSpec, log_path: Path, cwd: Path | None = None) -> Itera
 
 
 @contextlib.contextmanager
-def _postgres(base: Path) -> Iterator[PostgresServer]:
-    user = ensure_service_user()
-    folder = Path(tempfile.mkdtemp(prefix="interlock-bench-pg-"))
-    chown_tree(folder, user)
-    password = secrets.token_urlsafe(16)
-    (port,) = free_ports(1)
-    try:
-        data_dir = folder / "data"
-        _servers.prepare_postgres(
-            data_dir, superuser="postgres", password=password, user=user, durable=False
-        )
-        spec = _servers.postgres_spec(
-            data_dir, port=port, superuser="postgres", password=password, user=user, durable=False
-        )
-        with _running(spec, base / "postgres.log", cwd=folder):
-            yield PostgresServer(host=LOOPBACK, port=port, user="postgres", password=password)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def _stack(base: Path, authorizer_processes: int, authz: AuthzMode) -> Iterator[Stack]:
     iam_http, iam_grpc, iam_authz, listener, admin, upstream, upstream_admin = free_ports(7)
     with contextlib.ExitStack() as stack:
-        postgres = stack.enter_context(_postgres(base))
+        postgres = stack.enter_context(scratch_postgres())
         dsn = postgres.create_database("iam_bench")
         iam_env = {
             "INTERLOCK_HTTP_PORT": str(iam_http),

@@ -63,21 +63,20 @@ def _free_offset() -> int:
 class BenchStack:
     """A fresh stack in a temporary data folder.
 
-    :meth:`up` starts it; :meth:`down` stops it and deletes the folder.
+    :meth:`up` starts it; :meth:`down` stops it and deletes what it wrote (the
+    folder, and PostgreSQL's folder outside it when root runs the bench).
     """
 
     def __init__(self) -> None:
         self.port_offset = _free_offset()  # first: no folder is left behind when none is free
-        # Not under a 0700 folder: PostgreSQL runs as an unprivileged user when we are root.
         self.data_dir = Path(tempfile.mkdtemp(prefix="ilk-bench-"))
-        self.data_dir.chmod(0o755)
-        self.stack = Stack(data_dir=self.data_dir, port_offset=self.port_offset)
         self._env = {
             **os.environ,
             DATA_DIR_ENV: str(self.data_dir),
             PORT_OFFSET_ENV: str(self.port_offset),
         }
         self._env.pop(SERVICE_COMMAND_ENV, None)
+        self.stack = Stack.from_env(self._env)
 
     @property
     def gateway_url(self) -> str:
@@ -106,8 +105,10 @@ class BenchStack:
             raise StackError("devstack up failed: " + " | ".join(output[-12:]))
 
     async def down(self) -> None:
-        """Stop everything and delete the data folder."""
+        """Stop everything and delete what the stack wrote."""
         try:
-            await asyncio.to_thread(self._cli, "down")
+            await asyncio.to_thread(self._cli, "clean")
         finally:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            if self.stack.postgres_home is not None:
+                shutil.rmtree(self.stack.postgres_home, ignore_errors=True)

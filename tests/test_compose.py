@@ -392,9 +392,9 @@ def test_every_bind_mounted_file_is_in_the_repository(
     declared = set(compose.get("volumes") or {})
     for name, service in services.items():
         for volume in service.get("volumes", []):
-            source = volume.get("source") if isinstance(volume, dict) else volume.split(":")[0]
-            if source and not source.startswith((".", "/", "~")):
-                assert source in declared, f"{name}: named volume {source} is not declared"
+            named = volume.get("source") if isinstance(volume, dict) else volume.split(":")[0]
+            if named and not named.startswith((".", "/", "~")):
+                assert named in declared, f"{name}: named volume {named} is not declared"
 
 
 def test_every_interlock_service_is_built_from_the_one_dockerfile_with_a_healthcheck(

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,24 +93,23 @@ def _processes_mentioning(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def second_stack() -> Iterator[StackUnderTest]:
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs as `interlock`.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-stack-"))
-    data_dir.chmod(0o755)
-    offset = _free_offset()
+def second_stack(tmp_path: Path) -> Iterator[StackUnderTest]:
+    # pytest's folders are 0700: as root, PostgreSQL's unprivileged user cannot enter them.
+    data_dir = tmp_path / "data"
     env = {
         **os.environ,
         "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(offset),
+        "INTERLOCK_DEV_PORT_OFFSET": str(_free_offset()),
     }
     env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    under_test = StackUnderTest(Stack(data_dir=data_dir, port_offset=offset), env)
+    under_test = StackUnderTest(Stack.from_env(env), env)
     try:
         yield under_test
     finally:
-        if Supervisor(under_test.stack.supervisor_dir).daemon_pid() is not None:
-            under_test.cli("down")
+        under_test.cli("clean")
         shutil.rmtree(data_dir, ignore_errors=True)
+        if under_test.stack.postgres_home is not None:
+            shutil.rmtree(under_test.stack.postgres_home, ignore_errors=True)
 
 
 def _assert_up(result: subprocess.CompletedProcess[str]) -> None:
@@ -241,6 +239,11 @@ async def test_stack_with_stand_in_services(second_stack: StackUnderTest) -> Non
     assert stopped.returncode == 0, stopped.stdout
     assert not alive_refs(orphans)
     _assert_nothing_left(stack)
+
+    cleaned = second_stack.cli("clean")
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert not stack.data_dir.exists()
+    assert stack.postgres_home is None or not stack.postgres_home.exists()
 
 
 def test_up_reports_a_taken_port_by_name(second_stack: StackUnderTest) -> None:

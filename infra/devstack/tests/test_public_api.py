@@ -6,9 +6,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from supervisor.datatypes import dict_of_key_value_pairs
 
 import interlock.devstack as devstack
-from interlock.devstack._stack import INFRA_PORTS, Stack, StackSecrets
+from interlock.devstack._process import is_root
+from interlock.devstack._stack import INFRA_PORTS, POSTGRES_HOMES, Stack, StackSecrets
 from interlock.devstack._supervisor import Program, render_config
 
 
@@ -32,9 +34,24 @@ def test_ports_follow_the_offset() -> None:
 
 def test_stack_from_env() -> None:
     stack = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/d", "INTERLOCK_DEV_PORT_OFFSET": "7"})
-    assert stack == Stack(data_dir=Path("/d"), port_offset=7)
+    assert stack == Stack(data_dir=Path("/d"), port_offset=7, postgres_home=stack.postgres_home)
     with pytest.raises(ValueError, match="outside"):
         Stack.from_env({"INTERLOCK_DEV_PORT_OFFSET": "60000"})
+
+
+def test_postgres_lives_outside_the_checkout_when_root_runs_the_stack() -> None:
+    first = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/home/a/interlock/.data"})
+    second = Stack.from_env({"INTERLOCK_DEV_DATA_DIR": "/home/b/interlock/.data"})
+    if not is_root():
+        assert first.postgres_home is None
+        assert first.postgres_dir == Path("/home/a/interlock/.data/postgres")
+        return
+    assert first.postgres_home is not None and second.postgres_home is not None
+    assert first.postgres_home.parent == second.postgres_home.parent == POSTGRES_HOMES
+    assert first.postgres_home != second.postgres_home
+    assert first.postgres_dir.is_relative_to(first.postgres_home)
+    assert first.postgres_bin_dir.is_relative_to(first.postgres_home)
+    assert first.postgres_home in first.written_paths()
 
 
 def test_service_environment() -> None:
@@ -83,12 +100,19 @@ def test_supervisor_config_escapes_values(tmp_path: Path) -> None:
         argv=["/bin/echo", "100%", "two words"],
         log_file=tmp_path / "svc.log",
         directory=tmp_path,
-        env={"A": "x,y=z", "B": "50%"},
+        env={"A": "x,y=z", "B": "50%", "C": '["127.0.0.0/8", "::1/128"]'},
     )
     text = render_config(supervisor_dir=tmp_path, programs=[program])
     assert "command=/bin/sh -c 'exec \"$@\" </dev/null' svc /bin/echo 100%% 'two words'" in text
-    assert 'environment=A="x,y=z",B="50%%"' in text
-    with pytest.raises(ValueError, match="double quote"):
+    assert 'environment=A="x,y=z",B="50%%",C=\'["127.0.0.0/8", "::1/128"]\'' in text
+    section = text.split("[program:svc]")[1]
+    environment = next(line for line in section.splitlines() if line.startswith("environment="))
+    assert dict_of_key_value_pairs(environment.removeprefix("environment=").replace("%%", "%")) == {
+        "A": "x,y=z",
+        "B": "50%",
+        "C": '["127.0.0.0/8", "::1/128"]',
+    }
+    with pytest.raises(ValueError, match="both"):
         render_config(
             supervisor_dir=tmp_path,
             programs=[
@@ -97,7 +121,7 @@ def test_supervisor_config_escapes_values(tmp_path: Path) -> None:
                     argv=["x"],
                     log_file=tmp_path,
                     directory=tmp_path,
-                    env={"A": 'say "hi"'},
+                    env={"A": 'say "it\'s"'},
                 )
             ],
         )

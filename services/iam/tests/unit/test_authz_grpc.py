@@ -58,7 +58,7 @@ async def _validate(token: str) -> AuthPrincipal:
 
 
 @pytest.fixture
-async def authz() -> AsyncIterator[external_auth_pb2_grpc.AuthorizationStub]:
+async def authz() -> AsyncIterator[external_auth_pb2_grpc.AuthorizationAsyncStub]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     service = AuthorizationService(Authorizer(_remembered, _validate), asyncio.get_running_loop())
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(service, server)
@@ -93,7 +93,7 @@ def _headers(options: list[base_pb2.HeaderValueOption]) -> dict[str, str]:
 
 @pytest.mark.parametrize("token", ["known", "new"])
 async def test_allowed_requests_get_the_identity_headers(
-    authz: external_auth_pb2_grpc.AuthorizationStub, token: str
+    authz: external_auth_pb2_grpc.AuthorizationAsyncStub, token: str
 ) -> None:
     response = await authz.Check(_check("GET", "/api/v1/runs?limit=5", token))
     assert response.status.code == code_pb2.OK
@@ -107,7 +107,7 @@ async def test_allowed_requests_get_the_identity_headers(
 
 @pytest.mark.parametrize("token", [None, "revoked", "unknown"])
 async def test_unauthenticated_requests_are_denied_401_with_a_problem(
-    authz: external_auth_pb2_grpc.AuthorizationStub, token: str | None
+    authz: external_auth_pb2_grpc.AuthorizationAsyncStub, token: str | None
 ) -> None:
     response = await authz.Check(_check("GET", "/api/v1/runs", token))
     assert response.status.code == code_pb2.UNAUTHENTICATED
@@ -121,7 +121,7 @@ async def test_unauthenticated_requests_are_denied_401_with_a_problem(
 
 
 async def test_roles_below_the_route_are_denied_403(
-    authz: external_auth_pb2_grpc.AuthorizationStub,
+    authz: external_auth_pb2_grpc.AuthorizationAsyncStub,
 ) -> None:
     response = await authz.Check(_check("POST", "/api/v1/workflows/etl/runs", "known"))
     assert response.status.code == code_pb2.PERMISSION_DENIED
@@ -131,7 +131,7 @@ async def test_roles_below_the_route_are_denied_403(
 
 
 async def test_a_failing_lookup_is_an_error_so_the_gateway_fails_closed(
-    authz: external_auth_pb2_grpc.AuthorizationStub,
+    authz: external_auth_pb2_grpc.AuthorizationAsyncStub,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await authz.Check(_check("GET", "/api/v1/runs", "broken"))
@@ -142,7 +142,7 @@ async def test_a_failing_lookup_is_an_error_so_the_gateway_fails_closed(
 
 @pytest.mark.parametrize("token", ["injector", "known-injector"])
 async def test_identity_values_that_cannot_be_headers_fail_closed(
-    authz: external_auth_pb2_grpc.AuthorizationStub, token: str
+    authz: external_auth_pb2_grpc.AuthorizationAsyncStub, token: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await authz.Check(_check("GET", "/api/v1/runs", token))

@@ -67,7 +67,7 @@ def test_unknown_kid_and_wrong_key_are_refused() -> None:
 def test_alg_none_and_hmac_are_refused() -> None:
     keyring, key = _keyring()
     payload = {"iss": "il", "aud": "il", "sub": "u1", "exp": time.time() + 60}
-    unsigned = jwt.encode(payload, None, algorithm="none", headers={"kid": key.kid})
+    unsigned = jwt.encode(payload, "", algorithm="none", headers={"kid": key.kid})
     hmac = jwt.encode(payload, "a-shared-secret-of-32-bytes-long!", headers={"kid": key.kid})
     for token in (unsigned, hmac, "not-a-jwt"):
         with pytest.raises(TokenError):

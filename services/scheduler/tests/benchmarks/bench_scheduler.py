@@ -22,6 +22,7 @@ import secrets
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
@@ -162,7 +163,11 @@ async def test_completed_to_scheduled(postgres_server: Any, kafka_server: Any) -
 
 def _process_listening_on(port: int) -> psutil.Process:
     for connection in psutil.net_connections("tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+        if (
+            connection.status == psutil.CONN_LISTEN
+            and connection.laddr
+            and connection.laddr.port == port
+        ):
             return psutil.Process(connection.pid)
     raise AssertionError(f"nothing listens on port {port}")
 
@@ -185,7 +190,7 @@ async def _worker(bootstrap_servers: str, topic_prefix: str) -> None:
     latencies: list[float] = []
     ready: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()
 
-    async def on_scheduled(events: list[Event]) -> None:
+    async def on_scheduled(events: Sequence[Event]) -> None:
         now = time.monotonic()
         for event in events:
             payload = event.payload
@@ -211,7 +216,7 @@ async def _worker(bootstrap_servers: str, topic_prefix: str) -> None:
     done, begin = 0, time.monotonic()
     while done < RUNS * CHAIN and time.monotonic() - begin < 240:
         tick = time.monotonic()
-        batch = []
+        batch: list[tuple[str, str, int]] = []
         while not ready.empty() and len(batch) < COMPLETION_RATE // 20:
             batch.append(ready.get_nowait())
         if batch:

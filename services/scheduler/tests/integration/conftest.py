@@ -6,7 +6,7 @@ import asyncio
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,9 +61,9 @@ class FakeWorker:
     settings: SchedulerSettings
     publisher: EventPublisher
     behavior: Behavior | None = None
-    seen: list[Event] = field(default_factory=list)
+    seen: list[Event[Any]] = field(default_factory=list)
 
-    async def handle(self, events: list[Event]) -> None:
+    async def handle(self, events: Sequence[Event[Any]]) -> None:
         self.seen.extend(events)
         answers = []
         for event in events:
@@ -152,13 +152,13 @@ class FakeWorker:
                 await asyncio.sleep(0.02)
         raise AssertionError(what)  # pragma: no cover
 
-    async def wait_outcome(self, run_id: str, timeout_s: float = 30.0) -> Event:
+    async def wait_outcome(self, run_id: str, timeout_s: float = 30.0) -> Event[Any]:
         ends = (topics.WORKFLOW_COMPLETED, topics.WORKFLOW_FAILED, topics.WORKFLOW_CANCELLED)
 
-        def outcome() -> Event | None:
+        def outcome() -> Event[Any] | None:
             return next((e for e in self.seen if e.run_id == run_id and e.type in ends), None)
 
-        result: Event = await self.wait_for(outcome, timeout_s=timeout_s, what="run outcome")
+        result: Event[Any] = await self.wait_for(outcome, timeout_s=timeout_s, what="run outcome")
         return result
 
 

@@ -42,16 +42,14 @@ async def test_task_state_queries_and_watch(scheduler: Scheduler) -> None:
             await stub.GetRun(tasks_pb2.GetRunRequest(tenant=TENANT))
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-        watch = stub.WatchRun(tasks_pb2.WatchRunRequest(tenant=TENANT, run_id=run_id))
-        snapshot = [await watch.read(), await watch.read()]
+        watch = aiter(stub.WatchRun(tasks_pb2.WatchRunRequest(tenant=TENANT, run_id=run_id)))
+        snapshot = [await anext(watch), await anext(watch)]
         assert {change.task.task_id for change in snapshot} == {"a", "b"}
         worker.behavior = lambda s: ("complete", {"done": s.task_id})
         await worker.publish(
             run_id, task_pb2.TaskCompleted(task_id="a", attempt=1, output_json=b"1")
         )
-        changes = []
-        while (change := await watch.read()) != grpc.aio.EOF:
-            changes.append(change)
+        changes = [change async for change in watch]
         assert changes[-1].run_status == tasks_pb2.RUN_STATUS_SUCCEEDED
         seen = [(c.task.task_id, c.task.status) for c in changes if c.HasField("task")]
         assert ("a", tasks_pb2.TASK_STATUS_SUCCEEDED) in seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 Action = workflow_pb2.RunControl.Action
 
 
-def control(action: Action) -> workflow_pb2.RunControl:
+def control(action: Action.ValueType) -> workflow_pb2.RunControl:
     return workflow_pb2.RunControl(action=action, reason="test", requested_by="user-1")
 
 
@@ -74,7 +75,9 @@ async def test_pending_delay_can_be_moved_or_cancelled(scheduler: Scheduler) -> 
     skipped = await worker.start_run(task("wait", type="delay", delay=day), task("after", "wait"))
     for run_id in (moved, skipped):
         await scheduler.eventually(
-            lambda r=run_id: scheduler.pool.fetchval("SELECT 1 FROM timers WHERE run_id = $1", r)
+            functools.partial(
+                scheduler.pool.fetchval, "SELECT 1 FROM timers WHERE run_id = $1", run_id
+            )
         )
     url = f"/api/v1/runs/{moved}/tasks/wait/timer"
     soon = datetime.now(UTC) + timedelta(milliseconds=200)

@@ -88,7 +88,7 @@ def running_worker() -> Callable[..., contextlib.AbstractAsyncContextManager[Wor
 class TaskEvents:
     """Every task event published under the test's prefix, as the scheduler would see them."""
 
-    events: list[Event] = field(default_factory=list)
+    events: list[Event[Any]] = field(default_factory=list)
 
     async def __call__(self, batch: Sequence[Event]) -> None:
         self.events.extend(batch)

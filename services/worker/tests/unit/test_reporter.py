@@ -1,5 +1,7 @@
 import asyncio
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 from interlock.common import topics
 from interlock.common.events import Event
@@ -26,7 +28,7 @@ class SlowBroker:
         self.called = asyncio.Event()
         self._refuse = refuse_first
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[Event[Any]]) -> None:
         self.calls.append([e.payload.task_id for e in events])
         self.called.set()
         await self.release.wait()
@@ -48,7 +50,7 @@ async def test_events_emitted_during_a_publish_go_out_together_in_order() -> Non
         reporter.emit([heartbeat(0)], on_published=lambda: acked.append(0))
         await first_call(broker)
         for n in range(1, 6):
-            reporter.emit([heartbeat(n)], on_published=lambda n=n: acked.append(n))
+            reporter.emit([heartbeat(n)], on_published=functools.partial(acked.append, n))
         assert acked == []
         broker.release.set()
         assert await reporter.flush(timeout_s=5)

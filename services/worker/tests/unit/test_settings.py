@@ -1,6 +1,11 @@
+import ipaddress
+from pathlib import Path
+
 import pytest
 
+from interlock.devstack._stack import Stack, StackSecrets, service_by_name
 from interlock.worker import WorkerSettings
+from interlock.worker.domain.addresses import is_reachable, parse_networks
 
 
 def test_defaults_fit_make_up(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,3 +28,21 @@ def test_lists_and_limits_are_read_as_json_and_validated(monkeypatch: pytest.Mon
 
 def test_each_instance_gets_its_own_worker_id() -> None:
     assert WorkerSettings().worker_id != WorkerSettings().worker_id
+
+
+def test_only_the_local_stack_lets_http_tasks_reach_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loopback = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    production = parse_networks(WorkerSettings().http_allowed_networks)
+    assert not any(is_reachable(address, production) for address in loopback)
+
+    worker = service_by_name("worker")
+    assert worker is not None
+    env = Stack(data_dir=Path("/unused")).service_env(worker, StackSecrets.generate())
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    local = parse_networks(WorkerSettings().http_allowed_networks)
+    assert all(is_reachable(address, local) for address in loopback)
+    assert not is_reachable(ipaddress.ip_address("10.0.0.1"), local)
+    assert not is_reachable(ipaddress.ip_address("169.254.169.254"), local)

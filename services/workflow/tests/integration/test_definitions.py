@@ -173,7 +173,7 @@ async def test_list_filters_by_prefix_and_label_and_pages(client: httpx.AsyncCli
     names: list[str] = []
     token = None
     while True:
-        params = {"name_prefix": "etl-", "label": "team=data", "page_size": 2}
+        params: dict[str, str | int] = {"name_prefix": "etl-", "label": "team=data", "page_size": 2}
         if token:
             params["page_token"] = token
         page = (await client.get("/api/v1/workflows", params=params)).json()

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,7 +26,7 @@ async def test_pending_runs_are_republished_a_bounded_number_of_times_and_the_in
     fast = settings.model_copy(
         update={"reconcile_interval_s": 0.1, "start_grace_s": 0.1, "max_start_republishes": 2}
     )
-    received: list[Event] = []
+    received: list[Event[Any]] = []
 
     async def handle(events: Sequence[Event]) -> None:
         received.extend(events)
@@ -40,6 +41,7 @@ async def test_pending_runs_are_republished_a_bounded_number_of_times_and_the_in
             client.headers.update(gateway_headers())
             assert (await client.post("/api/v1/workflows", json=DEFINITION)).status_code == 201
             run = (await client.post("/api/v1/workflows/w/runs", json={})).json()
+            assert fast.postgres_password is not None
             conn = await asyncpg.connect(
                 fast.postgres_dsn, password=fast.postgres_password.get_secret_value()
             )

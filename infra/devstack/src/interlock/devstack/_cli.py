@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="start everything and wait until it is ready")
     commands.add_parser("down", help="stop everything `up` started (data is kept)")
+    commands.add_parser(
+        "clean", help="`down`, then delete everything `up` wrote (data and PostgreSQL's folder)"
+    )
     commands.add_parser("status", help="every program with its state, PID and health")
     logs = commands.add_parser("logs", help="follow the logs of one program, or of all")
     logs.add_argument(
@@ -72,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _control.up(stack, out)
     if args.command == "down":
         return _control.down(stack, out)
+    if args.command == "clean":
+        return _control.clean(stack, out)
     if args.command == "status":
         return 0 if _control.status(stack, out) else 1
     try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
+import shutil
 import signal
 import stat
 import sys
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlock.devstack import _binaries, _bootstrap, _servers
+from interlock.devstack import _bootstrap, _servers
 from interlock.devstack._envoy import render_envoy_config
 from interlock.devstack._paths import repo_root
 from interlock.devstack._probes import (
@@ -151,6 +153,8 @@ def up(stack: Stack, out: Output) -> int:
         f"tenant {ADMIN_TENANT!r} (local defaults)"
     )
     out(f"  Data:     {stack.data_dir}  (logs in {stack.logs_dir})")
+    if stack.postgres_home is not None:
+        out(f"  Postgres: {stack.postgres_home}  (root runs the stack; `make clean` deletes it)")
     return 0
 
 
@@ -172,32 +176,7 @@ def _prepare(stack: Stack, out: Output) -> tuple[StackSecrets, UnixUser | None]:
     secrets, created = StackSecrets.load_or_create(stack.secrets_file)
     if created:
         out(f"  secrets        generated into {stack.secrets_file} (mode 0600)")
-
-    user = ensure_service_user()
-    postgres_dir = stack.postgres_dir
-    if not (postgres_dir / "PG_VERSION").is_file():
-        if postgres_dir.exists() and any(postgres_dir.iterdir()):
-            raise ComponentError("postgres", f"{postgres_dir} is not an empty folder nor a cluster")
-        _check_reachable(user, [postgres_dir.parent, _binaries.postgres_bin_dir()])
-        postgres_dir.mkdir(mode=0o700, exist_ok=True)
-        if user is not None:
-            os.chown(postgres_dir, user.uid, user.gid)
-        out("  postgres       initdb (first start)")
-        try:
-            _servers.prepare_postgres(
-                postgres_dir,
-                superuser="postgres",
-                password=secrets.postgres_superuser_password,
-                user=user,
-            )
-        except RuntimeError as exc:
-            raise ComponentError("postgres", str(exc)) from exc
-    elif created:
-        raise ComponentError(
-            "postgres",
-            f"{stack.secrets_file} was regenerated but the cluster in {postgres_dir} keeps the "
-            "old password: run `make clean` (deletes local data) or restore secrets.env",
-        )
+    user = prepare_postgres(stack, secrets, secrets_created=created, out=out)
     _servers.prepare_mongo(stack.mongo_dir)
     _servers.prepare_s3(
         stack.s3_dir, access_key=secrets.s3_access_key, secret_key=secrets.s3_secret_key
@@ -213,6 +192,60 @@ def _prepare(stack: Stack, out: Output) -> tuple[StackSecrets, UnixUser | None]:
         )
     )
     return secrets, user
+
+
+def prepare_postgres(
+    stack: Stack, secrets: StackSecrets, *, secrets_created: bool, out: Output
+) -> UnixUser | None:
+    """Give PostgreSQL its binaries and its cluster (``initdb`` on the first start).
+
+    Returns:
+        The unprivileged user PostgreSQL runs as (``None``: the caller).
+    """
+    user = ensure_service_user()
+    install_dir = stack.postgres_install_dir
+    if stack.postgres_home is not None and install_dir is not None:
+        _make_postgres_home(stack.postgres_home, stack.data_dir)
+        _servers.copy_postgres_install(install_dir, user=user)
+    postgres_dir = stack.postgres_dir
+    _check_reachable(user, [postgres_dir.parent, stack.postgres_bin_dir])
+    if (postgres_dir / "PG_VERSION").is_file():
+        if secrets_created:
+            raise ComponentError(
+                "postgres",
+                f"{stack.secrets_file} was regenerated but the cluster in {postgres_dir} keeps "
+                "the old password: run `make clean` (deletes local data) or restore secrets.env",
+            )
+        return user
+    if postgres_dir.exists() and any(postgres_dir.iterdir()):
+        raise ComponentError("postgres", f"{postgres_dir} is not an empty folder nor a cluster")
+    postgres_dir.mkdir(mode=0o700, exist_ok=True)
+    if user is not None:
+        os.chown(postgres_dir, user.uid, user.gid)
+    out("  postgres       initdb (first start)")
+    try:
+        _servers.prepare_postgres(
+            postgres_dir,
+            bin_dir=stack.postgres_bin_dir,
+            superuser="postgres",
+            password=secrets.postgres_superuser_password,
+            user=user,
+        )
+    except RuntimeError as exc:
+        raise ComponentError("postgres", str(exc)) from exc
+    return user
+
+
+def _make_postgres_home(home: Path, data_dir: Path) -> None:
+    """Create PostgreSQL's folder outside the data folder, and say whose it is."""
+    created = [folder for folder in (home.parent, home) if not folder.is_dir()]
+    home.mkdir(parents=True, exist_ok=True)
+    for folder in created:
+        folder.chmod(0o755)  # whatever the umask: PostgreSQL's user must get through
+    (home / "README").write_text(
+        f"PostgreSQL of the Interlock dev stack with data in {data_dir}.\n"
+        "`make clean` in that checkout deletes this folder.\n"
+    )
 
 
 def _check_reachable(user: UnixUser | None, paths: Sequence[Path]) -> None:
@@ -233,8 +266,7 @@ def _check_reachable(user: UnixUser | None, paths: Sequence[Path]) -> None:
                 raise ComponentError(
                     "postgres",
                     f"PostgreSQL runs as user {user.name!r}, which cannot enter {folder} "
-                    f"(mode {stat.filemode(mode)}): make it traversable (chmod o+x) or move "
-                    "the checkout / INTERLOCK_DEV_DATA_DIR",
+                    f"(mode {stat.filemode(mode)})",
                 )
 
 
@@ -247,7 +279,7 @@ def _programs(
             argv=spec.argv,
             env=spec.env,
             user=None if spec.user is None else spec.user.name,
-            directory=stack.data_dir,
+            directory=spec.directory or stack.data_dir,
             log_file=stack.log_file(spec.name),
             stop_signal=spec.stop_signal,
             stop_wait_s=int(spec.stop_timeout_s),
@@ -388,6 +420,39 @@ def down(stack: Stack, out: Output) -> int:
         out(f"Processes still running after SIGKILL: {sorted(ref.pid for ref in leftovers)}")
         return 1
     out(f"Interlock stopped in {time.monotonic() - started:.1f} s; data kept in {stack.data_dir}.")
+    return 0
+
+
+# --- clean ----------------------------------------------------------------------------
+
+
+def clean(stack: Stack, out: Output) -> int:
+    """Stop the stack, then delete everything ``up`` wrote (data folder and PostgreSQL's home).
+
+    Only what the stack makes is deleted: the data folder itself goes when nothing else
+    is left in it (``INTERLOCK_DEV_DATA_DIR`` may name a folder that holds other files).
+
+    Returns:
+        The process exit code: 0 when the stack is stopped and its files are gone.
+    """
+    code = down(stack, out)
+    if code != 0:
+        out("Nothing deleted: the stack did not stop.")
+        return code
+    for path in stack.written_paths():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    folders = [stack.data_dir]
+    if stack.postgres_home is not None:
+        folders.append(stack.postgres_home.parent)
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty (other files, other stacks), or gone
+            folder.rmdir()
+    out(f"Deleted the local data in {stack.data_dir}.")
+    if stack.postgres_home is not None:
+        out(f"Deleted PostgreSQL's folder {stack.postgres_home}.")
     return 0
 
 

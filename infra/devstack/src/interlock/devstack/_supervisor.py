@@ -62,9 +62,11 @@ def _value(text: str) -> str:
 
 
 def _env_value(text: str) -> str:
-    if '"' in text:
-        raise ValueError('supervisord environment values cannot contain a double quote (")')
-    return '"' + _value(text) + '"'
+    """Quote a value of ``environment=``: supervisord's lexer knows quotes but no escapes."""
+    quote = "'" if '"' in text else '"'
+    if quote in text:
+        raise ValueError("supervisord environment values cannot contain both ' and \"")
+    return quote + _value(text) + quote
 
 
 def render_config(*, supervisor_dir: Path, programs: Iterable[Program]) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,46 +37,15 @@ from interlock.devstack._handles import (
     S3Server,
     SmtpServer,
 )
-from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
-from interlock.devstack._runner import RunningServer, start_server
-
-_SUPERUSER = "postgres"
-
-
-@contextlib.contextmanager
-def _postgres_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A folder the PostgreSQL user can reach: pytest's own are 0700 root when run as root."""
-    user = ensure_service_user()
-    if user is None:
-        yield tmp_path_factory.mktemp("postgres")
-        return
-    base = Path(tempfile.mkdtemp(prefix="interlock-pg-"))
-    try:
-        chown_tree(base, user)
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+from interlock.devstack._process import LOOPBACK, free_ports
+from interlock.devstack._runner import RunningServer, scratch_postgres, start_server
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL 18 server for the session (superuser ``postgres``, random password)."""
-    password = secrets.token_urlsafe(16)
-    (port,) = free_ports(1)
-    user = ensure_service_user()
-    with _postgres_base_dir(tmp_path_factory) as base:
-        data_dir = base / "data"
-        _servers.prepare_postgres(
-            data_dir, superuser=_SUPERUSER, password=password, user=user, durable=False
-        )
-        spec = _servers.postgres_spec(
-            data_dir, port=port, superuser=_SUPERUSER, password=password, user=user, durable=False
-        )
-        server = start_server(spec, log_path=base / "postgres.log", cwd=base)
-        try:
-            yield PostgresServer(host=LOOPBACK, port=port, user=_SUPERUSER, password=password)
-        finally:
-            server.stop()
+    with scratch_postgres() as server:
+        yield server
 
 
 @pytest.fixture

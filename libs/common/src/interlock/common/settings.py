@@ -61,7 +61,7 @@ class ServiceSettings(BaseSettings):
 
 
 class KafkaOptions(BaseSettings):
-    """Kafka producer and consumer options (INFRASTRUCTURE.md explains the values)."""
+    """Kafka producer and consumer options (docs/local-servers.md explains the values)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 

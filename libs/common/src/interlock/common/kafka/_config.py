@@ -1,4 +1,4 @@
-"""aiokafka client settings derived from :class:`KafkaOptions` (INFRASTRUCTURE.md).
+"""aiokafka client settings derived from :class:`KafkaOptions` (docs/local-servers.md).
 
 One place decides how Interlock talks to Kafka: acknowledged by all replicas, no
 idempotent producer (the local broker cannot do it; consumers deduplicate instead),
