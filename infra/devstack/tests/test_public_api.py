@@ -54,6 +54,24 @@ def test_postgres_lives_outside_the_checkout_when_root_runs_the_stack() -> None:
     assert first.postgres_home in first.written_paths()
 
 
+def test_exported_variables_reach_only_the_services_that_read_them() -> None:
+    """A service refuses variables it does not read, so the shell's are sorted per service."""
+    stack = Stack(data_dir=Path("/x"))
+    secrets = StackSecrets.generate()
+    shell = {
+        "INTERLOCK_SHELL_ENABLED": "true",
+        "INTERLOCK_NO_SUCH_OPTION": "1",
+        "INTERLOCK_HTTP_PORT": "1",
+        "INTERLOCK_DEV_PORT_OFFSET": "0",
+    }
+    env = {s.name: stack.service_env(s, secrets, shell) for s in devstack.SERVICES}
+    assert env["worker"]["INTERLOCK_SHELL_ENABLED"] == "true"
+    assert all("INTERLOCK_SHELL_ENABLED" not in env[n] for n in env if n != "worker")
+    assert all("INTERLOCK_NO_SUCH_OPTION" not in e for e in env.values())
+    assert env["iam"]["INTERLOCK_HTTP_PORT"] == "8101"  # the stack's wiring wins
+    assert all("INTERLOCK_DEV_PORT_OFFSET" not in e for e in env.values())
+
+
 def test_service_environment() -> None:
     stack = Stack(data_dir=Path("/x"))
     secrets = StackSecrets.generate()

@@ -48,6 +48,7 @@ from interlock.devstack._stack import (
     SERVICES,
     Stack,
     StackSecrets,
+    is_service_variable,
 )
 from interlock.devstack._supervisor import DEAD_STATES, Program, Supervisor, SupervisorError
 
@@ -115,7 +116,8 @@ def up(stack: Stack, out: Output) -> int:
         secrets, postgres_user = _prepare(stack, out)
         specs = stack.infra_specs(secrets, postgres_user=postgres_user)
         supervisor.write_config(_programs(stack, secrets, specs))
-        supervisor.start_daemon(env=stack.marker)
+        inherited = {k: v for k, v in os.environ.items() if not is_service_variable(k)}
+        supervisor.start_daemon(env=stack.marker, inherited=inherited)
         out(f"supervisord started (config {supervisor.config})")
 
         for spec in specs:

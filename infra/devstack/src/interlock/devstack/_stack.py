@@ -9,6 +9,7 @@ runs the stack (see :attr:`Stack.postgres_home`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from interlock.common.settings import ENV_PREFIX, NON_SERVICE_PREFIXES, unknown_variables
 from interlock.devstack import _binaries, _servers
 from interlock.devstack._paths import repo_root
 from interlock.devstack._process import LOOPBACK, UnixUser, is_root, private_file
@@ -417,9 +419,17 @@ class Stack:
             ]
         return [sys.executable, "-m", f"interlock.{service.name}"]
 
-    def service_env(self, service: ServiceDef, secrets_: StackSecrets) -> dict[str, str]:
-        """Environment of ``service``'s process (contains secrets: never print it)."""
-        env = {
+    def service_env(
+        self, service: ServiceDef, secrets_: StackSecrets, environ: Mapping[str, str] = os.environ
+    ) -> dict[str, str]:
+        """Environment of ``service``'s process (contains secrets: never print it).
+
+        The ``INTERLOCK_*`` variables exported in ``environ`` (the shell of ``make up``)
+        reach only the services whose settings read them (:func:`exported_settings`),
+        and the stack's own wiring below wins over them.
+        """
+        env = exported_settings(service.name, environ)
+        env |= {
             "INTERLOCK_SERVICE_NAME": service.name,
             "INTERLOCK_HTTP_HOST": LOOPBACK,
             "INTERLOCK_HTTP_PORT": str(self.http_port(service)),
@@ -477,6 +487,28 @@ def default_postgres_home(data_dir: Path) -> Path:
     """
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
     return POSTGRES_HOMES / digest
+
+
+def is_service_variable(name: str) -> bool:
+    """Whether ``name`` configures a service (``INTERLOCK_*``, not the stack's ``INTERLOCK_DEV_*``).
+
+    supervisord starts without these, so each service gets only its own
+    (:meth:`Stack.service_env`): a service refuses variables its settings do not read.
+    """
+    upper = name.upper()
+    return upper.startswith(ENV_PREFIX) and not upper.startswith(NON_SERVICE_PREFIXES)
+
+
+def exported_settings(service_name: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The service variables of ``environ`` that ``service_name``'s settings class reads."""
+    exported = {name: value for name, value in environ.items() if is_service_variable(name)}
+    if not exported:
+        return {}
+    # Imported only when needed: loading seven services' settings costs seconds.
+    module = importlib.import_module(f"interlock.{service_name}.settings")
+    settings_class = getattr(module, f"{service_name.capitalize()}Settings")
+    unread = set(unknown_variables(settings_class, exported))
+    return {name: value for name, value in exported.items() if name not in unread}
 
 
 def service_by_name(name: str) -> ServiceDef | None:

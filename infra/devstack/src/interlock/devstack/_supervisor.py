@@ -191,17 +191,24 @@ class Supervisor:
             return False
         return bool(state.get("statename") == "RUNNING")
 
-    def start_daemon(self, *, env: Mapping[str, str], timeout_s: float = 20.0) -> None:
+    def start_daemon(
+        self,
+        *,
+        env: Mapping[str, str],
+        inherited: Mapping[str, str] | None = None,
+        timeout_s: float = 20.0,
+    ) -> None:
         """Start supervisord (it daemonizes) and wait until it answers.
 
         Args:
             env: Variables added to supervisord's environment, inherited by every program.
+            inherited: The environment supervisord starts from. Default: this process's.
             timeout_s: How long to wait for its socket to answer.
         """
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "--configuration", str(self.config)],
             cwd=self.dir,
-            env={**os.environ, **env},
+            env={**(os.environ if inherited is None else inherited), **env},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
