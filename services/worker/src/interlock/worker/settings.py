@@ -88,6 +88,11 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     shell_allowed_commands: list[str] = Field(default_factory=list)
     """Programs (``argv[0]``, exactly as written in params) the ``shell`` executor may
     run. Default: none."""
+    shell_task_env: list[str] = Field(default_factory=lambda: ["LANG", "LC_ALL", "TZ"])
+    """Environment variables a ``shell`` task's ``env`` may set, besides any whose name
+    starts with ``TASK_``. Never add ones that change what runs or how (``PATH``,
+    ``LD_PRELOAD``, ``LD_LIBRARY_PATH``, ``PYTHONPATH``, ``BASH_ENV``, ``IFS``...).
+    Default: ``LANG``, ``LC_ALL``, ``TZ``."""
     shell_max_output_bytes: int = Field(default=65_536, ge=0)
     """Most bytes of stdout and of stderr kept. Default: 64 KiB."""
     shell_default_timeout_ms: int = Field(default=60_000, ge=1)
