@@ -395,6 +395,8 @@ class Stack:
             env["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
             env["INTERLOCK_BOOTSTRAP_ADMIN_TENANT"] = ADMIN_TENANT
+            # The local stack's admin password is a known one on purpose: no change forced.
+            env["INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD"] = "false"  # noqa: S105 - a flag
         return env
 
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:

@@ -6,6 +6,8 @@
     ├── Unauthenticated   401  UNAUTHENTICATED   bad, expired or revoked credentials
     ├── LockedOut         429  RESOURCE_EXHAUSTED too many failed logins
     ├── Forbidden         403  PERMISSION_DENIED
+    │   ├── PasswordChangeRequired  403  the password is right but must be changed first
+    │   └── UserDisabled            403  the password is right but the user is disabled
     ├── NotFound          404  NOT_FOUND          also another tenant's resource
     └── Conflict          409  ALREADY_EXISTS
 """
@@ -71,6 +73,33 @@ class Forbidden(IamError):
     title = "Forbidden"
     slug = "forbidden"
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class PasswordChangeRequired(Forbidden):
+    """The password was right but must be changed before the user gets a session.
+
+    A bootstrap admin's first login, or after an admin's reset: ``POST
+    /api/v1/auth/password`` changes it.
+    """
+
+    title = "Password change required"
+    slug = "password-change-required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This password must be changed before logging in: POST /api/v1/auth/password "
+            "with the current and a new password."
+        )
+
+
+class UserDisabled(Forbidden):
+    """The password was right, but an admin disabled the user."""
+
+    title = "User disabled"
+    slug = "user-disabled"
+
+    def __init__(self) -> None:
+        super().__init__("This user is disabled; ask an admin of the tenant.")
 
 
 class NotFound(IamError):

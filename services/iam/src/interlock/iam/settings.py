@@ -40,6 +40,10 @@ class IamSettings(ServiceSettings, PostgresOptions):
     bootstrap_admin_tenant: str = "default"
     """Their tenant, created with them; its admins also manage tenants and signing keys.
     Default: ``"default"``."""
+    bootstrap_admin_must_change_password: bool = True
+    """Whether the bootstrap admin must change the password (``POST
+    /api/v1/auth/password``) before their first session: a password read from the
+    environment should not stay in use. ``make up`` turns it off. Default: on."""
 
     jwt_issuer: str = "interlock"
     """``iss`` and ``aud`` of access tokens. Default: ``"interlock"``."""
@@ -52,10 +56,17 @@ class IamSettings(ServiceSettings, PostgresOptions):
     keys keep validating until their last tokens expire. Default: 7 days."""
 
     login_max_failures: int = 5
-    """Failed logins in a row that lock a user out. Default: 5."""
+    """Failed logins in a row that lock a name (tenant and username, whether or not the
+    user exists) out. Default: 5."""
     login_lockout_s: int = 60
-    """First lockout; each further failure while at the limit doubles it, up to an hour.
+    """First lockout; after it the name has ``login_max_failures`` tries again, and each
+    further lockout in a row lasts twice the last, up to ``login_max_lockout_s``.
     Default: 60 s."""
+    login_max_lockout_s: int = 900
+    """Longest lockout. Default: 900 s (15 minutes)."""
+    login_attempts_retention_s: int = 24 * 3600
+    """How long the failed attempts of a name nobody tries any more are remembered.
+    Default: 1 day."""
 
     token_cache_size: int = 10000
     """Validated tokens and API keys kept in memory by the authorizer. Default: 10000."""

@@ -2,7 +2,7 @@
 
 from interlock.iam.domain._cache import TokenCache
 from interlock.iam.domain._keys import Keyring, SigningKey, generate_signing_key
-from interlock.iam.domain._lockout import LockoutPolicy
+from interlock.iam.domain._lockout import LockoutPolicy, LoginAttempts
 from interlock.iam.domain._passwords import PasswordHasher
 from interlock.iam.domain._principal import AuthPrincipal, PrincipalKind
 from interlock.iam.domain._revocations import RevocationKind, RevocationList
@@ -27,6 +27,7 @@ __all__ = [
     "AuthPrincipal",
     "Keyring",
     "LockoutPolicy",
+    "LoginAttempts",
     "PasswordHasher",
     "PrincipalKind",
     "RevocationKind",
