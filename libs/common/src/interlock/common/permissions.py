@@ -159,6 +159,10 @@ PERMISSIONS: tuple[Rule, ...] = (
         "GET /api/v1/signing-keys",
         "POST /api/v1/signing-keys/rotate",
     ),
+    # Secrets are written and deleted by operators, listed (names only) by developers
+    # who reference them in definitions; no route returns a value.
+    *_rules("iam", Role.DEVELOPER, "GET /api/v1/secrets"),
+    *_rules("iam", Role.OPERATOR, "PUT /api/v1/secrets/{name}", "DELETE /api/v1/secrets/{name}"),
     # workflow
     *_rules(
         "workflow",

@@ -9,7 +9,9 @@
     │   ├── PasswordChangeRequired  403  the password is right but must be changed first
     │   └── UserDisabled            403  the password is right but the user is disabled
     ├── NotFound          404  NOT_FOUND          also another tenant's resource
-    └── Conflict          409  ALREADY_EXISTS
+    ├── Conflict          409  ALREADY_EXISTS
+    ├── TooLarge          413  INVALID_ARGUMENT   a value above its size limit
+    └── Unavailable       503  UNAVAILABLE        a feature not configured (no key)
 """
 
 from __future__ import annotations
@@ -118,3 +120,20 @@ class Conflict(IamError):
     title = "Conflict"
     slug = "conflict"
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class TooLarge(IamError):
+    """A value is larger than its limit (the message names the limit)."""
+
+    status = 413
+    title = "Content too large"
+    slug = "too-large"
+
+
+class Unavailable(IamError):
+    """A feature this IAM is not configured for (e.g. secrets without a key)."""
+
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+    grpc_code = grpc.StatusCode.UNAVAILABLE

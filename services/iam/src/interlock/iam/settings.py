@@ -68,6 +68,19 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """How long the failed attempts of a name nobody tries any more are remembered.
     Default: 1 day."""
 
+    key_encryption_keys: SecretStr | None = None
+    """Key-encryption keys sealing tenant secrets at rest: ``id:base64url-32-bytes``,
+    several comma-separated to rotate (the first seals, all unseal). Without one the
+    secrets API answers 503. ``make up`` sets one. Default: unset."""
+    service_credentials: SecretStr | None = None
+    """Credentials a worker may present to read tenant secrets for a task
+    (:mod:`interlock.common.service_credentials`), comma-separated to rotate. Without
+    one no secret is ever handed out. ``make up`` sets one. Default: unset."""
+    secret_max_bytes: int = Field(default=65_536, ge=1)
+    """Largest secret value (UTF-8 bytes). Default: 64 KiB."""
+    secrets_per_tenant: int = Field(default=1000, ge=1)
+    """Most secrets a tenant may keep. Default: 1000."""
+
     token_cache_size: int = 10000
     """Validated tokens and API keys kept in memory by the authorizer. Default: 10000."""
     api_key_cache_ttl_s: int = 60
