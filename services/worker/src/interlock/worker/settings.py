@@ -12,7 +12,7 @@ import secrets
 import socket
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from interlock.common.settings import KafkaOptions, ServiceSettings
 
@@ -97,6 +97,17 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     """Most bytes of stdout and of stderr kept. Default: 64 KiB."""
     shell_default_timeout_ms: int = Field(default=60_000, ge=1)
     """Timeout of a command whose params give none. Default: 60000 ms."""
+
+    iam_grpc_target: str = "127.0.0.1:9101"
+    """IAM's gRPC listener, where tasks' ``{{ secrets.NAME }}`` values are read.
+    Default: the ``make up`` address."""
+    service_credential: SecretStr | None = None
+    """The credential this worker presents to IAM to read tenant secrets
+    (:mod:`interlock.common.service_credentials`); without it a task referring to a
+    secret fails (not retryable). Default: unset."""
+    secrets_timeout_ms: int = Field(default=5_000, ge=1)
+    """How long reading a task's secrets from IAM may take (a retryable failure
+    beyond). Default: 5000 ms."""
 
     python_task_modules: list[str] = Field(default_factory=list)
     """Modules imported at start-up so their ``@task`` functions are registered.
