@@ -257,9 +257,9 @@ def test_a_cycle_is_named_as_a_path() -> None:
             "reads task 'later', which is not upstream",
         ),
         (
-            lambda d: d["tasks"][0]["params"].update(url="{{ secrets.token }}"),
+            lambda d: d["tasks"][0]["params"].update(url="{{ vault.token }}"),
             "/tasks/0/params/url",
-            "unknown root 'secrets'",
+            "unknown root 'vault'",
         ),
         (
             lambda d: d["tasks"][2]["compensate"].update(type="delay"),
@@ -382,6 +382,15 @@ def test_a_shell_command_string_is_split_before_templates_are_filled() -> None:
     # Run input can then fill one argument, never add one:
     rendered = templates.render(params, {"input": {"pattern": "x --include=/etc/shadow"}})
     assert rendered["command"] == ["grep", "-e", "x --include=/etc/shadow", "my file.txt"]
+
+
+def test_secret_references_are_accepted_and_kept_for_the_worker() -> None:
+    document = example()
+    document["tasks"][0]["params"]["headers"] = {"Authorization": "Bearer {{ secrets.API_TOKEN }}"}
+    task = compile_definition(document).definition.tasks[0]
+    assert "{{ secrets.API_TOKEN }}" in json.loads(task.params_json)["headers"]["Authorization"]
+    document["tasks"][0]["params"]["headers"] = {"x": "{{ secrets.A.B }}"}
+    assert pointers(document) == ["/tasks/0/params/headers/x"]
 
 
 def test_an_unsplittable_shell_command_is_a_problem() -> None:
