@@ -1,8 +1,11 @@
+import json
+
 import pytest
 
 from interlock.worker.domain.durations import parse_duration_ms
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
+from interlock.worker.domain.redaction import Redactor
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import InvalidParams, TaskCancelled, TaskFailure, WorkerShutdown
 
@@ -70,3 +73,11 @@ def test_failures_are_classified() -> None:
     assert classify(TaskCancelled("stop")).retryable is False
     assert classify(WorkerShutdown("bye")).retryable is True
     assert len(classify(ValueError("x" * 10_000)).message) <= 2000
+
+
+def test_redaction_finds_secret_values_raw_and_json_escaped() -> None:
+    redactor = Redactor(['tok-"x"-é', "tok", ""])
+    assert redactor.text('use tok-"x"-é or tok') == "use [redacted] or [redacted]"
+    document = json.dumps({"seen": 'tok-"x"-é', "ok": "fine"}).encode()
+    assert json.loads(redactor.json(document)) == {"seen": "[redacted]", "ok": "fine"}
+    assert not Redactor([""])
