@@ -420,6 +420,8 @@ class Stack:
             )
             env["INTERLOCK_SERVICE_CREDENTIALS"] = _service_credential(secrets_)
         if service.name == "worker":
+            iam = next(other for other in SERVICES if other.name == "iam")
+            env["INTERLOCK_IAM_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(iam)}"
             env["INTERLOCK_SERVICE_CREDENTIAL"] = _service_credential(secrets_)
         return env
 
