@@ -147,6 +147,7 @@ def _stack(base: Path, authorizer_processes: int, authz: AuthzMode) -> Iterator[
             "INTERLOCK_POSTGRES_DSN": dsn,
             "INTERLOCK_POSTGRES_PASSWORD": postgres.password,
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD": "false",
             "INTERLOCK_LOG_LEVEL": "WARNING",
             "INTERLOCK_AUTHORIZER_PROCESSES": str(authorizer_processes),
         }

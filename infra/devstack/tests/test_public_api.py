@@ -81,6 +81,13 @@ def test_service_environment() -> None:
     assert env["iam"]["INTERLOCK_AUTHZ_PORT"] == "9111"
     assert "INTERLOCK_AUTHZ_PORT" not in env["scheduler"]
     assert env["iam"]["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] == "admin"
+    assert env["iam"]["INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD"] == "false"
+    # Workers read tenant secrets from this IAM, with a credential it accepts.
+    assert env["worker"]["INTERLOCK_IAM_GRPC_TARGET"] == "127.0.0.1:9101"
+    assert (
+        env["worker"]["INTERLOCK_SERVICE_CREDENTIAL"] == env["iam"]["INTERLOCK_SERVICE_CREDENTIALS"]
+    )
+    assert env["iam"]["INTERLOCK_KEY_ENCRYPTION_KEYS"].startswith("k1:")
     assert env["scheduler"]["INTERLOCK_GRPC_PORT"] == "9103"
     assert "INTERLOCK_GRPC_PORT" not in env["workflow"]
     for name in ("iam", "workflow", "scheduler", "notification", "artifact"):

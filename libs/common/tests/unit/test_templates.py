@@ -1,6 +1,12 @@
 import pytest
 
-from interlock.common.templates import TemplateError, references, render
+from interlock.common.templates import (
+    TemplateError,
+    fill_secrets,
+    references,
+    render,
+    secret_names,
+)
 
 CONTEXT = {
     "input": {"source": "http://example.test/data", "limit": 5},
@@ -66,3 +72,32 @@ def test_a_missing_value_is_an_error_with_its_pointer() -> None:
     with pytest.raises(TemplateError, match="has no value") as caught:
         render({"u": ["{{ tasks.transform.output }}"]}, CONTEXT)
     assert caught.value.pointer == "/u/0"
+
+
+def test_secret_references_are_validated_left_for_the_worker_and_filled_there() -> None:
+    params = {"auth": "Bearer {{ secrets.API_TOKEN }}", "token": "{{secrets.API_TOKEN}}"}
+    assert [ref.path for ref in references(params)] == [
+        ("secrets", "API_TOKEN"),
+        ("secrets", "API_TOKEN"),
+    ]
+    with pytest.raises(TemplateError, match=r"secrets\.<NAME>"):
+        references({"x": "{{ secrets.A.B }}"})
+    rendered = render({**params, "user": "{{ input.user }}"}, {"input": {"user": "ann"}})
+    assert rendered == {**params, "user": "ann"}  # the scheduler never sees a value
+    assert secret_names(rendered) == {"API_TOKEN"}
+    filled = fill_secrets(rendered, {"API_TOKEN": "s3cr3t"})
+    assert filled == {"auth": "Bearer s3cr3t", "token": "s3cr3t", "user": "ann"}
+    with pytest.raises(TemplateError, match="no secret"):
+        fill_secrets(rendered, {})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["{{ secrets.API_TOKEN }}", "see {{secrets.API_TOKEN}}", {"nested": ["{{ secrets.X }}"]}],
+)
+def test_data_cannot_ask_for_a_secret(value: object) -> None:
+    # Run input or an upstream output carrying a reference would make the worker send
+    # the secret wherever the task sends that value.
+    for params in ({"body": "{{ input.value }}"}, {"body": "got: {{ input.value }}"}):
+        with pytest.raises(TemplateError, match="secret reference"):
+            render(params, {"input": {"value": value}})

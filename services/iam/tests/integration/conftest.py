@@ -132,8 +132,13 @@ def running_gateway(
     echo_upstream: int,
     base: Path,
     iam_settings: Mapping[str, str] = {},
+    login_rate_limit_per_min: int = 100_000,
 ) -> Iterator[Gateway]:
-    """IAM (with extra ``INTERLOCK_*`` settings) and an Envoy per authorizer mode in front."""
+    """IAM (with extra ``INTERLOCK_*`` settings) and an Envoy per authorizer mode in front.
+
+    The gateway's per-address login limit is high by default: every test logs in from
+    the same address.
+    """
     database = f"iam_{secrets.token_hex(6)}"
     dsn = postgres_server.create_database(database)
     iam_http, iam_grpc, iam_authz = free_ports(3)
@@ -146,6 +151,7 @@ def running_gateway(
         "INTERLOCK_BOOTSTRAP_ADMIN_USERNAME": ADMIN[0],
         "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
         "INTERLOCK_BOOTSTRAP_ADMIN_TENANT": "default",
+        "INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD": "false",
         "INTERLOCK_LOGIN_MAX_FAILURES": str(MAX_LOGIN_FAILURES),
         "INTERLOCK_LOG_FORMAT": "text",
         **iam_settings,
@@ -176,6 +182,7 @@ def running_gateway(
                         listener=("127.0.0.1", listener),
                         admin=("127.0.0.1", admin),
                         authz=authz,
+                        login_rate_limit_per_min=login_rate_limit_per_min,
                     )
                 )
                 envoy = start_server(

@@ -23,6 +23,7 @@ async def test_bootstrap_admin_is_created_once(postgres_database: PostgresDataba
         bootstrap_admin_username="root",
         bootstrap_admin_password=SecretStr("first-password"),
         bootstrap_admin_tenant="ops",
+        bootstrap_admin_must_change_password=False,
     )
     for password in ("first-password", "second-password"):
         changed = settings.model_copy(update={"bootstrap_admin_password": SecretStr(password)})

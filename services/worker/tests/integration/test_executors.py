@@ -198,7 +198,7 @@ async def test_shell_runs_only_allowed_commands_with_captured_output(
     executor = ShellExecutor(
         plain_settings(shell_enabled=True, shell_allowed_commands=["echo", "false", sys.executable])
     )
-    output = await executor.execute({"command": "echo 'a b' $HOME"}, kit.make_context())
+    output = await executor.execute({"command": ["echo", "a b", "$HOME"]}, kit.make_context())
     assert output == {
         "exit_code": 0,
         "stdout": "a b $HOME\n",
@@ -215,7 +215,7 @@ async def test_shell_runs_only_allowed_commands_with_captured_output(
     with pytest.raises(CommandNotAllowed):
         await executor.execute({"command": ["rm", "-rf", "/tmp/x"]}, kit.make_context())
     with pytest.raises(CommandNotAllowed):
-        await executor.execute({"command": "sh -c 'echo hi'"}, kit.make_context())
+        await executor.execute({"command": ["sh", "-c", "echo hi"]}, kit.make_context())
     with pytest.raises(TaskFailure) as failed:
         await executor.execute({"command": ["false"]}, kit.make_context())
     assert failed.value.retryable is True
@@ -225,6 +225,41 @@ async def test_shell_runs_only_allowed_commands_with_captured_output(
             {"command": [sys.executable, "-c", "import time; time.sleep(30)"], "timeout": "300ms"},
             kit.make_context(),
         )
+
+
+@pytest.mark.parametrize(
+    "name", ["PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "BASH_ENV"]
+)
+async def test_shell_tasks_may_not_set_variables_that_change_what_runs(kit: Any, name: str) -> None:
+    executor = ShellExecutor(
+        plain_settings(shell_enabled=True, shell_allowed_commands=[sys.executable])
+    )
+    with pytest.raises(InvalidParams, match=name) as refused:
+        await executor.execute(
+            {"command": [sys.executable, "-c", "pass"], "env": {name: "/tmp/evil"}},
+            kit.make_context(),
+        )
+    assert refused.value.retryable is False
+
+
+async def test_shell_tasks_add_allowed_variables_to_the_inherited_environment(kit: Any) -> None:
+    executor = ShellExecutor(
+        plain_settings(shell_enabled=True, shell_allowed_commands=[sys.executable])
+    )
+    script = "import os; print(os.environ['TASK_TOKEN'], os.environ['TZ'], 'PATH' in os.environ)"
+    output = await executor.execute(
+        {"command": [sys.executable, "-c", script], "env": {"TASK_TOKEN": "t", "TZ": "UTC"}},
+        kit.make_context(),
+    )
+    assert output["stdout"] == "t UTC True\n"
+
+
+async def test_shell_refuses_a_string_command_that_it_would_have_to_split(kit: Any) -> None:
+    # Splitting after templates were filled let run input add arguments: the workflow
+    # service splits strings when the definition is saved, so none should arrive here.
+    executor = ShellExecutor(plain_settings(shell_enabled=True, shell_allowed_commands=["echo"]))
+    with pytest.raises(InvalidParams, match="command"):
+        await executor.execute({"command": "echo hi --injected"}, kit.make_context())
 
 
 async def test_flaky_fails_at_its_rate_and_fail_and_sleep_check_their_params(kit: Any) -> None:

@@ -89,6 +89,7 @@ def stack(
             "INTERLOCK_BOOTSTRAP_ADMIN_USERNAME": ADMIN[0],
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
             "INTERLOCK_BOOTSTRAP_ADMIN_TENANT": "default",
+            "INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD": "false",
         },
         base,
     )

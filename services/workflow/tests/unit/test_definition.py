@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
+from interlock.common import templates
 from interlock.events.v1 import definition_pb2
 from interlock.workflow.domain import (
     DEFINITION_SCHEMA,
@@ -256,9 +257,9 @@ def test_a_cycle_is_named_as_a_path() -> None:
             "reads task 'later', which is not upstream",
         ),
         (
-            lambda d: d["tasks"][0]["params"].update(url="{{ secrets.token }}"),
+            lambda d: d["tasks"][0]["params"].update(url="{{ vault.token }}"),
             "/tasks/0/params/url",
-            "unknown root 'secrets'",
+            "unknown root 'vault'",
         ),
         (
             lambda d: d["tasks"][2]["compensate"].update(type="delay"),
@@ -360,3 +361,41 @@ def test_deep_nesting_is_refused_not_a_crash(media_type: str) -> None:
     nested = json.dumps({"name": "w", "x": json.loads("[" * 70 + "]" * 70)}).encode()
     with pytest.raises(InvalidDocumentError, match="nests deeper than 64"):
         parse_document(nested, media_type)
+
+
+def test_a_shell_command_string_is_split_before_templates_are_filled() -> None:
+    document = {
+        "name": "grep",
+        "tasks": [
+            {
+                "id": "search",
+                "type": "shell",
+                "params": {"command": "grep -e {{ input.pattern }} 'my file.txt'"},
+                "compensate": {"type": "shell", "params": {"command": "rm {{input.tmp}}"}},
+            }
+        ],
+    }
+    task = compile_definition(document).definition.tasks[0]
+    params = json.loads(task.params_json)
+    assert params["command"] == ["grep", "-e", "{{input.pattern}}", "my file.txt"]
+    assert json.loads(task.compensate.params_json)["command"] == ["rm", "{{input.tmp}}"]
+    # Run input can then fill one argument, never add one:
+    rendered = templates.render(params, {"input": {"pattern": "x --include=/etc/shadow"}})
+    assert rendered["command"] == ["grep", "-e", "x --include=/etc/shadow", "my file.txt"]
+
+
+def test_secret_references_are_accepted_and_kept_for_the_worker() -> None:
+    document = example()
+    document["tasks"][0]["params"]["headers"] = {"Authorization": "Bearer {{ secrets.API_TOKEN }}"}
+    task = compile_definition(document).definition.tasks[0]
+    assert "{{ secrets.API_TOKEN }}" in json.loads(task.params_json)["headers"]["Authorization"]
+    document["tasks"][0]["params"]["headers"] = {"x": "{{ secrets.A.B }}"}
+    assert pointers(document) == ["/tasks/0/params/headers/x"]
+
+
+def test_an_unsplittable_shell_command_is_a_problem() -> None:
+    document = {
+        "name": "bad",
+        "tasks": [{"id": "t", "type": "shell", "params": {"command": "echo 'unclosed"}}],
+    }
+    assert pointers(document) == ["/tasks/0/params/command"]

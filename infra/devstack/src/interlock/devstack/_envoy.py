@@ -27,6 +27,8 @@ IAM_AUTHZ = "iam-authz"
 the upstreams."""
 DEFAULT_RATE_LIMIT_PER_S = 20000
 """Gateway-wide request rate limit: high enough not to cap a benchmark on one machine."""
+DEFAULT_LOGIN_RATE_LIMIT_PER_MIN = 30
+"""Login and password-change attempts per client address and minute."""
 
 
 # What the template's ${ext_authz_service} and ${iam_authz_cluster_options} become, by
@@ -143,6 +145,7 @@ def render_envoy_config(
     admin: tuple[str, int],
     header: str = "",
     rate_limit_per_s: int = DEFAULT_RATE_LIMIT_PER_S,
+    login_rate_limit_per_min: int = DEFAULT_LOGIN_RATE_LIMIT_PER_MIN,
     authz: AuthzMode = DEFAULT_GATEWAY_AUTHZ,
     stats: tuple[str, int] | None = None,
 ) -> str:
@@ -158,6 +161,9 @@ def render_envoy_config(
         header: Comment lines put before the rendered text (each starting with ``#``).
         rate_limit_per_s: Requests per second the gateway lets through (429 beyond).
             Default: :data:`DEFAULT_RATE_LIMIT_PER_S`.
+        login_rate_limit_per_min: Login and password-change requests each client
+            address may make per minute (429 beyond). Default:
+            :data:`DEFAULT_LOGIN_RATE_LIMIT_PER_MIN`.
         authz: How the gateway asks IAM: ``"grpc"`` (Envoy's ext_authz Check) or
             ``"http"`` (IAM's HTTP authorizer, cheaper per request). Default: ``"grpc"``.
         stats: Address and port of a listener serving only ``GET /stats/prometheus``
@@ -193,6 +199,7 @@ def render_envoy_config(
         "rate_limit_per_s": str(rate_limit_per_s),
         "stats_listener": stats_listener,
         "admin_cluster": admin_cluster,
+        "login_rate_limit_per_min": str(login_rate_limit_per_min),
     }
     for service in SERVICES:
         host, port = upstreams[service.name]

@@ -8,7 +8,9 @@ runs the stack (see :attr:`Stack.postgres_home`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import importlib
 import json
 import os
@@ -133,6 +135,18 @@ SERVICES: tuple[ServiceDef, ...] = (
 
 INFRA_PROGRAMS: tuple[str, ...] = ("postgres", "kafka", "mongo", "s3", "smtp", "gateway")
 """Infrastructure programs, in start order."""
+
+
+def _derived_secret(secrets_: StackSecrets, purpose: str) -> bytes:
+    # Derived from a stored secret rather than stored: secrets.env written by an older
+    # checkout still serves, and the value is stable across restarts.
+    key = secrets_.postgres_superuser_password.encode()
+    return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
+
+
+def _service_credential(secrets_: StackSecrets) -> str:
+    """What the local workers present to IAM to read a task's secrets."""
+    return _derived_secret(secrets_, "worker service credential").hex()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -463,6 +477,19 @@ class Stack:
             env["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
             env["INTERLOCK_BOOTSTRAP_ADMIN_TENANT"] = ADMIN_TENANT
+            # The local stack's admin password is a known one on purpose: no change forced.
+            env["INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD"] = "false"  # noqa: S105 - a flag
+            env["INTERLOCK_KEY_ENCRYPTION_KEYS"] = (
+                "k1:"
+                + base64.urlsafe_b64encode(
+                    _derived_secret(secrets_, "iam key-encryption key")
+                ).decode()
+            )
+            env["INTERLOCK_SERVICE_CREDENTIALS"] = _service_credential(secrets_)
+        if service.name == "worker":
+            iam = next(other for other in SERVICES if other.name == "iam")
+            env["INTERLOCK_IAM_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(iam)}"
+            env["INTERLOCK_SERVICE_CREDENTIAL"] = _service_credential(secrets_)
         return env
 
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:

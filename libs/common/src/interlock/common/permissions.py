@@ -137,6 +137,7 @@ PERMISSIONS: tuple[Rule, ...] = (
         "iam",
         PUBLIC,
         "POST /api/v1/auth/login",
+        "POST /api/v1/auth/password",
         "POST /api/v1/auth/refresh",
         "GET /.well-known/jwks.json",
     ),
@@ -147,6 +148,9 @@ PERMISSIONS: tuple[Rule, ...] = (
         "GET /api/v1/users",
         "POST /api/v1/users",
         "GET /api/v1/users/{user_id}",
+        "PATCH /api/v1/users/{user_id}",
+        "DELETE /api/v1/users/{user_id}",
+        "POST /api/v1/users/{user_id}/unlock",
         "GET /api/v1/api-keys",
         "POST /api/v1/api-keys",
         "DELETE /api/v1/api-keys/{key_id}",
@@ -155,6 +159,10 @@ PERMISSIONS: tuple[Rule, ...] = (
         "GET /api/v1/signing-keys",
         "POST /api/v1/signing-keys/rotate",
     ),
+    # Secrets are written and deleted by operators, listed (names only) by developers
+    # who reference them in definitions; no route returns a value.
+    *_rules("iam", Role.DEVELOPER, "GET /api/v1/secrets"),
+    *_rules("iam", Role.OPERATOR, "PUT /api/v1/secrets/{name}", "DELETE /api/v1/secrets/{name}"),
     # workflow
     *_rules(
         "workflow",

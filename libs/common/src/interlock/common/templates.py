@@ -7,6 +7,11 @@ schedules a task, from the run's input and the outputs of finished tasks.
 A string that is exactly one template takes the referenced value as it is
 (a number stays a number, an object stays an object); templates inside a
 longer string are replaced by their JSON text (strings unquoted).
+
+``{{ secrets.NAME }}`` names a tenant secret. The scheduler leaves it in place
+(it never sees secret values), and refuses a value from the run input or a task
+output that carries such a reference, so data can never ask for a secret; only
+the worker fills them in (:func:`fill_secrets`) just before the task runs.
 """
 
 from __future__ import annotations
@@ -47,7 +52,9 @@ class Reference:
         return self.path[1] if self.path[0] == "tasks" else None
 
 
-ROOTS = frozenset({"input", "tasks"})
+SECRETS = "secrets"
+"""The root of secret references: ``{{ secrets.NAME }}``."""
+ROOTS = frozenset({"input", "tasks", SECRETS})
 """What a template may start with."""
 
 
@@ -67,8 +74,11 @@ def references(params: Any) -> list[Reference]:
             path = tuple(expression.split("."))
             if path[0] not in ROOTS:
                 raise TemplateError(
-                    f"unknown root {path[0]!r} (expected input or tasks)", pointer=pointer
+                    f"unknown root {path[0]!r} (expected input, tasks or secrets)",
+                    pointer=pointer,
                 )
+            if path[0] == SECRETS and len(path) != 2:
+                raise TemplateError("a secret reference reads secrets.<NAME>", pointer=pointer)
             if path[0] == "tasks" and len(path) < 3:
                 raise TemplateError(
                     "a task reference reads tasks.<id>.output[.field...]", pointer=pointer
@@ -103,13 +113,82 @@ def _render(value: Any, context: Mapping[str, Any], pointer: str) -> Any:
 def _render_string(text: str, context: Mapping[str, Any], pointer: str) -> Any:
     whole = _TEMPLATE.fullmatch(text)
     if whole:
-        return _lookup(whole.group(1), context, pointer)
+        if _secret_name(whole.group(1)) is not None:
+            return text
+        value = _lookup(whole.group(1), context, pointer)
+        _refuse_secret_references(value, pointer)
+        return value
 
     def substitute(match: re.Match[str]) -> str:
+        if _secret_name(match.group(1)) is not None:
+            return match.group(0)  # the worker's to fill
         value = _lookup(match.group(1), context, pointer)
-        return value if isinstance(value, str) else json.dumps(value)
+        rendered = value if isinstance(value, str) else json.dumps(value)
+        _refuse_secret_references(rendered, pointer)
+        return rendered
 
     return _TEMPLATE.sub(substitute, text)
+
+
+def _secret_name(expression: str) -> str | None:
+    root, dot, name = expression.partition(".")
+    return name if root == SECRETS and dot and name else None
+
+
+def _refuse_secret_references(value: Any, pointer: str) -> None:
+    """Raise if ``value`` carries a secret reference: data must not ask for secrets."""
+    for _, text in _strings(value, ""):
+        if SECRETS in text and secret_names(text):
+            raise TemplateError(
+                "a value from the run input or a task output holds a secret reference",
+                pointer=pointer,
+            )
+
+
+def secret_names(params: Any) -> set[str]:
+    """The names of the secrets ``params`` (any JSON value) refers to."""
+    names = set()
+    for _, text in _strings(params, ""):
+        if SECRETS not in text:
+            continue
+        for match in _TEMPLATE.finditer(text):
+            name = _secret_name(match.group(1))
+            if name is not None:
+                names.add(name)
+    return names
+
+
+def fill_secrets(params: Any, values: Mapping[str, str]) -> Any:
+    """``params`` with every ``{{ secrets.NAME }}`` replaced by its value.
+
+    Other templates (text that merely looks like one, left by the scheduler's
+    rendering) stay as they are.
+
+    Raises:
+        TemplateError: A referenced secret is not in ``values``.
+    """
+    return _fill(params, values, "")
+
+
+def _fill(value: Any, values: Mapping[str, str], pointer: str) -> Any:
+    if isinstance(value, str):
+        if SECRETS not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name = _secret_name(match.group(1))
+            if name is None:
+                return match.group(0)
+            if name not in values:
+                raise TemplateError(f"no secret {name!r}", pointer=pointer)
+            return values[name]
+
+        return _TEMPLATE.sub(substitute, value)
+    if isinstance(value, list):
+        return [_fill(item, values, f"{pointer}/{i}") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _fill(v, values, f"{pointer}/{_escape(k)}") for k, v in value.items()}
+    return value
 
 
 def _lookup(expression: str, context: Mapping[str, Any], pointer: str) -> Any:

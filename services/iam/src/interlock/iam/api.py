@@ -33,6 +33,16 @@ class LoginRequest(BaseModel):
     """Default: the system tenant (``default`` locally)."""
 
 
+class ChangePasswordRequest(BaseModel):
+    """``POST /api/v1/auth/password``: one's own password, proven by the current one."""
+
+    username: str = Field(min_length=1, max_length=200)
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+    tenant: str | None = Field(default=None, max_length=63)
+    """Default: the system tenant (``default`` locally)."""
+
+
 class RefreshRequest(BaseModel):
     """``POST /api/v1/auth/refresh``."""
 
@@ -62,6 +72,23 @@ class CreateUserRequest(BaseModel):
     username: str = Field(pattern=_NAME)
     password: str = Field(min_length=8, max_length=1024)
     roles: list[str] = Field(min_length=1, max_length=4)
+    must_change_password: bool = False
+    """Whether the user must change this password before their first session.
+    Default: no."""
+
+
+class UpdateUserRequest(BaseModel):
+    """``PATCH /api/v1/users/{user_id}``: each field given is changed."""
+
+    roles: list[str] | None = Field(default=None, min_length=1, max_length=4)
+    """New roles; the user's sessions end (the roles apply from the next login)."""
+    disabled: bool | None = None
+    """``true``: no logins, and the user's sessions and API keys stop at once;
+    ``false``: enabled again (API keys work again, sessions stay ended)."""
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    """A new password (the user's sessions end); it must be changed at the next login
+    unless ``must_change_password`` is ``false``."""
+    must_change_password: bool | None = None
 
 
 class UserResponse(BaseModel):
@@ -73,6 +100,9 @@ class UserResponse(BaseModel):
     roles: list[str]
     created_at: datetime
     locked_until: datetime | None
+    """End of the current or last login lockout of this name."""
+    disabled_at: datetime | None
+    must_change_password: bool
 
 
 class CreateTenantRequest(BaseModel):
@@ -122,6 +152,8 @@ def _user(record: store.UserRecord) -> UserResponse:
         roles=list(record.roles),
         created_at=_time(record.created_at),
         locked_until=store.to_time(record.locked_until),
+        disabled_at=store.to_time(record.disabled_at),
+        must_change_password=record.must_change_password,
     )
 
 
@@ -182,6 +214,13 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
     async def login(body: LoginRequest) -> TokenResponse:
         return _tokens(await accounts.login(body.username, body.password, body.tenant))
 
+    @router.post("/api/v1/auth/password", response_model=TokenResponse)
+    async def change_password(body: ChangePasswordRequest) -> TokenResponse:
+        pair = await accounts.change_password(
+            body.username, body.tenant, body.current_password, body.new_password
+        )
+        return _tokens(pair)
+
     @router.post("/api/v1/auth/refresh", response_model=TokenResponse)
     async def refresh(body: RefreshRequest) -> TokenResponse:
         return _tokens(await accounts.refresh(body.refresh_token))
@@ -204,7 +243,13 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
 
     @router.post("/api/v1/users", status_code=201, response_model=UserResponse)
     async def create_user(body: CreateUserRequest, caller: Caller) -> UserResponse:
-        record = await accounts.create_user(caller.tenant, body.username, body.password, body.roles)
+        record = await accounts.create_user(
+            caller.tenant,
+            body.username,
+            body.password,
+            body.roles,
+            must_change_password=body.must_change_password,
+        )
         return _user(record)
 
     @router.get("/api/v1/users", response_model=list[UserResponse])
@@ -214,6 +259,28 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
     @router.get("/api/v1/users/{user_id}", response_model=UserResponse)
     async def get_user(user_id: str, caller: Caller) -> UserResponse:
         return _user(await accounts.get_user(caller.tenant, user_id))
+
+    @router.patch("/api/v1/users/{user_id}", response_model=UserResponse)
+    async def update_user(user_id: str, body: UpdateUserRequest, caller: Caller) -> UserResponse:
+        record = await accounts.update_user(
+            caller.tenant,
+            user_id,
+            roles=body.roles,
+            disabled=body.disabled,
+            password=body.password,
+            must_change_password=body.must_change_password,
+        )
+        return _user(record)
+
+    @router.delete("/api/v1/users/{user_id}", status_code=204)
+    async def delete_user(user_id: str, caller: Caller) -> Response:
+        await accounts.delete_user(caller.tenant, user_id)
+        return Response(status_code=204)
+
+    @router.post("/api/v1/users/{user_id}/unlock", status_code=204)
+    async def unlock_user(user_id: str, caller: Caller) -> Response:
+        await accounts.unlock_user(caller.tenant, user_id)
+        return Response(status_code=204)
 
     @router.post("/api/v1/tenants", status_code=201, response_model=TenantResponse)
     async def create_tenant(body: CreateTenantRequest, caller: Caller) -> TenantResponse:

@@ -17,7 +17,9 @@ from interlock.iam.authz_server import AuthzServer
 from interlock.iam.credentials import Credentials
 from interlock.iam.errors import IamError, LockedOut
 from interlock.iam.grpc import GrpcServer
+from interlock.iam.secrets_api import build_secrets_router
 from interlock.iam.settings import IamSettings
+from interlock.iam.tenant_secrets import TenantSecrets
 
 MIGRATIONS = MigrationSource(component="iam", location="interlock.iam.migrations")
 """IAM's tables."""
@@ -29,7 +31,8 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     database = PostgresDatabase(settings, migrations=[MIGRATIONS])
     credentials = Credentials(database, settings)
     accounts = Accounts(database, credentials, settings)
-    grpc_server = GrpcServer(credentials, settings)
+    tenant_secrets = TenantSecrets(database, settings)
+    grpc_server = GrpcServer(credentials, settings, tenant_secrets)
     authz_server = AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings)
     resources: list[Resource] = [database, credentials, accounts, grpc_server, authz_server]
     if settings.authorizer_processes > 1:
@@ -37,7 +40,7 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         resources=resources,
-        routers=[build_router(accounts, credentials)],
+        routers=[build_router(accounts, credentials), build_secrets_router(tenant_secrets)],
     )
     app.add_exception_handler(IamError, _on_iam_error)
     return app

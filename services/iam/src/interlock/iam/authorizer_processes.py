@@ -28,6 +28,7 @@ from interlock.iam.authz_server import AuthzServer
 from interlock.iam.credentials import Credentials
 from interlock.iam.grpc import GrpcServer
 from interlock.iam.settings import IamSettings
+from interlock.iam.tenant_secrets import TenantSecrets
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ async def _serve(settings: IamSettings, parent_pid: int) -> None:
     async with (
         database,
         credentials,
-        GrpcServer(credentials, settings),
+        # The gRPC port is shared: every process must answer every service on it.
+        GrpcServer(credentials, settings, TenantSecrets(database, settings)),
         AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings),
     ):
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - a parent's exit has no event

@@ -6,8 +6,12 @@
     ├── Unauthenticated   401  UNAUTHENTICATED   bad, expired or revoked credentials
     ├── LockedOut         429  RESOURCE_EXHAUSTED too many failed logins
     ├── Forbidden         403  PERMISSION_DENIED
+    │   ├── PasswordChangeRequired  403  the password is right but must be changed first
+    │   └── UserDisabled            403  the password is right but the user is disabled
     ├── NotFound          404  NOT_FOUND          also another tenant's resource
-    └── Conflict          409  ALREADY_EXISTS
+    ├── Conflict          409  ALREADY_EXISTS
+    ├── TooLarge          413  INVALID_ARGUMENT   a value above its size limit
+    └── Unavailable       503  UNAVAILABLE        a feature not configured (no key)
 """
 
 from __future__ import annotations
@@ -73,6 +77,33 @@ class Forbidden(IamError):
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class PasswordChangeRequired(Forbidden):
+    """The password was right but must be changed before the user gets a session.
+
+    A bootstrap admin's first login, or after an admin's reset: ``POST
+    /api/v1/auth/password`` changes it.
+    """
+
+    title = "Password change required"
+    slug = "password-change-required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This password must be changed before logging in: POST /api/v1/auth/password "
+            "with the current and a new password."
+        )
+
+
+class UserDisabled(Forbidden):
+    """The password was right, but an admin disabled the user."""
+
+    title = "User disabled"
+    slug = "user-disabled"
+
+    def __init__(self) -> None:
+        super().__init__("This user is disabled; ask an admin of the tenant.")
+
+
 class NotFound(IamError):
     """No such resource in the caller's tenant."""
 
@@ -89,3 +120,20 @@ class Conflict(IamError):
     title = "Conflict"
     slug = "conflict"
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class TooLarge(IamError):
+    """A value is larger than its limit (the message names the limit)."""
+
+    status = 413
+    title = "Content too large"
+    slug = "too-large"
+
+
+class Unavailable(IamError):
+    """A feature this IAM is not configured for (e.g. secrets without a key)."""
+
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"
+    grpc_code = grpc.StatusCode.UNAVAILABLE

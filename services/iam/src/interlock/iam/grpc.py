@@ -31,7 +31,10 @@ from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
 from interlock.iam.credentials import Credentials
 from interlock.iam.domain import PrincipalKind
 from interlock.iam.errors import Unauthenticated
+from interlock.iam.secrets_grpc import SecretResolutionService
 from interlock.iam.settings import IamSettings
+from interlock.iam.tenant_secrets import TenantSecrets
+from interlock.secrets.v1 import secrets_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -160,12 +163,20 @@ class GrpcServer(Lifecycle):
         credentials: What both services validate with.
         settings: ``grpc_host`` and ``grpc_port`` (0 picks a free port, see :attr:`port`),
             ``grpc_threads``; the port is shared when ``authorizer_processes`` > 1.
+        tenant_secrets: Served to workers (``SecretResolution``). Default: not served.
     """
 
     name = "grpc"
 
-    def __init__(self, credentials: Credentials, settings: IamSettings) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        settings: IamSettings,
+        tenant_secrets: TenantSecrets | None = None,
+    ) -> None:
         self._credentials = credentials
+        self._settings = settings
+        self._tenant_secrets = tenant_secrets
         self._address = f"{settings.grpc_host}:{settings.grpc_port}"
         self._threads = settings.grpc_threads
         self._share_port = settings.authorizer_processes > 1
@@ -188,6 +199,13 @@ class GrpcServer(Lifecycle):
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
             AuthorizationService(authorizer, asyncio.get_running_loop()), server
         )
+        if self._tenant_secrets is not None:
+            secrets_pb2_grpc.add_SecretResolutionServicer_to_server(
+                SecretResolutionService(
+                    self._tenant_secrets, self._settings, asyncio.get_running_loop()
+                ),
+                server,
+            )
         self.port = server.add_insecure_port(self._address)
         server.start()
         self._server = server

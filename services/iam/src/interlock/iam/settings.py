@@ -42,6 +42,10 @@ class IamSettings(ServiceSettings, PostgresOptions):
     bootstrap_admin_tenant: str = "default"
     """Their tenant, created with them; its admins also manage tenants and signing keys.
     Default: ``"default"``."""
+    bootstrap_admin_must_change_password: bool = True
+    """Whether the bootstrap admin must change the password (``POST
+    /api/v1/auth/password``) before their first session: a password read from the
+    environment should not stay in use. ``make up`` turns it off. Default: on."""
 
     jwt_issuer: str = "interlock"
     """``iss`` and ``aud`` of access tokens. Default: ``"interlock"``."""
@@ -54,10 +58,30 @@ class IamSettings(ServiceSettings, PostgresOptions):
     keys keep validating until their last tokens expire. Default: 7 days."""
 
     login_max_failures: int = 5
-    """Failed logins in a row that lock a user out. Default: 5."""
+    """Failed logins in a row that lock a name (tenant and username, whether or not the
+    user exists) out. Default: 5."""
     login_lockout_s: int = 60
-    """First lockout; each further failure while at the limit doubles it, up to an hour.
+    """First lockout; after it the name has ``login_max_failures`` tries again, and each
+    further lockout in a row lasts twice the last, up to ``login_max_lockout_s``.
     Default: 60 s."""
+    login_max_lockout_s: int = 900
+    """Longest lockout. Default: 900 s (15 minutes)."""
+    login_attempts_retention_s: int = 24 * 3600
+    """How long the failed attempts of a name nobody tries any more are remembered.
+    Default: 1 day."""
+
+    key_encryption_keys: SecretStr | None = None
+    """Key-encryption keys sealing tenant secrets at rest: ``id:base64url-32-bytes``,
+    several comma-separated to rotate (the first seals, all unseal). Without one the
+    secrets API answers 503. ``make up`` sets one. Default: unset."""
+    service_credentials: SecretStr | None = None
+    """Credentials a worker may present to read tenant secrets for a task
+    (:mod:`interlock.common.service_credentials`), comma-separated to rotate. Without
+    one no secret is ever handed out. ``make up`` sets one. Default: unset."""
+    secret_max_bytes: int = Field(default=65_536, ge=1)
+    """Largest secret value (UTF-8 bytes). Default: 64 KiB."""
+    secrets_per_tenant: int = Field(default=1000, ge=1)
+    """Most secrets a tenant may keep. Default: 1000."""
 
     token_cache_size: int = 10000
     """Validated tokens and API keys kept in memory by the authorizer. Default: 10000."""

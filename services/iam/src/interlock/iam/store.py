@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from interlock.iam.domain import SigningKey
+from interlock.iam.domain import LoginAttempts, SigningKey
 from interlock.iam.errors import Conflict
 
 
@@ -31,8 +31,15 @@ class UserRecord:
     password_hash: str
     roles: tuple[str, ...]
     created_at: float
-    failed_logins: int
     locked_until: float | None
+    """End of the current or last login lockout of the name (Unix time), if any."""
+    disabled_at: float | None
+    must_change_password: bool
+
+    @property
+    def disabled(self) -> bool:
+        """Whether the user may not log in (nor use their sessions and API keys)."""
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,8 +87,9 @@ def _user(row: asyncpg.Record) -> UserRecord:
         password_hash=row["password_hash"],
         roles=tuple(row["roles"]),
         created_at=row["created_at"].timestamp(),
-        failed_logins=row["failed_logins"],
-        locked_until=_unix(row["locked_until"]),
+        locked_until=_unix(row.get("locked_until")),
+        disabled_at=_unix(row["disabled_at"]),
+        must_change_password=row["must_change_password"],
     )
 
 
@@ -134,6 +142,7 @@ async def insert_user(
     username: str,
     password_hash: str,
     roles: list[str],
+    must_change_password: bool = False,
 ) -> UserRecord:
     """Add a user.
 
@@ -142,24 +151,29 @@ async def insert_user(
     """
     try:
         row = await conn.fetchrow(
-            "INSERT INTO users (id, tenant, username, password_hash, roles)"
-            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            "INSERT INTO users (id, tenant, username, password_hash, roles, must_change_password)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
             uuid.uuid4(),
             tenant,
             username,
             password_hash,
             roles,
+            must_change_password,
         )
     except asyncpg.UniqueViolationError:
         raise Conflict(f"User {username!r} already exists.") from None
     return _user(row)
 
 
+_USERS = (
+    "SELECT u.*, a.locked_until FROM users u"
+    " LEFT JOIN login_attempts a ON a.tenant = u.tenant AND a.username = u.username"
+)
+
+
 async def find_user(conn: asyncpg.Connection, tenant: str, username: str) -> UserRecord | None:
     """The user called ``username`` in ``tenant``."""
-    row = await conn.fetchrow(
-        "SELECT * FROM users WHERE tenant = $1 AND username = $2", tenant, username
-    )
+    row = await conn.fetchrow(_USERS + " WHERE u.tenant = $1 AND u.username = $2", tenant, username)
     return None if row is None else _user(row)
 
 
@@ -168,41 +182,111 @@ async def get_user(conn: asyncpg.Connection, tenant: str, user_id: str) -> UserR
     key = _uuid(user_id)
     if key is None:
         return None
-    row = await conn.fetchrow("SELECT * FROM users WHERE tenant = $1 AND id = $2", tenant, key)
+    row = await conn.fetchrow(_USERS + " WHERE u.tenant = $1 AND u.id = $2", tenant, key)
     return None if row is None else _user(row)
 
 
 async def list_users(conn: asyncpg.Connection, tenant: str) -> list[UserRecord]:
     """Every user of ``tenant``, oldest first."""
     rows = await conn.fetch(
-        "SELECT * FROM users WHERE tenant = $1 ORDER BY created_at, username", tenant
+        _USERS + " WHERE u.tenant = $1 ORDER BY u.created_at, u.username", tenant
     )
     return [_user(row) for row in rows]
 
 
-async def count_login_failure(conn: asyncpg.Connection, user_id: str) -> int:
-    """Add one failed login; returns the failures in a row."""
-    failures: int = await conn.fetchval(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
-        uuid.UUID(user_id),
-    )
-    return failures
-
-
-async def lock_user(conn: asyncpg.Connection, user_id: str, until: float) -> None:
-    """Refuse the user's logins until ``until``."""
+async def update_user(
+    conn: asyncpg.Connection,
+    user_id: str,
+    *,
+    roles: list[str] | None = None,
+    disabled: bool | None = None,
+    password_hash: str | None = None,
+    must_change_password: bool | None = None,
+) -> None:
+    """Change what is given of a user (``None``: leave it)."""
     await conn.execute(
-        "UPDATE users SET locked_until = $2 WHERE id = $1", uuid.UUID(user_id), to_time(until)
-    )
-
-
-async def reset_login_failures(conn: asyncpg.Connection, user_id: str) -> None:
-    """Clear the failure count and lockout after a successful login."""
-    await conn.execute(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL"
-        " WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
+        "UPDATE users SET roles = coalesce($2, roles),"
+        " disabled_at = CASE WHEN $3::boolean IS NULL THEN disabled_at"
+        "  WHEN $3 THEN coalesce(disabled_at, now()) END,"
+        " password_hash = coalesce($4, password_hash),"
+        " must_change_password = coalesce($5, must_change_password)"
+        " WHERE id = $1",
         uuid.UUID(user_id),
+        roles,
+        disabled,
+        password_hash,
+        must_change_password,
     )
+
+
+async def delete_user(conn: asyncpg.Connection, user_id: str) -> None:
+    """Delete a user and their refresh tokens."""
+    await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user_id))
+
+
+async def count_active_admins(conn: asyncpg.Connection, tenant: str) -> int:
+    """Enabled users of ``tenant`` with the admin role (rows locked until commit)."""
+    rows = await conn.fetch(
+        "SELECT id FROM users WHERE tenant = $1 AND 'admin' = ANY (roles)"
+        " AND disabled_at IS NULL FOR UPDATE",
+        tenant,
+    )
+    return len(rows)
+
+
+# --- login attempts -----------------------------------------------------------------
+
+
+async def lock_login_attempts(
+    conn: asyncpg.Connection, tenant: str, username: str
+) -> LoginAttempts:
+    """The attempts made under a name, its row locked until the transaction ends."""
+    await conn.execute(
+        "INSERT INTO login_attempts (tenant, username) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        tenant,
+        username,
+    )
+    row = await conn.fetchrow(
+        "SELECT failures, lockouts, locked_until FROM login_attempts"
+        " WHERE tenant = $1 AND username = $2 FOR UPDATE",
+        tenant,
+        username,
+    )
+    return LoginAttempts(
+        failures=row["failures"], lockouts=row["lockouts"], locked_until=_unix(row["locked_until"])
+    )
+
+
+async def save_login_attempts(
+    conn: asyncpg.Connection, tenant: str, username: str, attempts: LoginAttempts
+) -> None:
+    """Store a name's attempts."""
+    await conn.execute(
+        "UPDATE login_attempts SET failures = $3, lockouts = $4, locked_until = $5,"
+        " updated_at = now() WHERE tenant = $1 AND username = $2",
+        tenant,
+        username,
+        attempts.failures,
+        attempts.lockouts,
+        to_time(attempts.locked_until),
+    )
+
+
+async def forget_login_attempts(conn: asyncpg.Connection, tenant: str, username: str) -> None:
+    """Forget a name's attempts and lockout (a success, or an admin's unlock)."""
+    await conn.execute(
+        "DELETE FROM login_attempts WHERE tenant = $1 AND username = $2", tenant, username
+    )
+
+
+async def prune_login_attempts(conn: asyncpg.Connection, idle_s: float) -> int:
+    """Forget names not tried for ``idle_s`` whose lockout is over; how many."""
+    status: str = await conn.execute(
+        "DELETE FROM login_attempts WHERE updated_at < now() - make_interval(secs => $1)"
+        " AND (locked_until IS NULL OR locked_until < now())",
+        idle_s,
+    )
+    return int(status.split()[-1])
 
 
 # --- refresh tokens -----------------------------------------------------------------
@@ -263,6 +347,25 @@ async def revoke_family(conn: asyncpg.Connection, family_id: str, user_id: str |
     return not status.endswith(" 0")
 
 
+async def revoke_user_sessions(
+    conn: asyncpg.Connection, user_id: str, *, issued_after: float
+) -> list[str]:
+    """Revoke every refresh token of a user.
+
+    Returns:
+        The sessions (families) given a token after ``issued_after``: the ones whose
+        access tokens may still be valid.
+    """
+    rows = await conn.fetch(
+        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE user_id = $1 RETURNING family_id, created_at",
+        uuid.UUID(user_id),
+    )
+    return sorted(
+        {str(row["family_id"]) for row in rows if row["created_at"].timestamp() > issued_after}
+    )
+
+
 # --- API keys -----------------------------------------------------------------------
 
 
@@ -295,7 +398,12 @@ async def insert_api_key(
 
 async def find_api_key(conn: asyncpg.Connection, key_hash: str) -> ApiKeyRecord | None:
     """The API key with this hash."""
-    row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
+    # A key stops working while the user who created it is disabled.
+    row = await conn.fetchrow(
+        "SELECT * FROM api_keys k WHERE key_hash = $1 AND NOT EXISTS (SELECT 1 FROM users u"
+        " WHERE u.id::text = k.created_by AND u.disabled_at IS NOT NULL)",
+        key_hash,
+    )
     return None if row is None else _api_key(row)
 
 
@@ -322,6 +430,23 @@ async def revoke_api_key(conn: asyncpg.Connection, tenant: str, key_id: str) -> 
         key,
     )
     return None if row is None else _api_key(row)
+
+
+async def api_keys_created_by(
+    conn: asyncpg.Connection, user_id: str, *, revoke: bool
+) -> list[ApiKeyRecord]:
+    """The unrevoked API keys a user created, revoked for good when ``revoke``."""
+    if revoke:
+        rows = await conn.fetch(
+            "UPDATE api_keys SET revoked_at = now()"
+            " WHERE created_by = $1 AND revoked_at IS NULL RETURNING *",
+            user_id,
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT * FROM api_keys WHERE created_by = $1 AND revoked_at IS NULL", user_id
+        )
+    return [_api_key(row) for row in rows]
 
 
 # --- signing keys -------------------------------------------------------------------

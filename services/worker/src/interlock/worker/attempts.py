@@ -16,6 +16,7 @@ from interlock.common.events import Event
 from interlock.events.v1 import task_pb2, workflow_pb2
 from interlock.worker.context import TaskContext
 from interlock.worker.domain.failures import Failure
+from interlock.worker.domain.redaction import Redactor
 from interlock.worker.errors import TaskAborted
 
 __all__ = ["Attempt", "AttemptEvents", "AttemptKey"]
@@ -41,6 +42,8 @@ class Attempt:
         stepped: Whether its task has taken its first step (then ``task.started`` is
             due if it is still running).
         log_fields: Run, task and attempt, for the worker's own log records.
+        redactor: Hides the secret values filled into its params from every event
+            about it; ``None`` when it uses no secret.
     """
 
     event: Event[task_pb2.TaskScheduled]
@@ -53,6 +56,7 @@ class Attempt:
     next_heartbeat: float = 0.0
     stepped: bool = False
     log_fields: dict[str, Any] = field(default_factory=dict)
+    redactor: Redactor | None = None
 
     @property
     def scheduled(self) -> task_pb2.TaskScheduled:
@@ -69,7 +73,8 @@ class AttemptEvents:
     """Builds the events a worker publishes about attempts.
 
     Each event carries the scheduled event's tenant, run id and trace context, so a
-    run's events stay on its partition and in its trace.
+    run's events stay on its partition and in its trace. Secret values an attempt used
+    are replaced in its outputs, errors, heartbeat details and log lines.
 
     Args:
         source: The emitting service, e.g. ``"worker"``.
@@ -101,7 +106,7 @@ class AttemptEvents:
                 task_id=attempt.scheduled.task_id,
                 attempt=attempt.scheduled.attempt,
                 worker_id=self._worker_id,
-                output_json=output_json,
+                output_json=_json(attempt, output_json),
                 started_at=_timestamp(attempt.started_at),
             ),
         )
@@ -117,9 +122,9 @@ class AttemptEvents:
                 worker_id=self._worker_id,
                 error=workflow_pb2.TaskError(
                     type=failure.type,
-                    message=failure.message,
+                    message=_text(attempt, failure.message),
                     retryable=failure.retryable,
-                    traceback_excerpt=failure.traceback_excerpt,
+                    traceback_excerpt=_text(attempt, failure.traceback_excerpt),
                 ),
                 started_at=_timestamp(attempt.started_at),
             ),
@@ -135,7 +140,7 @@ class AttemptEvents:
                 task_id=attempt.scheduled.task_id,
                 attempt=attempt.scheduled.attempt,
                 worker_id=self._worker_id,
-                details_json=details,
+                details_json=_json(attempt, details),
             ),
         )
 
@@ -155,7 +160,9 @@ class AttemptEvents:
                 worker_id=self._worker_id,
                 lines=[
                     task_pb2.TaskLog.Line(
-                        time=_timestamp(line.time), level=line.level, message=line.message
+                        time=_timestamp(line.time),
+                        level=line.level,
+                        message=_text(attempt, line.message),
                     )
                     for line in lines
                 ],
@@ -175,6 +182,14 @@ class AttemptEvents:
             traceparent=scheduled.traceparent,
             tracestate=scheduled.tracestate,
         )
+
+
+def _text(attempt: Attempt, text: str) -> str:
+    return text if attempt.redactor is None else attempt.redactor.text(text)
+
+
+def _json(attempt: Attempt, document: bytes) -> bytes:
+    return document if attempt.redactor is None else attempt.redactor.json(document)
 
 
 def _timestamp(moment: datetime | None) -> Timestamp:

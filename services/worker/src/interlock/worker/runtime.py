@@ -56,6 +56,7 @@ from interlock.worker.attempts import Attempt, AttemptEvents, AttemptKey
 from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
+from interlock.worker.domain.redaction import Redactor
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import (
     ExecutorUnavailable,
@@ -68,6 +69,7 @@ from interlock.worker.errors import (
 from interlock.worker.executors import Executor
 from interlock.worker.metrics import TASK_DURATION, TASKS_FINISHED, TASKS_RUNNING
 from interlock.worker.reporter import Reporter
+from interlock.worker.secrets import SecretResolver
 from interlock.worker.settings import WorkerSettings
 
 __all__ = ["Worker"]
@@ -80,6 +82,7 @@ _FETCH_RETRY_S = 0.5
 _ABORT_WAIT_S = 5.0
 _KEEP_POLLING_S = 30.0
 _CANCELLATION_FETCH_WAIT_MS = 100
+_SECRET_REFERENCE = b"secrets."  # params without it need no look at IAM (the hot path)
 
 
 class Worker:
@@ -107,6 +110,7 @@ class Worker:
         self._artifacts = artifacts
         self._broker = broker
         self._executors = dict(executors)
+        self._secrets = SecretResolver(settings)
         self._queues = frozenset(settings.worker_queues)
         self._source = settings.service_name
         self._worker_id = settings.worker_id
@@ -255,6 +259,7 @@ class Worker:
             close = getattr(executor, "aclose", None)
             if close is not None:
                 await close()
+        await self._secrets.aclose()
         _log.info("worker stopped", extra={"worker_id": self._worker_id})
 
     # Fetching -----------------------------------------------------------------------
@@ -503,6 +508,15 @@ class Worker:
             params = json.loads(scheduled.params_json) if scheduled.params_json else {}
         except ValueError as error:
             raise InvalidParams(f"params are not JSON: {error}") from None
+        if _SECRET_REFERENCE in scheduled.params_json:
+            params, values = await self._secrets.fill(
+                params,
+                tenant=attempt.event.tenant,
+                run_id=attempt.event.run_id,
+                task_id=scheduled.task_id,
+                attempt=scheduled.attempt,
+            )
+            attempt.redactor = Redactor(values)
         if scheduled.timeout_ms > 0:
             async with asyncio.timeout(scheduled.timeout_ms / 1000):
                 output = await executor.execute(params, context)

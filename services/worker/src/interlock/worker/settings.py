@@ -12,7 +12,7 @@ import secrets
 import socket
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from interlock.common.settings import KafkaOptions, ServiceSettings
 
@@ -88,10 +88,26 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     shell_allowed_commands: list[str] = Field(default_factory=list)
     """Programs (``argv[0]``, exactly as written in params) the ``shell`` executor may
     run. Default: none."""
+    shell_task_env: list[str] = Field(default_factory=lambda: ["LANG", "LC_ALL", "TZ"])
+    """Environment variables a ``shell`` task's ``env`` may set, besides any whose name
+    starts with ``TASK_``. Never add ones that change what runs or how (``PATH``,
+    ``LD_PRELOAD``, ``LD_LIBRARY_PATH``, ``PYTHONPATH``, ``BASH_ENV``, ``IFS``...).
+    Default: ``LANG``, ``LC_ALL``, ``TZ``."""
     shell_max_output_bytes: int = Field(default=65_536, ge=0)
     """Most bytes of stdout and of stderr kept. Default: 64 KiB."""
     shell_default_timeout_ms: int = Field(default=60_000, ge=1)
     """Timeout of a command whose params give none. Default: 60000 ms."""
+
+    iam_grpc_target: str = "127.0.0.1:9101"
+    """IAM's gRPC listener, where tasks' ``{{ secrets.NAME }}`` values are read.
+    Default: the ``make up`` address."""
+    service_credential: SecretStr | None = None
+    """The credential this worker presents to IAM to read tenant secrets
+    (:mod:`interlock.common.service_credentials`); without it a task referring to a
+    secret fails (not retryable). Default: unset."""
+    secrets_timeout_ms: int = Field(default=5_000, ge=1)
+    """How long reading a task's secrets from IAM may take (a retryable failure
+    beyond). Default: 5000 ms."""
 
     python_task_modules: list[str] = Field(default_factory=list)
     """Modules imported at start-up so their ``@task`` functions are registered.

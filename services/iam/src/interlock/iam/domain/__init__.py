@@ -2,10 +2,15 @@
 
 from interlock.iam.domain._cache import TokenCache
 from interlock.iam.domain._keys import Keyring, SigningKey, generate_signing_key
-from interlock.iam.domain._lockout import LockoutPolicy
+from interlock.iam.domain._lockout import LockoutPolicy, LoginAttempts
 from interlock.iam.domain._passwords import PasswordHasher
 from interlock.iam.domain._principal import AuthPrincipal, PrincipalKind
 from interlock.iam.domain._revocations import RevocationKind, RevocationList
+from interlock.iam.domain._sealing import (
+    KeyEncryptionKeys,
+    SealingError,
+    new_key_encryption_key,
+)
 from interlock.iam.domain._secrets import (
     API_KEY_PREFIX,
     hash_secret,
@@ -25,12 +30,15 @@ __all__ = [
     "API_KEY_PREFIX",
     "AccessTokenClaims",
     "AuthPrincipal",
+    "KeyEncryptionKeys",
     "Keyring",
     "LockoutPolicy",
+    "LoginAttempts",
     "PasswordHasher",
     "PrincipalKind",
     "RevocationKind",
     "RevocationList",
+    "SealingError",
     "SigningKey",
     "TokenCache",
     "TokenError",
@@ -41,5 +49,6 @@ __all__ = [
     "is_api_key",
     "issue_access_token",
     "new_api_key",
+    "new_key_encryption_key",
     "new_refresh_token",
 ]

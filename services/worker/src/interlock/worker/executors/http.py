@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from interlock.common import addresses
 from interlock.worker.context import TaskContext
-from interlock.worker.domain.addresses import IPAddress, is_reachable, parse_networks
 from interlock.worker.domain.durations import parse_duration_ms
 from interlock.worker.errors import InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
@@ -54,8 +51,9 @@ class HttpExecutor:
     Output: ``{"status", "headers", "body", "body_truncated"}``; the body is text
     (undecodable bytes replaced).
 
-    Address guard: the host is resolved first and every address must be public, or
-    inside setting ``http_allowed_networks``; the request then goes to the vetted
+    Address guard (:mod:`interlock.common.addresses`): the host is resolved first and
+    every address must be globally routable, or inside setting
+    ``http_allowed_networks``; the request then goes to the vetted
     address (TLS still verifies the host name), so a DNS answer cannot change between
     check and use. Redirects are not followed (a 3xx is the output, or a failure when
     not accepted).
@@ -66,7 +64,7 @@ class HttpExecutor:
     """
 
     def __init__(self, settings: WorkerSettings) -> None:
-        self._allowed = parse_networks(settings.http_allowed_networks)
+        self._allowed = addresses.parse_networks(settings.http_allowed_networks)
         self._max_bytes = settings.http_max_response_bytes
         self._default_timeout_ms = settings.http_default_timeout_ms
         self._client: httpx.AsyncClient | None = None
@@ -145,28 +143,16 @@ class HttpExecutor:
                 raise InvalidParams(f"timeout: {error}") from None
         return self._default_timeout_ms
 
-    async def _vetted_address(self, url: httpx.URL, timeout_s: float) -> IPAddress:
-        host = url.host
+    async def _vetted_address(self, url: httpx.URL, timeout_s: float) -> addresses.IPAddress:
+        port = url.port or (443 if url.scheme == "https" else 80)
         try:
-            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-        except ValueError:
-            port = url.port or (443 if url.scheme == "https" else 80)
-            try:
-                async with asyncio.timeout(timeout_s):
-                    infos = await asyncio.get_running_loop().getaddrinfo(
-                        host, port, type=socket.SOCK_STREAM
-                    )
-            except (OSError, TimeoutError) as error:
-                raise TaskFailure(f"cannot resolve {host!r}: {error}", type_="DNSError") from None
-            addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        denied = [a for a in addresses if not is_reachable(a, self._allowed)]
-        if denied or not addresses:
-            raise AddressNotAllowed(
-                f"{host!r} resolves to an address the worker may not reach ({denied[0]})"
-                if denied
-                else f"{host!r} resolves to no address"
+            return await addresses.resolve_reachable(
+                url.host, port, allowed=self._allowed, timeout_s=timeout_s
             )
-        return addresses[0]
+        except addresses.HostNotResolved as error:
+            raise TaskFailure(str(error), type_="DNSError") from None
+        except addresses.AddressNotAllowed as error:
+            raise AddressNotAllowed(str(error)) from None
 
 
 def _parse_url(raw: str) -> httpx.URL:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +19,9 @@ __all__ = ["CommandNotAllowed", "ShellExecutor"]
 
 
 _INHERITED_ENV = frozenset({"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR"})
+TASK_ENV_PREFIX = "TASK_"
+"""A task may set any variable whose name starts with this (no program or loader reads
+such names), besides setting ``shell_task_env``."""
 
 
 class CommandNotAllowed(TaskFailure):
@@ -30,7 +32,7 @@ class CommandNotAllowed(TaskFailure):
 
 class _ShellParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    command: list[str] | str
+    command: list[str]
     timeout: float | str | None = None
     timeout_ms: float | None = Field(default=None, gt=0)
     env: dict[str, str] | None = None
@@ -42,11 +44,15 @@ class ShellExecutor:
 
     Off unless setting ``shell_enabled``; then only programs listed in
     ``shell_allowed_commands`` run (compared with ``argv[0]`` exactly as written). No
-    shell is involved: a string command is split like a shell would (``shlex``) but
-    pipes, globs and variables mean nothing. Params: ``command``, ``timeout`` (``"10s"``)
-    or ``timeout_ms`` (default: setting ``shell_default_timeout_ms``), ``env`` (the
-    whole environment of the program; default: only ``PATH``, ``LANG``, ``LC_ALL``,
-    ``TZ``, ``HOME`` and ``TMPDIR`` of the worker's), ``stdin`` (text).
+    shell is involved: pipes, globs and variables mean nothing. Params: ``command``
+    (the argument list; the workflow service splits a string ``command`` when the
+    definition is saved, before templates are filled, so run input never adds an
+    argument: a string arriving here is refused), ``timeout`` (``"10s"``) or
+    ``timeout_ms`` (default: setting ``shell_default_timeout_ms``), ``env`` (variables
+    added to the program's environment, only ``TASK_*`` ones and those of setting
+    ``shell_task_env``: never ``PATH``, ``LD_PRELOAD`` and the like), ``stdin`` (text).
+    The program's environment is otherwise only ``PATH``, ``LANG``, ``LC_ALL``, ``TZ``,
+    ``HOME`` and ``TMPDIR`` of the worker's.
 
     Output: ``{"exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated"}``,
     each stream kept up to ``shell_max_output_bytes``.
@@ -60,6 +66,7 @@ class ShellExecutor:
         self._allowed = frozenset(settings.shell_allowed_commands)
         self._max_bytes = settings.shell_max_output_bytes
         self._default_timeout_ms = settings.shell_default_timeout_ms
+        self._task_env = frozenset(settings.shell_task_env)
         # Not the worker's own environment: it may hold credentials.
         self._base_env = {
             name: value for name, value in os.environ.items() if name in _INHERITED_ENV
@@ -70,7 +77,7 @@ class ShellExecutor:
         if not self._enabled:
             raise ExecutorUnavailable("the shell executor is disabled on this worker")
         parsed = parse_params(_ShellParams, params)
-        argv = shlex.split(parsed.command) if isinstance(parsed.command, str) else parsed.command
+        argv = parsed.command
         if not argv:
             raise InvalidParams("command: must name a program")
         if argv[0] not in self._allowed:
@@ -88,7 +95,7 @@ class ShellExecutor:
             else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=parsed.env if parsed.env is not None else self._base_env,
+            env=self._environment(parsed.env or {}),
         )
         try:
             async with asyncio.timeout((timeout_ms or self._default_timeout_ms) / 1000):
@@ -113,6 +120,19 @@ class ShellExecutor:
                 type_="CommandFailed",
             )
         return output
+
+    def _environment(self, task_env: dict[str, str]) -> dict[str, str]:
+        refused = sorted(
+            name
+            for name in task_env
+            if name not in self._task_env and not name.startswith(TASK_ENV_PREFIX)
+        )
+        if refused:
+            raise InvalidParams(
+                f"env: {', '.join(refused)} may not be set by a task (allowed: "
+                f"{TASK_ENV_PREFIX}*, {', '.join(sorted(self._task_env)) or 'nothing else'})"
+            )
+        return {**self._base_env, **task_env}
 
     def _stream(self, name: str, data: bytes) -> dict[str, Any]:
         return {

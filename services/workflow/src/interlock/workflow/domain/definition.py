@@ -27,6 +27,7 @@ from interlock.workflow.domain.graph import find_cycles, upstream
 from interlock.workflow.domain.issues import Issue, pointer, sorted_issues
 from interlock.workflow.domain.limits import MAX_ISSUES
 from interlock.workflow.domain.schema import DEFINITION_VALIDATOR
+from interlock.workflow.domain.shell_commands import SHELL, split_command_params
 from interlock.workflow.domain.task_types import DELAY
 
 RESERVED_NAMES = frozenset({"schema"})
@@ -209,10 +210,12 @@ def _task_spec(
             return task[key], f"{at}/{key}"
         return defaults.get(key), pointer("defaults", key)
 
+    params, params_issues = _params(task, f"{at}/params")
+    issues += params_issues
     spec = definition_pb2.TaskSpec(
         id=_str(task.get("id")),
         type=_str(task.get("type")),
-        params_json=canonical_json(task.get("params", {})).encode(),
+        params_json=canonical_json(params).encode(),
         depends_on=_deps(task),
         queue=_str(setting("queue")[0]),
         priority=_int(setting("priority")[0]),
@@ -222,10 +225,12 @@ def _task_spec(
     spec.retry.CopyFrom(_retry(task.get("retry"), defaults.get("retry"), at, issues))
     compensate = task.get("compensate")
     if isinstance(compensate, dict):
+        compensate_params, compensate_issues = _params(compensate, f"{at}/compensate/params")
+        issues += compensate_issues
         spec.compensate.CopyFrom(
             definition_pb2.CompensationSpec(
                 type=_str(compensate.get("type")),
-                params_json=canonical_json(compensate.get("params", {})).encode(),
+                params_json=canonical_json(compensate_params).encode(),
             )
         )
     if task.get("type") == DELAY:
@@ -236,6 +241,13 @@ def _task_spec(
         if isinstance(compensate, dict):
             issues.append(Issue(f"{at}/compensate", "a delay task has nothing to compensate"))
     return spec, issues
+
+
+def _params(task: dict[str, Any], at: str) -> tuple[Any, list[Issue]]:
+    params = task.get("params", {})
+    if task.get("type") == SHELL:
+        return split_command_params(params, at)
+    return params, []
 
 
 def _retry(own: Any, default: Any, at: str, issues: list[Issue]) -> definition_pb2.RetryPolicy:
