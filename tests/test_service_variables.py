@@ -96,8 +96,9 @@ def test_a_service_refuses_to_start_with_a_variable_it_does_not_read() -> None:
     env = {
         key: value for key, value in os.environ.items() if not key.upper().startswith(ENV_PREFIX)
     }
-    # The compose variable of issue 23 (read by no service) and a near miss.
-    env["INTERLOCK_IAM_GRPC_TARGET"] = "iam:9101"
+    # The compose variable of issue 23 (the worker reads IAM's target, not this one)
+    # and a near miss.
+    env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = "scheduler:9103"
     env["INTERLOCK_KAFKA_BOOTSTRAP_SERVER"] = "127.0.0.1:1"
     result = subprocess.run(
         [sys.executable, "-m", "interlock.worker"],
@@ -109,7 +110,7 @@ def test_a_service_refuses_to_start_with_a_variable_it_does_not_read() -> None:
         check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "INTERLOCK_IAM_GRPC_TARGET" in result.stderr
+    assert "INTERLOCK_SCHEDULER_GRPC_TARGET" in result.stderr
     assert (
         "INTERLOCK_KAFKA_BOOTSTRAP_SERVER (did you mean INTERLOCK_KAFKA_BOOTSTRAP_SERVERS?)"
         in result.stderr

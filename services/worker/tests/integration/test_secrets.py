@@ -43,7 +43,9 @@ class StandInIam(secrets_pb2_grpc.SecretResolutionServicer):
         self.requests: list[secrets_pb2.ResolveSecretsRequest] = []
 
     async def ResolveSecrets(
-        self, request: secrets_pb2.ResolveSecretsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: secrets_pb2.ResolveSecretsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> secrets_pb2.ResolveSecretsResponse:
         if not is_valid_credential(context.invocation_metadata() or (), CREDENTIAL):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no credential")

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from interlock.common.addresses import is_reachable, parse_networks
 from interlock.devstack._stack import Stack, StackSecrets, service_by_name
 from interlock.worker import WorkerSettings
-from interlock.worker.domain.addresses import is_reachable, parse_networks
 
 
 def test_defaults_fit_make_up(monkeypatch: pytest.MonkeyPatch) -> None:
