@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -44,6 +44,9 @@ _RUN_BODY = {
         }
     }
 }
+
+MAX_VERSION = 2**31 - 1
+"""Largest version number (the store's integer column): beyond it, 422 rather than 500."""
 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
 PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
@@ -212,7 +215,9 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
         return JSONResponse({"versions": [definition_view(v) for v in versions]})
 
     @router.get("/workflows/{name}/versions/{version}", tags=["workflows"])
-    async def get_version(principal: CurrentPrincipal, name: str, version: int) -> JSONResponse:
+    async def get_version(
+        principal: CurrentPrincipal, name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)]
+    ) -> JSONResponse:
         """One version of a workflow."""
         return JSONResponse(definition_view(await service.get_definition(principal, name, version)))
 

@@ -15,17 +15,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from interlock.common import templates
 from interlock.events.v1 import definition_pb2
 from interlock.workflow.domain.delays import parse_delay
 from interlock.workflow.domain.durations import DURATION, parse_duration_ms
 from interlock.workflow.domain.errors import InvalidDefinitionError
 from interlock.workflow.domain.graph import find_cycles, upstream
+from interlock.workflow.domain.inputs import schema_issues
 from interlock.workflow.domain.issues import Issue, pointer, sorted_issues
-from interlock.workflow.domain.limits import MAX_ISSUES
+from interlock.workflow.domain.limits import MAX_ISSUES, MAX_PARAMS_BYTES
 from interlock.workflow.domain.schema import DEFINITION_VALIDATOR
 from interlock.workflow.domain.task_types import DELAY
 
@@ -102,9 +100,10 @@ def compile_definition(document: Any) -> CompiledDefinition:
     tasks_value = document.get("tasks")
     raw_tasks: list[Any] = tasks_value if isinstance(tasks_value, list) else []
     tasks = [t for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)]
-    if document.get("name") in RESERVED_NAMES:
+    name = document.get("name")
+    if isinstance(name, str) and name in RESERVED_NAMES:
         issues.append(Issue("/name", f"{document['name']!r} is reserved: it names an API route"))
-    issues += _input_schema_issues(document.get("input_schema"))
+    issues += schema_issues(document.get("input_schema"))
     issues += _graph_issues(raw_tasks)
     specs = []
     for index, task in enumerate(raw_tasks):
@@ -137,21 +136,6 @@ def _bounded(issues: list[Issue]) -> list[Issue]:
 def _deps(task: dict[str, Any]) -> list[str]:
     deps = task.get("depends_on")
     return [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
-
-
-def _input_schema_issues(schema: Any) -> list[Issue]:
-    if not isinstance(schema, dict):
-        return []
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as error:
-        return [
-            Issue(
-                pointer("input_schema", *error.absolute_path),
-                f"not a valid JSON Schema: {error.message}",
-            )
-        ]
-    return []
 
 
 def _graph_issues(raw_tasks: list[Any]) -> list[Issue]:
@@ -212,7 +196,7 @@ def _task_spec(
     spec = definition_pb2.TaskSpec(
         id=_str(task.get("id")),
         type=_str(task.get("type")),
-        params_json=canonical_json(task.get("params", {})).encode(),
+        params_json=_params_json(task.get("params", {}), f"{at}/params", issues),
         depends_on=_deps(task),
         queue=_str(setting("queue")[0]),
         priority=_int(setting("priority")[0]),
@@ -225,7 +209,9 @@ def _task_spec(
         spec.compensate.CopyFrom(
             definition_pb2.CompensationSpec(
                 type=_str(compensate.get("type")),
-                params_json=canonical_json(compensate.get("params", {})).encode(),
+                params_json=_params_json(
+                    compensate.get("params", {}), f"{at}/compensate/params", issues
+                ),
             )
         )
     if task.get("type") == DELAY:
@@ -236,6 +222,15 @@ def _task_spec(
         if isinstance(compensate, dict):
             issues.append(Issue(f"{at}/compensate", "a delay task has nothing to compensate"))
     return spec, issues
+
+
+def _params_json(params: Any, at: str, issues: list[Issue]) -> bytes:
+    encoded = canonical_json(params).encode()
+    if len(encoded) > MAX_PARAMS_BYTES:
+        issues.append(
+            Issue(at, f"params hold {len(encoded)} bytes as JSON; at most {MAX_PARAMS_BYTES}")
+        )
+    return encoded
 
 
 def _retry(own: Any, default: Any, at: str, issues: list[Issue]) -> definition_pb2.RetryPolicy:

@@ -5,6 +5,10 @@ from __future__ import annotations
 MAX_DEFINITION_BYTES = 1_048_576
 """Largest definition document accepted, as sent (YAML or JSON). Default: 1 MiB."""
 
+MAX_PARAMS_BYTES = 65_536
+"""Largest ``params`` (or compensation params) of one task, as compact UTF-8 JSON:
+they travel in every ``task.scheduled`` event. Default: 64 KiB."""
+
 MAX_TASKS = 1_000
 """Most tasks one definition may hold."""
 
