@@ -110,7 +110,12 @@ def _is_public_path(scope: Scope) -> bool:
 
 async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
     """Serve ``app`` on the settings' host and port until cancelled or signalled."""
-    config = uvicorn.Config(
+    await uvicorn.Server(server_config(app, settings)).serve()
+
+
+def server_config(app: ASGIApp, settings: ServiceSettings) -> uvicorn.Config:
+    """How :func:`serve` runs uvicorn: the settings' address, httptools, keep-alive."""
+    return uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
@@ -120,7 +125,6 @@ async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
         http="httptools",
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    await uvicorn.Server(config).serve()
 
 
 class RequestMiddleware:
