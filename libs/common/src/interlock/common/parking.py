@@ -134,7 +134,7 @@ def _is_poison_itself(error: BaseException) -> bool:
 
 def describe(error: BaseException) -> str:
     """A bounded, storable one-line reason for ``error`` and the errors it came from."""
-    parts = []
+    parts: list[str] = []
     current: BaseException | None = error
     while current is not None and len(parts) < 3:
         parts.append(f"{type(current).__name__}: {current}")
