@@ -43,10 +43,12 @@ from interlock.common.identity import CurrentPrincipal
 __all__ = [
     "MAX_REASON_CHARS",
     "PARKED_EVENTS",
+    "ParkEvents",
     "ParkedEvent",
     "PoisonEventError",
     "describe",
     "is_poison",
+    "log_parked",
     "park",
     "parked_events_router",
     "postgres_parking",
@@ -185,6 +187,11 @@ async def park(conn: Any, parked: Sequence[ParkedEvent]) -> None:
         for column, value in zip(columns, values, strict=True):
             column.append(_storable(value) if isinstance(value, str) else value)
     await conn.execute(_INSERT, *columns)
+    log_parked(parked)
+
+
+def log_parked(parked: Sequence[ParkedEvent]) -> None:
+    """Log and count ``parked`` (what :func:`park` does after storing them)."""
     for entry in parked:
         PARKED_EVENTS.labels(entry.origin).inc()
         _log.error(
