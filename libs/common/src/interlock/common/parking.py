@@ -39,6 +39,7 @@ from prometheus_client import Counter
 from interlock.common.errors import InterlockError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.strict_json import storable
 
 __all__ = [
     "MAX_REASON_CHARS",
@@ -141,12 +142,7 @@ def describe(error: BaseException) -> str:
     while current is not None and len(parts) < 3:
         parts.append(f"{type(current).__name__}: {current}")
         current = current.__cause__
-    return _storable(" <- ".join(parts))[:MAX_REASON_CHARS]
-
-
-def _storable(text: str) -> str:
-    """``text`` without what PostgreSQL text refuses (NUL, lone surrogates)."""
-    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+    return storable(" <- ".join(parts))[:MAX_REASON_CHARS]
 
 
 _INSERT = """
@@ -185,7 +181,7 @@ async def park(conn: Any, parked: Sequence[ParkedEvent]) -> None:
             record.value or b"",
         )
         for column, value in zip(columns, values, strict=True):
-            column.append(_storable(value) if isinstance(value, str) else value)
+            column.append(storable(value) if isinstance(value, str) else value)
     await conn.execute(_INSERT, *columns)
     log_parked(parked)
 

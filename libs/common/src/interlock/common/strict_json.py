@@ -16,7 +16,15 @@ import math
 import re
 from typing import Any
 
-__all__ = ["MAX_NUMBER_CHARS", "UnacceptableJsonError", "check_text", "check_value", "loads"]
+__all__ = [
+    "MAX_NUMBER_CHARS",
+    "UnacceptableJsonError",
+    "check_text",
+    "check_value",
+    "loads",
+    "storable",
+    "storable_value",
+]
 
 MAX_NUMBER_CHARS = 64
 """Longest number literal accepted (digits, sign, point and exponent)."""
@@ -89,6 +97,28 @@ def check_text(text: str) -> None:
     if found.group() == "\x00":
         raise UnacceptableJsonError("a string holds a NUL character (\\u0000)")
     raise UnacceptableJsonError("a string holds a lone surrogate (not Unicode text)")
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD, for what must be kept.
+
+    For text that comes from a task or a library rather than a user who can be told
+    no (a failure message, an output): refusing it would lose the outcome.
+    """
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def storable_value(value: Any) -> Any:
+    """``value`` (JSON values) with :func:`storable` applied to every string and key."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [storable_value(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable_value(item) for key, item in value.items()}
+    return value
 
 
 def _parse_float(literal: str) -> float:
