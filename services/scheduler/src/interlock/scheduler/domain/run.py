@@ -43,6 +43,10 @@ from interlock.scheduler.domain.states import (
 SOURCE = "scheduler"
 """``ce_source`` of every event the scheduler publishes."""
 DELAY_TYPE = "delay"
+MAX_PARAMS_BYTES = 524_288
+"""Largest rendered params a ``task.scheduled`` carries (templates may inline upstream
+outputs of up to 256 KiB each): beyond it the task fails, not retryable, rather than
+making an event the broker refuses. Default: 512 KiB."""
 """Task type the scheduler runs itself, with a durable timer."""
 COMPENSATION_PREFIX = "compensate:"
 """Task id prefix of the compensation of a task: ``compensate:<task id>``."""
@@ -335,7 +339,12 @@ class RunState:
         except (TemplateError, ValueError) as error:
             self._fail(task, ErrorInfo(type(error).__name__, str(error), False), now)
             return
-        task.params_json = json.dumps(params).encode()
+        params_json = json.dumps(params, ensure_ascii=False).encode()
+        if len(params_json) > MAX_PARAMS_BYTES:
+            message = f"rendered params have {len(params_json)} bytes; at most {MAX_PARAMS_BYTES}"
+            self._fail(task, ErrorInfo("ParamsTooLarge", message, False), now)
+            return
+        task.params_json = params_json
         self._emit(topics.TASK_SCHEDULED, self._scheduled_payload(task, spec), now)
 
     def _scheduled_payload(
