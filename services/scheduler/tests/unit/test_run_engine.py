@@ -277,3 +277,15 @@ def test_rendered_params_are_not_ascii_escaped() -> None:
     (event,) = drain(run)
     assert isinstance(event.payload, task_pb2.TaskScheduled)
     assert event.payload.params_json == '{"x": "é"}'.encode()
+
+
+def test_final_outputs_too_large_for_the_run_outcome_are_left_out() -> None:
+    run = run_of(spec("a"), spec("b"), spec("c"))
+    drain(run)
+    output = json.dumps({"text": "é" * 100_000}, ensure_ascii=False).encode()
+    for task_id in "abc":
+        run.task_completed(task_id, 1, output, NOW)
+    (completed,) = drain(run)
+    assert isinstance(completed.payload, workflow_pb2.WorkflowCompleted)
+    assert completed.payload.output_json == b""
+    assert run.status is RunStatus.SUCCEEDED

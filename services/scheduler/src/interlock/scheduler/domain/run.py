@@ -46,7 +46,9 @@ DELAY_TYPE = "delay"
 MAX_PARAMS_BYTES = 524_288
 """Largest rendered params a ``task.scheduled`` carries (templates may inline upstream
 outputs of up to 256 KiB each): beyond it the task fails, not retryable, rather than
-making an event the broker refuses. Default: 512 KiB."""
+making an event the broker refuses. Default: 512 KiB. Also the most final-task outputs
+``workflow.completed`` repeats: beyond it they are left out (each stays in its own
+``task.completed``)."""
 """Task type the scheduler runs itself, with a durable timer."""
 COMPENSATION_PREFIX = "compensate:"
 """Task id prefix of the compensation of a task: ``compensate:<task id>``."""
@@ -405,12 +407,13 @@ class RunState:
             for task_id, task in self.tasks.items()
             if task_id in self._plan.final
         }
+        output_json = json.dumps(outputs, ensure_ascii=False).encode()
         self._emit(
             topics.WORKFLOW_COMPLETED,
             workflow_pb2.WorkflowCompleted(
                 workflow_name=self.definition.workflow_name,
                 workflow_version=self.definition.workflow_version,
-                output_json=json.dumps(outputs).encode(),
+                output_json=output_json if len(output_json) <= MAX_PARAMS_BYTES else b"",
             ),
             now,
         )
