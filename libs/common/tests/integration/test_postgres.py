@@ -39,6 +39,7 @@ async def test_migrations_apply_in_order_and_are_recorded(
             ("interlock.common", 1),
             ("interlock.common", 2),
             ("interlock.common", 3),
+            ("interlock.common", 10),
             ("sample", 1),
             ("sample", 2),
         ]
@@ -84,6 +85,7 @@ async def test_concurrent_replicas_apply_each_migration_once(
             ("interlock.common", 1),
             ("interlock.common", 2),
             ("interlock.common", 3),
+            ("interlock.common", 10),
             ("sample", 1),
             ("sample", 2),
         ]
