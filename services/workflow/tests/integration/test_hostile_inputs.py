@@ -202,3 +202,14 @@ async def test_a_20000_space_template_is_validated_while_health_answers(
     health = await client.get("/healthz")
     assert health.status_code == 200
     assert (await saving).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "time", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00"]
+)
+async def test_times_at_the_edge_of_the_calendar_are_4xx_or_served(
+    client: httpx.AsyncClient, time: str
+) -> None:
+    for parameter in ("created_after", "created_before"):
+        response = await client.get("/api/v1/runs", params={parameter: time})
+        assert response.status_code in (200, 422), response.text

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.problems import Problem
 from interlock.workflow import store
 from interlock.workflow.domain import (
     DEFINITION_SCHEMA,
@@ -129,9 +130,15 @@ def _labels(values: list[str]) -> dict[str, str]:
 
 
 def _utc(time: datetime | None) -> datetime | None:
-    if time is None or time.tzinfo is not None:
-        return time
-    return time.replace(tzinfo=UTC)
+    """``time`` in UTC (naive means UTC), or a 422 when UTC cannot hold it."""
+    if time is None:
+        return None
+    try:
+        return (time if time.tzinfo is not None else time.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as error:  # e.g. 0001-01-01T00:00+23:59 is before year 1 in UTC
+        raise Problem(
+            422, "Invalid query", type_="validation", detail=f"{time.isoformat()} is out of range"
+        ) from error
 
 
 def build_router(service: WorkflowService) -> APIRouter:
