@@ -227,7 +227,7 @@ async def _guard_json_body(receive: Receive) -> tuple[Receive, Problem | None]:
             strict_json.loads(body)
         except strict_json.UnacceptableJsonError as error:
             return receive, Problem(
-                400, "Invalid JSON body", type_="invalid-json", detail=f"The body is {error}."
+                400, "Invalid JSON body", type_="invalid-json", detail=f"Refused: {error}."
             )
     return _replay({"type": "http.request", "body": body, "more_body": False}, receive), None
 

@@ -132,7 +132,7 @@ def parse_json(text: str | bytes, *, what: str) -> Any:
     try:
         value = strict_json.loads(text)
     except strict_json.UnacceptableJsonError as error:
-        raise InvalidDocumentError(f"{what} is {error}") from error
+        raise InvalidDocumentError(f"{what} is refused: {error}") from error
     check_nesting(value, what=what)
     return value
 
