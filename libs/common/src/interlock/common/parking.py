@@ -36,7 +36,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from prometheus_client import Counter
 
-from interlock.common.errors import InterlockError
+from interlock.common.errors import PoisonEventError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.identity import CurrentPrincipal
 from interlock.common.strict_json import storable
@@ -77,10 +77,6 @@ _POISON_KAFKA_ERRORS = frozenset(
         "UnsupportedForMessageFormatError",
     }
 )
-
-
-class PoisonEventError(InterlockError):
-    """Raised by an event handler for events it can never apply: they are parked."""
 
 
 @dataclass(frozen=True, kw_only=True)
