@@ -360,3 +360,12 @@ def test_deep_nesting_is_refused_not_a_crash(media_type: str) -> None:
     nested = json.dumps({"name": "w", "x": json.loads("[" * 70 + "]" * 70)}).encode()
     with pytest.raises(InvalidDocumentError, match="nests deeper than 64"):
         parse_document(nested, media_type)
+
+
+def test_a_definition_too_large_to_travel_with_its_runs_is_refused() -> None:
+    # Each task's params are within their limit; together they would make every
+    # workflow.started larger than the outbox publishes (it would be parked).
+    tasks = [{"id": f"t{i}", "type": "noop", "params": {"x": "y" * 60_000}} for i in range(12)]
+    with pytest.raises(InvalidDefinitionError) as raised:
+        compile_definition({"name": "big", "tasks": tasks})
+    assert "700000" in raised.value.issues[0].detail

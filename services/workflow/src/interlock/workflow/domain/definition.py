@@ -23,7 +23,7 @@ from interlock.workflow.domain.errors import InvalidDefinitionError
 from interlock.workflow.domain.graph import find_cycles, upstream
 from interlock.workflow.domain.inputs import schema_issues
 from interlock.workflow.domain.issues import Issue, pointer, sorted_issues
-from interlock.workflow.domain.limits import MAX_ISSUES, MAX_PARAMS_BYTES
+from interlock.workflow.domain.limits import MAX_COMPILED_BYTES, MAX_ISSUES, MAX_PARAMS_BYTES
 from interlock.workflow.domain.schema import DEFINITION_VALIDATOR
 from interlock.workflow.domain.task_types import DELAY
 
@@ -114,6 +114,13 @@ def compile_definition(document: Any) -> CompiledDefinition:
     issues += _template_issues(raw_tasks, {t["id"]: _deps(t) for t in tasks})
     if issues:
         raise InvalidDefinitionError(_bounded(issues))
+    definition = definition_pb2.WorkflowDefinition(name=document["name"], tasks=specs)
+    size = definition.ByteSize()
+    if size > MAX_COMPILED_BYTES:
+        # Every workflow.started carries it, next to an input of up to 256 KiB.
+        raise InvalidDefinitionError(
+            [Issue("", f"the normalized definition has {size} bytes; at most {MAX_COMPILED_BYTES}")]
+        )
     return CompiledDefinition(
         name=document["name"],
         description=document.get("description", ""),
@@ -121,7 +128,7 @@ def compile_definition(document: Any) -> CompiledDefinition:
         input_schema=document.get("input_schema"),
         document=document,
         content_hash=hashlib.sha256(canonical_json(document).encode()).hexdigest(),
-        definition=definition_pb2.WorkflowDefinition(name=document["name"], tasks=specs),
+        definition=definition,
     )
 
 
