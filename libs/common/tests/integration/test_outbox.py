@@ -325,3 +325,49 @@ async def _reachable(options: KafkaOptions) -> bool:
 
 async def _empty(pool: asyncpg.Pool) -> bool:
     return await outbox_size(pool) == 0
+
+
+def oversized(run_id: str) -> Event:
+    # 200,000 x "é" as a task's output: the size the task.scheduled reached.
+    payload = task_pb2.TaskCompleted(
+        task_id="big", attempt=1, worker_id="w", output_json=("é" * 600_000).encode()
+    )
+    return Event(
+        type=topics.TASK_COMPLETED, payload=payload, tenant="t2", run_id=run_id, source="t"
+    )
+
+
+async def test_a_record_too_large_to_publish_is_parked_and_the_rest_flows(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    before, big, after = completed("r", 1), oversized("r"), completed("r", 2)
+    await enqueue_committed(pool, [before, big, after])
+    async with CountingPublisher(kafka_options) as publisher:
+        relay = outbox.OutboxRelay(pool, publisher)
+        assert await relay.drain_once() == 3
+    assert publisher.batches == [2]
+    assert await outbox_size(pool) == 0
+    parked = await pool.fetch("SELECT * FROM interlock_parked_events")
+    assert [(p["origin"], p["event_id"], p["tenant"], p["run_id"]) for p in parked] == [
+        ("outbox", big.id, "t2", "r")
+    ]
+    assert "1000000" in parked[0]["reason"]
+    assert bytes(parked[0]["value"]) == big.to_record().value
+
+
+async def test_a_record_the_broker_refuses_is_found_and_parked(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions
+) -> None:
+    # A relay allowed larger records than the producer sends: the broker's refusal
+    # (MessageSizeTooLargeError) is poison, so the batch is retried one by one.
+    await topics.ensure_topics(kafka_options, TYPES)
+    before, big, after = completed("r", 1), oversized("r"), completed("r", 2)
+    await enqueue_committed(pool, [before, big, after])
+    async with CountingPublisher(kafka_options) as publisher:
+        relay = outbox.OutboxRelay(pool, publisher, max_record_bytes=10_000_000)
+        assert await relay.drain_once() == 3
+    assert publisher.batches == [1, 1]  # the failed batch is not counted
+    parked = await pool.fetch("SELECT event_id, reason FROM interlock_parked_events")
+    assert [p["event_id"] for p in parked] == [big.id]
+    assert "MessageSizeTooLarge" in parked[0]["reason"]

@@ -39,6 +39,7 @@ async def test_migrations_apply_in_order_and_are_recorded(
             ("interlock.common", 1),
             ("interlock.common", 2),
             ("interlock.common", 3),
+            ("interlock.common", 10),
             ("sample", 1),
             ("sample", 2),
         ]
@@ -46,6 +47,7 @@ async def test_migrations_apply_in_order_and_are_recorded(
             ("interlock.common", 1, "outbox"),
             ("interlock.common", 2, "inbox"),
             ("interlock.common", 3, "outbox_headers_text"),
+            ("interlock.common", 10, "parked_events"),
             ("sample", 1, "create_things"),
             ("sample", 2, "add_thing_size"),
         ]
@@ -84,10 +86,11 @@ async def test_concurrent_replicas_apply_each_migration_once(
             ("interlock.common", 1),
             ("interlock.common", 2),
             ("interlock.common", 3),
+            ("interlock.common", 10),
             ("sample", 1),
             ("sample", 2),
         ]
-        assert len(await history(pools[0])) == 5
+        assert len(await history(pools[0])) == 6
         assert await pools[0].fetchval("SELECT count(*) FROM things") == 1
     finally:
         for p in pools:

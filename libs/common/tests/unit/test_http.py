@@ -4,11 +4,12 @@ import asyncio
 from types import TracebackType
 from typing import Self
 
+import httpx
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from interlock.common.http import create_app
+from interlock.common.http import MAX_JSON_BODY_BYTES, create_app
 from interlock.common.problems import Problem
 from interlock.common.settings import ServiceSettings
 from interlock.common.testing import app_client
@@ -122,3 +123,79 @@ async def test_request_id_from_the_gateway_is_kept() -> None:
     async with app_client(create_app(SETTINGS)) as client:
         response = await client.get("/healthz", headers={"x-request-id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_an_unexpected_error_never_reaches_the_server() -> None:
+    # uvicorn closes the kept-alive connection of a request whose exception reaches it
+    # (without "Connection: close"): the gateway then lost the next request on it.
+    app = create_app(SETTINGS, routers=[router])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json()["type"] == "urn:interlock:problem:internal"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"quantity": NaN}',
+        b'{"quantity": Infinity}',
+        b'{"quantity": -Infinity}',
+        b'{"quantity": 1e999999}',
+        b'{"quantity": ' + b"9" * 5000 + b"}",
+        b'{"quantity": 1, "note": "\\ud800"}',
+        b'{"quantity": 1, "note": "a\\u0000b"}',
+        b'{"quantity": 1, "a\\u0000": 1}',
+        b'{"quantity": 1',
+        b"\xff\xfe",
+    ],
+    ids=[
+        "nan",
+        "inf",
+        "-inf",
+        "1e999999",
+        "5000-digits",
+        "surrogate",
+        "nul",
+        "nul-key",
+        "truncated",
+        "not-utf8",
+    ],
+)
+@pytest.mark.parametrize("content_type", ["application/json", None])
+async def test_unstorable_json_bodies_are_400(body: bytes, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    async with app_client(create_app(SETTINGS, routers=[router])) as client:
+        response = await client.post("/orders", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:interlock:problem:invalid-json"
+
+
+async def test_json_bodies_over_the_limit_are_413() -> None:
+    body = b'{"quantity": 1, "note": "' + b"x" * MAX_JSON_BODY_BYTES + b'"}'
+    async with app_client(create_app(SETTINGS, routers=[router])) as client:
+        response = await client.post(
+            "/orders", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert str(MAX_JSON_BODY_BYTES) in response.json()["detail"]
+
+
+async def test_acceptable_json_still_reaches_the_route() -> None:
+    async with app_client(create_app(SETTINGS, routers=[router])) as client:
+        response = await client.post(
+            "/orders",
+            content=b'{"quantity": 3, "note": "\\u00e9"}',
+            headers={"content-type": "application/json"},
+        )
+    assert (response.status_code, response.json()) == (200, {"quantity": 3})
+
+
+@pytest.mark.parametrize("target", ["/healthz?name_prefix=%00", "/healthz?x=a%00b", "/health%00z"])
+async def test_nul_in_the_path_or_query_is_400(target: str) -> None:
+    async with app_client(create_app(SETTINGS)) as client:
+        response = await client.get(target)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"

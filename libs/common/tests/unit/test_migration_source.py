@@ -12,6 +12,7 @@ def test_common_migrations_ship_in_the_package() -> None:
         (1, "outbox"),
         (2, "inbox"),
         (3, "outbox_headers_text"),
+        (10, "parked_events"),
     ]
     assert "CREATE TABLE interlock_outbox" in migrations[0].sql
     assert all(len(m.checksum) == 64 for m in migrations)

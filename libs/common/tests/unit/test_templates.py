@@ -1,5 +1,6 @@
 import pytest
 
+from interlock.common import templates
 from interlock.common.templates import (
     TemplateError,
     fill_secrets,
@@ -101,3 +102,43 @@ def test_data_cannot_ask_for_a_secret(value: object) -> None:
     for params in ({"body": "{{ input.value }}"}, {"body": "got: {{ input.value }}"}):
         with pytest.raises(TemplateError, match="secret reference"):
             render(params, {"input": {"value": value}})
+
+
+# The old pattern backtracked: "{{" and 3,000 spaces took 7.7 s, 20,000 most of an hour.
+# The timeouts below are hang guards only; the scans finish in milliseconds.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{" + " " * 20_000,
+        "{{" + " " * 20_000 + "x",
+        "{{ " * 20_000,
+        "{{" + " " * 20_000 + "}" + " " * 20_000,
+    ],
+    ids=["open-then-spaces", "spaces-then-text", "many-opens", "lone-brace"],
+)
+def test_unclosed_templates_are_scanned_in_one_pass(text: str) -> None:
+    assert templates.references({"body": text}) == []
+    assert templates.render({"body": text}, {"input": {}}) == {"body": text}
+
+
+@pytest.mark.timeout(60)
+def test_a_long_spaced_template_is_read_in_one_pass() -> None:
+    text = "{{" + " " * 20_000 + "input.x" + " " * 20_000 + "}}"
+    assert [r.path for r in templates.references([text])] == [("input", "x")]
+    assert templates.render([text, f"a{text}b"], {"input": {"x": 1}}) == [1, "a1b"]
+
+
+def test_scan_reports_each_template_once_in_order() -> None:
+    text = "a {{ x }} b {{y}}{{ z.w }} {{ unclosed"
+    assert [(text[s:e], expr) for s, e, expr in templates.scan(text)] == [
+        ("{{ x }}", "x"),
+        ("{{y}}", "y"),
+        ("{{ z.w }}", "z.w"),
+    ]
+
+
+def test_long_expressions_are_refused_without_echoing_them() -> None:
+    with pytest.raises(templates.TemplateError) as raised:
+        templates.references({"p": "{{ input." + "a" * 10_000 + " }}"})
+    assert len(str(raised.value)) < 200

@@ -88,6 +88,10 @@ async def test_pending_delay_can_be_moved_or_cancelled(scheduler: Scheduler) -> 
     )
     assert naive.status_code in (400, 422)
     assert naive.headers["content-type"] == "application/problem+json"
+    beyond_utc = await scheduler.client.patch(
+        url, json={"due_at": "9999-12-31T23:59:59-23:59"}, headers=HEADERS
+    )
+    assert beyond_utc.status_code == 422, beyond_utc.text  # was a 500 (OverflowError)
     other = {**HEADERS, "x-interlock-tenant": "tenant-b"}
     assert (
         await scheduler.client.delete(f"/api/v1/runs/{skipped}/tasks/wait/timer", headers=other)

@@ -255,3 +255,37 @@ def test_retry_held_while_the_run_failed_is_scheduled_when_it_reopens() -> None:
     assert scheduled(drain(run)) == []
     assert run.retry(NOW) == 1
     assert sorted(scheduled(drain(run))) == [("a", 2), ("b", 2)]
+
+
+def test_params_too_large_to_publish_dead_letter_the_task() -> None:
+    # Each upstream output is within the worker's limit; inlined together they are not.
+    # Before, the 1.2 MB task.scheduled was refused by the broker for ever.
+    params = json.dumps({u: f"{{{{ tasks.{u}.output }}}}" for u in "abc"})
+    run = run_of(spec("a"), spec("b"), spec("c"), spec("d", *"abc", params_json=params.encode()))
+    drain(run)
+    output = json.dumps({"text": "é" * 100_000}, ensure_ascii=False).encode()
+    for upstream in "abc":
+        run.task_completed(upstream, 1, output, NOW)
+    assert run.tasks["d"].status is TaskStatus.DEAD_LETTERED
+    assert run.tasks["d"].error is not None
+    assert run.tasks["d"].error.type == "ParamsTooLarge"
+    assert scheduled(drain(run)) == []
+
+
+def test_rendered_params_are_not_ascii_escaped() -> None:
+    run = run_of(spec("a", params_json=b'{"x": "{{ input.x }}"}'), input_json='{"x": "é"}'.encode())
+    (event,) = drain(run)
+    assert isinstance(event.payload, task_pb2.TaskScheduled)
+    assert event.payload.params_json == '{"x": "é"}'.encode()
+
+
+def test_final_outputs_too_large_for_the_run_outcome_are_left_out() -> None:
+    run = run_of(spec("a"), spec("b"), spec("c"))
+    drain(run)
+    output = json.dumps({"text": "é" * 100_000}, ensure_ascii=False).encode()
+    for task_id in "abc":
+        run.task_completed(task_id, 1, output, NOW)
+    (completed,) = drain(run)
+    assert isinstance(completed.payload, workflow_pb2.WorkflowCompleted)
+    assert completed.payload.output_json == b""
+    assert run.status is RunStatus.SUCCEEDED

@@ -397,3 +397,40 @@ async def test_a_task_aborted_before_its_first_step_is_reported_and_frees_its_sl
         after = await task_events.wait_outcome(next_run, "t")
     assert (aborted.error.type, aborted.error.retryable) == ("TaskCancelled", False)
     assert after.DESCRIPTOR.name == "TaskCompleted"
+
+
+@task("tests.worker.huge")
+def huge_output() -> dict[str, str]:
+    # What an http task fetching 1 MiB of binary returned: ~6 MiB once JSON-escaped.
+    return {"body": "\x01" * 1_048_576}
+
+
+@task("tests.worker.nul")
+def nul_output() -> dict[str, str]:
+    return {"text": "a\x00b\ud800c"}
+
+
+@task("tests.worker.nul_failure")
+def nul_failure() -> None:
+    raise RuntimeError("bad byte \x00 and \udc80 here")
+
+
+async def test_outputs_and_errors_are_bounded_and_storable(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings):
+        await publish(
+            [
+                kit.scheduled(run, name, "python", {"function": f"tests.worker.{name}"})
+                for name in ("huge", "nul", "nul_failure")
+            ]
+        )
+        huge = await task_events.wait_outcome(run, "huge")
+        nul = await task_events.wait_outcome(run, "nul")
+        nul_failure = await task_events.wait_outcome(run, "nul_failure")
+    assert (huge.error.type, huge.error.retryable) == ("OutputTooLarge", False)
+    assert "262144" in huge.error.message
+    assert json.loads(nul.output_json) == {"text": "a\ufffdb\ufffdc"}
+    assert nul_failure.error.message == "bad byte \ufffd and \ufffd here"
+    assert "\x00" not in nul_failure.error.traceback_excerpt

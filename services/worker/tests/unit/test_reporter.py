@@ -3,16 +3,19 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 from interlock.common import topics
+from interlock.common.errors import PublishError
 from interlock.common.events import Event
 from interlock.events.v1 import task_pb2
 from interlock.worker.reporter import Reporter
 
 
-def heartbeat(n: int) -> Event:
+def heartbeat(n: int, task_id: str = "") -> Event[task_pb2.TaskHeartbeat]:
     return Event(
         type=topics.TASK_HEARTBEAT,
-        payload=task_pb2.TaskHeartbeat(task_id=f"t{n}", attempt=1, worker_id="w"),
+        payload=task_pb2.TaskHeartbeat(task_id=task_id or f"t{n}", attempt=1, worker_id="w"),
         tenant="t",
         run_id="r",
         source="worker",
@@ -76,3 +79,33 @@ async def test_a_failed_publish_is_retried_before_anything_newer() -> None:
     assert broker.calls[0] == ["t0", "t1"]
     assert broker.calls[1][:2] == ["t0", "t1"]
     assert acked == [1, 2]
+
+
+class SizeLimitedBroker:
+    """Refuses, like Kafka, any batch holding a record it can never take."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    async def publish(self, events: Sequence[Event[Any]]) -> None:
+        if any(e.payload.task_id == "too-big" for e in events):
+            raise PublishError(failed=1, total=len(events)) from MessageSizeTooLargeError()
+        self.published += [e.payload.task_id for e in events]
+
+
+async def test_an_event_the_broker_can_never_take_is_parked_and_the_rest_go_out() -> None:
+    broker = SizeLimitedBroker()
+    reporter = Reporter(broker.publish)
+    acked: list[int] = []
+    reporter.start()
+    try:
+        for n in (0, 1):
+            reporter.emit([heartbeat(n)], on_published=functools.partial(acked.append, n))
+        big = heartbeat(9, task_id="too-big")
+        reporter.emit([big], on_published=lambda: acked.append(9))
+        reporter.emit([heartbeat(2)], on_published=lambda: acked.append(2))
+        assert await reporter.flush(timeout_s=5)  # before: retried forever
+    finally:
+        await reporter.stop()
+    assert broker.published == ["t0", "t1", "t2"]
+    assert acked == [0, 1, 9, 2]

@@ -399,3 +399,12 @@ def test_an_unsplittable_shell_command_is_a_problem() -> None:
         "tasks": [{"id": "t", "type": "shell", "params": {"command": "echo 'unclosed"}}],
     }
     assert pointers(document) == ["/tasks/0/params/command"]
+
+
+def test_a_definition_too_large_to_travel_with_its_runs_is_refused() -> None:
+    # Each task's params are within their limit; together they would make every
+    # workflow.started larger than the outbox publishes (it would be parked).
+    tasks = [{"id": f"t{i}", "type": "noop", "params": {"x": "y" * 60_000}} for i in range(12)]
+    with pytest.raises(InvalidDefinitionError) as raised:
+        compile_definition({"name": "big", "tasks": tasks})
+    assert "700000" in raised.value.issues[0].detail

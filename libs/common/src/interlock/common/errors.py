@@ -9,6 +9,7 @@ The tree::
      │    │                         time is not RFC 3339, the payload does not parse
      │    └── UnknownEventTypeError ``ce_type`` names no type in ``interlock.common.topics``
      ├── PublishError               the broker did not acknowledge every record of a batch
+     ├── PoisonEventError           a handler can never apply these events: park them
      ├── TransactionRequiredError   the outbox or inbox was used outside a transaction
      └── MigrationError             a migration file is misnamed, a version repeats, or an
                                     applied migration was edited afterwards
@@ -25,6 +26,7 @@ __all__ = [
     "InterlockError",
     "MalformedEventError",
     "MigrationError",
+    "PoisonEventError",
     "PublishError",
     "TransactionRequiredError",
     "UnknownEventTypeError",
@@ -81,6 +83,13 @@ class PublishError(InterlockError):
         super().__init__(f"{failed} of {total} records were not acknowledged")
         self.failed = failed
         self.total = total
+
+
+class PoisonEventError(InterlockError):
+    """Raised by an event handler for events it can never apply.
+
+    The consumer parks them (:mod:`interlock.common.parking`) instead of retrying.
+    """
 
 
 class TransactionRequiredError(InterlockError):

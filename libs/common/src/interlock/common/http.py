@@ -4,11 +4,22 @@
 dependency reachable), ``/metrics`` (Prometheus), request ids, tracing and
 problem+json errors; a service adds its routers and its lifespan. :func:`serve`
 runs it with uvicorn.
+
+Every request passes one guard first (:class:`RequestMiddleware`): a NUL character
+in the path or query, or a JSON body that :mod:`interlock.common.strict_json` refuses
+(``NaN``, huge numbers, NUL, lone surrogates) or larger than
+:data:`MAX_JSON_BODY_BYTES`, is answered 400/413 problem+json before any route runs.
+An exception no handler took is answered 500 problem+json by the same layer, so the
+server never sees it: uvicorn closes the connection of a request whose exception
+reaches it without saying ``Connection: close``, and the gateway, which keeps
+connections alive, then sent the next request (often someone else's) into the
+closing socket and answered it 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -21,9 +32,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from interlock.common import strict_json
 from interlock.common.logs import request_id_var
 from interlock.common.metrics import metrics_endpoint, observe_request
-from interlock.common.problems import install_problem_handlers
+from interlock.common.problems import PROBLEM_CONTENT_TYPE, Problem, install_problem_handlers
 from interlock.common.resources import Resource
 from interlock.common.settings import ServiceSettings
 
@@ -39,6 +51,9 @@ KEEP_ALIVE_S = 5
 """How long a service keeps an idle HTTP connection open (uvicorn's default). The
 gateway closes idle upstream connections sooner (infra/envoy: 4 s), so it never sends
 a request on a connection a service is closing."""
+
+MAX_JSON_BODY_BYTES = 1_048_576
+"""Largest JSON request body a service reads (413 beyond): the gateway's limit too."""
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +110,12 @@ def _is_public_path(scope: Scope) -> bool:
 
 async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
     """Serve ``app`` on the settings' host and port until cancelled or signalled."""
-    config = uvicorn.Config(
+    await uvicorn.Server(server_config(app, settings)).serve()
+
+
+def server_config(app: ASGIApp, settings: ServiceSettings) -> uvicorn.Config:
+    """How :func:`serve` runs uvicorn: the settings' address, httptools, keep-alive."""
+    return uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
@@ -105,16 +125,15 @@ async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
         http="httptools",
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    await uvicorn.Server(config).serve()
 
 
 class RequestMiddleware:
-    """Binds the request id to logs and the response, and records the request's metrics.
+    """Binds the request id, guards the input, answers unhandled errors, records metrics.
 
     The request id is the gateway's ``x-request-id`` (or a new one); metrics go through
-    :func:`interlock.common.metrics.observe_request`. One pure-ASGI layer does both:
-    each layer wraps ``send`` and costs a coroutine per request, a measurable share of
-    a small request's CPU.
+    :func:`interlock.common.metrics.observe_request`. One pure-ASGI layer does all of
+    it: each layer wraps ``send`` and costs a coroutine per request, a measurable share
+    of a small request's CPU.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -129,20 +148,115 @@ class RequestMiddleware:
         request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
         id_header = (_REQUEST_ID_HEADER_BYTES, request_id.encode())
         status = 500
+        response_started = False
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
-            await self._app(scope, receive, send_with_id)
+            refusal = _refused_target(scope)
+            if refusal is None and _carries_json(scope):
+                receive, refusal = await _guard_json_body(receive)
+            if refusal is not None:
+                await _send_problem(send_with_id, refusal, scope)
+            else:
+                await self._app(scope, receive, send_with_id)
+        except Exception:
+            if response_started:
+                raise  # half a response is out: only closing the connection can end it
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await _send_problem(
+                send_with_id, Problem(500, "Internal server error", type_="internal"), scope
+            )
         finally:
             observe_request(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
+
+
+def _refused_target(scope: Scope) -> Problem | None:
+    if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+        return Problem(
+            400,
+            "Invalid request target",
+            type_="invalid-request-target",
+            detail="The path or a query parameter holds a NUL character (%00).",
+        )
+    return None
+
+
+def _carries_json(scope: Scope) -> bool:
+    """Whether FastAPI would read the body as JSON: a JSON media type, or none at all."""
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        return False
+    content_type = _header(scope, "content-type")
+    if content_type is None:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def _guard_json_body(receive: Receive) -> tuple[Receive, Problem | None]:
+    """Read the whole body; refuse it, or hand it on as one message to the app."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _replay(message, receive), None  # the client left: let the app see it
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_JSON_BODY_BYTES:
+            return receive, Problem(
+                413,
+                "Request body too large",
+                type_="payload-too-large",
+                detail=f"A JSON request body may hold at most {MAX_JSON_BODY_BYTES} bytes.",
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if body.strip():
+        try:
+            strict_json.loads(body)
+        except strict_json.UnacceptableJsonError as error:
+            return receive, Problem(
+                400, "Invalid JSON body", type_="invalid-json", detail=f"Refused: {error}."
+            )
+    return _replay({"type": "http.request", "body": body, "more_body": False}, receive), None
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that returns ``first`` once, then what the server sends next."""
+    pending: list[Message] = [first]
+
+    async def replaying() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replaying
+
+
+async def _send_problem(send: Send, problem: Problem, scope: Scope) -> None:
+    body = json.dumps(problem.to_dict(scope.get("path"))).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": problem.status,
+            "headers": [
+                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _alive() -> dict[str, str]:

@@ -20,6 +20,13 @@ is lost (a failure after publishing and before deleting publishes again: consume
 idempotent). Only one relay per database drains at a time (an advisory lock held for
 the drain's transaction), so events leave in commit order across replicas.
 
+A row that can never be published (larger than :data:`MAX_RECORD_BYTES`, or refused
+by the broker for its size or form: :func:`interlock.common.parking.is_poison`) is
+parked in the same transaction that takes it (``interlock_parked_events``, with the
+reason), and the rows behind it go out: it used to be retried at the head forever,
+holding back every event after it. When a batch fails with a poison error the relay
+publishes its rows one by one to find the culprits (duplicates are harmless).
+
 Order: rows leave in insertion order (``seq``). Events of one run keep their order as
 long as a service does not write them for the same run from two transactions at once
 (lock the run's row first), which the per-run state changes already require.
@@ -45,10 +52,12 @@ import asyncpg
 
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
+from interlock.common.parking import ParkedEvent, describe, is_poison, park
 from interlock.common.postgres import COMMON_MIGRATIONS, PostgresDatabase
 from interlock.common.resources import Lifecycle, check_background_task
 
 __all__ = [
+    "MAX_RECORD_BYTES",
     "NOTIFY_CHANNEL",
     "OUTBOX_MIGRATIONS",
     "RELAY_LOCK_ID",
@@ -63,6 +72,11 @@ _log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "interlock_outbox"
 """The LISTEN/NOTIFY channel :func:`enqueue` signals and the relay listens on."""
+
+MAX_RECORD_BYTES = 1_000_000
+"""Largest record (value, key and headers) the relay publishes; larger ones are parked.
+The producer refuses requests over 1 MiB (``max_request_size``), and a record also
+carries its batch's framing."""
 
 RELAY_LOCK_ID = 0x696E_746C_6F75_7462
 """Advisory lock id a relay holds while it drains ("intloutb"): one relay per database."""
@@ -97,7 +111,7 @@ batch AS (
     LIMIT $2
 )
 DELETE FROM interlock_outbox AS o USING batch WHERE o.seq = batch.seq
-RETURNING o.seq, o.topic, o.key, o.headers, o.value
+RETURNING o.seq, o.event_id, o.topic, o.key, o.headers, o.value
 """
 
 
@@ -171,6 +185,22 @@ def _event_columns(events: Sequence[Event]) -> tuple[list[object], ...]:
     )
 
 
+def _record_size(row: asyncpg.Record) -> int:
+    return len(row["value"]) + len(row["key"] or b"") + len(row["headers"])
+
+
+def _parked(row: asyncpg.Record, reason: str) -> ParkedEvent:
+    headers = dict(json.loads(row["headers"]))
+    return ParkedEvent(
+        origin="outbox",
+        reason=reason,
+        event_id=row["event_id"],
+        tenant=headers.get("ce_tenant", ""),
+        run_id=headers.get("ce_runid", ""),
+        record=_record(row),
+    )
+
+
 def _record(row: asyncpg.Record) -> KafkaRecord:
     return KafkaRecord(
         topic=row["topic"],
@@ -199,6 +229,8 @@ class OutboxRelay:
         retry_backoff_ms: First wait after a failed drain; doubles per failure.
             Default: 200 ms.
         max_retry_backoff_ms: Longest wait after repeated failures. Default: 10000 ms.
+        max_record_bytes: Largest record published; larger ones are parked.
+            Default: :data:`MAX_RECORD_BYTES`.
     """
 
     def __init__(
@@ -210,6 +242,7 @@ class OutboxRelay:
         poll_interval_ms: int = 1000,
         retry_backoff_ms: int = 200,
         max_retry_backoff_ms: int = 10_000,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -219,6 +252,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_ms / 1000
         self._retry_backoff_ms = retry_backoff_ms
         self._max_retry_backoff_ms = max_retry_backoff_ms
+        self._max_record_bytes = max_record_bytes
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -226,21 +260,50 @@ class OutboxRelay:
         """Publish and delete up to ``batch_size`` of the oldest rows, in one batch.
 
         Returns:
-            How many rows were published; 0 when the outbox is empty or another relay
-            is draining this database right now.
+            How many rows left the outbox (published or parked); 0 when it is empty or
+            another relay is draining this database right now.
 
         Raises:
-            Exception: Whatever publishing raised (e.g. ``PublishError``); the rows
-                stay in the outbox.
+            Exception: Whatever publishing raised but poison (e.g. a ``PublishError``
+                from a broker that is down); the rows stay in the outbox.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_TAKE, RELAY_LOCK_ID, self._batch_size)
             if not rows:
                 return 0
             rows.sort(key=lambda row: row["seq"])  # RETURNING keeps no order
-            await self._publisher.publish_records([_record(row) for row in rows])
-        _log.debug("relayed outbox rows", extra={"rows": len(rows)})
+            parked: list[ParkedEvent] = []
+            sendable: list[asyncpg.Record] = []
+            for row in rows:
+                size = _record_size(row)
+                if size > self._max_record_bytes:
+                    reason = f"the record has {size} bytes; at most {self._max_record_bytes}"
+                    parked.append(_parked(row, reason))
+                else:
+                    sendable.append(row)
+            parked += await self._publish(sendable)
+            await park(conn, parked)
+        _log.debug("relayed outbox rows", extra={"rows": len(rows), "parked": len(parked)})
         return len(rows)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> list[ParkedEvent]:
+        """Publish ``rows`` as one batch; on a poison error, one by one: the unpublishable."""
+        try:
+            await self._publisher.publish_records([_record(row) for row in rows])
+        except Exception as error:
+            if not is_poison(error) or len(rows) == 0:
+                raise
+        else:
+            return []
+        parked = []
+        for row in rows:
+            try:
+                await self._publisher.publish_records([_record(row)])
+            except Exception as error:
+                if not is_poison(error):
+                    raise
+                parked.append(_parked(row, describe(error)))
+        return parked
 
     async def run(self) -> None:
         """Drain, then wait for a notification or the poll interval; until stopped.

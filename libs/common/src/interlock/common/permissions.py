@@ -191,11 +191,13 @@ PERMISSIONS: tuple[Rule, ...] = (
         "POST /api/v1/runs/{run_id}/resume",
         "POST /api/v1/runs/{run_id}/retry",
     ),
+    *_rules("workflow", Role.OPERATOR, "GET /api/v1/parked-events/workflow"),
     # scheduler
     *_rules("scheduler", Role.VIEWER, "GET /api/v1/dead-letters"),
     *_rules(
         "scheduler",
         Role.OPERATOR,
+        "GET /api/v1/parked-events/scheduler",
         "POST /api/v1/dead-letters/{dead_letter_id}/replay",
         "DELETE /api/v1/dead-letters/{dead_letter_id}",
         "PATCH /api/v1/runs/{run_id}/tasks/{task_id}/timer",

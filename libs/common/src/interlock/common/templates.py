@@ -12,19 +12,25 @@ longer string are replaced by their JSON text (strings unquoted).
 (it never sees secret values), and refuses a value from the run input or a task
 output that carries such a reference, so data can never ask for a secret; only
 the worker fills them in (:func:`fill_secrets`) just before the task runs.
+
+A template is ``{{`` up to the next ``}}``, its expression stripped of
+whitespace. The scan finds both with ``str.find``, so it costs one pass over the
+string whatever it holds: the regular expression it replaces backtracked, and a
+``{{`` followed by 20,000 spaces kept a service's event loop busy for most of an
+hour.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from interlock.common.errors import InterlockError
 
-_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_OPEN, _CLOSE = "{{", "}}"
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
 
 
@@ -56,6 +62,8 @@ SECRETS = "secrets"
 """The root of secret references: ``{{ secrets.NAME }}``."""
 ROOTS = frozenset({"input", "tasks", SECRETS})
 """What a template may start with."""
+MAX_EXPRESSION_CHARS = 256
+"""Longest expression between ``{{`` and ``}}``."""
 
 
 def references(params: Any) -> list[Reference]:
@@ -67,8 +75,12 @@ def references(params: Any) -> list[Reference]:
     """
     found = []
     for pointer, text in _strings(params, ""):
-        for match in _TEMPLATE.finditer(text):
-            expression = match.group(1)
+        for _, _, expression in scan(text):
+            if len(expression) > MAX_EXPRESSION_CHARS:
+                raise TemplateError(
+                    f"a template expression is longer than {MAX_EXPRESSION_CHARS} characters",
+                    pointer=pointer,
+                )
             if not _PATH.fullmatch(expression):
                 raise TemplateError(f"not a dotted path: {{{{ {expression} }}}}", pointer=pointer)
             path = tuple(expression.split("."))
@@ -110,24 +122,55 @@ def _render(value: Any, context: Mapping[str, Any], pointer: str) -> Any:
     return value
 
 
+def scan(text: str) -> Iterator[tuple[int, int, str]]:
+    """The templates in ``text``: start, end (exclusive) and stripped expression of each.
+
+    One pass: every character is looked at a bounded number of times.
+    """
+    position = 0
+    while (start := text.find(_OPEN, position)) >= 0:
+        close = text.find(_CLOSE, start + len(_OPEN))
+        if close < 0:
+            return
+        end = close + len(_CLOSE)
+        yield start, end, text[start + len(_OPEN) : close].strip()
+        position = end
+
+
 def _render_string(text: str, context: Mapping[str, Any], pointer: str) -> Any:
-    whole = _TEMPLATE.fullmatch(text)
-    if whole:
-        if _secret_name(whole.group(1)) is not None:
-            return text
-        value = _lookup(whole.group(1), context, pointer)
+    found = list(scan(text))
+    if not found:
+        return text
+    if len(found) == 1 and found[0][:2] == (0, len(text)):
+        expression = found[0][2]
+        if _secret_name(expression) is not None:
+            return text  # the worker's to fill
+        value = _lookup(expression, context, pointer)
         _refuse_secret_references(value, pointer)
         return value
 
-    def substitute(match: re.Match[str]) -> str:
-        if _secret_name(match.group(1)) is not None:
-            return match.group(0)  # the worker's to fill
-        value = _lookup(match.group(1), context, pointer)
-        rendered = value if isinstance(value, str) else json.dumps(value)
-        _refuse_secret_references(rendered, pointer)
-        return rendered
+    def rendered(expression: str, template: str) -> str:
+        if _secret_name(expression) is not None:
+            return template
+        value = _lookup(expression, context, pointer)
+        text = value if isinstance(value, str) else json.dumps(value)
+        _refuse_secret_references(text, pointer)
+        return text
 
-    return _TEMPLATE.sub(substitute, text)
+    return _substitute(text, found, rendered)
+
+
+def _substitute(
+    text: str, found: list[tuple[int, int, str]], replacement: Callable[[str, str], str]
+) -> str:
+    """``text`` with each template found replaced by ``replacement(expression, template)``."""
+    pieces = []
+    position = 0
+    for start, end, expression in found:
+        pieces += [text[position:start], replacement(expression, text[start:end])]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def _secret_name(expression: str) -> str | None:
@@ -138,23 +181,24 @@ def _secret_name(expression: str) -> str | None:
 def _refuse_secret_references(value: Any, pointer: str) -> None:
     """Raise if ``value`` carries a secret reference: data must not ask for secrets."""
     for _, text in _strings(value, ""):
-        if SECRETS in text and secret_names(text):
+        if SECRETS in text and _secret_names_in(text):
             raise TemplateError(
                 "a value from the run input or a task output holds a secret reference",
                 pointer=pointer,
             )
 
 
+def _secret_names_in(text: str) -> set[str]:
+    names = (_secret_name(expression) for _, _, expression in scan(text))
+    return {name for name in names if name is not None}
+
+
 def secret_names(params: Any) -> set[str]:
     """The names of the secrets ``params`` (any JSON value) refers to."""
-    names = set()
+    names: set[str] = set()
     for _, text in _strings(params, ""):
-        if SECRETS not in text:
-            continue
-        for match in _TEMPLATE.finditer(text):
-            name = _secret_name(match.group(1))
-            if name is not None:
-                names.add(name)
+        if SECRETS in text:
+            names |= _secret_names_in(text)
     return names
 
 
@@ -175,15 +219,15 @@ def _fill(value: Any, values: Mapping[str, str], pointer: str) -> Any:
         if SECRETS not in value:
             return value
 
-        def substitute(match: re.Match[str]) -> str:
-            name = _secret_name(match.group(1))
+        def secret_value(expression: str, template: str) -> str:
+            name = _secret_name(expression)
             if name is None:
-                return match.group(0)
+                return template
             if name not in values:
                 raise TemplateError(f"no secret {name!r}", pointer=pointer)
             return values[name]
 
-        return _TEMPLATE.sub(substitute, value)
+        return _substitute(value, list(scan(value)), secret_value)
     if isinstance(value, list):
         return [_fill(item, values, f"{pointer}/{i}") for i, item in enumerate(value)]
     if isinstance(value, dict):

@@ -6,12 +6,12 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
 from interlock.common.postgres import PostgresDatabase
@@ -55,10 +55,17 @@ class ReplayOut(BaseModel):
     attempt: int
 
 
+def _in_utc(time: datetime) -> datetime:
+    try:
+        return time.astimezone(UTC)
+    except OverflowError as error:  # 9999-12-31T23:59-23:59 is past year 9999 in UTC
+        raise ValueError("the time is out of range in UTC") from error
+
+
 class TimerChange(BaseModel):
     """When a pending delay should fire instead."""
 
-    due_at: AwareDatetime
+    due_at: Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class TimerOut(BaseModel):

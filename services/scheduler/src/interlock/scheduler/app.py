@@ -12,6 +12,7 @@ from interlock.common.events import Event
 from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
+from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
 from interlock.scheduler.grpc import TaskStateServer
@@ -69,7 +70,12 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
     handler = _LazyHandler(database, waker)
     consumer = EventConsumerTask(
-        broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
+        broker.consumer(
+            group_id=settings.consumer_group,
+            event_types=CONSUMED,
+            handler=handler,
+            park=postgres_parking(lambda: database.pool),
+        )
     )
     grpc_server = TaskStateServer(database, host=settings.grpc_host, port=settings.grpc_port)
     app = create_service_app(
@@ -83,7 +89,10 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             consumer,
             grpc_server,
         ],
-        routers=[build_router(database, on_timer=waker)],
+        routers=[
+            build_router(database, on_timer=waker),
+            parked_events_router("scheduler", lambda: database.pool),
+        ],
     )
     # Tests and tools read the bound port here (grpc_port 0 binds a free one).
     app.state.task_state_server = grpc_server

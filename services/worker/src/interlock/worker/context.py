@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from interlock.common.strict_json import storable_value
+
 __all__ = [
     "ArtifactRef",
     "ArtifactStore",
@@ -200,7 +202,9 @@ class TaskContext:
         Raises:
             TypeError: When ``details`` is not JSON-serialisable.
         """
-        self._heartbeat_details = b"" if details is None else json.dumps(details).encode()
+        self._heartbeat_details = (
+            b"" if details is None else json.dumps(storable_value(details)).encode()
+        )
 
     @property
     def heartbeat_details(self) -> bytes:

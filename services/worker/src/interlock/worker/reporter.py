@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from interlock.common.events import Event
+from interlock.common.parking import ParkedEvent, describe, is_poison, log_parked
 from interlock.worker.metrics import PUBLISH_BATCH
 
 __all__ = ["Reporter"]
@@ -26,7 +27,8 @@ class Reporter:
     next call, so batches grow with load and a lone event waits for nobody (plus an
     optional linger). Events keep their emission order. A callback given with an
     event runs once the broker acknowledged it; a failed publish is retried (with
-    backoff) before anything newer is sent.
+    backoff) before anything newer is sent, unless it failed for good (poison): then
+    the events the broker refuses are parked and the rest go out.
 
     Args:
         publish: Publishes one batch (e.g. ``KafkaBroker.publish``).
@@ -96,6 +98,29 @@ class Reporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def _publish_or_park(self, events: list[Event]) -> None:
+        """Publish ``events``; on a poison error, one by one, parking the unpublishable.
+
+        Parked events (a record the broker refuses, whatever the limits before it
+        missed) are logged and counted: the worker has no database to keep them in,
+        and retrying them would hold back every event queued behind them.
+        """
+        try:
+            await self._publish(events)
+            return
+        except Exception as error:
+            if not is_poison(error):
+                raise
+        parked = []
+        for event in events:
+            try:
+                await self._publish([event])
+            except Exception as error:
+                if not is_poison(error):
+                    raise
+                parked.append(ParkedEvent.of(event, origin="worker", reason=describe(error)))
+        log_parked(parked)
+
     async def _run(self) -> None:
         failures = 0
         while True:
@@ -108,7 +133,7 @@ class Reporter:
             count = min(len(self._queue), self._max_batch)
             batch = [self._queue[i] for i in range(count)]
             try:
-                await self._publish([event for event, _ in batch])
+                await self._publish_or_park([event for event, _ in batch])
             except Exception:
                 failures += 1
                 delay = min(self._retry_backoff_s * 2 ** (failures - 1), 5.0)

@@ -56,6 +56,7 @@ from interlock.worker.attempts import Attempt, AttemptEvents, AttemptKey
 from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
+from interlock.worker.domain.outputs import encode_output
 from interlock.worker.domain.redaction import Redactor
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import (
@@ -63,7 +64,6 @@ from interlock.worker.errors import (
     InvalidParams,
     TaskAborted,
     TaskCancelled,
-    TaskFailure,
     WorkerShutdown,
 )
 from interlock.worker.executors import Executor
@@ -522,12 +522,7 @@ class Worker:
                 output = await executor.execute(params, context)
         else:
             output = await executor.execute(params, context)
-        try:
-            return json.dumps(output, separators=(",", ":"), allow_nan=False).encode()
-        except (TypeError, ValueError) as error:
-            raise TaskFailure(
-                f"the task's output is not JSON: {error}", retryable=False, type_="InvalidOutput"
-            ) from None
+        return encode_output(output)
 
     def _release(self, attempt: Attempt) -> None:
         """Give the attempt's slot back and send its remaining log lines."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.problems import Problem
 from interlock.workflow import store
 from interlock.workflow.domain import (
     DEFINITION_SCHEMA,
@@ -44,6 +45,9 @@ _RUN_BODY = {
         }
     }
 }
+
+MAX_VERSION = 2**31 - 1
+"""Largest version number (the store's integer column): beyond it, 422 rather than 500."""
 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
 PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
@@ -126,9 +130,15 @@ def _labels(values: list[str]) -> dict[str, str]:
 
 
 def _utc(time: datetime | None) -> datetime | None:
-    if time is None or time.tzinfo is not None:
-        return time
-    return time.replace(tzinfo=UTC)
+    """``time`` in UTC (naive means UTC), or a 422 when UTC cannot hold it."""
+    if time is None:
+        return None
+    try:
+        return (time if time.tzinfo is not None else time.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as error:  # e.g. 0001-01-01T00:00+23:59 is before year 1 in UTC
+        raise Problem(
+            422, "Invalid query", type_="validation", detail=f"{time.isoformat()} is out of range"
+        ) from error
 
 
 def build_router(service: WorkflowService) -> APIRouter:
@@ -212,7 +222,9 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
         return JSONResponse({"versions": [definition_view(v) for v in versions]})
 
     @router.get("/workflows/{name}/versions/{version}", tags=["workflows"])
-    async def get_version(principal: CurrentPrincipal, name: str, version: int) -> JSONResponse:
+    async def get_version(
+        principal: CurrentPrincipal, name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)]
+    ) -> JSONResponse:
         """One version of a workflow."""
         return JSONResponse(definition_view(await service.get_definition(principal, name, version)))
 

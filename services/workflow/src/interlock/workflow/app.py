@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
+from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.workflow.api import build_router
 from interlock.workflow.errors import install_error_handlers
@@ -31,6 +32,7 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
             event_types=EVENT_TYPES,
             handler=RunProjection(lambda: database.pool).handle,
             fetch_max_wait_ms=settings.projection_fetch_max_wait_ms,
+            park=postgres_parking(lambda: database.pool),
         ),
         name="projection",
     )
@@ -44,7 +46,7 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         resources=[database, broker, relay, projection, reconciler],
-        routers=[build_router(service)],
+        routers=[build_router(service), parked_events_router("workflow", lambda: database.pool)],
     )
     install_error_handlers(app)
     return app

@@ -7,6 +7,7 @@ state and outgoing events together (transactional outbox). The REST adapter
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections import OrderedDict
@@ -16,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from jsonschema import Draft202012Validator
 
 from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
@@ -49,6 +49,8 @@ from interlock.workflow.domain.documents import parse_json
 from interlock.workflow.domain.limits import MAX_INPUT_BYTES
 from interlock.workflow.domain.paging import decode_token, encode_token
 
+COMPILING_AT_ONCE = 2
+"""Definitions parsed and validated at the same time (on worker threads); more wait."""
 PREPARED_CACHE_SIZE = 1024
 """Pinned versions kept parsed in memory (they never change)."""
 LATEST_VERSION_HINTS = 10_000
@@ -84,7 +86,7 @@ class _StartRequest:
 @dataclass(frozen=True)
 class _Prepared:
     definition: definition_pb2.WorkflowDefinition
-    validator: Draft202012Validator | None
+    validator: Any
     task_ids: list[str]
 
 
@@ -100,6 +102,7 @@ class WorkflowService:
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, source: str = "workflow") -> None:
         self._pool = pool
         self._source = source
+        self._compiling = asyncio.Semaphore(COMPILING_AT_ONCE)
         self._prepared: OrderedDict[tuple[str, str, int], _Prepared] = OrderedDict()
         # The latest version each workflow had when this process last started a run of
         # it: a hint the run insert verifies, saving a read per start.
@@ -114,7 +117,7 @@ class WorkflowService:
         self, principal: Principal, body: bytes, content_type: str | None
     ) -> store.StoredVersion:
         """Create a workflow from a YAML/JSON document (its version 1)."""
-        compiled = compile_definition(parse_document(body, content_type))
+        compiled = await self._compile(body, content_type)
         async with self._acquire() as conn, conn.transaction():
             return await store.create_workflow(conn, principal.tenant, compiled, principal.subject)
 
@@ -122,10 +125,21 @@ class WorkflowService:
         self, principal: Principal, name: str, body: bytes, content_type: str | None
     ) -> tuple[store.StoredVersion, bool]:
         """Add a version when the document changed; returns it and whether it is new."""
-        compiled = compile_definition(parse_document(body, content_type))
+        compiled = await self._compile(body, content_type)
         _require_same_name(compiled, name)
         async with self._acquire() as conn, conn.transaction():
             return await store.put_workflow(conn, principal.tenant, compiled, principal.subject)
+
+    async def _compile(self, body: bytes, content_type: str | None) -> CompiledDefinition:
+        """Parse and validate a definition on a worker thread, a few at a time.
+
+        Parsing and validating a 1 MiB document takes a CPU for a while; on the event
+        loop it would hold every other request (health checks included) meanwhile.
+        """
+        async with self._compiling:
+            return await asyncio.to_thread(
+                lambda: compile_definition(parse_document(body, content_type))
+            )
 
     async def get_definition(
         self, principal: Principal, name: str, version: int | None = None
@@ -548,8 +562,15 @@ def _run_uuid(run_id: str) -> uuid.UUID:
         raise RunNotFoundError(f"no run {run_id!r}") from error
 
 
-def _position(position: list[Any], length: int) -> list[Any]:
-    if len(position) != length:
+def _position(position: list[Any], length: int) -> list[str]:
+    """A token's position: ``length`` strings, or the token is refused.
+
+    Tokens are not signed, so anyone can write one: a number or a NUL reaching the
+    store's query failed there as a 500.
+    """
+    if len(position) != length or not all(
+        isinstance(part, str) and "\x00" not in part for part in position
+    ):
         raise InvalidPageTokenError("the page token is malformed")
     return position
 

@@ -14,6 +14,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import consumer_config
+from interlock.common.parking import ParkedEvent, ParkEvents, describe, is_poison, log_parked
 from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import EventType
@@ -39,10 +40,16 @@ class EventConsumer(Lifecycle):
     - A record that is not a valid event (:class:`~interlock.common.errors.EventDecodeError`)
       is logged and skipped: its offset is committed with the batch, so one poison
       record never stalls a partition.
-    - When the handler raises, nothing is committed; the error is logged, the consumer
-      seeks back to the batch's first offsets and retries after a backoff (doubling
-      from ``retry_backoff_ms`` up to ``max_retry_backoff_ms``). A restart or a
-      rebalance redelivers the batch as well.
+    - When the handler raises a transient error (a lost connection, a timeout),
+      nothing is committed; the error is logged, the consumer seeks back to the
+      batch's first offsets and retries after a backoff (doubling from
+      ``retry_backoff_ms`` up to ``max_retry_backoff_ms``). A restart or a rebalance
+      redelivers the batch as well.
+    - When it raises a poison error (:func:`interlock.common.parking.is_poison`: a
+      value PostgreSQL refuses, text that cannot be encoded, ...), the batch is split
+      in halves and handled again until the events that fail alone are found; those
+      are parked (``park``) and the batch is committed: one event PostgreSQL refuses
+      used to stop its partition, and every run on it, for good.
 
     Example::
 
@@ -65,6 +72,9 @@ class EventConsumer(Lifecycle):
         fetch_max_wait_ms: This consumer's broker fetch wait, for one off a run's
             critical path that should batch more and poll less. Default:
             ``options.kafka_fetch_max_wait_ms``.
+        park: Stores the events the handler can never apply, e.g.
+            :func:`interlock.common.parking.postgres_parking`. Default: they are only
+            logged and counted (a service without a database).
     """
 
     def __init__(
@@ -79,6 +89,7 @@ class EventConsumer(Lifecycle):
         retry_backoff_ms: int = 200,
         max_retry_backoff_ms: int = 10_000,
         fetch_max_wait_ms: int | None = None,
+        park: ParkEvents | None = None,
     ) -> None:
         if not event_types:
             raise ValueError("an EventConsumer needs at least one event type")
@@ -92,6 +103,7 @@ class EventConsumer(Lifecycle):
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_ms = retry_backoff_ms
         self._max_retry_backoff_ms = max_retry_backoff_ms
+        self._park = park
         self._consumer: Any = None
         self._stopping = asyncio.Event()
         self._running: asyncio.Task[Any] | None = None
@@ -210,17 +222,53 @@ class EventConsumer(Lifecycle):
         if events:
             try:
                 await self._handler(events)
-            except Exception:
-                _log.exception(
-                    "event handler failed; the batch will be redelivered",
-                    extra={"group_id": self._group_id, "events": len(events)},
-                )
-                self._seek_back(consumer, batch)
-                return False
+            except Exception as error:
+                if not is_poison(error) or not await self._isolated_and_parked(events):
+                    _log.exception(
+                        "event handler failed; the batch will be redelivered",
+                        extra={"group_id": self._group_id, "events": len(events)},
+                    )
+                    self._seek_back(consumer, batch)
+                    return False
         await self._committed()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         self._committing = asyncio.create_task(self._commit(consumer, offsets))
         return True
+
+    async def _isolated_and_parked(self, events: Sequence[Event]) -> bool:
+        """Handle ``events`` in halves down to single events, parking those that fail.
+
+        Returns:
+            ``True`` when every event was applied or parked; ``False`` when a transient
+            error came up on the way (the batch is then redelivered as a whole; the
+            handler is idempotent).
+        """
+        try:
+            poison = await self._poison(events)
+            parked = [
+                ParkedEvent.of(event, origin=self._group_id, reason=reason)
+                for event, reason in poison
+            ]
+            if self._park is not None:
+                await self._park(parked)
+            else:
+                log_parked(parked)
+        except Exception:
+            return False
+        return True
+
+    async def _poison(self, events: Sequence[Event]) -> list[tuple[Event, str]]:
+        """The events of ``events`` the handler refuses alone, after applying the rest."""
+        try:
+            await self._handler(events)
+        except Exception as error:
+            if not is_poison(error):
+                raise
+            if len(events) == 1:
+                return [(events[0], describe(error))]
+            middle = len(events) // 2
+            return await self._poison(events[:middle]) + await self._poison(events[middle:])
+        return []
 
     def _decode(self, record: Any) -> Event | None:
         try:

@@ -43,6 +43,12 @@ from interlock.scheduler.domain.states import (
 SOURCE = "scheduler"
 """``ce_source`` of every event the scheduler publishes."""
 DELAY_TYPE = "delay"
+MAX_PARAMS_BYTES = 524_288
+"""Largest rendered params a ``task.scheduled`` carries (templates may inline upstream
+outputs of up to 256 KiB each): beyond it the task fails, not retryable, rather than
+making an event the broker refuses. Default: 512 KiB. Also the most final-task outputs
+``workflow.completed`` repeats: beyond it they are left out (each stays in its own
+``task.completed``)."""
 """Task type the scheduler runs itself, with a durable timer."""
 COMPENSATION_PREFIX = "compensate:"
 """Task id prefix of the compensation of a task: ``compensate:<task id>``."""
@@ -335,7 +341,12 @@ class RunState:
         except (TemplateError, ValueError) as error:
             self._fail(task, ErrorInfo(type(error).__name__, str(error), False), now)
             return
-        task.params_json = json.dumps(params).encode()
+        params_json = json.dumps(params, ensure_ascii=False).encode()
+        if len(params_json) > MAX_PARAMS_BYTES:
+            message = f"rendered params have {len(params_json)} bytes; at most {MAX_PARAMS_BYTES}"
+            self._fail(task, ErrorInfo("ParamsTooLarge", message, False), now)
+            return
+        task.params_json = params_json
         self._emit(topics.TASK_SCHEDULED, self._scheduled_payload(task, spec), now)
 
     def _scheduled_payload(
@@ -396,12 +407,13 @@ class RunState:
             for task_id, task in self.tasks.items()
             if task_id in self._plan.final
         }
+        output_json = json.dumps(outputs, ensure_ascii=False).encode()
         self._emit(
             topics.WORKFLOW_COMPLETED,
             workflow_pb2.WorkflowCompleted(
                 workflow_name=self.definition.workflow_name,
                 workflow_version=self.definition.workflow_version,
-                output_json=json.dumps(outputs).encode(),
+                output_json=output_json if len(output_json) <= MAX_PARAMS_BYTES else b"",
             ),
             now,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
+from interlock.common.strict_json import storable
 from interlock.worker.errors import TaskFailure
 
 __all__ = ["Failure", "classify"]
@@ -51,11 +52,13 @@ def classify(error: BaseException) -> Failure:
         message = str(error) or "the task did not finish within its timeout"
     else:
         type_, retryable, message = type(error).__name__, True, str(error)
+    # Storable: PostgreSQL refuses NUL, protobuf refuses lone surrogates; a message
+    # holding either stopped every consumer of its partition.
     return Failure(
-        type=type_,
-        message=_clip(message or type_, _MESSAGE_CHARS),
+        type=storable(_clip(type_, _MESSAGE_CHARS)),
+        message=storable(_clip(message or type_, _MESSAGE_CHARS)),
         retryable=retryable,
-        traceback_excerpt=_excerpt(error),
+        traceback_excerpt=storable(_excerpt(error)),
     )
 
 

@@ -15,17 +15,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from interlock.common import templates
 from interlock.events.v1 import definition_pb2
 from interlock.workflow.domain.delays import parse_delay
 from interlock.workflow.domain.durations import DURATION, parse_duration_ms
 from interlock.workflow.domain.errors import InvalidDefinitionError
 from interlock.workflow.domain.graph import find_cycles, upstream
+from interlock.workflow.domain.inputs import schema_issues
 from interlock.workflow.domain.issues import Issue, pointer, sorted_issues
-from interlock.workflow.domain.limits import MAX_ISSUES
+from interlock.workflow.domain.limits import MAX_COMPILED_BYTES, MAX_ISSUES, MAX_PARAMS_BYTES
 from interlock.workflow.domain.schema import DEFINITION_VALIDATOR
 from interlock.workflow.domain.shell_commands import SHELL, split_command_params
 from interlock.workflow.domain.task_types import DELAY
@@ -103,9 +101,10 @@ def compile_definition(document: Any) -> CompiledDefinition:
     tasks_value = document.get("tasks")
     raw_tasks: list[Any] = tasks_value if isinstance(tasks_value, list) else []
     tasks = [t for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)]
-    if document.get("name") in RESERVED_NAMES:
+    name = document.get("name")
+    if isinstance(name, str) and name in RESERVED_NAMES:
         issues.append(Issue("/name", f"{document['name']!r} is reserved: it names an API route"))
-    issues += _input_schema_issues(document.get("input_schema"))
+    issues += schema_issues(document.get("input_schema"))
     issues += _graph_issues(raw_tasks)
     specs = []
     for index, task in enumerate(raw_tasks):
@@ -116,6 +115,13 @@ def compile_definition(document: Any) -> CompiledDefinition:
     issues += _template_issues(raw_tasks, {t["id"]: _deps(t) for t in tasks})
     if issues:
         raise InvalidDefinitionError(_bounded(issues))
+    definition = definition_pb2.WorkflowDefinition(name=document["name"], tasks=specs)
+    size = definition.ByteSize()
+    if size > MAX_COMPILED_BYTES:
+        # Every workflow.started carries it, next to an input of up to 256 KiB.
+        raise InvalidDefinitionError(
+            [Issue("", f"the normalized definition has {size} bytes; at most {MAX_COMPILED_BYTES}")]
+        )
     return CompiledDefinition(
         name=document["name"],
         description=document.get("description", ""),
@@ -123,7 +129,7 @@ def compile_definition(document: Any) -> CompiledDefinition:
         input_schema=document.get("input_schema"),
         document=document,
         content_hash=hashlib.sha256(canonical_json(document).encode()).hexdigest(),
-        definition=definition_pb2.WorkflowDefinition(name=document["name"], tasks=specs),
+        definition=definition,
     )
 
 
@@ -138,21 +144,6 @@ def _bounded(issues: list[Issue]) -> list[Issue]:
 def _deps(task: dict[str, Any]) -> list[str]:
     deps = task.get("depends_on")
     return [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
-
-
-def _input_schema_issues(schema: Any) -> list[Issue]:
-    if not isinstance(schema, dict):
-        return []
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as error:
-        return [
-            Issue(
-                pointer("input_schema", *error.absolute_path),
-                f"not a valid JSON Schema: {error.message}",
-            )
-        ]
-    return []
 
 
 def _graph_issues(raw_tasks: list[Any]) -> list[Issue]:
@@ -215,7 +206,7 @@ def _task_spec(
     spec = definition_pb2.TaskSpec(
         id=_str(task.get("id")),
         type=_str(task.get("type")),
-        params_json=canonical_json(params).encode(),
+        params_json=_params_json(params, f"{at}/params", issues),
         depends_on=_deps(task),
         queue=_str(setting("queue")[0]),
         priority=_int(setting("priority")[0]),
@@ -230,7 +221,7 @@ def _task_spec(
         spec.compensate.CopyFrom(
             definition_pb2.CompensationSpec(
                 type=_str(compensate.get("type")),
-                params_json=canonical_json(compensate_params).encode(),
+                params_json=_params_json(compensate_params, f"{at}/compensate/params", issues),
             )
         )
     if task.get("type") == DELAY:
@@ -248,6 +239,15 @@ def _params(task: dict[str, Any], at: str) -> tuple[Any, list[Issue]]:
     if task.get("type") == SHELL:
         return split_command_params(params, at)
     return params, []
+
+
+def _params_json(params: Any, at: str, issues: list[Issue]) -> bytes:
+    encoded = canonical_json(params).encode()
+    if len(encoded) > MAX_PARAMS_BYTES:
+        issues.append(
+            Issue(at, f"params hold {len(encoded)} bytes as JSON; at most {MAX_PARAMS_BYTES}")
+        )
+    return encoded
 
 
 def _retry(own: Any, default: Any, at: str, issues: list[Issue]) -> definition_pb2.RetryPolicy:

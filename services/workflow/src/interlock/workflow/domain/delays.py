@@ -97,12 +97,19 @@ def _time(
     return value
 
 
+_NOT_IANA_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+"""Files of a system's zone database that are no zone name: ``localtime`` is whatever
+the machine the scheduler happens to run on is set to."""
+
+
 def _timezone(params: dict[str, Any], at: str, issues: list[Issue]) -> str | None:
     value = params.get("timezone", DEFAULT_TIMEZONE)
     if not isinstance(value, str) or not value:
         issues.append(Issue(f"{at}/timezone", f"{value!r} is not an IANA timezone name"))
         return None
     try:
+        if value in _NOT_IANA_ZONES or value.startswith(("posix/", "right/")):
+            raise ZoneInfoNotFoundError(value)
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         issues.append(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import yaml
 
+from interlock.common import strict_json
 from interlock.workflow.domain.errors import (
     InvalidDocumentError,
     PayloadTooLargeError,
@@ -24,8 +24,24 @@ class _Loader(yaml.SafeLoader):
 
     Unquoted dates (``2027-03-01``) stay strings instead of ``date`` objects, and
     ``9:30`` stays a string instead of the sexagesimal integer 570. Aliases (``*name``)
-    are refused: a few nested ones expand into an exponentially large document.
+    are refused: a few nested ones expand into an exponentially large document. A key
+    repeated in one mapping is an error (YAML 1.2 forbids it; PyYAML kept the last).
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Construct a mapping, refusing a key it holds twice."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, str):
+                    continue  # refused later: keys must be strings
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key[:100]!r}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         """Compose the next node, refusing aliases."""
@@ -92,11 +108,19 @@ def parse_document(body: bytes, content_type: str | None) -> Any:
     except RecursionError as error:
         raise InvalidDocumentError(f"the definition nests deeper than {MAX_NESTING}") from error
     check_nesting(document, what="the definition")
-    return _jsonable(document)
+    value = _jsonable(document)
+    try:
+        strict_json.check_value(value)
+    except strict_json.UnacceptableJsonError as error:
+        raise InvalidDocumentError(f"the definition is not storable: {error}") from error
+    return value
 
 
 def parse_json(text: str | bytes, *, what: str) -> Any:
-    """Parse JSON, refusing documents nested deeper than ``MAX_NESTING``.
+    """Parse JSON, refusing deep nesting and values no store can hold.
+
+    Deeper than ``MAX_NESTING`` is refused, and whatever
+    :func:`interlock.common.strict_json.loads` refuses (NaN, NUL, ...).
 
     Args:
         text: The JSON text.
@@ -106,13 +130,9 @@ def parse_json(text: str | bytes, *, what: str) -> Any:
         InvalidDocumentError: It is not JSON, or nests too deep.
     """
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidDocumentError(
-            f"{what} is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from error
-    except (RecursionError, UnicodeDecodeError) as error:
-        raise InvalidDocumentError(f"{what} is not JSON") from error
+        value = strict_json.loads(text)
+    except strict_json.UnacceptableJsonError as error:
+        raise InvalidDocumentError(f"{what} is refused: {error}") from error
     check_nesting(value, what=what)
     return value
 

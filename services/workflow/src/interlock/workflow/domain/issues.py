@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+MAX_DETAIL_CHARS = 300
+"""Longest detail an issue reports: messages that quote the offending value (a
+10,000-item list) are cut, so an error never echoes a request back at full size."""
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -21,7 +25,10 @@ class Issue:
 
     def as_dict(self) -> dict[str, str]:
         """The issue as a problem+json ``errors`` entry."""
-        return {"pointer": self.pointer, "detail": self.detail}
+        detail = self.detail
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+        return {"pointer": self.pointer[:MAX_DETAIL_CHARS], "detail": detail}
 
 
 def pointer(*parts: str | int) -> str:

@@ -5,6 +5,15 @@ from __future__ import annotations
 MAX_DEFINITION_BYTES = 1_048_576
 """Largest definition document accepted, as sent (YAML or JSON). Default: 1 MiB."""
 
+MAX_PARAMS_BYTES = 65_536
+"""Largest ``params`` (or compensation params) of one task, as compact UTF-8 JSON:
+they travel in every ``task.scheduled`` event. Default: 64 KiB."""
+
+MAX_COMPILED_BYTES = 700_000
+"""Largest normalized definition (protobuf): every ``workflow.started`` carries it with
+the run's input (at most :data:`MAX_INPUT_BYTES`), and an event must stay under the
+outbox relay's 1,000,000-byte record limit or it is parked and the run never starts."""
+
 MAX_TASKS = 1_000
 """Most tasks one definition may hold."""
 
