@@ -17,13 +17,13 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlock.common.logs import request_id_var
 from interlock.common.metrics import metrics_endpoint, observe_request
-from interlock.common.problems import install_problem_handlers
+from interlock.common.problems import Problem, install_problem_handlers, problem_response
 from interlock.common.resources import Resource
 from interlock.common.settings import ServiceSettings
 
@@ -109,8 +109,9 @@ async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
 
 
 class RequestMiddleware:
-    """Binds the request id to logs and the response, and records the request's metrics.
+    """Binds the request id, records metrics, answers unexpected exceptions with a 500.
 
+    The 500 is a problem document carrying the request id.
     The request id is the gateway's ``x-request-id`` (or a new one); metrics go through
     :func:`interlock.common.metrics.observe_request`. One pure-ASGI layer does both:
     each layer wraps ``send`` and costs a coroutine per request, a measurable share of
@@ -131,15 +132,26 @@ class RequestMiddleware:
         status = 500
         token = request_id_var.set(request_id)
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
             await self._app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, inside the request id's scope, so the 500 carries it; and
+            # not raised further, so the server keeps the connection in a sound state.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started_response:
+                raise
+            problem = Problem(500, "Internal server error", type_="internal")
+            await problem_response(problem, Request(scope))(scope, receive, send_with_id)
         finally:
             observe_request(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
