@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from interlock.workflow import store
 from interlock.workflow.domain import (
     DEFINITION_SCHEMA,
@@ -23,7 +24,6 @@ from interlock.workflow.domain import (
     RunStatus,
     TaskStatus,
 )
-from interlock.workflow.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from interlock.workflow.service import RunView, WorkflowService
 
 _DEFINITION_BODY = {
