@@ -160,7 +160,7 @@ async def authorized(request: Request, principal: CurrentPrincipal) -> Principal
     """
     rule = find_rule(request.method, request.url.path)
     if rule is None or not is_allowed(rule, principal.roles):
-        raise Forbidden("Your roles do not allow this.").to_problem()
+        raise Forbidden("Your roles do not allow this.")
     return principal
 
 
