@@ -37,6 +37,10 @@ no or bad credentials, a role too low, the rate limit."""
 PUBLIC_PROBLEMS = (429,)
 """What the gateway may answer for a public route (the rate limit)."""
 
+PUBLIC_ROUTE: dict[str, Any] = {"security": []}
+"""``openapi_extra`` of a route that needs no token (the gateway lets it through)."""
+BEARER_SCHEME = "bearer"
+
 logger = logging.getLogger(__name__)
 
 
@@ -93,11 +97,21 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _PROBLEM_REF = "#/components/schemas/Problem"
 
 
-def install_problem_schema(app: FastAPI) -> None:
-    """Add the ``Problem`` schema, which :func:`problem_responses` refers to, to the app.
+def install_openapi_schemas(
+    app: FastAPI, schemas: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Add the ``Problem`` schema, and ``schemas``, to the app's OpenAPI document.
 
-    It goes into ``app``'s OpenAPI document when the document is first built.
+    They go into ``components/schemas`` when the document is first built; routes refer
+    to them as ``#/components/schemas/<name>`` (:func:`problem_responses` does for
+    ``Problem``).
+
+    Args:
+        app: The app.
+        schemas: More named schemas, e.g. a request body FastAPI does not parse
+            itself. Default: none.
     """
+    extra = {"Problem": ProblemDetails.model_json_schema(), **(schemas or {})}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -107,14 +121,38 @@ def install_problem_schema(app: FastAPI) -> None:
                 routes=app.routes,
                 description=app.description,
             )
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas["Problem"] = ProblemDetails.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            components.update(extra)
+            _declare_validation_problems(document, components)
+            # Every route wants a bearer token (an access token or an API key) unless
+            # it says ``security: []`` (public routes).
+            document["components"]["securitySchemes"] = {
+                BEARER_SCHEME: {"type": "http", "scheme": "bearer"}
+            }
+            document["security"] = [{BEARER_SCHEME: []}]
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented hook
+
+
+def _declare_validation_problems(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    # FastAPI declares its own 422 body (HTTPValidationError) on every route with
+    # parameters; the handlers below answer a problem document instead, so say that.
+    for operation in _operations(document):
+        if "422" in operation.get("responses", {}):
+            operation["responses"]["422"] = problem_responses(422)[422]
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+
+
+def _operations(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for path_item in document.get("paths", {}).values()
+        for operation in path_item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
 
 
 class Problem(Exception):
@@ -197,8 +235,7 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error response of ``app`` a problem document (and declare its schema)."""
-    install_problem_schema(app)
+    """Make every error response of ``app`` a problem document."""
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
