@@ -99,8 +99,10 @@ def create_app(
         tags=["health"],
         summary="Readiness, as the gateway serves it",
         response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "A dependency is unreachable."}}
-        | problem_responses(*PUBLIC_PROBLEMS),
+        responses={
+            503: {"model": Readiness, "description": "A dependency is unreachable."},
+            **problem_responses(*PUBLIC_PROBLEMS),
+        },
         openapi_extra=PUBLIC_ROUTE,
     )
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
