@@ -35,8 +35,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 EXAMPLES_PER_OPERATION = 20
 """Generated requests per operation: about 40 operations, so some 800 requests."""
-OFFSETS = (40000, 41000, 42000, 43000)
-"""Port offsets tried for the stack (other tests' stacks use 30000-36000)."""
+OFFSETS = (21000, 22000, 23000, 24000)
+"""Port offsets tried for the stack (the CLI tests use 30000-36000)."""
 NETWORK_TASK_TYPES = {"http", "shell", "python"}
 """Task types whose params could reach past this machine; generated definitions run
 ``noop`` in their place (the tests only talk to loopback)."""

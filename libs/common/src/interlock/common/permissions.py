@@ -210,7 +210,8 @@ PERMISSIONS: tuple[Rule, ...] = (
     # artifact
     *_rules("artifact", Role.VIEWER, "GET /api/v1/artifacts", "GET /api/v1/artifacts/{rest...}"),
     *_rules("artifact", Role.DEVELOPER, "POST /api/v1/artifacts"),
-    # API documentation: public, it describes the API and holds no tenant's data.
+    # Readiness and API documentation: public; they describe the platform, not a tenant.
+    *(Rule("GET", f"/health/{service}", service, PUBLIC) for service in SERVICE_NAMES),
     *(Rule("GET", f"/api/v1/{service}/openapi.json", service, PUBLIC) for service in SERVICE_NAMES),
     Rule("GET", "/api/docs", "gateway", PUBLIC),
 )
@@ -269,9 +270,9 @@ def permissions_markdown() -> str:
         "",
         "Roles nest: `admin` ⊃ `operator` ⊃ `developer` ⊃ `viewer`. Each route names the",
         "least role that may call it; `public` routes need no token. A route missing from",
-        "this table is denied by the gateway. Each service's OpenAPI document and the API",
-        "reference page (`/api/docs`, served by the gateway itself) are public: they describe",
-        "the API and hold no tenant's data.",
+        "this table is denied by the gateway. Each service's readiness, its OpenAPI document",
+        "and the API reference page (`/api/docs`, served by the gateway itself) are public:",
+        "they describe the platform and hold no tenant's data.",
         "",
         "| service | method | path | least role |",
         "|---|---|---|---|",
