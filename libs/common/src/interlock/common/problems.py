@@ -31,11 +31,12 @@ from interlock.common.logs import request_id_var
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:interlock:problem:"
 
-GATEWAY_PROBLEMS = (401, 403, 429)
+GATEWAY_PROBLEMS = (400, 401, 403, 429)
 """What the gateway may answer for any authorized route before the service sees it:
-no or bad credentials, a role too low, the rate limit."""
-PUBLIC_PROBLEMS = (429,)
-"""What the gateway may answer for a public route (the rate limit)."""
+a malformed request (e.g. a header name with an underscore), no or bad credentials, a
+role too low, the rate limit."""
+PUBLIC_PROBLEMS = (400, 429)
+"""What the gateway may answer for a public route: a malformed request, the rate limit."""
 
 PUBLIC_ROUTE: dict[str, Any] = {"security": []}
 """``openapi_extra`` of a route that needs no token (the gateway lets it through)."""
@@ -67,7 +68,7 @@ class ProblemDetails(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Bad request: a malformed body or parameter, or an invalid page token.",
+    400: "Bad request: a malformed request, body or parameter, or an invalid page token.",
     401: "Missing, invalid, expired or revoked credentials.",
     403: "The caller's roles do not allow this.",
     404: "No such resource in the caller's tenant.",
@@ -139,9 +140,16 @@ def install_openapi_schemas(
 def _declare_validation_problems(document: dict[str, Any], schemas: dict[str, Any]) -> None:
     # FastAPI declares its own 422 body (HTTPValidationError) on every route with
     # parameters; the handlers below answer a problem document instead, so say that.
+    # A route with a body also answers 400 (it does not parse) and 413 (the gateway's
+    # or the route's size limit).
     for operation in _operations(document):
-        if "422" in operation.get("responses", {}):
-            operation["responses"]["422"] = problem_responses(422)[422]
+        responses = operation["responses"]
+        if "422" in responses:
+            responses["422"] = problem_responses(422)[422]
+        if "requestBody" in operation:
+            for status in (400, 413):
+                responses.setdefault(str(status), problem_responses(status)[status])
+        operation["responses"] = dict(sorted(responses.items()))
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
 
