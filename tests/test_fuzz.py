@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ some 800 requests."""
 OFFSETS = (21000, 22000, 23000, 24000)
 """Port offsets tried for the stack (the CLI tests use 30000-36000)."""
 LOGOUT = "POST /api/v1/auth/logout"
+LOGIN_ATTEMPTS = 10
 MAX_FAILURE_REPORT = 3000
 """Characters of each failure kept in the report (it carries the request and answer)."""
 NETWORK_TASK_TYPES = {"http", "shell", "python"}
@@ -107,12 +109,17 @@ def _operations(document: Any) -> list[Any]:
 
 def _login(stack: Stack) -> dict[str, str]:
     """Fresh headers with an admin's access token."""
-    response = httpx.post(
-        f"{stack.gateway_url}/api/v1/auth/login",
-        json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "tenant": ADMIN_TENANT},
-        trust_env=False,
-        timeout=30,
-    )
+    for _ in range(LOGIN_ATTEMPTS):
+        response = httpx.post(
+            f"{stack.gateway_url}/api/v1/auth/login",
+            json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "tenant": ADMIN_TENANT},
+            trust_env=False,
+            timeout=30,
+        )
+        if response.status_code != 429:  # the fuzzing may have used up a login rate limit
+            break
+        wait = response.headers.get("retry-after", "1")
+        time.sleep(min(float(wait), 5) if wait.isdigit() else 1)
     assert response.status_code == 200, response.text
     return {"authorization": f"Bearer {response.json()['access_token']}"}
 
