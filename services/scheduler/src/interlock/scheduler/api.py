@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
 from interlock.common.postgres import PostgresDatabase
-from interlock.common.problems import GATEWAY_PROBLEMS, Problem, problem_responses
+from interlock.common.problems import Problem
 from interlock.scheduler import store
 from interlock.scheduler.domain.run import RunState
 from interlock.scheduler.errors import conflict, not_found
@@ -98,11 +98,6 @@ async def _tenant_run(conn: asyncpg.Connection, tenant: str, run_id: str) -> Run
     return run
 
 
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    # Behind the gateway's authorization.
-    return problem_responses(*GATEWAY_PROBLEMS, *statuses)
-
-
 def build_router(
     database: PostgresDatabase,
     *,
@@ -119,7 +114,7 @@ def build_router(
     """
     router = APIRouter(prefix="/api/v1", tags=["scheduler"])
 
-    @router.get("/dead-letters", responses=_problems(400, 422))
+    @router.get("/dead-letters")
     async def list_dead_letters(
         principal: CurrentPrincipal,
         run_id: str | None = None,
@@ -173,9 +168,7 @@ def build_router(
             next_cursor = _encode_cursor(last["created_at"], last["id"])
         return DeadLetterPage(items=items, next_cursor=next_cursor)
 
-    @router.post(
-        "/dead-letters/{dead_letter_id}/replay", status_code=202, responses=_problems(404, 409)
-    )
+    @router.post("/dead-letters/{dead_letter_id}/replay", status_code=202)
     async def replay_dead_letter(dead_letter_id: str, principal: CurrentPrincipal) -> ReplayOut:
         """Re-run the task with a fresh retry budget and resume its run; the letter goes."""
         key = _letter_id(dead_letter_id)
@@ -198,7 +191,7 @@ def build_router(
             on_timer(result.earliest_timer)
         return ReplayOut(run_id=row["run_id"], task_id=row["task_id"], attempt=attempt)
 
-    @router.delete("/dead-letters/{dead_letter_id}", status_code=204, responses=_problems(404))
+    @router.delete("/dead-letters/{dead_letter_id}", status_code=204)
     async def delete_dead_letter(dead_letter_id: str, principal: CurrentPrincipal) -> Response:
         """Discard a dead letter (the task stays dead-lettered in its run)."""
         deleted = await database.pool.fetchval(
@@ -210,7 +203,7 @@ def build_router(
             raise not_found("Dead letter")
         return Response(status_code=204)
 
-    @router.patch("/runs/{run_id}/tasks/{task_id}/timer", responses=_problems(404, 422))
+    @router.patch("/runs/{run_id}/tasks/{task_id}/timer")
     async def change_timer(
         run_id: str, task_id: str, change: TimerChange, principal: CurrentPrincipal
     ) -> TimerOut:
@@ -224,9 +217,7 @@ def build_router(
             on_timer(change.due_at)
         return TimerOut(run_id=run_id, task_id=task_id, due_at=change.due_at)
 
-    @router.delete(
-        "/runs/{run_id}/tasks/{task_id}/timer", status_code=204, responses=_problems(404)
-    )
+    @router.delete("/runs/{run_id}/tasks/{task_id}/timer", status_code=204)
     async def cancel_timer(run_id: str, task_id: str, principal: CurrentPrincipal) -> Response:
         """Cancel a pending delay: the task is skipped and the run continues."""
         async with database.pool.acquire() as conn, conn.transaction():
