@@ -81,6 +81,9 @@ _DESCRIPTIONS = {
 }
 
 
+_PROBLEM_REF = "#/components/schemas/Problem"
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` declaring problem documents for ``statuses``.
 
@@ -93,9 +96,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in sorted(set(statuses))
     }
-
-
-_PROBLEM_REF = "#/components/schemas/Problem"
 
 
 def install_openapi_schemas(
@@ -124,7 +124,7 @@ def install_openapi_schemas(
             )
             components = document.setdefault("components", {}).setdefault("schemas", {})
             components.update(extra)
-            _declare_validation_problems(document, components)
+            _declare_common_problems(document, components)
             # Every route wants a bearer token (an access token or an API key) unless
             # it says ``security: []`` (public routes).
             document["components"]["securitySchemes"] = {
@@ -137,7 +137,7 @@ def install_openapi_schemas(
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented hook
 
 
-def _declare_validation_problems(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+def _declare_common_problems(document: dict[str, Any], schemas: dict[str, Any]) -> None:
     # FastAPI declares its own 422 body (HTTPValidationError) on every route with
     # parameters; the handlers below answer a problem document instead, so say that.
     # A route with a body also answers 400 (it does not parse) and 413 (the gateway's
