@@ -50,8 +50,13 @@ async def test_parked_events_are_listed_for_the_caller_s_tenant(
         "r",
     )
     assert entry["reason"] == "bad \ufffd value"
-    after = await client.get("/api/v1/parked-events/workflow", params={"after": entry["id"]})
-    assert after.json()["parked_events"] == []
+    assert listed.json()["next_page_token"] is None
+    first = await client.get("/api/v1/parked-events/workflow", params={"page_size": 1})
+    token = first.json()["next_page_token"]
+    after = await client.get("/api/v1/parked-events/workflow", params={"page_token": token})
+    assert after.json() == {"parked_events": [], "next_page_token": None}
+    forged = await client.get("/api/v1/parked-events/workflow", params={"page_token": "x"})
+    assert forged.status_code == 400
     other = await client.get(
         "/api/v1/parked-events/workflow", headers=gateway_headers(tenant="other")
     )

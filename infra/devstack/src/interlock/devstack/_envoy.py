@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from interlock.devstack._stack import DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
 
 TEMPLATE_NAME = "envoy.yaml.tmpl"
 COMPOSE_NAME = "envoy.compose.yaml"
+API_REFERENCE_NAME = "api-reference.html"
 
 COMPOSE_LISTENER = ("0.0.0.0", 8080)  # noqa: S104 - inside its container, behind compose's port map
 """Listener address in compose."""
@@ -133,6 +135,11 @@ def template_path() -> Path:
     return envoy_dir() / TEMPLATE_NAME
 
 
+def api_reference_path() -> Path:
+    """Path of the API reference page the gateway serves at ``/api/docs``."""
+    return envoy_dir() / API_REFERENCE_NAME
+
+
 def compose_config_path() -> Path:
     """Path of the committed compose rendering."""
     return envoy_dir() / COMPOSE_NAME
@@ -200,6 +207,8 @@ def render_envoy_config(
         "stats_listener": stats_listener,
         "admin_cluster": admin_cluster,
         "login_rate_limit_per_min": str(login_rate_limit_per_min),
+        # A JSON string is a YAML double-quoted scalar: the page goes in as one line.
+        "api_reference_html": json.dumps(api_reference_path().read_text()),
     }
     for service in SERVICES:
         host, port = upstreams[service.name]

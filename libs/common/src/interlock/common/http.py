@@ -2,8 +2,9 @@
 
 :func:`create_app` builds an app with ``/healthz`` (alive), ``/readyz`` (every
 dependency reachable), ``/metrics`` (Prometheus), request ids, tracing and
-problem+json errors; a service adds its routers and its lifespan. :func:`serve`
-runs it with uvicorn.
+problem+json errors; ``/health/<service>`` is readiness again under the path the
+gateway serves it on, so the service's OpenAPI document describes it. A service adds
+its routers and its lifespan. :func:`serve` runs it with uvicorn.
 
 Every request passes one guard first (:class:`RequestMiddleware`): a NUL character
 in the path or query, or a JSON body that :mod:`interlock.common.strict_json` refuses
@@ -23,19 +24,28 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlock.common import strict_json
 from interlock.common.logs import request_id_var
 from interlock.common.metrics import metrics_endpoint, observe_request
-from interlock.common.problems import PROBLEM_CONTENT_TYPE, Problem, install_problem_handlers
+from interlock.common.problems import (
+    PROBLEM_CONTENT_TYPE,
+    PUBLIC_PROBLEMS,
+    PUBLIC_ROUTE,
+    Problem,
+    install_openapi_schemas,
+    install_problem_handlers,
+    problem_responses,
+)
 from interlock.common.resources import Resource
 from interlock.common.settings import ServiceSettings
 
@@ -63,6 +73,7 @@ def create_app(
     *,
     resources: Sequence[Resource] = (),
     routers: Sequence[APIRouter] = (),
+    openapi_schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
@@ -72,6 +83,8 @@ def create_app(
             start-up, closed in reverse at shut-down, each probed by ``/readyz``.
             Default: none (ready whenever alive).
         routers: The service's REST routers.
+        openapi_schemas: Named schemas routes refer to in ``openapi_extra``, added to
+            the OpenAPI document with the ``Problem`` schema. Default: none.
 
     Returns:
         The app, ready for :func:`serve` or a test client.
@@ -90,12 +103,22 @@ def create_app(
         },
     )
     install_problem_handlers(app)
+    install_openapi_schemas(app, openapi_schemas)
     app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+    readiness = _readiness_endpoint(resources, settings.readiness_timeout_s)
+    app.add_api_route("/readyz", readiness, methods=["GET"], include_in_schema=False)
     app.add_api_route(
-        "/readyz",
-        _readiness_endpoint(resources, settings.readiness_timeout_s),
+        f"/health/{settings.service_name}",
+        readiness,
         methods=["GET"],
-        include_in_schema=False,
+        tags=["health"],
+        summary="Readiness, as the gateway serves it",
+        response_model=Readiness,
+        responses={
+            503: {"model": Readiness, "description": "A dependency is unreachable."},
+            **problem_responses(*PUBLIC_PROBLEMS),
+        },
+        openapi_extra=PUBLIC_ROUTE,
     )
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     for router in routers:
@@ -130,6 +153,7 @@ def server_config(app: ASGIApp, settings: ServiceSettings) -> uvicorn.Config:
 class RequestMiddleware:
     """Binds the request id, guards the input, answers unhandled errors, records metrics.
 
+    The 500 is a problem document carrying the request id.
     The request id is the gateway's ``x-request-id`` (or a new one); metrics go through
     :func:`interlock.common.metrics.observe_request`. One pure-ASGI layer does all of
     it: each layer wraps ``send`` and costs a coroutine per request, a measurable share
@@ -257,6 +281,15 @@ async def _send_problem(send: Send, problem: Problem, scope: Scope) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class Readiness(BaseModel):
+    """Whether the service can serve: each dependency's check."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(
+        description='By dependency: "ok", "timed out after <n>s" or "failed: <error type>".'
+    )
 
 
 async def _alive() -> dict[str, str]:

@@ -35,10 +35,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from prometheus_client import Counter
+from pydantic import BaseModel
 
 from interlock.common.errors import PoisonEventError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageKey
+from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.common.strict_json import storable
 
 __all__ = [
@@ -222,40 +225,69 @@ ORDER BY id
 LIMIT $3
 """
 
-MAX_PAGE_SIZE = 500
+_PARKED_PAGE = PageKey("parked-events", int)
+"""Parked events list oldest first, by id."""
+
+
+class ParkedEventView(BaseModel):
+    """One event that could not be published or applied, with the reason."""
+
+    id: int
+    parked_at: str
+    origin: str
+    reason: str
+    event_id: str
+    event_type: str
+    run_id: str
+    size_bytes: int
+
+
+class ParkedEventPage(BaseModel):
+    """A page of parked events (AIP-158)."""
+
+    parked_events: list[ParkedEventView]
+    next_page_token: str | None
 
 
 def parked_events_router(service: str, pool: Callable[[], Any]) -> APIRouter:
     """``GET /api/v1/parked-events/<service>``: the caller's tenant's parked events.
 
-    Oldest first; ``after`` (the last ``id`` seen) pages on.
+    Oldest first, paged with ``page_size`` / ``page_token`` (:mod:`interlock.common.paging`).
     """
     router = APIRouter(prefix="/api/v1/parked-events", tags=["parked-events"])
 
-    @router.get(f"/{service}")
+    @router.get(
+        f"/{service}",
+        response_model=ParkedEventPage,
+        responses=problem_responses(*GATEWAY_PROBLEMS, 422),
+    )
     async def list_parked_events(
         principal: CurrentPrincipal,
-        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    ) -> dict[str, Any]:
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> ParkedEventPage:
         """Events this service parked for the caller's tenant, with the reason."""
+        (after,) = _PARKED_PAGE.decode(page_token, {}) if page_token else (0,)
         async with pool().acquire() as conn:
             rows = await conn.fetch(_LIST, principal.tenant, after, page_size)
-        return {
-            "parked_events": [
-                {
-                    "id": row["id"],
-                    "parked_at": _rfc3339(row["parked_at"]),
-                    "origin": row["origin"],
-                    "reason": row["reason"],
-                    "event_id": row["event_id"],
-                    "event_type": row["topic"],
-                    "run_id": row["run_id"],
-                    "size_bytes": row["size"],
-                }
-                for row in rows
-            ]
-        }
+        views = [
+            ParkedEventView(
+                id=row["id"],
+                parked_at=_rfc3339(row["parked_at"]),
+                origin=row["origin"],
+                reason=row["reason"],
+                event_id=row["event_id"],
+                event_type=row["topic"],
+                run_id=row["run_id"],
+                size_bytes=row["size"],
+            )
+            for row in rows
+        ]
+        full = len(views) == page_size
+        return ParkedEventPage(
+            parked_events=views,
+            next_page_token=_PARKED_PAGE.encode([views[-1].id], {}) if full else None,
+        )
 
     return router
 

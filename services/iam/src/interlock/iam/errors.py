@@ -1,39 +1,42 @@
-"""IAM's errors, each mapped to an RFC 9457 problem (REST) and a gRPC status.
+"""IAM's errors, rooted in :class:`interlock.common.errors.InterlockError`.
 
-::
+The store, the credentials and the accounts raise them; the REST adapter answers each
+with its RFC 9457 problem (``interlock.common.problems``), the gRPC adapter and the
+authorizer with the gRPC status or the denial it declares. Nothing here imports gRPC::
 
-    IamError
-    ├── Unauthenticated   401  UNAUTHENTICATED   bad, expired or revoked credentials
-    ├── LockedOut         429  RESOURCE_EXHAUSTED too many failed logins
-    ├── Forbidden         403  PERMISSION_DENIED
-    │   ├── PasswordChangeRequired  403  the password is right but must be changed first
-    │   └── UserDisabled            403  the password is right but the user is disabled
-    ├── NotFound          404  NOT_FOUND          also another tenant's resource
-    ├── Conflict          409  ALREADY_EXISTS
-    ├── TooLarge          413  INVALID_ARGUMENT   a value above its size limit
-    └── Unavailable       503  UNAVAILABLE        a feature not configured (no key)
+    InterlockError
+     └── IamError                400  bad-request       INVALID_ARGUMENT   e.g. an unknown role
+          ├── Unauthenticated    401  unauthenticated   UNAUTHENTICATED    bad, expired or
+          │                                                                revoked credentials
+          ├── Forbidden          403  forbidden         PERMISSION_DENIED  a role too low
+          │    ├── PasswordChangeRequired  403  password-change-required  the password
+          │    │                                       is right but must be changed first
+          │    └── UserDisabled            403  user-disabled  the password is right but
+          │                                                    an admin disabled the user
+          ├── NotFound           404  not-found         NOT_FOUND          also another
+          │                                                                tenant's resource
+          ├── Conflict           409  conflict          ALREADY_EXISTS     the name is taken
+          ├── TooLarge           413  too-large         INVALID_ARGUMENT   a value above its
+          │                                                                size limit
+          ├── LockedOut          429  locked-out        RESOURCE_EXHAUSTED too many failed
+          │                                                                logins
+          └── Unavailable        503  unavailable       UNAVAILABLE        a feature not
+                                                                           configured (no key)
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
-import grpc
-
-from interlock.common.problems import Problem
+from interlock.common.errors import InterlockError
 
 
-class IamError(Exception):
+class IamError(InterlockError):
     """Base of IAM's domain errors; the message is safe to show to the caller."""
 
-    status: ClassVar[int] = 400
-    title: ClassVar[str] = "Bad request"
-    slug: ClassVar[str] = "bad-request"
-    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
-
-    def to_problem(self) -> Problem:
-        """This error as a problem document."""
-        return Problem(self.status, self.title, detail=str(self) or None, type_=self.slug)
+    status = 400
+    title = "Bad request"
+    problem_type = "bad-request"
 
 
 class Unauthenticated(IamError):
@@ -41,8 +44,7 @@ class Unauthenticated(IamError):
 
     status = 401
     title = "Unauthenticated"
-    slug = "unauthenticated"
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    problem_type = "unauthenticated"
 
 
 class LockedOut(IamError):
@@ -50,22 +52,20 @@ class LockedOut(IamError):
 
     status = 429
     title = "Too many failed logins"
-    slug = "locked-out"
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    problem_type = "locked-out"
 
     def __init__(self, retry_after_s: float) -> None:
         super().__init__("Too many failed logins; try again later.")
         self.retry_after_s = retry_after_s
 
-    def to_problem(self) -> Problem:
-        """The problem, with ``retry_after_s``."""
-        return Problem(
-            self.status,
-            self.title,
-            detail=str(self),
-            type_=self.slug,
-            extensions={"retry_after_s": int(self.retry_after_s) + 1},
-        )
+    @property
+    def retry_after_whole_s(self) -> int:
+        """``retry_after_s`` rounded up to whole seconds, as ``Retry-After`` says it."""
+        return int(self.retry_after_s) + 1
+
+    def problem_extensions(self) -> dict[str, Any]:
+        """``retry_after_s``, in whole seconds."""
+        return {"retry_after_s": self.retry_after_whole_s}
 
 
 class Forbidden(IamError):
@@ -73,8 +73,7 @@ class Forbidden(IamError):
 
     status = 403
     title = "Forbidden"
-    slug = "forbidden"
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    problem_type = "forbidden"
 
 
 class PasswordChangeRequired(Forbidden):
@@ -85,7 +84,7 @@ class PasswordChangeRequired(Forbidden):
     """
 
     title = "Password change required"
-    slug = "password-change-required"
+    problem_type = "password-change-required"
 
     def __init__(self) -> None:
         super().__init__(
@@ -98,7 +97,7 @@ class UserDisabled(Forbidden):
     """The password was right, but an admin disabled the user."""
 
     title = "User disabled"
-    slug = "user-disabled"
+    problem_type = "user-disabled"
 
     def __init__(self) -> None:
         super().__init__("This user is disabled; ask an admin of the tenant.")
@@ -109,8 +108,7 @@ class NotFound(IamError):
 
     status = 404
     title = "Not found"
-    slug = "not-found"
-    grpc_code = grpc.StatusCode.NOT_FOUND
+    problem_type = "not-found"
 
 
 class Conflict(IamError):
@@ -118,8 +116,8 @@ class Conflict(IamError):
 
     status = 409
     title = "Conflict"
-    slug = "conflict"
-    grpc_code = grpc.StatusCode.ALREADY_EXISTS
+    problem_type = "conflict"
+    grpc_code = "ALREADY_EXISTS"
 
 
 class TooLarge(IamError):
@@ -127,7 +125,8 @@ class TooLarge(IamError):
 
     status = 413
     title = "Content too large"
-    slug = "too-large"
+    problem_type = "too-large"
+    grpc_code = "INVALID_ARGUMENT"
 
 
 class Unavailable(IamError):
@@ -135,5 +134,4 @@ class Unavailable(IamError):
 
     status = 503
     title = "Service unavailable"
-    slug = "unavailable"
-    grpc_code = grpc.StatusCode.UNAVAILABLE
+    problem_type = "unavailable"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.iam.api import Caller
 from interlock.iam.secrets_store import SecretRecord
 from interlock.iam.tenant_secrets import TenantSecrets
@@ -41,18 +42,30 @@ def build_secrets_router(secrets: TenantSecrets) -> APIRouter:
     """The secrets routes, bound to their use cases."""
     router = APIRouter()
 
-    @router.put("/api/v1/secrets/{name}", response_model=SecretResponse)
+    @router.put(
+        "/api/v1/secrets/{name}",
+        response_model=SecretResponse,
+        responses=problem_responses(*GATEWAY_PROBLEMS, 413, 422, 503),
+    )
     async def put_secret(name: str, body: PutSecretRequest, caller: Caller) -> SecretResponse:
         record = await secrets.put_secret(
             caller.tenant, name, body.value, updated_by=caller.subject
         )
         return _secret(record)
 
-    @router.get("/api/v1/secrets", response_model=list[SecretResponse])
+    @router.get(
+        "/api/v1/secrets",
+        response_model=list[SecretResponse],
+        responses=problem_responses(*GATEWAY_PROBLEMS, 503),
+    )
     async def list_secrets(caller: Caller) -> list[SecretResponse]:
         return [_secret(record) for record in await secrets.list_secrets(caller.tenant)]
 
-    @router.delete("/api/v1/secrets/{name}", status_code=204)
+    @router.delete(
+        "/api/v1/secrets/{name}",
+        status_code=204,
+        responses=problem_responses(*GATEWAY_PROBLEMS, 404, 422, 503),
+    )
     async def delete_secret(name: str, caller: Caller) -> Response:
         await secrets.delete_secret(caller.tenant, name, deleted_by=caller.subject)
         return Response(status_code=204)

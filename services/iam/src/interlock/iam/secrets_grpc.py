@@ -10,6 +10,7 @@ import asyncio
 
 import grpc
 
+from interlock.common.errors import grpc_code_name
 from interlock.common.service_credentials import is_valid_credential
 from interlock.iam.errors import IamError
 from interlock.iam.settings import IamSettings
@@ -57,5 +58,5 @@ class SecretResolutionService(secrets_pb2_grpc.SecretResolutionServicer):
                 timeout=_RESOLVE_TIMEOUT_S
             )
         except IamError as error:
-            context.abort(error.grpc_code, str(error))
+            context.abort(grpc.StatusCode[grpc_code_name(error)], str(error))
         return secrets_pb2.ResolveSecretsResponse(values=values)

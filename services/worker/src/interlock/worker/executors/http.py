@@ -8,8 +8,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.common import addresses
+from interlock.common.durations import parse_duration_ms
 from interlock.worker.context import TaskContext
-from interlock.worker.domain.durations import parse_duration_ms
 from interlock.worker.errors import InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.common import templates
+from interlock.common.durations import is_duration, parse_duration_ms
 from interlock.events.v1 import definition_pb2
 from interlock.workflow.domain.delays import parse_delay
-from interlock.workflow.domain.durations import DURATION, parse_duration_ms
 from interlock.workflow.domain.errors import InvalidDefinitionError
 from interlock.workflow.domain.graph import find_cycles, upstream
 from interlock.workflow.domain.inputs import schema_issues
@@ -319,7 +319,7 @@ def _duration(value: Any, at: str, issues: list[Issue], default: int = 0) -> int
     try:
         return parse_duration_ms(value)
     except ValueError as error:
-        if DURATION.fullmatch(value):  # well-formed, so the schema let it through
+        if is_duration(value):  # well-formed, so the schema let it through
             issues.append(Issue(at, str(error)))
         return default
 
@@ -329,7 +329,10 @@ def _str(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    # Beyond int32 the schema has refused it already, and the spec's field cannot hold it.
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    return 0
 
 
 def _float(value: Any) -> float:
