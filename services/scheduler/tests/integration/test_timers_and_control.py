@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from interlock.common import topics
+from interlock.common.testing import identity_headers
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 
 from .conftest import HEADERS, Scheduler, task
@@ -85,7 +86,7 @@ async def test_pending_delay_can_be_moved_or_cancelled(scheduler: Scheduler) -> 
     )
     assert naive.status_code in (400, 422)
     assert naive.headers["content-type"] == "application/problem+json"
-    other = {**HEADERS, "x-interlock-tenant": "tenant-b"}
+    other = identity_headers("tenant-b", subject="user-1", roles=["operator"])
     assert (
         await scheduler.client.delete(f"/api/v1/runs/{skipped}/tasks/wait/timer", headers=other)
     ).status_code == 404

@@ -96,7 +96,10 @@ async def _serve(settings: IamSettings, parent_pid: int) -> None:
         database,
         credentials,
         GrpcServer(credentials, settings),
-        AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings),
+        AuthzServer(
+            Authorizer(credentials.remembered, credentials.validate, credentials.identity_token),
+            settings,
+        ),
     ):
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - a parent's exit has no event
             await asyncio.sleep(_ORPHAN_CHECK_S)

@@ -7,7 +7,8 @@
     ├── LockedOut         429  RESOURCE_EXHAUSTED too many failed logins
     ├── Forbidden         403  PERMISSION_DENIED
     ├── NotFound          404  NOT_FOUND          also another tenant's resource
-    └── Conflict          409  ALREADY_EXISTS
+    ├── Conflict          409  ALREADY_EXISTS
+    └── Busy              503  UNAVAILABLE        too many lookups at once; retry shortly
 """
 
 from __future__ import annotations
@@ -89,3 +90,12 @@ class Conflict(IamError):
     title = "Conflict"
     slug = "conflict"
     grpc_code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Busy(IamError):
+    """Too many credential lookups at once (e.g. a flood of made-up API keys)."""
+
+    status = 503
+    title = "Service unavailable"
+    slug = "busy"
+    grpc_code = grpc.StatusCode.UNAVAILABLE

@@ -30,7 +30,7 @@ from interlock.envoy.type.v3 import http_status_pb2
 from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
 from interlock.iam.credentials import Credentials
 from interlock.iam.domain import PrincipalKind
-from interlock.iam.errors import Unauthenticated
+from interlock.iam.errors import IamError
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ class TokenValidationService(auth_pb2_grpc.TokenValidationServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "token is required")
         try:
             principal = self._credentials.validate_from_thread(request.token)
-        except Unauthenticated as exc:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except IamError as exc:  # Unauthenticated, or Busy under a flood of made-up keys
+            context.abort(exc.grpc_code, str(exc))
         expires_at = None
         if principal.expires_at is not None:
             expires_at = Timestamp()
@@ -184,7 +184,11 @@ class GrpcServer(Lifecycle):
         auth_pb2_grpc.add_TokenValidationServicer_to_server(
             TokenValidationService(self._credentials), server
         )
-        authorizer = Authorizer(self._credentials.remembered, self._credentials.validate)
+        authorizer = Authorizer(
+            self._credentials.remembered,
+            self._credentials.validate,
+            self._credentials.identity_token,
+        )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
             AuthorizationService(authorizer, asyncio.get_running_loop()), server
         )

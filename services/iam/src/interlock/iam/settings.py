@@ -41,8 +41,6 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Their tenant, created with them; its admins also manage tenants and signing keys.
     Default: ``"default"``."""
 
-    jwt_issuer: str = "interlock"
-    """``iss`` and ``aud`` of access tokens. Default: ``"interlock"``."""
     access_token_ttl_s: int = 900
     """Lifetime of an access token. Default: 900 s (15 minutes)."""
     refresh_token_ttl_s: int = 30 * 24 * 3600
@@ -56,6 +54,19 @@ class IamSettings(ServiceSettings, PostgresOptions):
     login_lockout_s: int = 60
     """First lockout; each further failure while at the limit doubles it, up to an hour.
     Default: 60 s."""
+
+    key_encryption_keys: SecretStr | None = None
+    """Key-encryption keys sealing the signing keys at rest: ``id:base64url-32-bytes``,
+    several comma-separated to rotate (the first seals, all unseal; IAM re-seals with the
+    first at start-up). Required; ``make up`` generates one into ``.data/secrets.env``.
+    Default: unset (IAM refuses to start)."""
+    identity_token_ttl_s: int = Field(default=60, ge=10, le=900)
+    """Lifetime of the identity tokens the gateway forwards to services; each is reused
+    for half of it. Default: 60 s."""
+    api_key_max_lookups: int = Field(default=2, ge=1)
+    """API keys looked up in the database at once (keys not in memory); more get 503 at
+    once. Keep it below ``grpc_threads``, whose threads wait for these lookups.
+    Default: 2."""
 
     token_cache_size: int = 10000
     """Validated tokens and API keys kept in memory by the authorizer. Default: 10000."""

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from interlock.common.events import Event
 from interlock.common.http import create_app as create_service_app
+from interlock.common.identity import IdentityVerifier, JwksKeys
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.postgres import MigrationSource, PostgresDatabase
@@ -71,9 +72,11 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     consumer = EventConsumerTask(
         broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
     )
-    grpc_server = TaskStateServer(database, port=settings.grpc_port)
+    identity = IdentityVerifier(JwksKeys.from_settings(settings), issuer=settings.jwt_issuer)
+    grpc_server = TaskStateServer(database, identity, port=settings.grpc_port)
     app = create_service_app(
         settings,
+        identity=identity,
         resources=[
             database,
             broker,

@@ -6,8 +6,15 @@ from interlock.iam.domain._lockout import LockoutPolicy
 from interlock.iam.domain._passwords import PasswordHasher
 from interlock.iam.domain._principal import AuthPrincipal, PrincipalKind
 from interlock.iam.domain._revocations import RevocationKind, RevocationList
+from interlock.iam.domain._sealing import (
+    KeyEncryptionKeys,
+    SealingError,
+    new_key_encryption_key,
+)
 from interlock.iam.domain._secrets import (
     API_KEY_PREFIX,
+    ApiKeyShape,
+    api_key_shape,
     hash_secret,
     is_api_key,
     new_api_key,
@@ -19,27 +26,34 @@ from interlock.iam.domain._tokens import (
     UnknownKeyError,
     decode_access_token,
     issue_access_token,
+    issue_identity_token,
 )
 
 __all__ = [
     "API_KEY_PREFIX",
     "AccessTokenClaims",
+    "ApiKeyShape",
     "AuthPrincipal",
+    "KeyEncryptionKeys",
     "Keyring",
     "LockoutPolicy",
     "PasswordHasher",
     "PrincipalKind",
     "RevocationKind",
     "RevocationList",
+    "SealingError",
     "SigningKey",
     "TokenCache",
     "TokenError",
     "UnknownKeyError",
+    "api_key_shape",
     "decode_access_token",
     "generate_signing_key",
     "hash_secret",
     "is_api_key",
     "issue_access_token",
+    "issue_identity_token",
     "new_api_key",
+    "new_key_encryption_key",
     "new_refresh_token",
 ]
