@@ -53,6 +53,7 @@ from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_use
 from interlock.devstack._runner import RunningServer, start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
 from interlock.devstack._stack import AUTHZ_MODES, DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
+from interlock.iam.domain import new_key_encryption_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -170,6 +171,7 @@ def _stack(base: Path, authorizer_processes: int, authz: AuthzMode) -> Iterator[
             "INTERLOCK_POSTGRES_DSN": dsn,
             "INTERLOCK_POSTGRES_PASSWORD": postgres.password,
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "INTERLOCK_KEY_ENCRYPTION_KEYS": new_key_encryption_key(),
             "INTERLOCK_LOG_LEVEL": "WARNING",
             "INTERLOCK_AUTHORIZER_PROCESSES": str(authorizer_processes),
         }

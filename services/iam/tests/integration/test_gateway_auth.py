@@ -6,6 +6,7 @@ default, and IAM's HTTP authorizer); the others through the default.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -375,3 +376,43 @@ def test_rotation_keeps_old_tokens_valid(gateway: Gateway) -> None:
         assert {new_kid, jwt.get_unverified_header(old)["kid"]} <= kids
         assert client.get("/api/v1/auth/me", headers=bearer(old)).status_code == 200
         assert client.get("/api/v1/auth/me", headers=bearer(new)).status_code == 200
+
+
+async def test_a_flood_of_key_lookups_leaves_remembered_tokens_answered(gateway: Gateway) -> None:
+    # IAM's gRPC Check runs on 4 threads; each new API key once held one for its
+    # database lookup, so a flood of them made the gateway answer 503 to everyone.
+    admin = bearer(gateway.admin_token())
+    with gateway.client() as client:
+        keys = []
+        for number in range(6):
+            created = client.post(
+                "/api/v1/api-keys",
+                json={"name": f"flood-{number}", "roles": ["viewer"]},
+                headers=admin,
+            )
+            assert created.status_code == 201, created.text
+            keys.append(created.json()["key"])
+        assert client.get("/api/v1/auth/me", headers=admin).status_code == 200  # remembered
+    conn = await asyncpg.connect(gateway.postgres_dsn, password=gateway.postgres_password)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, trust_env=False, timeout=60) as client:
+            async with conn.transaction():
+                # Every lookup now waits, as it would behind a slow or saturated database.
+                await conn.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+                flood = [
+                    asyncio.create_task(client.get("/api/v1/runs", headers=bearer(key)))
+                    for key in keys
+                ]
+                waiting = (
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE NOT granted AND relation = 'api_keys'::regclass"
+                )
+                async with asyncio.timeout(30):  # a hang guard only
+                    while await conn.fetchval(waiting) < 2:  # noqa: ASYNC110 - polls the server
+                        await asyncio.sleep(0.02)
+                remembered = await client.get("/api/v1/auth/me", headers=admin)
+            answers = [response.status_code for response in await asyncio.gather(*flood)]
+    finally:
+        await conn.close()
+    assert remembered.status_code == 200, remembered.text
+    assert set(answers) <= {200, 503} and 503 in answers, answers

@@ -9,7 +9,7 @@ Example::
     class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
         service_name: str = "scheduler"
         http_port: int = 8103
-        postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/scheduler"
+        postgres_dsn: str = "postgresql://scheduler@127.0.0.1:15432/scheduler"
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Default: ``"iam"``."""
     http_port: int = 8101
     """Default: 8101."""
-    postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/iam"
-    """Default: the ``iam`` database of the ``make up`` server."""
+    postgres_dsn: str = "postgresql://iam@127.0.0.1:15432/iam"
+    """Default: the ``iam`` database of the ``make up`` server, as role ``iam``."""
     grpc_host: str = "127.0.0.1"
     """Address the gRPC listener (ValidateToken, Envoy's Check) binds. Default: loopback."""
     grpc_port: int = 9101
