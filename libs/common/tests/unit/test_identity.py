@@ -1,7 +1,9 @@
 """A service believes only identity tokens IAM signed: made-up headers get 401."""
 
 import base64
+import http.server
 import json
+import threading
 import time
 
 import jwt
@@ -9,7 +11,14 @@ import pytest
 from fastapi import APIRouter
 
 from interlock.common.http import create_app
-from interlock.common.identity import IDENTITY_HEADER, IDENTITY_TOKEN_TYPE, CurrentPrincipal
+from interlock.common.identity import (
+    IDENTITY_HEADER,
+    IDENTITY_TOKEN_TYPE,
+    CurrentPrincipal,
+    IdentityVerifier,
+    InvalidIdentity,
+    JwksKeys,
+)
 from interlock.common.settings import ServiceSettings
 from interlock.common.testing import TEST_IDENTITY, TestIdentity, app_client, identity_headers
 
@@ -99,3 +108,44 @@ async def test_a_signed_identity_is_believed_and_remembered() -> None:
     assert (
         accepted.json() == again.json() == {"subject": "u1", "tenant": "acme", "roles": ["viewer"]}
     )
+
+
+class _JwksServer(http.server.BaseHTTPRequestHandler):
+    document = "{}"
+    fetches = 0
+
+    def do_GET(self) -> None:
+        type(self).fetches += 1
+        body = self.document.encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def test_keys_are_fetched_from_iam_again_after_a_rotation_at_most_once_a_second() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _JwksServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    old, new = TestIdentity(), TestIdentity()
+    _JwksServer.document = old.jwks
+    url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    keys = JwksKeys(url, min_refresh_s=3600.0)
+    verifier = IdentityVerifier(keys)
+    try:
+        async with keys:
+            assert (await verifier.verify(old.token("acme"))).tenant == "acme"
+            _JwksServer.document = new.jwks  # IAM rotated its key
+            keys._last_fetch -= 3600.0  # the last fetch was long enough ago
+            assert (await verifier.verify(new.token("acme"))).tenant == "acme"
+            fetches = _JwksServer.fetches
+            for _ in range(3):  # made-up kids: no fetch within min_refresh_s
+                with pytest.raises(InvalidIdentity):
+                    await verifier.verify(TestIdentity().token("acme"))
+            assert _JwksServer.fetches == fetches == 2
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -77,7 +77,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
 
     Args:
         authorizer: What decides, e.g. ``Authorizer(credentials.remembered,
-            credentials.validate)``.
+            credentials.validate, credentials.identity_token)``.
         loop: The event loop :meth:`Authorizer.decide` runs on when a credential is not
             in memory (calls arrive on the server's threads).
     """
@@ -89,7 +89,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
     def Check(
         self, request: external_auth_pb2.CheckRequest, context: grpc.ServicerContext
     ) -> external_auth_pb2.CheckResponse:
-        """Allow with the identity headers, or deny with a problem document.
+        """Allow with the identity token to forward, or deny with a problem document.
 
         A failure to decide, or an identity that cannot travel as header values, is an
         INTERNAL status, which the gateway turns into 503.
