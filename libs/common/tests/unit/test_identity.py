@@ -1,5 +1,6 @@
 """A service believes only identity tokens IAM signed: made-up headers get 401."""
 
+import asyncio
 import base64
 import http.server
 import json
@@ -146,6 +147,30 @@ async def test_keys_are_fetched_from_iam_again_after_a_rotation_at_most_once_a_s
                 with pytest.raises(InvalidIdentity):
                     await verifier.verify(TestIdentity().token("acme"))
             assert _JwksServer.fetches == fetches == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_keys_iam_no_longer_lists_stop_verifying() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _JwksServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    retired = TestIdentity()
+    _JwksServer.document = retired.jwks
+    url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    keys = JwksKeys(url, refresh_interval_s=0.05)
+    try:
+        async with keys:
+            assert await keys.public_key(json.loads(retired.jwks)["keys"][0]["kid"]) is not None
+            _JwksServer.document = '{"keys": []}'  # the retired key's last tokens expired
+            verifier = IdentityVerifier(keys)
+            async with asyncio.timeout(10):  # a hang guard only
+                while True:
+                    try:
+                        await verifier.verify(retired.token("acme"))
+                    except InvalidIdentity:
+                        break
+                    await asyncio.sleep(0.02)
     finally:
         server.shutdown()
         server.server_close()

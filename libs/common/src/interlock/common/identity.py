@@ -24,6 +24,7 @@ signature check (~0.1 ms).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -143,29 +144,39 @@ def parse_jwks(document: str | Mapping[str, Any]) -> dict[str, Ed25519PublicKey]
 class JwksKeys(Lifecycle):
     """IAM's public keys: fixed ones from settings, and its JWKS fetched over HTTP.
 
-    The set is fetched at start (a failure is only logged: IAM may start later) and
-    again when a token names a ``kid`` not known yet (a rotation), at most once per
-    ``min_refresh_s`` so tokens with made-up ``kid`` values cannot make it hammer IAM.
+    The set is fetched at start (a failure is only logged: IAM may start later), again
+    when a token names a ``kid`` not known yet (a rotation), at most once per
+    ``min_refresh_s`` so tokens with made-up ``kid`` values cannot make it hammer IAM,
+    and every ``refresh_interval_s`` in the background, so keys IAM no longer lists (a
+    retired key's last tokens expired) stop verifying here too.
 
     Args:
         url: IAM's JWKS, e.g. ``http://127.0.0.1:8101/.well-known/jwks.json``; ``None``
             trusts ``static`` only.
         static: A JWKS document trusted as it is (tests, or keys pinned by an operator).
-        min_refresh_s: Least time between two fetches. Default: 1 s.
+        min_refresh_s: Least time between two fetches for an unknown ``kid``. Default: 1 s.
+        refresh_interval_s: Time between background fetches. Default: 300 s.
     """
 
     name = "identity-keys"
 
     def __init__(
-        self, url: str | None, *, static: str | None = None, min_refresh_s: float = 1.0
+        self,
+        url: str | None,
+        *,
+        static: str | None = None,
+        min_refresh_s: float = 1.0,
+        refresh_interval_s: float = 300.0,
     ) -> None:
         self._url = url
         self._static = parse_jwks(static) if static else {}
         self._fetched: dict[str, Ed25519PublicKey] = {}
         self._min_refresh_s = min_refresh_s
+        self._refresh_interval_s = refresh_interval_s
         self._last_fetch = -min_refresh_s
         self._fetching = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> JwksKeys:
@@ -179,9 +190,15 @@ class JwksKeys(Lifecycle):
             return
         self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
         await self._refresh()
+        self._refresher = asyncio.create_task(self._refresh_periodically(), name="jwks-refresh")
 
     async def stop(self) -> None:
-        """Close the HTTP client."""
+        """Stop refreshing and close the HTTP client."""
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -199,6 +216,12 @@ class JwksKeys(Lifecycle):
                     await self._refresh()
                     key = self._fetched.get(kid)
         return key
+
+    async def _refresh_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval_s)
+            async with self._fetching:
+                await self._refresh()
 
     async def _refresh(self) -> None:
         assert self._client is not None and self._url is not None
