@@ -373,6 +373,25 @@ def test_scheduler_and_worker_run_several_replicas(services: dict[str, dict[str,
             assert "container_name" not in service, f"{name} is replicated and named"
 
 
+DATA_SERVERS = {"kafka", "postgres", "mongo", "minio", "minio-init", "mailpit"}
+
+
+def test_the_gateway_reaches_the_services_but_no_data_server(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    def networks(name: str) -> set[str]:
+        return set(services[name].get("networks") or ["default"])
+
+    for name in SERVICES:
+        assert networks(name) == {"edge", "backend"}, name
+    for name in DATA_SERVERS:
+        assert networks(name) == {"backend"}, name
+    for name in ("envoy", "prometheus", "grafana", "otel-collector"):
+        assert networks(name) == {"edge"}, name
+    # Every container is on a named network: none falls back to a shared default.
+    assert all("networks" in service for service in services.values())
+
+
 def test_only_the_gateway_and_uis_publish_and_only_on_loopback(
     services: dict[str, dict[str, Any]],
 ) -> None:
