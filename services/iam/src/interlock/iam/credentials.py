@@ -62,6 +62,7 @@ _SIGNING_KEYS_CHANGED = "signing_keys"
 _ROTATION_CHECK_S = 60.0
 _MISS_TIMEOUT_S = 5.0
 _REFUSAL_CACHE_S = 10.0  # how long a refused credential is refused without a second look
+_KEY_RELOAD_MIN_S = 1.0  # least time between reloads for an unknown kid
 _ROTATION_LOCK = 0x69616D_6B657973  # "iamkeys": one replica rotates at a time
 
 
@@ -94,6 +95,7 @@ class Credentials(Lifecycle):
         self._identity_tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
         self._legacy_api_keys: set[str] = set()
         self._lookups = 0
+        self._last_key_reload = -_KEY_RELOAD_MIN_S
         self._revocations = RevocationList()
         self._cache: TokenCache[AuthPrincipal] = TokenCache(settings.token_cache_size)
         self._refused: TokenCache[str] = TokenCache(settings.token_cache_size)
@@ -301,8 +303,19 @@ class Credentials(Lifecycle):
         return token
 
     async def public_key(self, kid: str) -> Ed25519PublicKey | None:
-        """The public key ``kid`` names if it still verifies: IAM's own identity checks."""
+        """The public key ``kid`` names if it still verifies: IAM's own identity checks.
+
+        A ``kid`` not known yet may be a key another replica rotated in a moment ago:
+        the keys are read again, at most once a second (made-up ``kid`` values must not
+        cost a query each).
+        """
         key = self._keyring.verifier(kid, time.time())
+        if key is None and time.monotonic() - self._last_key_reload >= _KEY_RELOAD_MIN_S:
+            try:
+                await self._reload_keys()
+            except (OSError, asyncpg.PostgresError):  # refused as unknown; the follower retries
+                logger.warning("reloading signing keys failed", exc_info=True)
+            key = self._keyring.verifier(kid, time.time())
         return None if key is None else key.public_key
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
@@ -396,6 +409,7 @@ class Credentials(Lifecycle):
         await self._reload_keys()
 
     async def _reload_keys(self) -> None:
+        self._last_key_reload = time.monotonic()
         async with self._database.pool.acquire() as conn:
             stored = await store.load_signing_keys(conn)
         self._keyring.replace(map(self._signing_key, stored))
