@@ -128,14 +128,25 @@ class KeySource(Protocol):
 
 
 def parse_jwks(document: str | Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
-    """The Ed25519 keys of a JSON Web Key Set, by ``kid`` (other keys are skipped)."""
+    """The Ed25519 keys of a JSON Web Key Set, by ``kid`` (other or malformed keys skipped).
+
+    Raises:
+        ValueError: Not a JWKS document at all.
+    """
     data = json.loads(document) if isinstance(document, str) else document
+    if not isinstance(data, Mapping) or not isinstance(data.get("keys", []), list):
+        raise ValueError("not a JSON Web Key Set")
     keys: dict[str, Ed25519PublicKey] = {}
     for jwk in data.get("keys", []):
+        if not isinstance(jwk, Mapping):
+            continue
         kid = jwk.get("kid")
         if not isinstance(kid, str) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
             continue
-        key = OKPAlgorithm.from_jwk(jwk)
+        try:
+            key = OKPAlgorithm.from_jwk(dict(jwk))
+        except (jwt.PyJWTError, ValueError):
+            continue
         if isinstance(key, Ed25519PublicKey):
             keys[kid] = key
     return keys
