@@ -51,6 +51,7 @@ from interlock.devstack._process import LOOPBACK, free_ports
 from interlock.devstack._runner import RunningServer, scratch_postgres, start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
 from interlock.devstack._stack import AUTHZ_MODES, DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
+from interlock.iam.domain import new_key_encryption_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -148,6 +149,7 @@ def _stack(base: Path, authorizer_processes: int, authz: AuthzMode) -> Iterator[
             "INTERLOCK_POSTGRES_PASSWORD": postgres.password,
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD": "false",
+            "INTERLOCK_KEY_ENCRYPTION_KEYS": new_key_encryption_key(),
             "INTERLOCK_LOG_LEVEL": "WARNING",
             "INTERLOCK_AUTHORIZER_PROCESSES": str(authorizer_processes),
         }

@@ -478,6 +478,25 @@ def test_scheduler_and_worker_run_several_replicas(services: dict[str, dict[str,
             assert "container_name" not in service, f"{name} is replicated and named"
 
 
+DATA_SERVERS = {"kafka", "postgres", "mongo", "minio", "minio-init", "mailpit"}
+
+
+def test_the_gateway_reaches_the_services_but_no_data_server(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    def networks(name: str) -> set[str]:
+        return set(services[name].get("networks") or ["default"])
+
+    for name in SERVICES:
+        assert networks(name) == {"edge", "backend"}, name
+    for name in DATA_SERVERS:
+        assert networks(name) == {"backend"}, name
+    for name in ("envoy", "prometheus", "grafana", "otel-collector"):
+        assert networks(name) == {"edge"}, name
+    # Every container is on a named network: none falls back to a shared default.
+    assert all("networks" in service for service in services.values())
+
+
 def test_only_the_gateway_and_uis_publish_and_only_on_loopback(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -544,9 +563,14 @@ def test_every_variable_is_documented_in_the_example_env_file(compose: dict[str,
 
 def test_relational_services_get_their_own_database(services: dict[str, dict[str, Any]]) -> None:
     sql = "\n".join(path.read_text() for path in ROOT.glob("infra/postgres/initdb.d/*.sql"))
-    created = set(re.findall(r"CREATE DATABASE (\w+) OWNER interlock;", sql))
-    assert re.search(r"CREATE ROLE interlock LOGIN PASSWORD :'\w+';", sql)
-    assert created == RELATIONAL_SERVICES
+    created = {
+        database
+        for database, owner in re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", sql)
+        if database == owner  # each service's database belongs to its own role
+    }
+    roles = set(re.findall(r"CREATE ROLE (\w+) LOGIN PASSWORD :'\w+';", sql))
+    revoked = set(re.findall(r"REVOKE ALL ON DATABASE (\w+) FROM PUBLIC;", sql))
+    assert created == roles == revoked == RELATIONAL_SERVICES
     mounts = services["postgres"].get("volumes", [])
     assert "./infra/postgres/initdb.d:/docker-entrypoint-initdb.d:ro" in mounts
     for name in SERVICES:
@@ -558,10 +582,11 @@ def test_relational_services_get_their_own_database(services: dict[str, dict[str
         assert dsn, f"{name}: INTERLOCK_POSTGRES_DSN is not set"
         url = urlsplit(dsn)
         assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
-        assert url.username == "interlock"
+        assert url.username == name, f"{name} must connect as its own role"
         assert url.password is None, f"{name}: the password belongs in its own variable"
         assert url.path == f"/{name}", f"{name} must use its own database, not {url.path}"
-        assert "INTERLOCK_POSTGRES_PASSWORD" in env
+        password = REQUIRED_VARIABLE.match(env["INTERLOCK_POSTGRES_PASSWORD"])
+        assert password and password["name"] == f"INTERLOCK_{name.upper()}_POSTGRES_PASSWORD"
 
 
 def test_kafka_partitions_and_listener_agree(services: dict[str, dict[str, Any]]) -> None:

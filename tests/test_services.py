@@ -5,9 +5,11 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from interlock import artifact, iam, metadata, notification, scheduler, worker, workflow
 from interlock.common.testing import app_client
+from interlock.iam.domain import new_key_encryption_key
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +44,14 @@ def _s3(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     "iam": (
-        lambda r: iam.create_app(iam.IamSettings(**_postgres(r, "iam"), grpc_port=0, authz_port=0)),
+        lambda r: iam.create_app(
+            iam.IamSettings(
+                **_postgres(r, "iam"),
+                grpc_port=0,
+                authz_port=0,
+                key_encryption_keys=SecretStr(new_key_encryption_key()),
+            )
+        ),
         ["accounts", "authz", "credentials", "grpc", "postgres"],
     ),
     "workflow": (

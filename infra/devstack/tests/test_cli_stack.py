@@ -148,7 +148,9 @@ def _assert_nothing_left(stack: Stack) -> None:
 
 async def _write_and_read_back(stack: Stack, secrets: StackSecrets, *, write: bool) -> None:
     """Write a row, a document and an object (write=True), or check they are still there."""
-    conn = await asyncpg.connect(stack.postgres_dsn("workflow"), password=secrets.postgres_password)
+    conn = await asyncpg.connect(
+        stack.postgres_dsn("workflow"), password=secrets.postgres_passwords["workflow"]
+    )
     try:
         if write:
             await conn.execute("CREATE TABLE survives (v text)")
@@ -194,7 +196,12 @@ async def test_stack_with_stand_in_services(second_stack: StackUnderTest) -> Non
     assert "Interlock is up in" in first.stdout
     assert "http://127.0.0.1:" in first.stdout
     secrets = second_stack.secrets()
-    for secret in (secrets.postgres_password, secrets.s3_secret_key, secrets.s3_access_key):
+    for secret in (
+        *secrets.postgres_passwords.values(),
+        secrets.key_encryption_keys,
+        secrets.s3_secret_key,
+        secrets.s3_access_key,
+    ):
         assert secret not in first.stdout + first.stderr
     assert stack.secrets_file.stat().st_mode & 0o777 == 0o600
     _assert_gateway_routes(stack)

@@ -90,11 +90,19 @@ def test_service_environment() -> None:
     assert env["iam"]["INTERLOCK_KEY_ENCRYPTION_KEYS"].startswith("k1:")
     assert env["scheduler"]["INTERLOCK_GRPC_PORT"] == "9103"
     assert "INTERLOCK_GRPC_PORT" not in env["workflow"]
+    passwords = set()
     for name in ("iam", "workflow", "scheduler", "notification", "artifact"):
-        assert env[name]["INTERLOCK_POSTGRES_DSN"] == (
-            f"postgresql://interlock@127.0.0.1:15432/{name}"
-        )
-        assert env[name]["INTERLOCK_POSTGRES_PASSWORD"] == secrets.postgres_password
+        # Each service its own role, with rights on its own database only.
+        assert env[name]["INTERLOCK_POSTGRES_DSN"] == f"postgresql://{name}@127.0.0.1:15432/{name}"
+        assert env[name]["INTERLOCK_POSTGRES_PASSWORD"] == secrets.postgres_passwords[name]
+        passwords.add(env[name]["INTERLOCK_POSTGRES_PASSWORD"])
+    assert len(passwords) == 5
+    assert env["iam"]["INTERLOCK_KEY_ENCRYPTION_KEYS"] == secrets.key_encryption_keys
+    assert "INTERLOCK_KEY_ENCRYPTION_KEYS" not in env["workflow"]
+    assert all(
+        e["INTERLOCK_IAM_JWKS_URL"] == "http://127.0.0.1:8101/.well-known/jwks.json"
+        for e in env.values()
+    )
     assert "INTERLOCK_POSTGRES_DSN" not in env["worker"]
     assert env["metadata"]["INTERLOCK_MONGO_URL"] == (
         "mongodb://127.0.0.1:17017/?directConnection=true"
@@ -116,6 +124,29 @@ def test_secrets_are_created_once_and_private(tmp_path: Path) -> None:
     again, created_again = StackSecrets.load_or_create(path)
     assert (created, created_again) == (True, False)
     assert first == again
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_secrets_added_later_are_generated_for_an_older_data_folder(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text(
+        "INTERLOCK_DEV_POSTGRES_SUPERUSER_PASSWORD=su\n"
+        "INTERLOCK_POSTGRES_PASSWORD=shared\n"
+        "INTERLOCK_S3_ACCESS_KEY=ak\n"
+        "INTERLOCK_S3_SECRET_KEY=sk\n"
+    )
+    loaded, created = StackSecrets.load_or_create(path)
+    assert not created
+    assert (loaded.postgres_superuser_password, loaded.s3_access_key) == ("su", "ak")
+    assert set(loaded.postgres_passwords) == {
+        "iam",
+        "workflow",
+        "scheduler",
+        "notification",
+        "artifact",
+    }
+    assert loaded.key_encryption_keys.startswith("k1:")
+    assert StackSecrets.load_or_create(path)[0] == loaded  # written down, not made up again
     assert path.stat().st_mode & 0o777 == 0o600
 
 

@@ -5,7 +5,8 @@ it: :attr:`Gateway.url` is the default (gRPC Check), :meth:`Gateway.via` picks a
 and the ``any_gateway`` fixture runs a test in every mode.
 
 Every other service is played by one echo upstream that answers 200 with the path and
-the identity headers it received, so a test sees exactly what a service would.
+the headers it received (the identity token among them), so a test sees exactly what a
+service would.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
 from interlock.devstack._stack import AUTHZ_MODES, DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
+from interlock.iam.domain import new_key_encryption_key
 
 ADMIN = ("admin", "bootstrap-secret-password")
 """The bootstrap admin of the test IAM (tenant ``default``)."""
+KEY_ENCRYPTION_KEYS = new_key_encryption_key()
+"""The test IAM's key-encryption key (it seals the signing keys in the database)."""
 MAX_LOGIN_FAILURES = 3
 
 
@@ -154,6 +158,7 @@ def running_gateway(
         "INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD": "false",
         "INTERLOCK_LOGIN_MAX_FAILURES": str(MAX_LOGIN_FAILURES),
         "INTERLOCK_LOG_FORMAT": "text",
+        "INTERLOCK_KEY_ENCRYPTION_KEYS": KEY_ENCRYPTION_KEYS,
         **iam_settings,
     }
     iam = start_server(

@@ -16,20 +16,16 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from interlock.common.testing import app_client
+from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.devstack import PostgresDatabase, PostgresServer
 from interlock.iam import IamSettings, create_app
 
-from .conftest import ADMIN, Gateway, bearer, running_gateway
+from .conftest import ADMIN, KEY_ENCRYPTION_KEYS, Gateway, bearer, running_gateway
 
 pytestmark = pytest.mark.integration
 
 MAX_FAILURES = 3
-ADMIN_HEADERS = {
-    "x-interlock-principal": "admin",
-    "x-interlock-tenant": "default",
-    "x-interlock-roles": "admin",
-}
+ADMIN_HEADERS = identity_headers("default", subject="admin", roles=["admin"])
 
 
 def settings_for(database: PostgresDatabase, **changes: object) -> IamSettings:
@@ -42,6 +38,8 @@ def settings_for(database: PostgresDatabase, **changes: object) -> IamSettings:
         bootstrap_admin_password=SecretStr(ADMIN[1]),
         bootstrap_admin_must_change_password=False,
         login_max_failures=MAX_FAILURES,
+        key_encryption_keys=SecretStr(KEY_ENCRYPTION_KEYS),
+        identity_jwks=TEST_IDENTITY.jwks,
     )
     return base.model_copy(update=changes)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from interlock.common.testing import app_client
+from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.devstack import PostgresDatabase
 from interlock.iam import IamSettings, create_app
 
-from .conftest import ADMIN, Gateway
+from .conftest import ADMIN, KEY_ENCRYPTION_KEYS, Gateway
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +24,8 @@ async def test_bootstrap_admin_is_created_once(postgres_database: PostgresDataba
         bootstrap_admin_password=SecretStr("first-password"),
         bootstrap_admin_tenant="ops",
         bootstrap_admin_must_change_password=False,
+        key_encryption_keys=SecretStr(KEY_ENCRYPTION_KEYS),
+        identity_jwks=TEST_IDENTITY.jwks,
     )
     for password in ("first-password", "second-password"):
         changed = settings.model_copy(update={"bootstrap_admin_password": SecretStr(password)})
@@ -33,11 +35,7 @@ async def test_bootstrap_admin_is_created_once(postgres_database: PostgresDataba
                 json={"username": "root", "password": "first-password", "tenant": "ops"},
             )
             assert login.status_code == 200, login.text
-            headers = {
-                "x-interlock-principal": "p",
-                "x-interlock-tenant": "ops",
-                "x-interlock-roles": "admin",
-            }
+            headers = identity_headers("ops", subject="p", roles=["admin"])
             users = (await client.get("/api/v1/users", headers=headers)).json()
     assert [(user["username"], user["roles"]) for user in users] == [("root", ["admin"])]
 
@@ -50,16 +48,13 @@ async def test_without_gateway_headers_protected_routes_are_401(
         postgres_password=postgres_database.password,
         grpc_port=0,
         authz_port=0,
+        key_encryption_keys=SecretStr(KEY_ENCRYPTION_KEYS),
+        identity_jwks=TEST_IDENTITY.jwks,
     )
     async with app_client(create_app(settings)) as client:
         response = await client.get("/api/v1/users")
         viewer = await client.get(
-            "/api/v1/users",
-            headers={
-                "x-interlock-principal": "p",
-                "x-interlock-tenant": "default",
-                "x-interlock-roles": "viewer",
-            },
+            "/api/v1/users", headers=identity_headers("default", subject="p", roles=["viewer"])
         )
     assert response.status_code == 401
     assert viewer.status_code == 403

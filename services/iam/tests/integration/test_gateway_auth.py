@@ -6,6 +6,7 @@ default, and IAM's HTTP authorizer); the others through the default.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -19,10 +20,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from interlock.common.identity import IDENTITY_HEADER
 from interlock.common.permissions import PERMISSIONS, Rule
 from interlock.common.problems import PROBLEM_CONTENT_TYPE
+from interlock.iam.domain import KeyEncryptionKeys
 
-from .conftest import ADMIN, MAX_LOGIN_FAILURES, Gateway, bearer
+from .conftest import ADMIN, KEY_ENCRYPTION_KEYS, MAX_LOGIN_FAILURES, Gateway, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -90,12 +93,16 @@ async def _signing_key(gateway: Gateway) -> tuple[str, Ed25519PrivateKey]:
     conn = await asyncpg.connect(gateway.postgres_dsn, password=gateway.postgres_password)
     try:
         row = await conn.fetchrow(
-            "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL"
-            " ORDER BY created_at DESC LIMIT 1"
+            "SELECT kid, private_pem, sealed_private_key FROM signing_keys"
+            " WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1"
         )
     finally:
         await conn.close()
-    key = serialization.load_pem_private_key(row["private_pem"].encode(), password=None)
+    assert row["private_pem"] is None  # sealed at rest
+    pem = KeyEncryptionKeys(KEY_ENCRYPTION_KEYS).unseal(
+        row["sealed_private_key"], context=row["kid"]
+    )
+    key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, Ed25519PrivateKey)
     return row["kid"], key
 
@@ -200,11 +207,26 @@ def test_paths_are_normalized_before_authorization(any_gateway: Gateway) -> None
         assert encoded.status_code == 400
 
 
+def identity_claims(echoed: dict[str, str], gateway: Gateway) -> dict[str, object]:
+    """The claims of the identity token a service received, verified with IAM's JWKS."""
+    token = echoed[IDENTITY_HEADER]
+    kid = jwt.get_unverified_header(token)["kid"]
+    with gateway.client() as client:
+        jwks = client.get("/.well-known/jwks.json").json()
+    jwk = next(key for key in jwks["keys"] if key["kid"] == kid)
+    claims: dict[str, object] = jwt.decode(
+        token, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience="interlock-services"
+    )
+    return claims
+
+
 def test_spoofed_identity_headers_are_replaced(any_gateway: Gateway) -> None:
     username, password = any_gateway.create_user(["viewer"])
     token = any_gateway.login(username, password)["access_token"]
+    forged = any_gateway.login(*ADMIN)["access_token"]
     spoofed = {
         **bearer(token),
+        IDENTITY_HEADER: forged,
         "x-interlock-tenant": "evil",
         "x-interlock-principal": "someone-else",
         "x-interlock-roles": "admin",
@@ -213,12 +235,29 @@ def test_spoofed_identity_headers_are_replaced(any_gateway: Gateway) -> None:
         echoed = client.get("/api/v1/runs", headers=spoofed).json()["headers"]
         me = client.get("/api/v1/auth/me", headers=spoofed).json()
         assert_problem(client.get("/api/v1/users", headers=spoofed), 403)
-        anonymous = client.get("/health/iam", headers={"x-interlock-roles": "admin"})
-    assert echoed["x-interlock-tenant"] == "default"
-    assert echoed["x-interlock-roles"] == "viewer"
-    assert echoed["x-interlock-principal"] == me["id"] != "someone-else"
+        anonymous = client.get("/health/iam", headers={IDENTITY_HEADER: forged})
+    claims = identity_claims(echoed, any_gateway)
+    assert (claims["tid"], claims["roles"]) == ("default", ["viewer"])
+    assert claims["sub"] == me["id"] != "someone-else"
     assert me == {"id": me["id"], "tenant": "default", "roles": ["viewer"]}
     assert anonymous.status_code == 200
+
+
+def test_iam_refuses_made_up_identities_at_its_own_port(gateway: Gateway) -> None:
+    # Anyone on the network could once create an admin user in another tenant this way.
+    forged = {
+        "x-interlock-principal": "mallory",
+        "x-interlock-tenant": "default",
+        "x-interlock-roles": "admin",
+    }
+    body = {"username": "mallory", "password": "mallory-password", "roles": ["admin"]}
+    with httpx.Client(base_url=gateway.iam_url, trust_env=False, timeout=30) as client:
+        created = client.post("/api/v1/users", json=body, headers=forged)
+        access_token = client.post(
+            "/api/v1/users", json=body, headers={IDENTITY_HEADER: gateway.admin_token()}
+        )
+    assert_problem(created, 401)
+    assert_problem(access_token, 401)
 
 
 # --- sessions -----------------------------------------------------------------------
@@ -310,7 +349,7 @@ def test_another_tenants_resources_are_404(gateway: Gateway) -> None:
         assert client.get(f"/api/v1/users/{default_admin['id']}", headers=admin).status_code == 200
         assert [u["username"] for u in client.get("/api/v1/users", headers=acme).json()] == ["root"]
         echoed = client.get("/api/v1/runs", headers=acme).json()["headers"]
-        assert echoed["x-interlock-tenant"] == tenant
+        assert identity_claims(echoed, gateway)["tid"] == tenant
         # A tenant's admin cannot create tenants or see others.
         refused = client.post(
             "/api/v1/tenants",
@@ -337,3 +376,43 @@ def test_rotation_keeps_old_tokens_valid(gateway: Gateway) -> None:
         assert {new_kid, jwt.get_unverified_header(old)["kid"]} <= kids
         assert client.get("/api/v1/auth/me", headers=bearer(old)).status_code == 200
         assert client.get("/api/v1/auth/me", headers=bearer(new)).status_code == 200
+
+
+async def test_a_flood_of_key_lookups_leaves_remembered_tokens_answered(gateway: Gateway) -> None:
+    # IAM's gRPC Check runs on 4 threads; each new API key once held one for its
+    # database lookup, so a flood of them made the gateway answer 503 to everyone.
+    admin = bearer(gateway.admin_token())
+    with gateway.client() as client:
+        keys = []
+        for number in range(6):
+            created = client.post(
+                "/api/v1/api-keys",
+                json={"name": f"flood-{number}", "roles": ["viewer"]},
+                headers=admin,
+            )
+            assert created.status_code == 201, created.text
+            keys.append(created.json()["key"])
+        assert client.get("/api/v1/auth/me", headers=admin).status_code == 200  # remembered
+    conn = await asyncpg.connect(gateway.postgres_dsn, password=gateway.postgres_password)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, trust_env=False, timeout=60) as client:
+            async with conn.transaction():
+                # Every lookup now waits, as it would behind a slow or saturated database.
+                await conn.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+                flood = [
+                    asyncio.create_task(client.get("/api/v1/runs", headers=bearer(key)))
+                    for key in keys
+                ]
+                waiting = (
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE NOT granted AND relation = 'api_keys'::regclass"
+                )
+                async with asyncio.timeout(30):  # a hang guard only
+                    while await conn.fetchval(waiting) < 2:  # noqa: ASYNC110 - polls the server
+                        await asyncio.sleep(0.02)
+                remembered = await client.get("/api/v1/auth/me", headers=admin)
+            answers = [response.status_code for response in await asyncio.gather(*flood)]
+    finally:
+        await conn.close()
+    assert remembered.status_code == 200, remembered.text
+    assert set(answers) <= {200, 503} and 503 in answers, answers

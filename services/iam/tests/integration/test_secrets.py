@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from interlock.common.service_credentials import credential_metadata
-from interlock.common.testing import app_client
+from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.devstack import PostgresDatabase
 from interlock.devstack._process import free_ports
 from interlock.iam import IamSettings, create_app
@@ -26,11 +26,7 @@ CREDENTIAL = SecretStr("worker-credential")
 
 
 def headers(roles: str, tenant: str = "default") -> dict[str, str]:
-    return {
-        "x-interlock-principal": f"someone-{roles}",
-        "x-interlock-tenant": tenant,
-        "x-interlock-roles": roles,
-    }
+    return identity_headers(tenant, subject=f"someone-{roles}", roles=roles.split(","))
 
 
 def settings_for(database: PostgresDatabase, grpc_port: int, **changes: object) -> IamSettings:
@@ -41,6 +37,7 @@ def settings_for(database: PostgresDatabase, grpc_port: int, **changes: object) 
         authz_port=0,
         key_encryption_keys=SecretStr(new_key_encryption_key()),
         service_credentials=CREDENTIAL,
+        identity_jwks=TEST_IDENTITY.jwks,
     )
     return base.model_copy(update=changes)
 

@@ -11,6 +11,11 @@ VIEWER = AuthPrincipal(
 )
 
 
+def _identity_token(principal: AuthPrincipal) -> str:
+    """A stand-in for the signed token: who, tenant and roles in plain text."""
+    return f"{principal.subject};{principal.tenant};{principal.roles_header}"
+
+
 def _remembered(token: str) -> AuthPrincipal | None:
     if token == "good":
         return VIEWER
@@ -25,7 +30,7 @@ async def _validate(token: str) -> AuthPrincipal:
     raise Unauthenticated("bad token")
 
 
-AUTHORIZER = Authorizer(_remembered, _validate)
+AUTHORIZER = Authorizer(_remembered, _validate, _identity_token)
 
 
 def test_public_routes_need_no_token() -> None:
@@ -34,13 +39,7 @@ def test_public_routes_need_no_token() -> None:
 
 def test_allowed_requests_carry_the_identity_headers() -> None:
     decision = AUTHORIZER.decide_from_memory("GET", "/api/v1/runs/r1?x=1", "Bearer good")
-    assert decision == Allow(
-        (
-            ("x-interlock-principal", "u1"),
-            ("x-interlock-tenant", "acme"),
-            ("x-interlock-roles", "viewer"),
-        )
-    )
+    assert decision == Allow((("x-interlock-identity", "u1;acme;viewer"),))
 
 
 @pytest.mark.parametrize("authorization", [None, "", "Bearer", "Basic good", "good", "Bearer bad"])
@@ -70,7 +69,9 @@ def test_roles_below_the_route_are_403() -> None:
 async def test_credentials_not_in_memory_are_looked_up() -> None:
     assert AUTHORIZER.decide_from_memory("GET", "/api/v1/runs", "Bearer new") is None
     allowed = await AUTHORIZER.decide("GET", "/api/v1/runs", "Bearer new")
-    assert isinstance(allowed, Allow) and ("x-interlock-tenant", "acme") in allowed.headers
+    assert (
+        isinstance(allowed, Allow) and ("x-interlock-identity", "u1;acme;viewer") in allowed.headers
+    )
     refused = await AUTHORIZER.decide("GET", "/api/v1/runs", "Bearer new-bad")
     assert isinstance(refused, Deny) and refused.status == 401
     forbidden = await AUTHORIZER.decide("DELETE", "/api/v1/workflows/etl", "Bearer new")

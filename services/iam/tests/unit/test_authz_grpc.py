@@ -41,6 +41,11 @@ INJECTOR = AuthPrincipal(
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
+def _identity_token(principal: AuthPrincipal) -> str:
+    """A stand-in for the signed token: who, tenant and roles in plain text."""
+    return f"{principal.subject};{principal.tenant};{principal.roles_header}"
+
+
 def _remembered(token: str) -> AuthPrincipal | None:
     if token == "revoked":
         raise Unauthenticated("This token has been revoked.")
@@ -60,7 +65,9 @@ async def _validate(token: str) -> AuthPrincipal:
 @pytest.fixture
 async def authz() -> AsyncIterator[external_auth_pb2_grpc.AuthorizationAsyncStub]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    service = AuthorizationService(Authorizer(_remembered, _validate), asyncio.get_running_loop())
+    service = AuthorizationService(
+        Authorizer(_remembered, _validate, _identity_token), asyncio.get_running_loop()
+    )
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -99,9 +106,7 @@ async def test_allowed_requests_get_the_identity_headers(
     assert response.status.code == code_pb2.OK
     assert response.WhichOneof("http_response") == "ok_response"
     assert _headers(list(response.ok_response.headers)) == {
-        "x-interlock-principal": "u1",
-        "x-interlock-tenant": "acme",
-        "x-interlock-roles": "viewer",
+        "x-interlock-identity": "u1;acme;viewer",
     }
 
 

@@ -25,6 +25,11 @@ INJECTOR = AuthPrincipal(
 )
 
 
+def _identity_token(principal: AuthPrincipal) -> str:
+    """A stand-in for the signed token: who, tenant and roles in plain text."""
+    return f"{principal.subject};{principal.tenant};{principal.roles_header}"
+
+
 def _remembered(token: str) -> AuthPrincipal | None:
     return {"known": VIEWER, "known-injector": INJECTOR}.get(token)
 
@@ -42,7 +47,9 @@ async def _validate(token: str) -> AuthPrincipal:
 
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
-    server = AuthzServer(Authorizer(_remembered, _validate), IamSettings(authz_port=0))
+    server = AuthzServer(
+        Authorizer(_remembered, _validate, _identity_token), IamSettings(authz_port=0)
+    )
     async with server:
         assert server.port is not None
         yield server.port
@@ -75,9 +82,7 @@ async def _exchange(port: int, *requests: bytes) -> list[tuple[int, dict[str, st
 async def test_allowed_requests_get_the_identity_headers(port: int) -> None:
     [(status, headers, body)] = await _exchange(port, _request("GET", "/api/v1/runs", "known"))
     assert status == 200 and body == b""
-    assert headers["x-interlock-principal"] == "u1"
-    assert headers["x-interlock-tenant"] == "acme"
-    assert headers["x-interlock-roles"] == "viewer"
+    assert headers["x-interlock-identity"] == "u1;acme;viewer"
 
 
 async def test_denials_carry_a_problem_document(port: int) -> None:

@@ -116,3 +116,37 @@ def test_secrets_are_random_typed_and_hashed() -> None:
     assert len(key) > 40
     assert hash_secret(key) == hash_secret(key) != hash_secret(other)
     assert key not in hash_secret(key)
+
+
+def test_api_keys_carry_a_checksum_checked_without_io() -> None:
+    from interlock.iam.domain import ApiKeyShape, api_key_shape, new_api_key
+
+    key = new_api_key()
+    assert key.startswith("ilk_") and api_key_shape(key) is ApiKeyShape.CHECKED
+    flipped = key[:10] + ("A" if key[10] != "A" else "B") + key[11:]
+    assert api_key_shape(flipped) is ApiKeyShape.MALFORMED
+    legacy = "ilk_" + "x" * 43  # the format issued before checksums
+    assert api_key_shape(legacy) is ApiKeyShape.LEGACY
+    for garbage in ("ilk_", "ilk_short", "ilk_" + "x" * 60, "ilk_" + "!" * 43, "nope"):
+        assert api_key_shape(garbage) is ApiKeyShape.MALFORMED
+
+
+async def test_identity_tokens_verify_in_services_and_are_no_access_tokens() -> None:
+    from interlock.common.identity import IdentityVerifier, parse_jwks
+    from interlock.iam.domain import AuthPrincipal, PrincipalKind, issue_identity_token
+
+    keyring, key = _keyring()
+    principal = AuthPrincipal(
+        subject="u1", kind=PrincipalKind.USER, tenant="acme", roles=("viewer",), expires_at=None
+    )
+    now = time.time()
+    token = issue_identity_token(key, principal, issuer="il", now=now, ttl_s=60)
+
+    class Keys:
+        async def public_key(self, kid: str) -> object:
+            return parse_jwks(keyring.jwks(now)).get(kid)
+
+    verified = await IdentityVerifier(Keys(), issuer="il").verify(token)  # type: ignore[arg-type]
+    assert (verified.subject, verified.tenant, verified.roles) == ("u1", "acme", {"viewer"})
+    with pytest.raises(TokenError):
+        decode_access_token(keyring, token, issuer="il", now=now)

@@ -18,16 +18,13 @@ import pytest
 from interlock.common import topics
 from interlock.common.events import Event, is_type
 from interlock.common.kafka import EventConsumer, EventPublisher
-from interlock.common.testing import app_client
+from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 from interlock.scheduler import SchedulerSettings, create_app
 
 TENANT = "tenant-a"
-HEADERS = {
-    "x-interlock-principal": "user-1",
-    "x-interlock-tenant": TENANT,
-    "x-interlock-roles": "operator",
-}
+HEADERS = identity_headers(TENANT, subject="user-1", roles=["operator"])
+"""What the gateway forwards for an operator of ``TENANT``: an identity token."""
 
 WATCHED = (
     topics.TASK_SCHEDULED,
@@ -222,6 +219,7 @@ def make_settings(request: pytest.FixtureRequest, **overrides: Any) -> Scheduler
         "consumer_group": f"scheduler-{secrets.token_hex(4)}",
         "grpc_port": 0,
         "timer_max_sleep_ms": 100,
+        "identity_jwks": TEST_IDENTITY.jwks,
     }
     values.update(overrides)
     return SchedulerSettings(**values)

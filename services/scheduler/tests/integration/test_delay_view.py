@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
-from interlock.common.testing import app_client
+from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.workflow import WorkflowSettings
 from interlock.workflow import create_app as create_workflow_app
 
@@ -32,11 +32,7 @@ DEFINITION = {
         {"id": "after", "type": "delay", "depends_on": ["wait"], "params": {"duration": "10ms"}},
     ],
 }
-HEADERS = {
-    "x-interlock-principal": "alice",
-    "x-interlock-tenant": "acme",
-    "x-interlock-roles": "developer",
-}
+HEADERS = identity_headers("acme", subject="alice", roles=["developer"])
 
 
 async def finished_view(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
@@ -63,6 +59,7 @@ async def workflow(
         kafka_topic_prefix=prefix,
         kafka_session_timeout_ms=3000,
         kafka_heartbeat_interval_ms=500,
+        identity_jwks=TEST_IDENTITY.jwks,
     )
     async with app_client(create_workflow_app(settings)) as client:
         client.headers.update(HEADERS)

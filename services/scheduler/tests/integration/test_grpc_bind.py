@@ -7,8 +7,10 @@ import secrets
 
 import pytest
 
+from interlock.common.identity import IdentityVerifier, JwksKeys
 from interlock.common.postgres import PostgresDatabase
 from interlock.common.settings import PostgresOptions
+from interlock.common.testing import TEST_IDENTITY
 from interlock.devstack import PostgresServer
 from interlock.scheduler.grpc import TaskStateServer
 
@@ -34,7 +36,9 @@ async def test_the_server_binds_the_configured_host(postgres_server: PostgresSer
     try:
         database = PostgresDatabase(options)
         # Both are loopback addresses on Linux; only the configured one may answer.
-        async with database, TaskStateServer(database, host="127.0.0.2", port=0) as server:
+        identity = IdentityVerifier(JwksKeys(None, static=TEST_IDENTITY.jwks))
+        server = TaskStateServer(database, identity, host="127.0.0.2", port=0)
+        async with database, server:
             assert await _accepts("127.0.0.2", server.port)
             assert not await _accepts("127.0.0.1", server.port)
     finally:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from interlock.common import topics
+from interlock.common.testing import identity_headers
 from interlock.events.v1 import definition_pb2, task_pb2
 
 from .conftest import HEADERS, Scheduler, task
@@ -108,7 +109,7 @@ async def test_exhaustion_dead_letters_then_replay_finishes_the_run(scheduler: S
     assert letter["id"] == dead.dead_letter_id
     assert letter["attempts"] == 3 and "RuntimeError: boom" in letter["traceback_excerpt"]
 
-    other = {**HEADERS, "x-interlock-tenant": "tenant-b"}
+    other = identity_headers("tenant-b", subject="user-1", roles=["operator"])
     denied = await scheduler.client.post(
         f"/api/v1/dead-letters/{letter['id']}/replay", headers=other
     )

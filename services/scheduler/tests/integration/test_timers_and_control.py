@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from interlock.common import topics
+from interlock.common.testing import identity_headers
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 
 from .conftest import HEADERS, Scheduler, task
@@ -92,7 +93,7 @@ async def test_pending_delay_can_be_moved_or_cancelled(scheduler: Scheduler) -> 
         url, json={"due_at": "9999-12-31T23:59:59-23:59"}, headers=HEADERS
     )
     assert beyond_utc.status_code == 422, beyond_utc.text  # was a 500 (OverflowError)
-    other = {**HEADERS, "x-interlock-tenant": "tenant-b"}
+    other = identity_headers("tenant-b", subject="user-1", roles=["operator"])
     assert (
         await scheduler.client.delete(f"/api/v1/runs/{skipped}/tasks/wait/timer", headers=other)
     ).status_code == 404

@@ -11,19 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from interlock.common.testing import app_client
+from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.workflow import WorkflowSettings, create_app
 
 TENANT = "acme"
 
 
 def gateway_headers(tenant: str = TENANT, subject: str = "alice") -> dict[str, str]:
-    """What the gateway's ext_authz adds to a request it authorized."""
-    return {
-        "x-interlock-principal": subject,
-        "x-interlock-tenant": tenant,
-        "x-interlock-roles": "developer",
-    }
+    """What the gateway adds to a request it authorized: an identity token."""
+    return identity_headers(tenant, subject=subject, roles=["developer"])
 
 
 @pytest.fixture
@@ -37,6 +33,7 @@ def settings(postgres_database: Any, kafka_server: Any) -> WorkflowSettings:
         kafka_topic_prefix=f"wf{secrets.token_hex(4)}.",
         kafka_session_timeout_ms=3000,
         kafka_heartbeat_interval_ms=500,
+        identity_jwks=TEST_IDENTITY.jwks,
     )
 
 

@@ -155,6 +155,21 @@ async def test_requests_without_the_gateway_headers_are_refused(
     assert (await client.get("/api/v1/workflows/schema")).status_code == 401
 
 
+async def test_made_up_identity_headers_are_refused(client: httpx.AsyncClient) -> None:
+    # What anyone on the network could send straight to the service's port: a viewer
+    # once created a workflow this way.
+    client.headers = httpx.Headers(
+        {
+            "x-interlock-principal": "mallory",
+            "x-interlock-tenant": "acme",
+            "x-interlock-roles": "admin",
+        }
+    )
+    created = await client.post("/api/v1/workflows", content=DEFINITION, headers=YAML)
+    assert created.status_code == 401
+    assert (await client.get("/api/v1/workflows")).status_code == 401
+
+
 async def test_the_schema_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/workflows/schema")
     assert response.status_code == 200

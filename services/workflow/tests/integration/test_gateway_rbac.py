@@ -16,12 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
+from interlock.common.testing import TEST_IDENTITY
 from interlock.devstack._envoy import IAM_AUTHZ, IAM_GRPC, render_envoy_config
 from interlock.devstack._probes import http_probe
 from interlock.devstack._process import free_ports
 from interlock.devstack._runner import start_server
 from interlock.devstack._servers import ServerSpec, gateway_spec
 from interlock.devstack._stack import SERVICES
+from interlock.iam.domain import new_key_encryption_key
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +92,7 @@ def stack(
             "INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
             "INTERLOCK_BOOTSTRAP_ADMIN_TENANT": "default",
             "INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD": "false",
+            "INTERLOCK_KEY_ENCRYPTION_KEYS": new_key_encryption_key(),
         },
         base,
     )
@@ -103,6 +106,8 @@ def stack(
                 "INTERLOCK_POSTGRES_PASSWORD": postgres_server.password,
                 "INTERLOCK_KAFKA_BOOTSTRAP_SERVERS": kafka_server.bootstrap_servers,
                 "INTERLOCK_KAFKA_TOPIC_PREFIX": f"gw{secrets.token_hex(4)}.",
+                # The service fetches IAM's public keys to verify identity tokens.
+                "INTERLOCK_IAM_JWKS_URL": f"http://127.0.0.1:{iam_http}/.well-known/jwks.json",
             },
             base,
         )
@@ -149,13 +154,17 @@ def test_roles_decide_who_defines_starts_and_controls(stack: Stack) -> None:
         started = client.post(
             "/api/v1/workflows/rbac/runs",
             json={"input": {}},
-            headers={"idempotency-key": "gw-1", "x-interlock-tenant": "evil"},
+            headers={
+                "idempotency-key": "gw-1",
+                "x-interlock-tenant": "evil",
+                "x-interlock-identity": TEST_IDENTITY.token("evil"),
+            },
         )
         assert started.status_code == 201, started.text
         run_url = f"/api/v1/runs/{started.json()['run_id']}"
         assert client.post(f"{run_url}/cancel").status_code == 403
     with stack.client(viewer) as client:
-        # The spoofed tenant header was replaced: the run is in the caller's tenant.
+        # The spoofed identity was replaced: the run is in the caller's tenant.
         fetched = client.get(run_url)
         assert fetched.status_code == 200
         assert fetched.json()["status"] == "pending"

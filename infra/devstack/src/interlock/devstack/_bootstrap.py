@@ -9,35 +9,27 @@ from interlock.common.topics import ensure_topics
 from interlock.devstack import _postgres
 from interlock.devstack._probes import s3_client
 from interlock.devstack._stack import (
-    POSTGRES_ROLE,
+    LEGACY_POSTGRES_ROLE,
     POSTGRES_SUPERUSER,
     S3_BUCKET,
-    SERVICES,
     Stack,
     StackSecrets,
 )
 
 
 async def bootstrap_postgres(stack: Stack, secrets: StackSecrets) -> None:
-    """Create (or update) role ``interlock`` and one database per relational service."""
-    port = stack.port("postgres")
-    password = secrets.postgres_superuser_password
-    await _postgres.ensure_login_role(
-        port=port,
+    """A role and a database per relational service.
+
+    Data folders from before took one shared role (``interlock``): its databases are
+    handed over to the services' own roles.
+    """
+    await _postgres.create_service_databases(
+        port=stack.port("postgres"),
         superuser=POSTGRES_SUPERUSER,
-        password=password,
-        role=POSTGRES_ROLE,
-        role_password=secrets.postgres_password,
+        password=secrets.postgres_superuser_password,
+        roles=secrets.postgres_passwords,
+        legacy_owner=LEGACY_POSTGRES_ROLE,
     )
-    for service in SERVICES:
-        if service.postgres:
-            await _postgres.create_database(
-                port=port,
-                superuser=POSTGRES_SUPERUSER,
-                password=password,
-                name=service.name,
-                owner=POSTGRES_ROLE,
-            )
 
 
 async def bootstrap_s3(stack: Stack, secrets: StackSecrets) -> None:

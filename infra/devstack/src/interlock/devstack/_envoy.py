@@ -55,9 +55,7 @@ _AUTHZ_SERVICE = {
                         authorization_response:
                           allowed_upstream_headers:
                             patterns:
-                              - {{ exact: x-interlock-principal }}
-                              - {{ exact: x-interlock-tenant }}
-                              - {{ exact: x-interlock-roles }}
+                              - {{ exact: x-interlock-identity }}
                           allowed_client_headers:
                             patterns: [{{ exact: content-type }}, {{ exact: www-authenticate }}]
 """,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from interlock.devstack._process import LOOPBACK
@@ -17,11 +18,11 @@ def libpq_url(*, user: str, port: int, database: str, host: str = LOOPBACK) -> s
     return f"postgresql://{user}@{host}:{port}/{database}"
 
 
-async def _connect(*, port: int, user: str, password: str) -> Any:
+async def _connect(*, port: int, user: str, password: str, database: str = "postgres") -> Any:
     import asyncpg  # here, not at the top: the pytest plugin loads this module everywhere
 
     return await asyncpg.connect(
-        host=LOOPBACK, port=port, user=user, password=password, database="postgres", timeout=10
+        host=LOOPBACK, port=port, user=user, password=password, database=database, timeout=10
     )
 
 
@@ -86,3 +87,58 @@ async def ensure_login_role(
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def create_service_databases(
+    *,
+    port: int,
+    superuser: str,
+    password: str,
+    roles: Mapping[str, str],
+    legacy_owner: str | None = None,
+) -> None:
+    """One login role and one database per service, each role with rights on its own only.
+
+    Idempotent. A database that exists already is handed to its service's role (and,
+    when ``legacy_owner`` owned it, so is everything in it), and no other role may
+    connect to it (``CONNECT`` revoked from ``PUBLIC``).
+
+    Args:
+        port: Server port on loopback.
+        superuser: Superuser to connect as.
+        password: Its password.
+        roles: Each service's role password, by service (role and database names).
+        legacy_owner: The role that owned every database before, if any.
+    """
+    for name, role_password in roles.items():
+        await ensure_login_role(
+            port=port,
+            superuser=superuser,
+            password=password,
+            role=name,
+            role_password=role_password,
+        )
+        await create_database(
+            port=port, superuser=superuser, password=password, name=name, owner=name
+        )
+    conn = await _connect(port=port, user=superuser, password=password)
+    try:
+        legacy = legacy_owner is not None and bool(
+            await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", legacy_owner)
+        )
+        for name in roles:
+            # Databases first: REASSIGN OWNED below also moves the databases a role owns.
+            await conn.execute(f"ALTER DATABASE {quote_ident(name)} OWNER TO {quote_ident(name)}")
+            await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident(name)} FROM PUBLIC")
+    finally:
+        await conn.close()
+    if legacy:
+        assert legacy_owner is not None
+        for name in roles:
+            inside = await _connect(port=port, user=superuser, password=password, database=name)
+            try:
+                await inside.execute(
+                    f"REASSIGN OWNED BY {quote_ident(legacy_owner)} TO {quote_ident(name)}"
+                )
+            finally:
+                await inside.close()

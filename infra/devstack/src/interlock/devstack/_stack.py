@@ -50,8 +50,9 @@ POSTGRES_HOMES = Path("/var/lib/interlock-devstack")
 
 POSTGRES_SUPERUSER = "postgres"
 """Bootstrap superuser of the local cluster (used by ``make up`` only)."""
-POSTGRES_ROLE = "interlock"
-"""Login role every relational service connects as; owns their databases."""
+LEGACY_POSTGRES_ROLE = "interlock"
+"""The role every relational service once shared; ``make up`` hands its databases to
+the services' own roles."""
 S3_BUCKET = "interlock-artifacts"
 """Bucket of the artifact service."""
 KAFKA_PARTITIONS = 3
@@ -149,56 +150,104 @@ def _service_credential(secrets_: StackSecrets) -> str:
     return _derived_secret(secrets_, "worker service credential").hex()
 
 
+POSTGRES_SERVICES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.postgres)
+"""The relational services: each has a database and a login role of its own name, with
+rights on its own database only."""
+
+
+def _postgres_password_env(service: str) -> str:
+    return f"INTERLOCK_DEV_POSTGRES_PASSWORD_{service.upper()}"
+
+
+def _new_key_encryption_key() -> str:
+    # IAM's KEK format (interlock.iam.domain._sealing): id:base64url(32 bytes).
+    return "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackSecrets:
     """Generated once per data folder into ``secrets.env`` (mode 0600); never printed."""
 
     postgres_superuser_password: str
-    postgres_password: str
+    postgres_passwords: Mapping[str, str]
+    """The login password of each relational service's own role, by service."""
     s3_access_key: str
     s3_secret_key: str
+    key_encryption_keys: str
+    """IAM's key-encryption key, which seals its signing keys at rest."""
 
-    _KEYS: ClassVar[dict[str, str]] = {
+    # Secrets the servers already hold: a file without them belongs to other data.
+    _FIXED: ClassVar[dict[str, str]] = {
         "postgres_superuser_password": "INTERLOCK_DEV_POSTGRES_SUPERUSER_PASSWORD",
-        "postgres_password": "INTERLOCK_POSTGRES_PASSWORD",
         "s3_access_key": "INTERLOCK_S3_ACCESS_KEY",
         "s3_secret_key": "INTERLOCK_S3_SECRET_KEY",
     }
+    _KEK_ENV: ClassVar[str] = "INTERLOCK_KEY_ENCRYPTION_KEYS"
 
     @classmethod
     def generate(cls) -> StackSecrets:
-        """Fresh random secrets (alphanumeric: safe in URLs and config files)."""
+        """Fresh random secrets (URL-safe: fine in URLs and config files)."""
         return cls(
             postgres_superuser_password=secrets.token_hex(24),
-            postgres_password=secrets.token_hex(24),
+            postgres_passwords={name: secrets.token_hex(24) for name in POSTGRES_SERVICES},
             s3_access_key="IL" + secrets.token_hex(9).upper(),
             s3_secret_key=secrets.token_hex(20),
+            key_encryption_keys=_new_key_encryption_key(),
         )
+
+    def _lines(self) -> dict[str, str]:
+        lines = {env: getattr(self, field) for field, env in self._FIXED.items()}
+        for name, password in self.postgres_passwords.items():
+            lines[_postgres_password_env(name)] = password
+        lines[self._KEK_ENV] = self.key_encryption_keys
+        return lines
 
     @classmethod
     def load_or_create(cls, path: Path) -> tuple[StackSecrets, bool]:
         """Read ``path``, or generate secrets and write it with mode 0600.
 
+        Secrets added since the file was written (a service's own database role, IAM's
+        key-encryption key) are generated and appended.
+
         Returns:
-            The secrets and whether they were created now.
+            The secrets and whether the file was created now.
         """
-        if path.exists():
-            values: dict[str, str] = {}
-            for line in path.read_text().splitlines():
-                key, sep, value = line.partition("=")
-                if sep and not key.startswith("#"):
-                    values[key.strip()] = value.strip()
-            missing = [env for env in cls._KEYS.values() if not values.get(env)]
-            if missing:
-                raise RuntimeError(f"{path} lacks {', '.join(missing)}; delete it and the data")
-            return cls(**{field: values[env] for field, env in cls._KEYS.items()}), False
-        created = cls.generate()
+        if not path.exists():
+            created = cls.generate()
+            cls._write(path, created._lines())
+            return created, True
+        values: dict[str, str] = {}
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                values[key.strip()] = value.strip()
+        missing = [env for env in cls._FIXED.values() if not values.get(env)]
+        if missing:
+            raise RuntimeError(f"{path} lacks {', '.join(missing)}; delete it and the data")
+        fresh = cls.generate()._lines()
+        added = {env: value for env, value in fresh.items() if not values.get(env)}
+        if added:
+            cls._write(path, {**values, **added})
+            values.update(added)
+        loaded = cls(
+            postgres_superuser_password=values[cls._FIXED["postgres_superuser_password"]],
+            postgres_passwords={
+                name: values[_postgres_password_env(name)] for name in POSTGRES_SERVICES
+            },
+            s3_access_key=values[cls._FIXED["s3_access_key"]],
+            s3_secret_key=values[cls._FIXED["s3_secret_key"]],
+            key_encryption_keys=values[cls._KEK_ENV],
+        )
+        return loaded, False
+
+    @staticmethod
+    def _write(path: Path, lines: Mapping[str, str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
         body = "# Local secrets of `make up`, generated once. Keep private.\n"
-        body += "".join(f"{env}={getattr(created, f)}\n" for f, env in cls._KEYS.items())
+        body += "".join(f"{env}={value}\n" for env, value in lines.items())
         with private_file(path) as fd:
             os.write(fd, body.encode())
-        return created, True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,6 +413,11 @@ class Stack:
         return f"http://{LOOPBACK}:{self.port('gateway')}"
 
     @property
+    def iam_jwks_url(self) -> str:
+        """IAM's public keys, which services verify identity tokens with."""
+        return f"http://{LOOPBACK}:{self.http_port(SERVICES[0])}/.well-known/jwks.json"
+
+    @property
     def kafka_bootstrap_servers(self) -> str:
         """Broker address."""
         return f"{LOOPBACK}:{self.port('kafka')}"
@@ -373,9 +427,9 @@ class Stack:
         """S3 endpoint (``host:port``)."""
         return f"{LOOPBACK}:{self.port('s3')}"
 
-    def postgres_dsn(self, database: str) -> str:
-        """The libpq URL of ``database`` for the ``interlock`` role (no password)."""
-        return f"postgresql://{POSTGRES_ROLE}@{LOOPBACK}:{self.port('postgres')}/{database}"
+    def postgres_dsn(self, service: str) -> str:
+        """The libpq URL of ``service``'s database for its own role (no password)."""
+        return f"postgresql://{service}@{LOOPBACK}:{self.port('postgres')}/{service}"
 
     # --- programs -------------------------------------------------------------------
 
@@ -448,6 +502,7 @@ class Stack:
             "INTERLOCK_HTTP_HOST": LOOPBACK,
             "INTERLOCK_HTTP_PORT": str(self.http_port(service)),
             "INTERLOCK_LOG_FORMAT": "json",
+            "INTERLOCK_IAM_JWKS_URL": self.iam_jwks_url,
         }
         if service.kafka:
             env["INTERLOCK_KAFKA_BOOTSTRAP_SERVERS"] = self.kafka_bootstrap_servers
@@ -460,7 +515,7 @@ class Stack:
             env["INTERLOCK_AUTHZ_PORT"] = str(authz)
         if service.postgres:
             env["INTERLOCK_POSTGRES_DSN"] = self.postgres_dsn(service.name)
-            env["INTERLOCK_POSTGRES_PASSWORD"] = secrets_.postgres_password
+            env["INTERLOCK_POSTGRES_PASSWORD"] = secrets_.postgres_passwords[service.name]
         if service.mongo:
             env["INTERLOCK_MONGO_URL"] = _servers.mongo_url(self.port("mongo"))
         if service.s3:
@@ -471,22 +526,16 @@ class Stack:
         if service.smtp:
             env["INTERLOCK_SMTP_HOST"] = LOOPBACK
             env["INTERLOCK_SMTP_PORT"] = str(self.port("smtp"))
-        if service.name == "worker":
-            env["INTERLOCK_HTTP_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
         if service.name == "iam":
+            env["INTERLOCK_KEY_ENCRYPTION_KEYS"] = secrets_.key_encryption_keys
             env["INTERLOCK_BOOTSTRAP_ADMIN_USERNAME"] = ADMIN_USERNAME
             env["INTERLOCK_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
             env["INTERLOCK_BOOTSTRAP_ADMIN_TENANT"] = ADMIN_TENANT
             # The local stack's admin password is a known one on purpose: no change forced.
             env["INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD"] = "false"  # noqa: S105 - a flag
-            env["INTERLOCK_KEY_ENCRYPTION_KEYS"] = (
-                "k1:"
-                + base64.urlsafe_b64encode(
-                    _derived_secret(secrets_, "iam key-encryption key")
-                ).decode()
-            )
             env["INTERLOCK_SERVICE_CREDENTIALS"] = _service_credential(secrets_)
         if service.name == "worker":
+            env["INTERLOCK_HTTP_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
             iam = next(other for other in SERVICES if other.name == "iam")
             env["INTERLOCK_IAM_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(iam)}"
             env["INTERLOCK_SERVICE_CREDENTIAL"] = _service_credential(secrets_)

@@ -1,8 +1,8 @@
 """Ask IAM who a token names: a small async client of ``interlock.auth.v1.TokenValidation``.
 
-Services behind the gateway already receive the caller in headers
+Services behind the gateway already receive the caller as an identity token IAM signed
 (:mod:`interlock.common.identity`); this client is for the rare service that is handed
-a token some other way (e.g. a callback) and must validate it itself::
+a user's access token or API key some other way (e.g. a callback) and must validate it::
 
     async with TokenValidationClient("127.0.0.1:9101") as iam:
         principal = await iam.validate(token)   # raises InvalidToken

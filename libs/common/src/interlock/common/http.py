@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlock.common import strict_json
+from interlock.common.identity import IdentityVerifier, JwksKeys
 from interlock.common.logs import request_id_var
 from interlock.common.metrics import metrics_endpoint, observe_request
 from interlock.common.problems import (
@@ -74,24 +75,35 @@ def create_app(
     resources: Sequence[Resource] = (),
     routers: Sequence[APIRouter] = (),
     openapi_schemas: Mapping[str, Mapping[str, Any]] | None = None,
+    identity: IdentityVerifier | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
     Args:
-        settings: The service's settings (name and readiness timeout are used).
+        settings: The service's settings (name, readiness timeout, IAM's keys are used).
         resources: What the service holds open, in dependency order: opened at
             start-up, closed in reverse at shut-down, each probed by ``/readyz``.
             Default: none (ready whenever alive).
         routers: The service's REST routers.
         openapi_schemas: Named schemas routes refer to in ``openapi_extra``, added to
             the OpenAPI document with the ``Problem`` schema. Default: none.
+        identity: What verifies callers' identity tokens (``require_principal``); its
+            key source, when a resource, is opened before ``resources``. Default: one
+            with :meth:`JwksKeys.from_settings`.
 
     Returns:
         The app, ready for :func:`serve` or a test client.
     """
+    if identity is None:
+        identity = IdentityVerifier(JwksKeys.from_settings(settings), issuer=settings.jwt_issuer)
+    opened = list(resources)
+    if isinstance(identity.keys, Resource):
+        # Opened first, but not a readiness check: IAM down must not make every
+        # service unready (a known key verifies without IAM).
+        opened.insert(0, identity.keys)
     app = FastAPI(
         title=f"Interlock {settings.service_name}",
-        lifespan=_lifespan(resources),
+        lifespan=_lifespan(opened),
         openapi_url=f"/api/v1/{settings.service_name}/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -102,6 +114,7 @@ def create_app(
             "exclude": _is_public_path,
         },
     )
+    app.state.identity = identity
     install_problem_handlers(app)
     install_openapi_schemas(app, openapi_schemas)
     app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)

@@ -9,7 +9,7 @@ Example::
     class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
         service_name: str = "scheduler"
         http_port: int = 8103
-        postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/scheduler"
+        postgres_dsn: str = "postgresql://scheduler@127.0.0.1:15432/scheduler"
 
 A process refuses to start while its environment holds an ``INTERLOCK_*`` variable its
 settings class does not read (:func:`check_environment`): a misspelt or misplaced
@@ -58,6 +58,15 @@ class ServiceSettings(BaseSettings):
     """OTLP/HTTP collector URL; traces are exported only when set. Default: unset."""
     readiness_timeout_s: float = 2.0
     """Time each dependency check of ``/readyz`` may take. Default: 2 s."""
+    jwt_issuer: str = "interlock"
+    """``iss`` of the tokens IAM signs (and ``aud`` of its access tokens). Default:
+    ``"interlock"``."""
+    iam_jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
+    """IAM's public keys, which verify the identity token on every request
+    (:mod:`interlock.common.identity`). Default: the ``make up`` IAM."""
+    identity_jwks: str | None = None
+    """A JWKS document trusted instead of fetching ``iam_jwks_url`` (tests, or keys an
+    operator pins). Default: unset."""
 
 
 class KafkaOptions(BaseSettings):

@@ -1,15 +1,36 @@
 """Helpers for testing a service's app in-process, against real servers.
 
 Requires the ``testing`` extra (httpx).
+
+A service verifies the identity token the gateway forwards (:mod:`interlock.common.identity`);
+a test that calls a service directly signs its own with :data:`TEST_IDENTITY`, whose key
+the service trusts when its settings carry ``identity_jwks=TEST_IDENTITY.jwks``::
+
+    settings = WorkflowSettings(..., identity_jwks=TEST_IDENTITY.jwks)
+    async with app_client(create_app(settings)) as client:
+        await client.get("/api/v1/runs", headers=identity_headers("acme", roles=["viewer"]))
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from jwt.algorithms import OKPAlgorithm
+
+from interlock.common.identity import (
+    IDENTITY_ALGORITHM,
+    IDENTITY_HEADER,
+    IDENTITY_TOKEN_TYPE,
+    identity_claims,
+)
 
 
 @asynccontextmanager
@@ -19,3 +40,66 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+class TestIdentity:
+    """Signs identity tokens as IAM would, with a key of its own.
+
+    Args:
+        issuer: ``iss`` of its tokens. Default: ``"interlock"`` (the services' default).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, issuer: str = "interlock") -> None:
+        self._key = Ed25519PrivateKey.generate()
+        self._kid = f"test-{secrets.token_hex(4)}"
+        self._issuer = issuer
+
+    @property
+    def jwks(self) -> str:
+        """Its public key as a JWKS document (a service's ``identity_jwks`` setting)."""
+        jwk = OKPAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        return json.dumps({"keys": [{**jwk, "kid": self._kid, "alg": IDENTITY_ALGORITHM}]})
+
+    def token(
+        self,
+        tenant: str,
+        *,
+        subject: str = "tester",
+        roles: Iterable[str] = ("admin",),
+        ttl_s: float = 3600.0,
+    ) -> str:
+        """An identity token for ``subject`` of ``tenant`` with ``roles``."""
+        claims = identity_claims(
+            subject=subject,
+            tenant=tenant,
+            roles=list(roles),
+            issuer=self._issuer,
+            now=time.time(),
+            ttl_s=ttl_s,
+        )
+        return jwt.encode(
+            claims,
+            self._key,
+            algorithm=IDENTITY_ALGORITHM,
+            headers={"kid": self._kid, "typ": IDENTITY_TOKEN_TYPE},
+        )
+
+    def headers(
+        self, tenant: str, *, subject: str = "tester", roles: Iterable[str] = ("admin",)
+    ) -> dict[str, str]:
+        """The header the gateway would forward for this caller."""
+        return {IDENTITY_HEADER: self.token(tenant, subject=subject, roles=roles)}
+
+
+TEST_IDENTITY = TestIdentity()
+"""One signer per test process: put ``TEST_IDENTITY.jwks`` in the settings of the
+service under test."""
+
+
+def identity_headers(
+    tenant: str, *, subject: str = "tester", roles: Iterable[str] = ("admin",)
+) -> dict[str, str]:
+    """:meth:`TestIdentity.headers` of :data:`TEST_IDENTITY`."""
+    return TEST_IDENTITY.headers(tenant, subject=subject, roles=roles)

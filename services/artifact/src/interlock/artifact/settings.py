@@ -14,8 +14,8 @@ class ArtifactSettings(ServiceSettings, PostgresOptions):
     """Default: ``"artifact"``."""
     http_port: int = 8107
     """Default: 8107."""
-    postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/artifact"
-    """Default: the ``artifact`` database of the ``make up`` server."""
+    postgres_dsn: str = "postgresql://artifact@127.0.0.1:15432/artifact"
+    """Default: the ``artifact`` database of the ``make up`` server, as role ``artifact``."""
     s3_endpoint: str = "127.0.0.1:18333"
     """``host:port`` of the S3 API (MinIO in compose). Default: the ``make up`` server."""
     s3_access_key: str = ""

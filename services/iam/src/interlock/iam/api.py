@@ -1,7 +1,7 @@
 """IAM's REST API (thin): logins, sessions, users, tenants, API keys, signing keys, JWKS.
 
 Domain errors (:mod:`interlock.iam.errors`) become problem documents in the app's
-handler. Protected routes trust the gateway's identity headers and check the caller's roles
+handler. Protected routes verify the identity token IAM signed and check the caller's roles
 against the shared permission table again (defence in depth).
 """
 

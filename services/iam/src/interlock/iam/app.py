@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from interlock.common.http import create_app as create_service_app
+from interlock.common.identity import IdentityVerifier, parse_jwks
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.common.problems import problem_for, problem_response
 from interlock.common.resources import Resource
@@ -32,8 +34,15 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     credentials = Credentials(database, settings)
     accounts = Accounts(database, credentials, settings)
     tenant_secrets = TenantSecrets(database, settings)
+    # IAM verifies the identity tokens it signed against its own keyring (and keys
+    # pinned in settings, e.g. a test's).
+    pinned = parse_jwks(settings.identity_jwks) if settings.identity_jwks else {}
+    identity = IdentityVerifier(_Keys(credentials, pinned), issuer=settings.jwt_issuer)
     grpc_server = GrpcServer(credentials, settings, tenant_secrets)
-    authz_server = AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings)
+    authorizer = Authorizer(
+        credentials.remembered, credentials.validate, credentials.identity_token
+    )
+    authz_server = AuthzServer(authorizer, settings)
     resources: list[Resource] = [database, credentials, accounts, grpc_server, authz_server]
     if settings.authorizer_processes > 1:
         resources.append(AuthorizerProcesses(settings))
@@ -41,9 +50,21 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
         settings,
         resources=resources,
         routers=[build_router(accounts, credentials), build_secrets_router(tenant_secrets)],
+        identity=identity,
     )
     app.add_exception_handler(LockedOut, _on_locked_out)
     return app
+
+
+class _Keys:
+    """IAM's keyring, then keys pinned in its settings."""
+
+    def __init__(self, credentials: Credentials, pinned: dict[str, Ed25519PublicKey]) -> None:
+        self._credentials = credentials
+        self._pinned = pinned
+
+    async def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        return self._pinned.get(kid) or await self._credentials.public_key(kid)
 
 
 async def _on_locked_out(request: Request, exc: Exception) -> JSONResponse:

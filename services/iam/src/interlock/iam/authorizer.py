@@ -1,7 +1,8 @@
 """The gateway's question: may this request through, and as whom?
 
 :meth:`Authorizer.decide` turns a request's method, path and ``Authorization`` header
-into an :class:`Allow` (with the identity headers to inject) or a :class:`Deny`
+into an :class:`Allow` (with the identity token to forward, which the service verifies
+itself: :mod:`interlock.common.identity`) or a :class:`Deny`
 (status and problem document). A credential already in memory is decided at once
 (:meth:`Authorizer.decide_from_memory`); only a miss needs :meth:`Authorizer.decide`'s
 lookup. The adapters (gRPC :mod:`interlock.iam.grpc`, HTTP :mod:`interlock.iam.authz_server`)
@@ -15,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from interlock.common.identity import PRINCIPAL_HEADER, ROLES_HEADER, TENANT_HEADER
+from interlock.common.identity import IDENTITY_HEADER
 from interlock.common.permissions import Rule, find_rule, is_allowed
 from interlock.common.problems import PROBLEM_TYPE_BASE
 from interlock.iam.domain import AuthPrincipal
@@ -42,15 +43,6 @@ class Deny:
     """An ``application/problem+json`` document."""
     unauthenticated: bool
     """Whether credentials were missing or invalid (rather than insufficient)."""
-
-
-def identity_headers(principal: AuthPrincipal) -> tuple[tuple[str, str], ...]:
-    """The headers a service reads its caller from."""
-    return (
-        (PRINCIPAL_HEADER, principal.subject),
-        (TENANT_HEADER, principal.tenant),
-        (ROLES_HEADER, principal.roles_header),
-    )
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -81,16 +73,20 @@ class Authorizer:
             ``None`` when it needs a lookup; raises :class:`Unauthenticated` for a
             credential refused or revoked; e.g. :meth:`Credentials.remembered`.
         validate: Who a token or API key names, looking it up when needed, or
-            :class:`Unauthenticated`; e.g. :meth:`Credentials.validate`.
+            :class:`Unauthenticated` (or :class:`Busy`); e.g. :meth:`Credentials.validate`.
+        identity_token: The identity token to forward for a principal, from any thread;
+            e.g. :meth:`Credentials.identity_token`.
     """
 
     def __init__(
         self,
         remembered: Callable[[str], AuthPrincipal | None],
         validate: Callable[[str], Awaitable[AuthPrincipal]],
+        identity_token: Callable[[AuthPrincipal], str],
     ) -> None:
         self._remembered = remembered
         self._validate = validate
+        self._identity_token = identity_token
 
     def decide_from_memory(
         self, method: str, path: str, authorization: str | None
@@ -108,7 +104,7 @@ class Authorizer:
             return _deny(exc, path)
         if principal is None:
             return None
-        return _judge(rule, principal, path)
+        return self._judge(rule, principal, path)
 
     async def decide(self, method: str, path: str, authorization: str | None) -> Allow | Deny:
         """Authenticate the caller, then check the route's permission.
@@ -123,17 +119,16 @@ class Authorizer:
         assert token is not None  # decide_from_memory answers requests without one
         try:
             principal = await self._validate(token)
-        except Unauthenticated as exc:
+        except IamError as exc:  # Unauthenticated, or Busy (503) under a flood of keys
             return _deny(exc, path)
-        return _judge(find_rule(method, path), principal, path)
+        return self._judge(find_rule(method, path), principal, path)
+
+    def _judge(self, rule: Rule | None, principal: AuthPrincipal, path: str) -> Allow | Deny:
+        if rule is None:
+            return _deny(NotFound("No API route matches this method and path."), path)
+        if not is_allowed(rule, principal.roles):
+            return _deny(Forbidden(f"This route needs the {rule.role} role."), path)
+        return Allow(((IDENTITY_HEADER, self._identity_token(principal)),))
 
 
 _ANONYMOUS = Allow(())
-
-
-def _judge(rule: Rule | None, principal: AuthPrincipal, path: str) -> Allow | Deny:
-    if rule is None:
-        return _deny(NotFound("No API route matches this method and path."), path)
-    if not is_allowed(rule, principal.roles):
-        return _deny(Forbidden(f"This route needs the {rule.role} role."), path)
-    return Allow(identity_headers(principal))

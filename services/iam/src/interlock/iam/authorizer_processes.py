@@ -98,7 +98,10 @@ async def _serve(settings: IamSettings, parent_pid: int) -> None:
         credentials,
         # The gRPC port is shared: every process must answer every service on it.
         GrpcServer(credentials, settings, TenantSecrets(database, settings)),
-        AuthzServer(Authorizer(credentials.remembered, credentials.validate), settings),
+        AuthzServer(
+            Authorizer(credentials.remembered, credentials.validate, credentials.identity_token),
+            settings,
+        ),
     ):
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - a parent's exit has no event
             await asyncio.sleep(_ORPHAN_CHECK_S)

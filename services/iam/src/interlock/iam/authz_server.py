@@ -2,7 +2,7 @@
 
 For every API request Envoy sends IAM the request's method, path and
 ``Authorization`` header (no body) on a keep-alive HTTP/1.1 connection, and IAM
-answers ``200`` with the identity headers to inject, or the status, headers and
+answers ``200`` with the identity token to forward, or the status, headers and
 problem document the client gets. Any ``5xx`` (IAM failing) makes the gateway
 answer 503: it never opens.
 
@@ -188,7 +188,7 @@ class AuthzServer(Lifecycle):
 
     Args:
         authorizer: What decides, e.g. ``Authorizer(credentials.remembered,
-            credentials.validate)``.
+            credentials.validate, credentials.identity_token)``.
         settings: ``authz_host`` and ``authz_port`` (0 picks a free port, see
             :attr:`port`); the port is shared when ``authorizer_processes`` > 1.
     """

@@ -3,10 +3,19 @@
 :class:`Credentials` is the authorizer's hot path. A token seen before is answered from
 memory (a dictionary lookup plus a revocation check); a new JWT costs one signature
 check, a new API key one indexed query; a refused one is refused again from memory
-for a few seconds, so garbage costs neither. Revocations and signing-key changes are
-applied at once in this process and read by every other process (replicas, extra
-authorizer processes) from the ``auth_changes`` table as soon as PostgreSQL notifies
-them, and every ``revocation_poll_s`` in any case.
+for a few seconds, so garbage costs neither. An API key whose checksum is wrong (or a
+legacy-format key IAM never issued) is refused without a query, and at most
+``api_key_max_lookups`` queries run at once: beyond that a new key is answered 503,
+so a flood of made-up keys cannot starve the authorizer of threads or connections.
+Revocations and signing-key changes are applied at once in this process and read by
+every other process (replicas, extra authorizer processes) from the ``auth_changes``
+table as soon as PostgreSQL notifies them, and every ``revocation_poll_s`` in any case.
+
+Signing keys are stored sealed with the key-encryption key from the settings
+(:mod:`interlock.iam.domain._sealing`); keys found in plain text or sealed with an older
+KEK are re-sealed at start-up. For every caller the gateway lets through, IAM signs a
+short-lived identity token (:meth:`Credentials.identity_token`), reused for half its
+life so a request seldom costs a signature.
 """
 
 from __future__ import annotations
@@ -18,13 +27,16 @@ import time
 from typing import Any
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from interlock.common.postgres import PostgresDatabase
 from interlock.common.resources import Lifecycle
 from interlock.iam import store
 from interlock.iam.domain import (
     AccessTokenClaims,
+    ApiKeyShape,
     AuthPrincipal,
+    KeyEncryptionKeys,
     Keyring,
     PrincipalKind,
     RevocationKind,
@@ -33,13 +45,15 @@ from interlock.iam.domain import (
     TokenCache,
     TokenError,
     UnknownKeyError,
+    api_key_shape,
     decode_access_token,
     generate_signing_key,
     hash_secret,
     is_api_key,
     issue_access_token,
+    issue_identity_token,
 )
-from interlock.iam.errors import Unauthenticated
+from interlock.iam.errors import Busy, Unauthenticated
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -48,6 +62,7 @@ _SIGNING_KEYS_CHANGED = "signing_keys"
 _ROTATION_CHECK_S = 60.0
 _MISS_TIMEOUT_S = 5.0
 _REFUSAL_CACHE_S = 10.0  # how long a refused credential is refused without a second look
+_KEY_RELOAD_MIN_S = 1.0  # least time between reloads for an unknown kid
 _ROTATION_LOCK = 0x69616D_6B657973  # "iamkeys": one replica rotates at a time
 
 
@@ -59,15 +74,28 @@ class Credentials(Lifecycle):
 
     Args:
         database: IAM's database.
-        settings: Lifetimes, cache size, issuer, polling interval.
+        settings: Lifetimes, cache size, issuer, polling interval, key-encryption keys.
+
+    Raises:
+        ValueError: No key-encryption key is configured, or it is malformed.
     """
 
     name = "credentials"
 
     def __init__(self, database: PostgresDatabase, settings: IamSettings) -> None:
+        if settings.key_encryption_keys is None:
+            raise ValueError(
+                "INTERLOCK_KEY_ENCRYPTION_KEYS is required: IAM stores its signing keys"
+                " sealed with it (see docs/architecture.md, Trust model)"
+            )
+        self._keks = KeyEncryptionKeys(settings.key_encryption_keys.get_secret_value())
         self._database = database
         self._settings = settings
         self._keyring = Keyring()
+        self._identity_tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
+        self._legacy_api_keys: set[str] = set()
+        self._lookups = 0
+        self._last_key_reload = -_KEY_RELOAD_MIN_S
         self._revocations = RevocationList()
         self._cache: TokenCache[AuthPrincipal] = TokenCache(settings.token_cache_size)
         self._refused: TokenCache[str] = TokenCache(settings.token_cache_size)
@@ -80,10 +108,12 @@ class Credentials(Lifecycle):
     async def start(self) -> None:
         """Open it (see the class docstring)."""
         self._loop = asyncio.get_running_loop()
+        await self._seal_stored_keys()
         await self._rotate_if_due()
         async with self._database.pool.acquire() as conn:
             seq = await store.last_change(conn)
             changes = await store.changes_since(conn, 0)
+            self._legacy_api_keys = await store.legacy_api_key_hashes(conn)
         self._apply(changes)
         self._seq = max(seq, self._seq)
         self._listener = await self._database.pool.acquire()
@@ -203,16 +233,28 @@ class Credentials(Lifecycle):
         return principal
 
     async def _validate_api_key(self, token: str, now: float) -> AuthPrincipal:
-        async with self._database.pool.acquire() as conn:
-            record = await store.find_api_key(conn, hash_secret(token))
-            valid = (
-                record is not None
-                and record.revoked_at is None
-                and (record.expires_at is None or record.expires_at > now)
-            )
-            if record is None or not valid:
-                raise self._refuse(token, "The API key is unknown, expired or revoked.")
-            await store.touch_api_key(conn, record.id)
+        key_hash = hash_secret(token)
+        shape = api_key_shape(token)
+        if shape is ApiKeyShape.MALFORMED or (
+            shape is ApiKeyShape.LEGACY and key_hash not in self._legacy_api_keys
+        ):
+            raise self._refuse(token, "The API key is unknown, expired or revoked.")
+        if self._lookups >= self._settings.api_key_max_lookups:
+            raise Busy("Too many API keys are being checked at once; try again shortly.")
+        self._lookups += 1
+        try:
+            async with self._database.pool.acquire() as conn:
+                record = await store.find_api_key(conn, key_hash)
+                valid = (
+                    record is not None
+                    and record.revoked_at is None
+                    and (record.expires_at is None or record.expires_at > now)
+                )
+                if record is None or not valid:
+                    raise self._refuse(token, "The API key is unknown, expired or revoked.")
+                await store.touch_api_key(conn, record.id)
+        finally:
+            self._lookups -= 1
         return AuthPrincipal(
             subject=record.id,
             kind=PrincipalKind.API_KEY,
@@ -235,6 +277,46 @@ class Credentials(Lifecycle):
             now=time.time(),
             ttl_s=self._settings.access_token_ttl_s,
         )
+
+    def identity_token(self, principal: AuthPrincipal) -> str:
+        """The identity token the gateway forwards for ``principal`` (safe from any thread).
+
+        One token per subject, tenant and roles, signed again once half its life
+        (``identity_token_ttl_s``) has passed, so it always has at least half to go
+        when a service receives it.
+        """
+        cache_key = (principal.subject, principal.tenant, principal.roles)
+        now = time.time()
+        cached = self._identity_tokens.get(cache_key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        key = self._keyring.signer()
+        if key is None:
+            raise RuntimeError("no signing key loaded")
+        ttl_s = self._settings.identity_token_ttl_s
+        token = issue_identity_token(
+            key, principal, issuer=self._settings.jwt_issuer, now=now, ttl_s=ttl_s
+        )
+        if len(self._identity_tokens) >= self._settings.token_cache_size:
+            self._identity_tokens.clear()  # rare: as many callers as cached credentials
+        self._identity_tokens[cache_key] = (token, now + ttl_s / 2)
+        return token
+
+    async def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        """The public key ``kid`` names if it still verifies: IAM's own identity checks.
+
+        A ``kid`` not known yet may be a key another replica rotated in a moment ago:
+        the keys are read again, at most once a second (made-up ``kid`` values must not
+        cost a query each).
+        """
+        key = self._keyring.verifier(kid, time.time())
+        if key is None and time.monotonic() - self._last_key_reload >= _KEY_RELOAD_MIN_S:
+            try:
+                await self._reload_keys()
+            except (OSError, asyncpg.PostgresError):  # refused as unknown; the follower retries
+                logger.warning("reloading signing keys failed", exc_info=True)
+            key = self._keyring.verifier(kid, time.time())
+        return None if key is None else key.public_key
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The public keys that verify access tokens now."""
@@ -279,8 +361,37 @@ class Credentials(Lifecycle):
     async def _replace_signer(self, conn: asyncpg.Connection, key: SigningKey) -> None:
         verify_until = time.time() + self._settings.access_token_ttl_s
         await store.retire_signing_keys(conn, verify_until=verify_until)
-        await store.insert_signing_key(conn, key)
+        sealed = self._keks.seal(key.private_pem.encode(), context=key.kid)
+        await store.insert_signing_key(
+            conn, kid=key.kid, sealed_private_key=sealed, created_at=key.created_at
+        )
         await store.add_change(conn, _SIGNING_KEYS_CHANGED, key.kid, None)
+
+    async def _seal_stored_keys(self) -> None:
+        # Keys written before sealing existed, or sealed with a KEK no longer first.
+        async with self._database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROTATION_LOCK)
+            for stored in await store.lock_keys_to_seal(conn, self._keks.primary_id):
+                pem = self._private_pem(stored).encode()
+                await store.store_sealed_key(
+                    conn, stored.kid, self._keks.seal(pem, context=stored.kid)
+                )
+                logger.info("signing key sealed", extra={"kid": stored.kid})
+
+    def _private_pem(self, stored: store.StoredSigningKey) -> str:
+        if stored.sealed_private_key is not None:
+            return self._keks.unseal(stored.sealed_private_key, context=stored.kid).decode()
+        assert stored.private_pem is not None  # the table's check constraint
+        return stored.private_pem
+
+    def _signing_key(self, stored: store.StoredSigningKey) -> SigningKey:
+        return SigningKey(
+            kid=stored.kid,
+            private_pem=self._private_pem(stored),
+            created_at=stored.created_at,
+            retired_at=stored.retired_at,
+            expires_at=stored.expires_at,
+        )
 
     async def _rotate_if_due(self) -> None:
         await self._reload_keys()
@@ -290,7 +401,7 @@ class Credentials(Lifecycle):
         async with self._database.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROTATION_LOCK)
             # Another replica may have rotated while this one waited for the lock.
-            self._keyring.replace(await store.load_signing_keys(conn))
+            self._keyring.replace(map(self._signing_key, await store.load_signing_keys(conn)))
             if self._keyring.needs_rotation(time.time(), max_age):
                 key = generate_signing_key(time.time())
                 await self._replace_signer(conn, key)
@@ -298,8 +409,10 @@ class Credentials(Lifecycle):
         await self._reload_keys()
 
     async def _reload_keys(self) -> None:
+        self._last_key_reload = time.monotonic()
         async with self._database.pool.acquire() as conn:
-            self._keyring.replace(await store.load_signing_keys(conn))
+            stored = await store.load_signing_keys(conn)
+        self._keyring.replace(map(self._signing_key, stored))
 
     async def _follow(self) -> None:
         next_rotation_check = time.monotonic() + _ROTATION_CHECK_S

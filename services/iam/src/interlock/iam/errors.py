@@ -20,8 +20,10 @@ authorizer with the gRPC status or the denial it declares. Nothing here imports 
           │                                                                size limit
           ├── LockedOut          429  locked-out        RESOURCE_EXHAUSTED too many failed
           │                                                                logins
-          └── Unavailable        503  unavailable       UNAVAILABLE        a feature not
-                                                                           configured (no key)
+          ├── Unavailable        503  unavailable       UNAVAILABLE        a feature not
+          │                                                                configured (no key)
+          └── Busy               503  busy              UNAVAILABLE        too many lookups
+                                                                           at once; retry shortly
 """
 
 from __future__ import annotations
@@ -135,3 +137,11 @@ class Unavailable(IamError):
     status = 503
     title = "Service unavailable"
     problem_type = "unavailable"
+
+
+class Busy(IamError):
+    """Too many credential lookups at once (e.g. a flood of made-up API keys)."""
+
+    status = 503
+    title = "Service unavailable"
+    problem_type = "busy"

@@ -61,7 +61,7 @@ class TokenValidationService(auth_pb2_grpc.TokenValidationServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "token is required")
         try:
             principal = self._credentials.validate_from_thread(request.token)
-        except IamError as exc:
+        except IamError as exc:  # Unauthenticated, or Busy under a flood of made-up keys
             context.abort(grpc.StatusCode[grpc_code_name(exc)], str(exc))
         expires_at = None
         if principal.expires_at is not None:
@@ -81,7 +81,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
 
     Args:
         authorizer: What decides, e.g. ``Authorizer(credentials.remembered,
-            credentials.validate)``.
+            credentials.validate, credentials.identity_token)``.
         loop: The event loop :meth:`Authorizer.decide` runs on when a credential is not
             in memory (calls arrive on the server's threads).
     """
@@ -93,7 +93,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
     def Check(
         self, request: external_auth_pb2.CheckRequest, context: grpc.ServicerContext
     ) -> external_auth_pb2.CheckResponse:
-        """Allow with the identity headers, or deny with a problem document.
+        """Allow with the identity token to forward, or deny with a problem document.
 
         A failure to decide, or an identity that cannot travel as header values, is an
         INTERNAL status, which the gateway turns into 503.
@@ -196,7 +196,11 @@ class GrpcServer(Lifecycle):
         auth_pb2_grpc.add_TokenValidationServicer_to_server(
             TokenValidationService(self._credentials), server
         )
-        authorizer = Authorizer(self._credentials.remembered, self._credentials.validate)
+        authorizer = Authorizer(
+            self._credentials.remembered,
+            self._credentials.validate,
+            self._credentials.identity_token,
+        )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
             AuthorizationService(authorizer, asyncio.get_running_loop()), server
         )

@@ -14,8 +14,8 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Default: ``"iam"``."""
     http_port: int = 8101
     """Default: 8101."""
-    postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/iam"
-    """Default: the ``iam`` database of the ``make up`` server."""
+    postgres_dsn: str = "postgresql://iam@127.0.0.1:15432/iam"
+    """Default: the ``iam`` database of the ``make up`` server, as role ``iam``."""
     grpc_host: str = Field(default_factory=lambda data: data["http_host"])
     """Address the gRPC listener (ValidateToken, Envoy's Check) binds. Default:
     :attr:`http_host`'s (loopback under ``make up``; all interfaces in the container
@@ -47,8 +47,6 @@ class IamSettings(ServiceSettings, PostgresOptions):
     /api/v1/auth/password``) before their first session: a password read from the
     environment should not stay in use. ``make up`` turns it off. Default: on."""
 
-    jwt_issuer: str = "interlock"
-    """``iss`` and ``aud`` of access tokens. Default: ``"interlock"``."""
     access_token_ttl_s: int = 900
     """Lifetime of an access token. Default: 900 s (15 minutes)."""
     refresh_token_ttl_s: int = 30 * 24 * 3600
@@ -70,10 +68,6 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """How long the failed attempts of a name nobody tries any more are remembered.
     Default: 1 day."""
 
-    key_encryption_keys: SecretStr | None = None
-    """Key-encryption keys sealing tenant secrets at rest: ``id:base64url-32-bytes``,
-    several comma-separated to rotate (the first seals, all unseal). Without one the
-    secrets API answers 503. ``make up`` sets one. Default: unset."""
     service_credentials: SecretStr | None = None
     """Credentials a worker may present to read tenant secrets for a task
     (:mod:`interlock.common.service_credentials`), comma-separated to rotate. Without
@@ -82,6 +76,19 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Largest secret value (UTF-8 bytes). Default: 64 KiB."""
     secrets_per_tenant: int = Field(default=1000, ge=1)
     """Most secrets a tenant may keep. Default: 1000."""
+
+    key_encryption_keys: SecretStr | None = None
+    """Key-encryption keys sealing the signing keys and tenant secrets at rest:
+    ``id:base64url-32-bytes``, several comma-separated to rotate (the first seals, all
+    unseal; IAM re-seals signing keys with the first at start-up). Required; ``make up``
+    generates one into ``.data/secrets.env``. Default: unset (IAM refuses to start)."""
+    identity_token_ttl_s: int = Field(default=60, ge=10, le=900)
+    """Lifetime of the identity tokens the gateway forwards to services; each is reused
+    for half of it. Default: 60 s."""
+    api_key_max_lookups: int = Field(default=2, ge=1)
+    """API keys looked up in the database at once (keys not in memory); more get 503 at
+    once. Keep it below ``grpc_threads``, whose threads wait for these lookups.
+    Default: 2."""
 
     token_cache_size: int = 10000
     """Validated tokens and API keys kept in memory by the authorizer. Default: 10000."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
 
-from interlock.iam.domain import LoginAttempts, SigningKey
+from interlock.iam.domain import LoginAttempts
 from interlock.iam.errors import Conflict
 
 
@@ -407,6 +407,15 @@ async def find_api_key(conn: asyncpg.Connection, key_hash: str) -> ApiKeyRecord 
     return None if row is None else _api_key(row)
 
 
+async def legacy_api_key_hashes(conn: asyncpg.Connection) -> set[str]:
+    """Hashes of the unrevoked keys issued before keys had a checksum (no more are made)."""
+    rows = await conn.fetch(
+        "SELECT key_hash FROM api_keys WHERE NOT checksummed AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > now())"
+    )
+    return {row["key_hash"] for row in rows}
+
+
 async def touch_api_key(conn: asyncpg.Connection, key_id: str) -> None:
     """Set the key's last-used time to now."""
     await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", uuid.UUID(key_id))
@@ -452,30 +461,66 @@ async def api_keys_created_by(
 # --- signing keys -------------------------------------------------------------------
 
 
-async def load_signing_keys(conn: asyncpg.Connection) -> list[SigningKey]:
+@dataclass(frozen=True, kw_only=True)
+class StoredSigningKey:
+    """A row of ``signing_keys``: the private key sealed (or, before sealing, plain)."""
+
+    kid: str
+    sealed_private_key: str | None
+    private_pem: str | None = field(repr=False)
+    """Only on rows written before keys were sealed, until IAM seals them."""
+    created_at: float
+    retired_at: float | None
+    expires_at: float | None
+
+
+def _stored_key(row: asyncpg.Record) -> StoredSigningKey:
+    return StoredSigningKey(
+        kid=row["kid"],
+        sealed_private_key=row["sealed_private_key"],
+        private_pem=row["private_pem"],
+        created_at=row["created_at"].timestamp(),
+        retired_at=_unix(row["retired_at"]),
+        expires_at=_unix(row["expires_at"]),
+    )
+
+
+async def load_signing_keys(conn: asyncpg.Connection) -> list[StoredSigningKey]:
     """Every signing key that still verifies."""
     rows = await conn.fetch(
         "SELECT * FROM signing_keys WHERE expires_at IS NULL OR expires_at > now()"
     )
-    return [
-        SigningKey(
-            kid=row["kid"],
-            private_pem=row["private_pem"],
-            created_at=row["created_at"].timestamp(),
-            retired_at=_unix(row["retired_at"]),
-            expires_at=_unix(row["expires_at"]),
-        )
-        for row in rows
-    ]
+    return [_stored_key(row) for row in rows]
 
 
-async def insert_signing_key(conn: asyncpg.Connection, key: SigningKey) -> None:
-    """Store a new signing key."""
+async def lock_keys_to_seal(conn: asyncpg.Connection, kek_id: str) -> list[StoredSigningKey]:
+    """Keys still in plain text or sealed with another KEK than ``kek_id``, locked."""
+    rows = await conn.fetch(
+        "SELECT * FROM signing_keys WHERE private_pem IS NOT NULL"
+        " OR split_part(sealed_private_key, ':', 1) <> $1 FOR UPDATE",
+        kek_id,
+    )
+    return [_stored_key(row) for row in rows]
+
+
+async def store_sealed_key(conn: asyncpg.Connection, kid: str, sealed: str) -> None:
+    """Replace key ``kid``'s stored private key by its sealed form."""
     await conn.execute(
-        "INSERT INTO signing_keys (kid, private_pem, created_at) VALUES ($1, $2, $3)",
-        key.kid,
-        key.private_pem,
-        to_time(key.created_at),
+        "UPDATE signing_keys SET sealed_private_key = $2, private_pem = NULL WHERE kid = $1",
+        kid,
+        sealed,
+    )
+
+
+async def insert_signing_key(
+    conn: asyncpg.Connection, *, kid: str, sealed_private_key: str, created_at: float
+) -> None:
+    """Store a new signing key (sealed)."""
+    await conn.execute(
+        "INSERT INTO signing_keys (kid, sealed_private_key, created_at) VALUES ($1, $2, $3)",
+        kid,
+        sealed_private_key,
+        to_time(created_at),
     )
 
 
@@ -496,9 +541,16 @@ CHANGES_CHANNEL = "iam_auth_changes"
 async def add_change(
     conn: asyncpg.Connection, kind: str, ref: str, expires_at: float | None
 ) -> None:
-    """Announce a revocation or key change to every replica."""
+    """Announce a revocation or key change to every replica; call inside a transaction.
+
+    The sequence number comes from the counter row, which stays locked until the
+    transaction ends: numbers are handed out in commit order, so a follower reading
+    "after the last number I saw" never skips a change committed late.
+    """
     await conn.execute(
-        "INSERT INTO auth_changes (kind, ref, expires_at) VALUES ($1, $2, $3)",
+        "WITH next AS (UPDATE auth_change_counter SET seq = seq + 1 RETURNING seq)"
+        " INSERT INTO auth_changes (seq, kind, ref, expires_at)"
+        " SELECT seq, $1, $2, $3 FROM next",
         kind,
         ref,
         to_time(expires_at),
@@ -523,5 +575,5 @@ async def changes_since(conn: asyncpg.Connection, seq: int) -> list[Change]:
 
 async def last_change(conn: asyncpg.Connection) -> int:
     """The newest change's sequence number (0 when none)."""
-    seq: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM auth_changes")
+    seq: int = await conn.fetchval("SELECT seq FROM auth_change_counter")
     return seq

@@ -12,8 +12,8 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: ``"notification"``."""
     http_port: int = 8106
     """Default: 8106."""
-    postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/notification"
-    """Default: the ``notification`` database of the ``make up`` server."""
+    postgres_dsn: str = "postgresql://notification@127.0.0.1:15432/notification"
+    """Default: the ``notification`` database of the ``make up`` server, as its own role."""
     smtp_host: str = "127.0.0.1"
     """SMTP server for email notifications. Default: the ``make up`` capture server."""
     smtp_port: int = 1025

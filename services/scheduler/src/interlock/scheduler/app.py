@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from interlock.common.events import Event
 from interlock.common.http import create_app as create_service_app
+from interlock.common.identity import IdentityVerifier, JwksKeys
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.parking import parked_events_router, postgres_parking
@@ -77,9 +78,13 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             park=postgres_parking(lambda: database.pool),
         )
     )
-    grpc_server = TaskStateServer(database, host=settings.grpc_host, port=settings.grpc_port)
+    identity = IdentityVerifier(JwksKeys.from_settings(settings), issuer=settings.jwt_issuer)
+    grpc_server = TaskStateServer(
+        database, identity, host=settings.grpc_host, port=settings.grpc_port
+    )
     app = create_service_app(
         settings,
+        identity=identity,
         resources=[
             database,
             broker,

@@ -1,8 +1,12 @@
 """The task-state gRPC service (``interlock.tasks.v1.TaskStateService``).
 
-Every request names the tenant; a run of another tenant answers ``NOT_FOUND`` like an
-unknown one. ``WatchRun`` sends the run's current tasks first, then every recorded
-transition (polling the transitions log) until the run has ended.
+Every call carries the caller's identity token in its metadata
+(``x-interlock-identity``: the token the gateway forwarded with the request the caller
+is serving), and the tenant is the token's: a call without a valid one is
+``UNAUTHENTICATED``, one naming another tenant in its request ``PERMISSION_DENIED``, and
+a run of another tenant answers ``NOT_FOUND`` like an unknown one. ``WatchRun`` sends
+the run's current tasks first, then every recorded transition (polling the transitions
+log) until the run has ended.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from interlock.common.identity import IdentityVerifier, InvalidIdentity
 from interlock.common.postgres import PostgresDatabase
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
@@ -71,16 +76,31 @@ def _run_message(row: asyncpg.Record) -> tasks_pb2.Run:
 
 
 class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
-    """Answers task-state queries from the scheduler's tables."""
+    """Answers task-state queries from the scheduler's tables, for verified callers only."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, identity: IdentityVerifier) -> None:
         self._pool = pool
+        self._identity = identity
+
+    async def _tenant(self, requested: str, context: Context) -> str:
+        """The caller's tenant, from the identity token in the call's metadata."""
+        try:
+            principal = await self._identity.verify_metadata(context.invocation_metadata() or ())
+        except InvalidIdentity:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "a valid identity token is required"
+            )
+            raise  # abort raises; this keeps type checkers informed
+        if requested and requested != principal.tenant:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not the caller's tenant")
+        return principal.tenant
 
     async def _run(
-        self, conn: asyncpg.Connection, tenant: str, run_id: str, context: Context
+        self, conn: asyncpg.Connection, requested: str, run_id: str, context: Context
     ) -> asyncpg.Record:
-        if not tenant or not run_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant and run_id are required")
+        tenant = await self._tenant(requested, context)
+        if not run_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "run_id is required")
         row = await store.read_run(conn, tenant, run_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"run {run_id} not found")
@@ -138,7 +158,7 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
                 tasks = {
                     row["task_id"]: row for row in await store.read_tasks(conn, request.run_id)
                 }
-                run = await store.read_run(conn, request.tenant, request.run_id)
+                run = await store.read_run(conn, run["tenant"], request.run_id)
             assert run is not None
             status = run_status(run["status"])
             for change in changes:
@@ -156,6 +176,7 @@ class TaskStateServer:
 
     Args:
         database: Opened before this.
+        identity: Verifies the identity token of every call.
         host: Address to bind. Default: ``"127.0.0.1"``.
         port: TCP port; 0 picks a free one (see :attr:`port`). Default: 9103.
         name: Name ``/readyz`` reports. Default: ``"grpc"``.
@@ -164,6 +185,7 @@ class TaskStateServer:
     def __init__(
         self,
         database: PostgresDatabase,
+        identity: IdentityVerifier,
         *,
         host: str = "127.0.0.1",
         port: int = 9103,
@@ -173,12 +195,13 @@ class TaskStateServer:
         self.host = host
         self.port = port
         self._database = database
+        self._identity = identity
         self._server: grpc.aio.Server | None = None
 
     async def __aenter__(self) -> Self:
         server = grpc.aio.server()
         tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
-            TaskStateServicer(self._database.pool), server
+            TaskStateServicer(self._database.pool, self._identity), server
         )
         self.port = server.add_insecure_port(f"{self.host}:{self.port}")
         await server.start()

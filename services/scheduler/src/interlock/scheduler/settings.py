@@ -14,8 +14,8 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: ``"scheduler"``."""
     http_port: int = 8103
     """Default: 8103."""
-    postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/scheduler"
-    """Default: the ``scheduler`` database of the ``make up`` server."""
+    postgres_dsn: str = "postgresql://scheduler@127.0.0.1:15432/scheduler"
+    """Default: the ``scheduler`` database of the ``make up`` server, as role ``scheduler``."""
     kafka_linger_ms: int = 0
     """The outbox relay already publishes whole batches; a linger would only add
     latency to every task.scheduled. Default: 0 ms."""

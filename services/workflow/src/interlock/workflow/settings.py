@@ -12,8 +12,8 @@ class WorkflowSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Default: ``"workflow"``."""
     http_port: int = 8102
     """Default: 8102."""
-    postgres_dsn: str = "postgresql://interlock@127.0.0.1:15432/workflow"
-    """Default: the ``workflow`` database of the ``make up`` server."""
+    postgres_dsn: str = "postgresql://workflow@127.0.0.1:15432/workflow"
+    """Default: the ``workflow`` database of the ``make up`` server, as role ``workflow``."""
     reconcile_interval_s: float = 15.0
     """Time between passes of the reconciler re-publishing stalled run starts. Default: 15 s."""
     start_grace_s: float = 60.0

@@ -13,6 +13,8 @@ from interlock.iam.domain._sealing import (
 )
 from interlock.iam.domain._secrets import (
     API_KEY_PREFIX,
+    ApiKeyShape,
+    api_key_shape,
     hash_secret,
     is_api_key,
     new_api_key,
@@ -24,11 +26,13 @@ from interlock.iam.domain._tokens import (
     UnknownKeyError,
     decode_access_token,
     issue_access_token,
+    issue_identity_token,
 )
 
 __all__ = [
     "API_KEY_PREFIX",
     "AccessTokenClaims",
+    "ApiKeyShape",
     "AuthPrincipal",
     "KeyEncryptionKeys",
     "Keyring",
@@ -43,11 +47,13 @@ __all__ = [
     "TokenCache",
     "TokenError",
     "UnknownKeyError",
+    "api_key_shape",
     "decode_access_token",
     "generate_signing_key",
     "hash_secret",
     "is_api_key",
     "issue_access_token",
+    "issue_identity_token",
     "new_api_key",
     "new_key_encryption_key",
     "new_refresh_token",

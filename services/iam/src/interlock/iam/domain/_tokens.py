@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from interlock.common.identity import IDENTITY_TOKEN_TYPE, identity_claims
 from interlock.iam.domain._keys import ALGORITHM, Keyring, SigningKey
 from interlock.iam.domain._principal import AuthPrincipal, PrincipalKind
 
@@ -65,6 +66,30 @@ def issue_access_token(
     return token, float(expires_at)
 
 
+def issue_identity_token(
+    key: SigningKey, principal: AuthPrincipal, *, issuer: str, now: float, ttl_s: float
+) -> str:
+    """Sign the identity token the gateway forwards to a service for ``principal``.
+
+    Its ``typ`` and ``aud`` differ from an access token's, so neither passes for the
+    other (:mod:`interlock.common.identity` verifies it).
+    """
+    claims = identity_claims(
+        subject=principal.subject,
+        tenant=principal.tenant,
+        roles=principal.roles,
+        issuer=issuer,
+        now=now,
+        ttl_s=ttl_s,
+    )
+    return jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=ALGORITHM,
+        headers={"kid": key.kid, "typ": IDENTITY_TOKEN_TYPE},
+    )
+
+
 def decode_access_token(keyring: Keyring, token: str, *, issuer: str, now: float) -> AuthPrincipal:
     """Verify an access token and return who it names.
 
@@ -85,6 +110,8 @@ def decode_access_token(keyring: Keyring, token: str, *, issuer: str, now: float
     kid = header.get("kid")
     if header.get("alg") != ALGORITHM or not isinstance(kid, str):
         raise TokenError("token is not signed with EdDSA under a kid")
+    if header.get("typ") == IDENTITY_TOKEN_TYPE:
+        raise TokenError("an identity token is no access token")
     key = keyring.verifier(kid, now)
     if key is None:
         raise UnknownKeyError("token signed by an unknown or expired key")
