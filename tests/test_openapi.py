@@ -13,12 +13,21 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from interlock import artifact, iam, metadata, notification, scheduler, worker, workflow
 from interlock.common.problems import GATEWAY_PROBLEMS, PROBLEM_CONTENT_TYPE, PUBLIC_PROBLEMS
+from interlock.iam.domain import new_key_encryption_key
+
+
+def _iam_app() -> FastAPI:
+    # IAM refuses to build without a key-encryption key; any key does for the document.
+    keys = SecretStr(new_key_encryption_key())
+    return iam.create_app(iam.IamSettings(key_encryption_keys=keys))
+
 
 SERVICES: dict[str, Callable[[], FastAPI]] = {
-    "iam": iam.create_app,
+    "iam": _iam_app,
     "workflow": workflow.create_app,
     "scheduler": scheduler.create_app,
     "worker": worker.create_app,
