@@ -13,7 +13,7 @@ import pytest
 
 from interlock.common import topics
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler.handlers import utc_now
+from interlock.scheduler.domain.clock import utc_now
 from interlock.scheduler.reconciler import Reconciler
 
 from .conftest import FakeWorker, Scheduler, make_settings, running_scheduler, running_worker, task

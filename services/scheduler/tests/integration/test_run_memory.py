@@ -15,7 +15,8 @@ from interlock.common.postgres import apply_migrations, create_pool
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 from interlock.scheduler import SchedulerSettings, store
 from interlock.scheduler.app import MIGRATIONS
-from interlock.scheduler.handlers import BatchHandler, utc_now
+from interlock.scheduler.domain.clock import utc_now
+from interlock.scheduler.handlers import BatchHandler
 
 pytestmark = pytest.mark.integration
 

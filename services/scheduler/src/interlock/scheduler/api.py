@@ -17,9 +17,9 @@ from interlock.common.identity import CurrentPrincipal
 from interlock.common.postgres import PostgresDatabase
 from interlock.common.problems import Problem
 from interlock.scheduler import store
+from interlock.scheduler.domain.clock import Clock, utc_now
 from interlock.scheduler.domain.run import RunState
 from interlock.scheduler.errors import conflict, not_found
-from interlock.scheduler.handlers import Clock, utc_now
 
 MAX_PAGE = 200
 """Largest page of dead letters."""

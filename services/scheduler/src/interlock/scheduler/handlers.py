@@ -13,6 +13,8 @@ from interlock.common import inbox, topics
 from interlock.common.events import Event, is_type
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
+from interlock.scheduler.domain.clock import Clock, utc_now
+from interlock.scheduler.domain.control import apply_control
 from interlock.scheduler.domain.run import SOURCE, RunState
 from interlock.scheduler.run_cache import RunCache
 
@@ -30,13 +32,6 @@ CONSUMED = (
     topics.TASK_HEARTBEAT,
 )
 """Event types the scheduler consumes."""
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current time, UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -207,16 +202,3 @@ class BatchHandler:
             run.task_heartbeat(event.payload.task_id, event.payload.attempt, now)
         elif is_type(event, topics.WORKFLOW_CONTROL):
             apply_control(run, event.payload, now)
-
-
-def apply_control(run: RunState, control: workflow_pb2.RunControl, now: datetime) -> None:
-    """Apply a cancel, pause, resume or retry request to ``run``."""
-    action = control.action
-    if action == workflow_pb2.RunControl.ACTION_CANCEL:
-        run.cancel(control.reason, control.requested_by, now)
-    elif action == workflow_pb2.RunControl.ACTION_PAUSE:
-        run.pause(now)
-    elif action == workflow_pb2.RunControl.ACTION_RESUME:
-        run.resume(now)
-    elif action == workflow_pb2.RunControl.ACTION_RETRY:
-        run.retry(now)

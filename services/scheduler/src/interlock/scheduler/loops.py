@@ -17,7 +17,7 @@ from interlock.common.postgres import PostgresDatabase
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import ensure_topics
 from interlock.scheduler import store
-from interlock.scheduler.handlers import Clock, utc_now
+from interlock.scheduler.domain.clock import Clock, utc_now
 
 _log = logging.getLogger(__name__)
 

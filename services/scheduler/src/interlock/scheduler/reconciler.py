@@ -9,7 +9,7 @@ import asyncpg
 
 from interlock.common import inbox
 from interlock.scheduler import store
-from interlock.scheduler.handlers import Clock, utc_now
+from interlock.scheduler.domain.clock import Clock, utc_now
 
 _log = logging.getLogger(__name__)
 
