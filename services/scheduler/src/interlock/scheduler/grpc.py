@@ -8,6 +8,7 @@ transition (polling the transitions log) until the run has ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from types import TracebackType
@@ -17,13 +18,20 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from interlock.common.postgres import PostgresDatabase
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler import store
+from interlock.scheduler.domain.errors import SchedulerError
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
+from interlock.scheduler.errors import grpc_status_for
+from interlock.scheduler.service import SchedulerService
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+_RunRequest = (
+    tasks_pb2.GetRunRequest
+    | tasks_pb2.ListRunTasksRequest
+    | tasks_pb2.GetTaskStateRequest
+    | tasks_pb2.WatchRunRequest
+)
 
 WATCH_POLL_S = 0.2
 """How often ``WatchRun`` looks for new transitions."""
@@ -71,34 +79,24 @@ def _run_message(row: asyncpg.Record) -> tasks_pb2.Run:
 
 
 class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
-    """Answers task-state queries from the scheduler's tables."""
+    """Answers task-state queries through the service's reads."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    async def _run(
-        self, conn: asyncpg.Connection, tenant: str, run_id: str, context: Context
-    ) -> asyncpg.Record:
-        if not tenant or not run_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant and run_id are required")
-        row = await store.read_run(conn, tenant, run_id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"run {run_id} not found")
-        assert row is not None  # abort raises
-        return row
+    def __init__(self, service: SchedulerService) -> None:
+        self._service = service
 
     async def GetRun(self, request: tasks_pb2.GetRunRequest, context: Context) -> tasks_pb2.Run:
         """The run's status and times."""
-        async with self._pool.acquire() as conn:
-            return _run_message(await self._run(conn, request.tenant, request.run_id, context))
+        await _require_run(request, context)
+        async with _answering(context):
+            return _run_message(await self._service.run(request.tenant, request.run_id))
 
     async def ListRunTasks(
         self, request: tasks_pb2.ListRunTasksRequest, context: Context
     ) -> tasks_pb2.ListRunTasksResponse:
         """Every task of the run."""
-        async with self._pool.acquire() as conn:
-            await self._run(conn, request.tenant, request.run_id, context)
-            rows = await store.read_tasks(conn, request.run_id)
+        await _require_run(request, context)
+        async with _answering(context):
+            rows = await self._service.run_tasks(request.tenant, request.run_id)
         return tasks_pb2.ListRunTasksResponse(tasks=[task_message(row) for row in rows])
 
     async def GetTaskState(
@@ -107,9 +105,9 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
         """One task of the run."""
         if not request.task_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
-        async with self._pool.acquire() as conn:
-            await self._run(conn, request.tenant, request.run_id, context)
-            rows = await store.read_tasks(conn, request.run_id, request.task_id)
+        await _require_run(request, context)
+        async with _answering(context):
+            rows = await self._service.run_tasks(request.tenant, request.run_id, request.task_id)
         if not rows:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id} not found")
         return task_message(rows[0])
@@ -118,58 +116,65 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
         self, request: tasks_pb2.WatchRunRequest, context: Context
     ) -> AsyncIterator[tasks_pb2.RunChange]:
         """The run's tasks now, then every change until the run has ended."""
-        async with self._pool.acquire() as conn:
-            run = await self._run(conn, request.tenant, request.run_id, context)
-            last_id = await conn.fetchval(
-                "SELECT coalesce(max(id), 0) FROM transitions WHERE run_id = $1", request.run_id
-            )
-            rows = await store.read_tasks(conn, request.run_id)
-        status = run_status(run["status"])
-        for row in rows:
+        await _require_run(request, context)
+        async with _answering(context):
+            now, last_id = await self._service.run_snapshot(request.tenant, request.run_id)
+        status = run_status(now.run["status"])
+        for row in now.tasks:
             yield tasks_pb2.RunChange(run_status=status, task=task_message(row))
-        ended = RunStatus(run["status"]) in ENDED_RUN
+        ended = RunStatus(now.run["status"]) in ENDED_RUN
         while not ended:
             await asyncio.sleep(WATCH_POLL_S)
-            async with self._pool.acquire() as conn:
-                changes = await store.read_transitions(conn, request.run_id, last_id)
-                if not changes:
-                    continue
-                last_id = changes[-1]["id"]
-                tasks = {
-                    row["task_id"]: row for row in await store.read_tasks(conn, request.run_id)
-                }
-                run = await store.read_run(conn, request.tenant, request.run_id)
-            assert run is not None
-            status = run_status(run["status"])
-            for change in changes:
+            async with _answering(context):
+                changed = await self._service.run_changes(request.tenant, request.run_id, last_id)
+            if changed is None:
+                continue
+            last_id = changed.transitions[-1]["id"]
+            tasks = {row["task_id"]: row for row in changed.tasks}
+            status = run_status(changed.run["status"])
+            for change in changed.transitions:
                 task_row = tasks.get(change["task_id"]) if change["task_id"] else None
                 yield tasks_pb2.RunChange(
                     run_status=status,
                     task=task_message(task_row) if task_row is not None else None,
                     time=_timestamp(change["at"]),
                 )
-            ended = RunStatus(run["status"]) in ENDED_RUN
+            ended = RunStatus(changed.run["status"]) in ENDED_RUN
+
+
+async def _require_run(request: _RunRequest, context: Context) -> None:
+    if not request.tenant or not request.run_id:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant and run_id are required")
+
+
+@contextlib.asynccontextmanager
+async def _answering(context: Context) -> AsyncIterator[None]:
+    """Abort the call with the status code of a :class:`SchedulerError` raised inside."""
+    try:
+        yield
+    except SchedulerError as error:
+        await context.abort(grpc_status_for(error), str(error))
 
 
 class TaskStateServer:
     """The gRPC server as a resource, listening on ``127.0.0.1:<port>`` while open.
 
     Args:
-        database: Opened before this.
+        service: The scheduler's use cases (its database opened before this).
         port: TCP port; 0 picks a free one (see :attr:`port`). Default: 9103.
         name: Name ``/readyz`` reports. Default: ``"grpc"``.
     """
 
-    def __init__(self, database: PostgresDatabase, *, port: int = 9103, name: str = "grpc") -> None:
+    def __init__(self, service: SchedulerService, *, port: int = 9103, name: str = "grpc") -> None:
         self.name = name
         self.port = port
-        self._database = database
+        self._service = service
         self._server: grpc.aio.Server | None = None
 
     async def __aenter__(self) -> Self:
         server = grpc.aio.server()
         tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
-            TaskStateServicer(self._database.pool), server
+            TaskStateServicer(self._service), server
         )
         self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         await server.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from interlock.common.errors import InterlockError
+from interlock.scheduler.domain.errors import InvalidTransitionError
 
 
 class TaskStatus(StrEnum):
@@ -30,10 +30,6 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class InvalidTransitionError(InterlockError):
-    """A state change the state machine does not allow."""
 
 
 _T = TaskStatus
