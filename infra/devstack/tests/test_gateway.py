@@ -16,6 +16,7 @@ from interlock.common.http import KEEP_ALIVE_S
 from interlock.devstack._envoy import (
     IAM_AUTHZ,
     IAM_GRPC,
+    api_reference_path,
     compose_config_path,
     render_compose_config,
     render_envoy_config,
@@ -239,6 +240,21 @@ def test_public_routes_skip_the_authorizer(gateway: str) -> None:
     response = httpx.get(f"{gateway}/.well-known/jwks.json", trust_env=False)
     assert response.status_code == 418  # the stand-in's answer: it reached the upstream
     assert _Upstream.seen[-1] == "/.well-known/jwks.json"
+
+
+@pytest.mark.integration
+def test_openapi_documents_and_the_reference_page_are_public(gateway: str) -> None:
+    # The authorizer is unreachable here: a route that asked it would answer 503.
+    document = httpx.get(f"{gateway}/api/v1/iam/openapi.json", trust_env=False)
+    assert document.status_code == 418  # the stand-in's answer: it reached the upstream
+    assert _Upstream.seen[-1] == "/api/v1/iam/openapi.json"
+    closed = httpx.get(f"{gateway}/api/v1/workflow/openapi.json", trust_env=False)
+    assert closed.status_code == 503  # public, but the workflow service is down
+    page = httpx.get(f"{gateway}/api/docs", trust_env=False)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.text == api_reference_path().read_text()
+    assert "/api/v1/${service}/openapi.json" in page.text
 
 
 @pytest.mark.integration

@@ -4,10 +4,12 @@ import asyncio
 from types import TracebackType
 from typing import Self
 
+import httpx
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from interlock.common.errors import InterlockError, TransactionRequiredError, grpc_code_name
 from interlock.common.http import create_app
 from interlock.common.problems import Problem
 from interlock.common.settings import ServiceSettings
@@ -52,6 +54,25 @@ async def place(order: Order) -> dict[str, int]:
     if order.quantity > 10:
         raise Problem(409, "Too many", detail="At most 10 per order.", type_="order-limit")
     return {"quantity": order.quantity}
+
+
+class OrderNotFoundError(InterlockError):
+    status = 404
+    title = "Order not found"
+    problem_type = "order-not-found"
+
+    def problem_extensions(self) -> dict[str, object]:
+        return {"order": 7}
+
+
+@router.get("/orders/{order_id}")
+async def find(order_id: int) -> None:
+    raise OrderNotFoundError(f"no order {order_id}")
+
+
+@router.get("/broken")
+async def broken() -> None:
+    raise TransactionRequiredError("secret internals")
 
 
 @router.get("/boom")
@@ -116,6 +137,58 @@ async def test_unexpected_errors_hide_their_details(caplog: pytest.LogCaptureFix
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret internals" not in response.text
     assert "unhandled error" in caplog.text
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_the_connection_stays_usable_after_a_500() -> None:
+    # The exception is answered inside the app and not raised to the server, which
+    # would otherwise close the kept-alive connection without saying so.
+    app = create_app(SETTINGS, routers=[router])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            response = await client.get("/boom", headers={"x-request-id": "req-500"})
+    assert response.status_code == 500
+    assert response.json()["request_id"] == "req-500"
+
+
+async def test_interlock_errors_answer_the_problem_their_class_declares() -> None:
+    async with app_client(create_app(SETTINGS, routers=[router])) as client:
+        missing = await client.get("/orders/7")
+        internal = await client.get("/broken")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json() | {"request_id": None} == {
+        "type": "urn:interlock:problem:order-not-found",
+        "title": "Order not found",
+        "status": 404,
+        "detail": "no order 7",
+        "instance": "/orders/7",
+        "request_id": None,
+        "order": 7,
+    }
+    assert internal.status_code == 500
+    assert "secret internals" not in internal.text
+
+
+def test_grpc_codes_follow_the_http_status_unless_an_error_names_its_own() -> None:
+    class Exists(InterlockError):
+        status = 409
+        grpc_code = "ALREADY_EXISTS"
+
+    assert grpc_code_name(OrderNotFoundError()) == "NOT_FOUND"
+    assert grpc_code_name(Exists()) == "ALREADY_EXISTS"
+    assert grpc_code_name(TransactionRequiredError()) == "INTERNAL"
+
+
+async def test_the_openapi_document_declares_the_problem_schema() -> None:
+    app = create_app(SETTINGS, routers=[router])
+    document = app.openapi()
+    assert document["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+    ]
 
 
 async def test_request_id_from_the_gateway_is_kept() -> None:

@@ -3,25 +3,10 @@ import ipaddress
 import pytest
 
 from interlock.worker.domain.addresses import is_reachable, parse_networks
-from interlock.worker.domain.durations import parse_duration_ms
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import InvalidParams, TaskCancelled, TaskFailure, WorkerShutdown
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("2s", 2000), ("150ms", 150), ("1m30s", 90_000), ("0.5s", 500), (250, 250), ("40", 40)],
-)
-def test_durations_parse(value: object, expected: float) -> None:
-    assert parse_duration_ms(value) == expected
-
-
-@pytest.mark.parametrize("value", ["", "2 parsecs", "-1s", -5, "s", True, None, [1]])
-def test_bad_durations_are_refused(value: object) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration_ms(value)
 
 
 def test_offsets_commit_up_to_the_oldest_pending_record() -> None:

@@ -9,7 +9,7 @@ from interlock.workflow.domain import ControlAction
 
 def served_routes() -> set[tuple[str, str]]:
     app = create_app(WorkflowSettings())  # building the app opens nothing
-    routes = set()
+    routes = {("GET", app.openapi_url)}
     for path, operations in app.openapi()["paths"].items():
         paths = [path]
         if "{action}" in path:

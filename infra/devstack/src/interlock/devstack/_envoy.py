@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from interlock.devstack._stack import DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
 
 TEMPLATE_NAME = "envoy.yaml.tmpl"
 COMPOSE_NAME = "envoy.compose.yaml"
+API_REFERENCE_NAME = "api-reference.html"
 
 COMPOSE_LISTENER = ("0.0.0.0", 8080)  # noqa: S104 - inside its container, behind compose's port map
 """Listener address in compose."""
@@ -76,6 +78,11 @@ def template_path() -> Path:
     return envoy_dir() / TEMPLATE_NAME
 
 
+def api_reference_path() -> Path:
+    """Path of the API reference page the gateway serves at ``/api/docs``."""
+    return envoy_dir() / API_REFERENCE_NAME
+
+
 def compose_config_path() -> Path:
     """Path of the committed compose rendering."""
     return envoy_dir() / COMPOSE_NAME
@@ -122,6 +129,8 @@ def render_envoy_config(
         "ext_authz_service": _AUTHZ_SERVICE[authz].format(host=authz_host, port=authz_port),
         "iam_authz_cluster_options": _AUTHZ_CLUSTER_OPTIONS[authz],
         "rate_limit_per_s": str(rate_limit_per_s),
+        # A JSON string is a YAML double-quoted scalar: the page goes in as one line.
+        "api_reference_html": json.dumps(api_reference_path().read_text()),
     }
     for service in SERVICES:
         host, port = upstreams[service.name]

@@ -1,8 +1,22 @@
-"""Errors raised by Interlock's shared data plumbing (events, Kafka, outbox, migrations).
+"""The one base of every Interlock error, and the errors of the shared plumbing.
 
-The tree::
+Every service roots its own tree (its ``errors`` module draws it) in
+:class:`InterlockError`. An error carries hints for the edges: the HTTP status, title
+and problem type of its RFC 9457 problem document, and the gRPC status code. The
+domain and the store raise these errors knowing nothing of HTTP or gRPC; only the REST
+adapter (:func:`interlock.common.problems.problem_for`) and the gRPC adapters
+(:func:`grpc_code_name`) turn them into answers. An exception that is no
+``InterlockError`` answers a 500 problem carrying the request id, and its message
+never reaches the client.
 
-    InterlockError                  base of every error below
+The tree of this module::
+
+    InterlockError                  base of every Interlock error; 500 unless a subclass
+     │                              says otherwise
+     ├── InvalidPageTokenError      400  a page token this list did not issue (garbage,
+     │                                   forged, or issued for other filters)
+     ├── InvalidDurationError       422  not a duration such as 500ms, 5m or 1h30m
+     │                                   (also a ValueError)
      ├── EventDecodeError           a Kafka record is not an Interlock event:
      │    │                         skip it or dead-letter it, never retry it
      │    ├── MalformedEventError   a CloudEvents header is missing or invalid, the
@@ -20,19 +34,84 @@ unless a function documents otherwise.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 __all__ = [
     "EventDecodeError",
     "InterlockError",
+    "InvalidDurationError",
+    "InvalidPageTokenError",
     "MalformedEventError",
     "MigrationError",
     "PublishError",
     "TransactionRequiredError",
     "UnknownEventTypeError",
+    "grpc_code_name",
 ]
 
 
 class InterlockError(Exception):
-    """Base class of the errors raised by ``interlock.common``."""
+    """Base class of every Interlock error.
+
+    Subclasses set the class attributes below; the message (``str(error)``) is the
+    problem's ``detail`` and must be safe to show to the caller when ``status`` is
+    below 500.
+    """
+
+    status: ClassVar[int] = 500
+    """HTTP status of the problem document. Default: 500."""
+    title: ClassVar[str] = "Internal server error"
+    """Short summary of the problem type, the same for every occurrence."""
+    problem_type: ClassVar[str] = "internal"
+    """Slug of the problem type, expanded to ``urn:interlock:problem:<slug>``."""
+    grpc_code: ClassVar[str | None] = None
+    """Name of the ``grpc.StatusCode`` answered by gRPC adapters. Default: derived
+    from ``status`` by :func:`grpc_code_name`."""
+
+    def problem_extensions(self) -> dict[str, Any]:
+        """Extra members of the problem document (e.g. ``errors``). Default: none."""
+        return {}
+
+
+_GRPC_CODE_BY_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "FAILED_PRECONDITION",
+    413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def grpc_code_name(error: InterlockError) -> str:
+    """The name of the ``grpc.StatusCode`` that answers ``error``.
+
+    The error's own :attr:`~InterlockError.grpc_code`, else the usual code for its HTTP
+    status (the mapping of google.rpc.Code), else ``INTERNAL``. A name rather than the
+    enum keeps ``grpc`` out of the domain and the store.
+    """
+    return error.grpc_code or _GRPC_CODE_BY_STATUS.get(error.status, "INTERNAL")
+
+
+class InvalidPageTokenError(InterlockError):
+    """A page token that is malformed, forged, or was issued for another list or filter."""
+
+    status = 400
+    title = "Invalid page token"
+    problem_type = "invalid-page-token"
+
+
+class InvalidDurationError(InterlockError, ValueError):
+    """Text that is not a duration of :mod:`interlock.common.durations`' grammar."""
+
+    status = 422
+    title = "Invalid duration"
+    problem_type = "invalid-duration"
 
 
 class EventDecodeError(InterlockError):

@@ -2,8 +2,9 @@
 
 :func:`create_app` builds an app with ``/healthz`` (alive), ``/readyz`` (every
 dependency reachable), ``/metrics`` (Prometheus), request ids, tracing and
-problem+json errors; a service adds its routers and its lifespan. :func:`serve`
-runs it with uvicorn.
+problem+json errors; ``/health/<service>`` is readiness again under the path the
+gateway serves it on, so the service's OpenAPI document describes it. A service adds
+its routers and its lifespan. :func:`serve` runs it with uvicorn.
 """
 
 from __future__ import annotations
@@ -12,18 +13,27 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlock.common.logs import request_id_var
 from interlock.common.metrics import metrics_endpoint, observe_request
-from interlock.common.problems import install_problem_handlers
+from interlock.common.problems import (
+    PUBLIC_PROBLEMS,
+    PUBLIC_ROUTE,
+    Problem,
+    install_openapi_schemas,
+    install_problem_handlers,
+    problem_response,
+    problem_responses,
+)
 from interlock.common.resources import Resource
 from interlock.common.settings import ServiceSettings
 
@@ -48,6 +58,7 @@ def create_app(
     *,
     resources: Sequence[Resource] = (),
     routers: Sequence[APIRouter] = (),
+    openapi_schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
@@ -57,6 +68,8 @@ def create_app(
             start-up, closed in reverse at shut-down, each probed by ``/readyz``.
             Default: none (ready whenever alive).
         routers: The service's REST routers.
+        openapi_schemas: Named schemas routes refer to in ``openapi_extra``, added to
+            the OpenAPI document with the ``Problem`` schema. Default: none.
 
     Returns:
         The app, ready for :func:`serve` or a test client.
@@ -75,12 +88,22 @@ def create_app(
         },
     )
     install_problem_handlers(app)
+    install_openapi_schemas(app, openapi_schemas)
     app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+    readiness = _readiness_endpoint(resources, settings.readiness_timeout_s)
+    app.add_api_route("/readyz", readiness, methods=["GET"], include_in_schema=False)
     app.add_api_route(
-        "/readyz",
-        _readiness_endpoint(resources, settings.readiness_timeout_s),
+        f"/health/{settings.service_name}",
+        readiness,
         methods=["GET"],
-        include_in_schema=False,
+        tags=["health"],
+        summary="Readiness, as the gateway serves it",
+        response_model=Readiness,
+        responses={
+            503: {"model": Readiness, "description": "A dependency is unreachable."},
+            **problem_responses(*PUBLIC_PROBLEMS),
+        },
+        openapi_extra=PUBLIC_ROUTE,
     )
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     for router in routers:
@@ -109,8 +132,9 @@ async def serve(app: ASGIApp, settings: ServiceSettings) -> None:
 
 
 class RequestMiddleware:
-    """Binds the request id to logs and the response, and records the request's metrics.
+    """Binds the request id, records metrics, answers unexpected exceptions with a 500.
 
+    The 500 is a problem document carrying the request id.
     The request id is the gateway's ``x-request-id`` (or a new one); metrics go through
     :func:`interlock.common.metrics.observe_request`. One pure-ASGI layer does both:
     each layer wraps ``send`` and costs a coroutine per request, a measurable share of
@@ -131,18 +155,38 @@ class RequestMiddleware:
         status = 500
         token = request_id_var.set(request_id)
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
             await self._app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, inside the request id's scope, so the 500 carries it; and
+            # not raised further, so the server keeps the connection in a sound state.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started_response:
+                raise
+            problem = Problem(500, "Internal server error", type_="internal")
+            await problem_response(problem, Request(scope))(scope, receive, send_with_id)
         finally:
             observe_request(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
+
+
+class Readiness(BaseModel):
+    """Whether the service can serve: each dependency's check."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(
+        description='By dependency: "ok", "timed out after <n>s" or "failed: <error type>".'
+    )
 
 
 async def _alive() -> dict[str, str]:

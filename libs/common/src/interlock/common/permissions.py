@@ -24,6 +24,7 @@ from enum import StrEnum
 __all__ = [
     "PERMISSIONS",
     "PUBLIC",
+    "SERVICE_NAMES",
     "Role",
     "Rule",
     "find_rule",
@@ -48,6 +49,9 @@ class Role(StrEnum):
 
 
 _RANK = {Role.VIEWER: 0, Role.DEVELOPER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+SERVICE_NAMES = ("iam", "workflow", "scheduler", "worker", "metadata", "notification", "artifact")
+"""The seven services, each serving its OpenAPI document at ``/api/v1/<name>/openapi.json``."""
 
 PUBLIC = None
 """The ``role`` of a rule that needs no authentication (login, refresh, JWKS)."""
@@ -206,6 +210,10 @@ PERMISSIONS: tuple[Rule, ...] = (
     # artifact
     *_rules("artifact", Role.VIEWER, "GET /api/v1/artifacts", "GET /api/v1/artifacts/{rest...}"),
     *_rules("artifact", Role.DEVELOPER, "POST /api/v1/artifacts"),
+    # Readiness and API documentation: public; they describe the platform, not a tenant.
+    *(Rule("GET", f"/health/{service}", service, PUBLIC) for service in SERVICE_NAMES),
+    *(Rule("GET", f"/api/v1/{service}/openapi.json", service, PUBLIC) for service in SERVICE_NAMES),
+    Rule("GET", "/api/docs", "gateway", PUBLIC),
 )
 """Every route behind the gateway and the least role that may call it."""
 
@@ -262,7 +270,9 @@ def permissions_markdown() -> str:
         "",
         "Roles nest: `admin` ⊃ `operator` ⊃ `developer` ⊃ `viewer`. Each route names the",
         "least role that may call it; `public` routes need no token. A route missing from",
-        "this table is denied by the gateway.",
+        "this table is denied by the gateway. Each service's readiness, its OpenAPI document",
+        "and the API reference page (`/api/docs`, served by the gateway itself) are public:",
+        "they describe the platform and hold no tenant's data.",
         "",
         "| service | method | path | least role |",
         "|---|---|---|---|",

@@ -15,7 +15,13 @@ from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal, Principal
 from interlock.common.permissions import find_rule, is_allowed
-from interlock.common.problems import Problem
+from interlock.common.problems import (
+    GATEWAY_PROBLEMS,
+    PUBLIC_PROBLEMS,
+    PUBLIC_ROUTE,
+    Problem,
+    problem_responses,
+)
 from interlock.iam import store
 from interlock.iam.accounts import Accounts, TokenPair
 from interlock.iam.credentials import Credentials
@@ -114,6 +120,23 @@ class ApiKeyResponse(BaseModel):
     key: str | None = None
 
 
+class JwksResponse(BaseModel):
+    """The public signing keys (RFC 7517 JWK Set) that verify IAM's tokens."""
+
+    keys: list[dict[str, Any]]
+
+
+class RotatedKeyResponse(BaseModel):
+    """``POST /api/v1/signing-keys/rotate``: the new key's id."""
+
+    kid: str
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    # Behind the gateway's authorization; IAM checks the caller's roles again (403).
+    return problem_responses(*GATEWAY_PROBLEMS, *statuses)
+
+
 def _user(record: store.UserRecord) -> UserResponse:
     return UserResponse(
         id=record.id,
@@ -160,7 +183,7 @@ async def authorized(request: Request, principal: CurrentPrincipal) -> Principal
     """
     rule = find_rule(request.method, request.url.path)
     if rule is None or not is_allowed(rule, principal.roles):
-        raise Forbidden("Your roles do not allow this.").to_problem()
+        raise Forbidden("Your roles do not allow this.")
     return principal
 
 
@@ -178,44 +201,69 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
     """IAM's routes, bound to its use cases."""
     router = APIRouter()
 
-    @router.post("/api/v1/auth/login", response_model=TokenResponse)
+    @router.post(
+        "/api/v1/auth/login",
+        response_model=TokenResponse,
+        responses=problem_responses(*PUBLIC_PROBLEMS, 401, 422),
+        openapi_extra=PUBLIC_ROUTE,
+    )
     async def login(body: LoginRequest) -> TokenResponse:
         return _tokens(await accounts.login(body.username, body.password, body.tenant))
 
-    @router.post("/api/v1/auth/refresh", response_model=TokenResponse)
+    @router.post(
+        "/api/v1/auth/refresh",
+        response_model=TokenResponse,
+        responses=problem_responses(*PUBLIC_PROBLEMS, 401, 422),
+        openapi_extra=PUBLIC_ROUTE,
+    )
     async def refresh(body: RefreshRequest) -> TokenResponse:
         return _tokens(await accounts.refresh(body.refresh_token))
 
-    @router.post("/api/v1/auth/logout", status_code=204)
+    @router.post("/api/v1/auth/logout", status_code=204, responses=_problems(400, 422))
     async def logout(_: Caller, authorization: Annotated[str | None, Header()] = None) -> Response:
         await accounts.logout(_bearer(authorization))
         return Response(status_code=204)
 
-    @router.get("/api/v1/auth/me", response_model=PrincipalResponse)
+    @router.get("/api/v1/auth/me", response_model=PrincipalResponse, responses=_problems())
     async def me(caller: Caller) -> PrincipalResponse:
         return PrincipalResponse(
             id=caller.subject, tenant=caller.tenant, roles=sorted(caller.roles)
         )
 
-    @router.get("/.well-known/jwks.json")
+    @router.get(
+        "/.well-known/jwks.json",
+        response_model=JwksResponse,
+        responses=problem_responses(*PUBLIC_PROBLEMS),
+        openapi_extra=PUBLIC_ROUTE,
+    )
     async def jwks(response: Response) -> dict[str, Any]:
         response.headers["cache-control"] = "public, max-age=60"
         return credentials.jwks()
 
-    @router.post("/api/v1/users", status_code=201, response_model=UserResponse)
+    @router.post(
+        "/api/v1/users",
+        status_code=201,
+        response_model=UserResponse,
+        responses=_problems(400, 409, 422),
+    )
     async def create_user(body: CreateUserRequest, caller: Caller) -> UserResponse:
         record = await accounts.create_user(caller.tenant, body.username, body.password, body.roles)
         return _user(record)
 
-    @router.get("/api/v1/users", response_model=list[UserResponse])
+    @router.get("/api/v1/users", response_model=list[UserResponse], responses=_problems())
     async def list_users(caller: Caller) -> list[UserResponse]:
         return [_user(record) for record in await accounts.list_users(caller.tenant)]
 
-    @router.get("/api/v1/users/{user_id}", response_model=UserResponse)
+    @router.get("/api/v1/users/{user_id}", response_model=UserResponse, responses=_problems(404))
     async def get_user(user_id: str, caller: Caller) -> UserResponse:
         return _user(await accounts.get_user(caller.tenant, user_id))
 
-    @router.post("/api/v1/tenants", status_code=201, response_model=TenantResponse)
+    @router.post(
+        "/api/v1/tenants",
+        status_code=201,
+        response_model=TenantResponse,
+        responses=_problems(400, 409, 422),
+    )
     async def create_tenant(body: CreateTenantRequest, caller: Caller) -> TenantResponse:
         await accounts.create_tenant(
             caller.tenant, body.name, body.admin_username, body.admin_password
@@ -223,14 +271,19 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
         tenants = dict(await accounts.list_tenants(body.name))
         return TenantResponse(name=body.name, created_at=_time(tenants[body.name]))
 
-    @router.get("/api/v1/tenants", response_model=list[TenantResponse])
+    @router.get("/api/v1/tenants", response_model=list[TenantResponse], responses=_problems())
     async def list_tenants(caller: Caller) -> list[TenantResponse]:
         return [
             TenantResponse(name=name, created_at=_time(created))
             for name, created in await accounts.list_tenants(caller.tenant)
         ]
 
-    @router.post("/api/v1/api-keys", status_code=201, response_model=ApiKeyResponse)
+    @router.post(
+        "/api/v1/api-keys",
+        status_code=201,
+        response_model=ApiKeyResponse,
+        responses=_problems(400, 422),
+    )
     async def create_api_key(body: CreateApiKeyRequest, caller: Caller) -> ApiKeyResponse:
         created = await accounts.create_api_key(
             caller.tenant,
@@ -241,23 +294,28 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
         )
         return _api_key(created.record, key=created.key)
 
-    @router.get("/api/v1/api-keys", response_model=list[ApiKeyResponse])
+    @router.get("/api/v1/api-keys", response_model=list[ApiKeyResponse], responses=_problems())
     async def list_api_keys(caller: Caller) -> list[ApiKeyResponse]:
         return [_api_key(record) for record in await accounts.list_api_keys(caller.tenant)]
 
-    @router.delete("/api/v1/api-keys/{key_id}", status_code=204)
+    @router.delete("/api/v1/api-keys/{key_id}", status_code=204, responses=_problems(404))
     async def revoke_api_key(key_id: str, caller: Caller) -> Response:
         await accounts.revoke_api_key(caller.tenant, key_id)
         return Response(status_code=204)
 
-    @router.get("/api/v1/signing-keys")
+    @router.get("/api/v1/signing-keys", response_model=list[dict[str, Any]], responses=_problems())
     async def list_signing_keys(caller: Caller) -> list[dict[str, Any]]:
         accounts.require_system_tenant(caller.tenant)
         return credentials.signing_keys()
 
-    @router.post("/api/v1/signing-keys/rotate", status_code=201)
-    async def rotate_signing_key(caller: Caller) -> dict[str, str]:
+    @router.post(
+        "/api/v1/signing-keys/rotate",
+        status_code=201,
+        response_model=RotatedKeyResponse,
+        responses=_problems(),
+    )
+    async def rotate_signing_key(caller: Caller) -> RotatedKeyResponse:
         accounts.require_system_tenant(caller.tenant)
-        return {"kid": await credentials.rotate()}
+        return RotatedKeyResponse(kid=await credentials.rotate())
 
     return router

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from interlock.common.http import create_app as create_service_app
 from interlock.common.postgres import MigrationSource, PostgresDatabase
-from interlock.common.problems import problem_response
+from interlock.common.problems import problem_for, problem_response
 from interlock.common.resources import Resource
 from interlock.iam.accounts import Accounts
 from interlock.iam.api import build_router
@@ -15,7 +15,7 @@ from interlock.iam.authorizer import Authorizer
 from interlock.iam.authorizer_processes import AuthorizerProcesses
 from interlock.iam.authz_server import AuthzServer
 from interlock.iam.credentials import Credentials
-from interlock.iam.errors import IamError, LockedOut
+from interlock.iam.errors import LockedOut
 from interlock.iam.grpc import GrpcServer
 from interlock.iam.settings import IamSettings
 
@@ -39,13 +39,13 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
         resources=resources,
         routers=[build_router(accounts, credentials)],
     )
-    app.add_exception_handler(IamError, _on_iam_error)
+    app.add_exception_handler(LockedOut, _on_locked_out)
     return app
 
 
-async def _on_iam_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, IamError)
-    response = problem_response(exc.to_problem(), request)
-    if isinstance(exc, LockedOut):
-        response.headers["retry-after"] = str(int(exc.retry_after_s) + 1)
+async def _on_locked_out(request: Request, exc: Exception) -> JSONResponse:
+    # Every other IamError is answered by the common handler; this one adds Retry-After.
+    assert isinstance(exc, LockedOut)
+    response = problem_response(problem_for(exc), request)
+    response.headers["retry-after"] = str(exc.retry_after_whole_s)
     return response

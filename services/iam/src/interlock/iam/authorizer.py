@@ -64,7 +64,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def _deny(error: IamError, path: str) -> Deny:
     body = {
-        "type": PROBLEM_TYPE_BASE + error.slug,
+        "type": PROBLEM_TYPE_BASE + error.problem_type,
         "title": error.title,
         "status": error.status,
         "detail": str(error),

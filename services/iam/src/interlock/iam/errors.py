@@ -1,35 +1,34 @@
-"""IAM's errors, each mapped to an RFC 9457 problem (REST) and a gRPC status.
+"""IAM's errors, rooted in :class:`interlock.common.errors.InterlockError`.
 
-::
+The store, the credentials and the accounts raise them; the REST adapter answers each
+with its RFC 9457 problem (``interlock.common.problems``), the gRPC adapter and the
+authorizer with the gRPC status or the denial it declares. Nothing here imports gRPC::
 
-    IamError
-    ├── Unauthenticated   401  UNAUTHENTICATED   bad, expired or revoked credentials
-    ├── LockedOut         429  RESOURCE_EXHAUSTED too many failed logins
-    ├── Forbidden         403  PERMISSION_DENIED
-    ├── NotFound          404  NOT_FOUND          also another tenant's resource
-    └── Conflict          409  ALREADY_EXISTS
+    InterlockError
+     └── IamError                400  bad-request       INVALID_ARGUMENT   e.g. an unknown role
+          ├── Unauthenticated    401  unauthenticated   UNAUTHENTICATED    bad, expired or
+          │                                                                revoked credentials
+          ├── Forbidden          403  forbidden         PERMISSION_DENIED  a role too low
+          ├── NotFound           404  not-found         NOT_FOUND          also another
+          │                                                                tenant's resource
+          ├── Conflict           409  conflict          ALREADY_EXISTS     the name is taken
+          └── LockedOut          429  locked-out        RESOURCE_EXHAUSTED too many failed
+                                                                           logins
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
-import grpc
-
-from interlock.common.problems import Problem
+from interlock.common.errors import InterlockError
 
 
-class IamError(Exception):
+class IamError(InterlockError):
     """Base of IAM's domain errors; the message is safe to show to the caller."""
 
-    status: ClassVar[int] = 400
-    title: ClassVar[str] = "Bad request"
-    slug: ClassVar[str] = "bad-request"
-    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INVALID_ARGUMENT
-
-    def to_problem(self) -> Problem:
-        """This error as a problem document."""
-        return Problem(self.status, self.title, detail=str(self) or None, type_=self.slug)
+    status = 400
+    title = "Bad request"
+    problem_type = "bad-request"
 
 
 class Unauthenticated(IamError):
@@ -37,8 +36,7 @@ class Unauthenticated(IamError):
 
     status = 401
     title = "Unauthenticated"
-    slug = "unauthenticated"
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    problem_type = "unauthenticated"
 
 
 class LockedOut(IamError):
@@ -46,22 +44,20 @@ class LockedOut(IamError):
 
     status = 429
     title = "Too many failed logins"
-    slug = "locked-out"
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    problem_type = "locked-out"
 
     def __init__(self, retry_after_s: float) -> None:
         super().__init__("Too many failed logins; try again later.")
         self.retry_after_s = retry_after_s
 
-    def to_problem(self) -> Problem:
-        """The problem, with ``retry_after_s``."""
-        return Problem(
-            self.status,
-            self.title,
-            detail=str(self),
-            type_=self.slug,
-            extensions={"retry_after_s": int(self.retry_after_s) + 1},
-        )
+    @property
+    def retry_after_whole_s(self) -> int:
+        """``retry_after_s`` rounded up to whole seconds, as ``Retry-After`` says it."""
+        return int(self.retry_after_s) + 1
+
+    def problem_extensions(self) -> dict[str, Any]:
+        """``retry_after_s``, in whole seconds."""
+        return {"retry_after_s": self.retry_after_whole_s}
 
 
 class Forbidden(IamError):
@@ -69,8 +65,7 @@ class Forbidden(IamError):
 
     status = 403
     title = "Forbidden"
-    slug = "forbidden"
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    problem_type = "forbidden"
 
 
 class NotFound(IamError):
@@ -78,8 +73,7 @@ class NotFound(IamError):
 
     status = 404
     title = "Not found"
-    slug = "not-found"
-    grpc_code = grpc.StatusCode.NOT_FOUND
+    problem_type = "not-found"
 
 
 class Conflict(IamError):
@@ -87,5 +81,5 @@ class Conflict(IamError):
 
     status = 409
     title = "Conflict"
-    slug = "conflict"
-    grpc_code = grpc.StatusCode.ALREADY_EXISTS
+    problem_type = "conflict"
+    grpc_code = "ALREADY_EXISTS"

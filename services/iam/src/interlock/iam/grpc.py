@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 
 from interlock.auth.v1 import auth_pb2, auth_pb2_grpc
+from interlock.common.errors import grpc_code_name
 from interlock.common.problems import PROBLEM_CONTENT_TYPE
 from interlock.common.resources import Lifecycle
 from interlock.envoy.config.core.v3 import base_pb2
@@ -30,7 +31,7 @@ from interlock.envoy.type.v3 import http_status_pb2
 from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
 from interlock.iam.credentials import Credentials
 from interlock.iam.domain import PrincipalKind
-from interlock.iam.errors import Unauthenticated
+from interlock.iam.errors import IamError
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ class TokenValidationService(auth_pb2_grpc.TokenValidationServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "token is required")
         try:
             principal = self._credentials.validate_from_thread(request.token)
-        except Unauthenticated as exc:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except IamError as exc:
+            context.abort(grpc.StatusCode[grpc_code_name(exc)], str(exc))
         expires_at = None
         if principal.expires_at is not None:
             expires_at = Timestamp()

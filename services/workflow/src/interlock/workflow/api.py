@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.workflow import store
 from interlock.workflow.domain import (
     DEFINITION_SCHEMA,
@@ -23,15 +25,18 @@ from interlock.workflow.domain import (
     RunStatus,
     TaskStatus,
 )
-from interlock.workflow.domain.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from interlock.workflow.service import RunView, WorkflowService
 
+DEFINITION_SCHEMA_NAME = "WorkflowDefinition"
+"""Name of the definition's JSON Schema among the OpenAPI document's schemas."""
+
+_DEFINITION_REF = {"$ref": f"#/components/schemas/{DEFINITION_SCHEMA_NAME}"}
 _DEFINITION_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/yaml": {"schema": {"$ref": DEFINITION_SCHEMA["$id"]}},
-            "application/json": {"schema": {"$ref": DEFINITION_SCHEMA["$id"]}},
+            "application/yaml": {"schema": _DEFINITION_REF},
+            "application/json": {"schema": _DEFINITION_REF},
         },
     }
 }
@@ -49,11 +54,119 @@ PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50
 PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 
 
+class WorkflowView(BaseModel):
+    """One version of a workflow."""
+
+    name: str
+    version: int
+    latest_version: int
+    description: str
+    labels: dict[str, str]
+    content_hash: str = Field(description="SHA-256 of the canonical definition.")
+    created_at: str = Field(description="When the workflow's first version was created.")
+    version_created_at: str
+    version_created_by: str
+    archived: bool
+    archived_at: str | None
+    definition: dict[str, Any] = Field(description="The definition as it was submitted.")
+
+
+class WorkflowList(BaseModel):
+    """One page of workflows."""
+
+    workflows: list[WorkflowView]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
+
+
+class VersionList(BaseModel):
+    """Every version of a workflow, oldest first."""
+
+    versions: list[WorkflowView]
+
+
+class RunSummary(BaseModel):
+    """A run without its tasks."""
+
+    run_id: str
+    workflow: str
+    version: int
+    status: RunStatus
+    created_at: str
+    finished_at: str | None
+
+
+class TaskView(BaseModel):
+    """A task of a run, as its events told it."""
+
+    id: str
+    status: TaskStatus
+    attempts: int
+    scheduled_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    output: Any = Field(default=None, description="Only once the task succeeded.")
+    error: dict[str, Any] | None = Field(
+        default=None, description="The latest failure: `{type, message, retryable}`."
+    )
+
+
+class RunDetail(RunSummary):
+    """A run with its input and its tasks."""
+
+    input: Any
+    tasks: list[TaskView]
+
+
+class RunList(BaseModel):
+    """One page of runs, newest first."""
+
+    runs: list[RunSummary]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
+
+
 class ControlRequest(BaseModel):
     """Optional body of a control request."""
 
     reason: str = Field(default="", max_length=1024)
     """Why, for the record. Default: empty."""
+
+
+_SCHEMA_RESPONSE = {
+    "description": "The JSON Schema (2020-12) of a workflow definition.",
+    "content": {"application/schema+json": {"schema": {"type": "object"}}},
+}
+
+
+def openapi_schemas() -> dict[str, dict[str, Any]]:
+    """The definition's JSON Schema as OpenAPI components, which any OpenAPI tool resolves.
+
+    ``WorkflowDefinition`` and one ``WorkflowDefinition.<name>`` per ``$defs`` entry,
+    their ``#/$defs/<name>`` references rewritten to point at those components.
+    """
+    prefix = f"#/components/schemas/{DEFINITION_SCHEMA_NAME}."
+    root = {key: value for key, value in DEFINITION_SCHEMA.items() if not key.startswith("$")}
+    schemas = {DEFINITION_SCHEMA_NAME: root}
+    for name, definition in DEFINITION_SCHEMA.get("$defs", {}).items():
+        schemas[f"{DEFINITION_SCHEMA_NAME}.{name}"] = definition
+    return {name: _rewrite_refs(schema, prefix) for name, schema in schemas.items()}
+
+
+def _rewrite_refs(value: Any, prefix: str) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: prefix + item.removeprefix("#/$defs/")
+            if key == "$ref" and isinstance(item, str)
+            else _rewrite_refs(item, prefix)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_rewrite_refs(item, prefix) for item in value]
+    return value
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    # Every route is behind the gateway's authorization.
+    return problem_responses(*GATEWAY_PROBLEMS, *statuses)
 
 
 def rfc3339(time: datetime | None) -> str | None:
@@ -142,12 +255,23 @@ def build_router(service: WorkflowService) -> APIRouter:
 
 
 def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
-    @router.get("/workflows/schema", tags=["workflows"])
+    @router.get(
+        "/workflows/schema",
+        tags=["workflows"],
+        responses={200: _SCHEMA_RESPONSE, **_problems()},
+    )
     async def definition_schema(_: CurrentPrincipal) -> JSONResponse:
         """The JSON Schema of a workflow definition."""
         return JSONResponse(DEFINITION_SCHEMA, media_type="application/schema+json")
 
-    @router.post("/workflows", status_code=201, tags=["workflows"], openapi_extra=_DEFINITION_BODY)
+    @router.post(
+        "/workflows",
+        status_code=201,
+        tags=["workflows"],
+        openapi_extra=_DEFINITION_BODY,
+        response_model=WorkflowView,
+        responses=_problems(400, 409, 413, 415, 422),
+    )
     async def create_workflow(principal: CurrentPrincipal, request: Request) -> JSONResponse:
         """Create a workflow from a YAML or JSON definition (409 if the name exists)."""
         created = await service.create_definition(
@@ -159,7 +283,12 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
             headers={"location": f"/api/v1/workflows/{created.name}"},
         )
 
-    @router.get("/workflows", tags=["workflows"])
+    @router.get(
+        "/workflows",
+        tags=["workflows"],
+        response_model=WorkflowList,
+        responses=_problems(400, 422),
+    )
     async def list_workflows(
         principal: CurrentPrincipal,
         name_prefix: str | None = None,
@@ -184,12 +313,26 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
             }
         )
 
-    @router.get("/workflows/{name}", tags=["workflows"])
+    @router.get(
+        "/workflows/{name}",
+        tags=["workflows"],
+        response_model=WorkflowView,
+        responses=_problems(404),
+    )
     async def get_workflow(principal: CurrentPrincipal, name: str) -> JSONResponse:
         """The latest version of a workflow."""
         return JSONResponse(definition_view(await service.get_definition(principal, name)))
 
-    @router.put("/workflows/{name}", tags=["workflows"], openapi_extra=_DEFINITION_BODY)
+    @router.put(
+        "/workflows/{name}",
+        tags=["workflows"],
+        openapi_extra=_DEFINITION_BODY,
+        response_model=WorkflowView,
+        responses={
+            201: {"model": WorkflowView, "description": "A new version."},
+            **_problems(400, 404, 409, 413, 415, 422),
+        },
+    )
     async def put_workflow(
         principal: CurrentPrincipal, name: str, request: Request
     ) -> JSONResponse:
@@ -199,26 +342,51 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
         )
         return JSONResponse(definition_view(version), status_code=201 if created else 200)
 
-    @router.delete("/workflows/{name}", status_code=204, tags=["workflows"])
+    @router.delete(
+        "/workflows/{name}", status_code=204, tags=["workflows"], responses=_problems(404)
+    )
     async def archive_workflow(principal: CurrentPrincipal, name: str) -> Response:
         """Archive a workflow: no new runs, hidden from lists; versions and runs stay."""
         await service.archive_definition(principal, name)
         return Response(status_code=204)
 
-    @router.get("/workflows/{name}/versions", tags=["workflows"])
+    @router.get(
+        "/workflows/{name}/versions",
+        tags=["workflows"],
+        response_model=VersionList,
+        responses=_problems(404),
+    )
     async def list_versions(principal: CurrentPrincipal, name: str) -> JSONResponse:
         """Every version of a workflow, oldest first."""
         versions = await service.list_versions(principal, name)
         return JSONResponse({"versions": [definition_view(v) for v in versions]})
 
-    @router.get("/workflows/{name}/versions/{version}", tags=["workflows"])
+    @router.get(
+        "/workflows/{name}/versions/{version}",
+        tags=["workflows"],
+        response_model=WorkflowView,
+        responses=_problems(404, 422),
+    )
     async def get_version(principal: CurrentPrincipal, name: str, version: int) -> JSONResponse:
         """One version of a workflow."""
         return JSONResponse(definition_view(await service.get_definition(principal, name, version)))
 
 
 def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
-    @router.post("/workflows/{name}/runs", status_code=201, tags=["runs"], openapi_extra=_RUN_BODY)
+    @router.post(
+        "/workflows/{name}/runs",
+        status_code=201,
+        tags=["runs"],
+        openapi_extra=_RUN_BODY,
+        response_model=RunDetail,
+        responses={
+            200: {
+                "model": RunDetail,
+                "description": "The run an earlier request with this Idempotency-Key started.",
+            },
+            **_problems(400, 404, 409, 413, 415, 422),
+        },
+    )
     async def start_run(
         principal: CurrentPrincipal,
         name: str,
@@ -237,7 +405,7 @@ def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
             headers={"location": f"/api/v1/runs/{view.run.id}"},
         )
 
-    @router.get("/runs", tags=["runs"])
+    @router.get("/runs", tags=["runs"], response_model=RunList, responses=_problems(400, 422))
     async def list_runs(
         principal: CurrentPrincipal,
         workflow: str | None = None,
@@ -264,12 +432,17 @@ def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
             }
         )
 
-    @router.get("/runs/{run_id}", tags=["runs"])
+    @router.get("/runs/{run_id}", tags=["runs"], response_model=RunDetail, responses=_problems(404))
     async def get_run(principal: CurrentPrincipal, run_id: str) -> JSONResponse:
         """A run with its tasks (projected from task events)."""
         return JSONResponse(run_view(await service.get_run(principal, run_id)))
 
-    @router.post("/runs/{run_id}/{action}", tags=["runs"])
+    @router.post(
+        "/runs/{run_id}/{action}",
+        tags=["runs"],
+        response_model=RunDetail,
+        responses=_problems(404, 409, 422),
+    )
     async def control_run(
         principal: CurrentPrincipal,
         run_id: str,

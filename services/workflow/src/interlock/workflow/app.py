@@ -8,8 +8,7 @@ from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.postgres import MigrationSource, PostgresDatabase
-from interlock.workflow.api import build_router
-from interlock.workflow.errors import install_error_handlers
+from interlock.workflow.api import build_router, openapi_schemas
 from interlock.workflow.handlers import CONSUMER, EVENT_TYPES, RunProjection
 from interlock.workflow.reconciler import StartReconciler
 from interlock.workflow.service import WorkflowService
@@ -41,10 +40,9 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
         grace_s=settings.start_grace_s,
         max_republishes=settings.max_start_republishes,
     )
-    app = create_service_app(
+    return create_service_app(
         settings,
         resources=[database, broker, relay, projection, reconciler],
         routers=[build_router(service)],
+        openapi_schemas=openapi_schemas(),
     )
-    install_error_handlers(app)
-    return app

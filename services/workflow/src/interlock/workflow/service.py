@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
 from interlock.common.identity import Principal
+from interlock.common.paging import PageKey
 from interlock.events.v1 import definition_pb2, workflow_pb2
 from interlock.workflow import store
 from interlock.workflow.domain import (
@@ -30,7 +31,6 @@ from interlock.workflow.domain import (
     InvalidDefinitionError,
     InvalidDocumentError,
     InvalidInputError,
-    InvalidPageTokenError,
     Issue,
     PayloadTooLargeError,
     RunNotFoundError,
@@ -47,7 +47,11 @@ from interlock.workflow.domain import (
 )
 from interlock.workflow.domain.documents import parse_json
 from interlock.workflow.domain.limits import MAX_INPUT_BYTES
-from interlock.workflow.domain.paging import decode_token, encode_token
+
+_WORKFLOWS_PAGE = PageKey("workflows", str)
+"""Workflows sort by name."""
+_RUNS_PAGE = PageKey("runs", datetime, uuid.UUID)
+"""Runs sort newest first, by creation time then id."""
 
 PREPARED_CACHE_SIZE = 1024
 """Pinned versions kept parsed in memory (they never change)."""
@@ -166,7 +170,7 @@ class WorkflowService:
         filters = {"prefix": name_prefix, "labels": labels, "archived": include_archived}
         after = None
         if page_token:
-            (after,) = _position(decode_token(page_token, "workflows", filters), 1)
+            (after,) = _WORKFLOWS_PAGE.decode(page_token, filters)
         async with self._acquire() as conn:
             rows = await store.list_workflows(
                 conn,
@@ -179,7 +183,7 @@ class WorkflowService:
             )
         more = len(rows) > page_size
         rows = rows[:page_size]
-        token = encode_token([rows[-1].name], "workflows", filters) if more else None
+        token = _WORKFLOWS_PAGE.encode([rows[-1].name], filters) if more else None
         return Page(items=rows, next_page_token=token)
 
     # Runs ----------------------------------------------------------------------
@@ -455,11 +459,8 @@ class WorkflowService:
         }
         before = None
         if page_token:
-            created_at, run_id = _position(decode_token(page_token, "runs", filters), 2)
-            try:
-                before = (datetime.fromisoformat(created_at), uuid.UUID(run_id))
-            except (TypeError, ValueError) as error:
-                raise InvalidPageTokenError("the page token is malformed") from error
+            created_at, run_id = _RUNS_PAGE.decode(page_token, filters)
+            before = (created_at, run_id)
         async with self._acquire() as conn:
             rows = await store.list_runs(
                 conn,
@@ -476,7 +477,7 @@ class WorkflowService:
         token = None
         if more:
             last = rows[-1]
-            token = encode_token([last.created_at.isoformat(), str(last.id)], "runs", filters)
+            token = _RUNS_PAGE.encode([last.created_at, last.id], filters)
         return Page(items=rows, next_page_token=token)
 
     async def control_run(
@@ -546,12 +547,6 @@ def _run_uuid(run_id: str) -> uuid.UUID:
         return uuid.UUID(run_id)
     except ValueError as error:
         raise RunNotFoundError(f"no run {run_id!r}") from error
-
-
-def _position(position: list[Any], length: int) -> list[Any]:
-    if len(position) != length:
-        raise InvalidPageTokenError("the page token is malformed")
-    return position
 
 
 def _tasks(

@@ -1,35 +1,25 @@
-"""Task and run state machines: the statuses and the transitions allowed between them."""
+"""Task and run state machines: the transitions allowed between the shared statuses.
+
+The statuses themselves are :mod:`interlock.common.statuses`.
+"""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from interlock.common.statuses import ENDED_RUN, TERMINAL_TASK, RunStatus, TaskStatus
 from interlock.scheduler.domain.errors import InvalidTransitionError
 
-
-class TaskStatus(StrEnum):
-    """Where one task of a run stands."""
-
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead_lettered"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-
-class RunStatus(StrEnum):
-    """Where a run stands."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+__all__ = [
+    "ACTIVE_TASK",
+    "ENDED_RUN",
+    "RUN_TRANSITIONS",
+    "TASK_TRANSITIONS",
+    "TERMINAL_TASK",
+    "InvalidTransitionError",
+    "RunStatus",
+    "TaskStatus",
+    "check_run_transition",
+    "check_task_transition",
+]
 
 
 _T = TaskStatus
@@ -61,12 +51,8 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 """Allowed next statuses of each run status."""
 
-TERMINAL_TASK = frozenset({_T.SUCCEEDED, _T.DEAD_LETTERED, _T.CANCELLED, _T.SKIPPED})
-"""Task statuses nothing moves out of on its own."""
 ACTIVE_TASK = frozenset({_T.SCHEDULED, _T.RUNNING})
 """Task statuses where an attempt is out with the workers (or a timer)."""
-ENDED_RUN = frozenset({_R.SUCCEEDED, _R.FAILED, _R.CANCELLED})
-"""Run statuses that published the run's outcome."""
 
 
 def check_task_transition(current: TaskStatus, target: TaskStatus) -> None:

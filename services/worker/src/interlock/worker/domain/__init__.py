@@ -1,1 +1,1 @@
-"""The worker's decisions, free of I/O: offsets to commit, slots, failures, durations."""
+"""The worker's decisions, free of I/O: offsets to commit, slots, failures, addresses."""

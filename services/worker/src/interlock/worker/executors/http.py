@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from interlock.common.durations import parse_duration_ms
 from interlock.worker.context import TaskContext
 from interlock.worker.domain.addresses import IPAddress, is_reachable, parse_networks
-from interlock.worker.domain.durations import parse_duration_ms
 from interlock.worker.errors import InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from interlock.common.durations import parse_duration_ms
 from interlock.worker.context import TaskContext
-from interlock.worker.domain.durations import parse_duration_ms
 from interlock.worker.errors import ExecutorUnavailable, InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings

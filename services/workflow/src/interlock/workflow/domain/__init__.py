@@ -1,18 +1,19 @@
-"""The workflow service's decisions, free of I/O: definitions, runs, progress, pages."""
+"""The workflow service's decisions, free of I/O: definitions, runs, progress."""
 
+from interlock.common.durations import parse_duration_ms
+from interlock.common.errors import InvalidPageTokenError
+from interlock.common.statuses import RunStatus, TaskStatus
 from interlock.workflow.domain.definition import (
     CompiledDefinition,
     canonical_json,
     compile_definition,
 )
 from interlock.workflow.domain.documents import parse_document
-from interlock.workflow.domain.durations import parse_duration_ms
 from interlock.workflow.domain.errors import (
     IdempotencyConflictError,
     InvalidDefinitionError,
     InvalidDocumentError,
     InvalidInputError,
-    InvalidPageTokenError,
     PayloadTooLargeError,
     RunNotFoundError,
     TransitionNotAllowedError,
@@ -24,10 +25,9 @@ from interlock.workflow.domain.errors import (
 )
 from interlock.workflow.domain.inputs import check_input, input_validator
 from interlock.workflow.domain.issues import Issue
-from interlock.workflow.domain.progress import TaskProgress, TaskStatus, TaskUpdate, advance
+from interlock.workflow.domain.progress import TaskProgress, TaskUpdate, advance
 from interlock.workflow.domain.runs import (
     ControlAction,
-    RunStatus,
     after_control,
     after_outcome,
     after_task_activity,

@@ -19,9 +19,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from interlock.common import templates
+from interlock.common.durations import is_duration, parse_duration_ms
 from interlock.events.v1 import definition_pb2
 from interlock.workflow.domain.delays import parse_delay
-from interlock.workflow.domain.durations import DURATION, parse_duration_ms
 from interlock.workflow.domain.errors import InvalidDefinitionError
 from interlock.workflow.domain.graph import find_cycles, upstream
 from interlock.workflow.domain.issues import Issue, pointer, sorted_issues
@@ -307,7 +307,7 @@ def _duration(value: Any, at: str, issues: list[Issue], default: int = 0) -> int
     try:
         return parse_duration_ms(value)
     except ValueError as error:
-        if DURATION.fullmatch(value):  # well-formed, so the schema let it through
+        if is_duration(value):  # well-formed, so the schema let it through
             issues.append(Issue(at, str(error)))
         return default
 

@@ -16,8 +16,8 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from interlock.common.durations import parse_duration_ms
 from interlock.events.v1 import definition_pb2
-from interlock.workflow.domain.durations import parse_duration_ms
 from interlock.workflow.domain.issues import Issue
 
 WEEKDAYS: dict[str, int] = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}

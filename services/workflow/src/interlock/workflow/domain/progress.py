@@ -10,23 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from interlock.common.statuses import TaskStatus
 
-class TaskStatus(StrEnum):
-    """Where a task of a run is."""
-
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    """The latest attempt failed; another may follow."""
-    DEAD_LETTERED = "dead_lettered"
-    """No attempt is left (or the failure was not retryable)."""
-
-
+# The run view shows these task statuses (of the shared vocabulary), from the task events.
 _STAGE = {
     TaskStatus.PENDING: 0,
     TaskStatus.SCHEDULED: 1,

@@ -18,27 +18,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from interlock.common.statuses import RunStatus
 from interlock.events.v1 import workflow_pb2
 from interlock.workflow.domain.errors import TransitionNotAllowedError
-
-
-class RunStatus(StrEnum):
-    """Where a run is."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run has ended (succeeded, failed or cancelled)."""
-        return self in _FINISHED
-
-
-_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 
 
 class ControlAction(StrEnum):

@@ -11,7 +11,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from interlock.workflow.domain.durations import DURATION_PATTERN
+from interlock.common.durations import DURATION_PATTERN
 from interlock.workflow.domain.limits import MAX_TASKS
 from interlock.workflow.domain.task_types import EXECUTOR_TYPES, TASK_TYPES
 
