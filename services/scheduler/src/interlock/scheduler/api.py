@@ -10,11 +10,18 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
+from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.scheduler import store
 from interlock.scheduler.service import SchedulerService
 
-MAX_PAGE = 200
-"""Largest page of dead letters."""
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
+PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers of a route: its own ``statuses`` and the gateway's."""
+    return problem_responses(*GATEWAY_PROBLEMS, *statuses)
 
 
 class DeadLetterOut(BaseModel):
@@ -36,7 +43,7 @@ class DeadLetterPage(BaseModel):
     """One page of dead letters, newest first."""
 
     items: list[DeadLetterOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
 
 
 class ReplayOut(BaseModel):
@@ -69,38 +76,50 @@ def build_router(service: SchedulerService) -> APIRouter:
     """
     router = APIRouter(prefix="/api/v1", tags=["scheduler"])
 
-    @router.get("/dead-letters")
+    @router.get("/dead-letters", response_model=DeadLetterPage, responses=_problems(400, 422))
     async def list_dead_letters(
         principal: CurrentPrincipal,
         run_id: str | None = None,
         task_id: str | None = None,
         task_type: str | None = None,
         error_type: str | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        page_token: PageToken = None,
     ) -> DeadLetterPage:
         """Dead letters of the caller's tenant, newest first, filtered and paginated."""
         where = store.DeadLetterFilter(
             run_id=run_id, task_id=task_id, task_type=task_type, error_type=error_type
         )
-        page = await service.list_dead_letters(principal.tenant, where, cursor, limit)
+        page = await service.list_dead_letters(
+            principal.tenant, where, page_size=page_size, page_token=page_token
+        )
         return DeadLetterPage(
-            items=[_dead_letter(row) for row in page.items], next_cursor=page.next_cursor
+            items=[_dead_letter(row) for row in page.items],
+            next_page_token=page.next_page_token,
         )
 
-    @router.post("/dead-letters/{dead_letter_id}/replay", status_code=202)
+    @router.post(
+        "/dead-letters/{dead_letter_id}/replay",
+        status_code=202,
+        response_model=ReplayOut,
+        responses=_problems(404, 409),
+    )
     async def replay_dead_letter(dead_letter_id: str, principal: CurrentPrincipal) -> ReplayOut:
         """Re-run the task with a fresh retry budget and resume its run; the letter goes."""
         replayed = await service.replay_dead_letter(principal.tenant, dead_letter_id)
         return ReplayOut(run_id=replayed.run_id, task_id=replayed.task_id, attempt=replayed.attempt)
 
-    @router.delete("/dead-letters/{dead_letter_id}", status_code=204)
+    @router.delete("/dead-letters/{dead_letter_id}", status_code=204, responses=_problems(404))
     async def delete_dead_letter(dead_letter_id: str, principal: CurrentPrincipal) -> Response:
         """Discard a dead letter (the task stays dead-lettered in its run)."""
         await service.delete_dead_letter(principal.tenant, dead_letter_id)
         return Response(status_code=204)
 
-    @router.patch("/runs/{run_id}/tasks/{task_id}/timer")
+    @router.patch(
+        "/runs/{run_id}/tasks/{task_id}/timer",
+        response_model=TimerOut,
+        responses=_problems(404, 422),
+    )
     async def change_timer(
         run_id: str, task_id: str, change: TimerChange, principal: CurrentPrincipal
     ) -> TimerOut:
@@ -108,7 +127,9 @@ def build_router(service: SchedulerService) -> APIRouter:
         await service.reschedule_delay(principal.tenant, run_id, task_id, change.due_at)
         return TimerOut(run_id=run_id, task_id=task_id, due_at=change.due_at)
 
-    @router.delete("/runs/{run_id}/tasks/{task_id}/timer", status_code=204)
+    @router.delete(
+        "/runs/{run_id}/tasks/{task_id}/timer", status_code=204, responses=_problems(404)
+    )
     async def cancel_timer(run_id: str, task_id: str, principal: CurrentPrincipal) -> Response:
         """Cancel a pending delay: the task is skipped and the run continues."""
         await service.cancel_delay(principal.tenant, run_id, task_id)

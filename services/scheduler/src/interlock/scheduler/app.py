@@ -11,7 +11,6 @@ from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
-from interlock.scheduler.errors import install_error_handlers
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
 from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
@@ -87,7 +86,6 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         ],
         routers=[build_router(service)],
     )
-    install_error_handlers(app)
     # Tests and tools read the bound port here (grpc_port 0 binds a free one).
     app.state.task_state_server = grpc_server
     return app

@@ -18,10 +18,10 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from interlock.common.errors import grpc_code_name
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler.domain.errors import SchedulerError
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
-from interlock.scheduler.errors import grpc_status_for
 from interlock.scheduler.service import SchedulerService
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
@@ -153,7 +153,7 @@ async def _answering(context: Context) -> AsyncIterator[None]:
     try:
         yield
     except SchedulerError as error:
-        await context.abort(grpc_status_for(error), str(error))
+        await context.abort(grpc.StatusCode[grpc_code_name(error)], str(error))
 
 
 class TaskStateServer:

@@ -10,9 +10,7 @@ in :mod:`~interlock.scheduler.api`, gRPC in :mod:`~interlock.scheduler.grpc`, Ka
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ import asyncpg
 
 from interlock.common import inbox, topics
 from interlock.common.events import Event, is_type
+from interlock.common.paging import PageKey
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
 from interlock.scheduler.domain.clock import Clock, utc_now
@@ -31,7 +30,6 @@ from interlock.scheduler.domain.control import apply_control
 from interlock.scheduler.domain.errors import (
     DeadLetterNotFoundError,
     ForeignEventError,
-    InvalidPageTokenError,
     PendingDelayNotFoundError,
     ReplayNotAllowedError,
     RunNotFoundError,
@@ -44,6 +42,8 @@ _log = logging.getLogger(__name__)
 
 CONSUMER = "scheduler"
 """Inbox consumer name (and default consumer group) of the scheduler."""
+
+_DEAD_LETTERS_PAGE = PageKey("dead-letters", datetime, uuid.UUID)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class DeadLetterPage:
     """One page of dead letters, newest first."""
 
     items: list[asyncpg.Record]
-    next_cursor: str | None
+    next_page_token: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,21 +354,28 @@ class SchedulerService:
     # Dead letters ------------------------------------------------------------------
 
     async def list_dead_letters(
-        self, tenant: str, where: store.DeadLetterFilter, cursor: str | None, limit: int
+        self,
+        tenant: str,
+        where: store.DeadLetterFilter,
+        *,
+        page_size: int,
+        page_token: str | None,
     ) -> DeadLetterPage:
-        """Dead letters of ``tenant``, newest first, ``limit`` a page after ``cursor``.
+        """Dead letters of ``tenant``, newest first, ``page_size`` a page (AIP-158).
 
         Raises:
-            InvalidPageTokenError: ``cursor`` is not one this service returned.
+            InvalidPageTokenError: ``page_token`` is not one this list issued for
+                these filters.
         """
-        after = _decode_cursor(cursor) if cursor else None
+        filters = dataclasses.asdict(where)
+        after = _DEAD_LETTERS_PAGE.decode(page_token, filters) if page_token else None
         async with self._acquire() as conn:
-            rows = await store.list_dead_letters(conn, tenant, where, after, limit + 1)
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last["created_at"], last["id"])
-        return DeadLetterPage(items=rows[:limit], next_cursor=next_cursor)
+            rows = await store.list_dead_letters(conn, tenant, where, after, page_size + 1)
+        next_page_token = None
+        if len(rows) > page_size:
+            last = rows[page_size - 1]
+            next_page_token = _DEAD_LETTERS_PAGE.encode((last["created_at"], last["id"]), filters)
+        return DeadLetterPage(items=rows[:page_size], next_page_token=next_page_token)
 
     async def replay_dead_letter(self, tenant: str, letter_id: str) -> Replayed:
         """Re-run the task with a fresh retry budget and resume its run; the letter goes.
@@ -491,16 +498,3 @@ def _letter_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError as error:
         raise DeadLetterNotFoundError() from error
-
-
-def _encode_cursor(created_at: datetime, letter_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(letter_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, letter_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(letter_id)
-    except (ValueError, TypeError, binascii.Error) as error:
-        raise InvalidPageTokenError("The cursor is not one this API returned.") from error

@@ -1,23 +1,7 @@
-"""The scheduler's errors, raised by its domain, store and use cases.
+"""The scheduler's errors; :mod:`interlock.scheduler.errors` draws their tree.
 
-The tree::
-
-    InterlockError                     interlock.common's base of every Interlock error
-     └── SchedulerError                base of the scheduler's errors
-          ├── NotFoundError            what a request names does not exist for its tenant
-          │    ├── RunNotFoundError          (another tenant's run is not found either)
-          │    ├── DeadLetterNotFoundError
-          │    └── PendingDelayNotFoundError the task is no delay waiting for its timer
-          ├── ReplayNotAllowedError    the task is no longer dead-lettered, or its run
-          │                            cannot resume
-          ├── InvalidPageTokenError    a page token this API did not issue
-          ├── ForeignEventError        an event names a run of another tenant: it is
-          │                            rejected (parked), never applied
-          ├── InvalidTransitionError   a state change the state machines do not allow
-          └── InvalidDelayError        a delay spec that names no instant
-
-Only the adapters turn these into answers: :mod:`interlock.scheduler.errors` maps them
-to problem+json and gRPC status codes.
+Each class carries the hints the adapters answer it with (HTTP status, problem type,
+gRPC code by the status), none of which the domain or the store looks at.
 """
 
 from __future__ import annotations
@@ -28,7 +12,6 @@ __all__ = [
     "DeadLetterNotFoundError",
     "ForeignEventError",
     "InvalidDelayError",
-    "InvalidPageTokenError",
     "InvalidTransitionError",
     "NotFoundError",
     "PendingDelayNotFoundError",
@@ -39,15 +22,26 @@ __all__ = [
 
 
 class SchedulerError(InterlockError):
-    """Base of the scheduler's errors."""
+    """Base of the scheduler's errors (a 400 unless a subclass says otherwise)."""
+
+    status = 400
+    title = "Bad request"
+    problem_type = "bad-request"
 
 
 class NotFoundError(SchedulerError):
     """What a request names does not exist (or belongs to another tenant)."""
 
+    status = 404
+    title = "Not found"
+    problem_type = "not-found"
+
 
 class RunNotFoundError(NotFoundError):
     """No such run for the caller's tenant."""
+
+    title = "Run not found"
+    problem_type = "run-not-found"
 
     def __init__(self) -> None:
         super().__init__("Run not found.")
@@ -56,12 +50,18 @@ class RunNotFoundError(NotFoundError):
 class DeadLetterNotFoundError(NotFoundError):
     """No such dead letter for the caller's tenant."""
 
+    title = "Dead letter not found"
+    problem_type = "dead-letter-not-found"
+
     def __init__(self) -> None:
         super().__init__("Dead letter not found.")
 
 
 class PendingDelayNotFoundError(NotFoundError):
     """The task is not a delay waiting for its timer."""
+
+    title = "Pending delay not found"
+    problem_type = "delay-not-found"
 
     def __init__(self) -> None:
         super().__init__("Pending delay not found.")
@@ -70,21 +70,28 @@ class PendingDelayNotFoundError(NotFoundError):
 class ReplayNotAllowedError(SchedulerError):
     """The dead letter's task is no longer dead-lettered, or its run cannot resume."""
 
+    status = 409
+    title = "Replay not allowed"
+    problem_type = "replay-not-allowed"
+
     def __init__(self) -> None:
         super().__init__("The task is no longer dead-lettered, or its run cannot resume.")
-
-
-class InvalidPageTokenError(SchedulerError):
-    """A page token that this API did not issue (or issued for other filters)."""
 
 
 class ForeignEventError(SchedulerError):
     """An event names a run that belongs to another tenant than the event's.
 
+    The consumer rejects such an event (keeps it in ``rejected_events``); no adapter
+    answers it.
+
     Attributes:
         event_tenant: The tenant the event claims.
         run_tenant: The tenant the run belongs to.
     """
+
+    status = 403
+    title = "Foreign event"
+    problem_type = "foreign-event"
 
     def __init__(self, event_tenant: str, run_tenant: str) -> None:
         super().__init__(f"the event's tenant {event_tenant!r} is not its run's tenant")
@@ -95,6 +102,14 @@ class ForeignEventError(SchedulerError):
 class InvalidTransitionError(SchedulerError):
     """A state change the state machine does not allow."""
 
+    status = 409
+    title = "Transition not allowed"
+    problem_type = "transition-not-allowed"
+
 
 class InvalidDelayError(SchedulerError):
     """A delay spec that names no instant (bad time, date, weekday or time zone)."""
+
+    status = 422
+    title = "Invalid delay"
+    problem_type = "invalid-delay"
