@@ -88,7 +88,7 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
         """The run's status and times."""
         await _require_run(request, context)
         async with _answering(context):
-            return _run_message(await self._service.run(request.tenant, request.run_id))
+            return _run_message(await self._service.get_run(request.tenant, request.run_id))
 
     async def ListRunTasks(
         self, request: tasks_pb2.ListRunTasksRequest, context: Context
@@ -96,7 +96,7 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
         """Every task of the run."""
         await _require_run(request, context)
         async with _answering(context):
-            rows = await self._service.run_tasks(request.tenant, request.run_id)
+            rows = await self._service.list_run_tasks(request.tenant, request.run_id)
         return tasks_pb2.ListRunTasksResponse(tasks=[task_message(row) for row in rows])
 
     async def GetTaskState(
@@ -107,7 +107,9 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
         await _require_run(request, context)
         async with _answering(context):
-            rows = await self._service.run_tasks(request.tenant, request.run_id, request.task_id)
+            rows = await self._service.list_run_tasks(
+                request.tenant, request.run_id, request.task_id
+            )
         if not rows:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id} not found")
         return task_message(rows[0])

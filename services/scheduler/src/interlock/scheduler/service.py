@@ -414,7 +414,7 @@ class SchedulerService:
 
     # Reads -------------------------------------------------------------------------
 
-    async def run(self, tenant: str, run_id: str) -> asyncpg.Record:
+    async def get_run(self, tenant: str, run_id: str) -> asyncpg.Record:
         """A run's row.
 
         Raises:
@@ -423,7 +423,7 @@ class SchedulerService:
         async with self._acquire() as conn:
             return await _read_run(conn, tenant, run_id)
 
-    async def run_tasks(
+    async def list_run_tasks(
         self, tenant: str, run_id: str, task_id: str | None = None
     ) -> list[asyncpg.Record]:
         """A run's task rows (one task's when ``task_id`` is given), by task id.
