@@ -235,7 +235,7 @@ async def test_heartbeats_and_log_lines_are_published_while_a_task_runs(
     async with running_worker(settings, heartbeat_interval_ms=100):
         await publish(
             [
-                kit.scheduled(run, "nap", "sleep", {"duration": "0.8s"}),
+                kit.scheduled(run, "nap", "sleep", {"duration": "800ms"}),
                 kit.scheduled(
                     run, "chatty", "python", {"function": "tests.worker.logs", "args": {"lines": 3}}
                 ),
