@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from aiokafka import TopicPartition
 
@@ -54,25 +54,21 @@ class Backlog:
         queue.append(attempt)
         self.waiting += 1
 
-    def take_startable(self, can_start: Callable[[str], bool]) -> Iterator[Attempt]:
-        """Take waiting attempts whose type ``can_start``, one partition after another.
+    def take_next(self, can_start: Callable[[str], bool]) -> Attempt | None:
+        """Take the next waiting attempt whose type ``can_start``, partitions in turn.
 
-        Stops when a whole turn over the partitions found none; the caller stops taking
-        when it is full.
+        Each call goes on from the partition after the one the last call took from;
+        ``None`` when no partition holds a startable attempt.
         """
-        while self.waiting:
-            taken = False
-            for _ in range(len(self.rotation)):
-                tp = self.rotation[0]
-                self.rotation.rotate(-1)
-                attempt = _take(self.queues[tp], can_start)
-                if attempt is None:
-                    continue
+        rotation = self.rotation
+        for _ in range(len(rotation)):
+            tp = rotation[0]
+            rotation.rotate(-1)
+            attempt = _take(self.queues[tp], can_start)
+            if attempt is not None:
                 self.waiting -= 1
-                taken = True
-                yield attempt
-            if not taken:
-                return
+                return attempt
+        return None
 
     def drop_partition(self, tp: TopicPartition) -> None:
         """Forget the waiting attempts of a partition this worker no longer owns."""

@@ -77,12 +77,12 @@ class Dispatcher:
         """Start waiting attempts while slots are free."""
         if self._stopping:
             return
-        slots = self._slots
-        if not slots.full:
-            for attempt in self._backlog.take_startable(slots.can_start):
-                self.start(attempt)
-                if slots.full:
-                    break
+        backlog, slots = self._backlog, self._slots
+        while backlog.waiting and not slots.full:
+            attempt = backlog.take_next(slots.can_start)
+            if attempt is None:
+                break
+            self.start(attempt)
         self._on_room()
 
     def start(self, attempt: Attempt) -> None:
