@@ -258,6 +258,15 @@ def test_openapi_documents_and_the_reference_page_are_public(gateway: str) -> No
 
 
 @pytest.mark.integration
+def test_a_malformed_request_is_a_problem_400(gateway: str) -> None:
+    # Header names with underscores are refused (they could alias x-interlock-* headers).
+    response = httpx.get(f"{gateway}/health/iam", headers={"x_interlock": "1"}, trust_env=False)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 400
+
+
+@pytest.mark.integration
 def test_request_bodies_are_limited(gateway: str) -> None:
     login = f"{gateway}/api/v1/auth/login"
     small = httpx.post(login, content=b"x" * 1024, trust_env=False)

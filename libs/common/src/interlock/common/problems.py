@@ -31,11 +31,12 @@ from interlock.common.logs import request_id_var
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:interlock:problem:"
 
-GATEWAY_PROBLEMS = (401, 403, 429)
+GATEWAY_PROBLEMS = (400, 401, 403, 429)
 """What the gateway may answer for any authorized route before the service sees it:
-no or bad credentials, a role too low, the rate limit."""
-PUBLIC_PROBLEMS = (429,)
-"""What the gateway may answer for a public route (the rate limit)."""
+a malformed request (e.g. a header name with an underscore), no or bad credentials, a
+role too low, the rate limit."""
+PUBLIC_PROBLEMS = (400, 429)
+"""What the gateway may answer for a public route: a malformed request, the rate limit."""
 
 PUBLIC_ROUTE: dict[str, Any] = {"security": []}
 """``openapi_extra`` of a route that needs no token (the gateway lets it through)."""
@@ -67,7 +68,7 @@ class ProblemDetails(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Bad request: a malformed body or parameter, or an invalid page token.",
+    400: "Bad request: a malformed request, body or parameter, or an invalid page token.",
     401: "Missing, invalid, expired or revoked credentials.",
     403: "The caller's roles do not allow this.",
     404: "No such resource in the caller's tenant.",
@@ -78,6 +79,9 @@ _DESCRIPTIONS = {
     429: "Too many requests: try again later.",
     503: "A dependency is unavailable.",
 }
+
+
+_PROBLEM_REF = "#/components/schemas/Problem"
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -92,9 +96,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in sorted(set(statuses))
     }
-
-
-_PROBLEM_REF = "#/components/schemas/Problem"
 
 
 def install_openapi_schemas(
@@ -123,7 +124,7 @@ def install_openapi_schemas(
             )
             components = document.setdefault("components", {}).setdefault("schemas", {})
             components.update(extra)
-            _declare_validation_problems(document, components)
+            _declare_common_problems(document, components)
             # Every route wants a bearer token (an access token or an API key) unless
             # it says ``security: []`` (public routes).
             document["components"]["securitySchemes"] = {
@@ -136,12 +137,19 @@ def install_openapi_schemas(
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented hook
 
 
-def _declare_validation_problems(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+def _declare_common_problems(document: dict[str, Any], schemas: dict[str, Any]) -> None:
     # FastAPI declares its own 422 body (HTTPValidationError) on every route with
     # parameters; the handlers below answer a problem document instead, so say that.
+    # A route with a body also answers 400 (it does not parse) and 413 (the gateway's
+    # or the route's size limit).
     for operation in _operations(document):
-        if "422" in operation.get("responses", {}):
-            operation["responses"]["422"] = problem_responses(422)[422]
+        responses = operation["responses"]
+        if "422" in responses:
+            responses["422"] = problem_responses(422)[422]
+        if "requestBody" in operation:
+            for status in (400, 413):
+                responses.setdefault(str(status), problem_responses(status)[status])
+        operation["responses"] = dict(sorted(responses.items()))
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
 

@@ -1,9 +1,11 @@
 """Errors a task can end with, and whether retrying can help.
 
 Executors and ``@task`` functions raise these to say how an attempt failed; any
-other exception counts as a retryable failure named after its class::
+other exception counts as a retryable failure named after its class. The worker serves
+no API of its own (only readiness), so these end as ``task.failed`` events, never as
+problem documents::
 
-    Exception
+    InterlockError               (interlock.common.errors)
     └── TaskFailure              retryable unless told otherwise
         ├── InvalidParams        bad params: never retryable
         ├── ExecutorUnavailable  unknown or disabled task type: never retryable
@@ -13,6 +15,8 @@ other exception counts as a retryable failure named after its class::
 """
 
 from __future__ import annotations
+
+from interlock.common.errors import InterlockError
 
 __all__ = [
     "ExecutorUnavailable",
@@ -24,7 +28,7 @@ __all__ = [
 ]
 
 
-class TaskFailure(Exception):
+class TaskFailure(InterlockError):
     """The attempt failed; the scheduler retries it when ``retryable``.
 
     Args:

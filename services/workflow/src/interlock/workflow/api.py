@@ -131,10 +131,10 @@ class ControlRequest(BaseModel):
     """Why, for the record. Default: empty."""
 
 
-_SCHEMA_RESPONSE = {
-    "description": "The JSON Schema (2020-12) of a workflow definition.",
-    "content": {"application/schema+json": {"schema": {"type": "object"}}},
-}
+class JsonSchemaResponse(JSONResponse):
+    """A JSON Schema document."""
+
+    media_type = "application/schema+json"
 
 
 def openapi_schemas() -> dict[str, dict[str, Any]]:
@@ -258,11 +258,13 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
     @router.get(
         "/workflows/schema",
         tags=["workflows"],
-        responses={200: _SCHEMA_RESPONSE, **_problems()},
+        response_class=JsonSchemaResponse,
+        response_model=dict[str, Any],
+        responses=_problems(),
     )
-    async def definition_schema(_: CurrentPrincipal) -> JSONResponse:
-        """The JSON Schema of a workflow definition."""
-        return JSONResponse(DEFINITION_SCHEMA, media_type="application/schema+json")
+    async def definition_schema(_: CurrentPrincipal) -> JsonSchemaResponse:
+        """The JSON Schema (2020-12) of a workflow definition."""
+        return JsonSchemaResponse(DEFINITION_SCHEMA)
 
     @router.post(
         "/workflows",
