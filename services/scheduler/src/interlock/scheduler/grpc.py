@@ -18,9 +18,8 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from interlock.common.errors import grpc_code_name
+from interlock.common.errors import InterlockError, grpc_code_name
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler.domain.errors import SchedulerError
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
 from interlock.scheduler.service import SchedulerService
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -151,10 +150,10 @@ async def _require_run(request: _RunRequest, context: Context) -> None:
 
 @contextlib.asynccontextmanager
 async def _answering(context: Context) -> AsyncIterator[None]:
-    """Abort the call with the status code of a :class:`SchedulerError` raised inside."""
+    """Abort the call with the status code of an :class:`InterlockError` raised inside."""
     try:
         yield
-    except SchedulerError as error:
+    except InterlockError as error:
         await context.abort(grpc.StatusCode[grpc_code_name(error)], str(error))
 
 
