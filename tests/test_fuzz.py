@@ -87,14 +87,23 @@ def stack() -> Iterator[Stack]:
             env["INTERLOCK_DEV_PORT_OFFSET"] = str(offset)
             up = _cli(env, "up")
             if up.returncode == 0:
-                yield Stack(data_dir=data_dir, port_offset=offset)
+                yield Stack.from_env(env)
                 return
             failures.append(f"offset {offset}:\n{up.stdout}\n{up.stderr}")
             _cli(env, "down")
         pytest.fail("up failed at every free offset:\n" + "\n".join(failures))
     finally:
-        _cli(env, "down")
-        shutil.rmtree(data_dir, ignore_errors=True)
+        _remove(env, data_dir)
+
+
+def _remove(env: dict[str, str], data_dir: Path) -> None:
+    """Stop the stack and delete what it wrote (``clean`` where the CLI has it)."""
+    _cli(env, "down")
+    _cli(env, "clean")
+    postgres_home = getattr(Stack.from_env(env), "postgres_home", None)
+    if postgres_home is not None:
+        shutil.rmtree(postgres_home, ignore_errors=True)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _operations(document: Any) -> list[Any]:

@@ -1,5 +1,6 @@
 """Definitions over REST: create, validate, version, archive, list; tenant-scoped."""
 
+import base64
 import json
 
 import httpx
@@ -162,6 +163,13 @@ async def test_the_schema_is_served(client: httpx.AsyncClient) -> None:
     assert "delay" in schema["$defs"]["task"]["properties"]["type"]["enum"]
 
 
+def _forge(token: str, key: list[object]) -> str:
+    """``token`` with its sort key replaced, its filter digest kept (what a client can do)."""
+    body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    body["k"] = key
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
 async def test_list_filters_by_prefix_and_label_and_pages(client: httpx.AsyncClient) -> None:
     for index in range(7):
         team = "data" if index % 2 == 0 else "web"
@@ -184,6 +192,15 @@ async def test_list_filters_by_prefix_and_label_and_pages(client: httpx.AsyncCli
     assert names == ["etl-0", "etl-2", "etl-4", "etl-6"]
     bad = await client.get("/api/v1/workflows", params={"page_token": "garbage"})
     assert bad.status_code == 400
+    first = await client.get("/api/v1/workflows", params={"page_size": 1})
+    real = first.json()["next_page_token"]
+    forged_keys: list[list[object]] = [[123], ["etl\x00"], ["etl", "extra"]]
+    for forged_key in forged_keys:
+        forged = await client.get(
+            "/api/v1/workflows", params={"page_size": 1, "page_token": _forge(real, forged_key)}
+        )
+        assert forged.status_code == 400, forged.text
+        assert forged.json()["type"] == "urn:interlock:problem:invalid-page-token"
     bad_label = await client.get("/api/v1/workflows", params={"label": "nolabel"})
     assert bad_label.status_code == 400
 

@@ -288,6 +288,14 @@ def test_each_problem_is_reported_once_at_its_pointer(
     assert detail in found[0][1]
 
 
+@pytest.mark.parametrize("priority", [2**31, -(2**40), 225519782878968])
+def test_a_priority_beyond_any_integer_field_is_a_problem_not_a_crash(priority: int) -> None:
+    # The task spec's int32 field raised ValueError (a 500) while the problems were listed.
+    document = example()
+    document["tasks"][0]["priority"] = priority
+    assert pointers(document) == ["/tasks/0/priority"]
+
+
 def test_transitive_upstream_references_are_allowed() -> None:
     document = example()
     document["tasks"][3]["params"] = {"body": "{{ tasks.extract.output.body }}"}

@@ -317,7 +317,10 @@ def _str(value: Any) -> str:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    # Beyond int32 the schema has refused it already, and the spec's field cannot hold it.
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    return 0
 
 
 def _float(value: Any) -> float:
