@@ -38,6 +38,7 @@ from interlock.scheduler import SchedulerSettings, create_app
 from interlock.scheduler.app import MIGRATIONS
 from interlock.scheduler.handlers import BatchHandler
 from interlock.scheduler.loops import TimerLoop
+from interlock.scheduler.service import SchedulerService
 
 TIMERS = 28_000
 TIMER_RATE = 1_400
@@ -84,7 +85,8 @@ async def test_timer_fires(postgres_server: Any) -> None:
     await apply_migrations(pool, [OUTBOX_MIGRATIONS, MIGRATIONS])
     hour = definition_pb2.DelaySpec(duration_ms=3_600_000)
     started = _started(definition_pb2.TaskSpec(id="wait", type="delay", delay=hour))
-    handler = BatchHandler(pool)
+    service = SchedulerService(lambda: pool)
+    handler = BatchHandler(service)
     for _ in range(0, TIMERS, 500):
         await handler(_start_events(started, 500))
     # Spread the due times at TIMER_RATE from 2 s from now; keep each due time in
@@ -101,7 +103,7 @@ async def test_timer_fires(postgres_server: Any) -> None:
         "UPDATE tasks t SET scheduled_at = tm.due_at - interval '1 hour'"
         " FROM timers tm WHERE tm.run_id = t.run_id"
     )
-    loop = TimerLoop(pool)
+    loop = TimerLoop(service)
     begin = time.monotonic()
     running = asyncio.create_task(loop.run())
     while True:

@@ -13,6 +13,7 @@ from interlock.common.settings import PostgresOptions
 from interlock.common.testing import TEST_IDENTITY
 from interlock.devstack import PostgresServer
 from interlock.scheduler.grpc import TaskStateServer
+from interlock.scheduler.service import SchedulerService
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,8 @@ async def test_the_server_binds_the_configured_host(postgres_server: PostgresSer
         database = PostgresDatabase(options)
         # Both are loopback addresses on Linux; only the configured one may answer.
         identity = IdentityVerifier(JwksKeys(None, static=TEST_IDENTITY.jwks))
-        server = TaskStateServer(database, identity, host="127.0.0.2", port=0)
+        service = SchedulerService(lambda: database.pool)
+        server = TaskStateServer(service, identity, host="127.0.0.2", port=0)
         async with database, server:
             assert await _accepts("127.0.0.2", server.port)
             assert not await _accepts("127.0.0.1", server.port)

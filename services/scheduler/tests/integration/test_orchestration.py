@@ -133,18 +133,25 @@ async def test_dead_letter_listing_paginates_and_deletes(scheduler: Scheduler) -
     runs = [await worker.start_run(task("x")) for _ in range(3)]
     for run_id in runs:
         await worker.wait_outcome(run_id)
-    first = await scheduler.client.get("/api/v1/dead-letters?limit=2", headers=HEADERS)
-    assert len(first.json()["items"]) == 2 and first.json()["next_cursor"]
+    first = await scheduler.client.get("/api/v1/dead-letters?page_size=2", headers=HEADERS)
+    assert len(first.json()["items"]) == 2 and first.json()["next_page_token"]
     second = await scheduler.client.get(
         "/api/v1/dead-letters",
-        params={"limit": 2, "cursor": first.json()["next_cursor"]},
+        params={"page_size": 2, "page_token": first.json()["next_page_token"]},
         headers=HEADERS,
     )
     ids = {item["id"] for item in first.json()["items"] + second.json()["items"]}
-    assert len(ids) == 3 and second.json()["next_cursor"] is None
-    bad_cursor = await scheduler.client.get("/api/v1/dead-letters?cursor=zz", headers=HEADERS)
-    assert bad_cursor.status_code == 400
-    assert bad_cursor.headers["content-type"] == "application/problem+json"
+    assert len(ids) == 3 and second.json()["next_page_token"] is None
+    bad_token = await scheduler.client.get("/api/v1/dead-letters?page_token=zz", headers=HEADERS)
+    assert bad_token.status_code == 400
+    assert bad_token.headers["content-type"] == "application/problem+json"
+    other_filters = await scheduler.client.get(
+        "/api/v1/dead-letters",
+        params={"page_token": first.json()["next_page_token"], "task_type": "x"},
+        headers=HEADERS,
+    )
+    assert other_filters.status_code == 400
+    assert other_filters.json()["type"].endswith("invalid-page-token")
     letter_id = next(iter(ids))
     assert (
         await scheduler.client.delete(f"/api/v1/dead-letters/{letter_id}", headers=HEADERS)

@@ -13,8 +13,9 @@ import pytest
 
 from interlock.common import topics
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler.handlers import utc_now
+from interlock.scheduler.domain.clock import utc_now
 from interlock.scheduler.reconciler import Reconciler
+from interlock.scheduler.service import SchedulerService
 
 from .conftest import FakeWorker, Scheduler, make_settings, running_scheduler, running_worker, task
 
@@ -48,9 +49,13 @@ async def test_the_reconciler_drops_controls_parked_longer_than_the_bound(
     assert await parked(scheduler.pool, run_id) == 1
 
     bound = timedelta(hours=1)
-    assert await Reconciler(scheduler.pool).prune_parked_controls(bound) == 0
+    assert (
+        await Reconciler(SchedulerService(lambda: scheduler.pool)).prune_parked_controls(bound) == 0
+    )
     assert await parked(scheduler.pool, run_id) == 1
-    later = Reconciler(scheduler.pool, clock=lambda: utc_now() + 2 * bound)
+    later = Reconciler(
+        SchedulerService(lambda: scheduler.pool, clock=lambda: utc_now() + 2 * bound)
+    )
     assert await later.prune_parked_controls(bound) == 1
     assert await parked(scheduler.pool, run_id) == 0
     # The dropped cancel no longer applies to a start that comes after all.

@@ -15,7 +15,9 @@ from interlock.common.postgres import apply_migrations, create_pool
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 from interlock.scheduler import SchedulerSettings, store
 from interlock.scheduler.app import MIGRATIONS
-from interlock.scheduler.handlers import BatchHandler, utc_now
+from interlock.scheduler.domain.clock import utc_now
+from interlock.scheduler.handlers import BatchHandler
+from interlock.scheduler.service import SchedulerService
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +78,7 @@ async def scheduled_in_outbox(pool: asyncpg.Pool) -> list[str]:
 async def test_a_run_written_elsewhere_since_the_last_batch_is_read_again(
     pool: asyncpg.Pool,
 ) -> None:
-    handler = BatchHandler(pool)
+    handler = BatchHandler(SchedulerService(lambda: pool))
     await handler([chain_start()])
     assert await scheduled_in_outbox(pool) == ["a"]
     # Someone else (here: what the API's cancel does) changes the run in between.
@@ -94,7 +96,7 @@ async def test_a_run_written_elsewhere_since_the_last_batch_is_read_again(
 async def test_a_batch_that_did_not_commit_leaves_nothing_behind_in_memory(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handler = BatchHandler(pool)
+    handler = BatchHandler(SchedulerService(lambda: pool))
     await handler([chain_start()])
     save_runs = store.save_runs
 

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from interlock.events.v1 import definition_pb2
-from interlock.scheduler.domain.delays import InvalidDelayError, delay_due, next_weekly, on_date
+from interlock.scheduler.domain.delays import delay_due, next_weekly, on_date
+from interlock.scheduler.domain.errors import InvalidDelayError
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

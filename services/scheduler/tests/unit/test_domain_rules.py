@@ -5,8 +5,8 @@ import pytest
 from interlock.events.v1 import definition_pb2
 from interlock.scheduler.domain.backoff import retry_delay_ms
 from interlock.scheduler.domain.dag import compensation_order, ready_tasks
+from interlock.scheduler.domain.errors import InvalidTransitionError
 from interlock.scheduler.domain.states import (
-    InvalidTransitionError,
     RunStatus,
     TaskStatus,
     check_run_transition,

@@ -390,8 +390,8 @@ async def test_a_task_aborted_before_its_first_step_is_reported_and_frees_its_sl
     async with running_worker(settings, max_in_flight=1) as worker:
         # The race, made certain: a cancellation handled after the attempt started but
         # before its task took a first step (the handler does not wait).
-        worker._start(Attempt(event=kit.scheduled(run, "t", "noop"), offsets=[]))
-        await worker._on_cancelled([kit.cancelled(run)])
+        worker._dispatcher.start(Attempt(event=kit.scheduled(run, "t", "noop"), offsets=[]))
+        await worker._cancellations.on_cancelled([kit.cancelled(run)])
         aborted = await task_events.wait_outcome(run, "t")
         await publish([kit.scheduled(next_run, "t", "noop")])
         after = await task_events.wait_outcome(next_run, "t")

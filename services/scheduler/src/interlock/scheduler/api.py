@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,15 +10,18 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
-from interlock.common.postgres import PostgresDatabase
-from interlock.common.problems import Problem
+from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.scheduler import store
-from interlock.scheduler.domain.run import RunState
-from interlock.scheduler.errors import conflict, not_found
-from interlock.scheduler.handlers import Clock, utc_now
+from interlock.scheduler.service import SchedulerService
 
-MAX_PAGE = 200
-"""Largest page of dead letters."""
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
+PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers of a route: its own ``statuses`` and the gateway's."""
+    return problem_responses(*GATEWAY_PROBLEMS, *statuses)
 
 
 class DeadLetterOut(BaseModel):
@@ -44,7 +43,7 @@ class DeadLetterPage(BaseModel):
     """One page of dead letters, newest first."""
 
     items: list[DeadLetterOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
 
 
 class ReplayOut(BaseModel):
@@ -76,163 +75,86 @@ class TimerOut(BaseModel):
     due_at: datetime
 
 
-def _encode_cursor(created_at: datetime, letter_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(letter_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, letter_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(letter_id)
-    except (ValueError, TypeError, binascii.Error) as error:
-        raise Problem(
-            400, "Invalid cursor", detail="The cursor is not one this API returned."
-        ) from error
-
-
-def _letter_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError as error:
-        raise not_found("Dead letter") from error
-
-
-async def _tenant_run(conn: asyncpg.Connection, tenant: str, run_id: str) -> RunState:
-    run = (await store.load_runs(conn, [run_id])).get(run_id)
-    if run is None or run.tenant != tenant:
-        raise not_found("Run")
-    return run
-
-
-def build_router(
-    database: PostgresDatabase,
-    *,
-    clock: Clock = utc_now,
-    on_timer: Any = None,
-) -> APIRouter:
+def build_router(service: SchedulerService) -> APIRouter:
     """The scheduler's REST routes.
 
     Args:
-        database: The scheduler's database (opened before the first request).
-        clock: Source of the current time. Default: UTC now.
-        on_timer: Called with a changed timer's due time after commit (wakes the
-            timer loop). Default: nothing.
+        service: The scheduler's use cases.
     """
     router = APIRouter(prefix="/api/v1", tags=["scheduler"])
 
-    @router.get("/dead-letters")
+    @router.get("/dead-letters", response_model=DeadLetterPage, responses=_problems(400, 422))
     async def list_dead_letters(
         principal: CurrentPrincipal,
         run_id: str | None = None,
         task_id: str | None = None,
         task_type: str | None = None,
         error_type: str | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        page_token: PageToken = None,
     ) -> DeadLetterPage:
         """Dead letters of the caller's tenant, newest first, filtered and paginated."""
-        after = _decode_cursor(cursor) if cursor else None
-        rows = await database.pool.fetch(
-            """
-            SELECT * FROM dead_letters
-            WHERE tenant = $1
-              AND ($2::text IS NULL OR run_id = $2)
-              AND ($3::text IS NULL OR task_id = $3)
-              AND ($4::text IS NULL OR task_type = $4)
-              AND ($5::text IS NULL OR error_type = $5)
-              AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
-            ORDER BY created_at DESC, id DESC
-            LIMIT $8
-            """,
-            principal.tenant,
-            run_id,
-            task_id,
-            task_type,
-            error_type,
-            after[0] if after else None,
-            after[1] if after else None,
-            limit + 1,
+        where = store.DeadLetterFilter(
+            run_id=run_id, task_id=task_id, task_type=task_type, error_type=error_type
         )
-        items = [
-            DeadLetterOut(
-                id=str(row["id"]),
-                run_id=row["run_id"],
-                task_id=row["task_id"],
-                task_type=row["task_type"],
-                input=store.json_or_none(row["params_json"]),
-                attempts=row["attempts"],
-                error_type=row["error_type"],
-                error_message=row["error_message"],
-                traceback_excerpt=row["error_traceback"],
-                created_at=row["created_at"],
-            )
-            for row in rows[:limit]
-        ]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last["created_at"], last["id"])
-        return DeadLetterPage(items=items, next_cursor=next_cursor)
+        page = await service.list_dead_letters(
+            principal.tenant, where, page_size=page_size, page_token=page_token
+        )
+        return DeadLetterPage(
+            items=[_dead_letter(row) for row in page.items],
+            next_page_token=page.next_page_token,
+        )
 
-    @router.post("/dead-letters/{dead_letter_id}/replay", status_code=202)
+    @router.post(
+        "/dead-letters/{dead_letter_id}/replay",
+        status_code=202,
+        response_model=ReplayOut,
+        responses=_problems(404, 409),
+    )
     async def replay_dead_letter(dead_letter_id: str, principal: CurrentPrincipal) -> ReplayOut:
         """Re-run the task with a fresh retry budget and resume its run; the letter goes."""
-        key = _letter_id(dead_letter_id)
-        async with database.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT run_id, task_id FROM dead_letters WHERE id = $1 AND tenant = $2",
-                key,
-                principal.tenant,
-            )
-            if row is None:
-                raise not_found("Dead letter")
-            run = await _tenant_run(conn, principal.tenant, row["run_id"])
-            now = clock()
-            if not run.replay(row["task_id"], now):
-                raise conflict("The task is no longer dead-lettered, or its run cannot resume.")
-            attempt = run.tasks[row["task_id"]].attempt
-            result = await store.save_runs(conn, [run], now)
-            await conn.execute("DELETE FROM dead_letters WHERE id = $1", key)
-        if result.earliest_timer is not None and on_timer is not None:
-            on_timer(result.earliest_timer)
-        return ReplayOut(run_id=row["run_id"], task_id=row["task_id"], attempt=attempt)
+        replayed = await service.replay_dead_letter(principal.tenant, dead_letter_id)
+        return ReplayOut(run_id=replayed.run_id, task_id=replayed.task_id, attempt=replayed.attempt)
 
-    @router.delete("/dead-letters/{dead_letter_id}", status_code=204)
+    @router.delete("/dead-letters/{dead_letter_id}", status_code=204, responses=_problems(404))
     async def delete_dead_letter(dead_letter_id: str, principal: CurrentPrincipal) -> Response:
         """Discard a dead letter (the task stays dead-lettered in its run)."""
-        deleted = await database.pool.fetchval(
-            "DELETE FROM dead_letters WHERE id = $1 AND tenant = $2 RETURNING 1",
-            _letter_id(dead_letter_id),
-            principal.tenant,
-        )
-        if deleted is None:
-            raise not_found("Dead letter")
+        await service.delete_dead_letter(principal.tenant, dead_letter_id)
         return Response(status_code=204)
 
-    @router.patch("/runs/{run_id}/tasks/{task_id}/timer")
+    @router.patch(
+        "/runs/{run_id}/tasks/{task_id}/timer",
+        response_model=TimerOut,
+        responses=_problems(404, 422),
+    )
     async def change_timer(
         run_id: str, task_id: str, change: TimerChange, principal: CurrentPrincipal
     ) -> TimerOut:
         """Move a pending delay to another time (in the past: it fires at once)."""
-        async with database.pool.acquire() as conn, conn.transaction():
-            run = await _tenant_run(conn, principal.tenant, run_id)
-            if not run.reschedule_delay(task_id, change.due_at):
-                raise not_found("Pending delay")
-            await store.save_runs(conn, [run], clock())
-        if on_timer is not None:
-            on_timer(change.due_at)
+        await service.reschedule_delay(principal.tenant, run_id, task_id, change.due_at)
         return TimerOut(run_id=run_id, task_id=task_id, due_at=change.due_at)
 
-    @router.delete("/runs/{run_id}/tasks/{task_id}/timer", status_code=204)
+    @router.delete(
+        "/runs/{run_id}/tasks/{task_id}/timer", status_code=204, responses=_problems(404)
+    )
     async def cancel_timer(run_id: str, task_id: str, principal: CurrentPrincipal) -> Response:
         """Cancel a pending delay: the task is skipped and the run continues."""
-        async with database.pool.acquire() as conn, conn.transaction():
-            run = await _tenant_run(conn, principal.tenant, run_id)
-            now = clock()
-            if not run.cancel_delay(task_id, now):
-                raise not_found("Pending delay")
-            await store.save_runs(conn, [run], now)
+        await service.cancel_delay(principal.tenant, run_id, task_id)
         return Response(status_code=204)
 
     return router
+
+
+def _dead_letter(row: asyncpg.Record) -> DeadLetterOut:
+    return DeadLetterOut(
+        id=str(row["id"]),
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        task_type=row["task_type"],
+        input=store.json_or_none(row["params_json"]),
+        attempts=row["attempts"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        traceback_excerpt=row["error_traceback"],
+        created_at=row["created_at"],
+    )

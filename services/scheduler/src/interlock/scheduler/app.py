@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import asyncpg
 from fastapi import FastAPI
 
-from interlock.common.events import Event
 from interlock.common.http import create_app as create_service_app
 from interlock.common.identity import IdentityVerifier, JwksKeys
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
@@ -20,6 +17,7 @@ from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
 from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
 from interlock.scheduler.reconciler import Reconciler
+from interlock.scheduler.service import SchedulerService
 from interlock.scheduler.settings import SchedulerSettings
 
 MIGRATIONS = MigrationSource(component="scheduler", location="interlock.scheduler.migrations")
@@ -44,18 +42,19 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
     waker = _TimerWaker()
+    service = SchedulerService(lambda: database.pool, on_timer=waker)
 
-    async def run_timers(pool: asyncpg.Pool) -> None:
+    async def run_timers() -> None:
         loop = TimerLoop(
-            pool,
+            service,
             batch_size=settings.timer_batch_size,
             max_sleep_ms=settings.timer_max_sleep_ms,
         )
         waker.loop = loop
         await loop.run()
 
-    async def run_reconciler(pool: asyncpg.Pool) -> None:
-        reconciler = Reconciler(pool, after_s=settings.reconcile_after_s)
+    async def run_reconciler() -> None:
+        reconciler = Reconciler(service, after_s=settings.reconcile_after_s)
         topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
 
         retention = timedelta(seconds=settings.inbox_retention_s)
@@ -65,22 +64,22 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             await topic_guard.check_once()
             await reconciler.prune_inbox(retention)
             await reconciler.prune_parked_controls(parked_retention)
+            await reconciler.prune_rejected_events(retention)
             return await reconciler.reconcile_once()
 
         await every(settings.reconcile_interval_s, reconcile)
 
-    handler = _LazyHandler(database, waker)
     consumer = EventConsumerTask(
         broker.consumer(
             group_id=settings.consumer_group,
             event_types=CONSUMED,
-            handler=handler,
+            handler=BatchHandler(service),
             park=postgres_parking(lambda: database.pool),
         )
     )
     identity = IdentityVerifier(JwksKeys.from_settings(settings), issuer=settings.jwt_issuer)
     grpc_server = TaskStateServer(
-        database, identity, host=settings.grpc_host, port=settings.grpc_port
+        service, identity, host=settings.grpc_host, port=settings.grpc_port
     )
     app = create_service_app(
         settings,
@@ -89,30 +88,16 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             database,
             broker,
             relay,
-            LoopTask("timers", database, run_timers),
-            LoopTask("reconciler", database, run_reconciler),
+            LoopTask("timers", run_timers),
+            LoopTask("reconciler", run_reconciler),
             consumer,
             grpc_server,
         ],
         routers=[
-            build_router(database, on_timer=waker),
+            build_router(service),
             parked_events_router("scheduler", lambda: database.pool),
         ],
     )
     # Tests and tools read the bound port here (grpc_port 0 binds a free one).
     app.state.task_state_server = grpc_server
     return app
-
-
-class _LazyHandler:
-    """The consumer's handler, built on the first batch (the pool opens after wiring)."""
-
-    def __init__(self, database: PostgresDatabase, waker: _TimerWaker) -> None:
-        self._database = database
-        self._waker = waker
-        self._handler: BatchHandler | None = None
-
-    async def __call__(self, events: Sequence[Event]) -> None:
-        if self._handler is None:
-            self._handler = BatchHandler(self._database.pool, on_timer=self._waker)
-        await self._handler(events)

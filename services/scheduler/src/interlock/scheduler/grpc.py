@@ -12,6 +12,7 @@ log) until the run has ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from types import TracebackType
@@ -21,14 +22,20 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from interlock.common.errors import InterlockError, grpc_code_name
 from interlock.common.identity import IdentityVerifier, InvalidIdentity
-from interlock.common.postgres import PostgresDatabase
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler import store
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
+from interlock.scheduler.service import SchedulerService
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+_RunRequest = (
+    tasks_pb2.GetRunRequest
+    | tasks_pb2.ListRunTasksRequest
+    | tasks_pb2.GetTaskStateRequest
+    | tasks_pb2.WatchRunRequest
+)
 
 WATCH_POLL_S = 0.2
 """How often ``WatchRun`` looks for new transitions."""
@@ -76,13 +83,13 @@ def _run_message(row: asyncpg.Record) -> tasks_pb2.Run:
 
 
 class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
-    """Answers task-state queries from the scheduler's tables, for verified callers only."""
+    """Answers task-state queries through the service's reads, for verified callers only."""
 
-    def __init__(self, pool: asyncpg.Pool, identity: IdentityVerifier) -> None:
-        self._pool = pool
+    def __init__(self, service: SchedulerService, identity: IdentityVerifier) -> None:
+        self._service = service
         self._identity = identity
 
-    async def _tenant(self, requested: str, context: Context) -> str:
+    async def _tenant(self, request: _RunRequest, context: Context) -> str:
         """The caller's tenant, from the identity token in the call's metadata."""
         try:
             principal = await self._identity.verify_metadata(context.invocation_metadata() or ())
@@ -91,34 +98,25 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
                 grpc.StatusCode.UNAUTHENTICATED, "a valid identity token is required"
             )
             raise  # abort raises; this keeps type checkers informed
-        if requested and requested != principal.tenant:
+        if request.tenant and request.tenant != principal.tenant:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not the caller's tenant")
-        return principal.tenant
-
-    async def _run(
-        self, conn: asyncpg.Connection, requested: str, run_id: str, context: Context
-    ) -> asyncpg.Record:
-        tenant = await self._tenant(requested, context)
-        if not run_id:
+        if not request.run_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "run_id is required")
-        row = await store.read_run(conn, tenant, run_id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"run {run_id} not found")
-        assert row is not None  # abort raises
-        return row
+        return principal.tenant
 
     async def GetRun(self, request: tasks_pb2.GetRunRequest, context: Context) -> tasks_pb2.Run:
         """The run's status and times."""
-        async with self._pool.acquire() as conn:
-            return _run_message(await self._run(conn, request.tenant, request.run_id, context))
+        tenant = await self._tenant(request, context)
+        async with _answering(context):
+            return _run_message(await self._service.get_run(tenant, request.run_id))
 
     async def ListRunTasks(
         self, request: tasks_pb2.ListRunTasksRequest, context: Context
     ) -> tasks_pb2.ListRunTasksResponse:
         """Every task of the run."""
-        async with self._pool.acquire() as conn:
-            await self._run(conn, request.tenant, request.run_id, context)
-            rows = await store.read_tasks(conn, request.run_id)
+        tenant = await self._tenant(request, context)
+        async with _answering(context):
+            rows = await self._service.list_run_tasks(tenant, request.run_id)
         return tasks_pb2.ListRunTasksResponse(tasks=[task_message(row) for row in rows])
 
     async def GetTaskState(
@@ -127,9 +125,9 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
         """One task of the run."""
         if not request.task_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
-        async with self._pool.acquire() as conn:
-            await self._run(conn, request.tenant, request.run_id, context)
-            rows = await store.read_tasks(conn, request.run_id, request.task_id)
+        tenant = await self._tenant(request, context)
+        async with _answering(context):
+            rows = await self._service.list_run_tasks(tenant, request.run_id, request.task_id)
         if not rows:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"task {request.task_id} not found")
         return task_message(rows[0])
@@ -138,44 +136,46 @@ class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
         self, request: tasks_pb2.WatchRunRequest, context: Context
     ) -> AsyncIterator[tasks_pb2.RunChange]:
         """The run's tasks now, then every change until the run has ended."""
-        async with self._pool.acquire() as conn:
-            run = await self._run(conn, request.tenant, request.run_id, context)
-            last_id = await conn.fetchval(
-                "SELECT coalesce(max(id), 0) FROM transitions WHERE run_id = $1", request.run_id
-            )
-            rows = await store.read_tasks(conn, request.run_id)
-        status = run_status(run["status"])
-        for row in rows:
+        tenant = await self._tenant(request, context)
+        async with _answering(context):
+            now, last_id = await self._service.run_snapshot(tenant, request.run_id)
+        status = run_status(now.run["status"])
+        for row in now.tasks:
             yield tasks_pb2.RunChange(run_status=status, task=task_message(row))
-        ended = RunStatus(run["status"]) in ENDED_RUN
+        ended = RunStatus(now.run["status"]) in ENDED_RUN
         while not ended:
             await asyncio.sleep(WATCH_POLL_S)
-            async with self._pool.acquire() as conn:
-                changes = await store.read_transitions(conn, request.run_id, last_id)
-                if not changes:
-                    continue
-                last_id = changes[-1]["id"]
-                tasks = {
-                    row["task_id"]: row for row in await store.read_tasks(conn, request.run_id)
-                }
-                run = await store.read_run(conn, run["tenant"], request.run_id)
-            assert run is not None
-            status = run_status(run["status"])
-            for change in changes:
+            async with _answering(context):
+                changed = await self._service.run_changes(tenant, request.run_id, last_id)
+            if changed is None:
+                continue
+            last_id = changed.transitions[-1]["id"]
+            tasks = {row["task_id"]: row for row in changed.tasks}
+            status = run_status(changed.run["status"])
+            for change in changed.transitions:
                 task_row = tasks.get(change["task_id"]) if change["task_id"] else None
                 yield tasks_pb2.RunChange(
                     run_status=status,
                     task=task_message(task_row) if task_row is not None else None,
                     time=_timestamp(change["at"]),
                 )
-            ended = RunStatus(run["status"]) in ENDED_RUN
+            ended = RunStatus(changed.run["status"]) in ENDED_RUN
+
+
+@contextlib.asynccontextmanager
+async def _answering(context: Context) -> AsyncIterator[None]:
+    """Abort the call with the status code of an :class:`InterlockError` raised inside."""
+    try:
+        yield
+    except InterlockError as error:
+        await context.abort(grpc.StatusCode[grpc_code_name(error)], str(error))
 
 
 class TaskStateServer:
     """The gRPC server as a resource, listening on ``<host>:<port>`` while open.
 
     Args:
-        database: Opened before this.
+        service: The scheduler's use cases (its database opened before this).
         identity: Verifies the identity token of every call.
         host: Address to bind. Default: ``"127.0.0.1"``.
         port: TCP port; 0 picks a free one (see :attr:`port`). Default: 9103.
@@ -184,7 +184,7 @@ class TaskStateServer:
 
     def __init__(
         self,
-        database: PostgresDatabase,
+        service: SchedulerService,
         identity: IdentityVerifier,
         *,
         host: str = "127.0.0.1",
@@ -194,14 +194,14 @@ class TaskStateServer:
         self.name = name
         self.host = host
         self.port = port
-        self._database = database
+        self._service = service
         self._identity = identity
         self._server: grpc.aio.Server | None = None
 
     async def __aenter__(self) -> Self:
         server = grpc.aio.server()
         tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
-            TaskStateServicer(self._database.pool, self._identity), server
+            TaskStateServicer(self._service, self._identity), server
         )
         self.port = server.add_insecure_port(f"{self.host}:{self.port}")
         await server.start()

@@ -13,11 +13,10 @@ from typing import Self
 
 import asyncpg
 
-from interlock.common.postgres import PostgresDatabase
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import ensure_topics
-from interlock.scheduler import store
-from interlock.scheduler.handlers import Clock, utc_now
+from interlock.scheduler.domain.clock import Clock, utc_now
+from interlock.scheduler.service import SchedulerService
 
 _log = logging.getLogger(__name__)
 
@@ -25,15 +24,14 @@ _log = logging.getLogger(__name__)
 class TimerLoop:
     """Fires due timers in batches, from any number of scheduler instances at once.
 
-    One pass claims up to ``batch_size`` due timers with ``FOR UPDATE SKIP LOCKED``,
-    locks their runs (``SKIP LOCKED`` too: a run busy elsewhere is fired on the next
-    pass), fires every due timer of those runs and saves the result, all in one
-    transaction. Between passes it sleeps until the earliest timer is due, at most
-    ``max_sleep_ms`` (timers other instances set), and wakes early through
-    :meth:`wake` when this process sets an earlier timer.
+    One pass fires up to ``batch_size`` due timers
+    (:meth:`~interlock.scheduler.service.SchedulerService.fire_due_timers`). Between
+    passes it sleeps until the earliest timer is due, at most ``max_sleep_ms`` (timers
+    other instances set), and wakes early through :meth:`wake` when this process sets
+    an earlier timer.
 
     Args:
-        pool: The scheduler's pool.
+        service: The scheduler's use cases.
         batch_size: Most timers one pass claims. Default: 500.
         max_sleep_ms: Longest sleep between passes. Default: 500 ms.
         clock: Source of the current time. Default: UTC now.
@@ -41,13 +39,13 @@ class TimerLoop:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        service: SchedulerService,
         *,
         batch_size: int = 500,
         max_sleep_ms: int = 500,
         clock: Clock = utc_now,
     ) -> None:
-        self._pool = pool
+        self._service = service
         self._batch_size = batch_size
         self._max_sleep_s = max_sleep_ms / 1000
         self._clock = clock
@@ -65,15 +63,7 @@ class TimerLoop:
         Returns:
             How many timers fired.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            now = self._clock()
-            run_ids = await store.due_timer_runs(conn, now, self._batch_size)
-            if not run_ids:
-                return 0
-            runs = await store.load_runs(conn, run_ids, skip_locked=True)
-            fired = sum(run.fire_due_timers(now) for run in runs.values())
-            await store.save_runs(conn, list(runs.values()), now)
-        return fired
+        return await self._service.fire_due_timers(self._batch_size)
 
     async def run(self) -> None:
         """Pass, then sleep until the next due timer; until cancelled."""
@@ -82,8 +72,7 @@ class TimerLoop:
                 fired = await self.fire_once()
                 if fired >= self._batch_size:
                     continue
-                async with self._pool.acquire() as conn:
-                    next_due = await store.next_due_at(conn)
+                next_due = await self._service.next_timer_due()
             except (OSError, asyncpg.PostgresError, TimeoutError):
                 _log.exception("timer pass failed; retrying")
                 await asyncio.sleep(self._max_sleep_s)
@@ -134,19 +123,13 @@ class LoopTask:
 
     Args:
         name: Name ``/readyz`` reports.
-        database: Opened before this; the loop is built from its pool when opening.
-        build: Returns the coroutine to run, given the pool.
+        loop: Returns the coroutine to run; called when opening (after the resources
+            listed before this one opened).
     """
 
-    def __init__(
-        self,
-        name: str,
-        database: PostgresDatabase,
-        build: Callable[[asyncpg.Pool], Awaitable[None]],
-    ) -> None:
+    def __init__(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self.name = name
-        self._database = database
-        self._build = build
+        self._loop = loop
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -154,7 +137,7 @@ class LoopTask:
         return self
 
     async def _run(self) -> None:
-        await self._build(self._database.pool)
+        await self._loop()
 
     async def __aexit__(
         self,

@@ -5,11 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import asyncpg
-
-from interlock.common import inbox
-from interlock.scheduler import store
-from interlock.scheduler.handlers import Clock, utc_now
+from interlock.scheduler.service import SchedulerService
 
 _log = logging.getLogger(__name__)
 
@@ -19,53 +15,41 @@ class Reconciler:
 
     A worker that never saw the event (a broker that lost its data, a lost record)
     then gets it again; the attempt and its idempotency key stay the same. It also
-    forgets consumed event ids and parked controls once they are old enough.
+    forgets consumed event ids, parked controls and rejected events once they are old
+    enough.
 
     Args:
-        pool: The scheduler's pool.
+        service: The scheduler's use cases.
         after_s: How long a task may wait in ``scheduled`` before it is re-published.
             Default: 30 s.
         batch_size: Most tasks one pass re-publishes. Default: 500.
-        clock: Source of the current time. Default: UTC now.
     """
 
     def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        after_s: float = 30.0,
-        batch_size: int = 500,
-        clock: Clock = utc_now,
+        self, service: SchedulerService, *, after_s: float = 30.0, batch_size: int = 500
     ) -> None:
-        self._pool = pool
+        self._service = service
         self._after = timedelta(seconds=after_s)
         self._batch_size = batch_size
-        self._clock = clock
 
     async def prune_inbox(self, older_than: timedelta) -> int:
-        """Forget consumed event ids older than ``older_than``.
-
-        Returns:
-            How many ids were forgotten.
-        """
-        async with self._pool.acquire() as conn:
-            return await inbox.prune(conn, older_than=older_than)
+        """Forget consumed event ids older than ``older_than``; how many were forgotten."""
+        return await self._service.prune_inbox(older_than)
 
     async def prune_parked_controls(self, older_than: timedelta) -> int:
         """Drop controls parked longer than ``older_than``: their run never started.
 
-        A control waits for its run's ``workflow.started`` (see
-        :mod:`interlock.scheduler.handlers`); one whose start has not come after the
-        workflow service gave up re-publishing it never will, and would stay forever.
-
         Returns:
             How many controls were dropped.
         """
-        async with self._pool.acquire() as conn:
-            dropped = await store.prune_parked_controls(conn, self._clock() - older_than)
+        dropped = await self._service.prune_parked_controls(older_than)
         if dropped:
             _log.warning("dropped controls whose run never started", extra={"controls": dropped})
         return dropped
+
+    async def prune_rejected_events(self, older_than: timedelta) -> int:
+        """Forget events rejected longer than ``older_than`` ago; how many."""
+        return await self._service.prune_rejected_events(older_than)
 
     async def reconcile_once(self) -> int:
         """Re-publish one batch of stuck tasks.
@@ -73,16 +57,7 @@ class Reconciler:
         Returns:
             How many were re-published.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            now = self._clock()
-            stuck = await store.stuck_scheduled(conn, now - self._after, self._batch_size)
-            if not stuck:
-                return 0
-            runs = await store.load_runs(conn, {run_id for run_id, _ in stuck}, skip_locked=True)
-            count = sum(
-                runs[run_id].republish(task_id, now) for run_id, task_id in stuck if run_id in runs
-            )
-            await store.save_runs(conn, list(runs.values()), now)
+        count = await self._service.republish_stuck(self._after, self._batch_size)
         if count:
             _log.info("re-published stuck task.scheduled events", extra={"tasks": count})
         return count

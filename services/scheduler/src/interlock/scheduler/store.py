@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -486,7 +487,7 @@ async def take_parked_controls(
     """Remove and return the parked controls of ``run_ids``, oldest first per run."""
     rows = await conn.fetch(
         "DELETE FROM parked_controls WHERE run_id = ANY($1::text[])"
-        " RETURNING seq, run_id, tenant, payload",
+        " RETURNING seq, event_id, run_id, tenant, payload",
         list(run_ids),
     )
     return sorted(rows, key=lambda row: row["seq"])
@@ -500,3 +501,116 @@ async def prune_parked_controls(conn: asyncpg.Connection, before: datetime) -> i
     """
     status: str = await conn.execute("DELETE FROM parked_controls WHERE parked_at < $1", before)
     return int(status.split()[-1])
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    """An event the scheduler refused to apply, and why."""
+
+    event_id: str
+    event_type: str
+    run_id: str
+    event_tenant: str
+    run_tenant: str
+    reason: str
+    payload: bytes
+
+
+async def reject_events(
+    conn: asyncpg.Connection, rejected: Sequence[RejectedEvent], now: datetime
+) -> None:
+    """Keep events refused for ``reason`` (a redelivered one is kept once)."""
+    await conn.executemany(
+        "INSERT INTO rejected_events (event_id, event_type, run_id, event_tenant, run_tenant,"
+        " reason, payload, rejected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (event_id) DO NOTHING",
+        [
+            (
+                event.event_id,
+                event.event_type,
+                event.run_id,
+                event.event_tenant,
+                event.run_tenant,
+                event.reason,
+                event.payload,
+                now,
+            )
+            for event in rejected
+        ],
+    )
+
+
+async def prune_rejected_events(conn: asyncpg.Connection, before: datetime) -> int:
+    """Delete events rejected before ``before``; how many were deleted."""
+    status: str = await conn.execute("DELETE FROM rejected_events WHERE rejected_at < $1", before)
+    return int(status.split()[-1])
+
+
+async def last_transition_id(conn: asyncpg.Connection, run_id: str) -> int:
+    """The id of the run's latest recorded transition; 0 when none."""
+    last: int = await conn.fetchval(
+        "SELECT coalesce(max(id), 0) FROM transitions WHERE run_id = $1", run_id
+    )
+    return last
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterFilter:
+    """Which dead letters of a tenant a list shows (``None``: any)."""
+
+    run_id: str | None = None
+    task_id: str | None = None
+    task_type: str | None = None
+    error_type: str | None = None
+
+
+async def list_dead_letters(
+    conn: asyncpg.Connection,
+    tenant: str,
+    where: DeadLetterFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` dead letters of ``tenant``, newest first, after the key ``after``."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT * FROM dead_letters
+        WHERE tenant = $1
+          AND ($2::text IS NULL OR run_id = $2)
+          AND ($3::text IS NULL OR task_id = $3)
+          AND ($4::text IS NULL OR task_type = $4)
+          AND ($5::text IS NULL OR error_type = $5)
+          AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $8
+        """,
+        tenant,
+        where.run_id,
+        where.task_id,
+        where.task_type,
+        where.error_type,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return rows
+
+
+async def dead_letter_task(
+    conn: asyncpg.Connection, tenant: str, letter_id: uuid.UUID
+) -> tuple[str, str] | None:
+    """The ``(run id, task id)`` a dead letter of ``tenant`` parked; ``None`` when unknown."""
+    row = await conn.fetchrow(
+        "SELECT run_id, task_id FROM dead_letters WHERE id = $1 AND tenant = $2",
+        letter_id,
+        tenant,
+    )
+    return None if row is None else (row["run_id"], row["task_id"])
+
+
+async def delete_dead_letter(conn: asyncpg.Connection, tenant: str, letter_id: uuid.UUID) -> bool:
+    """Delete a dead letter of ``tenant``; whether there was one."""
+    deleted = await conn.fetchval(
+        "DELETE FROM dead_letters WHERE id = $1 AND tenant = $2 RETURNING 1", letter_id, tenant
+    )
+    return deleted is not None

@@ -16,12 +16,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from interlock.common.errors import InterlockError
 from interlock.events.v1 import definition_pb2
-
-
-class InvalidDelayError(InterlockError):
-    """A delay spec that names no instant (bad time, date, weekday or time zone)."""
+from interlock.scheduler.domain.errors import InvalidDelayError
 
 
 def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -30,7 +30,8 @@ from interlock.common.topics import EventType
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 from interlock.scheduler.domain.backoff import retry_delay_ms
 from interlock.scheduler.domain.dag import DONE, compensation_order, ready_tasks
-from interlock.scheduler.domain.delays import InvalidDelayError, delay_due
+from interlock.scheduler.domain.delays import delay_due
+from interlock.scheduler.domain.errors import InvalidDelayError
 from interlock.scheduler.domain.states import (
     ENDED_RUN,
     TERMINAL_TASK,

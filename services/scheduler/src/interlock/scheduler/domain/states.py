@@ -5,8 +5,8 @@ The statuses themselves are :mod:`interlock.common.statuses`.
 
 from __future__ import annotations
 
-from interlock.common.errors import InterlockError
 from interlock.common.statuses import ENDED_RUN, TERMINAL_TASK, RunStatus, TaskStatus
+from interlock.scheduler.domain.errors import InvalidTransitionError
 
 __all__ = [
     "ACTIVE_TASK",
@@ -20,10 +20,6 @@ __all__ = [
     "check_run_transition",
     "check_task_transition",
 ]
-
-
-class InvalidTransitionError(InterlockError):
-    """A state change the state machine does not allow."""
 
 
 _T = TaskStatus

@@ -1,0 +1,500 @@
+"""The scheduler's use cases: consumed batches, timers, reconciliation, dead letters, reads.
+
+Every change of runs has one shape: lock and load the runs (:func:`store.load_runs`),
+let the domain decide (:class:`~interlock.scheduler.domain.run.RunState`), save state
+and outgoing events together (:func:`store.save_runs`, transactional outbox), and
+after the commit wake the timer loop when an earlier timer was set. The adapters (REST
+in :mod:`~interlock.scheduler.api`, gRPC in :mod:`~interlock.scheduler.grpc`, Kafka in
+:mod:`~interlock.scheduler.handlers`, the loops) only translate to these calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from interlock.common import inbox, topics
+from interlock.common.events import Event, is_type
+from interlock.common.paging import PageKey
+from interlock.events.v1 import workflow_pb2
+from interlock.scheduler import store
+from interlock.scheduler.domain.clock import Clock, utc_now
+from interlock.scheduler.domain.control import apply_control
+from interlock.scheduler.domain.errors import (
+    DeadLetterNotFoundError,
+    ForeignEventError,
+    PendingDelayNotFoundError,
+    ReplayNotAllowedError,
+    RunNotFoundError,
+)
+from interlock.scheduler.domain.events import apply_event, check_tenant
+from interlock.scheduler.domain.run import RunState
+from interlock.scheduler.run_cache import RunCache
+
+_log = logging.getLogger(__name__)
+
+CONSUMER = "scheduler"
+"""Inbox consumer name (and default consumer group) of the scheduler."""
+
+_DEAD_LETTERS_PAGE = PageKey("dead-letters", datetime, uuid.UUID)
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """A committed batch: the runs it touched and what saving them wrote."""
+
+    runs: dict[str, RunState]
+    saved: store.SaveResult
+    invalid: set[str]
+    """Runs an event could not be applied to (their state in memory is in doubt)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterPage:
+    """One page of dead letters, newest first."""
+
+    items: list[asyncpg.Record]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replayed:
+    """The attempt a replay scheduled."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunChanges:
+    """A run's row, its task rows, and its transitions after a known one."""
+
+    run: asyncpg.Record
+    tasks: list[asyncpg.Record]
+    transitions: list[asyncpg.Record]
+
+
+class SchedulerService:
+    """Per-run task state for every tenant.
+
+    Args:
+        pool: Returns the scheduler's open pool (the database opens after wiring).
+        clock: Source of the current time. Default: :func:`utc_now`.
+        on_timer: Called with the earliest timer a change set, after commit (wakes
+            the timer loop). Default: nothing.
+        cached_runs: Most runs the consumer keeps in memory between batches.
+            Default: 2,000.
+    """
+
+    def __init__(
+        self,
+        pool: Callable[[], asyncpg.Pool],
+        *,
+        clock: Clock = utc_now,
+        on_timer: Callable[[datetime], None] | None = None,
+        cached_runs: int = 2_000,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._on_timer = on_timer
+        self._cache = RunCache(cached_runs)
+
+    def _acquire(self) -> Any:
+        return self._pool().acquire()
+
+    def _timer_set(self, due_at: datetime | None) -> None:
+        if due_at is not None and self._on_timer is not None:
+            self._on_timer(due_at)
+
+    # Consumed events ---------------------------------------------------------------
+
+    async def apply_events(self, events: Sequence[Event]) -> None:
+        """Apply one consumed batch: claim (inbox), lock runs, apply, save, enqueue events.
+
+        Everything commits together, so a batch is applied exactly once whatever the
+        redeliveries; the events it causes leave through the outbox as one batch. The
+        runs stay in memory (a :class:`RunCache`) for the next batches, which then read
+        only the runs' rows, not their tasks, while nothing else wrote them. An event
+        of another tenant than its run's is rejected (kept in ``rejected_events``).
+        """
+        try:
+            result = await self._apply_batch(events)
+        except BaseException:
+            # The runs in memory may hold changes that never committed.
+            self._cache.forget({event.run_id for event in events})
+            raise
+        if result is None:
+            return
+        for run_id, version in result.saved.versions.items():
+            self._cache.put(run_id, version, result.runs[run_id])
+        self._cache.forget(result.invalid)
+        self._timer_set(result.saved.earliest_timer)
+
+    async def _apply_batch(self, events: Sequence[Event]) -> _Applied | None:
+        async with self._acquire() as conn, conn.transaction():
+            claimed = await inbox.claim_events(conn, CONSUMER, events)
+            if not claimed:
+                return None
+            runs = await store.load_runs(
+                conn, {event.run_id for event in claimed}, cache=self._cache
+            )
+            now = self._clock()
+            started = [
+                event.run_id
+                for event in claimed
+                if is_type(event, topics.WORKFLOW_STARTED) and event.run_id not in runs
+            ]
+            early = [
+                event
+                for event in claimed
+                if is_type(event, topics.WORKFLOW_CONTROL) and event.run_id not in runs
+            ]
+            early_ids = {event.id for event in early}
+            invalid: set[str] = set()
+            rejected: list[store.RejectedEvent] = []
+            for event in claimed:
+                if event.id in early_ids:
+                    continue
+                try:
+                    self._apply(runs, event, now)
+                except ForeignEventError as error:
+                    rejected.append(_rejection(event, error))
+                except Exception:
+                    # Applying is pure (no I/O), so an error here is a bug or an event
+                    # that contradicts the run's definition: skipping it beats
+                    # redelivering the batch forever and blocking the partition.
+                    _log.exception(
+                        "event caused an invalid transition; skipped",
+                        extra={"event_id": event.id, "run_id": event.run_id},
+                    )
+                    invalid.add(event.run_id)
+            await self._park_and_release_controls(conn, runs, early, started, now, rejected)
+            if rejected:
+                _log.warning(
+                    "rejected events of another tenant than their run's",
+                    extra={"event_ids": [r.event_id for r in rejected]},
+                )
+                await store.reject_events(conn, rejected, now)
+            saved = await store.save_runs(conn, list(runs.values()), now)
+        return _Applied(runs=runs, saved=saved, invalid=invalid)
+
+    @staticmethod
+    def _apply(runs: dict[str, RunState], event: Event, now: datetime) -> None:
+        run = runs.get(event.run_id)
+        if is_type(event, topics.WORKFLOW_STARTED):
+            if run is None:
+                new = RunState(run_id=event.run_id, tenant=event.tenant, definition=event.payload)
+                runs[event.run_id] = new
+                new.start(now)
+            else:
+                check_tenant(run, event)
+            return
+        if run is None:
+            _log.warning(
+                "event for an unknown run ignored",
+                extra={"event_type": event.type.name, "run_id": event.run_id},
+            )
+            return
+        apply_event(run, event, now)
+
+    async def _park_and_release_controls(
+        self,
+        conn: asyncpg.Connection,
+        runs: dict[str, RunState],
+        early: Sequence[Event],
+        started: Sequence[str],
+        now: datetime,
+        rejected: list[store.RejectedEvent],
+    ) -> None:
+        """Keep controls that overtook their run's start; apply them once it started.
+
+        ``workflow.control`` and ``workflow.started`` travel on different topics, so
+        a cancel sent right after a start may arrive first: dropping it would let a
+        run the user cancelled go on. A parked control of another tenant than its run's
+        joins ``rejected``.
+        """
+        if early:
+            parked = [(e.id, e.run_id, e.tenant, e.payload.SerializeToString()) for e in early]
+            await store.park_controls(conn, parked, now)
+        if not started:
+            return
+        for row in await store.take_parked_controls(conn, started):
+            run = runs.get(row["run_id"])
+            if run is None:
+                continue
+            if run.tenant != row["tenant"]:
+                rejected.append(
+                    store.RejectedEvent(
+                        event_id=row["event_id"],
+                        event_type=topics.WORKFLOW_CONTROL.name,
+                        run_id=run.run_id,
+                        event_tenant=row["tenant"],
+                        run_tenant=run.tenant,
+                        reason=str(ForeignEventError(row["tenant"], run.tenant)),
+                        payload=row["payload"],
+                    )
+                )
+                continue
+            control = workflow_pb2.RunControl.FromString(row["payload"])
+            try:
+                apply_control(run, control, now)
+            except Exception:
+                _log.exception(
+                    "parked control is invalid for its run; skipped", extra={"run_id": run.run_id}
+                )
+
+    # Timers ------------------------------------------------------------------------
+
+    async def fire_due_timers(self, limit: int) -> int:
+        """Fire up to ``limit`` due timers (their runs' other due timers too).
+
+        Claims the timers with ``FOR UPDATE SKIP LOCKED`` and their runs with ``SKIP
+        LOCKED`` (a run busy elsewhere is fired on a later pass), all in one
+        transaction, so any number of instances may fire at once.
+
+        Returns:
+            How many timers fired.
+        """
+        async with self._acquire() as conn, conn.transaction():
+            now = self._clock()
+            run_ids = await store.due_timer_runs(conn, now, limit)
+            if not run_ids:
+                return 0
+            runs = await store.load_runs(conn, run_ids, skip_locked=True)
+            fired = sum(run.fire_due_timers(now) for run in runs.values())
+            await store.save_runs(conn, list(runs.values()), now)
+        return fired
+
+    async def next_timer_due(self) -> datetime | None:
+        """The earliest timer's due time, if any."""
+        async with self._acquire() as conn:
+            return await store.next_due_at(conn)
+
+    async def reschedule_delay(
+        self, tenant: str, run_id: str, task_id: str, due_at: datetime
+    ) -> None:
+        """Move a pending delay of ``tenant``'s run to ``due_at`` (in the past: at once).
+
+        Raises:
+            RunNotFoundError: No such run for ``tenant``.
+            PendingDelayNotFoundError: The task is no delay waiting for its timer.
+        """
+        async with self._acquire() as conn, conn.transaction():
+            run = await _tenant_run(conn, tenant, run_id)
+            if not run.reschedule_delay(task_id, due_at):
+                raise PendingDelayNotFoundError()
+            await store.save_runs(conn, [run], self._clock())
+        self._timer_set(due_at)
+
+    async def cancel_delay(self, tenant: str, run_id: str, task_id: str) -> None:
+        """Cancel a pending delay: the task is skipped and the run continues.
+
+        Raises:
+            RunNotFoundError: No such run for ``tenant``.
+            PendingDelayNotFoundError: The task is no delay waiting for its timer.
+        """
+        async with self._acquire() as conn, conn.transaction():
+            run = await _tenant_run(conn, tenant, run_id)
+            now = self._clock()
+            if not run.cancel_delay(task_id, now):
+                raise PendingDelayNotFoundError()
+            await store.save_runs(conn, [run], now)
+
+    # Reconciliation ----------------------------------------------------------------
+
+    async def republish_stuck(self, waited: timedelta, limit: int) -> int:
+        """Re-publish ``task.scheduled`` of up to ``limit`` tasks scheduled ``waited`` ago.
+
+        A worker that never saw the event (a broker that lost its data, a lost record)
+        then gets it again; the attempt and its idempotency key stay the same.
+
+        Returns:
+            How many were re-published.
+        """
+        async with self._acquire() as conn, conn.transaction():
+            now = self._clock()
+            stuck = await store.stuck_scheduled(conn, now - waited, limit)
+            if not stuck:
+                return 0
+            runs = await store.load_runs(conn, {run_id for run_id, _ in stuck}, skip_locked=True)
+            count = sum(
+                runs[run_id].republish(task_id, now) for run_id, task_id in stuck if run_id in runs
+            )
+            await store.save_runs(conn, list(runs.values()), now)
+        return count
+
+    async def prune_inbox(self, older_than: timedelta) -> int:
+        """Forget consumed event ids older than ``older_than``; how many."""
+        async with self._acquire() as conn:
+            return await inbox.prune(conn, older_than=older_than)
+
+    async def prune_parked_controls(self, older_than: timedelta) -> int:
+        """Drop controls parked longer than ``older_than`` (their run never started); how many.
+
+        A control waits for its run's ``workflow.started``; one whose start has not
+        come after the workflow service gave up re-publishing it never will, and would
+        stay forever.
+        """
+        async with self._acquire() as conn:
+            return await store.prune_parked_controls(conn, self._clock() - older_than)
+
+    async def prune_rejected_events(self, older_than: timedelta) -> int:
+        """Forget events rejected longer than ``older_than`` ago; how many."""
+        async with self._acquire() as conn:
+            return await store.prune_rejected_events(conn, self._clock() - older_than)
+
+    # Dead letters ------------------------------------------------------------------
+
+    async def list_dead_letters(
+        self,
+        tenant: str,
+        where: store.DeadLetterFilter,
+        *,
+        page_size: int,
+        page_token: str | None,
+    ) -> DeadLetterPage:
+        """Dead letters of ``tenant``, newest first, ``page_size`` a page (AIP-158).
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` is not one this list issued for
+                these filters.
+        """
+        filters = dataclasses.asdict(where)
+        after = _DEAD_LETTERS_PAGE.decode(page_token, filters) if page_token else None
+        async with self._acquire() as conn:
+            rows = await store.list_dead_letters(conn, tenant, where, after, page_size + 1)
+        next_page_token = None
+        if len(rows) > page_size:
+            last = rows[page_size - 1]
+            next_page_token = _DEAD_LETTERS_PAGE.encode((last["created_at"], last["id"]), filters)
+        return DeadLetterPage(items=rows[:page_size], next_page_token=next_page_token)
+
+    async def replay_dead_letter(self, tenant: str, letter_id: str) -> Replayed:
+        """Re-run the task with a fresh retry budget and resume its run; the letter goes.
+
+        Raises:
+            DeadLetterNotFoundError: No such dead letter for ``tenant``.
+            RunNotFoundError: Its run is gone.
+            ReplayNotAllowedError: The task is no longer dead-lettered, or its run
+                cannot resume.
+        """
+        key = _letter_id(letter_id)
+        async with self._acquire() as conn, conn.transaction():
+            parked = await store.dead_letter_task(conn, tenant, key)
+            if parked is None:
+                raise DeadLetterNotFoundError()
+            run_id, task_id = parked
+            run = await _tenant_run(conn, tenant, run_id)
+            now = self._clock()
+            if not run.replay(task_id, now):
+                raise ReplayNotAllowedError()
+            attempt = run.tasks[task_id].attempt
+            result = await store.save_runs(conn, [run], now)
+            await store.delete_dead_letter(conn, tenant, key)
+        self._timer_set(result.earliest_timer)
+        return Replayed(run_id=run_id, task_id=task_id, attempt=attempt)
+
+    async def delete_dead_letter(self, tenant: str, letter_id: str) -> None:
+        """Discard a dead letter (the task stays dead-lettered in its run).
+
+        Raises:
+            DeadLetterNotFoundError: No such dead letter for ``tenant``.
+        """
+        async with self._acquire() as conn:
+            if not await store.delete_dead_letter(conn, tenant, _letter_id(letter_id)):
+                raise DeadLetterNotFoundError()
+
+    # Reads -------------------------------------------------------------------------
+
+    async def get_run(self, tenant: str, run_id: str) -> asyncpg.Record:
+        """A run's row.
+
+        Raises:
+            RunNotFoundError: No such run for ``tenant``.
+        """
+        async with self._acquire() as conn:
+            return await _read_run(conn, tenant, run_id)
+
+    async def list_run_tasks(
+        self, tenant: str, run_id: str, task_id: str | None = None
+    ) -> list[asyncpg.Record]:
+        """A run's task rows (one task's when ``task_id`` is given), by task id.
+
+        Raises:
+            RunNotFoundError: No such run for ``tenant``.
+        """
+        async with self._acquire() as conn:
+            await _read_run(conn, tenant, run_id)
+            return await store.read_tasks(conn, run_id, task_id)
+
+    async def run_snapshot(self, tenant: str, run_id: str) -> tuple[RunChanges, int]:
+        """A run's row and tasks, and the id of its latest transition (to watch after).
+
+        Raises:
+            RunNotFoundError: No such run for ``tenant``.
+        """
+        async with self._acquire() as conn:
+            run = await _read_run(conn, tenant, run_id)
+            last_id = await store.last_transition_id(conn, run_id)
+            tasks = await store.read_tasks(conn, run_id)
+        return RunChanges(run=run, tasks=tasks, transitions=[]), last_id
+
+    async def run_changes(self, tenant: str, run_id: str, after_id: int) -> RunChanges | None:
+        """The run's transitions after ``after_id`` with its row and tasks; ``None``: none.
+
+        Raises:
+            RunNotFoundError: No such run for ``tenant``.
+        """
+        async with self._acquire() as conn:
+            changes = await store.read_transitions(conn, run_id, after_id)
+            if not changes:
+                return None
+            tasks = await store.read_tasks(conn, run_id)
+            run = await _read_run(conn, tenant, run_id)
+        return RunChanges(run=run, tasks=tasks, transitions=changes)
+
+
+def _rejection(event: Event, error: ForeignEventError) -> store.RejectedEvent:
+    return store.RejectedEvent(
+        event_id=event.id,
+        event_type=event.type.name,
+        run_id=event.run_id,
+        event_tenant=error.event_tenant,
+        run_tenant=error.run_tenant,
+        reason=str(error),
+        payload=event.payload.SerializeToString(),
+    )
+
+
+async def _tenant_run(conn: asyncpg.Connection, tenant: str, run_id: str) -> RunState:
+    """Lock and load ``tenant``'s run.
+
+    Raises:
+        RunNotFoundError: No such run for ``tenant``.
+    """
+    run = (await store.load_runs(conn, [run_id])).get(run_id)
+    if run is None or run.tenant != tenant:
+        raise RunNotFoundError()
+    return run
+
+
+async def _read_run(conn: asyncpg.Connection, tenant: str, run_id: str) -> asyncpg.Record:
+    row = await store.read_run(conn, tenant, run_id)
+    if row is None:
+        raise RunNotFoundError()
+    return row
+
+
+def _letter_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError as error:
+        raise DeadLetterNotFoundError() from error

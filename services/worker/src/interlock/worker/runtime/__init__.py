@@ -1,0 +1,43 @@
+"""The worker at run time: fetch scheduled tasks, run them, report, commit.
+
+Flow of one attempt::
+
+    task.scheduled record ─► waiting (per partition) ─► running (slot taken)
+        ─► task.started ─► executor ─► task.completed | task.failed
+        ─► published ─► offset done ─► committed
+
+- Backpressure: at most ``max_in_flight`` tasks run and as many more wait fetched;
+  a full worker stops calling ``getmany``, and no partition may hold more than its
+  share of the waiting tasks. Partitions are read in turn and waiting tasks start in
+  round-robin order across partitions.
+- At-least-once: a partition's offset is committed only up to its oldest record
+  whose outcome is not published, at most once per ``commit_interval_ms``; the
+  scheduler ignores duplicate outcomes.
+- Publishing is batched (:class:`~interlock.worker.reporter.Reporter`).
+- ``task.started`` is sent once the attempt's first step has run, and only when the
+  attempt is still running then: a task done at once (``noop``) reports just its
+  outcome, which carries ``started_at`` and the worker id anyway. That halves the
+  events of instantaneous tasks, for this worker and for every consumer.
+- A per-instance consumer of ``workflow.cancelled`` aborts running tasks of a
+  cancelled run and skips its fetched ones.
+- Closing drains: stop fetching, let running tasks finish within
+  ``drain_timeout_ms``, report the rest as failed (retryable), commit, leave.
+
+The roles, one module each (as aiokafka splits its consumer)::
+
+    _worker.py        Worker: wires the roles, opens them, drains them
+    _backlog.py       Backlog: attempts waiting (per partition), running, unreported
+    _fetcher.py       Fetcher: getmany, fair across partitions, only while there is room
+    _dispatcher.py    Dispatcher: start attempts as slots free up, run, release, abort
+    _execution.py     execute(): params in, executor, timeout, JSON output out
+    _reports.py       AttemptReports: task.started / outcome / log events, metrics
+    _heartbeats.py    send_heartbeats(): each running attempt's, at its interval
+    _commits.py       OffsetCommitter: offsets done once published, committed in turns
+    _cancellation.py  Cancellations: workflow.cancelled consumer, aborts its runs' tasks
+    _rebalance.py     RebalanceListener: commit and forget revoked partitions
+    _metrics.py       per task type metric series
+"""
+
+from interlock.worker.runtime._worker import Worker
+
+__all__ = ["Worker"]

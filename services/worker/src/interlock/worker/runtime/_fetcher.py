@@ -1,0 +1,175 @@
+"""Fetching ``task.scheduled``: fair across partitions, and only while there is room."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from interlock.common import topics
+from interlock.common.errors import EventDecodeError
+from interlock.common.events import is_type
+from interlock.common.kafka import decode_consumer_record
+from interlock.worker.attempts import Attempt
+from interlock.worker.runtime._backlog import Backlog
+from interlock.worker.runtime._commits import OffsetCommitter
+
+_log = logging.getLogger(__name__)
+
+_FETCH_RETRY_S = 0.5
+_KEEP_POLLING_S = 30.0
+
+Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
+
+class Fetcher:
+    """Fills the backlog from the consumer while it holds fewer than ``max_in_flight``.
+
+    Not calling ``getmany`` is the backpressure: a full worker waits until
+    :meth:`room_made`.
+
+    Args:
+        backlog: Where fetched attempts wait.
+        committer: Tracks every fetched record's offset.
+        queues: The task queues this worker serves (others' tasks are skipped).
+        max_in_flight: Most attempts waiting at once (and each partition's share).
+        poll_timeout_ms: Longest wait of a fetch for new records.
+        on_fetched: Called after new attempts were queued (starts them).
+    """
+
+    def __init__(
+        self,
+        backlog: Backlog,
+        committer: OffsetCommitter,
+        *,
+        queues: Collection[str],
+        max_in_flight: int,
+        poll_timeout_ms: int,
+        on_fetched: Callable[[], None],
+    ) -> None:
+        self._backlog = backlog
+        self._committer = committer
+        self._queues = frozenset(queues)
+        self._max_in_flight = max_in_flight
+        self._poll_timeout_ms = poll_timeout_ms
+        self._on_fetched = on_fetched
+        self._capacity = asyncio.Event()
+        self._stopping = False
+        self._turn = 0
+
+    def room_made(self) -> None:
+        """An attempt started or ended, or a partition went: there may be room to fetch."""
+        self._capacity.set()
+
+    def stop(self) -> None:
+        """Fetch no more (the loop ends at its next turn)."""
+        self._stopping = True
+
+    async def run(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch until stopped or cancelled."""
+        limit = self._max_in_flight
+        while not self._stopping:
+            self._capacity.clear()
+            room = limit - self._backlog.waiting
+            try:
+                if room <= 0:
+                    await self._wait_for_room(consumer)
+                    continue
+                batch = await self._fetch_fairly(consumer, room)
+            except KafkaError as error:
+                # Coordinator or connection trouble: the client recovers on its own.
+                _log.warning("fetching tasks failed; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(_FETCH_RETRY_S)
+                continue
+            if batch:
+                self._accept(batch)
+                self._on_fetched()
+            elif batch is None:
+                await self._wait_for_room(consumer)
+
+    async def _fetch_fairly(self, consumer: AIOKafkaConsumer, room: int) -> Batch | None:
+        """Take up to ``room`` records, each partition at most its share of waiting tasks.
+
+        The client returns buffered records partition by partition, the same one first
+        until it is drained, so asking for "any ``room`` records" lets one busy
+        partition starve the others. Instead each partition's buffer is read in turn
+        (no wait), starting with a different one each time; only when all are empty
+        does the fetch wait for new records. Returns ``None`` when every partition
+        already holds its share.
+        """
+        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        poll_ms = self._poll_timeout_ms
+        if not assigned:
+            batch: Batch = await consumer.getmany(timeout_ms=poll_ms, max_records=room)
+            return batch
+        share = -(-self._max_in_flight // len(assigned))
+        quotas = {tp: share - self._backlog.waiting_in(tp) for tp in assigned}
+        eligible = [tp for tp in assigned if quotas[tp] > 0]
+        if not eligible:
+            return None
+        self._turn = (self._turn + 1) % len(eligible)
+        batch = {}
+        for tp in eligible[self._turn :] + eligible[: self._turn]:
+            taken = await consumer.getmany(tp, timeout_ms=0, max_records=min(room, quotas[tp]))
+            for partition, records in taken.items():
+                batch[partition] = records
+                room -= len(records)
+            if room <= 0:
+                return batch
+        if batch:
+            return batch
+        fetched: Batch = await consumer.getmany(*eligible, timeout_ms=poll_ms, max_records=room)
+        return fetched
+
+    async def _wait_for_room(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait until a task starts or ends; poll now and then to stay in the group.
+
+        aiokafka leaves the group when it is not polled for ``max_poll_interval_ms``
+        (5 minutes), so a worker full for long polls its paused partitions every 30 s
+        (which returns nothing).
+        """
+        try:
+            await asyncio.wait_for(self._capacity.wait(), timeout=_KEEP_POLLING_S)
+        except TimeoutError:
+            paused = set(consumer.assignment())
+            consumer.pause(*paused)
+            try:
+                await consumer.getmany(timeout_ms=0)
+            finally:
+                still_assigned = paused & set(consumer.assignment())
+                if still_assigned:
+                    consumer.resume(*still_assigned)
+
+    def _accept(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]) -> None:
+        backlog = self._backlog
+        for tp, records in batch.items():
+            offsets = self._committer.of(tp)
+            for record in records:
+                offsets.received(record.offset)
+                attempt = self._decode(tp, record)
+                if attempt is None:
+                    self._committer.skipped(offsets, record.offset)
+                    continue
+                backlog.add(tp, record.offset, attempt)
+
+    def _decode(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> Attempt | None:
+        try:
+            event = decode_consumer_record(record)
+        except EventDecodeError as error:
+            _log.error(
+                "skipping a record that is not a valid event",
+                extra={"partition": tp.partition, "offset": record.offset, "reason": str(error)},
+            )
+            return None
+        if not is_type(event, topics.TASK_SCHEDULED):
+            _log.error("skipping an event of another type", extra={"type": event.type.name})
+            return None
+        if event.payload.queue not in self._queues:
+            # Workers of other queues share the topic for now; a dedicated queue should
+            # get a topic of its own so workers stop reading past others' tasks.
+            return None
+        return Attempt(event=event, offsets=[(tp, record.offset)])

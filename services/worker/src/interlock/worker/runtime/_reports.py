@@ -1,0 +1,110 @@
+"""What the worker tells the platform about an attempt: started, outcome, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from interlock.common import topics
+from interlock.common.events import Event
+from interlock.worker.attempts import Attempt, AttemptEvents
+from interlock.worker.domain.failures import classify
+from interlock.worker.errors import ExecutorUnavailable, InvalidParams, TaskAborted, TaskCancelled
+from interlock.worker.reporter import Reporter
+from interlock.worker.runtime._backlog import Backlog
+from interlock.worker.runtime._commits import OffsetCommitter
+from interlock.worker.runtime._metrics import MetricsByType
+
+_log = logging.getLogger(__name__)
+
+
+class AttemptReports:
+    """Turns attempts into task events and hands them to the batching reporter.
+
+    ``task.started`` is sent once the attempt's first step has run, and only when the
+    attempt is still running then: a task done at once (``noop``) reports just its
+    outcome, which carries ``started_at`` and the worker id anyway. That halves the
+    events of instantaneous tasks, for this worker and for every consumer.
+
+    Args:
+        events: Builds the task events.
+        reporter: Publishes them in batches.
+        committer: Told when an outcome is published (its records may be committed).
+        metrics: Per task type series.
+        backlog: The attempts held (only running ones are announced).
+    """
+
+    def __init__(
+        self,
+        backlog: Backlog,
+        events: AttemptEvents,
+        reporter: Reporter,
+        committer: OffsetCommitter,
+        metrics: MetricsByType,
+    ) -> None:
+        self._events = events
+        self._reporter = reporter
+        self._committer = committer
+        self._metrics = metrics
+        self._running = backlog.running
+        self._unannounced: list[Attempt] = []
+
+    def announce_when_stepped(self, attempt: Attempt) -> None:
+        """Send ``task.started`` after the attempt's first step, if it still runs then."""
+        if not self._unannounced:
+            # Callbacks run in order: this one after the first step of the task started.
+            asyncio.get_running_loop().call_soon(self._announce)
+        self._unannounced.append(attempt)
+
+    def _announce(self) -> None:
+        attempts, self._unannounced = self._unannounced, []
+        events = []
+        for attempt in attempts:
+            if attempt not in self._running:
+                continue
+            if attempt.stepped:
+                events.append(self._events.started(attempt))
+            else:
+                # Started after this call was scheduled: its first step is yet to come.
+                self._unannounced.append(attempt)
+        if self._unannounced:
+            asyncio.get_running_loop().call_soon(self._announce)
+        self._reporter.emit(events)
+
+    def completed(self, attempt: Attempt, output_json: bytes) -> Event:
+        """The attempt's ``task.completed``."""
+        return self._events.completed(attempt, output_json)
+
+    def failed(self, attempt: Attempt, error: BaseException) -> Event:
+        """The attempt's ``task.failed`` for ``error`` (classified retryable or not)."""
+        failure = classify(error)
+        if not isinstance(error, TaskAborted | InvalidParams | ExecutorUnavailable):
+            _log.info(
+                "task failed",
+                extra={
+                    **attempt.log_fields,
+                    "error_type": failure.type,
+                    "retryable": failure.retryable,
+                },
+            )
+        return self._events.failed(attempt, failure)
+
+    def logs(self, attempt: Attempt) -> None:
+        """Send the attempt's log lines not sent yet."""
+        log = self._events.log(attempt)
+        if log is not None:
+            self._reporter.emit([log])
+
+    def outcome(self, attempt: Attempt, outcome: Event) -> None:
+        """Count the outcome and send it; its records are committable once published."""
+        metrics = self._metrics.of(attempt.scheduled.type)
+        if attempt.abort is not None:
+            result = "cancelled" if isinstance(attempt.abort, TaskCancelled) else "shutdown"
+        else:
+            result = "completed" if outcome.type == topics.TASK_COMPLETED else "failed"
+        metrics.finished(result).inc()
+        if attempt.started_at is not None:
+            metrics.duration.observe((outcome.time - attempt.started_at).total_seconds())
+        offsets = attempt.offsets
+        committer = self._committer
+        self._reporter.emit([outcome], on_published=lambda: committer.published(offsets))

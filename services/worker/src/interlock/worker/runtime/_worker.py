@@ -1,0 +1,239 @@
+"""The worker as a resource: wires its roles together, starts them, drains them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer
+
+from interlock.common import topics
+from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
+from interlock.worker.attempts import AttemptEvents
+from interlock.worker.context import ArtifactStoreFactory
+from interlock.worker.domain.slots import Slots
+from interlock.worker.errors import WorkerShutdown
+from interlock.worker.executors import Executor
+from interlock.worker.reporter import Reporter
+from interlock.worker.runtime._backlog import Backlog
+from interlock.worker.runtime._cancellation import Cancellations
+from interlock.worker.runtime._commits import OffsetCommitter
+from interlock.worker.runtime._dispatcher import Dispatcher
+from interlock.worker.runtime._fetcher import Fetcher
+from interlock.worker.runtime._heartbeats import send_heartbeats
+from interlock.worker.runtime._metrics import MetricsByType
+from interlock.worker.runtime._rebalance import RebalanceListener
+from interlock.worker.runtime._reports import AttemptReports
+from interlock.worker.secrets import SecretResolver
+from interlock.worker.settings import WorkerSettings
+
+__all__ = ["Worker"]
+
+_log = logging.getLogger(__name__)
+
+_ABORT_WAIT_S = 5.0
+
+
+class Worker:
+    """Runs scheduled tasks while open (a resource of the worker's app).
+
+    Wires the roles: a :class:`Fetcher` fills the :class:`Backlog`, a
+    :class:`Dispatcher` starts and runs attempts, :class:`AttemptReports` sends their
+    events, an :class:`OffsetCommitter` commits, :class:`Cancellations` aborts.
+
+    Args:
+        settings: The worker's settings.
+        broker: The opened broker: its publisher sends the task events.
+        executors: Executors by task type.
+        artifacts: Gives each attempt its artifact store. Default: none (uploads raise
+            :class:`~interlock.worker.context.ArtifactsUnavailable`).
+    """
+
+    name = "worker"
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        broker: KafkaBroker,
+        executors: Mapping[str, Executor],
+        *,
+        artifacts: ArtifactStoreFactory | None = None,
+    ) -> None:
+        self._settings = settings
+        self._executors = dict(executors)
+        self._secrets = SecretResolver(settings)
+        self._source = settings.service_name
+        self._worker_id = settings.worker_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._events = AttemptEvents(source=self._source, worker_id=self._worker_id)
+        self._reporter = Reporter(
+            broker.publish,
+            max_batch=settings.report_max_batch,
+            linger_ms=settings.report_linger_ms,
+        )
+        self._backlog = Backlog()
+        self._committer = OffsetCommitter(
+            lambda: self._consumer, commit_interval_ms=settings.commit_interval_ms
+        )
+        metrics = MetricsByType(self._executors)
+        reports = AttemptReports(
+            self._backlog, self._events, self._reporter, self._committer, metrics
+        )
+        self._fetcher = Fetcher(
+            self._backlog,
+            self._committer,
+            queues=settings.worker_queues,
+            max_in_flight=settings.max_in_flight,
+            poll_timeout_ms=settings.poll_timeout_ms,
+            on_fetched=lambda: self._dispatcher.dispatch(),
+        )
+        self._cancellations = Cancellations(
+            settings,
+            client_id=f"{self._source}-{self._worker_id}",
+            abort_run=lambda run_id, reason: self._dispatcher.abort_run(run_id, reason),
+        )
+        self._dispatcher = Dispatcher(
+            self._backlog,
+            Slots(settings.max_in_flight, settings.max_in_flight_per_type),
+            self._executors,
+            self._secrets,
+            reports,
+            metrics,
+            is_cancelled=self._cancellations.is_cancelled,
+            on_room=self._fetcher.room_made,
+            worker_id=self._worker_id,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            artifacts=artifacts,
+        )
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's id in task events."""
+        return self._worker_id
+
+    @property
+    def cancellations(self) -> EventConsumer:
+        """The consumer of ``workflow.cancelled`` (per instance)."""
+        return self._cancellations.consumer
+
+    def assignment(self) -> frozenset[int]:
+        """Return the ``task.scheduled`` partitions this worker owns now."""
+        if self._consumer is None:
+            return frozenset()
+        return frozenset(tp.partition for tp in self._consumer.assignment())
+
+    async def __aenter__(self) -> Self:
+        self._cancellations.started_at = datetime.now(UTC)
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            **consumer_config(
+                settings,
+                group_id=settings.worker_group_id,
+                client_id=f"{self._source}-{self._worker_id}",
+            )
+        )
+        await consumer.start()
+        consumer.subscribe(
+            [topics.TASK_SCHEDULED.topic(settings)],
+            listener=RebalanceListener(
+                self._backlog, self._committer, on_room=self._fetcher.room_made
+            ),
+        )
+        self._consumer = consumer
+        await self._cancellations.consumer.start()
+        self._reporter.start()
+        self._background = [
+            asyncio.create_task(self._fetcher.run(consumer), name="worker-fetch"),
+            asyncio.create_task(self._committer.run(), name="worker-commit"),
+            asyncio.create_task(
+                send_heartbeats(
+                    self._backlog,
+                    self._events,
+                    self._reporter,
+                    interval_ms=settings.heartbeat_interval_ms,
+                ),
+                name="worker-heartbeat",
+            ),
+            asyncio.create_task(self._cancellations.consumer.run(), name="worker-cancellations"),
+        ]
+        _log.info(
+            "worker started",
+            extra={
+                "worker_id": self._worker_id,
+                "queues": sorted(settings.worker_queues),
+                "task_types": sorted(self._executors),
+            },
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.drain()
+
+    async def check(self) -> None:
+        """Raise when the worker is not consuming (a background loop ended)."""
+        if self._consumer is None:
+            raise RuntimeError("the worker is not running")
+        for task in self._background:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                raise RuntimeError(f"{task.get_name()} stopped") from error
+        if not self._reporter.running:
+            raise RuntimeError("the worker's reporter stopped")
+
+    async def drain(self) -> None:
+        """Stop fetching, let running tasks finish in time, report the rest, commit, leave."""
+        if self._consumer is None:
+            return
+        self._fetcher.stop()
+        self._dispatcher.stop()
+        fetch, commit, heartbeat, cancellations = self._background
+        await _cancel(fetch)
+        # Never started: left uncommitted, so the partition's next owner runs them.
+        self._backlog.drop_waiting()
+        running = [a.task for a in self._backlog.running if a.task is not None]
+        if running:
+            _log.info(
+                "draining running tasks",
+                extra={"running": len(running), "timeout_ms": self._settings.drain_timeout_ms},
+            )
+            _, late = await asyncio.wait(running, timeout=self._settings.drain_timeout_ms / 1000)
+            if late:
+                self._dispatcher.abort_all(WorkerShutdown("the worker shut down first"))
+                _, stuck = await asyncio.wait(late, timeout=_ABORT_WAIT_S)
+                if stuck:
+                    # Executors that ignore cancellation: the scheduler's heartbeat
+                    # timeout retries their attempts.
+                    _log.error("tasks ignored the abort", extra={"tasks": len(stuck)})
+        await _cancel(heartbeat)
+        if not await self._reporter.flush(timeout_s=10):
+            _log.error("task events could not be published before shut-down")
+        await _cancel(commit)
+        await self._committer.commit()
+        await self._reporter.stop()
+        await self._cancellations.consumer.stop()
+        await _cancel(cancellations)
+        consumer, self._consumer = self._consumer, None
+        await consumer.stop()
+        for executor in self._executors.values():
+            close = getattr(executor, "aclose", None)
+            if close is not None:
+                await close()
+        await self._secrets.aclose()
+        _log.info("worker stopped", extra={"worker_id": self._worker_id})
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
