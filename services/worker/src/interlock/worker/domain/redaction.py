@@ -14,8 +14,9 @@ REDACTED = "[redacted]"
 class Redactor:
     """Replaces the given secret values wherever they appear.
 
-    A value may also appear JSON-escaped (quotes, backslashes, non-ASCII written as
-    backslash-u escapes) inside JSON text, so JSON documents are searched for that form too.
+    A value may also appear JSON-escaped inside JSON text (quotes and backslashes
+    escaped, non-ASCII written as is, as outputs are encoded, or as backslash-u escapes,
+    as other JSON writers do), so JSON documents are searched for those forms too.
     Longer values are replaced first, so a value containing another is not left half
     visible.
 
@@ -25,7 +26,11 @@ class Redactor:
 
     def __init__(self, values: Iterable[str]) -> None:
         self._values = sorted({value for value in values if value}, key=len, reverse=True)
-        escaped = {json.dumps(value)[1:-1] for value in self._values}
+        escaped = {
+            json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+            for value in self._values
+            for ascii_only in (True, False)
+        }
         self._json_forms = sorted(escaped | set(self._values), key=len, reverse=True)
 
     def __bool__(self) -> bool:
