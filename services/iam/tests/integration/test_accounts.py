@@ -137,6 +137,7 @@ def test_a_locked_out_admin_recovers_with_the_local_command(gateway: Gateway) ->
             **os.environ,
             "INTERLOCK_POSTGRES_DSN": gateway.postgres_dsn,
             "INTERLOCK_POSTGRES_PASSWORD": gateway.postgres_password,
+            "INTERLOCK_KEY_ENCRYPTION_KEYS": KEY_ENCRYPTION_KEYS,
         }
         recovered = subprocess.run(
             [sys.executable, "-m", "interlock.iam", "recover-user", ADMIN[0]],

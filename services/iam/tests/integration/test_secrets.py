@@ -131,12 +131,3 @@ async def test_workers_read_values_with_a_service_credential_in_the_tenant_only(
         await resolve(target, "default", ["DB_URL", "NOPE"])
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert "NOPE" in (missing.value.details() or "")
-
-
-async def test_without_a_key_encryption_key_secrets_are_unavailable(
-    postgres_database: PostgresDatabase,
-) -> None:
-    settings = settings_for(postgres_database, 0, key_encryption_keys=None)
-    async with app_client(create_app(settings)) as client:
-        put = await client.put("/api/v1/secrets/X", json={"value": "v"}, headers=headers("admin"))
-    assert put.status_code == 503

@@ -33,7 +33,7 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     database = PostgresDatabase(settings, migrations=[MIGRATIONS])
     credentials = Credentials(database, settings)
     accounts = Accounts(database, credentials, settings)
-    tenant_secrets = TenantSecrets(database, settings)
+    tenant_secrets = TenantSecrets(database, settings, credentials.key_encryption_keys)
     # IAM verifies the identity tokens it signed against its own keyring (and keys
     # pinned in settings, e.g. a test's).
     pinned = parse_jwks(settings.identity_jwks) if settings.identity_jwks else {}

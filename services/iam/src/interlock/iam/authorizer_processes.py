@@ -97,7 +97,11 @@ async def _serve(settings: IamSettings, parent_pid: int) -> None:
         database,
         credentials,
         # The gRPC port is shared: every process must answer every service on it.
-        GrpcServer(credentials, settings, TenantSecrets(database, settings)),
+        GrpcServer(
+            credentials,
+            settings,
+            TenantSecrets(database, settings, credentials.key_encryption_keys),
+        ),
         AuthzServer(
             Authorizer(credentials.remembered, credentials.validate, credentials.identity_token),
             settings,

@@ -105,6 +105,11 @@ class Credentials(Lifecycle):
         self._changed = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
 
+    @property
+    def key_encryption_keys(self) -> KeyEncryptionKeys:
+        """IAM's key-encryption keys (the first seals, every one unseals)."""
+        return self._keks
+
     async def start(self) -> None:
         """Open it (see the class docstring)."""
         self._loop = asyncio.get_running_loop()

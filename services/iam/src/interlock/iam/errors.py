@@ -20,8 +20,6 @@ authorizer with the gRPC status or the denial it declares. Nothing here imports 
           │                                                                size limit
           ├── LockedOut          429  locked-out        RESOURCE_EXHAUSTED too many failed
           │                                                                logins
-          ├── Unavailable        503  unavailable       UNAVAILABLE        a feature not
-          │                                                                configured (no key)
           └── Busy               503  busy              UNAVAILABLE        too many lookups
                                                                            at once; retry shortly
 """
@@ -129,14 +127,6 @@ class TooLarge(IamError):
     title = "Content too large"
     problem_type = "too-large"
     grpc_code = "INVALID_ARGUMENT"
-
-
-class Unavailable(IamError):
-    """A feature this IAM is not configured for (e.g. secrets without a key)."""
-
-    status = 503
-    title = "Service unavailable"
-    problem_type = "unavailable"
 
 
 class Busy(IamError):

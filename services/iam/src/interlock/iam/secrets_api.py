@@ -45,7 +45,7 @@ def build_secrets_router(secrets: TenantSecrets) -> APIRouter:
     @router.put(
         "/api/v1/secrets/{name}",
         response_model=SecretResponse,
-        responses=problem_responses(*GATEWAY_PROBLEMS, 413, 422, 503),
+        responses=problem_responses(*GATEWAY_PROBLEMS, 413, 422),
     )
     async def put_secret(name: str, body: PutSecretRequest, caller: Caller) -> SecretResponse:
         record = await secrets.put_secret(
@@ -56,7 +56,7 @@ def build_secrets_router(secrets: TenantSecrets) -> APIRouter:
     @router.get(
         "/api/v1/secrets",
         response_model=list[SecretResponse],
-        responses=problem_responses(*GATEWAY_PROBLEMS, 503),
+        responses=problem_responses(*GATEWAY_PROBLEMS),
     )
     async def list_secrets(caller: Caller) -> list[SecretResponse]:
         return [_secret(record) for record in await secrets.list_secrets(caller.tenant)]
@@ -64,7 +64,7 @@ def build_secrets_router(secrets: TenantSecrets) -> APIRouter:
     @router.delete(
         "/api/v1/secrets/{name}",
         status_code=204,
-        responses=problem_responses(*GATEWAY_PROBLEMS, 404, 422, 503),
+        responses=problem_responses(*GATEWAY_PROBLEMS, 404, 422),
     )
     async def delete_secret(name: str, caller: Caller) -> Response:
         await secrets.delete_secret(caller.tenant, name, deleted_by=caller.subject)

@@ -17,7 +17,7 @@ import re
 from interlock.common.postgres import PostgresDatabase
 from interlock.iam import secrets_store
 from interlock.iam.domain import KeyEncryptionKeys
-from interlock.iam.errors import Conflict, IamError, NotFound, TooLarge, Unavailable
+from interlock.iam.errors import Conflict, IamError, NotFound, TooLarge
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
@@ -32,20 +32,18 @@ class TenantSecrets:
 
     Args:
         database: IAM's database.
-        settings: The key-encryption keys and the limits.
+        settings: The limits.
+        keys: The key-encryption keys that seal the values (IAM's, see
+            :attr:`Credentials.key_encryption_keys`).
     """
 
-    def __init__(self, database: PostgresDatabase, settings: IamSettings) -> None:
+    def __init__(
+        self, database: PostgresDatabase, settings: IamSettings, keys: KeyEncryptionKeys
+    ) -> None:
         self._database = database
         self._max_bytes = settings.secret_max_bytes
         self._per_tenant = settings.secrets_per_tenant
-        keys = settings.key_encryption_keys
-        self._keys = None if keys is None else KeyEncryptionKeys(keys.get_secret_value())
-
-    def _sealer(self) -> KeyEncryptionKeys:
-        if self._keys is None:
-            raise Unavailable("Secrets need a key-encryption key (INTERLOCK_KEY_ENCRYPTION_KEYS).")
-        return self._keys
+        self._keys = keys
 
     async def put_secret(
         self, tenant: str, name: str, value: str, *, updated_by: str
@@ -56,13 +54,12 @@ class TenantSecrets:
             IamError: A name that is not ``[A-Za-z_][A-Za-z0-9_]*`` (at most 64).
             TooLarge: A value above ``secret_max_bytes``.
             Conflict: A new secret beyond ``secrets_per_tenant``.
-            Unavailable: No key-encryption key is configured.
         """
         check_name(name)
         data = value.encode()
         if len(data) > self._max_bytes:
             raise TooLarge(f"A secret's value may hold at most {self._max_bytes} bytes.")
-        sealed = self._sealer().seal(data, context=_context(tenant, name))
+        sealed = self._keys.seal(data, context=_context(tenant, name))
         async with self._database.pool.acquire() as conn, conn.transaction():
             exists = await secrets_store.secret_exists(conn, tenant, name)
             if not exists and await secrets_store.count_secrets(conn, tenant) >= self._per_tenant:
@@ -95,11 +92,10 @@ class TenantSecrets:
         Raises:
             IamError: A malformed name.
             NotFound: A name without a secret (the message names them).
-            Unavailable: No key-encryption key is configured.
         """
         for name in names:
             check_name(name)
-        keys = self._sealer()
+        keys = self._keys
         async with self._database.pool.acquire() as conn:
             sealed = await secrets_store.sealed_secrets(conn, tenant, sorted(set(names)))
         missing = sorted(set(names) - sealed.keys())
