@@ -64,6 +64,50 @@ class RunningServer:
             raise RuntimeError(f"{self.spec.name}: processes {pids} survived SIGKILL")
 
 
+class RestartableServer:
+    """A server a test stops and starts again on the same ports and data.
+
+    For tests of what happens when a dependency goes away and comes back: every start
+    writes a log of its own (``<name>-<n>.log``) in ``log_dir``.
+
+    Args:
+        spec: What to run; the same spec is started every time.
+        log_dir: Folder of the logs.
+        cwd: Working directory. Default: ``log_dir``.
+    """
+
+    def __init__(self, spec: ServerSpec, *, log_dir: Path, cwd: Path | None = None) -> None:
+        self.spec = spec
+        self._log_dir = log_dir
+        self._cwd = cwd
+        self._server: RunningServer | None = None
+        self._starts = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the server was started and not stopped since."""
+        return self._server is not None
+
+    def start(self) -> None:
+        """Start the server and wait until its probe passes (no-op when running)."""
+        if self._server is not None:
+            return
+        self._starts += 1
+        log_path = self._log_dir / f"{self.spec.name}-{self._starts}.log"
+        self._server = start_server(self.spec, log_path=log_path, cwd=self._cwd)
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop the server (see :meth:`RunningServer.stop`); no-op when stopped."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(graceful=graceful)
+
+    def restart(self, *, graceful: bool = True) -> None:
+        """Stop the server, then start it again."""
+        self.stop(graceful=graceful)
+        self.start()
+
+
 _PR_SET_PDEATHSIG = 1
 
 

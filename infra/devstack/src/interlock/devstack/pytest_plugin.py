@@ -13,6 +13,10 @@ Fixtures:
     kafka_server: :class:`~interlock.devstack.KafkaServer` (session).
     mongo_server: :class:`~interlock.devstack.MongoServer` (session).
     own_mongo_server: a MongoDB server and a function stopping it (function).
+    own_postgres_server: a PostgreSQL server of one test and its
+        :class:`~interlock.devstack._runner.RestartableServer` (function).
+    own_kafka_server: a broker of one test and its ``RestartableServer``: a restart
+        comes back empty (function).
     s3_server: :class:`~interlock.devstack.S3Server` (session).
     smtp_server: :class:`~interlock.devstack.SmtpServer` (session).
     envoy_binary: :class:`pathlib.Path` of the Envoy executable (session).
@@ -39,7 +43,7 @@ from interlock.devstack._handles import (
     SmtpServer,
 )
 from interlock.devstack._process import LOOPBACK, chown_tree, ensure_service_user, free_ports
-from interlock.devstack._runner import RunningServer, start_server
+from interlock.devstack._runner import RestartableServer, RunningServer, start_server
 
 _SUPERUSER = "postgres"
 
@@ -78,6 +82,52 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
             yield PostgresServer(host=LOOPBACK, port=port, user=_SUPERUSER, password=password)
         finally:
             server.stop()
+
+
+@pytest.fixture
+def own_postgres_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[PostgresServer, RestartableServer]]:
+    """A PostgreSQL server for one test, which it may stop and start again.
+
+    Data and port survive a restart, as after a failover or an upgrade.
+    """
+    password = secrets.token_urlsafe(16)
+    (port,) = free_ports(1)
+    user = ensure_service_user()
+    with _postgres_base_dir(tmp_path_factory) as base:
+        data_dir = base / "data"
+        _servers.prepare_postgres(
+            data_dir, superuser=_SUPERUSER, password=password, user=user, durable=False
+        )
+        spec = _servers.postgres_spec(
+            data_dir, port=port, superuser=_SUPERUSER, password=password, user=user, durable=False
+        )
+        control = RestartableServer(spec, log_dir=base, cwd=base)
+        control.start()
+        try:
+            yield (
+                PostgresServer(host=LOOPBACK, port=port, user=_SUPERUSER, password=password),
+                control,
+            )
+        finally:
+            control.stop()
+
+
+@pytest.fixture
+def own_kafka_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[KafkaServer, RestartableServer]]:
+    """A Kafka-protocol broker for one test, which it may stop and start again (empty)."""
+    (port,) = free_ports(1)
+    control = RestartableServer(
+        _servers.kafka_spec(port=port), log_dir=tmp_path_factory.mktemp("own-kafka")
+    )
+    control.start()
+    try:
+        yield KafkaServer(bootstrap_servers=f"{LOOPBACK}:{port}"), control
+    finally:
+        control.stop(graceful=False)
 
 
 @pytest.fixture

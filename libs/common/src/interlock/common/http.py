@@ -1,9 +1,10 @@
 """The FastAPI application every service serves, with health, metrics and errors.
 
-:func:`create_app` builds an app with ``/healthz`` (alive), ``/readyz`` (every
-dependency reachable), ``/metrics`` (Prometheus), request ids, tracing and
-problem+json errors; a service adds its routers and its lifespan. :func:`serve`
-runs it with uvicorn.
+:func:`create_app` builds an app with ``/healthz`` (liveness: "restart me" when it
+fails, see :mod:`interlock.common.supervision`), ``/readyz`` (readiness: "send me no
+traffic" while a dependency or a background piece does not work), ``/metrics``
+(Prometheus), request ids, tracing and problem+json errors; a service adds its
+routers and its lifespan. :func:`serve` runs it with uvicorn.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from interlock.common.metrics import metrics_endpoint, observe_request
 from interlock.common.problems import install_problem_handlers
 from interlock.common.resources import Resource
 from interlock.common.settings import ServiceSettings
+from interlock.common.supervision import Liveness, restart_requested
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """An async probe of one dependency: returns when it is reachable, raises otherwise."""
@@ -75,7 +77,9 @@ def create_app(
         },
     )
     install_problem_handlers(app)
-    app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/healthz", _liveness_endpoint(resources), methods=["GET"], include_in_schema=False
+    )
     app.add_api_route(
         "/readyz",
         _readiness_endpoint(resources, settings.readiness_timeout_s),
@@ -145,8 +149,30 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
 
-async def _alive() -> dict[str, str]:
-    return {"status": "ok"}
+def _liveness_endpoint(resources: Sequence[Resource]) -> Callable[[], Awaitable[JSONResponse]]:
+    """``/healthz``: 503 only when the process cannot recover by itself.
+
+    That is: a piece gave up (:class:`~interlock.common.supervision.Liveness`), or the
+    process is shutting down to be restarted. A dependency that is down is not a
+    reason (a new process would find it down too): ``/readyz`` reports those.
+    """
+    probes = [r for r in resources if isinstance(r, Liveness)]
+
+    async def alive() -> JSONResponse:
+        problems: dict[str, str] = {}
+        reason = restart_requested()
+        if reason is not None:
+            problems["process"] = f"restarting: {reason}"
+        for probe in probes:
+            try:
+                probe.check_alive()
+            except Exception as exc:  # any failure means "restart me": report it
+                problems[getattr(probe, "name", type(probe).__name__)] = str(exc)
+        if problems:
+            return JSONResponse({"status": "failing", "checks": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return alive
 
 
 def _lifespan(resources: Sequence[Resource]) -> Lifespan:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from interlock.common.http import serve
 from interlock.common.logs import configure_logging
 from interlock.common.settings import ServiceSettings
+from interlock.common.supervision import restart_requested
 from interlock.common.tracing import configure_tracing
 
 
@@ -19,6 +20,11 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
     Uvicorn handles the signals: it stops accepting requests, lets in-flight
     ones finish and runs the app's lifespan shut-down, where a service stops its
     consumers and relays.
+
+    Raises:
+        SystemExit: Status 1 when a piece that could not recover asked for a new
+            process (:func:`~interlock.common.supervision.request_process_restart`),
+            so the supervisor restarts it whatever its policy for clean exits.
     """
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     provider = configure_tracing(
@@ -29,3 +35,5 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
             uvloop.run(serve(app, settings))
     finally:
         provider.shutdown()
+    if restart_requested() is not None:
+        raise SystemExit(1)

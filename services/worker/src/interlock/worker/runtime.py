@@ -52,6 +52,7 @@ from interlock.common.kafka import (
     consumer_config,
     decode_consumer_record,
 )
+from interlock.common.supervision import request_process_restart
 from interlock.worker.attempts import Attempt, AttemptEvents, AttemptKey
 from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
@@ -185,6 +186,8 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._cancellations.run(), name="worker-cancellations"),
         ]
+        for task in self._background:
+            task.add_done_callback(self._loop_ended)
         _log.info(
             "worker started",
             extra={
@@ -213,6 +216,24 @@ class Worker:
                 raise RuntimeError(f"{task.get_name()} stopped") from error
         if not self._reporter.running:
             raise RuntimeError("the worker's reporter stopped")
+
+    def check_alive(self) -> None:
+        """Raise when a background loop ended while running: only a new process helps.
+
+        The loops retry what they expect to fail (fetching, committing and publishing
+        recover when the broker is back); one that crashed anyway has already asked
+        for a process restart (:func:`interlock.common.supervision.request_process_restart`).
+        """
+        for task in self._background:
+            if task.done() and not self._stopping:
+                raise RuntimeError(f"{task.get_name()} stopped")
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        error = None if task.cancelled() else task.exception()
+        _log.critical("a worker loop stopped", exc_info=error, extra={"loop": task.get_name()})
+        request_process_restart(f"{task.get_name()} stopped: {error!r}")
 
     async def drain(self) -> None:
         """Stop fetching, let running tasks finish in time, report the rest, commit, leave."""
