@@ -397,3 +397,21 @@ async def test_a_task_aborted_before_its_first_step_is_reported_and_frees_its_sl
         after = await task_events.wait_outcome(next_run, "t")
     assert (aborted.error.type, aborted.error.retryable) == ("TaskCancelled", False)
     assert after.DESCRIPTOR.name == "TaskCompleted"
+
+
+async def test_a_copy_of_a_finished_attempt_is_answered_with_its_outcome_not_run_again(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings):
+        await publish([kit.scheduled(run, "a", "sleep", {"duration": "100ms"})])
+        first = await task_events.wait_outcome(run, "a")
+        # The scheduler re-sends the attempt (it thought it lost): same run, task, attempt.
+        await publish([kit.scheduled(run, "a", "sleep", {"duration": "100ms"})])
+        await kit.eventually(
+            lambda: len(task_events.of(topics.TASK_COMPLETED, run, "a")) == 2, timeout_s=30
+        )
+    completions = task_events.of(topics.TASK_COMPLETED, run, "a")
+    assert completions == [first, first]  # the same outcome again
+    # Ran once: only the first copy reported a start.
+    assert len(task_events.of(topics.TASK_STARTED, run, "a")) == 1

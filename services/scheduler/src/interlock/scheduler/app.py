@@ -14,9 +14,10 @@ from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
+from interlock.scheduler.domain.queue import QueueProgress
 from interlock.scheduler.domain.run import AttemptBounds, configure_attempt_bounds
 from interlock.scheduler.grpc import TaskStateServer
-from interlock.scheduler.handlers import CONSUMED, BatchHandler
+from interlock.scheduler.handlers import CONSUMED, BatchHandler, utc_now
 from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
 from interlock.scheduler.reconciler import Reconciler
 from interlock.scheduler.settings import SchedulerSettings
@@ -49,6 +50,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
     waker = _TimerWaker()
+    progress = QueueProgress(utc_now())
 
     async def run_timers(pool: asyncpg.Pool) -> None:
         loop = TimerLoop(
@@ -60,7 +62,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         await loop.run()
 
     async def run_reconciler(pool: asyncpg.Pool) -> None:
-        reconciler = Reconciler(pool, after_s=settings.reconcile_after_s)
+        reconciler = Reconciler(pool, after_s=settings.reconcile_after_s, progress=progress)
         topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
 
         retention = timedelta(seconds=settings.inbox_retention_s)
@@ -74,7 +76,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
         await every(settings.reconcile_interval_s, reconcile)
 
-    handler = _LazyHandler(database, waker)
+    handler = _LazyHandler(database, waker, progress)
     consumer = EventConsumerTask(
         broker.consumer(group_id=settings.consumer_group, event_types=CONSUMED, handler=handler)
     )
@@ -100,12 +102,17 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 class _LazyHandler:
     """The consumer's handler, built on the first batch (the pool opens after wiring)."""
 
-    def __init__(self, database: PostgresDatabase, waker: _TimerWaker) -> None:
+    def __init__(
+        self, database: PostgresDatabase, waker: _TimerWaker, progress: QueueProgress
+    ) -> None:
         self._database = database
         self._waker = waker
+        self._progress = progress
         self._handler: BatchHandler | None = None
 
     async def __call__(self, events: Sequence[Event]) -> None:
         if self._handler is None:
-            self._handler = BatchHandler(self._database.pool, on_timer=self._waker)
+            self._handler = BatchHandler(
+                self._database.pool, on_timer=self._waker, progress=self._progress
+            )
         await self._handler(events)

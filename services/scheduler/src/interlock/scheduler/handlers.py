@@ -13,7 +13,9 @@ from interlock.common import inbox, topics
 from interlock.common.events import Event, is_type
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
+from interlock.scheduler.domain.queue import QueueProgress
 from interlock.scheduler.domain.run import SOURCE, RunState
+from interlock.scheduler.domain.states import TaskStatus
 from interlock.scheduler.run_cache import RunCache
 
 _log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class BatchHandler:
         on_timer: Called with the earliest timer a batch set, after commit (wakes
             the timer loop). Default: nothing.
         cached_runs: Most runs kept in memory. Default: 2,000.
+        progress: Told when workers pick up or run tasks (the reconciler's view of the
+            queue). Default: none.
     """
 
     def __init__(
@@ -72,7 +76,9 @@ class BatchHandler:
         clock: Clock = utc_now,
         on_timer: Callable[[datetime], None] | None = None,
         cached_runs: int = 2_000,
+        progress: QueueProgress | None = None,
     ) -> None:
+        self._progress = progress
         self._pool = pool
         self._clock = clock
         self._on_timer = on_timer
@@ -187,6 +193,8 @@ class BatchHandler:
                 extra={"event_type": event.type.name, "run_id": event.run_id},
             )
             return
+        if self._progress is not None:
+            self._observe_queue(run, event, now)
         if is_type(event, topics.TASK_STARTED):
             run.task_started(
                 event.payload.task_id, event.payload.attempt, event.payload.worker_id, now
@@ -207,6 +215,26 @@ class BatchHandler:
             run.task_heartbeat(event.payload.task_id, event.payload.attempt, now)
         elif is_type(event, topics.WORKFLOW_CONTROL):
             apply_control(run, event.payload, now)
+
+    def _observe_queue(self, run: RunState, event: Event, now: datetime) -> None:
+        assert self._progress is not None
+        if is_type(event, topics.TASK_HEARTBEAT):
+            self._progress.busy(now)
+            return
+        if not (
+            is_type(event, topics.TASK_STARTED)
+            or is_type(event, topics.TASK_COMPLETED)
+            or is_type(event, topics.TASK_FAILED)
+        ):
+            return
+        task = run.tasks.get(event.payload.task_id)
+        if (
+            task is not None
+            and task.attempt == event.payload.attempt
+            and task.status is TaskStatus.SCHEDULED
+            and task.scheduled_at is not None
+        ):
+            self._progress.picked_up(task.scheduled_at, now)
 
 
 def apply_control(run: RunState, control: workflow_pb2.RunControl, now: datetime) -> None:

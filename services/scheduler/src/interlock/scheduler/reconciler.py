@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from interlock.common import inbox
 from interlock.scheduler import store
+from interlock.scheduler.domain.queue import QueueProgress
 from interlock.scheduler.handlers import Clock, utc_now
 
 _log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    """Re-publishes ``task.scheduled`` for tasks waiting in ``scheduled`` too long.
+    """Re-publishes ``task.scheduled`` for tasks whose event was lost.
 
     A worker that never saw the event (a broker that lost its data, a lost record)
-    then gets it again; the attempt and its idempotency key stay the same. It also
+    then gets it again; the attempt and its idempotency key stay the same. A task that
+    merely waits in a long queue is not lost: with ``progress`` only tasks the
+    workers' pick-ups overtook by ``after_s`` (or that waited ``after_s`` while no
+    worker did anything) are re-published (:mod:`interlock.scheduler.domain.queue`). It also
     forgets consumed event ids and parked controls once they are old enough.
 
     Args:
@@ -27,6 +31,8 @@ class Reconciler:
             Default: 30 s.
         batch_size: Most tasks one pass re-publishes. Default: 500.
         clock: Source of the current time. Default: UTC now.
+        progress: What workers were seen picking up. Default: none (every task
+            waiting longer than ``after_s`` is re-published).
     """
 
     def __init__(
@@ -36,7 +42,9 @@ class Reconciler:
         after_s: float = 30.0,
         batch_size: int = 500,
         clock: Clock = utc_now,
+        progress: QueueProgress | None = None,
     ) -> None:
+        self._progress = progress
         self._pool = pool
         self._after = timedelta(seconds=after_s)
         self._batch_size = batch_size
@@ -75,7 +83,12 @@ class Reconciler:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             now = self._clock()
-            stuck = await store.stuck_scheduled(conn, now - self._after, self._batch_size)
+            cutoff: datetime | None = now - self._after
+            if self._progress is not None:
+                cutoff = self._progress.lost_before(now, self._after)
+            if cutoff is None:
+                return 0
+            stuck = await store.stuck_scheduled(conn, cutoff, self._batch_size)
             if not stuck:
                 return 0
             runs = await store.load_runs(conn, {run_id for run_id, _ in stuck}, skip_locked=True)

@@ -32,7 +32,7 @@ import itertools
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -53,6 +53,7 @@ from interlock.common.kafka import (
     decode_consumer_record,
 )
 from interlock.common.supervision import request_process_restart
+from interlock.events.v1 import task_pb2
 from interlock.worker.attempts import Attempt, AttemptEvents, AttemptKey
 from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogger
 from interlock.worker.domain.failures import classify
@@ -67,7 +68,12 @@ from interlock.worker.errors import (
     WorkerShutdown,
 )
 from interlock.worker.executors import Executor
-from interlock.worker.metrics import TASK_DURATION, TASKS_FINISHED, TASKS_RUNNING
+from interlock.worker.metrics import (
+    REPLAYED_OUTCOMES,
+    TASK_DURATION,
+    TASKS_FINISHED,
+    TASKS_RUNNING,
+)
 from interlock.worker.reporter import Reporter
 from interlock.worker.settings import WorkerSettings
 
@@ -81,6 +87,8 @@ _FETCH_RETRY_S = 0.5
 _ABORT_WAIT_S = 5.0
 _KEEP_POLLING_S = 30.0
 _CANCELLATION_FETCH_WAIT_MS = 100
+_FINISHED_OUTPUT_BYTES = 64 * 1024 * 1024
+"""Most output bytes the finished attempts' outcomes may hold together."""
 
 
 class Worker:
@@ -122,6 +130,9 @@ class Worker:
         self._rotation: deque[TopicPartition] = deque()
         self._waiting_count = 0
         self._active: dict[AttemptKey, Attempt] = {}
+        self._finished: OrderedDict[AttemptKey, Event] = OrderedDict()
+        """Outcomes of the attempts finished last (bounded), to answer copies of them."""
+        self._finished_bytes = 0
         self._running: set[Attempt] = set()
         self._by_run: dict[str, set[Attempt]] = {}
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
@@ -376,6 +387,13 @@ class Worker:
                     # releases both records.
                     known.offsets.append((tp, record.offset))
                     continue
+                finished = self._finished.get(attempt.key)
+                if finished is not None:
+                    # A copy of an attempt this worker just ran (re-sent by the
+                    # scheduler, or redelivered): its outcome once more, not a second
+                    # run. The scheduler drops it if the first one arrived.
+                    self._replay(finished, (tp, record.offset))
+                    continue
                 self._active[attempt.key] = attempt
                 queue = self._waiting.get(tp)
                 if queue is None:
@@ -564,7 +582,28 @@ class Worker:
         if attempt.started_at is not None:
             metrics.duration.observe((outcome.time - attempt.started_at).total_seconds())
         offsets = attempt.offsets
+        self._remember(attempt, outcome)
         self._reporter.emit([outcome], on_published=lambda: self._outcome_published(offsets))
+
+    def _replay(self, outcome: Event, offset: tuple[TopicPartition, int]) -> None:
+        REPLAYED_OUTCOMES.inc()
+        self._reporter.emit([outcome], on_published=lambda: self._outcome_published([offset]))
+
+    def _remember(self, attempt: Attempt, outcome: Event) -> None:
+        if isinstance(attempt.abort, WorkerShutdown):
+            return  # not run to its end here: another worker must run it
+        key = attempt.key
+        previous = self._finished.pop(key, None)
+        if previous is not None:
+            self._finished_bytes -= _output_size(previous)
+        self._finished[key] = outcome
+        self._finished_bytes += _output_size(outcome)
+        while self._finished and (
+            len(self._finished) > self._settings.finished_attempts_memory
+            or self._finished_bytes > _FINISHED_OUTPUT_BYTES
+        ):
+            _, dropped = self._finished.popitem(last=False)
+            self._finished_bytes -= _output_size(dropped)
 
     def _outcome_published(self, offsets: Sequence[tuple[TopicPartition, int]]) -> None:
         for tp, offset in offsets:
@@ -716,6 +755,11 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
             "task partitions assigned",
             extra={"partitions": sorted(tp.partition for tp in assigned)},
         )
+
+
+def _output_size(outcome: Event) -> int:
+    payload = outcome.payload
+    return len(payload.output_json) if isinstance(payload, task_pb2.TaskCompleted) else 0
 
 
 def _reset(token: Any) -> None:

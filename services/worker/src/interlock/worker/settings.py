@@ -71,6 +71,11 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     broker; a longer interval re-runs more already reported tasks after a SIGKILL
     (the scheduler drops their duplicate outcomes). Draining and giving partitions up
     always commit. Default: 100 ms."""
+    finished_attempts_memory: int = Field(default=20_000, ge=0)
+    """Outcomes of this many recently finished attempts are kept: a copy of one of them
+    (the scheduler re-sends an attempt it thinks lost, a partition is redelivered) is
+    answered with the outcome again instead of running the task twice. About 1 KB each
+    plus the output. Default: 20000."""
     cancellation_memory_s: int = Field(default=3600, ge=0)
     """Cancellations older than the worker's start minus this are ignored; newer ones
     abort running tasks and skip fetched tasks of the run. Default: 3600 s."""
