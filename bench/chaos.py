@@ -177,7 +177,11 @@ def restart(program: str) -> Fault:
 
 
 def stop_worker(seconds: float) -> Fault:
-    """SIGSTOP the worker for ``seconds`` (it neither heartbeats nor reports), then SIGCONT."""
+    """SIGSTOP the worker for ``seconds`` (it neither heartbeats nor reports), then SIGCONT.
+
+    The local stack's watchdog may restart the frozen worker first (its ``/healthz``
+    times out): then there is nothing left to continue.
+    """
 
     async def fault(platform: Platform) -> None:
         pid = platform.pid("worker")
@@ -187,7 +191,8 @@ def stop_worker(seconds: float) -> Fault:
         try:
             await asyncio.sleep(seconds)
         finally:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     return fault
 
