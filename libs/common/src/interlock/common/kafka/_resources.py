@@ -119,6 +119,7 @@ class EventConsumerTask(Lifecycle):
         self.name = name or f"consumer:{consumer.group_id}"
         self._consumer = consumer
         self._task: SupervisedTask | None = None
+        self._closing = False
 
     @property
     def consumer(self) -> EventConsumer:
@@ -127,11 +128,14 @@ class EventConsumerTask(Lifecycle):
 
     async def start(self) -> None:
         """Start the consumer and run it in the background."""
+        self._closing = False
         await self._consumer.start()
         self._task = SupervisedTask(self.name, self._consume)
         await self._task.start()
 
     async def _consume(self) -> None:
+        if self._closing:
+            return
         if not self._consumer.started:  # a crash closed the previous client
             await self._consumer.start()
         try:
@@ -142,10 +146,12 @@ class EventConsumerTask(Lifecycle):
 
     async def stop(self) -> None:
         """Stop the consumer, letting the batch in progress finish."""
+        self._closing = True  # a restart due meanwhile must not open a new client
         task, self._task = self._task, None
         await self._consumer.stop()
         if task is not None:
             await task.stop()
+        await self._consumer.stop()  # in case a restart opened one before the cancel
 
     async def check(self) -> None:
         """Raise when the consumer loop is not running or its handler keeps failing.
