@@ -6,7 +6,8 @@ Flow of one attempt::
         ─► task.started ─► executor ─► task.completed | task.failed
         ─► published ─► offset done ─► committed
 
-- Backpressure: at most ``max_in_flight`` tasks run and as many more wait fetched;
+- Backpressure: at most ``max_in_flight`` tasks run; fetched tasks wait only for the
+  free slots plus ``prefetch`` (at most ``max_in_flight``);
   a full worker stops calling ``getmany``, and no partition may hold more than its
   share of the waiting tasks. Partitions are read in turn and waiting tasks start in
   round-robin order across partitions.
@@ -292,10 +293,9 @@ class Worker:
     # Fetching -----------------------------------------------------------------------
 
     async def _fetch_loop(self, consumer: AIOKafkaConsumer) -> None:
-        limit = self._settings.max_in_flight
         while not self._stopping:
             self._capacity.clear()
-            room = limit - self._waiting_count
+            room = self._fetch_room()
             try:
                 if room <= 0:
                     await self._wait_for_room(consumer)
@@ -311,6 +311,16 @@ class Worker:
                 self._dispatch()
             elif batch is None:
                 await self._wait_for_room(consumer)
+
+    def _fetch_room(self) -> int:
+        """How many more tasks to fetch: free slots plus ``prefetch``, less those waiting.
+
+        Fetching follows free capacity: a busy worker leaves the queue's tasks to the
+        workers that have room instead of holding them while its slots are taken.
+        """
+        settings = self._settings
+        free = settings.max_in_flight - len(self._running)
+        return min(settings.max_in_flight, free + settings.prefetch) - self._waiting_count
 
     async def _fetch_fairly(
         self, consumer: AIOKafkaConsumer, room: int
