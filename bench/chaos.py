@@ -1,10 +1,11 @@
 """``make chaos``: faults injected into a running platform while runs are in flight.
 
-For each fault of the schedule: start ``runs`` runs of ``sleep 3s -> sleep 3s -> noop``
-(no timeout set, as a user writes it) through the gateway, inject the fault a second
-later, then wait until every run is final. Each row reports how many runs the fault
-caught in flight, how long after the fault the last of them finished and every service
-answered ``/readyz`` again, and the invariants:
+For each fault of the schedule: start ``runs`` runs through the gateway, in turn of a
+mixed load (issue 22's ``sleep 3s -> sleep 3s -> noop`` with no timeout set, a fan-out,
+a timer, a task that needs retries; ``--issue-workload`` for the first alone), inject
+the fault a second later, then wait until every run is final. Each row reports how
+many runs the fault caught in flight, how long after the fault the last of them
+finished and every service answered ``/readyz`` again, and the invariants:
 
 - every run succeeded (the workload has no designed failure) within ``bound_s``;
 - no task completion recorded twice for one attempt (the scheduler's transitions);
@@ -236,34 +237,66 @@ async def _statuses(client: InterlockClient, workflow: str, since: Any) -> dict[
     return {run["run_id"]: run["status"] for run in runs}
 
 
+def _sleep(task_id: str, duration: str, *after: str) -> dict[str, Any]:
+    task: dict[str, Any] = {"id": task_id, "type": "sleep", "params": {"duration": duration}}
+    if after:
+        task["depends_on"] = list(after)
+    return task
+
+
+def workflows(mixed: bool) -> list[list[dict[str, Any]]]:
+    """The task lists runs are started from, in turn (each succeeds by design).
+
+    The issue's workflow (``sleep 3s -> sleep 3s -> noop``, no timeout), and with
+    ``mixed`` also a fan-out (1 -> 5 sleeps -> 1), a timer (a 3 s delay) and retries
+    (a task failing half its attempts, 20 attempts: it succeeds but with a 1e-6 chance).
+    """
+    issue: list[dict[str, Any]] = [
+        _sleep("a", WORKFLOW_SLEEP),
+        _sleep("b", WORKFLOW_SLEEP, "a"),
+        {"id": "c", "type": "noop", "depends_on": ["b"]},
+    ]
+    if not mixed:
+        return [issue]
+    branches = [f"branch{n}" for n in range(5)]
+    fanout: list[dict[str, Any]] = [
+        {"id": "first", "type": "noop"},
+        *(_sleep(branch, "1s", "first") for branch in branches),
+        {"id": "last", "type": "noop", "depends_on": branches},
+    ]
+    timer: list[dict[str, Any]] = [
+        {"id": "wait", "type": "delay", "params": {"duration": "3s"}},
+        {"id": "after", "type": "noop", "depends_on": ["wait"]},
+    ]
+    retries: list[dict[str, Any]] = [
+        {
+            "id": "flaky",
+            "type": "flaky",
+            "params": {"failure_rate": 0.5},
+            "retry": {"max_attempts": 20, "initial_interval": "100ms", "max_interval": "1s"},
+        }
+    ]
+    return [issue, fanout, timer, retries]
+
+
 async def one_fault(
-    platform: Platform, name: str, fault: Fault, *, runs: int, bound_s: float
+    platform: Platform, name: str, fault: Fault, *, runs: int, bound_s: float, mixed: bool
 ) -> Row:
     """Start the runs, inject ``fault``, wait for the runs and the services."""
-    workflow = f"chaos-{uuid.uuid4().hex[:8]}"
-    await platform.client.define(
-        {
-            "name": workflow,
-            "description": f"make chaos: {name}",
-            "tasks": [
-                {"id": "a", "type": "sleep", "params": {"duration": WORKFLOW_SLEEP}},
-                {
-                    "id": "b",
-                    "type": "sleep",
-                    "params": {"duration": WORKFLOW_SLEEP},
-                    "depends_on": ["a"],
-                },
-                {"id": "c", "type": "noop", "depends_on": ["b"]},
-            ],
-        }
-    )
+    names: list[str] = []
+    for tasks in workflows(mixed):
+        workflow = f"chaos-{uuid.uuid4().hex[:8]}"
+        await platform.client.define(
+            {"name": workflow, "description": f"make chaos: {name}", "tasks": tasks}
+        )
+        names.append(workflow)
     gate = asyncio.Semaphore(32)
 
-    async def start() -> StartedRun:
+    async def start(index: int) -> StartedRun:
         async with gate:
-            return await _start(platform.client, workflow)
+            return await _start(platform.client, names[index % len(names)])
 
-    started = await asyncio.gather(*(start() for _ in range(runs)))
+    started = await asyncio.gather(*(start(index) for index in range(runs)))
     since = min(run.created_at for run in started)
     row = Row(fault=name, runs=runs)
     await asyncio.sleep(FAULT_DELAY_S)
@@ -272,7 +305,8 @@ async def one_fault(
     statuses: dict[str, str] = {}
     while time.monotonic() - fault_at < bound_s:
         await asyncio.sleep(POLL_S)
-        statuses.update(await _statuses(platform.client, workflow, since))
+        for workflow in names:
+            statuses.update(await _statuses(platform.client, workflow, since))
         final = sum(1 for status in statuses.values() if status in TERMINAL_STATUSES)
         if row.last_run_final_after_s is None and final == runs:
             row.last_run_final_after_s = round(time.monotonic() - fault_at, 1)
@@ -323,7 +357,14 @@ async def chaos(args: argparse.Namespace, console: Console) -> list[Row]:
         for name, fault in faults:
             console.print(f"[bold]{name}[/bold]: {args.runs} runs in flight ...")
             try:
-                row = await one_fault(platform, name, fault, runs=args.runs, bound_s=args.bound_s)
+                row = await one_fault(
+                    platform,
+                    name,
+                    fault,
+                    runs=args.runs,
+                    bound_s=args.bound_s,
+                    mixed=not args.issue_workload,
+                )
             except Exception as error:
                 row = Row(fault=name, runs=args.runs, error=f"{type(error).__name__}: {error}")
             rows.append(row)
@@ -368,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bound-s", type=float, default=240.0, help="longest recovery allowed")
     parser.add_argument("--running", action="store_true", help="use the `make up` stack")
     parser.add_argument("--only", help="only the faults whose name contains this")
+    parser.add_argument(
+        "--issue-workload",
+        action="store_true",
+        help="only issue 22's sleep 3s -> sleep 3s -> noop (default: a mixed load)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "chaos.json")
     args = parser.parse_args(argv)
     if args.runs is None:
@@ -381,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "runs_per_fault": args.runs,
                 "bound_s": args.bound_s,
-                "workflow": f"sleep {WORKFLOW_SLEEP} -> sleep {WORKFLOW_SLEEP} -> noop",
+                "workflows": workflows(not args.issue_workload),
                 "rows": [asdict(row) | {"passed": row.passed} for row in rows],
             },
             indent=2,
