@@ -5,7 +5,7 @@ PY := .venv/bin/python
 DEVSTACK := $(PY) -m interlock.devstack
 SERVICE ?=
 
-.PHONY: help install up down status logs test check lint typecheck proto clean bench
+.PHONY: help install up down status logs test check lint typecheck proto clean bench chaos
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: check  ## checks, then the whole test suite against real servers it starts
 
 bench: install  ## benchmarks (not tests; minutes): Interlock vs Temporal end to end (BENCH_SCALE=1), then bench/auth.py
 	@$(PY) -m bench
+
+chaos: install  ## faults while runs are in flight (minutes, a fresh stack): every service killed, broker/PostgreSQL/MongoDB/S3 restarted
+	@$(PY) -m bench.chaos
 
 proto: install  ## regenerate Python code from proto/
 	@$(PY) scripts/gen_proto.py

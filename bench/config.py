@@ -48,6 +48,14 @@ class BenchConfig:
     """Chance each flaky attempt fails. Default: 0.5."""
     flaky_max_attempts: int = 3
     """Attempts of a flaky task before it is dead-lettered. Default: 3."""
+    backlog_runs: int = 1000
+    """``BENCH_BACKLOG_RUNS``: runs of the backlog workload, all started at once; each is
+    two 3 s sleeps. Default: 1,000 x scale (at least 100); issue 22's goal is 10,000."""
+    backlog_sleep_s: float = 3.0
+    """Each backlog task's sleep. Default: 3 s."""
+    worker_slots: int = 100
+    """``BENCH_WORKER_SLOTS``: tasks the stack's workers run at once (the ideal backlog
+    drain is runs x 2 x sleep / slots). Default: 100, one worker's ``max_in_flight``."""
     drain_timeout_s: float = 120.0
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
     systems: tuple[str, ...] = ("interlock", "temporal")
@@ -85,6 +93,8 @@ class BenchConfig:
             start_concurrency=int(environ.get("BENCH_START_CONCURRENCY") or "64"),
             lone_runs=max(20, round(100 * scale)),
             failure_runs=max(50, round(500 * scale)),
+            backlog_runs=int(environ.get("BENCH_BACKLOG_RUNS") or max(100, round(1000 * scale))),
+            worker_slots=int(environ.get("BENCH_WORKER_SLOTS") or "100"),
             systems=systems,
             interlock_gateway=environ.get("BENCH_INTERLOCK_GATEWAY") or None,
             interlock_data_dir=environ.get("BENCH_INTERLOCK_DATA_DIR") or None,

@@ -160,6 +160,12 @@ class InterlockClient:
                 return runs
             params["page_token"] = body["next_page_token"]
 
+    async def fetch_text(self, url: str) -> str:
+        """GET an absolute URL outside the gateway (a service's ``/metrics``) as text."""
+        async with self._http().get(url) as response:
+            response.raise_for_status()
+            return await response.text()
+
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """One run with its tasks."""
         return dict(self._check(await self._request("GET", f"/api/v1/runs/{run_id}"), "get run"))

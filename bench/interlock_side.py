@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench import stats, workloads
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
@@ -36,8 +38,9 @@ from bench.measure import (
     summarize_timers,
 )
 from bench.progress import ProgressBoard
+from interlock.devstack import SERVICES
 
-MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts", "lone_run")
+MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts", "lone_run", "backlog")
 """The workloads measured on Interlock, as keys of the result."""
 LONE_RUN_POLL_S = 0.005
 """Pause between a lone run's status reads."""
@@ -61,6 +64,8 @@ class Session:
     pids: Callable[[], set[int]]
     suffix: str
     """Appended to workflow names (unique per workload, for a shared running stack)."""
+    worker_metrics: str | None = None
+    """The worker's ``/metrics`` URL (our own stack only): executions are counted there."""
 
 
 class Teardowns:
@@ -92,6 +97,7 @@ async def session(
     is gone before this one is handed out.
     """
     stack: BenchStack | None = None
+    worker_metrics: str | None = None
     if config.interlock_gateway:
         gateway = config.interlock_gateway
         data_dir = config.interlock_data_dir
@@ -120,6 +126,8 @@ async def session(
             raise PlatformUnavailableError(str(error)) from error
         board.note(f"interlock {label}: stack up in {time.monotonic() - began:.1f} s")
         gateway, pids = stack.gateway_url, stack.pids
+        worker = next(service for service in SERVICES if service.name == "worker")
+        worker_metrics = f"http://127.0.0.1:{stack.stack.http_port(worker)}/metrics"
     client = InterlockClient(gateway)
     try:
         try:
@@ -127,7 +135,9 @@ async def session(
         except Exception as error:
             raise PlatformUnavailableError(f"login through the gateway failed: {error}") from error
         await teardowns.wait()
-        yield Session(client=client, pids=pids, suffix=uuid.uuid4().hex[:6])
+        yield Session(
+            client=client, pids=pids, suffix=uuid.uuid4().hex[:6], worker_metrics=worker_metrics
+        )
     finally:
         await client.aclose()
         if stack is not None:
@@ -452,6 +462,60 @@ async def _failure_mix(s: Session, config: BenchConfig, board: ProgressBoard) ->
     }
 
 
+async def _backlog(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    """(g) N runs of two sleeps started at once: does the backlog drain at capacity?
+
+    The ideal drain is ``runs x 2 x sleep / slots``; an execution beyond the two each
+    run needs is a duplicate (a task re-sent while it was only queued, and run again).
+    Executions are the worker's own count of finished ``sleep`` attempts.
+    """
+    name = f"bench-backlog-{s.suffix}"
+    steps = workloads.BACKLOG_STEPS
+    await s.client.define(workloads.sleeps(name, seconds=config.backlog_sleep_s, steps=steps))
+    ideal_s = config.backlog_runs * steps * config.backlog_sleep_s / config.worker_slots
+    bar = board.bar("interlock (g) backlog of 2 x sleep 3s", config.backlog_runs)
+    before = await _sleep_executions(s)
+    started, finals = await _start_and_wait(
+        s, config, name, config.backlog_runs, bar.advance, extra_wait_s=2 * ideal_s
+    )
+    bar.done()
+    after = await _sleep_executions(s)
+    succeeded = [f for f in finals.values() if f["status"] == "succeeded"]
+    first = min(run.created_at for run in started)
+    ends = [parse_time(f["finished_at"]) for f in finals.values() if f.get("finished_at")]
+    drain_s = (max(ends) - first).total_seconds() if ends else None
+    executions = None if before is None or after is None else after - before
+    needed = len(succeeded) * steps
+    duplicates = None if executions is None else max(0, executions - needed)
+    return {
+        "runs": len(started),
+        "succeeded": len(succeeded),
+        "lost": len(started) - len(finals),
+        "slots": config.worker_slots,
+        "ideal_drain_s": round(ideal_s, 1),
+        "drain_s": None if drain_s is None else round(drain_s, 1),
+        "drain_vs_ideal": None if drain_s is None else round(drain_s / ideal_s, 3),
+        "executions": executions,
+        "duplicates": duplicates,
+        "duplicate_share": (
+            None if duplicates is None or not needed else round(duplicates / needed, 4)
+        ),
+    }
+
+
+async def _sleep_executions(s: Session) -> int | None:
+    """Finished ``sleep`` attempts the worker counted, or ``None`` without its metrics."""
+    if s.worker_metrics is None:
+        return None
+    text = await s.client.fetch_text(s.worker_metrics)
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "interlock_worker_tasks_total" and sample.labels["type"] == "sleep":
+                total += sample.value
+    return round(total)
+
+
 async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
     """Run workloads (a)-(f), each group on a fresh stack.
 
@@ -509,6 +573,7 @@ async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[s
             ("failure_mix", lambda s: _failure_mix(s, config, board)),
             ("starts", lambda s: _starts(s, config, board)),
         ],
+        [("backlog", lambda s: _backlog(s, config, board))],
     ]
     teardowns = Teardowns()
     try:

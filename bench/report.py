@@ -118,7 +118,7 @@ def render_table(result: Mapping[str, Any], console: Console) -> None:
         value = _value(result, "interlock", "failure_mix", key)
         table.add_row("(d) failure mix", key.replace("_", " "), _fmt(value), "n/a", "")
     table.add_section()
-    interlock_only = (
+    interlock_only: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         (
             "(e) run starts",
             "starts",
@@ -131,6 +131,21 @@ def render_table(result: Mapping[str, Any], console: Console) -> None:
                 ("p50_ms", "run p50 ms"),
                 ("p99_ms", "run p99 ms"),
                 ("client_p50_ms", "seen by client p50 ms"),
+            ),
+        ),
+    )
+    interlock_only += (
+        (
+            "(g) backlog 2 x sleep 3s",
+            "backlog",
+            (
+                ("runs", "runs started at once"),
+                ("succeeded", "runs succeeded"),
+                ("ideal_drain_s", "ideal drain s"),
+                ("drain_s", "drain s"),
+                ("drain_vs_ideal", "drain / ideal"),
+                ("executions", "sleeps executed"),
+                ("duplicates", "duplicate executions"),
             ),
         ),
     )

@@ -81,3 +81,25 @@ def flaky(name: str, *, failure_rate: float, max_attempts: int) -> dict[str, Any
             }
         ],
     }
+
+
+BACKLOG_STEPS = 2
+"""Tasks of the backlog workflow (each a sleep)."""
+
+
+def sleeps(name: str, *, seconds: float, steps: int = BACKLOG_STEPS) -> dict[str, Any]:
+    """``steps`` sleeps of ``seconds`` one after the other, no timeout set (a user's run)."""
+    duration = f"{round(seconds * 1000)}ms"
+    ids = [f"sleep{index}" for index in range(1, steps + 1)]
+    tasks: list[dict[str, Any]] = [
+        {"id": ids[0], "type": "sleep", "params": {"duration": duration}}
+    ]
+    tasks += [
+        {"id": task, "type": "sleep", "params": {"duration": duration}, "depends_on": [before]}
+        for before, task in pairwise(ids)
+    ]
+    return {
+        "name": name,
+        "description": f"make bench (g): backlog of {steps} x sleep {duration}",
+        "tasks": tasks,
+    }

@@ -434,3 +434,21 @@ async def test_outputs_and_errors_are_bounded_and_storable(
     assert json.loads(nul.output_json) == {"text": "a\ufffdb\ufffdc"}
     assert nul_failure.error.message == "bad byte \ufffd and \ufffd here"
     assert "\x00" not in nul_failure.error.traceback_excerpt
+
+
+async def test_a_copy_of_a_finished_attempt_is_answered_with_its_outcome_not_run_again(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings):
+        await publish([kit.scheduled(run, "a", "sleep", {"duration": "100ms"})])
+        first = await task_events.wait_outcome(run, "a")
+        # The scheduler re-sends the attempt (it thought it lost): same run, task, attempt.
+        await publish([kit.scheduled(run, "a", "sleep", {"duration": "100ms"})])
+        await kit.eventually(
+            lambda: len(task_events.of(topics.TASK_COMPLETED, run, "a")) == 2, timeout_s=30
+        )
+    completions = task_events.of(topics.TASK_COMPLETED, run, "a")
+    assert completions == [first, first]  # the same outcome again
+    # Ran once: only the first copy reported a start.
+    assert len(task_events.of(topics.TASK_STARTED, run, "a")) == 1

@@ -12,6 +12,7 @@ from interlock.devstack._handles import (
     SmtpServer,
 )
 from interlock.devstack._probes import ServerStartError
+from interlock.devstack._runner import RestartableServer
 from interlock.devstack._stack import SERVICES, ServiceDef, Stack
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "MongoServer",
     "PostgresDatabase",
     "PostgresServer",
+    "RestartableServer",
     "S3Server",
     "ServerStartError",
     "ServiceDef",

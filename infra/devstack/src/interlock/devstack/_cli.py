@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "name",
         nargs="?",
-        choices=[*INFRA_PROGRAMS, *(service.name for service in SERVICES)],
+        choices=[*INFRA_PROGRAMS, *(service.name for service in SERVICES), _control.WATCHDOG],
         help="program name (default: all, each line prefixed by its program)",
     )
     commands.add_parser(

@@ -62,6 +62,9 @@ GATEWAY_ROUTE_TIMEOUT_S = 30.0
 DOWN_TIMEOUT_S = 150.0
 """How long ``down`` waits for every process before it kills the rest."""
 
+WATCHDOG = "watchdog"
+"""The supervisord event listener that restarts services failing ``/healthz``."""
+
 _INFRA_PRIORITY = 10
 _SERVICE_PRIORITY = 100
 
@@ -134,6 +137,8 @@ def up(stack: Stack, out: Output) -> int:
 
         routes = _Check("gateway routes", _gateway_routes_probe(stack), GATEWAY_ROUTE_TIMEOUT_S)
         _wait_all(stack, supervisor, [routes], out, program=lambda _: "gateway")
+        supervisor.start(WATCHDOG)
+        out(f"  {WATCHDOG:<14} restarts a service whose /healthz fails")
     except SupervisorError as exc:
         out(f"\nsupervisord FAILED: {exc}\n--- {supervisor.log_file} ---")
         out(log_tail(supervisor.log_file, 25))
@@ -304,6 +309,24 @@ def _programs(
         )
         for index, service in enumerate(SERVICES)
     ]
+    programs.append(
+        Program(
+            name=WATCHDOG,
+            argv=[
+                sys.executable,
+                "-m",
+                "interlock.devstack._watchdog",
+                *(
+                    f"{service.name}=http://{LOOPBACK}:{stack.http_port(service)}/healthz"
+                    for service in SERVICES
+                ),
+            ],
+            directory=stack.data_dir,
+            log_file=stack.log_file(WATCHDOG),
+            events="TICK_5",
+            priority=_SERVICE_PRIORITY + len(SERVICES),
+        )
+    )
     return programs
 
 
@@ -403,6 +426,8 @@ def down(stack: Stack, out: Output) -> int:
         try:
             # Services first (they flush and commit against the servers), then the servers;
             # each phase in parallel: supervisord alone would stop one program at a time.
+            # The watchdog goes before them, so it restarts nothing that is stopping.
+            supervisor.stop_all([WATCHDOG], timeout_s=DOWN_TIMEOUT_S)
             supervisor.stop_all([service.name for service in SERVICES], timeout_s=DOWN_TIMEOUT_S)
             supervisor.stop_all(INFRA_PROGRAMS, timeout_s=DOWN_TIMEOUT_S)
             supervisor.shutdown()
@@ -502,7 +527,7 @@ def status(stack: Stack, out: Output) -> bool:
         uptime = info.description.split("uptime ")[-1] if info.state == "RUNNING" else ""
         out(f"{info.name:<14}{info.state:<10}{info.pid or '':>8}  {uptime:<10}{result}")
         # A service stays STARTING for its first 10 s (startsecs) while already serving.
-        healthy = healthy and info.state in ("RUNNING", "STARTING") and result == "ready"
+        healthy = healthy and info.state in ("RUNNING", "STARTING") and result in ("ready", "-")
     out(f"Gateway: {stack.gateway_url}   data: {stack.data_dir}")
     return healthy
 
@@ -528,7 +553,7 @@ def _status_checks(stack: Stack) -> list[_Check]:
 
 
 def _program_names() -> list[str]:
-    return [*INFRA_PROGRAMS, *(service.name for service in SERVICES)]
+    return [*INFRA_PROGRAMS, *(service.name for service in SERVICES), WATCHDOG]
 
 
 # --- logs -----------------------------------------------------------------------------

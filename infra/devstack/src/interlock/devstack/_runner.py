@@ -74,6 +74,48 @@ class RunningServer:
             raise RuntimeError(f"{self.spec.name}: processes {pids} survived SIGKILL")
 
 
+class RestartableServer:
+    """A server a test stops and starts again on the same ports and data.
+
+    For tests of what happens when a dependency goes away and comes back: every start
+    writes a log of its own (``<name>-<n>.log``) in ``log_dir``.
+
+    Args:
+        spec: What to run; the same spec is started every time.
+        log_dir: Folder of the logs.
+    """
+
+    def __init__(self, spec: ServerSpec, *, log_dir: Path) -> None:
+        self.spec = spec
+        self._log_dir = log_dir
+        self._server: RunningServer | None = None
+        self._starts = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the server was started and not stopped since."""
+        return self._server is not None
+
+    def start(self) -> None:
+        """Start the server and wait until its probe passes (no-op when running)."""
+        if self._server is not None:
+            return
+        self._starts += 1
+        log_path = self._log_dir / f"{self.spec.name}-{self._starts}.log"
+        self._server = start_server(self.spec, log_path=log_path)
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop the server (see :meth:`RunningServer.stop`); no-op when stopped."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(graceful=graceful)
+
+    def restart(self, *, graceful: bool = True) -> None:
+        """Stop the server, then start it again."""
+        self.stop(graceful=graceful)
+        self.start()
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -131,11 +173,26 @@ def start_server(spec: ServerSpec, *, log_path: Path) -> RunningServer:
 
 @contextlib.contextmanager
 def scratch_postgres(*, superuser: str = "postgres") -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL (no fsync) on a free loopback port, deleted when done.
+    """A throwaway PostgreSQL (no fsync) on a free loopback port, deleted when done."""
+    with scratch_postgres_spec(superuser=superuser) as (handle, spec, base):
+        server = start_server(spec, log_path=base / "postgres.log")
+        try:
+            yield handle
+        finally:
+            server.stop()
 
-    Its files live in a new folder under the system's temporary folder, not in the
-    caller's (pytest's are 0700): when the caller is root, PostgreSQL runs as an
-    unprivileged user, which gets its own copy of the binaries there too.
+
+@contextlib.contextmanager
+def scratch_postgres_spec(
+    *, superuser: str = "postgres"
+) -> Iterator[tuple[PostgresServer, ServerSpec, Path]]:
+    """A prepared, not started, throwaway PostgreSQL: its handle, its spec, its folder.
+
+    For :func:`scratch_postgres`, and for tests that stop and start it themselves
+    (:class:`RestartableServer`). Its files live in a new folder under the system's
+    temporary folder, not in the caller's (pytest's are 0700): when the caller is root,
+    PostgreSQL runs as an unprivileged user, which gets its own copy of the binaries
+    there too. The folder is deleted when done.
     """
     user = ensure_service_user()
     password = secrets.token_urlsafe(16)
@@ -165,10 +222,10 @@ def scratch_postgres(*, superuser: str = "postgres") -> Iterator[PostgresServer]
             user=user,
             durable=False,
         )
-        server = start_server(spec, log_path=base / "postgres.log")
-        try:
-            yield PostgresServer(host=LOOPBACK, port=port, user=superuser, password=password)
-        finally:
-            server.stop()
+        yield (
+            PostgresServer(host=LOOPBACK, port=port, user=superuser, password=password),
+            spec,
+            base,
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)

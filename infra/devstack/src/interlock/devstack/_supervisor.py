@@ -52,6 +52,9 @@ class Program:
     """Seconds a program must stay up to count as started. Default: 1."""
     priority: int = 500
     """Lower starts first and stops last. Default: 500."""
+    events: str | None = None
+    """Makes it an event listener of these events (e.g. ``TICK_5``): supervisord talks
+    to it over its stdin and stdout, so only its stderr is logged. Default: a program."""
 
 
 def _value(text: str) -> str:
@@ -103,33 +106,52 @@ def render_config(*, supervisor_dir: Path, programs: Iterable[Program]) -> str:
         f"serverurl=unix://{_value(str(paths.socket))}",
     ]
     for program in programs:
+        lines += ["", *_section(program)]
+    return "\n".join(lines) + "\n"
+
+
+def _section(program: Program) -> list[str]:
+    if program.events is None:
         # sh only redirects stdin, then exec replaces it with the program.
-        command = ["/bin/sh", "-c", 'exec "$@" </dev/null', program.name, *program.argv]
-        lines += [
-            "",
-            f"[program:{program.name}]",
-            f"command={_value(shlex.join(command))}",
-            f"directory={_value(str(program.directory))}",
-            "autostart=false",
-            "autorestart=true",
-            f"startsecs={program.start_secs}",
-            "startretries=3",
-            f"stopsignal={program.stop_signal.name.removeprefix('SIG')}",
-            f"stopwaitsecs={program.stop_wait_s}",
-            "stopasgroup=true",
-            "killasgroup=true",
-            f"priority={program.priority}",
+        argv = ["/bin/sh", "-c", 'exec "$@" </dev/null', program.name, *program.argv]
+        header = f"[program:{program.name}]"
+        output = [
             "redirect_stderr=true",
             f"stdout_logfile={_value(str(program.log_file))}",
             "stdout_logfile_maxbytes=50MB",
             "stdout_logfile_backups=2",
         ]
-        if program.user is not None:
-            lines.append(f"user={program.user}")
-        if program.env:
-            pairs = ",".join(f"{key}={_env_value(value)}" for key, value in program.env.items())
-            lines.append(f"environment={pairs}")
-    return "\n".join(lines) + "\n"
+    else:
+        # An event listener's stdin and stdout are supervisord's protocol.
+        argv = list(program.argv)
+        header = f"[eventlistener:{program.name}]"
+        output = [
+            f"events={program.events}",
+            f"stderr_logfile={_value(str(program.log_file))}",
+            "stderr_logfile_maxbytes=10MB",
+            "stderr_logfile_backups=2",
+        ]
+    lines = [
+        header,
+        f"command={_value(shlex.join(argv))}",
+        f"directory={_value(str(program.directory))}",
+        "autostart=false",
+        "autorestart=true",
+        f"startsecs={program.start_secs}",
+        "startretries=3",
+        f"stopsignal={program.stop_signal.name.removeprefix('SIG')}",
+        f"stopwaitsecs={program.stop_wait_s}",
+        "stopasgroup=true",
+        "killasgroup=true",
+        f"priority={program.priority}",
+        *output,
+    ]
+    if program.user is not None:
+        lines.append(f"user={program.user}")
+    if program.env:
+        pairs = ",".join(f"{key}={_env_value(value)}" for key, value in program.env.items())
+        lines.append(f"environment={pairs}")
+    return lines
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ Fixtures:
     kafka_server: :class:`~interlock.devstack.KafkaServer` (session).
     mongo_server: :class:`~interlock.devstack.MongoServer` (session).
     own_mongo_server: a MongoDB server and a function stopping it (function).
+    own_postgres_server: a PostgreSQL server of one test and its
+        :class:`~interlock.devstack._runner.RestartableServer` (function).
+    own_kafka_server: a broker of one test and its ``RestartableServer``: a restart
+        comes back empty (function).
     s3_server: :class:`~interlock.devstack.S3Server` (session).
     smtp_server: :class:`~interlock.devstack.SmtpServer` (session).
     envoy_binary: :class:`pathlib.Path` of the Envoy executable (session).
@@ -38,7 +42,13 @@ from interlock.devstack._handles import (
     SmtpServer,
 )
 from interlock.devstack._process import LOOPBACK, free_ports
-from interlock.devstack._runner import RunningServer, scratch_postgres, start_server
+from interlock.devstack._runner import (
+    RestartableServer,
+    RunningServer,
+    scratch_postgres,
+    scratch_postgres_spec,
+    start_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +56,37 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL 18 server for the session (superuser ``postgres``, random password)."""
     with scratch_postgres() as server:
         yield server
+
+
+@pytest.fixture
+def own_postgres_server() -> Iterator[tuple[PostgresServer, RestartableServer]]:
+    """A PostgreSQL server for one test, which it may stop and start again.
+
+    Data and port survive a restart, as after a failover or an upgrade.
+    """
+    with scratch_postgres_spec() as (handle, spec, base):
+        control = RestartableServer(spec, log_dir=base)
+        control.start()
+        try:
+            yield handle, control
+        finally:
+            control.stop()
+
+
+@pytest.fixture
+def own_kafka_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[KafkaServer, RestartableServer]]:
+    """A Kafka-protocol broker for one test, which it may stop and start again (empty)."""
+    (port,) = free_ports(1)
+    control = RestartableServer(
+        _servers.kafka_spec(port=port), log_dir=tmp_path_factory.mktemp("own-kafka")
+    )
+    control.start()
+    try:
+        yield KafkaServer(bootstrap_servers=f"{LOOPBACK}:{port}"), control
+    finally:
+        control.stop(graceful=False)
 
 
 @pytest.fixture

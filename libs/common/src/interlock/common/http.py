@@ -1,10 +1,12 @@
 """The FastAPI application every service serves, with health, metrics and errors.
 
-:func:`create_app` builds an app with ``/healthz`` (alive), ``/readyz`` (every
-dependency reachable), ``/metrics`` (Prometheus), request ids, tracing and
-problem+json errors; ``/health/<service>`` is readiness again under the path the
-gateway serves it on, so the service's OpenAPI document describes it. A service adds
-its routers and its lifespan. :func:`serve` runs it with uvicorn.
+:func:`create_app` builds an app with ``/healthz`` (liveness: "restart me" when it
+fails, see :mod:`interlock.common.supervision`), ``/readyz`` (readiness: "send me no
+traffic" while a dependency or a background piece does not work), ``/metrics``
+(Prometheus), request ids, tracing and problem+json errors; ``/health/<service>`` is
+readiness again under the path the gateway serves it on, so the service's OpenAPI
+document describes it. A service adds its routers and its lifespan. :func:`serve`
+runs it with uvicorn.
 
 Every request passes one guard first (:class:`RequestMiddleware`): a NUL character
 in the path or query, or a JSON body that :mod:`interlock.common.strict_json` refuses
@@ -49,6 +51,7 @@ from interlock.common.problems import (
 )
 from interlock.common.resources import Resource
 from interlock.common.settings import ServiceSettings
+from interlock.common.supervision import Liveness, restart_requested
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """An async probe of one dependency: returns when it is reachable, raises otherwise."""
@@ -117,7 +120,9 @@ def create_app(
     app.state.identity = identity
     install_problem_handlers(app)
     install_openapi_schemas(app, openapi_schemas)
-    app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/healthz", _liveness_endpoint(resources), methods=["GET"], include_in_schema=False
+    )
     readiness = _readiness_endpoint(resources, settings.readiness_timeout_s)
     app.add_api_route("/readyz", readiness, methods=["GET"], include_in_schema=False)
     app.add_api_route(
@@ -305,8 +310,30 @@ class Readiness(BaseModel):
     )
 
 
-async def _alive() -> dict[str, str]:
-    return {"status": "ok"}
+def _liveness_endpoint(resources: Sequence[Resource]) -> Callable[[], Awaitable[JSONResponse]]:
+    """``/healthz``: 503 only when the process cannot recover by itself.
+
+    That is: a piece gave up (:class:`~interlock.common.supervision.Liveness`), or the
+    process is shutting down to be restarted. A dependency that is down is not a
+    reason (a new process would find it down too): ``/readyz`` reports those.
+    """
+    probes = [r for r in resources if isinstance(r, Liveness)]
+
+    async def alive() -> JSONResponse:
+        problems: dict[str, str] = {}
+        reason = restart_requested()
+        if reason is not None:
+            problems["process"] = f"restarting: {reason}"
+        for probe in probes:
+            try:
+                probe.check_alive()
+            except Exception as exc:  # any failure means "restart me": report it
+                problems[getattr(probe, "name", type(probe).__name__)] = str(exc)
+        if problems:
+            return JSONResponse({"status": "failing", "checks": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return alive
 
 
 def _lifespan(resources: Sequence[Resource]) -> Lifespan:

@@ -45,6 +45,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -53,8 +54,9 @@ import asyncpg
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.parking import ParkedEvent, describe, is_poison, park
-from interlock.common.postgres import COMMON_MIGRATIONS, PostgresDatabase
-from interlock.common.resources import Lifecycle, check_background_task
+from interlock.common.postgres import COMMON_MIGRATIONS, NotificationListener, PostgresDatabase
+from interlock.common.resources import Lifecycle
+from interlock.common.supervision import Backoff, SupervisedTask
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -216,7 +218,8 @@ class OutboxRelay:
     The loop in :meth:`run` drains until the table is empty, then sleeps until a
     ``NOTIFY`` from :func:`enqueue` or ``poll_interval_ms`` (the fallback when
     notifications are lost, e.g. while the listening connection reconnects). It holds
-    one pooled connection for ``LISTEN`` and borrows another for each drain, which
+    one pooled connection for ``LISTEN`` (listening again when it is lost) and borrows
+    another for each drain, which
     costs three round trips to PostgreSQL (begin, take the rows, commit) besides
     publishing.
 
@@ -255,6 +258,8 @@ class OutboxRelay:
         self._max_record_bytes = max_record_bytes
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._failing_since: float | None = None
+        self._last_error: BaseException | None = None
 
     async def drain_once(self) -> int:
         """Publish and delete up to ``batch_size`` of the oldest rows, in one batch.
@@ -305,70 +310,64 @@ class OutboxRelay:
                 parked.append(_parked(row, describe(error)))
         return parked
 
+    @property
+    def failing(self) -> str | None:
+        """Why drains fail right now and since when, or ``None`` when the last one worked."""
+        if self._failing_since is None:
+            return None
+        since_s = time.monotonic() - self._failing_since
+        return f"publishing fails since {since_s:.0f} s ({self._last_error!r})"
+
     async def run(self) -> None:
         """Drain, then wait for a notification or the poll interval; until stopped.
 
-        Cancel the task or call :meth:`stop` to end it. Publishing failures are logged
-        and retried with backoff; they never end the loop.
+        Cancel the task or call :meth:`stop` to end it. Failures (the broker or the
+        database gone) are logged and retried with backoff; they never end the loop.
+        The ``LISTEN`` connection is a :class:`~interlock.common.postgres.NotificationListener`:
+        it listens again after the database restarted and wakes a drain when it does.
         """
         self._stopping.clear()
-        listener: asyncpg.Connection | None = None
-        failures = 0
+        listener = NotificationListener(self._pool, [NOTIFY_CHANNEL], self._wake.set)
+        listening = asyncio.create_task(listener.run(), name="outbox-listener")
+        backoff = Backoff(
+            initial_s=self._retry_backoff_ms / 1000, max_s=self._max_retry_backoff_ms / 1000
+        )
         try:
             while not self._stopping.is_set():
-                if listener is None or listener.is_closed():
-                    listener = await self._listen(listener)
                 self._wake.clear()
                 try:
                     drained = await self.drain_once()
-                except Exception:
-                    failures += 1
-                    delay_ms = min(
-                        self._retry_backoff_ms * 2 ** (failures - 1), self._max_retry_backoff_ms
-                    )
-                    _log.exception(
+                except Exception as error:
+                    delay_s = backoff.next_delay()
+                    self._last_error = error
+                    if self._failing_since is None:
+                        self._failing_since = time.monotonic()
+                    _log.error(
                         "outbox relay failed; the rows stay and will be retried",
-                        extra={"failures": failures, "retry_in_ms": delay_ms},
+                        exc_info=backoff.failures == 1,
+                        extra={
+                            "failures": backoff.failures,
+                            "retry_in_ms": round(delay_s * 1000),
+                            "error": repr(error),
+                        },
                     )
-                    await self._sleep(delay_ms / 1000, wake_on_notify=False)
+                    await self._sleep(delay_s, wake_on_notify=False)
                     continue
-                failures = 0
+                if self._failing_since is not None:
+                    _log.info("outbox relay publishes again", extra={"failures": backoff.failures})
+                backoff.reset()
+                self._failing_since = None
                 if drained < self._batch_size:
                     await self._sleep(self._poll_interval_s, wake_on_notify=True)
         finally:
-            if listener is not None:
-                await self._unlisten(listener)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
     async def stop(self) -> None:
         """Ask :meth:`run` to return after its current drain."""
         self._stopping.set()
         self._wake.set()
-
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _listen(self, previous: asyncpg.Connection | None) -> asyncpg.Connection | None:
-        if previous is not None:
-            await self._unlisten(previous)
-        try:
-            conn = await self._pool.acquire()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-            _log.warning("outbox relay cannot listen; polling", extra={"error": repr(error)})
-            return None
-        try:
-            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError) as error:
-            _log.warning("outbox relay cannot listen; polling", extra={"error": repr(error)})
-            await self._pool.release(conn)
-            return None
-        return conn
-
-    async def _unlisten(self, conn: asyncpg.Connection) -> None:
-        with contextlib.suppress(Exception):
-            if not conn.is_closed():
-                await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
-        with contextlib.suppress(Exception):
-            await self._pool.release(conn)
 
     async def _sleep(self, seconds: float, *, wake_on_notify: bool) -> None:
         waiters = [asyncio.ensure_future(self._stopping.wait())]
@@ -413,7 +412,7 @@ class OutboxRelayTask(Lifecycle):
         self._publisher = publisher
         self._relay_options = relay_options
         self._relay: OutboxRelay | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: SupervisedTask | None = None
 
     @property
     def relay(self) -> OutboxRelay:
@@ -427,9 +426,11 @@ class OutboxRelayTask(Lifecycle):
         return self._relay
 
     async def start(self) -> None:
-        """Start relaying in the background."""
-        self._relay = OutboxRelay(self._database.pool, self._publisher, **self._relay_options)
-        self._task = asyncio.create_task(self._relay.run(), name=self.name)
+        """Start relaying in the background, restarted if it ever crashes."""
+        relay = OutboxRelay(self._database.pool, self._publisher, **self._relay_options)
+        self._relay = relay
+        self._task = SupervisedTask(self.name, relay.run)
+        await self._task.start()
 
     async def stop(self) -> None:
         """Stop the relay, letting a pass in progress finish."""
@@ -438,16 +439,25 @@ class OutboxRelayTask(Lifecycle):
         if relay is not None:
             await relay.stop()
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=30)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task.finished(), timeout=30)
+            await task.stop()
 
     async def check(self) -> None:
-        """Raise when the relay loop is not running (it ended or crashed).
-
-        Publishing failures do not fail the check: the relay retries them, and the
-        broker's own check reports the broker.
+        """Raise when the relay loop is not running or its drains fail.
 
         Raises:
-            RuntimeError: The loop is not running; a crash is chained as the cause.
+            RuntimeError: The loop is not running (a crash is chained as the cause),
+                or publishing has failed since the last successful drain.
         """
-        check_background_task(self._task, self.name)
+        if self._task is None:
+            raise RuntimeError(f"{self.name} is not running")
+        await self._task.check()
+        failing = self.relay.failing
+        if failing is not None:
+            raise RuntimeError(failing)
+
+    def check_alive(self) -> None:
+        """Raise once the relay crashed beyond repair (see ``interlock.common.supervision``)."""
+        if self._task is not None:
+            self._task.check_alive()

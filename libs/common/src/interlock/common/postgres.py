@@ -20,6 +20,7 @@ migration instead of editing an applied one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -34,12 +35,14 @@ import asyncpg
 from interlock.common.errors import MigrationError
 from interlock.common.resources import Lifecycle
 from interlock.common.settings import PostgresOptions
+from interlock.common.supervision import Backoff
 
 __all__ = [
     "COMMON_MIGRATIONS",
     "HISTORY_TABLE",
     "Migration",
     "MigrationSource",
+    "NotificationListener",
     "PostgresDatabase",
     "apply_migrations",
     "check_postgres",
@@ -134,6 +137,87 @@ async def check_postgres(pool: asyncpg.Pool, *, timeout_s: float = 2.0) -> None:
     """
     async with asyncio.timeout(timeout_s), pool.acquire() as conn:
         await conn.fetchval("SELECT 1")
+
+
+class NotificationListener:
+    """``LISTEN`` on channels with one pooled connection, listening again when it is lost.
+
+    :meth:`run` takes a connection, listens, and calls ``on_notify`` once at once:
+    notifications sent while nobody listened (before, or during a server restart) are
+    lost, so the owner should look for work whenever it is called. When the connection
+    ends (the server restarted, a network cut), it is given back to the pool and the
+    listener takes another after a backoff, until cancelled.
+
+    Args:
+        pool: The service's pool (one connection stays checked out while listening).
+        channels: Channels to listen on.
+        on_notify: Called (on the event loop) for every notification and after every
+            (re)connection.
+        backoff: Waits between attempts to listen. Default: 0.2 s doubling up to 5 s.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: Sequence[str],
+        on_notify: Callable[[], None],
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._pool = pool
+        self._channels = tuple(channels)
+        self._on_notify = on_notify
+        self._backoff = backoff or Backoff(initial_s=0.2, max_s=5.0)
+        self.listening = False
+        """Whether a connection listens right now."""
+
+    async def run(self) -> None:
+        """Listen until cancelled; reconnecting never ends the loop."""
+        while True:
+            try:
+                await self._listen_until_lost()
+            except Exception as error:  # any failure to listen: back off, listen again
+                _log.warning(
+                    "cannot listen for notifications; retrying",
+                    extra={"channels": self._channels, "error": repr(error)},
+                )
+            await self._backoff.wait()
+
+    async def _listen_until_lost(self) -> None:
+        conn = await self._pool.acquire()
+        lost = asyncio.Event()
+
+        def terminated(_: object) -> None:
+            lost.set()
+
+        try:
+            conn.add_termination_listener(terminated)
+            for channel in self._channels:
+                await conn.add_listener(channel, self._notified)
+            self.listening = True
+            self._backoff.reset()
+            self._on_notify()
+            await lost.wait()
+            _log.warning(
+                "listening connection lost; listening again", extra={"channels": self._channels}
+            )
+        finally:
+            self.listening = False
+            await self._release(conn, terminated)
+
+    def _notified(self, *_: object) -> None:
+        self._on_notify()
+
+    async def _release(
+        self, conn: asyncpg.Connection, terminated: Callable[[object], None]
+    ) -> None:
+        # A lost connection was already handed back by the pool; these calls then fail.
+        with contextlib.suppress(Exception):
+            conn.remove_termination_listener(terminated)
+            for channel in self._channels:
+                await conn.remove_listener(channel, self._notified)
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
 
 
 @dataclass(frozen=True, kw_only=True)

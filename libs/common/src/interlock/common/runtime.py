@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from interlock.common.http import serve
 from interlock.common.logs import configure_logging
 from interlock.common.settings import ServiceSettings, UnknownVariablesError, check_environment
+from interlock.common.supervision import restart_requested
 from interlock.common.tracing import configure_tracing
 
 
@@ -22,7 +23,10 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
 
     Raises:
         SystemExit: The environment holds an ``INTERLOCK_*`` variable the service's
-            settings do not read (the message names it), before anything is served.
+            settings do not read (the message names it), before anything is served; or
+            status 1 when a piece that could not recover asked for a new process
+            (:func:`~interlock.common.supervision.request_process_restart`), so the
+            supervisor restarts it whatever its policy for clean exits.
     """
     try:
         check_environment(type(settings))
@@ -37,3 +41,5 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
             uvloop.run(serve(app, settings))
     finally:
         provider.shutdown()
+    if restart_requested() is not None:
+        raise SystemExit(1)

@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from interlock.common.postgres import PostgresDatabase
+from interlock.common.postgres import NotificationListener, PostgresDatabase
 from interlock.common.resources import Lifecycle
 from interlock.iam import store
 from interlock.iam.domain import (
@@ -103,7 +103,7 @@ class Credentials(Lifecycle):
         self._follower: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     @property
     def key_encryption_keys(self) -> KeyEncryptionKeys:
@@ -121,8 +121,12 @@ class Credentials(Lifecycle):
             self._legacy_api_keys = await store.legacy_api_key_hashes(conn)
         self._apply(changes)
         self._seq = max(seq, self._seq)
-        self._listener = await self._database.pool.acquire()
-        await self._listener.add_listener(store.CHANGES_CHANNEL, self._on_notify)
+        # Listens again by itself after the database restarted; changes missed
+        # meanwhile are read at once (the listener notifies on every reconnection).
+        listener = NotificationListener(
+            self._database.pool, [store.CHANGES_CHANNEL], self._changed.set
+        )
+        self._listener = asyncio.create_task(listener.run(), name="iam-credential-listener")
         self._follower = asyncio.create_task(self._follow(), name="iam-credential-changes")
 
     async def stop(self) -> None:
@@ -134,12 +138,9 @@ class Credentials(Lifecycle):
                 await follower
         listener, self._listener = self._listener, None
         if listener is not None:
-            with contextlib.suppress(Exception):  # a dead connection needs no unlistening
-                await listener.remove_listener(store.CHANGES_CHANNEL, self._on_notify)
-            await self._database.pool.release(listener)
-
-    def _on_notify(self, *_: object) -> None:
-        self._changed.set()
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     async def check(self) -> None:
         """Raise unless a signing key is loaded and changes are being followed."""

@@ -13,6 +13,7 @@ from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
+from interlock.scheduler.domain.run import AttemptBounds, configure_attempt_bounds
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
 from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
@@ -38,6 +39,12 @@ class _TimerWaker:
 def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     """Build the scheduler service's app. Default settings come from the environment."""
     settings = settings or SchedulerSettings()
+    configure_attempt_bounds(
+        AttemptBounds(
+            lost_after_ms=round(settings.lost_attempt_after_s * 1000),
+            start_to_close_ms=round(settings.default_start_to_close_s * 1000),
+        )
+    )
     database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS, MIGRATIONS])
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)

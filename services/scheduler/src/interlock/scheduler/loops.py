@@ -8,12 +8,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
-
-import asyncpg
 
 from interlock.common.settings import KafkaOptions
+from interlock.common.supervision import SupervisedTask
 from interlock.common.topics import ensure_topics
 from interlock.scheduler.domain.clock import Clock, utc_now
 from interlock.scheduler.service import SchedulerService
@@ -73,7 +70,9 @@ class TimerLoop:
                 if fired >= self._batch_size:
                     continue
                 next_due = await self._service.next_timer_due()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except Exception:
+                # Any failure (a restarting database drops connections mid-query:
+                # asyncpg's InterfaceError is no PostgresError) is retried, never fatal.
                 _log.exception("timer pass failed; retrying")
                 await asyncio.sleep(self._max_sleep_s)
                 continue
@@ -116,47 +115,17 @@ class TopicGuard:
             _log.warning("cannot ensure Kafka topics; will try again", exc_info=True)
 
 
-class LoopTask:
+class LoopTask(SupervisedTask):
     """Runs a background loop while open (a resource for the timer loop and reconciler).
 
-    ``/readyz`` reports it failed once its task ended (the loops never return).
+    A :class:`~interlock.common.supervision.SupervisedTask`: a crashed loop is started
+    again with backoff; ``/readyz`` reports it while it waits.
 
     Args:
         name: Name ``/readyz`` reports.
         loop: Returns the coroutine to run; called when opening (after the resources
             listed before this one opened).
     """
-
-    def __init__(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        self.name = name
-        self._loop = loop
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-        return self
-
-    async def _run(self) -> None:
-        await self._loop()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def check(self) -> None:
-        """Raise when the loop ended."""
-        task = self._task
-        if task is None or task.done():
-            error = None if task is None or task.cancelled() else task.exception()
-            raise RuntimeError(f"{self.name} is not running") from error
 
 
 async def every(interval_s: float, step: Callable[[], Awaitable[int]]) -> None:
@@ -165,6 +134,6 @@ async def every(interval_s: float, step: Callable[[], Awaitable[int]]) -> None:
         try:
             if await step():
                 continue
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except Exception:
             _log.exception("periodic step failed; retrying")
         await asyncio.sleep(interval_s)

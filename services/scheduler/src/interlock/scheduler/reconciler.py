@@ -11,17 +11,20 @@ _log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    """Re-publishes ``task.scheduled`` for tasks waiting in ``scheduled`` too long.
+    """Re-publishes ``task.scheduled`` for tasks whose event was lost.
 
     A worker that never saw the event (a broker that lost its data, a lost record)
-    then gets it again; the attempt and its idempotency key stay the same. It also
+    then gets it again; the attempt and its idempotency key stay the same. A task that
+    merely waits in a long queue is not lost: only tasks the workers' pick-ups overtook
+    by ``after_s`` (or that waited ``after_s`` while no worker did anything) are
+    re-published (:mod:`interlock.scheduler.domain.queue`). It also
     forgets consumed event ids, parked controls and rejected events once they are old
     enough.
 
     Args:
         service: The scheduler's use cases.
-        after_s: How long a task may wait in ``scheduled`` before it is re-published.
-            Default: 30 s.
+        after_s: How far the workers' pick-ups may overtake a task still in ``scheduled``
+            before it counts as lost. Default: 30 s.
         batch_size: Most tasks one pass re-publishes. Default: 500.
     """
 

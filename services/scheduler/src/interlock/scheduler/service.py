@@ -35,7 +35,9 @@ from interlock.scheduler.domain.errors import (
     RunNotFoundError,
 )
 from interlock.scheduler.domain.events import apply_event, check_tenant
+from interlock.scheduler.domain.queue import QueueProgress
 from interlock.scheduler.domain.run import RunState
+from interlock.scheduler.domain.states import TaskStatus
 from interlock.scheduler.run_cache import RunCache
 
 _log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ class SchedulerService:
             the timer loop). Default: nothing.
         cached_runs: Most runs the consumer keeps in memory between batches.
             Default: 2,000.
+        progress: What workers were seen picking up (the queue's progress), so that a
+            task waiting in a long queue is not taken for lost. Default: a new one.
     """
 
     def __init__(
@@ -101,9 +105,11 @@ class SchedulerService:
         clock: Clock = utc_now,
         on_timer: Callable[[datetime], None] | None = None,
         cached_runs: int = 2_000,
+        progress: QueueProgress | None = None,
     ) -> None:
         self._pool = pool
         self._clock = clock
+        self._progress = progress or QueueProgress(clock())
         self._on_timer = on_timer
         self._cache = RunCache(cached_runs)
 
@@ -186,8 +192,7 @@ class SchedulerService:
             saved = await store.save_runs(conn, list(runs.values()), now)
         return _Applied(runs=runs, saved=saved, invalid=invalid)
 
-    @staticmethod
-    def _apply(runs: dict[str, RunState], event: Event, now: datetime) -> None:
+    def _apply(self, runs: dict[str, RunState], event: Event, now: datetime) -> None:
         run = runs.get(event.run_id)
         if is_type(event, topics.WORKFLOW_STARTED):
             if run is None:
@@ -203,6 +208,8 @@ class SchedulerService:
                 extra={"event_type": event.type.name, "run_id": event.run_id},
             )
             return
+        check_tenant(run, event)
+        _observe_queue(self._progress, run, event, now)
         apply_event(run, event, now)
 
     async def _park_and_release_controls(
@@ -311,17 +318,22 @@ class SchedulerService:
     # Reconciliation ----------------------------------------------------------------
 
     async def republish_stuck(self, waited: timedelta, limit: int) -> int:
-        """Re-publish ``task.scheduled`` of up to ``limit`` tasks scheduled ``waited`` ago.
+        """Re-publish ``task.scheduled`` of up to ``limit`` tasks whose event was lost.
 
-        A worker that never saw the event (a broker that lost its data, a lost record)
-        then gets it again; the attempt and its idempotency key stay the same.
+        Lost: the workers' pick-ups overtook the task by ``waited``, or it waited that
+        long while no worker did anything (:class:`QueueProgress`). A worker that never
+        saw the event (a broker that lost its data, a lost record) then gets it again;
+        the attempt and its idempotency key stay the same.
 
         Returns:
             How many were re-published.
         """
+        now = self._clock()
+        cutoff = self._progress.lost_before(now, waited)
+        if cutoff is None:
+            return 0
         async with self._acquire() as conn, conn.transaction():
-            now = self._clock()
-            stuck = await store.stuck_scheduled(conn, now - waited, limit)
+            stuck = await store.stuck_scheduled(conn, cutoff, limit)
             if not stuck:
                 return 0
             runs = await store.load_runs(conn, {run_id for run_id, _ in stuck}, skip_locked=True)
@@ -460,6 +472,27 @@ class SchedulerService:
             tasks = await store.read_tasks(conn, run_id)
             run = await _read_run(conn, tenant, run_id)
         return RunChanges(run=run, tasks=tasks, transitions=changes)
+
+
+def _observe_queue(progress: QueueProgress, run: RunState, event: Event, now: datetime) -> None:
+    """Tell ``progress`` that a worker picked up one of ``run``'s scheduled tasks."""
+    if is_type(event, topics.TASK_HEARTBEAT):
+        progress.busy(now)
+        return
+    if not (
+        is_type(event, topics.TASK_STARTED)
+        or is_type(event, topics.TASK_COMPLETED)
+        or is_type(event, topics.TASK_FAILED)
+    ):
+        return
+    task = run.tasks.get(event.payload.task_id)
+    if (
+        task is not None
+        and task.attempt == event.payload.attempt
+        and task.status is TaskStatus.SCHEDULED
+        and task.scheduled_at is not None
+    ):
+        progress.picked_up(task.scheduled_at, now)
 
 
 def _rejection(event: Event, error: ForeignEventError) -> store.RejectedEvent:

@@ -33,7 +33,17 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Longest sleep of the timer loop (bounds lateness of other instances' timers).
     Default: 500 ms."""
     reconcile_after_s: float = 30.0
-    """A task waiting in ``scheduled`` longer is re-published. Default: 30 s."""
+    """A task waiting in ``scheduled`` this long is re-published once tasks dispatched
+    this much later than it were already picked up by workers (it is lost, not queued),
+    or when no worker took or ran anything for this long. Default: 30 s."""
+    lost_attempt_after_s: float = 60.0
+    """A running attempt of a task without a heartbeat timeout that sends nothing for
+    this long (workers heartbeat running tasks every second) is dispatched again as
+    the same attempt, same idempotency key, outside its retry budget. 0: never.
+    Default: 60 s."""
+    default_start_to_close_s: float = 86_400.0
+    """Start-to-close timeout of tasks that set none (the attempt fails, retryable
+    within its budget). 0: none. Default: 1 day."""
     reconcile_interval_s: float = 5.0
     """How often the reconciler looks for stuck tasks. Default: 5 s."""
     topics_check_interval_s: float = 30.0

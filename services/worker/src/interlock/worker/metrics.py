@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["PUBLISH_BATCH", "TASKS_FINISHED", "TASKS_RUNNING", "TASK_DURATION"]
+__all__ = [
+    "PUBLISH_BATCH",
+    "REPLAYED_OUTCOMES",
+    "TASKS_FINISHED",
+    "TASKS_RUNNING",
+    "TASK_DURATION",
+]
 
 TASKS_RUNNING = Gauge("interlock_worker_tasks_running", "Tasks running now, by type.", ["type"])
 TASKS_FINISHED = Counter(
@@ -22,4 +28,8 @@ PUBLISH_BATCH = Histogram(
     "interlock_worker_publish_batch_events",
     "Events per publish call of the worker's reporter.",
     buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000),
+)
+REPLAYED_OUTCOMES = Counter(
+    "interlock_worker_replayed_outcomes_total",
+    "Copies of recently finished attempts answered with their outcome instead of a second run.",
 )

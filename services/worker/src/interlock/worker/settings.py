@@ -46,8 +46,12 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     """Queues served; ``""`` is the default queue. Tasks of other queues are skipped.
     Default: ``[""]``."""
     max_in_flight: int = Field(default=100, ge=1)
-    """Most tasks running at once in this worker; as many more may wait fetched.
+    """Most tasks running at once in this worker; fetched tasks wait for free slots
+    (plus :attr:`prefetch`), at most as many.
     Default: 100."""
+    prefetch: int = Field(default=10, ge=0)
+    """Tasks fetched beyond the free slots, so a slot that frees starts the next task
+    without a fetch; at most ``max_in_flight`` wait in all. Default: 10."""
     max_in_flight_per_type: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     """Most tasks of one type running at once, by type; unlisted types are bounded by
     :attr:`max_in_flight` only. Default: none."""
@@ -71,6 +75,11 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     broker; a longer interval re-runs more already reported tasks after a SIGKILL
     (the scheduler drops their duplicate outcomes). Draining and giving partitions up
     always commit. Default: 100 ms."""
+    finished_attempts_memory: int = Field(default=20_000, ge=0)
+    """Outcomes of this many recently finished attempts are kept: a copy of one of them
+    (the scheduler re-sends an attempt it thinks lost, a partition is redelivered) is
+    answered with the outcome again instead of running the task twice. About 1 KB each
+    plus the output. Default: 20000."""
     cancellation_memory_s: int = Field(default=3600, ge=0)
     """Cancellations older than the worker's start minus this are ignored; newer ones
     abort running tasks and skip fetched tasks of the run. Default: 3600 s."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -110,6 +111,7 @@ class EventConsumer(Lifecycle):
         self._idle = asyncio.Event()
         self._idle.set()
         self._committing: asyncio.Task[None] | None = None
+        self._failing_since: float | None = None
 
     @property
     def group_id(self) -> str:
@@ -120,6 +122,18 @@ class EventConsumer(Lifecycle):
     def topics(self) -> Sequence[str]:
         """The subscribed topic names (with prefix), sorted."""
         return tuple(self._topics)
+
+    @property
+    def started(self) -> bool:
+        """Whether the client is connected (between :meth:`start` and :meth:`stop`)."""
+        return self._consumer is not None
+
+    @property
+    def failing(self) -> str | None:
+        """Since when the handler fails on every batch, or ``None`` when it works."""
+        if self._failing_since is None:
+            return None
+        return f"handling fails since {time.monotonic() - self._failing_since:.0f} s"
 
     def assignment(self) -> frozenset[tuple[str, int]]:
         """Return the ``(topic, partition)`` pairs currently assigned to this member."""
@@ -172,6 +186,9 @@ class EventConsumer(Lifecycle):
 
         Raises:
             RuntimeError: When the consumer is not started or already running.
+            aiokafka.errors.KafkaError: The client failed in a way it does not recover
+                from by itself; stop it and start it again
+                (:class:`~interlock.common.kafka.EventConsumerTask` does).
         """
         consumer = self._consumer
         if consumer is None:
@@ -189,13 +206,18 @@ class EventConsumer(Lifecycle):
                         max_records=self._options.kafka_max_batch_size,
                     )
                 except ConsumerStoppedError:
-                    return
+                    if self._stopping.is_set():
+                        return
+                    raise
                 if not batch:
                     continue
                 if await self._process(consumer, batch):
                     failures = 0
+                    self._failing_since = None
                     continue
                 failures += 1
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
                 await self._backoff(failures)
         finally:
             await self._committed()

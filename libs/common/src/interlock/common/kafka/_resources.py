@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +9,9 @@ from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._consumer import EventConsumer, EventHandler
 from interlock.common.kafka._health import check_kafka
 from interlock.common.kafka._publisher import EventPublisher
-from interlock.common.resources import Lifecycle, check_background_task
+from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
+from interlock.common.supervision import SupervisedTask
 from interlock.common.topics import EventType, ensure_topics
 
 __all__ = ["EventConsumerTask", "KafkaBroker"]
@@ -107,6 +106,10 @@ class KafkaBroker(Lifecycle):
 class EventConsumerTask(Lifecycle):
     """Runs an :class:`EventConsumer` in the background while open (a resource).
 
+    The first connection happens when it opens (a broker unreachable at start-up
+    fails the start). Afterwards a crashed consumer is stopped and started again with
+    a new client, with backoff, by a :class:`~interlock.common.supervision.SupervisedTask`.
+
     Args:
         consumer: The consumer to start, run and stop.
         name: Name ``/readyz`` reports. Default: ``"consumer:<group id>"``.
@@ -115,7 +118,8 @@ class EventConsumerTask(Lifecycle):
     def __init__(self, consumer: EventConsumer, *, name: str | None = None) -> None:
         self.name = name or f"consumer:{consumer.group_id}"
         self._consumer = consumer
-        self._task: asyncio.Task[None] | None = None
+        self._task: SupervisedTask | None = None
+        self._closing = False
 
     @property
     def consumer(self) -> EventConsumer:
@@ -124,22 +128,46 @@ class EventConsumerTask(Lifecycle):
 
     async def start(self) -> None:
         """Start the consumer and run it in the background."""
+        self._closing = False
         await self._consumer.start()
-        self._task = asyncio.create_task(self._consumer.run(), name=self.name)
+        self._task = SupervisedTask(self.name, self._consume)
+        await self._task.start()
+
+    async def _consume(self) -> None:
+        if self._closing:
+            return
+        if not self._consumer.started:  # a crash closed the previous client
+            await self._consumer.start()
+        try:
+            await self._consumer.run()
+        except Exception:
+            await self._consumer.stop()
+            raise
 
     async def stop(self) -> None:
         """Stop the consumer, letting the batch in progress finish."""
+        self._closing = True  # a restart due meanwhile must not open a new client
         task, self._task = self._task, None
         await self._consumer.stop()
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await task.stop()
+        await self._consumer.stop()  # in case a restart opened one before the cancel
 
     async def check(self) -> None:
-        """Raise when the consumer loop is not running (it ended or crashed).
+        """Raise when the consumer loop is not running or its handler keeps failing.
 
         Raises:
-            RuntimeError: The loop is not running; a crash is chained as the cause.
+            RuntimeError: The loop is not running (a crash is chained as the cause),
+                or every batch since a while failed.
         """
-        check_background_task(self._task, self.name)
+        if self._task is None:
+            raise RuntimeError(f"{self.name} is not running")
+        await self._task.check()
+        failing = self._consumer.failing
+        if failing is not None:
+            raise RuntimeError(failing)
+
+    def check_alive(self) -> None:
+        """Raise once the consumer crashed beyond repair (``interlock.common.supervision``)."""
+        if self._task is not None:
+            self._task.check_alive()

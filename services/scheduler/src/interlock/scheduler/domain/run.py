@@ -55,6 +55,39 @@ COMPENSATION_PREFIX = "compensate:"
 """Task id prefix of the compensation of a task: ``compensate:<task id>``."""
 
 
+@dataclass(frozen=True)
+class AttemptBounds:
+    """Bounds the scheduler puts on an attempt whose task sets none (issue 22).
+
+    With them no attempt stays ``running`` forever when its outcome was lost (a broker
+    that restarted empty, a worker that vanished), even if the user set no timeout.
+    """
+
+    lost_after_ms: int = 60_000
+    """A running attempt of a task without a heartbeat timeout that sends nothing
+    (no heartbeat, no outcome: workers heartbeat every running task every second)
+    for this long is presumed lost and dispatched again *as the same attempt* (same
+    number, same idempotency key), outside the retry budget. 0: never. Default: 60 s."""
+    start_to_close_ms: int = 86_400_000
+    """Start-to-close timeout of a task that sets none: the attempt fails (retryable,
+    within the retry budget). Bounds an executor that hangs while its worker keeps
+    heartbeating. 0: none. Default: 1 day."""
+
+
+_bounds = AttemptBounds()
+
+
+def configure_attempt_bounds(bounds: AttemptBounds) -> None:
+    """Set the bounds of every run of this process (from the scheduler's settings)."""
+    global _bounds
+    _bounds = bounds
+
+
+def attempt_bounds() -> AttemptBounds:
+    """The bounds in force."""
+    return _bounds
+
+
 class TimerKind(StrEnum):
     """Why a timer exists; one timer per task and kind."""
 
@@ -86,6 +119,11 @@ class Plan:
             depends_on=depends_on,
             final=frozenset(depends_on) - upstream,
         )
+
+
+def _silence_ms(spec: definition_pb2.TaskSpec) -> int:
+    """How long a running attempt may send nothing: its heartbeat timeout, or the bound."""
+    return spec.heartbeat_timeout_ms or _bounds.lost_after_ms
 
 
 class _Outputs(Mapping[str, Any]):
@@ -211,6 +249,9 @@ class RunState:
     transitions: list[Transition] = field(default_factory=list)
     timers_set: dict[tuple[str, TimerKind], Timer] = field(default_factory=dict)
     timers_cleared: set[tuple[str, TimerKind]] = field(default_factory=set)
+    _unsaved_timers: set[tuple[str, TimerKind]] = field(default_factory=set)
+    """Timers set since the run was loaded that had no row before (valid while in
+    :attr:`timers_set`: saving clears that)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     plan: Plan | None = None
@@ -281,13 +322,21 @@ class RunState:
     def _set_timer(self, task: TaskState, kind: TimerKind, due_at: datetime) -> None:
         key = (task.task_id, kind)
         timer = Timer(task.task_id, kind, task.attempt, due_at)
+        if key in self.timers and key not in self.timers_set:
+            self._unsaved_timers.discard(key)  # the row exists: a clear must delete it
+        elif key not in self.timers:
+            self._unsaved_timers.add(key)
         self.timers[key] = timer
         self.timers_set[key] = timer
         self.timers_cleared.discard(key)
 
     def _clear_timer(self, task_id: str, kind: TimerKind) -> None:
         key = (task_id, kind)
-        if self.timers.pop(key, None) is not None:
+        unsaved = key in self._unsaved_timers and key in self.timers_set
+        self._unsaved_timers.discard(key)
+        if self.timers.pop(key, None) is not None and not unsaved:
+            # A timer set and cleared before the run was saved never had a row (an
+            # instant task's silence timer): no DELETE for it.
             self.timers_cleared.add(key)
         self.timers_set.pop(key, None)
 
@@ -445,10 +494,31 @@ class RunState:
             self._set_timer(
                 task, TimerKind.TIMEOUT, task.started_at + timedelta(milliseconds=spec.timeout_ms)
             )
-        if spec.heartbeat_timeout_ms > 0:
-            self._set_timer(
-                task, TimerKind.HEARTBEAT, now + timedelta(milliseconds=spec.heartbeat_timeout_ms)
-            )
+        self._arm_silence_timer(task, spec, now)
+
+    def _arm_silence_timer(
+        self, task: TaskState, spec: definition_pb2.TaskSpec, now: datetime
+    ) -> None:
+        """Set the timer that fires when the attempt is silent too long, or runs too long.
+
+        One timer row per running attempt carries both bounds: the heartbeat timeout (or
+        :attr:`AttemptBounds.lost_after_ms`) and, for a task without a start-to-close
+        timeout of its own, :attr:`AttemptBounds.start_to_close_ms`.
+        """
+        due: list[datetime] = []
+        silence_ms = _silence_ms(spec)
+        if silence_ms > 0:
+            due.append(now + timedelta(milliseconds=silence_ms))
+        default_close = self._default_close_at(task, spec)
+        if default_close is not None:
+            due.append(default_close)
+        if due:
+            self._set_timer(task, TimerKind.HEARTBEAT, min(due))
+
+    def _default_close_at(self, task: TaskState, spec: definition_pb2.TaskSpec) -> datetime | None:
+        if spec.timeout_ms > 0 or _bounds.start_to_close_ms <= 0 or task.started_at is None:
+            return None
+        return task.started_at + timedelta(milliseconds=_bounds.start_to_close_ms)
 
     def task_started(self, task_id: str, attempt: int, worker_id: str, now: datetime) -> None:
         """A worker picked the attempt up."""
@@ -467,10 +537,16 @@ class RunState:
             self._mark_running(task, now, None)
             return
         spec = self.specs[task_id]
-        if spec.heartbeat_timeout_ms > 0:
-            self._set_timer(
-                task, TimerKind.HEARTBEAT, now + timedelta(milliseconds=spec.heartbeat_timeout_ms)
-            )
+        silence_ms = _silence_ms(spec)
+        if silence_ms <= 0:
+            return
+        timer = self.timers.get((task_id, TimerKind.HEARTBEAT))
+        half = timedelta(milliseconds=silence_ms / 2)
+        if timer is not None and timer.attempt == attempt and timer.due_at - now > half:
+            # Far enough away still: pushing it at every heartbeat (one a second per
+            # running task) would write a timer row each time.
+            return
+        self._arm_silence_timer(task, spec, now)
 
     def task_completed(
         self,
@@ -629,9 +705,34 @@ class RunState:
             # its times and output. The scheduler ignores it when it comes back.
             self._emit(topics.TASK_COMPLETED, self._delay_completed(task, output), now)
             self._succeed(task, output, now)
-        elif kind in (TimerKind.TIMEOUT, TimerKind.HEARTBEAT) and task.status is TaskStatus.RUNNING:
-            name = "StartToCloseTimeout" if kind is TimerKind.TIMEOUT else "HeartbeatTimeout"
-            self._fail(task, ErrorInfo(name, f"attempt {task.attempt} timed out", True), now)
+        elif kind is TimerKind.HEARTBEAT and task.status is TaskStatus.RUNNING:
+            spec = self.specs[task.task_id]
+            message = f"attempt {task.attempt} timed out"
+            close_at = self._default_close_at(task, spec)
+            if close_at is not None and close_at <= now:
+                self._fail(task, ErrorInfo("StartToCloseTimeout", message, True), now)
+            elif spec.heartbeat_timeout_ms > 0:
+                self._fail(task, ErrorInfo("HeartbeatTimeout", message, True), now)
+            else:
+                self._redispatch(task, now)
+        elif kind is TimerKind.TIMEOUT and task.status is TaskStatus.RUNNING:
+            message = f"attempt {task.attempt} timed out"
+            self._fail(task, ErrorInfo("StartToCloseTimeout", message, True), now)
+
+    def _redispatch(self, task: TaskState, now: datetime) -> None:
+        """The attempt went silent: its worker vanished or its outcome was lost.
+
+        Not the task's failure, so not counted against its retries: the same attempt
+        (same number and idempotency key) goes back to the queue, at least once.
+        """
+        self._move(task, TaskStatus.SCHEDULED, now)
+        self._clear_timer(task.task_id, TimerKind.TIMEOUT)
+        task.started_at = None
+        task.worker_id = ""
+        task.scheduled_at = now
+        self._emit(
+            topics.TASK_SCHEDULED, self._scheduled_payload(task, self.specs[task.task_id]), now
+        )
 
     def _delay_completed(self, task: TaskState, output_json: bytes) -> task_pb2.TaskCompleted:
         completed = task_pb2.TaskCompleted(

@@ -28,7 +28,9 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     # A result before task.started is recorded as scheduled → running → result; a task
     # whose params cannot be rendered fails while scheduled.
     _T.SCHEDULED: frozenset({_T.RUNNING, _T.FAILED, _T.CANCELLED, _T.SKIPPED}),
-    _T.RUNNING: frozenset({_T.SUCCEEDED, _T.FAILED, _T.CANCELLED}),
+    # A running attempt that went silent (its worker vanished, its outcome was lost)
+    # goes back to the queue as the same attempt.
+    _T.RUNNING: frozenset({_T.SCHEDULED, _T.SUCCEEDED, _T.FAILED, _T.CANCELLED}),
     _T.FAILED: frozenset({_T.RETRYING, _T.DEAD_LETTERED}),
     _T.RETRYING: frozenset({_T.SCHEDULED, _T.CANCELLED}),
     # Replay of a dead letter and the run's retry control schedule a new attempt.

@@ -6,8 +6,10 @@ Flow of one attempt::
         ─► task.started ─► executor ─► task.completed | task.failed
         ─► published ─► offset done ─► committed
 
-- Backpressure: at most ``max_in_flight`` tasks run and as many more wait fetched;
-  a full worker stops calling ``getmany``, and no partition may hold more than its
+- Backpressure: at most ``max_in_flight`` tasks run; fetched tasks wait only for the
+  free slots plus ``prefetch`` (at most ``max_in_flight``), so a busy worker leaves
+  queued tasks to workers with room; a full worker stops calling ``getmany``, and no
+  partition may hold more than its
   share of the waiting tasks. Partitions are read in turn and waiting tasks start in
   round-robin order across partitions.
 - At-least-once: a partition's offset is committed only up to its oldest record
@@ -20,6 +22,10 @@ Flow of one attempt::
   events of instantaneous tasks, for this worker and for every consumer.
 - A per-instance consumer of ``workflow.cancelled`` aborts running tasks of a
   cancelled run and skips its fetched ones.
+- A copy of an attempt finished lately (re-sent by the scheduler, or redelivered)
+  gets its outcome again, not a second run (``_finished.py``).
+- A background loop that dies while the worker runs asks for a process restart
+  (``/healthz`` fails), since nothing in-process can bring it back.
 - Closing drains: stop fetching, let running tasks finish within
   ``drain_timeout_ms``, report the rest as failed (retryable), commit, leave.
 
@@ -28,6 +34,7 @@ The roles, one module each (as aiokafka splits its consumer)::
     _worker.py        Worker: wires the roles, opens them, drains them
     _backlog.py       Backlog: attempts waiting (per partition), running, unreported
     _fetcher.py       Fetcher: getmany, fair across partitions, only while there is room
+    _finished.py      FinishedAttempts: outcomes of the attempts finished lately
     _dispatcher.py    Dispatcher: start attempts as slots free up, run, release, abort
     _execution.py     execute(): params in, executor, timeout, JSON output out
     _reports.py       AttemptReports: task.started / outcome / log events, metrics

@@ -27,7 +27,7 @@ Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 
 class Fetcher:
-    """Fills the backlog from the consumer while it holds fewer than ``max_in_flight``.
+    """Fills the backlog from the consumer while there are free slots (plus a prefetch).
 
     Not calling ``getmany`` is the backpressure: a full worker waits until
     :meth:`room_made`.
@@ -36,7 +36,9 @@ class Fetcher:
         backlog: Where fetched attempts wait.
         committer: Tracks every fetched record's offset.
         queues: The task queues this worker serves (others' tasks are skipped).
-        max_in_flight: Most attempts waiting at once (and each partition's share).
+        max_in_flight: Most attempts running, and most waiting, at once.
+        prefetch: Attempts fetched beyond the free slots.
+        answer_copy: Answers a copy of an attempt finished lately (whether it was one).
         poll_timeout_ms: Longest wait of a fetch for new records.
         on_fetched: Called after new attempts were queued (starts them).
     """
@@ -48,9 +50,13 @@ class Fetcher:
         *,
         queues: Collection[str],
         max_in_flight: int,
+        prefetch: int,
         poll_timeout_ms: int,
         on_fetched: Callable[[], None],
+        answer_copy: Callable[[Attempt], bool],
     ) -> None:
+        self._prefetch = prefetch
+        self._answer_copy = answer_copy
         self._backlog = backlog
         self._committer = committer
         self._queues = frozenset(queues)
@@ -71,10 +77,9 @@ class Fetcher:
 
     async def run(self, consumer: AIOKafkaConsumer) -> None:
         """Fetch until stopped or cancelled."""
-        limit = self._max_in_flight
         while not self._stopping:
             self._capacity.clear()
-            room = limit - self._backlog.waiting
+            room = self._room()
             try:
                 if room <= 0:
                     await self._wait_for_room(consumer)
@@ -90,6 +95,15 @@ class Fetcher:
                 self._on_fetched()
             elif batch is None:
                 await self._wait_for_room(consumer)
+
+    def _room(self) -> int:
+        """How many more tasks to fetch: free slots plus ``prefetch``, less those waiting.
+
+        Fetching follows free capacity: a busy worker leaves the queue's tasks to the
+        workers that have room instead of holding them while its slots are taken.
+        """
+        free = self._max_in_flight - len(self._backlog.running)
+        return min(self._max_in_flight, free + self._prefetch) - self._backlog.waiting
 
     async def _fetch_fairly(self, consumer: AIOKafkaConsumer, room: int) -> Batch | None:
         """Take up to ``room`` records, each partition at most its share of waiting tasks.
@@ -153,6 +167,8 @@ class Fetcher:
                 attempt = self._decode(tp, record)
                 if attempt is None:
                     self._committer.skipped(offsets, record.offset)
+                    continue
+                if attempt.key not in backlog.active and self._answer_copy(attempt):
                     continue
                 backlog.add(tp, record.offset, attempt)
 

@@ -9,10 +9,18 @@ from interlock.common import topics
 from interlock.common.events import Event
 from interlock.worker.attempts import Attempt, AttemptEvents
 from interlock.worker.domain.failures import classify
-from interlock.worker.errors import ExecutorUnavailable, InvalidParams, TaskAborted, TaskCancelled
+from interlock.worker.errors import (
+    ExecutorUnavailable,
+    InvalidParams,
+    TaskAborted,
+    TaskCancelled,
+    WorkerShutdown,
+)
+from interlock.worker.metrics import REPLAYED_OUTCOMES
 from interlock.worker.reporter import Reporter
 from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._commits import OffsetCommitter
+from interlock.worker.runtime._finished import FinishedAttempts
 from interlock.worker.runtime._metrics import MetricsByType
 
 _log = logging.getLogger(__name__)
@@ -32,6 +40,7 @@ class AttemptReports:
         committer: Told when an outcome is published (its records may be committed).
         metrics: Per task type series.
         backlog: The attempts held (only running ones are announced).
+        finished: Remembers each outcome, to answer copies of the attempt.
     """
 
     def __init__(
@@ -41,7 +50,9 @@ class AttemptReports:
         reporter: Reporter,
         committer: OffsetCommitter,
         metrics: MetricsByType,
+        finished: FinishedAttempts,
     ) -> None:
+        self._finished = finished
         self._events = events
         self._reporter = reporter
         self._committer = committer
@@ -105,6 +116,22 @@ class AttemptReports:
         metrics.finished(result).inc()
         if attempt.started_at is not None:
             metrics.duration.observe((outcome.time - attempt.started_at).total_seconds())
+        if not isinstance(attempt.abort, WorkerShutdown):  # else another worker runs it
+            self._finished.remember(attempt.key, outcome)
         offsets = attempt.offsets
         committer = self._committer
         self._reporter.emit([outcome], on_published=lambda: committer.published(offsets))
+
+    def answer_copy(self, attempt: Attempt) -> bool:
+        """Send the outcome again if ``attempt`` finished here lately; whether it did.
+
+        Its record is committable once the outcome is published, as the first one's was.
+        """
+        outcome = self._finished.get(attempt.key)
+        if outcome is None:
+            return False
+        REPLAYED_OUTCOMES.inc()
+        offsets = attempt.offsets
+        committer = self._committer
+        self._reporter.emit([outcome], on_published=lambda: committer.published(offsets))
+        return True

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from interlock.common import topics
 from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
+from interlock.common.supervision import request_process_restart
 from interlock.worker.attempts import AttemptEvents
 from interlock.worker.context import ArtifactStoreFactory
 from interlock.worker.domain.slots import Slots
@@ -25,6 +26,7 @@ from interlock.worker.runtime._cancellation import Cancellations
 from interlock.worker.runtime._commits import OffsetCommitter
 from interlock.worker.runtime._dispatcher import Dispatcher
 from interlock.worker.runtime._fetcher import Fetcher
+from interlock.worker.runtime._finished import FinishedAttempts
 from interlock.worker.runtime._heartbeats import send_heartbeats
 from interlock.worker.runtime._metrics import MetricsByType
 from interlock.worker.runtime._rebalance import RebalanceListener
@@ -82,15 +84,22 @@ class Worker:
         )
         metrics = MetricsByType(self._executors)
         reports = AttemptReports(
-            self._backlog, self._events, self._reporter, self._committer, metrics
+            self._backlog,
+            self._events,
+            self._reporter,
+            self._committer,
+            metrics,
+            FinishedAttempts(settings.finished_attempts_memory),
         )
         self._fetcher = Fetcher(
             self._backlog,
             self._committer,
             queues=settings.worker_queues,
             max_in_flight=settings.max_in_flight,
+            prefetch=settings.prefetch,
             poll_timeout_ms=settings.poll_timeout_ms,
             on_fetched=lambda: self._dispatcher.dispatch(),
+            answer_copy=reports.answer_copy,
         )
         self._cancellations = Cancellations(
             settings,
@@ -111,6 +120,7 @@ class Worker:
             artifacts=artifacts,
         )
         self._background: list[asyncio.Task[None]] = []
+        self._draining = False
 
     @property
     def worker_id(self) -> str:
@@ -162,6 +172,8 @@ class Worker:
             ),
             asyncio.create_task(self._cancellations.consumer.run(), name="worker-cancellations"),
         ]
+        for task in self._background:
+            task.add_done_callback(self._loop_ended)
         _log.info(
             "worker started",
             extra={
@@ -191,10 +203,29 @@ class Worker:
         if not self._reporter.running:
             raise RuntimeError("the worker's reporter stopped")
 
+    def check_alive(self) -> None:
+        """Raise when a background loop ended while running: only a new process helps.
+
+        The loops retry what they expect to fail (fetching, committing and publishing
+        recover when the broker is back); one that crashed anyway has already asked
+        for a process restart (:func:`interlock.common.supervision.request_process_restart`).
+        """
+        for task in self._background:
+            if task.done() and not self._draining:
+                raise RuntimeError(f"{task.get_name()} stopped")
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if self._draining:
+            return
+        error = None if task.cancelled() else task.exception()
+        _log.critical("a worker loop stopped", exc_info=error, extra={"loop": task.get_name()})
+        request_process_restart(f"{task.get_name()} stopped: {error!r}")
+
     async def drain(self) -> None:
         """Stop fetching, let running tasks finish in time, report the rest, commit, leave."""
         if self._consumer is None:
             return
+        self._draining = True
         self._fetcher.stop()
         self._dispatcher.stop()
         fetch, commit, heartbeat, cancellations = self._background

@@ -1,0 +1,51 @@
+"""The reconciler's cut-off: queued tasks are not lost tasks."""
+
+from datetime import UTC, datetime, timedelta
+
+from interlock.scheduler.domain.queue import QueueProgress
+
+T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+AFTER = timedelta(seconds=30)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_nothing_is_lost_before_anything_was_seen_for_a_while() -> None:
+    progress = QueueProgress(T0)
+    assert progress.lost_before(at(10), AFTER) is None
+    assert progress.lost_before(at(30), AFTER) == at(0)
+
+
+def test_a_backlog_drained_in_order_is_never_lost_however_long_it_waits() -> None:
+    progress = QueueProgress(T0)
+    # 10,000 tasks dispatched in the first second; workers pick them up in order for
+    # minutes, each pick-up dispatched no later than the ones still waiting + 30 s.
+    for second in range(1, 300):
+        progress.picked_up(at(second / 300), at(second))
+        cutoff = progress.lost_before(at(second), AFTER)
+        assert cutoff is not None and cutoff < at(0)
+
+
+def test_a_task_overtaken_by_work_dispatched_later_is_lost() -> None:
+    progress = QueueProgress(T0)
+    progress.picked_up(at(45), at(50))
+    assert progress.lost_before(at(50), AFTER) == at(15)
+
+
+def test_heartbeats_mean_busy_workers_not_a_lost_queue() -> None:
+    progress = QueueProgress(T0)
+    for second in range(0, 120, 5):
+        progress.busy(at(second))
+        assert progress.lost_before(at(second), AFTER) is None
+    assert progress.lost_before(at(150), AFTER) == at(120)
+
+
+def test_a_queue_that_only_heartbeats_is_stalled_after_ten_times_the_bound() -> None:
+    progress = QueueProgress(T0)
+    for second in range(0, 300, 5):
+        progress.busy(at(second))
+        assert progress.lost_before(at(second), AFTER) is None
+    progress.busy(at(300))
+    assert progress.lost_before(at(300), AFTER) == at(270)
