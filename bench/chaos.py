@@ -79,6 +79,8 @@ class Row:
     double_completions: int = 0
     dead_letters: int = 0
     error: str | None = None
+    unfinished: dict[str, str] = field(default_factory=dict)
+    """Runs not succeeded at the end (at most 20): id -> last status seen."""
     invariants: dict[str, bool] = field(default_factory=dict)
 
     def check(self, bound_s: float) -> None:
@@ -318,6 +320,15 @@ async def one_fault(
     row.succeeded = sum(1 for status in statuses.values() if status == "succeeded")
     row.failed = sum(1 for status in statuses.values() if status in ("failed", "cancelled"))
     row.not_final = runs - row.succeeded - row.failed
+    row.unfinished = dict(
+        list(
+            {
+                run.run_id: statuses.get(run.run_id, "unseen")
+                for run in started
+                if statuses.get(run.run_id) != "succeeded"
+            }.items()
+        )[:20]
+    )
     row.double_completions, row.dead_letters = await platform.scheduler_facts(
         [run.run_id for run in started]
     )
