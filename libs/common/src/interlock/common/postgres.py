@@ -51,6 +51,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 10.0
+"""How long closing a pool waits for its connections to come back before terminating
+them."""
+
 HISTORY_TABLE = "interlock_migrations"
 """Table recording applied migrations."""
 
@@ -434,10 +438,20 @@ class PostgresDatabase(Lifecycle):
         self._pool = pool
 
     async def stop(self) -> None:
-        """Close the pool. Safe to call more than once."""
+        """Close the pool. Safe to call more than once.
+
+        A clean close waits for every connection to come back; one that never does
+        (a task cancelled while it released its connection) would hold shut-down for
+        ever, so after :data:`CLOSE_TIMEOUT_S` the pool's connections are terminated.
+        """
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            _log.warning("the pool did not close in time; terminating its connections")
+            pool.terminate()
 
     async def check(self) -> None:
         """Raise unless the database answers (see :func:`check_postgres`)."""
