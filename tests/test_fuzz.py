@@ -279,5 +279,5 @@ def _keep_tasks_on_this_machine(body: Any) -> None:
         return
     for task in body["tasks"]:
         for part in (task, task.get("compensate") if isinstance(task, dict) else None):
-            if isinstance(part, dict) and part.get("type") in NETWORK_TASK_TYPES:
+            if isinstance(part, dict) and str(part.get("type")) in NETWORK_TASK_TYPES:
                 part["type"] = "noop"
