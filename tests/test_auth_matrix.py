@@ -226,7 +226,8 @@ def platform() -> Iterator[Platform]:
         secrets = StackSecrets.load_or_create(stack.secrets_file)[0]
         yield Platform(stack, secrets, _credentials(stack, secrets))
     finally:
-        _cli(env, "down")
+        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
+        _cli(env, "clean")
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
