@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from types import TracebackType
 from typing import Any, Literal
 
 import uvicorn
@@ -336,15 +337,43 @@ def _liveness_endpoint(resources: Sequence[Resource]) -> Callable[[], Awaitable[
     return alive
 
 
+RESOURCE_CLOSE_TIMEOUT_S = 30.0
+"""How long shut-down waits for one resource to close before it logs and goes on."""
+
+
 def _lifespan(resources: Sequence[Resource]) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             for resource in resources:
-                await stack.enter_async_context(resource)
+                await resource.__aenter__()
+                stack.push_async_exit(_bounded_close(resource))
             yield
 
     return lifespan
+
+
+def _bounded_close(resource: Resource) -> Callable[..., Awaitable[bool]]:
+    """``resource``'s exit, given up after :data:`RESOURCE_CLOSE_TIMEOUT_S`.
+
+    A resource that never finishes closing (a connection never handed back, a task
+    that ignores its cancellation) must not hold the process's exit for ever.
+    """
+
+    async def close(
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        try:
+            await asyncio.wait_for(
+                resource.__aexit__(exc_type, exc, traceback), RESOURCE_CLOSE_TIMEOUT_S
+            )
+        except TimeoutError:
+            logger.error("a resource did not close in time", extra={"resource": resource.name})
+        return False
+
+    return close
 
 
 def _readiness_endpoint(
