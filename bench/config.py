@@ -60,6 +60,10 @@ class BenchConfig:
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
     systems: tuple[str, ...] = ("interlock", "temporal")
     """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both."""
+    temporal_setups: tuple[str, ...] = ("tuned", "default")
+    """``BENCH_TEMPORAL_SETUPS`` (comma-separated names from ``bench.temporal_side.SETUPS``):
+    the configurations of Temporal measured, each on a fresh dev server; ratios are against
+    the best of them. Default: ``tuned,default``."""
     interlock_gateway: str | None = None
     """``BENCH_INTERLOCK_GATEWAY``: measure this running stack instead of starting fresh
     ones (then the broker is not fresh per workload). Default: start our own."""
@@ -83,6 +87,11 @@ class BenchConfig:
         unknown = set(systems) - {"interlock", "temporal"}
         if unknown:
             raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
+        setups = tuple(
+            name.strip()
+            for name in (environ.get("BENCH_TEMPORAL_SETUPS") or "tuned,default").split(",")
+            if name.strip()
+        )
         return cls(
             scale=scale,
             window=int(environ.get("BENCH_WINDOW") or "100"),
@@ -96,6 +105,7 @@ class BenchConfig:
             backlog_runs=int(environ.get("BENCH_BACKLOG_RUNS") or max(100, round(1000 * scale))),
             worker_slots=int(environ.get("BENCH_WORKER_SLOTS") or "100"),
             systems=systems,
+            temporal_setups=setups,
             interlock_gateway=environ.get("BENCH_INTERLOCK_GATEWAY") or None,
             interlock_data_dir=environ.get("BENCH_INTERLOCK_DATA_DIR") or None,
         )

@@ -15,8 +15,6 @@ import matplotlib.pyplot as plt
 from rich.console import Console
 from rich.table import Table
 
-SYSTEMS = ("interlock", "temporal")
-
 
 def write_json(result: Mapping[str, Any], path: Path) -> None:
     """Write ``result`` as indented JSON (parent folders created)."""
@@ -30,15 +28,16 @@ def plot_throughput(
     """Tasks/s over time of both systems, one panel per throughput workload.
 
     Args:
-        timelines: ``{system: {workload: [(seconds, tasks/s), ...]}}``.
+        timelines: ``{system: {workload: [(seconds, tasks/s), ...]}}``; a system is
+            ``interlock`` or ``temporal/<setup>``.
         path: The PNG to write.
     """
     workloads = ("sequential", "fanout")
     titles = {"sequential": "(a) sequential 3 no-ops", "fanout": "(b) fan-out 1 → 10 → 1"}
     figure, axes = plt.subplots(1, len(workloads), figsize=(12, 4.5), constrained_layout=True)
     for axis, workload in zip(axes, workloads, strict=True):
-        for system in SYSTEMS:
-            points = timelines.get(system, {}).get(workload) or []
+        for system, workloads_of_system in timelines.items():
+            points = workloads_of_system.get(workload) or []
             if points:
                 xs, ys = zip(*points, strict=True)
                 axis.plot(xs, ys, label=system, drawstyle="steps-post")
@@ -56,8 +55,7 @@ def plot_throughput(
     plt.close(figure)
 
 
-def _value(result: Mapping[str, Any], system: str, *keys: str) -> Any:
-    node: Any = result.get(system)
+def _value(node: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(node, Mapping):
             return None
@@ -75,84 +73,113 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _status(result: Mapping[str, Any], system: str) -> str:
-    error = _value(result, system, "error")
+def _status(side: Any) -> str:
+    error = _value(side, "error")
     return f"[red]not run: {error}[/red]" if error else "[green]measured[/green]"
 
 
+THROUGHPUT_ROWS = (
+    ("runs_per_s", "runs/s"),
+    ("tasks_per_s", "tasks/s"),
+    ("p50_ms", "latency p50 ms"),
+    ("p95_ms", "latency p95 ms"),
+    ("p99_ms", "latency p99 ms"),
+    ("cpu_s_per_1000_tasks", "CPU s / 1,000 tasks"),
+    ("runs", "runs completed"),
+)
+COMPARED: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("(a) sequential", "sequential", THROUGHPUT_ROWS),
+    ("(b) fan-out", "fanout", THROUGHPUT_ROWS),
+    (
+        "(c) 5 s timers",
+        "timers",
+        (
+            ("lateness_p50_ms", "lateness p50 ms"),
+            ("lateness_p95_ms", "lateness p95 ms"),
+            ("lateness_p99_ms", "lateness p99 ms"),
+            ("fired", "fired"),
+        ),
+    ),
+    (
+        "(e) run starts",
+        "starts",
+        (("starts_per_s", "starts/s"), ("p50_ms", "start p50 ms"), ("p99_ms", "start p99 ms")),
+    ),
+    (
+        "(f) lone 3-task run",
+        "lone_run",
+        (
+            ("p50_ms", "run p50 ms"),
+            ("p99_ms", "run p99 ms"),
+            ("client_p50_ms", "seen by client p50 ms"),
+        ),
+    ),
+)
+"""Workloads measured on both systems: (title, key, rows)."""
+INTERLOCK_ONLY: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "(d) failure mix",
+        "failure_mix",
+        tuple(
+            (key, key.replace("_", " "))
+            for key in (
+                "runs",
+                "flaky_runs",
+                "succeeded",
+                "dead_lettered",
+                "expected_dead_lettered",
+                "lost",
+                "matches_expectation",
+            )
+        ),
+    ),
+    (
+        "(g) backlog 2 x sleep 3s",
+        "backlog",
+        (
+            ("runs", "runs started at once"),
+            ("succeeded", "runs succeeded"),
+            ("ideal_drain_s", "ideal drain s"),
+            ("drain_s", "drain s"),
+            ("drain_vs_ideal", "drain / ideal"),
+            ("executions", "sleeps executed"),
+            ("duplicates", "duplicate executions"),
+        ),
+    ),
+)
+"""Workloads with no Temporal counterpart."""
+RATIO_KEYS = {"sequential": "tasks_per_s", "fanout": "tasks_per_s", "starts": "starts_per_s"}
+"""The row of each workload that carries the headline ratio."""
+
+
 def render_table(result: Mapping[str, Any], console: Console) -> None:
-    """Print the figures of both systems side by side, with Interlock / Temporal."""
+    """Print Interlock beside every Temporal setup measured, with Interlock / best Temporal."""
+    setups: Mapping[str, Any] = result.get("temporal") or {}
     table = Table(title="make bench — Interlock vs Temporal (same machine, same run)")
     table.add_column("workload")
     table.add_column("figure")
     table.add_column("Interlock", justify="right")
-    table.add_column("Temporal", justify="right")
-    table.add_column("Interlock / Temporal", justify="right")
-    throughput_rows = (
-        ("runs_per_s", "runs/s"),
-        ("tasks_per_s", "tasks/s"),
-        ("p50_ms", "latency p50 ms"),
-        ("p95_ms", "latency p95 ms"),
-        ("p99_ms", "latency p99 ms"),
-        ("cpu_s_per_1000_tasks", "CPU s / 1,000 tasks"),
-        ("runs", "runs completed"),
-    )
-    for workload, title in (("sequential", "(a) sequential"), ("fanout", "(b) fan-out")):
-        for key, label in throughput_rows:
-            ours, theirs = (_value(result, s, workload, key) for s in SYSTEMS)
-            ratio = _value(result, "ratio", workload) if key == "tasks_per_s" else None
-            table.add_row(title, label, _fmt(ours), _fmt(theirs), _fmt(ratio))
-        for system in SYSTEMS:
-            error = _value(result, system, workload, "error")
-            if error:
-                table.add_row(title, f"{system} error", str(error)[:60], "", "")
-        table.add_section()
-    for key in ("lateness_p50_ms", "lateness_p95_ms", "lateness_p99_ms", "fired"):
-        label = key.replace("lateness_", "lateness ").replace("_ms", " ms")
-        table.add_row(
-            "(c) 5 s timers", label, *(_fmt(_value(result, s, "timers", key)) for s in SYSTEMS), ""
-        )
-    table.add_section()
-    mix = ("runs", "flaky_runs", "succeeded", "dead_lettered", "expected_dead_lettered", "lost")
-    for key in (*mix, "matches_expectation"):
-        value = _value(result, "interlock", "failure_mix", key)
-        table.add_row("(d) failure mix", key.replace("_", " "), _fmt(value), "n/a", "")
-    table.add_section()
-    interlock_only: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
-        (
-            "(e) run starts",
-            "starts",
-            (("starts_per_s", "starts/s"), ("p50_ms", "start p50 ms"), ("p99_ms", "start p99 ms")),
-        ),
-        (
-            "(f) lone 3-task run",
-            "lone_run",
-            (
-                ("p50_ms", "run p50 ms"),
-                ("p99_ms", "run p99 ms"),
-                ("client_p50_ms", "seen by client p50 ms"),
-            ),
-        ),
-    )
-    interlock_only += (
-        (
-            "(g) backlog 2 x sleep 3s",
-            "backlog",
-            (
-                ("runs", "runs started at once"),
-                ("succeeded", "runs succeeded"),
-                ("ideal_drain_s", "ideal drain s"),
-                ("drain_s", "drain s"),
-                ("drain_vs_ideal", "drain / ideal"),
-                ("executions", "sleeps executed"),
-                ("duplicates", "duplicate executions"),
-            ),
-        ),
-    )
-    for title, workload, rows in interlock_only:
+    for name in setups:
+        table.add_column(f"Temporal {name}", justify="right")
+    table.add_column("Interlock / best Temporal", justify="right")
+    sides = [result.get("interlock"), *setups.values()]
+    for title, workload, rows in COMPARED:
         for key, label in rows:
-            value = _value(result, "interlock", workload, key)
-            table.add_row(title, label, _fmt(value), "n/a", "")
+            ratio = None
+            if RATIO_KEYS.get(workload) == key:
+                basis = _value(result, "ratio_basis", workload)
+                ratio = f"{_fmt(_value(result, 'ratio', workload))} (vs {basis or '—'})"
+            values = [_fmt(_value(side, workload, key)) for side in sides]
+            table.add_row(title, label, *values, ratio or "")
+        for side in sides:
+            error = _value(side, workload, "error")
+            if error:
+                table.add_row(title, "error", str(error)[:60], *([""] * len(setups)), "")
         table.add_section()
-    table.add_row("", "status", _status(result, "interlock"), _status(result, "temporal"), "")
+    for title, workload, rows in INTERLOCK_ONLY:
+        for key, label in rows:
+            value = _fmt(_value(result, "interlock", workload, key))
+            table.add_row(title, label, value, *(["n/a"] * len(setups)), "")
+        table.add_section()
+    table.add_row("", "status", *(_status(side) for side in sides), "")
     console.print(table)

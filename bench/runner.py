@@ -7,6 +7,7 @@ other side still runs; the exit code is non-zero only when no system was measure
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import platform
 import subprocess
@@ -100,9 +101,13 @@ def _run_auth_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]
 
 
 async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
-    """Measure the configured systems; return the report (timelines under ``timelines``)."""
+    """Measure the configured systems; return the report (timelines under ``timelines``).
+
+    ``temporal`` holds one entry per Temporal setup measured (``{setup: figures}``); the
+    ratios divide Interlock's figure by the best setup's, named in ``ratio_basis``.
+    """
     from bench.interlock_side import measure_interlock
-    from bench.temporal_side import measure_temporal
+    from bench.temporal_side import SETUPS, measure_temporal
 
     result: dict[str, Any] = {
         "meta": {
@@ -114,7 +119,7 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
             "load_average_1m_before": round(os.getloadavg()[0], 2),
         },
         "interlock": {"error": "not measured (BENCH_SYSTEMS)"},
-        "temporal": {"error": "not measured (BENCH_SYSTEMS)"},
+        "temporal": {},
     }
     began = time.monotonic()
     with ProgressBoard(console) as board:
@@ -123,27 +128,40 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
                 "interlock", lambda: measure_interlock(config, board), board
             )
         if "temporal" in config.systems:
-            result["temporal"] = await _guarded(
-                "temporal", lambda: measure_temporal(config, board), board
-            )
+            for name in config.temporal_setups:
+                measure = functools.partial(measure_temporal, config, board, SETUPS[name])
+                result["temporal"][name] = await _guarded(f"temporal/{name}", measure, board)
     result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
     # Others' work on a shared machine skews every figure: say how busy it was.
     result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
-    result["ratio"] = {
-        workload: _round(
-            stats.ratio(
-                _tasks_per_s(result["interlock"], workload),
-                _tasks_per_s(result["temporal"], workload),
-            )
+    result["ratio"], result["ratio_basis"] = {}, {}
+    for workload, key in RATIOS:
+        best = _best_setup(result["temporal"], workload, key)
+        theirs = _figure(result["temporal"].get(best, {}), workload, key) if best else None
+        result["ratio"][workload] = _round(
+            stats.ratio(_figure(result["interlock"], workload, key), theirs)
         )
-        for workload in ("sequential", "fanout")
-    }
+        result["ratio_basis"][workload] = best
     return result
 
 
-def _tasks_per_s(side: dict[str, Any], workload: str) -> float | None:
+RATIOS = (("sequential", "tasks_per_s"), ("fanout", "tasks_per_s"), ("starts", "starts_per_s"))
+"""The rate each headline ratio compares, per workload."""
+
+
+def _best_setup(setups: dict[str, Any], workload: str, key: str) -> str | None:
+    """The Temporal setup with the highest ``key`` on ``workload``: the fair anchor."""
+    measured = {
+        name: value
+        for name, figures in setups.items()
+        if (value := _figure(figures, workload, key)) is not None
+    }
+    return max(measured, key=lambda name: measured[name]) if measured else None
+
+
+def _figure(side: dict[str, Any], workload: str, key: str) -> float | None:
     figures = side.get(workload)
-    value = figures.get("tasks_per_s") if isinstance(figures, dict) else None
+    value = figures.get(key) if isinstance(figures, dict) else None
     return value if isinstance(value, int | float) else None
 
 
@@ -161,10 +179,14 @@ def main() -> int:
         f"{config.timer_runs} timer runs, {config.start_runs} starts, "
         f"{config.failure_runs} failure-mix runs"
     )
+    unknown = [name for name in config.temporal_setups if name not in _setup_names()]
+    if unknown:
+        console.print(f"BENCH_TEMPORAL_SETUPS names unknown setups: {', '.join(unknown)}")
+        return 2
     result = asyncio.run(run(config, console))
-    timelines = {
-        system: result[system].pop("timelines", {}) for system in ("interlock", "temporal")
-    }
+    timelines = {"interlock": result["interlock"].pop("timelines", {})}
+    for name, figures in result["temporal"].items():
+        timelines[f"temporal/{name}"] = figures.pop("timelines", {})
     auth = _run_auth_benchmark(config, console)
     if auth is not None:
         result["auth"] = auth
@@ -174,5 +196,11 @@ def main() -> int:
     plot_throughput(timelines, plot_path)
     render_table(result, console)
     console.print(f"wrote {json_path} and {plot_path}")
-    measured = [s for s in ("interlock", "temporal") if "error" not in result[s]]
-    return 0 if measured else 1
+    sides = [result["interlock"], *result["temporal"].values()]
+    return 0 if any("error" not in side for side in sides) else 1
+
+
+def _setup_names() -> set[str]:
+    from bench.temporal_side import SETUPS
+
+    return set(SETUPS)

