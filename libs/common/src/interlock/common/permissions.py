@@ -186,6 +186,7 @@ PERMISSIONS: tuple[Rule, ...] = (
         "PUT /api/v1/workflows/{name}",
         "DELETE /api/v1/workflows/{name}",
         "POST /api/v1/workflows/{name}/runs",
+        "POST /api/v1/workflows/{name}/runs:batch",
     ),
     *_rules(
         "workflow",

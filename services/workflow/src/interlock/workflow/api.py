@@ -16,7 +16,13 @@ from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
 from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from interlock.common.problems import GATEWAY_PROBLEMS, Problem, problem_responses
+from interlock.common.problems import (
+    GATEWAY_PROBLEMS,
+    Problem,
+    ProblemDetails,
+    problem_for,
+    problem_responses,
+)
 from interlock.workflow import store
 from interlock.workflow.domain import (
     DEFINITION_SCHEMA,
@@ -25,7 +31,8 @@ from interlock.workflow.domain import (
     RunStatus,
     TaskStatus,
 )
-from interlock.workflow.service import RunView, WorkflowService
+from interlock.workflow.domain.limits import MAX_BATCH_RUNS, MAX_IDEMPOTENCY_KEY_LENGTH
+from interlock.workflow.service import BatchOutcome, RunView, WorkflowService
 
 DEFINITION_SCHEMA_NAME = "WorkflowDefinition"
 """Name of the definition's JSON Schema among the OpenAPI document's schemas."""
@@ -50,6 +57,39 @@ _RUN_BODY = {
     }
 }
 
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["runs"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "runs": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_BATCH_RUNS,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "input": {},
+                                    "idempotency_key": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+                                    },
+                                },
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 MAX_VERSION = 2**31 - 1
 """Largest version number (the store's integer column): beyond it, 422 rather than 500."""
 
@@ -125,6 +165,24 @@ class RunList(BaseModel):
 
     runs: list[RunSummary]
     next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
+
+
+class BatchItemResult(BaseModel):
+    """What became of one run of a batch start."""
+
+    index: int = Field(description="Its position in the request's `runs`.")
+    status: int = Field(
+        description="201 started; 200 its Idempotency-Key's earlier run; 409 that key was "
+        "used with another request; 422 the input fails the workflow's input_schema."
+    )
+    run: RunSummary | None = Field(default=None, description="With 201 and 200.")
+    problem: ProblemDetails | None = Field(default=None, description="With 409 and 422.")
+
+
+class BatchStartResult(BaseModel):
+    """One result per run asked for, in request order."""
+
+    results: list[BatchItemResult]
 
 
 class ControlRequest(BaseModel):
@@ -229,6 +287,15 @@ def run_view(view: RunView) -> dict[str, Any]:
             task["error"] = progress.error
         tasks.append(task)
     return {**run_summary(view.run), "input": view.run.input, "tasks": tasks}
+
+
+def _batch_result(index: int, outcome: BatchOutcome) -> dict[str, Any]:
+    result: dict[str, Any] = {"index": index, "status": outcome.status}
+    if outcome.run is not None:
+        result["run"] = run_summary(outcome.run)
+    if outcome.error is not None:
+        result["problem"] = problem_for(outcome.error).to_dict()
+    return result
 
 
 def _labels(values: list[str]) -> dict[str, str]:
@@ -417,6 +484,23 @@ def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
             status_code=201 if created else 200,
             headers={"location": f"/api/v1/runs/{view.run.id}"},
         )
+
+    @router.post(
+        "/workflows/{name}/runs:batch",
+        tags=["runs"],
+        openapi_extra=_BATCH_BODY,
+        response_model=BatchStartResult,
+        responses=_problems(400, 404, 409, 413, 415),
+    )
+    async def start_runs(principal: CurrentPrincipal, name: str, request: Request) -> JSONResponse:
+        """Start up to 1,000 runs of the latest version at once, in one transaction.
+
+        Each run carries its own optional `idempotency_key` and gets its own result;
+        the request fails as a whole (4xx problem) only when it is malformed or the
+        workflow cannot start runs.
+        """
+        outcomes = await service.start_runs(principal, name, await request.body())
+        return JSONResponse({"results": [_batch_result(i, o) for i, o in enumerate(outcomes)]})
 
     @router.get("/runs", tags=["runs"], response_model=RunList, responses=_problems(400, 422))
     async def list_runs(

@@ -8,7 +8,6 @@ state and outgoing events together (transactional outbox). The REST adapter
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from interlock.workflow.domain import (
     RunStatus,
     TaskProgress,
     WorkflowArchivedError,
+    WorkflowError,
     WorkflowNotFoundError,
     after_control,
     canonical_json,
@@ -45,6 +45,7 @@ from interlock.workflow.domain import (
     input_validator,
     parse_document,
 )
+from interlock.workflow.domain.batches import parse_batch, request_hash
 from interlock.workflow.domain.documents import parse_json
 from interlock.workflow.domain.limits import MAX_INPUT_BYTES
 
@@ -75,6 +76,19 @@ class RunView:
 
     run: store.StoredRun
     tasks: list[tuple[str, TaskProgress]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOutcome:
+    """What became of one run of a batch start."""
+
+    status: int
+    """201 started; 200 an earlier request with its Idempotency-Key started it; 409 that
+    key was used with another request; 422 the input fails the workflow's schema."""
+    run: store.StoredRun | None = None
+    """The run (201, 200)."""
+    error: WorkflowError | None = None
+    """Why it was refused (409, 422)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,18 +230,13 @@ class WorkflowService:
         """
         run_input = _run_input(body)
         input_json = canonical_json(run_input)
-        request_hash = (
-            hashlib.sha256(canonical_json([name, run_input]).encode()).hexdigest()
-            if idempotency_key
-            else None
-        )
         request = _StartRequest(
             principal=principal,
             name=name,
             run_input=run_input,
             input_json=input_json,
             idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            request_hash=request_hash(name, run_input) if idempotency_key else None,
         )
         key = (principal.tenant, name)
         async with self._acquire() as conn:
@@ -241,6 +250,72 @@ class WorkflowService:
                     return started
                 self._latest_versions.pop(key, None)
             return await self._start_latest(conn, request)
+
+    async def start_runs(self, principal: Principal, name: str, body: bytes) -> list[BatchOutcome]:
+        """Start many runs of a workflow's latest version in one transaction.
+
+        Each run is judged on its own (input schema, Idempotency-Key) and gets its own
+        outcome, in request order; the request as a whole fails only when it is
+        malformed or the workflow cannot start runs.
+        """
+        tenant = principal.tenant
+        requests = [
+            _StartRequest(
+                principal=principal,
+                name=name,
+                run_input=item.run_input,
+                input_json=item.input_json,
+                idempotency_key=item.idempotency_key,
+                request_hash=request_hash(name, item.run_input) if item.idempotency_key else None,
+            )
+            for item in parse_batch(body)
+        ]
+        async with self._acquire() as conn, conn.transaction():
+            version = await self._locked_latest_version(conn, tenant, name)
+            prepared = await self._prepare(conn, tenant, name, version)
+            refused = _refused_inputs(prepared, requests)
+            new_runs = _new_batch_runs(requests, refused)
+            created = await store.insert_runs(
+                conn,
+                tenant=tenant,
+                workflow=name,
+                version=version,
+                created_by=principal.subject,
+                runs=list(new_runs.values()),
+            )
+            await outbox.enqueue(
+                conn,
+                [
+                    self._started_event(
+                        tenant,
+                        run.id,
+                        prepared,
+                        run_input_json=run.input_json,
+                        idempotency_key=run.idempotency_key,
+                    )
+                    for run in new_runs.values()
+                    if run.id in created
+                ],
+            )
+            keys = {
+                request.idempotency_key
+                for index, request in enumerate(requests)
+                if request.idempotency_key
+                and index not in refused
+                and (index not in new_runs or new_runs[index].id not in created)
+            }
+            earlier = await store.runs_by_idempotency_keys(conn, tenant, list(keys))
+        outcomes: list[BatchOutcome] = []
+        for index, request in enumerate(requests):
+            if index in refused:
+                outcomes.append(BatchOutcome(status=422, error=refused[index]))
+            elif index in new_runs and new_runs[index].id in created:
+                run_id = new_runs[index].id
+                view = self._new_run(request, run_id, version, prepared, created[run_id])
+                outcomes.append(BatchOutcome(status=201, run=view.run))
+            else:
+                outcomes.append(_earlier_outcome(request, earlier))
+        return outcomes
 
     async def _start_version(
         self, conn: asyncpg.Connection, request: _StartRequest, version: int
@@ -554,6 +629,52 @@ def _run_input(body: bytes) -> Any:
     if not isinstance(request, dict) or set(request) - {"input"}:
         raise InvalidDocumentError('the request body is {"input": <JSON value>}')
     return request.get("input", {})
+
+
+def _refused_inputs(
+    prepared: _Prepared, requests: list[_StartRequest]
+) -> dict[int, InvalidInputError]:
+    """The batch's runs whose input fails the schema, by index."""
+    refused: dict[int, InvalidInputError] = {}
+    for index, request in enumerate(requests):
+        try:
+            check_input(prepared.validator, request.run_input)
+        except InvalidInputError as error:
+            refused[index] = error
+    return refused
+
+
+def _new_batch_runs(
+    requests: list[_StartRequest], refused: dict[int, InvalidInputError]
+) -> dict[int, store.NewRun]:
+    """The runs to insert, by index: each accepted one, but only the first of a key."""
+    seen_keys: set[str] = set()
+    runs: dict[int, store.NewRun] = {}
+    for index, request in enumerate(requests):
+        key = request.idempotency_key
+        if index in refused or (key is not None and key in seen_keys):
+            continue
+        if key is not None:
+            seen_keys.add(key)
+        runs[index] = store.NewRun(
+            id=uuid.uuid4(),
+            input_json=request.input_json,
+            idempotency_key=key,
+            request_hash=request.request_hash,
+        )
+    return runs
+
+
+def _earlier_outcome(request: _StartRequest, earlier: dict[str, store.StoredRun]) -> BatchOutcome:
+    """A keyed run the insert skipped: the key's run if the request matches, else 409."""
+    key = request.idempotency_key
+    run = earlier.get(key) if key else None
+    if run is None:
+        raise RuntimeError("a batch run was neither inserted nor found by its key")
+    if run.request_hash != request.request_hash:
+        error = IdempotencyConflictError("this Idempotency-Key was used with another request")
+        return BatchOutcome(status=409, error=error)
+    return BatchOutcome(status=200, run=run)
 
 
 def _run_uuid(run_id: str) -> uuid.UUID:

@@ -360,6 +360,69 @@ async def insert_run(
     return None if row is None else cast(datetime, row["created_at"])
 
 
+_INSERT_RUNS = """
+INSERT INTO runs (id, tenant, workflow, version, status, input, idempotency_key,
+    request_hash, created_by)
+SELECT item.id, $2, $3, $4, 'pending', item.input::jsonb, item.key, item.hash, $5
+FROM unnest($1::uuid[], $6::text[], $7::text[], $8::text[]) AS item(id, input, key, hash)
+ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, created_at
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewRun:
+    """One run of a batch insert."""
+
+    id: uuid.UUID
+    input_json: str
+    idempotency_key: str | None
+    request_hash: str | None
+
+
+async def insert_runs(
+    conn: asyncpg.Connection,
+    *,
+    tenant: str,
+    workflow: str,
+    version: int,
+    created_by: str,
+    runs: Sequence[NewRun],
+) -> dict[uuid.UUID, datetime]:
+    """Insert pending runs of ``version`` in one statement (the caller holds the workflow lock).
+
+    Returns:
+        The creation time of each run inserted; a run whose idempotency key the tenant
+        already used is left out (nothing written for it).
+    """
+    rows = await conn.fetch(
+        _INSERT_RUNS,
+        [run.id for run in runs],
+        tenant,
+        workflow,
+        version,
+        created_by,
+        [run.input_json for run in runs],
+        [run.idempotency_key for run in runs],
+        [run.request_hash for run in runs],
+    )
+    return {row["id"]: row["created_at"] for row in rows}
+
+
+async def runs_by_idempotency_keys(
+    conn: asyncpg.Connection, tenant: str, keys: Sequence[str]
+) -> dict[str, StoredRun]:
+    """The runs a tenant started with any of ``keys``, by key."""
+    rows = await conn.fetch(
+        f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}"  # noqa: S608
+        " WHERE r.tenant = $1 AND r.idempotency_key = ANY($2::text[])",
+        tenant,
+        list(keys),
+    )
+    runs = [_run(row) for row in rows]
+    return {run.idempotency_key: run for run in runs if run.idempotency_key is not None}
+
+
 _RUN_BASE_COLUMNS = """
     r.id, r.workflow, r.version, r.status, r.idempotency_key, r.request_hash, r.created_at,
     r.updated_at, r.finished_at

@@ -25,3 +25,10 @@ MAX_ISSUES = 100
 
 MAX_NESTING = 64
 """Deepest nesting of objects and arrays accepted in a definition or a run input."""
+
+MAX_BATCH_RUNS = 1_000
+"""Most runs one batch start request may hold (its body, like every JSON body, at most
+1 MiB: the gateway and the service refuse more with 413)."""
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+"""Longest Idempotency-Key, in a header or a batch item."""
