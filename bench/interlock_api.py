@@ -145,6 +145,16 @@ class InterlockClient:
             run_id=body["run_id"], created_at=parse_time(body["created_at"]), latency_s=latency
         )
 
+    async def start_batch(self, workflow: str, count: int) -> int:
+        """Start ``count`` runs of ``workflow`` in one batch request; returns how many started."""
+        response = await self._request(
+            "POST",
+            f"/api/v1/workflows/{workflow}/runs:batch",
+            json={"runs": [{"input": {}}] * count},
+        )
+        body = self._check(response, f"start a batch of {workflow}")
+        return sum(1 for result in body["results"] if result["status"] == 201)
+
     async def list_runs(self, workflow: str, created_after: datetime) -> list[dict[str, Any]]:
         """Every run of ``workflow`` created at or after ``created_after`` (all pages)."""
         params: dict[str, Any] = {

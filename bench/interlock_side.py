@@ -40,7 +40,16 @@ from bench.measure import (
 from bench.progress import ProgressBoard
 from interlock.devstack import SERVICES
 
-MEASURES = ("sequential", "fanout", "timers", "failure_mix", "starts", "lone_run", "backlog")
+MEASURES = (
+    "sequential",
+    "fanout",
+    "timers",
+    "failure_mix",
+    "starts",
+    "batch_starts",
+    "lone_run",
+    "backlog",
+)
 """The workloads measured on Interlock, as keys of the result."""
 LONE_RUN_POLL_S = 0.005
 """Pause between a lone run's status reads."""
@@ -370,6 +379,49 @@ async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict
     }
 
 
+BATCH_SIZE = 1000
+"""Runs per batch start request (the API's most)."""
+BATCHES_IN_FLIGHT = 4
+"""Batch requests in flight at once."""
+
+
+async def _batch_starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    """Workload (e2): runs accepted per second through ``runs:batch``, 1,000 per request."""
+    name = f"bench-batch-{s.suffix}"
+    await s.client.define(workloads.single_noop(name))
+    total = config.start_runs * 5
+    bar = board.bar("interlock (e2) batch starts", total)
+    accepted = 0
+    latencies_s: list[float] = []
+    began = time.perf_counter()
+    deadline = began + config.start_duration_s
+
+    async def lane() -> None:
+        nonlocal accepted
+        while accepted < total and time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            started = await s.client.start_batch(name, BATCH_SIZE)
+            latencies_s.append(time.perf_counter() - sent)
+            accepted += started
+            bar.advance(started)
+
+    await asyncio.gather(*(lane() for _ in range(BATCHES_IN_FLIGHT)))
+    elapsed = time.perf_counter() - began
+    bar.done()
+    rate = stats.rate_per_s(accepted, elapsed)
+    return {
+        "runs": accepted,
+        "batch_size": BATCH_SIZE,
+        "batches_in_flight": BATCHES_IN_FLIGHT,
+        "duration_s": round(elapsed, 3),
+        "runs_per_s": None if rate is None else round(rate, 1),
+        **{
+            f"batch_{key}": value
+            for key, value in stats.latency_percentiles_ms(latencies_s).items()
+        },
+    }
+
+
 async def _lone_runs(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
     """Sequential 3-task runs one at a time, nothing else in flight: the latency floor.
 
@@ -572,6 +624,7 @@ async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[s
         [
             ("failure_mix", lambda s: _failure_mix(s, config, board)),
             ("starts", lambda s: _starts(s, config, board)),
+            ("batch_starts", lambda s: _batch_starts(s, config, board)),
         ],
         [("backlog", lambda s: _backlog(s, config, board))],
     ]

@@ -118,6 +118,15 @@ COMPARED: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
 """Workloads measured on both systems: (title, key, rows)."""
 INTERLOCK_ONLY: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     (
+        "(e2) batch starts",
+        "batch_starts",
+        (
+            ("runs_per_s", "runs accepted/s"),
+            ("batch_p50_ms", "batch of 1,000 p50 ms"),
+            ("batch_p99_ms", "batch of 1,000 p99 ms"),
+        ),
+    ),
+    (
         "(d) failure mix",
         "failure_mix",
         tuple(
