@@ -209,9 +209,7 @@ class _Parser:
     def _expect(self, value: str) -> None:
         if not self._accept(value):
             found = self.peek()
-            raise ConditionError(
-                f"expected {value!r}, found {found[1] if found else 'the end'!r}"
-            )
+            raise ConditionError(f"expected {value!r}, found {found[1] if found else 'the end'!r}")
 
     def expression(self, depth: int) -> Node:
         if depth > MAX_DEPTH:
@@ -245,10 +243,10 @@ class _Parser:
         if token == ("name", "in"):
             self._at += 1
             return Compare("in", left, self._operand(depth))
-        if token == ("name", "not") and self._at + 1 < len(self._tokens):
-            if self._tokens[self._at + 1] == ("name", "in"):
-                self._at += 2
-                return Compare("not in", left, self._operand(depth))
+        following = self._tokens[self._at + 1 : self._at + 2]
+        if token == ("name", "not") and following == [("name", "in")]:
+            self._at += 2
+            return Compare("not in", left, self._operand(depth))
         return left
 
     def _operand(self, depth: int) -> Node:

@@ -336,9 +336,7 @@ def _condition_issues(raw_tasks: list[Any], edges: dict[str, list[str]]) -> list
     return issues
 
 
-def _references(
-    params: Any, at: str, allowed: set[str], *, secrets: bool = True
-) -> list[Issue]:
+def _references(params: Any, at: str, allowed: set[str], *, secrets: bool = True) -> list[Issue]:
     if params is None:
         return []
     try:
