@@ -228,3 +228,26 @@ def test_a_cancelled_delay_still_lets_its_downstream_run() -> None:
     drain(run)
     assert run.cancel_delay("wait", NOW)
     assert scheduled(drain(run)) == [("after", 1)]
+
+
+def test_admission_fills_free_slots_in_order_per_workflow_and_tenant() -> None:
+    from interlock.scheduler.domain.admission import WaitingRun, admit
+
+    waiting = [
+        WaitingRun("r1", "etl", 2),
+        WaitingRun("r2", "etl", 2),
+        WaitingRun("r3", "report", 0),
+        WaitingRun("r4", "etl", 2, reason="old reason"),
+    ]
+    decided = admit(waiting, {"etl": 1}, limit=0)
+    assert decided.admitted == ["r1", "r3"]
+    assert decided.reasons == {
+        "r2": "waiting for a slot: 2 runs of 'etl' are running (max_concurrent_runs 2)",
+        "r4": "waiting for a slot: 2 runs of 'etl' are running (max_concurrent_runs 2)",
+    }
+    by_tenant = admit(waiting, {"etl": 1}, limit=2)
+    assert by_tenant.admitted == ["r1"]
+    assert by_tenant.reasons["r3"] == "waiting for a slot: the tenant runs 2 runs, its limit"
+    told = "waiting for a slot: 1 runs of 'etl' are running (max_concurrent_runs 1)"
+    unchanged = WaitingRun("r5", "etl", 1, reason=told)
+    assert admit([unchanged], {"etl": 1}, limit=0).reasons == {}
