@@ -143,6 +143,9 @@ def test_a_failed_run_skips_its_pending_tasks_but_runs_cleanup_and_failure_handl
     ]
     assert scheduled(events) == [("on_failure", 1), ("cleanup", 1)]
     assert run.tasks["b"].error is not None and run.tasks["b"].error.type == "RunFailed"
+    run.task_failed("cleanup", 1, error(retryable=True), NOW)
+    run.fire_due_timers(NOW + timedelta(hours=1))
+    assert scheduled(drain(run)) == [("cleanup", 2)]
 
 
 def test_retrying_a_failed_run_judges_its_skipped_tasks_again() -> None:

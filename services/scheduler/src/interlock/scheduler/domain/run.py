@@ -979,6 +979,9 @@ class RunState:
     def _may_schedule(self, task_id: str) -> bool:
         if self._is_compensation(task_id):
             return self.status is RunStatus.FAILED
+        if self.status is RunStatus.FAILED:
+            # Cleanup tasks and failure handlers still run (and retry) in a failed run.
+            return self.specs[task_id].trigger_rule in RUN_AFTER_FAILURE
         return self.status is RunStatus.RUNNING
 
     def reschedule_delay(self, task_id: str, due_at: datetime) -> bool:
