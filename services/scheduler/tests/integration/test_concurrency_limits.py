@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import pytest
@@ -54,7 +55,7 @@ async def test_runs_over_max_concurrent_runs_wait_and_start_in_order(
     assert await scheduler.run_status(second) == "pending"
     for current, following in ((first, second), (second, third)):
         await worker.publish(current, task_pb2.TaskCompleted(task_id="a", attempt=1))
-        await worker.wait_for(lambda run=following: worker.scheduled(run), what="next run")
+        await worker.wait_for(functools.partial(worker.scheduled, following), what="next run")
     await worker.publish(third, task_pb2.TaskCompleted(task_id="a", attempt=1))
     assert (await worker.wait_outcome(third)).type == topics.WORKFLOW_COMPLETED
     assert await scheduler.pool.fetchval("SELECT count(*) FROM active_runs") == 1  # other
