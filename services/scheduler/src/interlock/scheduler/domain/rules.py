@@ -14,7 +14,8 @@ one_failed     one upstream task failed (at once)          all ended, none faile
 none_failed    every upstream task ended, none failed      one failed
 =============  ==========================================  =============================
 
-A skip propagates through these rules: a task skipped under ``all_success`` skips its
+The engine judges a task once every upstream task ended (``one_success`` and
+``one_failed`` as soon as one did). A skip propagates through these rules: a task skipped under ``all_success`` skips its
 own ``all_success`` downstream, while ``none_failed`` or ``all_done`` joins run.
 """
 
@@ -65,6 +66,8 @@ RULE_NAMES = {
     _R.TRIGGER_RULE_NONE_FAILED: "none_failed",
 }
 """Each rule's name in definitions."""
+DECIDED_EARLY = frozenset({_R.TRIGGER_RULE_ONE_SUCCESS, _R.TRIGGER_RULE_ONE_FAILED})
+"""Rules that may decide before every upstream task ended."""
 RUN_AFTER_FAILURE = frozenset({_R.TRIGGER_RULE_ALL_DONE, _R.TRIGGER_RULE_ONE_FAILED})
 """Rules of tasks that still run once their run failed (cleanup, failure handlers)."""
 

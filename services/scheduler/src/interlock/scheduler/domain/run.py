@@ -33,7 +33,13 @@ from interlock.scheduler.domain.backoff import retry_delay_ms
 from interlock.scheduler.domain.dag import compensation_order, ready_tasks
 from interlock.scheduler.domain.delays import delay_due
 from interlock.scheduler.domain.errors import InvalidDelayError
-from interlock.scheduler.domain.rules import RUN_AFTER_FAILURE, Outcome, Verdict, judge
+from interlock.scheduler.domain.rules import (
+    DECIDED_EARLY,
+    RUN_AFTER_FAILURE,
+    Outcome,
+    Verdict,
+    judge,
+)
 from interlock.scheduler.domain.states import (
     ENDED_RUN,
     TERMINAL_TASK,
@@ -544,10 +550,14 @@ class RunState:
     def _judge_pending(self, now: datetime) -> None:
         """Run, skip or leave waiting each pending task, by its trigger rule and condition.
 
-        Repeated until nothing changes, since a skip may decide the tasks after it. Once
-        the run failed only cleanup rules (:data:`RUN_AFTER_FAILURE`) may still run a
-        task; every other pending task is skipped.
+        A task is judged once every upstream task ended (``one_success`` and
+        ``one_failed`` as soon as one did): like the readiness check before rules, this
+        stops at the first upstream task still out, which keeps a change to a wide run
+        cheap. Passes repeat while a skip may decide tasks judged before it. Once the
+        run failed only cleanup rules (:data:`RUN_AFTER_FAILURE`) may still run a task;
+        every other pending task is skipped.
         """
+        failed_run = self.status is RunStatus.FAILED
         changed = True
         while changed:
             changed = False
@@ -556,25 +566,29 @@ class RunState:
                 if task.status is not TaskStatus.PENDING:
                     continue
                 spec = self.specs[task_id]
-                if self.status is RunStatus.FAILED and spec.trigger_rule not in RUN_AFTER_FAILURE:
+                rule = spec.trigger_rule
+                if failed_run and rule not in RUN_AFTER_FAILURE:
                     self._skip(task, ErrorInfo("RunFailed", "the run failed", False), now)
                     changed = True
                     continue
-                judgement = judge(
-                    spec.trigger_rule, [(dep, self._outcome(dep)) for dep in upstream]
-                )
+                if rule not in DECIDED_EARLY and not all(
+                    self.tasks[dep].status in TERMINAL_TASK for dep in upstream
+                ):
+                    continue
+                judgement = judge(rule, [(dep, self._outcome(dep)) for dep in upstream])
                 if judgement.verdict is Verdict.WAIT:
                     continue
-                changed = True
                 if judgement.verdict is Verdict.SKIP:
                     error = ErrorInfo(judgement.reason_type, judgement.reason, False)
                     self._skip(task, error, now)
+                    changed = True
                 elif not spec.when:
                     self._schedule(task, now)
                 else:
-                    self._schedule_if(task, spec.when, now)
+                    changed = self._schedule_if(task, spec.when, now) or changed
 
-    def _schedule_if(self, task: TaskState, when: str, now: datetime) -> None:
+    def _schedule_if(self, task: TaskState, when: str, now: datetime) -> bool:
+        """Schedule the task if its condition holds, else skip it; whether it skipped."""
         try:
             holds = conditions.evaluate(
                 _condition(when),
@@ -586,11 +600,12 @@ class RunState:
             task.attempt += 1
             task.scheduled_at = now
             self._fail(task, ErrorInfo("ConditionError", f"when: {error}", False), now)
-            return
+            return False
         if holds:
             self._schedule(task, now)
-        else:
-            self._skip(task, ErrorInfo("ConditionFalse", f"condition is false: {when}", False), now)
+            return False
+        self._skip(task, ErrorInfo("ConditionFalse", f"condition is false: {when}", False), now)
+        return True
 
     def _outcome(self, task_id: str) -> Outcome:
         task = self.tasks[task_id]
