@@ -15,8 +15,9 @@ none_failed    every upstream task ended, none failed      one failed
 =============  ==========================================  =============================
 
 The engine judges a task once every upstream task ended (``one_success`` and
-``one_failed`` as soon as one did). A skip propagates through these rules: a task skipped under ``all_success`` skips its
-own ``all_success`` downstream, while ``none_failed`` or ``all_done`` joins run.
+``one_failed`` as soon as one did). A skip propagates through these rules: a task
+skipped under ``all_success`` skips its own ``all_success`` downstream, while
+``none_failed`` or ``all_done`` joins run.
 """
 
 from __future__ import annotations
