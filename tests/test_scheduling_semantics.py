@@ -353,7 +353,9 @@ tasks:
         what="runs waiting with a reason",
     )
     reason = platform.run(waiting[0])["status_reason"]
-    assert reason == (f"waiting for a slot: 1 runs of {name!r} are running (max_concurrent_runs 1)")
+    assert reason == (
+        f"waiting for a slot: 1 of 1 runs of {name!r} are running (max_concurrent_runs)"
+    )
     views = [platform.ended(run_id) for run_id in runs]
     assert [view["status"] for view in views] == ["succeeded"] * 3
     started = [view["tasks"][0]["started_at"] for view in views]
@@ -381,7 +383,7 @@ tasks:
         what="runs over the tenant limit waiting",
     )
     assert platform.run(waiting[0])["status_reason"] == (
-        f"waiting for a slot: the tenant runs {TENANT_LIMIT} runs, its limit"
+        f"waiting for a slot: the tenant has {TENANT_LIMIT} of its {TENANT_LIMIT} runs running"
     )
     views = [platform.ended(run_id) for run_id in runs]
     assert {view["status"] for view in views} == {"succeeded"}

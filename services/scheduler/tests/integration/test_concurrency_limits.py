@@ -49,7 +49,7 @@ async def test_runs_over_max_concurrent_runs_wait_and_start_in_order(
     other = await _start(worker, "report", max_runs=1)
     await worker.wait_for(lambda: worker.scheduled(first) and worker.scheduled(other))
     assert await scheduler.eventually(lambda: _reason(scheduler, third)) == (
-        "waiting for a slot: 1 runs of 'etl' are running (max_concurrent_runs 1)"
+        "waiting for a slot: 1 of 1 runs of 'etl' are running (max_concurrent_runs)"
     )
     assert worker.scheduled(second) == worker.scheduled(third) == []
     assert await scheduler.run_status(second) == "pending"

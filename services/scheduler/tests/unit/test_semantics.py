@@ -217,7 +217,7 @@ def test_an_output_that_reads_nothing_fails_the_run() -> None:
 def test_a_limited_run_waits_without_tasks_until_admitted() -> None:
     run = run_with(spec("a"), limited=True, timeout_ms=1_000)
     assert run.waiting and run.status is RunStatus.PENDING and run.tasks == {}
-    run.wait("2 runs of wf are running (max_concurrent_runs 2)", NOW)
+    run.wait("waiting for a slot: 2 of 2 runs of 'wf' are running (max_concurrent_runs)", NOW)
     run.admit(NOW + timedelta(seconds=1))
     events = drain(run)
     assert [e.type for e in events] == [topics.WORKFLOW_WAITING, topics.TASK_SCHEDULED]
@@ -245,12 +245,12 @@ def test_admission_fills_free_slots_in_order_per_workflow_and_tenant() -> None:
     decided = admit(waiting, {"etl": 1}, limit=0)
     assert decided.admitted == ["r1", "r3"]
     assert decided.reasons == {
-        "r2": "waiting for a slot: 2 runs of 'etl' are running (max_concurrent_runs 2)",
-        "r4": "waiting for a slot: 2 runs of 'etl' are running (max_concurrent_runs 2)",
+        "r2": "waiting for a slot: 2 of 2 runs of 'etl' are running (max_concurrent_runs)",
+        "r4": "waiting for a slot: 2 of 2 runs of 'etl' are running (max_concurrent_runs)",
     }
     by_tenant = admit(waiting, {"etl": 1}, limit=2)
     assert by_tenant.admitted == ["r1"]
-    assert by_tenant.reasons["r3"] == "waiting for a slot: the tenant runs 2 runs, its limit"
-    told = "waiting for a slot: 1 runs of 'etl' are running (max_concurrent_runs 1)"
+    assert by_tenant.reasons["r3"] == "waiting for a slot: the tenant has 2 of its 2 runs running"
+    told = "waiting for a slot: 1 of 1 runs of 'etl' are running (max_concurrent_runs)"
     unchanged = WaitingRun("r5", "etl", 1, reason=told)
     assert admit([unchanged], {"etl": 1}, limit=0).reasons == {}

@@ -69,11 +69,11 @@ def admit(waiting: Sequence[WaitingRun], active: Mapping[str, int], limit: int) 
     for run in waiting:
         of_workflow = running.get(run.workflow, 0)
         if limit > 0 and total >= limit:
-            reason = f"waiting for a slot: the tenant runs {total} runs, its limit"
+            reason = f"waiting for a slot: the tenant has {total} of its {limit} runs running"
         elif run.max_runs > 0 and of_workflow >= run.max_runs:
             reason = (
-                f"waiting for a slot: {of_workflow} runs of {run.workflow!r} are running "
-                f"(max_concurrent_runs {run.max_runs})"
+                f"waiting for a slot: {of_workflow} of {run.max_runs} runs of "
+                f"{run.workflow!r} are running (max_concurrent_runs)"
             )
         else:
             decided.admitted.append(run.run_id)
