@@ -15,6 +15,8 @@ EXPECTED = {
     "task.heartbeat": task_pb2.TaskHeartbeat,
     "task.dead_lettered": task_pb2.TaskDeadLettered,
     "task.log": task_pb2.TaskLog,
+    "task.settled": task_pb2.TasksSettled,
+    "workflow.waiting": workflow_pb2.WorkflowWaiting,
 }
 
 

@@ -44,7 +44,7 @@ def test_allowed_task_transitions(current: TaskStatus, target: TaskStatus) -> No
         (T.FAILED, T.SCHEDULED),
         (T.RETRYING, T.RUNNING),
         (T.CANCELLED, T.SCHEDULED),
-        (T.SKIPPED, T.PENDING),
+        (T.SKIPPED, T.SCHEDULED),
     ],
 )
 def test_invalid_task_transitions_are_rejected(current: TaskStatus, target: TaskStatus) -> None:

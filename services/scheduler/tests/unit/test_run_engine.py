@@ -139,7 +139,13 @@ def test_exhaustion_dead_letters_fails_the_run_and_compensates_in_reverse() -> N
         run.fire_due_timers(NOW + timedelta(hours=1))
     events = drain(run)
     types = [event.type for event in events]
-    assert types[-3:] == [topics.TASK_DEAD_LETTERED, topics.WORKFLOW_FAILED, topics.TASK_SCHEDULED]
+    assert types[-4:] == [
+        topics.TASK_DEAD_LETTERED,
+        topics.WORKFLOW_FAILED,
+        topics.TASK_SETTLED,
+        topics.TASK_SCHEDULED,
+    ]
+    assert run.tasks["d"].status is TaskStatus.SKIPPED
     assert run.status is RunStatus.FAILED
     assert run.dead_letters[0].attempts == 3
     assert scheduled(events)[-1] == ("compensate:b", 1)
@@ -221,7 +227,14 @@ def test_cancel_stops_everything_and_tells_workers() -> None:
     drain(run)
     run.task_started("a", 1, "w", NOW)
     run.cancel("stop", "alice", NOW)
-    assert [event.type for event in drain(run)] == [topics.WORKFLOW_CANCELLED]
+    events = drain(run)
+    assert [event.type for event in events] == [topics.TASK_SETTLED, topics.WORKFLOW_CANCELLED]
+    settled = events[0].payload
+    assert isinstance(settled, task_pb2.TasksSettled)
+    assert [(t.task_id, t.status, t.reason) for t in settled.tasks] == [
+        ("a", "cancelled", "the run was cancelled: stop"),
+        ("b", "cancelled", "the run was cancelled: stop"),
+    ]
     assert {task.status for task in run.tasks.values()} == {TaskStatus.CANCELLED}
     assert run.timers == {}
     run.task_completed("a", 1, b"{}", NOW)

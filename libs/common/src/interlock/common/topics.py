@@ -40,12 +40,14 @@ __all__ = [
     "TASK_HEARTBEAT",
     "TASK_LOG",
     "TASK_SCHEDULED",
+    "TASK_SETTLED",
     "TASK_STARTED",
     "WORKFLOW_CANCELLED",
     "WORKFLOW_COMPLETED",
     "WORKFLOW_CONTROL",
     "WORKFLOW_FAILED",
     "WORKFLOW_STARTED",
+    "WORKFLOW_WAITING",
     "EventType",
     "by_cloudevents_type",
     "by_name",
@@ -142,6 +144,10 @@ TASK_DEAD_LETTERED = EventType(name="task.dead_lettered", payload_type=task_pb2.
 """A task exhausted its attempts and was parked."""
 TASK_LOG = EventType(name="task.log", payload_type=task_pb2.TaskLog)
 """Lines a task wrote while it ran."""
+TASK_SETTLED = EventType(name="task.settled", payload_type=task_pb2.TasksSettled)
+"""Tasks the scheduler skipped or cancelled, with the reason."""
+WORKFLOW_WAITING = EventType(name="workflow.waiting", payload_type=workflow_pb2.WorkflowWaiting)
+"""A run waits, pending, for a concurrency slot."""
 
 ALL: tuple[EventType, ...] = (
     WORKFLOW_STARTED,
@@ -156,6 +162,8 @@ ALL: tuple[EventType, ...] = (
     TASK_HEARTBEAT,
     TASK_DEAD_LETTERED,
     TASK_LOG,
+    TASK_SETTLED,
+    WORKFLOW_WAITING,
 )
 """Every event type, in the order above."""
 

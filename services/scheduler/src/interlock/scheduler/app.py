@@ -13,10 +13,11 @@ from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
 from interlock.scheduler.api import build_router
+from interlock.scheduler.domain.admission import configure_tenant_limit
 from interlock.scheduler.domain.run import AttemptBounds, configure_attempt_bounds
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
-from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
+from interlock.scheduler.loops import AdmissionLoop, LoopTask, TimerLoop, TopicGuard, every
 from interlock.scheduler.reconciler import Reconciler
 from interlock.scheduler.service import SchedulerService
 from interlock.scheduler.settings import SchedulerSettings
@@ -45,11 +46,22 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             start_to_close_ms=round(settings.default_start_to_close_s * 1000),
         )
     )
+    configure_tenant_limit(settings.tenant_max_concurrent_runs)
     database = PostgresDatabase(settings, migrations=[OUTBOX_MIGRATIONS, MIGRATIONS])
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
     waker = _TimerWaker()
-    service = SchedulerService(lambda: database.pool, on_timer=waker)
+    admission: list[AdmissionLoop] = []
+    service = SchedulerService(
+        lambda: database.pool,
+        on_timer=waker,
+        on_slots=lambda: admission[0].wake() if admission else None,
+    )
+
+    async def run_admission() -> None:
+        loop = AdmissionLoop(service, interval_s=settings.admission_interval_s)
+        admission[:] = [loop]
+        await loop.run()
 
     async def run_timers() -> None:
         loop = TimerLoop(
@@ -97,6 +109,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             relay,
             LoopTask("timers", run_timers),
             LoopTask("reconciler", run_reconciler),
+            LoopTask("admission", run_admission),
             consumer,
             grpc_server,
         ],

@@ -86,6 +86,39 @@ class TimerLoop:
             self._wake_at = None
 
 
+class AdmissionLoop:
+    """Starts runs waiting for a concurrency slot as slots free up.
+
+    Passes when woken in-process (:meth:`wake`, after a commit that queued a run or
+    ended a limited one) and at least every ``interval_s`` (slots freed by other
+    instances).
+
+    Args:
+        service: The scheduler's use cases.
+        interval_s: Longest time between passes. Default: 1 s.
+    """
+
+    def __init__(self, service: SchedulerService, *, interval_s: float = 1.0) -> None:
+        self._service = service
+        self._interval_s = interval_s
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Pass as soon as possible."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Pass, then wait to be woken or for the interval; until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                await self._service.admit_waiting()
+            except Exception:
+                _log.exception("admission pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
+
+
 class TopicGuard:
     """Re-creates missing topics now and then, so a broker that restarted empty recovers.
 

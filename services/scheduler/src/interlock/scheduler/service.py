@@ -25,6 +25,7 @@ from interlock.common.events import Event, is_type
 from interlock.common.paging import PageKey
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler import store
+from interlock.scheduler.domain.admission import admit, is_limited, tenant_limit
 from interlock.scheduler.domain.clock import Clock, utc_now
 from interlock.scheduler.domain.control import apply_control
 from interlock.scheduler.domain.errors import (
@@ -96,6 +97,8 @@ class SchedulerService:
             Default: 2,000.
         progress: What workers were seen picking up (the queue's progress), so that a
             task waiting in a long queue is not taken for lost. Default: a new one.
+        on_slots: Called after a commit that queued a run for a concurrency slot or
+            ended a limited run (wakes the admission loop). Default: nothing.
     """
 
     def __init__(
@@ -106,8 +109,10 @@ class SchedulerService:
         on_timer: Callable[[datetime], None] | None = None,
         cached_runs: int = 2_000,
         progress: QueueProgress | None = None,
+        on_slots: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_slots = on_slots
         self._clock = clock
         self._progress = progress or QueueProgress(clock())
         self._on_timer = on_timer
@@ -119,6 +124,12 @@ class SchedulerService:
     def _timer_set(self, due_at: datetime | None) -> None:
         if due_at is not None and self._on_timer is not None:
             self._on_timer(due_at)
+
+    def _saved(self, saved: store.SaveResult) -> None:
+        """After a commit: wake the loops that the change concerns."""
+        self._timer_set(saved.earliest_timer)
+        if saved.slots_changed and self._on_slots is not None:
+            self._on_slots()
 
     # Consumed events ---------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class SchedulerService:
         for run_id, version in result.saved.versions.items():
             self._cache.put(run_id, version, result.runs[run_id])
         self._cache.forget(result.invalid)
-        self._timer_set(result.saved.earliest_timer)
+        self._saved(result.saved)
 
     async def _apply_batch(self, events: Sequence[Event]) -> _Applied | None:
         async with self._acquire() as conn, conn.transaction():
@@ -198,7 +209,7 @@ class SchedulerService:
             if run is None:
                 new = RunState(run_id=event.run_id, tenant=event.tenant, definition=event.payload)
                 runs[event.run_id] = new
-                new.start(now)
+                new.start(now, limited=is_limited(event.payload))
             else:
                 check_tenant(run, event)
             return
@@ -277,7 +288,8 @@ class SchedulerService:
                 return 0
             runs = await store.load_runs(conn, run_ids, skip_locked=True)
             fired = sum(run.fire_due_timers(now) for run in runs.values())
-            await store.save_runs(conn, list(runs.values()), now)
+            saved = await store.save_runs(conn, list(runs.values()), now)
+        self._saved(saved)
         return fired
 
     async def next_timer_due(self) -> datetime | None:
@@ -313,7 +325,48 @@ class SchedulerService:
             now = self._clock()
             if not run.cancel_delay(task_id, now):
                 raise PendingDelayNotFoundError()
-            await store.save_runs(conn, [run], now)
+            saved = await store.save_runs(conn, [run], now)
+        self._saved(saved)
+
+    # Concurrency limits ------------------------------------------------------------
+
+    async def admit_waiting(self, per_tenant: int = 500) -> int:
+        """Start the waiting runs that got a concurrency slot; tell the others why they wait.
+
+        One transaction per tenant with waiting runs, under an advisory lock on the
+        tenant, so passes of several instances never hand out the same slot twice.
+        A run busy elsewhere (``SKIP LOCKED``) waits for the next pass.
+
+        Returns:
+            How many runs started.
+        """
+        async with self._acquire() as conn:
+            tenants = await store.waiting_tenants(conn)
+        started = 0
+        for tenant in tenants:
+            async with self._acquire() as conn, conn.transaction():
+                await store.lock_admission(conn, tenant)
+                waiting = await store.waiting_runs(conn, tenant, per_tenant)
+                active = await store.active_runs(conn, tenant)
+                decided = admit(waiting, active, tenant_limit())
+                runs = await store.load_runs(
+                    conn, [*decided.admitted, *decided.reasons], skip_locked=True
+                )
+                now = self._clock()
+                admitted = [runs[run_id] for run_id in decided.admitted if run_id in runs]
+                for run in admitted:
+                    run.admit(now)
+                reasons = {r: why for r, why in decided.reasons.items() if r in runs}
+                for run_id, why in reasons.items():
+                    runs[run_id].wait(why, now)
+                if admitted:
+                    await store.take_slots(conn, admitted)
+                if reasons:
+                    await store.set_waiting_reasons(conn, reasons)
+                saved = await store.save_runs(conn, list(runs.values()), now)
+            self._timer_set(saved.earliest_timer)
+            started += len(admitted)
+        return started
 
     # Reconciliation ----------------------------------------------------------------
 

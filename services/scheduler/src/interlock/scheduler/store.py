@@ -24,8 +24,9 @@ import asyncpg
 
 from interlock.common import outbox
 from interlock.events.v1 import workflow_pb2
+from interlock.scheduler.domain.admission import WaitingRun, is_limited
 from interlock.scheduler.domain.run import ErrorInfo, Plan, RunState, TaskState, Timer, TimerKind
-from interlock.scheduler.domain.states import RunStatus, TaskStatus
+from interlock.scheduler.domain.states import ENDED_RUN, RunStatus, TaskStatus
 from interlock.scheduler.run_cache import RunCache
 
 _LOAD_RUNS = """
@@ -108,6 +109,15 @@ INSERT INTO timers (run_id, task_id, kind, attempt, due_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
 ON CONFLICT (run_id, task_id, kind) DO UPDATE SET
     attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at
+"""
+_INSERT_WAITING = """
+INSERT INTO waiting_runs (run_id, tenant, workflow, max_runs)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+"""
+# A limited run that ended frees its slot (or leaves the queue, cancelled while waiting).
+_FREE_SLOTS = """
+WITH waiting AS (DELETE FROM waiting_runs WHERE run_id = ANY($1::text[]))
+DELETE FROM active_runs WHERE run_id = ANY($1::text[])
 """
 _INSERT_DEAD_LETTER = """
 INSERT INTO dead_letters (id, tenant, run_id, task_id, task_type, params_json, attempts,
@@ -227,6 +237,9 @@ class SaveResult:
     earliest_timer: datetime | None
     versions: dict[str, int]
     """The new version of every run that changed (new runs included)."""
+    slots_changed: bool = False
+    """A run began waiting for a concurrency slot, or a limited run ended: waiting runs
+    may start."""
 
 
 async def save_runs(
@@ -254,6 +267,7 @@ async def save_runs(
             [run.ended_at for run in new_runs],
             [versions[run.run_id] for run in new_runs],
         )
+    slots_changed = await _save_slots(conn, runs)
     created: list[tuple[str, TaskState]] = []
     updated: list[tuple[str, TaskState]] = []
     for run in runs:
@@ -345,7 +359,89 @@ async def save_runs(
         run.timers_cleared.clear()
         run.dead_letters.clear()
         run.events.clear()
-    return SaveResult(events=len(events), earliest_timer=earliest, versions=versions)
+        run.waiting = False
+    return SaveResult(
+        events=len(events), earliest_timer=earliest, versions=versions, slots_changed=slots_changed
+    )
+
+
+async def _save_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> bool:
+    """Queue the runs that wait for a slot; free the slots of limited runs that ended."""
+    waiting = [run for run in runs if run.waiting and run.is_new]
+    if waiting:
+        await conn.execute(
+            _INSERT_WAITING,
+            [run.run_id for run in waiting],
+            [run.tenant for run in waiting],
+            [run.definition.workflow_name for run in waiting],
+            [run.definition.definition.max_concurrent_runs for run in waiting],
+        )
+    ended = [
+        run.run_id
+        for run in runs
+        if run.run_changed and run.status in ENDED_RUN and is_limited(run.definition)
+    ]
+    if ended:
+        await conn.execute(_FREE_SLOTS, ended)
+    return bool(waiting or ended)
+
+
+async def waiting_tenants(conn: asyncpg.Connection) -> list[str]:
+    """Tenants with runs waiting for a concurrency slot."""
+    rows = await conn.fetch("SELECT DISTINCT tenant FROM waiting_runs")
+    return [row["tenant"] for row in rows]
+
+
+async def lock_admission(conn: asyncpg.Connection, tenant: str) -> None:
+    """Serialize admission passes over ``tenant`` (until the transaction ends)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('interlock.scheduler.admission'), hashtext($1))",
+        tenant,
+    )
+
+
+async def waiting_runs(conn: asyncpg.Connection, tenant: str, limit: int) -> list[WaitingRun]:
+    """``tenant``'s oldest waiting runs, in arrival order."""
+    rows = await conn.fetch(
+        "SELECT run_id, workflow, max_runs, reason FROM waiting_runs"
+        " WHERE tenant = $1 ORDER BY seq LIMIT $2",
+        tenant,
+        limit,
+    )
+    return [WaitingRun(r["run_id"], r["workflow"], r["max_runs"], r["reason"]) for r in rows]
+
+
+async def active_runs(conn: asyncpg.Connection, tenant: str) -> dict[str, int]:
+    """``tenant``'s runs holding a slot, counted by workflow."""
+    rows = await conn.fetch(
+        "SELECT workflow, count(*) AS n FROM active_runs WHERE tenant = $1 GROUP BY workflow",
+        tenant,
+    )
+    return {row["workflow"]: row["n"] for row in rows}
+
+
+async def take_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> None:
+    """Move admitted runs from the waiting ones to those holding a slot."""
+    await conn.execute(
+        """
+        WITH admitted AS (
+            DELETE FROM waiting_runs WHERE run_id = ANY($1::text[])
+            RETURNING run_id, tenant, workflow
+        )
+        INSERT INTO active_runs (run_id, tenant, workflow) SELECT * FROM admitted
+        """,
+        [run.run_id for run in runs],
+    )
+
+
+async def set_waiting_reasons(conn: asyncpg.Connection, reasons: dict[str, str]) -> None:
+    """Remember why runs wait, as last published."""
+    await conn.execute(
+        "UPDATE waiting_runs w SET reason = r.reason"
+        " FROM unnest($1::text[], $2::text[]) AS r(run_id, reason) WHERE w.run_id = r.run_id",
+        list(reasons),
+        list(reasons.values()),
+    )
 
 
 def _has_changes(run: RunState) -> bool:

@@ -136,6 +136,10 @@ class RunSummary(BaseModel):
     status: RunStatus
     created_at: str
     finished_at: str | None
+    status_reason: str | None = Field(
+        default=None,
+        description="Why a pending run waits (a concurrency limit); absent otherwise.",
+    )
 
 
 class TaskView(BaseModel):
@@ -151,12 +155,18 @@ class TaskView(BaseModel):
     error: dict[str, Any] | None = Field(
         default=None, description="The latest failure: `{type, message, retryable}`."
     )
+    reason: str | None = Field(default=None, description="Why the task was skipped or cancelled.")
 
 
 class RunDetail(RunSummary):
     """A run with its input and its tasks."""
 
     input: Any
+    output: Any = Field(
+        default=None,
+        description="Once the run succeeded: its definition's `output` rendered, or the "
+        "outputs of the tasks nothing depends on.",
+    )
     tasks: list[TaskView]
 
 
@@ -259,7 +269,7 @@ def definition_view(version: store.StoredVersion) -> dict[str, Any]:
 
 def run_summary(run: store.StoredRun) -> dict[str, Any]:
     """A run without its tasks."""
-    return {
+    summary: dict[str, Any] = {
         "run_id": str(run.id),
         "workflow": run.workflow,
         "version": run.version,
@@ -267,6 +277,9 @@ def run_summary(run: store.StoredRun) -> dict[str, Any]:
         "created_at": rfc3339(run.created_at),
         "finished_at": rfc3339(run.finished_at),
     }
+    if run.status is RunStatus.PENDING and run.status_reason:
+        summary["status_reason"] = run.status_reason
+    return summary
 
 
 def run_view(view: RunView) -> dict[str, Any]:
@@ -285,8 +298,13 @@ def run_view(view: RunView) -> dict[str, Any]:
             task["output"] = progress.output
         elif progress.error is not None:
             task["error"] = progress.error
+        if progress.reason:
+            task["reason"] = progress.reason
         tasks.append(task)
-    return {**run_summary(view.run), "input": view.run.input, "tasks": tasks}
+    detail = {**run_summary(view.run), "input": view.run.input, "tasks": tasks}
+    if view.run.status is RunStatus.SUCCEEDED:
+        detail["output"] = view.run.output
+    return detail
 
 
 def _batch_result(index: int, outcome: BatchOutcome) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,8 @@ EVENT_TYPES: tuple[topics.EventType, ...] = (
     topics.WORKFLOW_COMPLETED,
     topics.WORKFLOW_FAILED,
     topics.WORKFLOW_CANCELLED,
+    topics.TASK_SETTLED,
+    topics.WORKFLOW_WAITING,
 )
 """The events the projection applies."""
 
@@ -81,26 +84,37 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     if not keyed:
         return
     runs = await store.lock_runs(conn, sorted({(e.tenant, r) for e, r in keyed}, key=str))
-    statuses = dict(runs)
+    states = dict(runs)
+    outputs: dict[uuid.UUID, Any] = {}
     updates: list[tuple[tuple[uuid.UUID, str], TaskUpdate]] = []
     for event, run_id in keyed:
         if run_id not in runs:
             continue
-        status, finished_at = statuses[run_id]
+        state = states[run_id]
         outcome = _OUTCOMES.get(event.type)
         if outcome is not None:
-            after = after_outcome(status, outcome)
-            statuses[run_id] = (after, finished_at if after is status else event.time)
+            after = after_outcome(state.status, outcome)
+            if after is not state.status:
+                states[run_id] = store.RunState(after, event.time)
+                if is_type(event, topics.WORKFLOW_COMPLETED):
+                    outputs[run_id] = _json(event.payload.output_json)
             continue
-        task_update = _task_update(event)
-        if task_update is not None:
-            task_id, update = task_update
+        if is_type(event, topics.WORKFLOW_WAITING):
+            if state.status is RunStatus.PENDING:
+                states[run_id] = replace(state, status_reason=event.payload.reason)
+            continue
+        task_updates = _task_updates(event)
+        for task_id, update in task_updates:
             updates.append(((run_id, task_id), update))
-            statuses[run_id] = (after_task_activity(status), finished_at)
+        if task_updates:
+            after = after_task_activity(state.status)
+            if after is not state.status:
+                states[run_id] = store.RunState(after, state.finished_at)
     await store.save_progress(
         conn,
         await _advanced_tasks(conn, updates),
-        {run_id: value for run_id, value in statuses.items() if value != runs[run_id]},
+        {run_id: value for run_id, value in states.items() if value != runs[run_id]},
+        outputs,
     )
 
 
@@ -115,6 +129,25 @@ async def _advanced_tasks(
     for key, update in updates:
         progress[key] = advance(progress.get(key, TaskProgress()), update)
     return {key: value for key, value in progress.items() if stored.get(key) != value}
+
+
+def _task_updates(event: Event) -> list[tuple[str, TaskUpdate]]:
+    """The tasks an event is about and what it says of each (none for other events)."""
+    if is_type(event, topics.TASK_SETTLED):
+        return [
+            (
+                settled.task_id,
+                TaskUpdate(
+                    status=TaskStatus(settled.status),
+                    attempt=settled.attempt,
+                    time=event.time,
+                    reason=settled.reason,
+                ),
+            )
+            for settled in event.payload.tasks
+        ]
+    update = _task_update(event)
+    return [] if update is None else [update]
 
 
 def _task_update(event: Event) -> tuple[str, TaskUpdate] | None:

@@ -43,6 +43,16 @@ class StoredVersion:
     archived_at: datetime | None
 
 
+@dataclass(frozen=True)
+class RunState:
+    """What the projection keeps of a run besides its tasks."""
+
+    status: RunStatus
+    finished_at: datetime | None
+    status_reason: str | None = None
+    """Why a pending run waits; ``None`` once it left ``pending``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class StoredRun:
     """A run as stored, with its version's task ids (in definition order).
@@ -61,6 +71,10 @@ class StoredRun:
     updated_at: datetime
     finished_at: datetime | None
     task_ids: list[str]
+    status_reason: str | None = None
+    """Why a pending run waits (a concurrency limit), else ``None``."""
+    output: Any = None
+    """The run's output once it succeeded (detail reads only)."""
 
 
 _VERSION_COLUMNS = """
@@ -425,11 +439,13 @@ async def runs_by_idempotency_keys(
 
 _RUN_BASE_COLUMNS = """
     r.id, r.workflow, r.version, r.status, r.idempotency_key, r.request_hash, r.created_at,
-    r.updated_at, r.finished_at
+    r.updated_at, r.finished_at, r.status_reason
 """
-_RUN_COLUMNS = _RUN_BASE_COLUMNS + ", r.input::text AS input, v.task_ids"
+_RUN_COLUMNS = _RUN_BASE_COLUMNS + ", r.input::text AS input, v.task_ids, r.output::text AS output"
 # Lists show neither input nor tasks: no input to parse, no join with the versions.
-_RUN_SUMMARY_COLUMNS = _RUN_BASE_COLUMNS + ", NULL::text AS input, '{}'::text[] AS task_ids"
+_RUN_SUMMARY_COLUMNS = (
+    _RUN_BASE_COLUMNS + ", NULL::text AS input, '{}'::text[] AS task_ids, NULL::text AS output"
+)
 _RUN_FROM = """
     runs r JOIN workflow_versions v
         ON v.tenant = r.tenant AND v.name = r.workflow AND v.version = r.version
@@ -449,6 +465,8 @@ def _run(row: asyncpg.Record) -> StoredRun:
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
         task_ids=list(row["task_ids"]),
+        status_reason=row["status_reason"],
+        output=None if row["output"] is None else json.loads(row["output"]),
     )
 
 
@@ -542,7 +560,7 @@ async def task_progress(conn: asyncpg.Connection, run_id: uuid.UUID) -> dict[str
 
 _PROGRESS_COLUMNS = """
     run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-    output::text AS output, error::text AS error
+    output::text AS output, error::text AS error, reason
 """
 
 
@@ -555,16 +573,17 @@ def _progress(row: asyncpg.Record) -> TaskProgress:
         finished_at=row["finished_at"],
         output=None if row["output"] is None else json.loads(row["output"]),
         error=None if row["error"] is None else json.loads(row["error"]),
+        reason=row["reason"],
     )
 
 
 async def lock_runs(
     conn: asyncpg.Connection, runs: Sequence[tuple[str, uuid.UUID]]
-) -> dict[uuid.UUID, tuple[RunStatus, datetime | None]]:
-    """Lock the runs of ``(tenant, run id)`` pairs that exist; their status and end."""
+) -> dict[uuid.UUID, RunState]:
+    """Lock the runs of ``(tenant, run id)`` pairs that exist; their projected state."""
     rows = await conn.fetch(
         """
-        SELECT r.id, r.status, r.finished_at
+        SELECT r.id, r.status, r.finished_at, r.status_reason
         FROM runs r JOIN unnest($1::text[], $2::uuid[]) AS k(tenant, id)
             ON r.tenant = k.tenant AND r.id = k.id
         ORDER BY r.id
@@ -573,7 +592,10 @@ async def lock_runs(
         [tenant for tenant, _ in runs],
         [run_id for _, run_id in runs],
     )
-    return {row["id"]: (RunStatus(row["status"]), row["finished_at"]) for row in rows}
+    return {
+        row["id"]: RunState(RunStatus(row["status"]), row["finished_at"], row["status_reason"])
+        for row in rows
+    }
 
 
 async def tasks_progress(
@@ -595,20 +617,23 @@ async def tasks_progress(
 _SAVE_PROGRESS = """
 WITH tasks AS (
     INSERT INTO run_tasks (run_id, task_id, status, attempts, scheduled_at, started_at,
-        finished_at, output, error)
+        finished_at, output, error, reason)
     SELECT run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-        output::jsonb, error::jsonb
+        output::jsonb, error::jsonb, reason
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
-        $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
+        $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $13::text[])
         AS p(run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-             output, error)
+             output, error, reason)
     ON CONFLICT (run_id, task_id) DO UPDATE SET
         status = excluded.status, attempts = excluded.attempts,
         scheduled_at = excluded.scheduled_at, started_at = excluded.started_at,
-        finished_at = excluded.finished_at, output = excluded.output, error = excluded.error
+        finished_at = excluded.finished_at, output = excluded.output, error = excluded.error,
+        reason = excluded.reason
 )
-UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now()
-FROM unnest($10::uuid[], $11::text[], $12::timestamptz[]) AS s(id, status, finished_at)
+UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now(),
+    status_reason = s.status_reason, output = coalesce(s.output::jsonb, r.output)
+FROM unnest($10::uuid[], $11::text[], $12::timestamptz[], $14::text[], $15::text[])
+    AS s(id, status, finished_at, status_reason, output)
 WHERE r.id = s.id
 """
 
@@ -616,15 +641,18 @@ WHERE r.id = s.id
 async def save_progress(
     conn: asyncpg.Connection,
     tasks: dict[tuple[uuid.UUID, str], TaskProgress],
-    runs: dict[uuid.UUID, tuple[RunStatus, datetime | None]],
+    runs: dict[uuid.UUID, RunState],
+    outputs: dict[uuid.UUID, Any] | None = None,
 ) -> None:
-    """Upsert task progress rows and set runs' status and end time, in one statement.
+    """Upsert task progress rows and set runs' state, in one statement.
 
     Args:
         conn: A connection (inside the projection's transaction).
         tasks: Progress of ``(run id, task id)`` pairs.
-        runs: Status and end time of runs.
+        runs: Status, end time and waiting reason of runs.
+        outputs: Outputs of runs that succeeded (each run listed in ``runs`` too).
     """
+    outputs = outputs or {}
     if not tasks and not runs:
         return
     progress = list(tasks.items())
@@ -641,8 +669,11 @@ async def save_progress(
         [None if p.output is None else json.dumps(p.output) for _, p in progress],
         [None if p.error is None else json.dumps(p.error) for _, p in progress],
         [run_id for run_id, _ in statuses],
-        [status.value for _, (status, _) in statuses],
-        [finished_at for _, (_, finished_at) in statuses],
+        [state.status.value for _, state in statuses],
+        [state.finished_at for _, state in statuses],
+        [p.reason for _, p in progress],
+        [state.status_reason for _, state in statuses],
+        [json.dumps(outputs[run_id]) if run_id in outputs else None for run_id, _ in statuses],
     )
 
 
@@ -670,7 +701,7 @@ async def claim_stalled_starts(
         """
         WITH due AS (
             SELECT id FROM runs
-            WHERE status = 'pending' AND start_republishes < $2
+            WHERE status = 'pending' AND status_reason IS NULL AND start_republishes < $2
               AND coalesce(start_republished_at, created_at)
                   < now() - make_interval(secs => $1 * power(2, start_republishes))
             ORDER BY created_at

@@ -22,6 +22,41 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TriggerRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TriggerRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TriggerRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRIGGER_RULE_UNSPECIFIED: _TriggerRule.ValueType  # 0
+    """Same as TRIGGER_RULE_ALL_SUCCESS."""
+    TRIGGER_RULE_ALL_SUCCESS: _TriggerRule.ValueType  # 1
+    """Every upstream task succeeded (the default)."""
+    TRIGGER_RULE_ALL_DONE: _TriggerRule.ValueType  # 2
+    """Every upstream task ended, whatever its outcome."""
+    TRIGGER_RULE_ONE_SUCCESS: _TriggerRule.ValueType  # 3
+    """At least one upstream task succeeded (runs as soon as one did)."""
+    TRIGGER_RULE_ONE_FAILED: _TriggerRule.ValueType  # 4
+    """At least one upstream task failed (runs as soon as one did)."""
+    TRIGGER_RULE_NONE_FAILED: _TriggerRule.ValueType  # 5
+    """Every upstream task ended and none failed (succeeded or skipped)."""
+
+class TriggerRule(_TriggerRule, metaclass=_TriggerRuleEnumTypeWrapper): ...
+
+TRIGGER_RULE_UNSPECIFIED: TriggerRule.ValueType  # 0
+"""Same as TRIGGER_RULE_ALL_SUCCESS."""
+TRIGGER_RULE_ALL_SUCCESS: TriggerRule.ValueType  # 1
+"""Every upstream task succeeded (the default)."""
+TRIGGER_RULE_ALL_DONE: TriggerRule.ValueType  # 2
+"""Every upstream task ended, whatever its outcome."""
+TRIGGER_RULE_ONE_SUCCESS: TriggerRule.ValueType  # 3
+"""At least one upstream task succeeded (runs as soon as one did)."""
+TRIGGER_RULE_ONE_FAILED: TriggerRule.ValueType  # 4
+"""At least one upstream task failed (runs as soon as one did)."""
+TRIGGER_RULE_NONE_FAILED: TriggerRule.ValueType  # 5
+"""Every upstream task ended and none failed (succeeded or skipped)."""
+Global___TriggerRule: _TypeAlias = TriggerRule  # noqa: Y015
+
 @_typing.final
 class WorkflowDefinition(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -29,8 +64,24 @@ class WorkflowDefinition(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_RUNS_FIELD_NUMBER: _builtins.int
+    OUTPUT_JSON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     version: _builtins.int
+    timeout_ms: _builtins.int
+    """Longest a run may take from its start; past it the run fails and its running
+    tasks are cancelled. 0 means none.
+    """
+    max_concurrent_runs: _builtins.int
+    """Most runs of this workflow (any version) running at once in a tenant; runs over
+    it wait, pending, and start in order. 0 means no limit.
+    """
+    output_json: _builtins.bytes
+    """The run's output: a JSON object whose strings may hold templates such as
+    "{{ tasks.load.output.rows }}", rendered when the run succeeds. Empty: the
+    outputs of the final tasks.
+    """
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskSpec]:
         """Tasks in the order the user wrote them; dependencies by id."""
@@ -41,10 +92,13 @@ class WorkflowDefinition(_message.Message):
         name: _builtins.str = ...,
         version: _builtins.int = ...,
         tasks: _abc.Iterable[Global___TaskSpec] | None = ...,
+        timeout_ms: _builtins.int = ...,
+        max_concurrent_runs: _builtins.int = ...,
+        output_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "tasks", b"tasks", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent_runs", b"max_concurrent_runs", "name", b"name", "output_json", b"output_json", "tasks", b"tasks", "timeout_ms", b"timeout_ms", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -65,6 +119,9 @@ class TaskSpec(_message.Message):
     QUEUE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     DELAY_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TO_START_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    WHEN_FIELD_NUMBER: _builtins.int
+    TRIGGER_RULE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     type: _builtins.str
     """Executor name ("http", "python", "shell", "noop", "sleep", "fail", "flaky"), or
@@ -82,6 +139,16 @@ class TaskSpec(_message.Message):
     queue: _builtins.str
     """Worker pool; empty means the default queue."""
     priority: _builtins.int
+    schedule_to_start_timeout_ms: _builtins.int
+    """Longest an attempt may wait for a worker to start it; past it the attempt fails
+    (retryable, so the retry policy decides). 0 means none.
+    """
+    when: _builtins.str
+    """A condition over the run input and upstream tasks (interlock.common.conditions);
+    false skips the task. Empty means always.
+    """
+    trigger_rule: Global___TriggerRule.ValueType
+    """When the task may run, given its upstream tasks' outcomes (as in Airflow)."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -108,10 +175,13 @@ class TaskSpec(_message.Message):
         queue: _builtins.str = ...,
         priority: _builtins.int = ...,
         delay: Global___DelaySpec | None = ...,
+        schedule_to_start_timeout_ms: _builtins.int = ...,
+        when: _builtins.str = ...,
+        trigger_rule: Global___TriggerRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["compensate", b"compensate", "delay", b"delay", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensate", b"compensate", "delay", b"delay", "depends_on", b"depends_on", "heartbeat_timeout_ms", b"heartbeat_timeout_ms", "id", b"id", "params_json", b"params_json", "priority", b"priority", "queue", b"queue", "retry", b"retry", "timeout_ms", b"timeout_ms", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensate", b"compensate", "delay", b"delay", "depends_on", b"depends_on", "heartbeat_timeout_ms", b"heartbeat_timeout_ms", "id", b"id", "params_json", b"params_json", "priority", b"priority", "queue", b"queue", "retry", b"retry", "schedule_to_start_timeout_ms", b"schedule_to_start_timeout_ms", "timeout_ms", b"timeout_ms", "trigger_rule", b"trigger_rule", "type", b"type", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

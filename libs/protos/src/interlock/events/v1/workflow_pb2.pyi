@@ -89,6 +89,35 @@ class WorkflowCompleted(_message.Message):
 Global___WorkflowCompleted: _TypeAlias = WorkflowCompleted  # noqa: Y015
 
 @_typing.final
+class WorkflowWaiting(_message.Message):
+    """A run waits, pending, for a concurrency slot (its workflow's max_concurrent_runs or
+    its tenant's limit); sent when the reason changes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    workflow_name: _builtins.str
+    workflow_version: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        workflow_name: _builtins.str = ...,
+        workflow_version: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowWaiting: _TypeAlias = WorkflowWaiting  # noqa: Y015
+
+@_typing.final
 class WorkflowFailed(_message.Message):
     """A run ended because a task could not succeed."""
 

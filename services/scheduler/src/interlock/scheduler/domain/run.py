@@ -12,6 +12,7 @@ than the current one, or for a task no longer out with the workers, changes noth
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import uuid
@@ -23,15 +24,22 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from interlock.common import topics
+from interlock.common import conditions, topics
 from interlock.common.events import Event
 from interlock.common.templates import TemplateError, render
 from interlock.common.topics import EventType
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 from interlock.scheduler.domain.backoff import retry_delay_ms
-from interlock.scheduler.domain.dag import DONE, compensation_order, ready_tasks
+from interlock.scheduler.domain.dag import compensation_order, ready_tasks
 from interlock.scheduler.domain.delays import delay_due
 from interlock.scheduler.domain.errors import InvalidDelayError
+from interlock.scheduler.domain.rules import (
+    DECIDED_EARLY,
+    RUN_AFTER_FAILURE,
+    Outcome,
+    Verdict,
+    judge,
+)
 from interlock.scheduler.domain.states import (
     ENDED_RUN,
     TERMINAL_TASK,
@@ -95,6 +103,14 @@ class TimerKind(StrEnum):
     DELAY = "delay"
     TIMEOUT = "timeout"
     HEARTBEAT = "heartbeat"
+    SCHEDULE_TO_START = "schedule_to_start"
+    """An attempt not picked up by a worker in time fails (retryable)."""
+    RUN_TIMEOUT = "run_timeout"
+    """The run's own deadline (task id :data:`RUN_TIMER`): past it the run fails."""
+
+
+RUN_TIMER = ""
+"""Task id of the run's own timers (a run timeout)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,38 @@ class _Outputs(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+class _TaskFacts(Mapping[str, Any]):
+    """Every task's status and output (``null`` unless it succeeded), for conditions."""
+
+    def __init__(self, tasks: dict[str, TaskState]) -> None:
+        self._tasks = tasks
+
+    def __getitem__(self, task_id: str) -> Any:
+        task = self._tasks[task_id]
+        succeeded = task.status is TaskStatus.SUCCEEDED and task.output_json
+        return {
+            "status": task.status.value,
+            "output": json.loads(task.output_json) if succeeded and task.output_json else None,
+        }
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _condition(text: str) -> conditions.Condition:
+    """A task's parsed ``when`` (the workflow service parsed it once already)."""
+    return conditions.parse(text)
+
+
+SKIP_REASONS_KEPT_ON_REOPEN = frozenset({"DelayCancelled"})
+"""Skips a failed run's retry or replay leaves alone; every other skipped task is judged
+again, since what skipped it (a failure, a skipped upstream) may turn out otherwise."""
 
 
 @dataclass
@@ -254,6 +302,11 @@ class RunState:
     :attr:`timers_set`: saving clears that)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    waiting: bool = False
+    """Set by :meth:`start` for a run that must wait for a concurrency slot (the store
+    records it among the waiting runs); :meth:`admit` starts it."""
+    _settled: list[task_pb2.SettledTask] = field(default_factory=list)
+    """Tasks skipped or cancelled by the change in progress, published together."""
     plan: Plan | None = None
     """The indexed definition; built from ``definition`` when not given."""
     _specs: dict[str, definition_pb2.TaskSpec] | None = None
@@ -354,15 +407,53 @@ class RunState:
 
     # -- scheduling --------------------------------------------------------------
 
-    def start(self, now: datetime) -> None:
-        """Create the tasks, start the run and schedule the ready tasks."""
+    def start(self, now: datetime, *, limited: bool = False) -> None:
+        """Take the run in: start it, or, when concurrency limits apply, hold it.
+
+        Args:
+            now: The time.
+            limited: A concurrency limit applies (the workflow's or the tenant's): the
+                run stays ``pending`` and :attr:`waiting` until :meth:`admit`.
+        """
         self.is_new = True
         self.created_at = now
+        if limited:
+            self.waiting = True
+            return
+        self._begin(now)
+
+    def admit(self, now: datetime) -> None:
+        """Start a run that waited for a concurrency slot."""
+        if self.status is RunStatus.PENDING:
+            self._begin(now)
+
+    def wait(self, reason: str, now: datetime) -> None:
+        """Tell the run's watchers why it still waits (``workflow.waiting``)."""
+        self._emit(
+            topics.WORKFLOW_WAITING,
+            workflow_pb2.WorkflowWaiting(
+                workflow_name=self.definition.workflow_name,
+                workflow_version=self.definition.workflow_version,
+                reason=reason,
+            ),
+            now,
+        )
+
+    def _begin(self, now: datetime) -> None:
+        """Create the tasks, start the run, arm its deadline, schedule the ready tasks."""
         for task_id in self._original_ids():
             self.tasks[task_id] = TaskState(task_id)
             self.changed_tasks.add(task_id)
             self.new_tasks.add(task_id)
         self._move_run(RunStatus.RUNNING, now)
+        timeout_ms = self.definition.definition.timeout_ms
+        if timeout_ms > 0:
+            deadline = Timer(
+                RUN_TIMER, TimerKind.RUN_TIMEOUT, 0, now + timedelta(milliseconds=timeout_ms)
+            )
+            key = (RUN_TIMER, TimerKind.RUN_TIMEOUT)
+            self.timers[key] = self.timers_set[key] = deadline
+            self._unsaved_timers.add(key)
         self._advance(now)
 
     def _context(self) -> dict[str, Any]:
@@ -398,6 +489,12 @@ class RunState:
             return
         task.params_json = params_json
         self._emit(topics.TASK_SCHEDULED, self._scheduled_payload(task, spec), now)
+        if spec.schedule_to_start_timeout_ms > 0:
+            self._set_timer(
+                task,
+                TimerKind.SCHEDULE_TO_START,
+                now + timedelta(milliseconds=spec.schedule_to_start_timeout_ms),
+            )
 
     def _scheduled_payload(
         self, task: TaskState, spec: definition_pb2.TaskSpec
@@ -430,14 +527,14 @@ class RunState:
         return True
 
     def _advance(self, now: datetime) -> None:
-        statuses = {task_id: task.status for task_id, task in self.tasks.items()}
-        if self.status is RunStatus.RUNNING:
-            originals = self._plan.depends_on
-            for task_id in ready_tasks(originals, statuses):
-                self._schedule(self.tasks[task_id], now)
-            if all(self.tasks[task_id].status in DONE for task_id in originals):
-                self._complete(now)
-                return
+        if self.status in (RunStatus.RUNNING, RunStatus.FAILED):
+            self._judge_pending(now)
+        self._publish_settled(now)
+        if self.status is RunStatus.RUNNING and all(
+            self.tasks[task_id].status in TERMINAL_TASK for task_id in self._plan.depends_on
+        ):
+            self._complete(now)
+            return
         if self.status is not RunStatus.FAILED:
             return
         compensations = {
@@ -450,14 +547,138 @@ class RunState:
             for task_id in ready_tasks(compensations, statuses, TERMINAL_TASK):
                 self._schedule(self.tasks[task_id], now)
 
+    def _judge_pending(self, now: datetime) -> None:
+        """Run, skip or leave waiting each pending task, by its trigger rule and condition.
+
+        A task is judged once every upstream task ended (``one_success`` and
+        ``one_failed`` as soon as one did): like the readiness check before rules, this
+        stops at the first upstream task still out, which keeps a change to a wide run
+        cheap. Passes repeat while a skip may decide tasks judged before it. Once the
+        run failed only cleanup rules (:data:`RUN_AFTER_FAILURE`) may still run a task;
+        every other pending task is skipped.
+        """
+        failed_run = self.status is RunStatus.FAILED
+        changed = True
+        while changed:
+            changed = False
+            for task_id, upstream in self._plan.depends_on.items():
+                task = self.tasks[task_id]
+                if task.status is not TaskStatus.PENDING:
+                    continue
+                spec = self.specs[task_id]
+                rule = spec.trigger_rule
+                if failed_run and rule not in RUN_AFTER_FAILURE:
+                    self._skip(task, ErrorInfo("RunFailed", "the run failed", False), now)
+                    changed = True
+                    continue
+                if rule not in DECIDED_EARLY and not all(
+                    self.tasks[dep].status in TERMINAL_TASK for dep in upstream
+                ):
+                    continue
+                judgement = judge(rule, [(dep, self._outcome(dep)) for dep in upstream])
+                if judgement.verdict is Verdict.WAIT:
+                    continue
+                if judgement.verdict is Verdict.SKIP:
+                    error = ErrorInfo(judgement.reason_type, judgement.reason, False)
+                    self._skip(task, error, now)
+                    changed = True
+                elif not spec.when:
+                    self._schedule(task, now)
+                else:
+                    changed = self._schedule_if(task, spec.when, now) or changed
+
+    def _schedule_if(self, task: TaskState, when: str, now: datetime) -> bool:
+        """Schedule the task if its condition holds, else skip it; whether it skipped."""
+        try:
+            holds = conditions.evaluate(
+                _condition(when),
+                {"input": self._context()["input"], "tasks": _TaskFacts(self.tasks)},
+            )
+        except conditions.ConditionError as error:
+            # Values of the wrong kinds: the definition's mistake, not worth a retry.
+            self._move(task, TaskStatus.SCHEDULED, now)
+            task.attempt += 1
+            task.scheduled_at = now
+            self._fail(task, ErrorInfo("ConditionError", f"when: {error}", False), now)
+            return False
+        if holds:
+            self._schedule(task, now)
+            return False
+        self._skip(task, ErrorInfo("ConditionFalse", f"condition is false: {when}", False), now)
+        return True
+
+    def _outcome(self, task_id: str) -> Outcome:
+        task = self.tasks[task_id]
+        if task.status is TaskStatus.SUCCEEDED:
+            return Outcome.SUCCESS
+        if task.status is TaskStatus.SKIPPED:
+            # A delay whose timer a user cancelled lets its downstream go on.
+            cancelled_delay = task.error is not None and task.error.type == "DelayCancelled"
+            return Outcome.SUCCESS if cancelled_delay else Outcome.SKIPPED
+        if task.status in (TaskStatus.DEAD_LETTERED, TaskStatus.CANCELLED):
+            return Outcome.FAILURE
+        return Outcome.NOT_DONE
+
+    def _skip(self, task: TaskState, reason: ErrorInfo, now: datetime) -> None:
+        """Skip a task that will not run, recording why (the error fields hold it)."""
+        self._move(task, TaskStatus.SKIPPED, now)
+        task.ended_at = now
+        task.error = reason
+        self._settled.append(
+            task_pb2.SettledTask(
+                task_id=task.task_id,
+                status=TaskStatus.SKIPPED.value,
+                attempt=task.attempt,
+                reason=reason.message,
+            )
+        )
+
+    def _cancel_task(self, task: TaskState, reason: str, now: datetime) -> None:
+        self._move(task, TaskStatus.CANCELLED, now)
+        task.ended_at = now
+        task.error = ErrorInfo("Cancelled", reason, False)
+        for kind in TimerKind:
+            if kind is not TimerKind.RUN_TIMEOUT:
+                self._clear_timer(task.task_id, kind)
+        self._settled.append(
+            task_pb2.SettledTask(
+                task_id=task.task_id,
+                status=TaskStatus.CANCELLED.value,
+                attempt=task.attempt,
+                reason=reason,
+            )
+        )
+
+    def _publish_settled(self, now: datetime) -> None:
+        if self._settled:
+            self._emit(topics.TASK_SETTLED, task_pb2.TasksSettled(tasks=self._settled), now)
+            self._settled = []
+
+    def _run_output(self) -> bytes:
+        """The definition's ``output`` rendered, or the final tasks' outputs.
+
+        Raises:
+            TemplateError: The output reads something the run does not have.
+        """
+        template = self.definition.definition.output_json
+        if template:
+            output = render(json.loads(template), self._context())
+        else:
+            output = {
+                task_id: json.loads(task.output_json) if task.output_json else None
+                for task_id, task in self.tasks.items()
+                if task_id in self._plan.final
+            }
+        return json.dumps(output, ensure_ascii=False).encode()
+
     def _complete(self, now: datetime) -> None:
+        try:
+            output_json = self._run_output()
+        except (TemplateError, ValueError) as error:
+            self._fail_run("", ErrorInfo("OutputError", f"output: {error}", False), now)
+            return
+        self._clear_timer(RUN_TIMER, TimerKind.RUN_TIMEOUT)
         self._move_run(RunStatus.SUCCEEDED, now)
-        outputs = {
-            task_id: json.loads(task.output_json) if task.output_json else None
-            for task_id, task in self.tasks.items()
-            if task_id in self._plan.final
-        }
-        output_json = json.dumps(outputs, ensure_ascii=False).encode()
         self._emit(
             topics.WORKFLOW_COMPLETED,
             workflow_pb2.WorkflowCompleted(
@@ -486,6 +707,7 @@ class RunState:
         if task.status is not TaskStatus.SCHEDULED:
             return
         self._move(task, TaskStatus.RUNNING, now)
+        self._clear_timer(task.task_id, TimerKind.SCHEDULE_TO_START)
         task.started_at = started_at or now
         if worker_id:  # an outcome without a task.started before it names the worker too
             task.worker_id = worker_id
@@ -571,6 +793,7 @@ class RunState:
         task.error = None
         self._clear_timer(task.task_id, TimerKind.TIMEOUT)
         self._clear_timer(task.task_id, TimerKind.HEARTBEAT)
+        self._clear_timer(task.task_id, TimerKind.SCHEDULE_TO_START)
         self._advance(now)
 
     def task_failed(
@@ -595,6 +818,7 @@ class RunState:
         task.ended_at = now
         self._clear_timer(task.task_id, TimerKind.TIMEOUT)
         self._clear_timer(task.task_id, TimerKind.HEARTBEAT)
+        self._clear_timer(task.task_id, TimerKind.SCHEDULE_TO_START)
         spec = self.specs[task.task_id]
         budget = max(spec.retry.max_attempts, 1)
         if error.retryable and task.attempt - task.attempt_floor < budget:
@@ -631,9 +855,11 @@ class RunState:
             self._advance(now)
             return
         if self.status in (RunStatus.RUNNING, RunStatus.PAUSED):
-            self._fail_run(task, error, now)
+            self._fail_run(task.task_id, error, now)
+        else:
+            self._advance(now)  # cleanup tasks of a failed run may wait for this one
 
-    def _fail_run(self, task: TaskState, error: ErrorInfo, now: datetime) -> None:
+    def _fail_run(self, failed_task_id: str, error: ErrorInfo, now: datetime) -> None:
         if self.status is RunStatus.PAUSED:
             self._move_run(RunStatus.RUNNING, now)
         self._move_run(RunStatus.FAILED, now)
@@ -642,7 +868,7 @@ class RunState:
             workflow_pb2.WorkflowFailed(
                 workflow_name=self.definition.workflow_name,
                 workflow_version=self.definition.workflow_version,
-                failed_task_id=task.task_id,
+                failed_task_id=failed_task_id,
                 error=error.to_proto(),
             ),
             now,
@@ -687,6 +913,9 @@ class RunState:
         )
         for timer in due:
             self._clear_timer(timer.task_id, timer.kind)
+            if timer.kind is TimerKind.RUN_TIMEOUT:
+                self._time_out(now)
+                continue
             task = self.tasks.get(timer.task_id)
             if task is not None and task.attempt == timer.attempt:
                 self._fire(task, timer.kind, now)
@@ -718,6 +947,25 @@ class RunState:
         elif kind is TimerKind.TIMEOUT and task.status is TaskStatus.RUNNING:
             message = f"attempt {task.attempt} timed out"
             self._fail(task, ErrorInfo("StartToCloseTimeout", message, True), now)
+        elif kind is TimerKind.SCHEDULE_TO_START and task.status is TaskStatus.SCHEDULED:
+            waited_ms = self.specs[task.task_id].schedule_to_start_timeout_ms
+            message = (
+                f"attempt {task.attempt} was not started by a worker within {waited_ms} ms "
+                f"(queue {self.specs[task.task_id].queue or 'default'!r})"
+            )
+            self._fail(task, ErrorInfo("ScheduleToStartTimeout", message, True), now)
+            self._publish_settled(now)
+
+    def _time_out(self, now: datetime) -> None:
+        """The run passed its ``timeout``: cancel what is out, fail the run."""
+        if self.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
+            return
+        timeout_ms = self.definition.definition.timeout_ms
+        reason = f"the run timed out after {timeout_ms} ms"
+        for task in self.tasks.values():
+            if task.status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING, TaskStatus.RETRYING):
+                self._cancel_task(task, reason, now)
+        self._fail_run("", ErrorInfo("RunTimeout", reason, False), now)
 
     def _redispatch(self, task: TaskState, now: datetime) -> None:
         """The attempt went silent: its worker vanished or its outcome was lost.
@@ -746,6 +994,9 @@ class RunState:
     def _may_schedule(self, task_id: str) -> bool:
         if self._is_compensation(task_id):
             return self.status is RunStatus.FAILED
+        if self.status is RunStatus.FAILED:
+            # Cleanup tasks and failure handlers still run (and retry) in a failed run.
+            return self.specs[task_id].trigger_rule in RUN_AFTER_FAILURE
         return self.status is RunStatus.RUNNING
 
     def reschedule_delay(self, task_id: str, due_at: datetime) -> bool:
@@ -770,8 +1021,7 @@ class RunState:
             return False
         task = self.tasks[task_id]
         self._clear_timer(task_id, TimerKind.DELAY)
-        self._move(task, TaskStatus.SKIPPED, now)
-        task.ended_at = now
+        self._skip(task, ErrorInfo("DelayCancelled", "the delay was cancelled", False), now)
         self._advance(now)
         return True
 
@@ -782,6 +1032,7 @@ class RunState:
         if self.status in ENDED_RUN:
             return
         self._move_run(RunStatus.CANCELLED, now)
+        why = f"the run was cancelled: {reason}" if reason else "the run was cancelled"
         for task in self.tasks.values():
             if task.status in (
                 TaskStatus.PENDING,
@@ -789,10 +1040,10 @@ class RunState:
                 TaskStatus.RUNNING,
                 TaskStatus.RETRYING,
             ):
-                self._move(task, TaskStatus.CANCELLED, now)
-                task.ended_at = now
+                self._cancel_task(task, why, now)
         for task_id, kind in list(self.timers):
             self._clear_timer(task_id, kind)
+        self._publish_settled(now)
         self._emit(
             topics.WORKFLOW_CANCELLED,
             workflow_pb2.WorkflowCancelled(
@@ -844,6 +1095,7 @@ class RunState:
         if not failed:
             return 0
         self._move_run(RunStatus.RUNNING, now)
+        self._reopen_skipped(now)
         for task in failed:
             task.attempt_floor = task.attempt
             self._schedule(task, now)
@@ -866,6 +1118,7 @@ class RunState:
                 return False
         elif self.status is RunStatus.FAILED:
             self._move_run(RunStatus.RUNNING, now)
+            self._reopen_skipped(now)
         elif self.status is not RunStatus.RUNNING:
             return False
         task.attempt_floor = task.attempt
@@ -873,3 +1126,14 @@ class RunState:
         self._schedule_held_retries(now)
         self._advance(now)
         return True
+
+    def _reopen_skipped(self, now: datetime) -> None:
+        """A failed run resumes: tasks skipped since are judged again (back to pending)."""
+        for task_id in self._plan.depends_on:
+            task = self.tasks[task_id]
+            if task.status is TaskStatus.SKIPPED and (
+                task.error is None or task.error.type not in SKIP_REASONS_KEPT_ON_REOPEN
+            ):
+                self._move(task, TaskStatus.PENDING, now)
+                task.ended_at = None
+                task.error = None

@@ -37,7 +37,8 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     _T.DEAD_LETTERED: frozenset({_T.SCHEDULED}),
     _T.SUCCEEDED: frozenset(),
     _T.CANCELLED: frozenset(),
-    _T.SKIPPED: frozenset(),
+    # A failed run that resumes (retry, replay) judges its skipped tasks again.
+    _T.SKIPPED: frozenset({_T.PENDING}),
 }
 """Allowed next statuses of each task status."""
 

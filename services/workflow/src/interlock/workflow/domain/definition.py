@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from interlock.common import templates
+from interlock.common import conditions, templates
 from interlock.common.durations import is_duration, parse_duration_ms
 from interlock.events.v1 import definition_pb2
 from interlock.workflow.domain.delays import parse_delay
@@ -37,6 +37,14 @@ DEFAULT_BACKOFF = 2.0
 DEFAULT_MAX_INTERVAL_MS = 60_000
 DEFAULT_JITTER = "full"
 
+_DEFAULT_RULE = definition_pb2.TRIGGER_RULE_ALL_SUCCESS
+_TRIGGER_RULES = {
+    "all_success": definition_pb2.TRIGGER_RULE_ALL_SUCCESS,
+    "all_done": definition_pb2.TRIGGER_RULE_ALL_DONE,
+    "one_success": definition_pb2.TRIGGER_RULE_ONE_SUCCESS,
+    "one_failed": definition_pb2.TRIGGER_RULE_ONE_FAILED,
+    "none_failed": definition_pb2.TRIGGER_RULE_NONE_FAILED,
+}
 _JITTER = {
     "none": definition_pb2.RetryPolicy.JITTER_NONE,
     "full": definition_pb2.RetryPolicy.JITTER_FULL,
@@ -112,10 +120,21 @@ def compile_definition(document: Any) -> CompiledDefinition:
             spec, task_issues = _task_spec(task, index, defaults)
             issues += task_issues
             specs.append(spec)
-    issues += _template_issues(raw_tasks, {t["id"]: _deps(t) for t in tasks})
+    edges = {t["id"]: _deps(t) for t in tasks}
+    issues += _template_issues(raw_tasks, edges)
+    issues += _condition_issues(raw_tasks, edges)
+    output = document.get("output")
+    issues += _references(output, "/output", set(edges), secrets=False)
+    timeout_ms = _duration(document.get("timeout"), "/timeout", issues)
     if issues:
         raise InvalidDefinitionError(_bounded(issues))
-    definition = definition_pb2.WorkflowDefinition(name=document["name"], tasks=specs)
+    definition = definition_pb2.WorkflowDefinition(
+        name=document["name"],
+        tasks=specs,
+        timeout_ms=timeout_ms,
+        max_concurrent_runs=_int(document.get("max_concurrent_runs")),
+        output_json=canonical_json(output).encode() if isinstance(output, dict) else b"",
+    )
     size = definition.ByteSize()
     if size > MAX_COMPILED_BYTES:
         # Every workflow.started carries it, next to an input of up to 256 KiB.
@@ -212,6 +231,9 @@ def _task_spec(
         priority=_int(setting("priority")[0]),
         timeout_ms=_duration(*setting("timeout"), issues),
         heartbeat_timeout_ms=_duration(*setting("heartbeat_timeout"), issues),
+        schedule_to_start_timeout_ms=_duration(*setting("schedule_to_start_timeout"), issues),
+        when=_str(task.get("when")),
+        trigger_rule=_TRIGGER_RULES.get(_str(task.get("trigger_rule")), _DEFAULT_RULE),
     )
     spec.retry.CopyFrom(_retry(task.get("retry"), defaults.get("retry"), at, issues))
     compensate = task.get("compensate")
@@ -292,7 +314,29 @@ def _template_issues(raw_tasks: list[Any], edges: dict[str, list[str]]) -> list[
     return issues
 
 
-def _references(params: Any, at: str, allowed: set[str]) -> list[Issue]:
+def _condition_issues(raw_tasks: list[Any], edges: dict[str, list[str]]) -> list[Issue]:
+    """A ``when`` must parse and read only the task's upstream tasks."""
+    issues: list[Issue] = []
+    for index, task in enumerate(raw_tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("when"), str):
+            continue
+        at = pointer("tasks", index, "when")
+        try:
+            condition = conditions.parse(task["when"])
+        except conditions.ConditionError as error:
+            issues.append(Issue(at, str(error)))
+            continue
+        task_id = task.get("id")
+        before = upstream(edges, task_id) if isinstance(task_id, str) else set()
+        for path in condition.paths():
+            if path.task_id is not None and path.task_id not in before:
+                issues.append(
+                    Issue(at, f"the condition reads task {path.task_id!r}, which is not upstream")
+                )
+    return issues
+
+
+def _references(params: Any, at: str, allowed: set[str], *, secrets: bool = True) -> list[Issue]:
     if params is None:
         return []
     try:
@@ -301,6 +345,9 @@ def _references(params: Any, at: str, allowed: set[str]) -> list[Issue]:
         return [Issue(at + error.pointer, str(error))]
     issues = []
     for reference in found:
+        if not secrets and reference.path[0] == templates.SECRETS:
+            issues.append(Issue(at + reference.pointer, "the run's output cannot read secrets"))
+            continue
         task_id = reference.task_id
         if task_id is not None and task_id not in allowed:
             issues.append(

@@ -22,6 +22,9 @@ _STAGE = {
     TaskStatus.SUCCEEDED: 3,
     TaskStatus.FAILED: 3,
     TaskStatus.DEAD_LETTERED: 4,
+    # The scheduler settled the task (task.settled): nothing of that attempt overrides it.
+    TaskStatus.SKIPPED: 5,
+    TaskStatus.CANCELLED: 5,
 }
 
 
@@ -37,6 +40,7 @@ class TaskProgress:
         finished_at: When it succeeded, failed or was dead-lettered.
         output: The successful attempt's output (JSON value).
         error: The failure: ``{"type", "message", "retryable"}``.
+        reason: Why it was skipped or cancelled.
     """
 
     status: TaskStatus = TaskStatus.PENDING
@@ -46,6 +50,7 @@ class TaskProgress:
     finished_at: datetime | None = None
     output: Any = None
     error: dict[str, Any] | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +67,7 @@ class TaskUpdate:
             completion of a delay, which the scheduler runs without task.scheduled).
         output: Output of a success.
         error: Error of a failure.
+        reason: Why the scheduler skipped or cancelled the task.
     """
 
     status: TaskStatus
@@ -71,6 +77,7 @@ class TaskUpdate:
     scheduled_at: datetime | None = None
     output: Any = None
     error: dict[str, Any] | None = None
+    reason: str | None = None
 
 
 def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
@@ -99,6 +106,8 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
         TaskStatus.SUCCEEDED,
         TaskStatus.FAILED,
         TaskStatus.DEAD_LETTERED,
+        TaskStatus.SKIPPED,
+        TaskStatus.CANCELLED,
     )
     return replace(
         base,
@@ -113,6 +122,7 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
         error=update.error
         if update.status in (TaskStatus.FAILED, TaskStatus.DEAD_LETTERED)
         else None,
+        reason=update.reason,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from interlock.common.conditions import MAX_CONDITION_CHARS
 from interlock.common.durations import DURATION_PATTERN
 from interlock.workflow.domain.limits import MAX_TASKS
 from interlock.workflow.domain.task_types import EXECUTOR_TYPES, TASK_TYPES
@@ -27,6 +28,10 @@ MAX_ATTEMPTS = 100
 """Most attempts a retry policy may allow."""
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 """Range of task priorities (higher runs first); default 0."""
+MAX_CONCURRENT_RUNS = 100_000
+"""Largest ``max_concurrent_runs`` a definition may set."""
+TRIGGER_RULES = ("all_success", "all_done", "one_success", "one_failed", "none_failed")
+"""A task's ``trigger_rule`` values, as in Airflow; ``all_success`` by default."""
 
 _DURATION = {
     "type": "string",
@@ -54,6 +59,24 @@ DEFINITION_SCHEMA: dict[str, Any] = {
             "type": "object",
             "description": "JSON Schema (2020-12) every run's input must satisfy.",
         },
+        "timeout": {
+            "$ref": "#/$defs/duration",
+            "description": "Longest a run may take from its start: past it the run fails "
+            "and its running tasks are cancelled. Default: none.",
+        },
+        "max_concurrent_runs": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_CONCURRENT_RUNS,
+            "description": "Most runs of this workflow running at once in the tenant; "
+            "runs over it wait, pending, and start in order. Default: no limit.",
+        },
+        "output": {
+            "type": "object",
+            "description": "The run's output: strings may hold {{ input.<path> }} and "
+            "{{ tasks.<id>.output[.<path>] }}, rendered when the run succeeds. "
+            "Default: the outputs of the tasks nothing depends on.",
+        },
         "defaults": {
             "type": "object",
             "additionalProperties": False,
@@ -62,6 +85,7 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                 "retry": {"$ref": "#/$defs/retry"},
                 "timeout": {"$ref": "#/$defs/duration"},
                 "heartbeat_timeout": {"$ref": "#/$defs/duration"},
+                "schedule_to_start_timeout": {"$ref": "#/$defs/duration"},
                 "queue": {"$ref": "#/$defs/queue"},
                 "priority": {"$ref": "#/$defs/priority"},
             },
@@ -128,6 +152,26 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                 },
                 "queue": {"$ref": "#/$defs/queue"},
                 "priority": {"$ref": "#/$defs/priority"},
+                "schedule_to_start_timeout": {
+                    "$ref": "#/$defs/duration",
+                    "description": "Longest an attempt may wait for a worker to start "
+                    "it: past it the attempt fails (retryable: the retry policy decides).",
+                },
+                "when": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CONDITION_CHARS,
+                    "description": "A condition; false skips the task. Comparisons "
+                    "(== != < <= > >= in, not in), and/or/not, parentheses, literals "
+                    "(numbers, 'strings', true, false, null) and paths input.<field>..., "
+                    "tasks.<upstream id>.output..., tasks.<upstream id>.status.",
+                },
+                "trigger_rule": {
+                    "enum": list(TRIGGER_RULES),
+                    "description": "When the task may run given its upstream tasks: "
+                    "all_success (default), all_done, one_success, one_failed, "
+                    "none_failed. Tasks it cannot run for are skipped.",
+                },
             },
         },
     },
