@@ -16,7 +16,7 @@ from interlock.scheduler.api import build_router
 from interlock.scheduler.domain.run import AttemptBounds, configure_attempt_bounds
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
-from interlock.scheduler.loops import LoopTask, TimerLoop, TopicGuard, every
+from interlock.scheduler.loops import LoopTask, TaskTopics, TimerLoop, TopicGuard, every
 from interlock.scheduler.reconciler import Reconciler
 from interlock.scheduler.service import SchedulerService
 from interlock.scheduler.settings import SchedulerSettings
@@ -49,7 +49,10 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     broker = KafkaBroker(settings)
     relay = OutboxRelayTask(database, broker)
     waker = _TimerWaker()
-    service = SchedulerService(lambda: database.pool, on_timer=waker)
+    task_topics = TaskTopics(settings)
+    service = SchedulerService(
+        lambda: database.pool, on_timer=waker, ensure_queues=task_topics.ensure
+    )
 
     async def run_timers() -> None:
         loop = TimerLoop(
@@ -62,7 +65,9 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
     async def run_reconciler() -> None:
         reconciler = Reconciler(service, after_s=settings.reconcile_after_s)
-        topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
+        topic_guard = TopicGuard(
+            settings, interval_s=settings.topics_check_interval_s, task_topics=task_topics
+        )
 
         retention = timedelta(seconds=settings.inbox_retention_s)
         parked_retention = timedelta(seconds=settings.parked_control_retention_s)
