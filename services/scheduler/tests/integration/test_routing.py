@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -66,10 +66,11 @@ async def in_process_worker(settings: WorkerSettings) -> AsyncIterator[Worker]:
 
 @pytest.fixture
 def spawn_worker(tmp_path: Path) -> Iterator[Any]:
-    """``spawn_worker(settings)`` starts ``python -m interlock.worker``; stopped afterwards."""
+    """``await spawn_worker(settings)`` starts ``python -m interlock.worker`` and waits until
+    it is ready; it is stopped after the test."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    async def spawn(settings: WorkerSettings) -> subprocess.Popen[bytes]:
+    def spawn(settings: WorkerSettings) -> Awaitable[None]:
         port = free_port()
         env = {
             **os.environ,
@@ -97,16 +98,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Any]:
                 stdin=subprocess.DEVNULL,
             )
         processes.append(process)
-        async with httpx.AsyncClient() as client, asyncio.timeout(60):
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    ready = await client.get(f"http://127.0.0.1:{port}/readyz")
-                    if ready.status_code == 200:
-                        return process
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+        return _ready(process, port, log)
 
     try:
         yield spawn
@@ -118,6 +110,19 @@ def spawn_worker(tmp_path: Path) -> Iterator[Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def _ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    async with httpx.AsyncClient() as client, asyncio.timeout(60):
+        while True:
+            assert process.poll() is None, f"the worker exited; its log: {log}"
+            try:
+                ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+                if ready.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
 
 
 async def open_pool(settings: SchedulerSettings) -> asyncpg.Pool:
