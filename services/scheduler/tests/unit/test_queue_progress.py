@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from interlock.scheduler.domain.queue import QueueProgress
+from interlock.scheduler.domain.queue import Lanes, QueueProgress
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 AFTER = timedelta(seconds=30)
@@ -49,3 +49,24 @@ def test_a_queue_that_only_heartbeats_is_stalled_after_ten_times_the_bound() -> 
         assert progress.lost_before(at(second), AFTER) is None
     progress.busy(at(300))
     assert progress.lost_before(at(300), AFTER) == at(270)
+
+
+def test_each_lane_keeps_its_own_order() -> None:
+    lanes = Lanes(T0)
+    # A high-priority task dispatched at 100 s is picked up at once, ahead of a
+    # low-priority backlog dispatched at 0-1 s and still draining in order.
+    lanes.lane("task.scheduled.low").picked_up(at(0.5), at(100))
+    lanes.lane("task.scheduled.high").picked_up(at(100), at(100))
+    cutoffs = lanes.lost_before(at(100), AFTER)
+    assert cutoffs.by_lane["task.scheduled.low"] == at(0.5) - AFTER
+    assert cutoffs.by_lane["task.scheduled.high"] == at(70)
+    assert cutoffs.latest == at(70)
+
+
+def test_a_lane_never_seen_follows_the_idle_rule() -> None:
+    lanes = Lanes(T0)
+    lanes.lane("task.scheduled").busy(at(20))
+    assert lanes.lost_before(at(20), AFTER).otherwise is None
+    cutoffs = lanes.lost_before(at(40), AFTER)
+    assert cutoffs.otherwise == at(10)
+    assert cutoffs.by_lane == {"task.scheduled": None}

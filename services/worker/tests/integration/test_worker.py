@@ -6,13 +6,10 @@ from datetime import UTC
 from typing import Any, ClassVar
 
 import pytest
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import generate_latest
 
 from interlock.common import topics
-from interlock.worker import WorkerSettings
 from interlock.worker.attempts import Attempt
 from interlock.worker.context import ArtifactRef, TaskContext
 from interlock.worker.sdk import current_context, task
@@ -49,22 +46,6 @@ async def probe(hold_ms: int) -> dict[str, int]:
     finally:
         Probe.running -= 1
     return {"held_ms": hold_ms}
-
-
-async def committed(settings: WorkerSettings) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(
-            settings.worker_group_id,
-            partitions=[
-                TopicPartition(topics.TASK_SCHEDULED.topic(settings), p)
-                for p in range(settings.kafka_partitions)
-            ],
-        )
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
 async def test_a_task_is_started_then_completed_with_its_output(
@@ -108,37 +89,52 @@ async def test_a_task_done_at_once_reports_only_its_outcome(
     assert [s.task_id for s in task_events.of(topics.TASK_STARTED, run)] == ["slow"]
 
 
-async def test_tasks_of_other_queues_are_skipped_and_committed_past(
+async def test_each_queue_is_read_only_by_the_workers_serving_it(
     settings, running_worker, task_events, publish, kit: Any
 ) -> None:
     run = kit.new_run()
-    async with running_worker(settings):
+    gpu_tasks = [f"gpu-{n}" for n in range(6)]
+    async with (
+        running_worker(settings, worker_id="default-worker") as default,
+        running_worker(settings, worker_id="gpu-worker", worker_queues=["gpu"]) as gpu,
+    ):
         await publish(
-            [
-                kit.scheduled(run, "gpu-task", "noop", queue="gpu"),
-                kit.scheduled(run, "default-task", "noop"),
-            ]
+            [kit.scheduled(run, task_id, "noop", queue="gpu") for task_id in gpu_tasks]
+            + [kit.scheduled(run, "default-task", "noop")]
         )
-        await task_events.wait_outcome(run, "default-task")
-        # Both records share the run's partition: the commit moves past both.
-        offsets = await _wait_committed(settings, kit, total=2)
-    assert sum(offsets.values()) == 2
-    assert task_events.of(topics.TASK_STARTED, run, "gpu-task") == []
+        outcomes = {t: await task_events.wait_outcome(run, t) for t in [*gpu_tasks, "default-task"]}
+        default_topics = {topic for topic, _ in default.task_assignment()}
+        gpu_topics = {topic for topic, _ in gpu.task_assignment()}
+    assert {outcomes[t].worker_id for t in gpu_tasks} == {"gpu-worker"}
+    assert outcomes["default-task"].worker_id == "default-worker"
+    prefix = settings.kafka_topic_prefix
+    assert default_topics == {prefix + t for t in topics.queue_topics("")}
+    assert gpu_topics == {prefix + t for t in topics.queue_topics("gpu")}
 
 
-async def _wait_committed(settings: WorkerSettings, kit: Any, total: int) -> dict[int, int]:
-    result: dict[int, int] = {}
-
-    async def poll() -> None:
-        while True:
-            result.clear()
-            result.update(await committed(settings))
-            if sum(result.values()) >= total:
-                return
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout=30)
-    return result
+async def test_higher_priority_tasks_start_before_a_backlog_of_lower_ones(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    backlog = [
+        kit.scheduled(run, f"low-{n}", "sleep", {"duration_ms": 20}, priority=-5) for n in range(30)
+    ]
+    await publish(backlog)
+    async with running_worker(settings, max_in_flight=1, prefetch=2):
+        await kit.eventually(lambda: task_events.of(topics.TASK_STARTED, run))
+        await publish(
+            [kit.scheduled(run, "normal", "noop"), kit.scheduled(run, "urgent", "noop", priority=9)]
+        )
+        for event in backlog:
+            await task_events.wait_outcome(run, event.payload.task_id)
+        await task_events.wait_outcome(run, "normal")
+    finished = [
+        e.payload.task_id
+        for e in sorted(task_events.events, key=lambda e: e.time)
+        if e.type == topics.TASK_COMPLETED
+    ]
+    # Behind the prefetched few at most, never behind the backlog.
+    assert finished.index("urgent") < finished.index("normal") < 8
 
 
 async def test_failures_are_classified_and_reported(

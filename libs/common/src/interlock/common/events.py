@@ -111,7 +111,8 @@ class KafkaRecord:
 
     Attributes:
         topic: Topic name. :meth:`Event.to_record` writes the event type's name
-            without ``kafka_topic_prefix`` (the publisher adds it); consumers pass the
+            (a routed type's: the topic its payload routes to) without
+            ``kafka_topic_prefix`` (the publisher adds it); consumers pass the
             topic the record came from, used in error messages only.
         key: Record key, or ``None``.
         value: Record value, or ``None`` for a tombstone (never a valid event).
@@ -193,7 +194,8 @@ class Event(Generic[P_co]):
         """Encode this event as a Kafka record (binary content mode).
 
         Returns:
-            The record, its topic being the event type's name without prefix.
+            The record, its topic being the event type's name (or the topic a routed
+            type's payload goes to) without prefix.
         """
         headers = [
             ("ce_specversion", _SPEC_VERSION_BYTES),
@@ -209,8 +211,9 @@ class Event(Generic[P_co]):
             headers.append(("ce_traceparent", self.traceparent.encode()))
         if self.tracestate:
             headers.append(("ce_tracestate", self.tracestate.encode()))
+        route = self.type.route
         return KafkaRecord(
-            topic=self.type.name,
+            topic=self.type.name if route is None else route(self.payload),
             key=self.partition_key,
             value=self.payload.SerializeToString(),
             headers=tuple(headers),

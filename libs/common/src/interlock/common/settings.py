@@ -102,6 +102,10 @@ class KafkaOptions(BaseSettings):
     kafka_producer_batch_bytes: int = 524288
     """Largest record batch the producer builds per partition; larger batches mean fewer
     stored batches on the local broker. Default: 512 KiB."""
+    kafka_queue_partitions: dict[str, int] = Field(default_factory=dict)
+    """Partitions of a task queue's topics (one per priority band, created when the
+    queue is first used), by queue name (``""``: the default queue); queues not listed
+    get :attr:`kafka_partitions`. Default: none listed."""
 
 
 class PostgresOptions(BaseSettings):

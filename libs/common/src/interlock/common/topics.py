@@ -15,15 +15,23 @@ Example::
 At start-up (``make up``, tests) :func:`ensure_topics` creates every topic with the
 configured partition count, since the local broker would otherwise auto-create them
 with its own default on first produce.
+
+``task.scheduled`` is the one *routed* type: its records travel on a topic per queue
+and priority band (:func:`task_topic`), so that only the workers of a queue read its
+tasks and a worker can read its higher bands first. Those topics are created on
+demand (:func:`ensure_task_topics`); the default queue's normal band keeps the plain
+name, ``task.scheduled``. Consumers of every task (the run projection) subscribe to
+the whole family (:attr:`EventType.family_pattern`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic
+from typing import Any, Generic
 
 from google.protobuf.message import Message
 from typing_extensions import TypeVar
@@ -34,6 +42,7 @@ from interlock.events.v1 import task_pb2, workflow_pb2
 __all__ = [
     "ALL",
     "CLOUDEVENTS_TYPE_PREFIX",
+    "PRIORITY_BANDS",
     "TASK_COMPLETED",
     "TASK_DEAD_LETTERED",
     "TASK_FAILED",
@@ -51,8 +60,13 @@ __all__ = [
     "EventType",
     "by_cloudevents_type",
     "by_name",
+    "ensure_task_topics",
     "ensure_topics",
     "for_payload",
+    "priority_band",
+    "queue_partitions",
+    "queue_topics",
+    "task_topic",
 ]
 
 _log = logging.getLogger(__name__)
@@ -74,12 +88,16 @@ class EventType(Generic[P_co]):
             ``kafka_topic_prefix``).
         payload_type: The protobuf message class of the record value.
         version: Schema version, part of the CloudEvents type. Default: 1.
+        route: For a routed type, the topic (before any prefix) a payload travels
+            on, ``<name>`` or ``<name>.<suffix>``. Default: ``None``, every record
+            on ``<name>``.
         cloudevents_type: ``io.interlock.<name>.v<version>``, derived.
     """
 
     name: str
     payload_type: type[P_co]
     version: int = 1
+    route: Callable[[Any], str] | None = None
     cloudevents_type: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +117,18 @@ class EventType(Generic[P_co]):
         prefix = options.kafka_topic_prefix if options is not None else ""
         return f"{prefix}{self.name}"
 
+    def family_pattern(self, options: KafkaOptions | None = None) -> str:
+        """A regular expression matching every topic this type's records travel on.
+
+        Args:
+            options: Supplies ``kafka_topic_prefix``. Default: no prefix.
+
+        Returns:
+            The escaped topic name; for a routed type, followed by any dotted suffix.
+        """
+        escaped = re.escape(self.topic(options))
+        return escaped + r"(\..+)?" if self.route is not None else escaped
+
     def parse(self, data: bytes) -> P_co:
         """Decode a record value into this type's payload message.
 
@@ -116,6 +146,51 @@ class EventType(Generic[P_co]):
         return message
 
 
+PRIORITY_BANDS: tuple[str, ...] = ("high", "", "low")
+"""Priority bands, highest first: priority above 0, 0 (the default), below 0.
+
+Each band of a queue is a topic of its own, which its workers read highest band first;
+within a band tasks keep their dispatch order. Three bands, not one topic per
+priority: every topic multiplies the partitions each worker and the broker keep."""
+
+_QUEUE_MARK = "queue"
+
+
+def priority_band(priority: int) -> str:
+    """The band of ``priority``: ``"high"`` above 0, ``""`` at 0, ``"low"`` below."""
+    if priority > 0:
+        return "high"
+    if priority < 0:
+        return "low"
+    return ""
+
+
+def task_topic(queue: str, priority: int = 0) -> str:
+    """The topic (before any prefix) of a task of ``queue`` at ``priority``.
+
+    ``task.scheduled`` for the default queue (``""``) at priority 0, else
+    ``task.scheduled[.<band>][.queue.<queue>]``, e.g. ``task.scheduled.high.queue.gpu``.
+    Queue names never start with a dot, and the queue part always comes last, so two
+    queues or bands never share a topic.
+    """
+    band = priority_band(priority)
+    name = "task.scheduled"
+    if band:
+        name = f"{name}.{band}"
+    if queue:
+        name = f"{name}.{_QUEUE_MARK}.{queue}"
+    return name
+
+
+def queue_topics(queue: str) -> tuple[str, ...]:
+    """The topics (before any prefix) of every band of ``queue``, highest band first."""
+    return tuple(task_topic(queue, priority) for priority in (1, 0, -1))
+
+
+def _route_scheduled(payload: task_pb2.TaskScheduled) -> str:
+    return task_topic(payload.queue, payload.priority)
+
+
 WORKFLOW_STARTED = EventType(name="workflow.started", payload_type=workflow_pb2.WorkflowStarted)
 """A run was accepted and should start (workflow service → scheduler, metadata)."""
 WORKFLOW_COMPLETED = EventType(
@@ -130,8 +205,10 @@ WORKFLOW_CANCELLED = EventType(
 """A run was cancelled by a user."""
 WORKFLOW_CONTROL = EventType(name="workflow.control", payload_type=workflow_pb2.RunControl)
 """A user asked to cancel, pause, resume or retry a run."""
-TASK_SCHEDULED = EventType(name="task.scheduled", payload_type=task_pb2.TaskScheduled)
-"""The scheduler hands an attempt to the workers."""
+TASK_SCHEDULED = EventType(
+    name="task.scheduled", payload_type=task_pb2.TaskScheduled, route=_route_scheduled
+)
+"""The scheduler hands an attempt to the workers of its queue (routed: :func:`task_topic`)."""
 TASK_STARTED = EventType(name="task.started", payload_type=task_pb2.TaskStarted)
 """A worker picked an attempt up."""
 TASK_COMPLETED = EventType(name="task.completed", payload_type=task_pb2.TaskCompleted)
@@ -211,7 +288,9 @@ async def ensure_topics(
 
     Each topic gets ``options.kafka_partitions`` partitions and
     ``options.kafka_replication_factor`` replicas, and is named with
-    ``options.kafka_topic_prefix``. Safe to call from every process at start-up.
+    ``options.kafka_topic_prefix``. Safe to call from every process at start-up. A
+    routed type's other topics (other queues, other bands) are created on demand by
+    :func:`ensure_task_topics`.
 
     Args:
         options: Broker address, partitions, replication factor, topic prefix.
@@ -223,12 +302,46 @@ async def ensure_topics(
             reason than its existence, or cannot be reached.
         TimeoutError: When the call takes longer than ``timeout_s``.
     """
+    names = {t.topic(options): options.kafka_partitions for t in topics}
+    await _create_topics(options, names, timeout_s=timeout_s)
+
+
+def queue_partitions(options: KafkaOptions, queue: str) -> int:
+    """Partitions of ``queue``'s task topics (``kafka_queue_partitions``, else the default)."""
+    return options.kafka_queue_partitions.get(queue, options.kafka_partitions)
+
+
+async def ensure_task_topics(
+    options: KafkaOptions, queues: Iterable[str], *, timeout_s: float = 30.0
+) -> None:
+    """Create the task topics of every band of ``queues`` (existing ones are left alone).
+
+    Called by workers for the queues they serve when they start, and by the scheduler
+    the first time it dispatches to a queue (before the records are written), so a
+    topic always exists with its configured partitions: the local broker would
+    auto-create it with its own default on first produce.
+
+    Raises:
+        aiokafka.errors.KafkaError: When the broker refuses a topic or cannot be reached.
+        TimeoutError: When the call takes longer than ``timeout_s``.
+    """
+    names = {
+        options.kafka_topic_prefix + topic: queue_partitions(options, queue)
+        for queue in queues
+        for topic in queue_topics(queue)
+    }
+    await _create_topics(options, names, timeout_s=timeout_s)
+
+
+async def _create_topics(
+    options: KafkaOptions, partitions: Mapping[str, int], *, timeout_s: float
+) -> None:
+    """Create the topics named in ``partitions`` (with their prefix) unless they exist."""
     # Imported here: aiokafka is the ``kafka`` extra, the type list is not.
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-    names = list(dict.fromkeys(t.topic(options) for t in topics))
-    if not names:
+    if not partitions:
         return
     admin = AIOKafkaAdminClient(
         bootstrap_servers=options.kafka_bootstrap_servers,
@@ -242,10 +355,10 @@ async def ensure_topics(
                 [
                     NewTopic(
                         name,
-                        num_partitions=options.kafka_partitions,
+                        num_partitions=count,
                         replication_factor=options.kafka_replication_factor,
                     )
-                    for name in names
+                    for name, count in partitions.items()
                 ]
             )
         finally:
@@ -262,5 +375,5 @@ async def ensure_topics(
     if created:
         _log.info(
             "created Kafka topics",
-            extra={"topics": created, "partitions": options.kafka_partitions},
+            extra={"topics": created, "partitions": [partitions[t] for t in created]},
         )

@@ -17,7 +17,14 @@ from interlock.scheduler.domain.admission import configure_tenant_limit
 from interlock.scheduler.domain.run import AttemptBounds, configure_attempt_bounds
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.handlers import CONSUMED, BatchHandler
-from interlock.scheduler.loops import AdmissionLoop, LoopTask, TimerLoop, TopicGuard, every
+from interlock.scheduler.loops import (
+    AdmissionLoop,
+    LoopTask,
+    TaskTopics,
+    TimerLoop,
+    TopicGuard,
+    every,
+)
 from interlock.scheduler.reconciler import Reconciler
 from interlock.scheduler.service import SchedulerService
 from interlock.scheduler.settings import SchedulerSettings
@@ -52,9 +59,11 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     relay = OutboxRelayTask(database, broker)
     waker = _TimerWaker()
     admission: list[AdmissionLoop] = []
+    task_topics = TaskTopics(settings)
     service = SchedulerService(
         lambda: database.pool,
         on_timer=waker,
+        ensure_queues=task_topics.ensure,
         on_slots=lambda: admission[0].wake() if admission else None,
     )
 
@@ -74,7 +83,9 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
 
     async def run_reconciler() -> None:
         reconciler = Reconciler(service, after_s=settings.reconcile_after_s)
-        topic_guard = TopicGuard(settings, interval_s=settings.topics_check_interval_s)
+        topic_guard = TopicGuard(
+            settings, interval_s=settings.topics_check_interval_s, task_topics=task_topics
+        )
 
         retention = timedelta(seconds=settings.inbox_retention_s)
         parked_retention = timedelta(seconds=settings.parked_control_retention_s)

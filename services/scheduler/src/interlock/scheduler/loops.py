@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
 from interlock.common.settings import KafkaOptions
 from interlock.common.supervision import SupervisedTask
-from interlock.common.topics import ensure_topics
+from interlock.common.topics import ensure_task_topics, ensure_topics
 from interlock.scheduler.domain.clock import Clock, utc_now
 from interlock.scheduler.service import SchedulerService
 
@@ -119,21 +119,57 @@ class AdmissionLoop:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
 
 
+class TaskTopics:
+    """The task topics of every queue this process dispatched to, created before first use.
+
+    A queue's topics (one per priority band) are created the first time a task of the
+    queue is saved, so the relay never publishes to a topic the broker would create
+    with its own defaults; known queues cost a set lookup.
+
+    Args:
+        options: Kafka options (prefix, partitions, ``kafka_queue_partitions``).
+    """
+
+    def __init__(self, options: KafkaOptions) -> None:
+        self._options = options
+        self._known: set[str] = set()
+
+    async def ensure(self, queues: Iterable[str]) -> None:
+        """Create the topics of the queues among ``queues`` not seen before.
+
+        Raises:
+            aiokafka.errors.KafkaError: The broker refused or is unreachable (the
+                caller's transaction rolls back and its batch is retried).
+        """
+        missing = set(queues) - self._known
+        if missing:
+            await ensure_task_topics(self._options, missing)
+            self._known |= missing
+
+    async def recreate(self) -> None:
+        """Create again the known queues' topics that went missing."""
+        await ensure_task_topics(self._options, sorted(self._known))
+
+
 class TopicGuard:
     """Re-creates missing topics now and then, so a broker that restarted empty recovers.
 
     Without their topics, consumers of every service stall (offset commits and fetches
     fail); :func:`~interlock.common.topics.ensure_topics` creates the missing ones and
-    leaves the others alone.
+    leaves the others alone, the queues' task topics included.
 
     Args:
         options: Kafka options (prefix, partitions).
         interval_s: Least time between two checks.
+        task_topics: The queues' task topics to re-create too. Default: none.
     """
 
-    def __init__(self, options: KafkaOptions, *, interval_s: float) -> None:
+    def __init__(
+        self, options: KafkaOptions, *, interval_s: float, task_topics: TaskTopics | None = None
+    ) -> None:
         self._options = options
         self._interval_s = interval_s
+        self._task_topics = task_topics
         self._next_check = 0.0
 
     async def check_once(self) -> None:
@@ -144,6 +180,8 @@ class TopicGuard:
         self._next_check = now + self._interval_s
         try:
             await ensure_topics(self._options)
+            if self._task_topics is not None:
+                await self._task_topics.recreate()
         except Exception:
             _log.warning("cannot ensure Kafka topics; will try again", exc_info=True)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from interlock.scheduler.domain.errors import (
     RunNotFoundError,
 )
 from interlock.scheduler.domain.events import apply_event, check_tenant
-from interlock.scheduler.domain.queue import QueueProgress
+from interlock.scheduler.domain.queue import Lanes
 from interlock.scheduler.domain.run import RunState
 from interlock.scheduler.domain.states import TaskStatus
 from interlock.scheduler.run_cache import RunCache
@@ -95,8 +95,12 @@ class SchedulerService:
             the timer loop). Default: nothing.
         cached_runs: Most runs the consumer keeps in memory between batches.
             Default: 2,000.
-        progress: What workers were seen picking up (the queue's progress), so that a
-            task waiting in a long queue is not taken for lost. Default: a new one.
+        progress: What workers were seen picking up, per lane (queue and priority
+            band), so that a task waiting in a long queue is not taken for lost.
+            Default: a new one.
+        ensure_queues: Creates the task topics of queues before the first task of each
+            is saved (the relay would otherwise publish to a topic the broker creates
+            with its own defaults). Default: nothing.
         on_slots: Called after a commit that queued a run for a concurrency slot or
             ended a limited run (wakes the admission loop). Default: nothing.
     """
@@ -108,18 +112,35 @@ class SchedulerService:
         clock: Clock = utc_now,
         on_timer: Callable[[datetime], None] | None = None,
         cached_runs: int = 2_000,
-        progress: QueueProgress | None = None,
+        progress: Lanes | None = None,
+        ensure_queues: Callable[[set[str]], Awaitable[None]] | None = None,
         on_slots: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
         self._on_slots = on_slots
         self._clock = clock
-        self._progress = progress or QueueProgress(clock())
+        self._progress = progress or Lanes(clock())
+        self._ensure_queues = ensure_queues
         self._on_timer = on_timer
         self._cache = RunCache(cached_runs)
 
     def _acquire(self) -> Any:
         return self._pool().acquire()
+
+    async def _save(
+        self, conn: asyncpg.Connection, runs: Sequence[RunState], now: datetime
+    ) -> store.SaveResult:
+        """Save ``runs`` (:func:`store.save_runs`), once the topics their tasks go to exist."""
+        if self._ensure_queues is not None:
+            queues = {
+                event.payload.queue
+                for run in runs
+                for event in run.events
+                if is_type(event, topics.TASK_SCHEDULED)
+            }
+            if queues:
+                await self._ensure_queues(queues)
+        return await store.save_runs(conn, runs, now)
 
     def _timer_set(self, due_at: datetime | None) -> None:
         if due_at is not None and self._on_timer is not None:
@@ -200,7 +221,7 @@ class SchedulerService:
                     extra={"event_ids": [r.event_id for r in rejected]},
                 )
                 await store.reject_events(conn, rejected, now)
-            saved = await store.save_runs(conn, list(runs.values()), now)
+            saved = await self._save(conn, list(runs.values()), now)
         return _Applied(runs=runs, saved=saved, invalid=invalid)
 
     def _apply(self, runs: dict[str, RunState], event: Event, now: datetime) -> None:
@@ -288,7 +309,7 @@ class SchedulerService:
                 return 0
             runs = await store.load_runs(conn, run_ids, skip_locked=True)
             fired = sum(run.fire_due_timers(now) for run in runs.values())
-            saved = await store.save_runs(conn, list(runs.values()), now)
+            saved = await self._save(conn, list(runs.values()), now)
         self._saved(saved)
         return fired
 
@@ -310,7 +331,7 @@ class SchedulerService:
             run = await _tenant_run(conn, tenant, run_id)
             if not run.reschedule_delay(task_id, due_at):
                 raise PendingDelayNotFoundError()
-            await store.save_runs(conn, [run], self._clock())
+            await self._save(conn, [run], self._clock())
         self._timer_set(due_at)
 
     async def cancel_delay(self, tenant: str, run_id: str, task_id: str) -> None:
@@ -325,7 +346,7 @@ class SchedulerService:
             now = self._clock()
             if not run.cancel_delay(task_id, now):
                 raise PendingDelayNotFoundError()
-            saved = await store.save_runs(conn, [run], now)
+            saved = await self._save(conn, [run], now)
         self._saved(saved)
 
     # Concurrency limits ------------------------------------------------------------
@@ -363,7 +384,7 @@ class SchedulerService:
                     await store.take_slots(conn, admitted)
                 if reasons:
                     await store.set_waiting_reasons(conn, reasons)
-                saved = await store.save_runs(conn, list(runs.values()), now)
+                saved = await self._save(conn, list(runs.values()), now)
             self._timer_set(saved.earliest_timer)
             started += len(admitted)
         return started
@@ -373,8 +394,9 @@ class SchedulerService:
     async def republish_stuck(self, waited: timedelta, limit: int) -> int:
         """Re-publish ``task.scheduled`` of up to ``limit`` tasks whose event was lost.
 
-        Lost: the workers' pick-ups overtook the task by ``waited``, or it waited that
-        long while no worker did anything (:class:`QueueProgress`). A worker that never
+        Lost: the workers' pick-ups in its lane (queue and priority band) overtook the
+        task by ``waited``, or it waited that long while no worker of the lane did
+        anything (:class:`~interlock.scheduler.domain.queue.Lanes`). A worker that never
         saw the event (a broker that lost its data, a lost record) then gets it again;
         the attempt and its idempotency key stay the same.
 
@@ -382,18 +404,18 @@ class SchedulerService:
             How many were re-published.
         """
         now = self._clock()
-        cutoff = self._progress.lost_before(now, waited)
-        if cutoff is None:
+        cutoffs = self._progress.lost_before(now, waited)
+        if cutoffs.latest is None:
             return 0
         async with self._acquire() as conn, conn.transaction():
-            stuck = await store.stuck_scheduled(conn, cutoff, limit)
+            stuck = await store.stuck_scheduled(conn, cutoffs, limit)
             if not stuck:
                 return 0
             runs = await store.load_runs(conn, {run_id for run_id, _ in stuck}, skip_locked=True)
             count = sum(
                 runs[run_id].republish(task_id, now) for run_id, task_id in stuck if run_id in runs
             )
-            await store.save_runs(conn, list(runs.values()), now)
+            await self._save(conn, list(runs.values()), now)
         return count
 
     async def prune_inbox(self, older_than: timedelta) -> int:
@@ -462,7 +484,7 @@ class SchedulerService:
             if not run.replay(task_id, now):
                 raise ReplayNotAllowedError()
             attempt = run.tasks[task_id].attempt
-            result = await store.save_runs(conn, [run], now)
+            result = await self._save(conn, [run], now)
             await store.delete_dead_letter(conn, tenant, key)
         self._timer_set(result.earliest_timer)
         return Replayed(run_id=run_id, task_id=task_id, attempt=attempt)
@@ -527,25 +549,30 @@ class SchedulerService:
         return RunChanges(run=run, tasks=tasks, transitions=changes)
 
 
-def _observe_queue(progress: QueueProgress, run: RunState, event: Event, now: datetime) -> None:
-    """Tell ``progress`` that a worker picked up one of ``run``'s scheduled tasks."""
-    if is_type(event, topics.TASK_HEARTBEAT):
-        progress.busy(now)
-        return
+def _observe_queue(progress: Lanes, run: RunState, event: Event, now: datetime) -> None:
+    """Tell ``progress`` that a worker picked up (or runs) one of ``run``'s tasks."""
+    heartbeat = is_type(event, topics.TASK_HEARTBEAT)
     if not (
-        is_type(event, topics.TASK_STARTED)
+        heartbeat
+        or is_type(event, topics.TASK_STARTED)
         or is_type(event, topics.TASK_COMPLETED)
         or is_type(event, topics.TASK_FAILED)
     ):
         return
-    task = run.tasks.get(event.payload.task_id)
-    if (
-        task is not None
-        and task.attempt == event.payload.attempt
+    # Each of these payloads names its task and attempt.
+    payload: Any = event.payload
+    task = run.tasks.get(payload.task_id)
+    if task is None:
+        return
+    lane = progress.lane(run.lane_of(task.task_id))
+    if heartbeat:
+        lane.busy(now)
+    elif (
+        task.attempt == payload.attempt
         and task.status is TaskStatus.SCHEDULED
         and task.scheduled_at is not None
     ):
-        progress.picked_up(task.scheduled_at, now)
+        lane.picked_up(task.scheduled_at, now)
 
 
 def _rejection(event: Event, error: ForeignEventError) -> store.RejectedEvent:

@@ -25,6 +25,7 @@ import asyncpg
 from interlock.common import outbox
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler.domain.admission import WaitingRun, is_limited
+from interlock.scheduler.domain.queue import Cutoffs
 from interlock.scheduler.domain.run import ErrorInfo, Plan, RunState, TaskState, Timer, TimerKind
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus, TaskStatus
 from interlock.scheduler.run_cache import RunCache
@@ -67,18 +68,19 @@ RETURNING r.run_id
 _INSERT_TASKS = """
 INSERT INTO tasks (run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
     ended_at, params_json, output_json, error_type, error_message, error_retryable,
-    error_traceback, worker_id, depends_on)
+    error_traceback, worker_id, depends_on, lane)
 SELECT run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at,
     ended_at, params_json, output_json, error_type, error_message, error_retryable,
     error_traceback, worker_id,
     CASE WHEN depends_on IS NOT NULL
-        THEN ARRAY(SELECT jsonb_array_elements_text(depends_on::jsonb)) END
+        THEN ARRAY(SELECT jsonb_array_elements_text(depends_on::jsonb)) END,
+    lane
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[],
     $7::timestamptz[], $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::text[],
-    $13::bool[], $14::text[], $15::text[], $16::text[])
+    $13::bool[], $14::text[], $15::text[], $16::text[], $17::text[])
     AS t(run_id, task_id, status, attempt, attempt_floor, scheduled_at, started_at, ended_at,
         params_json, output_json, error_type, error_message, error_retryable, error_traceback,
-        worker_id, depends_on)
+        worker_id, depends_on, lane)
 """
 _UPDATE_TASKS = """
 UPDATE tasks AS t SET
@@ -269,16 +271,20 @@ async def save_runs(
         )
     slots_changed = await _save_slots(conn, runs)
     created: list[tuple[str, TaskState]] = []
+    lanes: list[str] = []
     updated: list[tuple[str, TaskState]] = []
     for run in runs:
         for task_id in sorted(run.changed_tasks):
-            known = task_id not in run.new_tasks
-            (updated if known else created).append((run.run_id, run.tasks[task_id]))
+            if task_id in run.new_tasks:
+                created.append((run.run_id, run.tasks[task_id]))
+                lanes.append(run.lane_of(task_id))
+            else:
+                updated.append((run.run_id, run.tasks[task_id]))
     if created:
         depends_on = [
             None if task.depends_on is None else json.dumps(task.depends_on) for _, task in created
         ]
-        await conn.execute(_INSERT_TASKS, *_task_columns(created), depends_on)
+        await conn.execute(_INSERT_TASKS, *_task_columns(created), depends_on, lanes)
     if updated:
         await conn.execute(_UPDATE_TASKS, *_task_columns(updated))
     transitions = [(run.run_id, t) for run in runs for t in run.transitions]
@@ -506,19 +512,24 @@ async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
 
 
 async def stuck_scheduled(
-    conn: asyncpg.Connection, before: datetime, limit: int
+    conn: asyncpg.Connection, cutoffs: Cutoffs, limit: int
 ) -> list[tuple[str, str]]:
-    """Tasks waiting in ``scheduled`` since before ``before`` (delays excluded)."""
+    """Tasks waiting in ``scheduled`` since before their lane's cut-off (delays excluded)."""
     rows = await conn.fetch(
         """
         SELECT t.run_id, t.task_id FROM tasks t
-        WHERE t.status = 'scheduled' AND t.scheduled_at < $1
+        LEFT JOIN unnest($1::text[], $2::timestamptz[]) AS c(lane, before) ON c.lane = t.lane
+        WHERE t.status = 'scheduled' AND t.scheduled_at < $3::timestamptz
+          AND t.scheduled_at < CASE WHEN c.lane IS NULL THEN $4::timestamptz ELSE c.before END
           AND NOT EXISTS (
               SELECT 1 FROM timers d
               WHERE d.run_id = t.run_id AND d.task_id = t.task_id AND d.kind = 'delay')
-        ORDER BY t.scheduled_at LIMIT $2
+        ORDER BY t.scheduled_at LIMIT $5
         """,
-        before,
+        list(cutoffs.by_lane),
+        list(cutoffs.by_lane.values()),
+        cutoffs.latest,
+        cutoffs.otherwise,
         limit,
     )
     return [(row["run_id"], row["task_id"]) for row in rows]

@@ -24,6 +24,9 @@ __all__ = ["EventConsumer", "EventHandler"]
 
 _log = logging.getLogger(__name__)
 
+_PATTERN_METADATA_MAX_AGE_MS = 5_000
+"""How soon a consumer of a routed type sees a topic created on demand (a new queue)."""
+
 EventHandler = Callable[[Sequence[Event]], Awaitable[None]]
 """An async function applying one batch of events; raising means "not applied"."""
 
@@ -63,7 +66,8 @@ class EventConsumer(Lifecycle):
     Args:
         options: Kafka options (topic prefix, batch size, timeouts).
         group_id: Consumer group; members of one group split the partitions.
-        event_types: Event types whose topics to subscribe to.
+        event_types: Event types whose topics to subscribe to (every topic of a
+            routed type, such as each queue's ``task.scheduled``, by a pattern).
         handler: Applies one batch.
         client_id: Name the broker logs for this client. Default: the group id.
         poll_timeout_ms: Longest wait of one fetch for records; also bounds how long
@@ -99,6 +103,11 @@ class EventConsumer(Lifecycle):
         self._options = options
         self._group_id = group_id
         self._topics = sorted({t.topic(options) for t in event_types})
+        self._pattern: str | None = None
+        if any(t.route is not None for t in event_types):
+            # A routed type (task.scheduled) travels on topics created on demand.
+            families = sorted({t.family_pattern(options) for t in event_types})
+            self._pattern = f"^(?:{'|'.join(families)})$"
         self._handler = handler
         self._client_id = client_id or group_id
         self._poll_timeout_ms = poll_timeout_ms
@@ -150,10 +159,14 @@ class EventConsumer(Lifecycle):
         if self._consumer is not None:
             return
         self._stopping.clear()
-        consumer = AIOKafkaConsumer(
-            *self._topics,
-            **consumer_config(self._options, group_id=self._group_id, client_id=self._client_id),
-        )
+        config = consumer_config(self._options, group_id=self._group_id, client_id=self._client_id)
+        if self._pattern is None:
+            consumer = AIOKafkaConsumer(*self._topics, **config)
+        else:
+            # New topics of the family are seen when metadata is refreshed.
+            config["metadata_max_age_ms"] = _PATTERN_METADATA_MAX_AGE_MS
+            consumer = AIOKafkaConsumer(**config)
+            consumer.subscribe(pattern=self._pattern)
         await consumer.start()
         self._consumer = consumer
 

@@ -20,10 +20,17 @@ the two apart:
 A scheduler instance sees the pick-ups of its own runs only, which are spread over
 every partition of the queue, so its view of the queue's head lags the truth a little
 (late re-publishing, never early).
+
+Each *lane* (a queue's priority band: the topic its tasks travel on) is its own queue:
+workers take a higher band first and serve only their queues, so a pick-up in one lane
+says nothing about another's order (a high-priority task picked up at once must not
+make the low-priority backlog look lost). :class:`Lanes` keeps one
+:class:`QueueProgress` per lane.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
@@ -72,3 +79,54 @@ class QueueProgress:
         if self._head is None:
             return None
         return min(now - after, self._head - after)
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Per lane, the dispatch time before which waiting tasks are lost.
+
+    Attributes:
+        by_lane: The cut-off of each lane seen so far, ``None`` where none is lost yet.
+        otherwise: The cut-off of lanes never seen (no pick-up, no heartbeat), or
+            ``None``.
+    """
+
+    by_lane: dict[str, datetime | None]
+    otherwise: datetime | None
+
+    @property
+    def latest(self) -> datetime | None:
+        """The latest cut-off of any lane: no lost task was dispatched after it."""
+        known = [cutoff for cutoff in (*self.by_lane.values(), self.otherwise) if cutoff]
+        return max(known, default=None)
+
+
+class Lanes:
+    """The progress of every lane (queue and priority band) this process saw.
+
+    Args:
+        now: When watching began.
+        stalled_factor: See :class:`QueueProgress`. Default: 10.
+    """
+
+    def __init__(self, now: datetime, *, stalled_factor: int = 10) -> None:
+        self._started = now
+        self._stalled_factor = stalled_factor
+        self._lanes: dict[str, QueueProgress] = {}
+
+    def lane(self, name: str) -> QueueProgress:
+        """The progress of lane ``name`` (watched since this process began)."""
+        progress = self._lanes.get(name)
+        if progress is None:
+            progress = self._lanes[name] = QueueProgress(
+                self._started, stalled_factor=self._stalled_factor
+            )
+        return progress
+
+    def lost_before(self, now: datetime, after: timedelta) -> Cutoffs:
+        """Each lane's cut-off (:meth:`QueueProgress.lost_before`)."""
+        unseen = QueueProgress(self._started, stalled_factor=self._stalled_factor)
+        return Cutoffs(
+            by_lane={name: p.lost_before(now, after) for name, p in self._lanes.items()},
+            otherwise=unseen.lost_before(now, after),
+        )

@@ -511,6 +511,11 @@ class RunState:
             idempotency_key=f"{self.run_id}:{task.task_id}:{task.attempt}",
         )
 
+    def lane_of(self, task_id: str) -> str:
+        """The topic (queue and priority band) ``task_id``'s attempts are dispatched on."""
+        spec = self.specs[task_id]
+        return topics.task_topic(spec.queue, spec.priority)
+
     def republish(self, task_id: str, now: datetime) -> bool:
         """Publish ``task.scheduled`` again for a task still waiting for a worker.
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from aiokafka import TopicPartition
 
+from interlock.common.topics import PRIORITY_BANDS, priority_band
 from interlock.worker.attempts import Attempt, AttemptKey
 
 _SCAN_LIMIT = 64
@@ -16,13 +17,15 @@ _SCAN_LIMIT = 64
 class Backlog:
     """The attempts a worker holds, shared by its fetcher, dispatcher, reports, heartbeats.
 
-    Waiting attempts are queued per partition and taken in round-robin order across
-    partitions, so one busy partition cannot starve the others.
+    Waiting attempts are queued per partition. The highest priority band with a
+    startable attempt goes first; within a band, partitions take turns, so one busy
+    partition cannot starve the others.
     """
 
     def __init__(self) -> None:
         self.queues: dict[TopicPartition, deque[Attempt]] = {}
-        self.rotation: deque[TopicPartition] = deque()
+        self.rotations: tuple[deque[TopicPartition], ...] = tuple(deque() for _ in PRIORITY_BANDS)
+        """Partitions holding waiting attempts, one rotation per band, highest first."""
         self.waiting = 0
         """How many attempts wait for a slot."""
         self.active: dict[AttemptKey, Attempt] = {}
@@ -49,25 +52,28 @@ class Backlog:
         self.active[attempt.key] = attempt
         queue = self.queues.get(tp)
         if queue is None:
+            # A partition belongs to one band's topic: its first attempt tells which.
+            band = PRIORITY_BANDS.index(priority_band(attempt.scheduled.priority))
             queue = self.queues[tp] = deque()
-            self.rotation.append(tp)
+            self.rotations[band].append(tp)
         queue.append(attempt)
         self.waiting += 1
 
     def take_next(self, can_start: Callable[[str], bool]) -> Attempt | None:
-        """Take the next waiting attempt whose type ``can_start``, partitions in turn.
+        """Take the next waiting attempt whose type ``can_start``, highest band first.
 
-        Each call goes on from the partition after the one the last call took from;
-        ``None`` when no partition holds a startable attempt.
+        The partitions of a band take turns: each call goes on from the partition after
+        the one the last call took from in that band; ``None`` when no partition holds
+        a startable attempt.
         """
-        rotation = self.rotation
-        for _ in range(len(rotation)):
-            tp = rotation[0]
-            rotation.rotate(-1)
-            attempt = _take(self.queues[tp], can_start)
-            if attempt is not None:
-                self.waiting -= 1
-                return attempt
+        for rotation in self.rotations:
+            for _ in range(len(rotation)):
+                tp = rotation[0]
+                rotation.rotate(-1)
+                attempt = _take(self.queues[tp], can_start)
+                if attempt is not None:
+                    self.waiting -= 1
+                    return attempt
         return None
 
     def drop_partition(self, tp: TopicPartition) -> None:
@@ -75,15 +81,17 @@ class Backlog:
         for attempt in self.queues.pop(tp, ()):
             self.active.pop(attempt.key, None)
             self.waiting -= 1
-        if tp in self.rotation:
-            self.rotation.remove(tp)
+        for rotation in self.rotations:
+            if tp in rotation:
+                rotation.remove(tp)
 
     def drop_waiting(self) -> None:
         """Forget every waiting attempt (never started: left uncommitted for the next owner)."""
         for attempt in itertools.chain.from_iterable(self.queues.values()):
             self.active.pop(attempt.key, None)
         self.queues.clear()
-        self.rotation.clear()
+        for rotation in self.rotations:
+            rotation.clear()
         self.waiting = 0
 
 

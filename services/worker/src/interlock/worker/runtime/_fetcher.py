@@ -1,10 +1,10 @@
-"""Fetching ``task.scheduled``: fair across partitions, and only while there is room."""
+"""Fetching ``task.scheduled``: higher bands first, fair across partitions, only with room."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -30,12 +30,14 @@ class Fetcher:
     """Fills the backlog from the consumer while there are free slots (plus a prefetch).
 
     Not calling ``getmany`` is the backpressure: a full worker waits until
-    :meth:`room_made`.
+    :meth:`room_made`. The consumer reads only the topics of the queues this worker
+    serves, one per priority band; buffered records of a higher band are taken first.
 
     Args:
         backlog: Where fetched attempts wait.
         committer: Tracks every fetched record's offset.
-        queues: The task queues this worker serves (others' tasks are skipped).
+        band_of: Each subscribed topic's band (0 highest, see
+            :data:`~interlock.common.topics.PRIORITY_BANDS`).
         max_in_flight: Most attempts running, and most waiting, at once.
         prefetch: Attempts fetched beyond the free slots.
         answer_copy: Answers a copy of an attempt finished lately (whether it was one).
@@ -48,7 +50,7 @@ class Fetcher:
         backlog: Backlog,
         committer: OffsetCommitter,
         *,
-        queues: Collection[str],
+        band_of: Mapping[str, int],
         max_in_flight: int,
         prefetch: int,
         poll_timeout_ms: int,
@@ -59,7 +61,7 @@ class Fetcher:
         self._answer_copy = answer_copy
         self._backlog = backlog
         self._committer = committer
-        self._queues = frozenset(queues)
+        self._band_of = dict(band_of)
         self._max_in_flight = max_in_flight
         self._poll_timeout_ms = poll_timeout_ms
         self._on_fetched = on_fetched
@@ -106,16 +108,17 @@ class Fetcher:
         return min(self._max_in_flight, free + self._prefetch) - self._backlog.waiting
 
     async def _fetch_fairly(self, consumer: AIOKafkaConsumer, room: int) -> Batch | None:
-        """Take up to ``room`` records, each partition at most its share of waiting tasks.
+        """Take up to ``room`` records: higher bands first, each partition at most its share.
 
         The client returns buffered records partition by partition, the same one first
         until it is drained, so asking for "any ``room`` records" lets one busy
-        partition starve the others. Instead each partition's buffer is read in turn
-        (no wait), starting with a different one each time; only when all are empty
-        does the fetch wait for new records. Returns ``None`` when every partition
-        already holds its share.
+        partition starve the others, and a low band's backlog hide a high band's task.
+        Instead each partition's buffer is read (no wait), highest band first, the
+        partitions of a band in turn starting with a different one each time; only when
+        all are empty does the fetch wait for new records. Returns ``None`` when every
+        partition already holds its share.
         """
-        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        assigned = consumer.assignment()
         poll_ms = self._poll_timeout_ms
         if not assigned:
             batch: Batch = await consumer.getmany(timeout_ms=poll_ms, max_records=room)
@@ -125,19 +128,32 @@ class Fetcher:
         eligible = [tp for tp in assigned if quotas[tp] > 0]
         if not eligible:
             return None
-        self._turn = (self._turn + 1) % len(eligible)
+        self._turn += 1
         batch = {}
-        for tp in eligible[self._turn :] + eligible[: self._turn]:
-            taken = await consumer.getmany(tp, timeout_ms=0, max_records=min(room, quotas[tp]))
-            for partition, records in taken.items():
-                batch[partition] = records
-                room -= len(records)
-            if room <= 0:
-                return batch
+        for band in self._bands(eligible):
+            start = self._turn % len(band)
+            for tp in band[start:] + band[:start]:
+                taken = await consumer.getmany(tp, timeout_ms=0, max_records=min(room, quotas[tp]))
+                for partition, records in taken.items():
+                    batch[partition] = records
+                    room -= len(records)
+                if room <= 0:
+                    return batch
         if batch:
             return batch
         fetched: Batch = await consumer.getmany(*eligible, timeout_ms=poll_ms, max_records=room)
         return fetched
+
+    def _bands(self, partitions: Sequence[TopicPartition]) -> list[list[TopicPartition]]:
+        """``partitions`` grouped by band, highest first, each group by partition number."""
+        lowest = len(self._band_of)
+        ordered = sorted(
+            partitions, key=lambda tp: (self._band_of.get(tp.topic, lowest), tp.topic, tp.partition)
+        )
+        groups: dict[int, list[TopicPartition]] = {}
+        for tp in ordered:
+            groups.setdefault(self._band_of.get(tp.topic, lowest), []).append(tp)
+        return list(groups.values())
 
     async def _wait_for_room(self, consumer: AIOKafkaConsumer) -> None:
         """Wait until a task starts or ends; poll now and then to stay in the group.
@@ -183,9 +199,5 @@ class Fetcher:
             return None
         if not is_type(event, topics.TASK_SCHEDULED):
             _log.error("skipping an event of another type", extra={"type": event.type.name})
-            return None
-        if event.payload.queue not in self._queues:
-            # Workers of other queues share the topic for now; a dedicated queue should
-            # get a topic of its own so workers stop reading past others' tasks.
             return None
         return Attempt(event=event, offsets=[(tp, record.offset)])

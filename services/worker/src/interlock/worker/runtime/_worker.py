@@ -91,10 +91,11 @@ class Worker:
             metrics,
             FinishedAttempts(settings.finished_attempts_memory),
         )
+        self._topics = _task_topics(settings)
         self._fetcher = Fetcher(
             self._backlog,
             self._committer,
-            queues=settings.worker_queues,
+            band_of=self._topics,
             max_in_flight=settings.max_in_flight,
             prefetch=settings.prefetch,
             poll_timeout_ms=settings.poll_timeout_ms,
@@ -133,10 +134,18 @@ class Worker:
         return self._cancellations.consumer
 
     def assignment(self) -> frozenset[int]:
-        """Return the ``task.scheduled`` partitions this worker owns now."""
+        """Return the partitions of the default queue's ``task.scheduled`` this worker owns."""
+        return frozenset(
+            partition
+            for topic, partition in self.task_assignment()
+            if topic == topics.TASK_SCHEDULED.topic(self._settings)
+        )
+
+    def task_assignment(self) -> frozenset[tuple[str, int]]:
+        """Return the ``(topic, partition)`` pairs of task topics this worker owns now."""
         if self._consumer is None:
             return frozenset()
-        return frozenset(tp.partition for tp in self._consumer.assignment())
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
     async def __aenter__(self) -> Self:
         self._cancellations.started_at = datetime.now(UTC)
@@ -148,9 +157,10 @@ class Worker:
                 client_id=f"{self._source}-{self._worker_id}",
             )
         )
+        await topics.ensure_task_topics(settings, settings.worker_queues)
         await consumer.start()
         consumer.subscribe(
-            [topics.TASK_SCHEDULED.topic(settings)],
+            list(self._topics),
             listener=RebalanceListener(
                 self._backlog, self._committer, on_room=self._fetcher.room_made
             ),
@@ -262,6 +272,15 @@ class Worker:
                 await close()
         await self._secrets.aclose()
         _log.info("worker stopped", extra={"worker_id": self._worker_id})
+
+
+def _task_topics(settings: WorkerSettings) -> dict[str, int]:
+    """The task topics of the queues served (with prefix), each with its band (0 highest)."""
+    return {
+        settings.kafka_topic_prefix + topic: band
+        for queue in settings.worker_queues
+        for band, topic in enumerate(topics.queue_topics(queue))
+    }
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
