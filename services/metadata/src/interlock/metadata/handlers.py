@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from prometheus_client import Counter
 
 from interlock.common import topics
 from interlock.common.events import Event, is_type
@@ -50,6 +51,13 @@ EVENT_TYPES: tuple[topics.EventType, ...] = (
 )
 """Every event about a run except its log lines."""
 
+EVENTS_APPLIED = Counter(
+    "interlock_metadata_events_total", "Events folded into execution documents."
+)
+DOCUMENTS_WRITTEN = Counter(
+    "interlock_metadata_documents_written_total", "Execution documents written (bulk writes)."
+)
+
 _CONTROL_ACTIONS = {
     workflow_pb2.RunControl.ACTION_PAUSE: "pause",
     workflow_pb2.RunControl.ACTION_RESUME: "resume",
@@ -72,7 +80,8 @@ class ExecutionProjection:
         """Turn ``events`` into facts and write them in one bulk write."""
         facts = [fact for event in events if (fact := fact_of(event)) is not None]
         if facts:
-            await self._service.apply(facts)
+            DOCUMENTS_WRITTEN.inc(await self._service.apply(facts))
+        EVENTS_APPLIED.inc(len(events))
 
 
 def fact_of(event: Event) -> Fact | None:
