@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from pydantic import SecretStr
 
 from interlock.common.identity import IDENTITY_METADATA
+from interlock.common.service_credentials import credential_metadata
 from interlock.common.testing import TEST_IDENTITY, TestIdentity
 from interlock.events.v1 import task_pb2
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-from .conftest import TENANT, Scheduler, task
+from .conftest import TENANT, Scheduler, make_settings, running_scheduler, running_worker, task
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +103,35 @@ async def test_calls_without_a_valid_identity_are_refused(scheduler: Scheduler) 
                 tasks_pb2.GetRunRequest(run_id=run_id), metadata=_identity("tenant-b")
             )
         assert unknown_to_other.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_service_credential_reads_the_run_of_the_tenant_it_names(
+    request: pytest.FixtureRequest,
+) -> None:
+    # The metadata service's reconciler acts for no user: it presents a service credential.
+    settings = make_settings(request, service_credentials=SecretStr("old-one,metadata-cred"))
+    async with running_scheduler(settings) as client, running_worker(settings) as worker:
+        run_id = await worker.start_run(task("a"))
+        await worker.wait_for(lambda: worker.scheduled(run_id))
+        port = int(client.headers["x-test-grpc-port"])
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = tasks_pb2_grpc.TaskStateServiceStub(channel)
+            good = credential_metadata(SecretStr("metadata-cred"))
+            run = await stub.GetRun(
+                tasks_pb2.GetRunRequest(tenant=TENANT, run_id=run_id), metadata=good
+            )
+            assert run.status == tasks_pb2.RUN_STATUS_RUNNING
+            for metadata, tenant in (
+                (credential_metadata(SecretStr("guessed")), TENANT),
+                (good, ""),  # a credential names no tenant of its own
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.GetRun(
+                        tasks_pb2.GetRunRequest(tenant=tenant, run_id=run_id), metadata=metadata
+                    )
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+                await stub.GetRun(
+                    tasks_pb2.GetRunRequest(tenant="tenant-b", run_id=run_id), metadata=good
+                )
+            assert elsewhere.value.code() == grpc.StatusCode.NOT_FOUND

@@ -150,6 +150,11 @@ def _service_credential(secrets_: StackSecrets) -> str:
     return _derived_secret(secrets_, "worker service credential").hex()
 
 
+def _metadata_credential(secrets_: StackSecrets) -> str:
+    """What the local metadata service presents to the scheduler (its reconciler)."""
+    return _derived_secret(secrets_, "metadata service credential").hex()
+
+
 POSTGRES_SERVICES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.postgres)
 """The relational services: each has a database and a login role of its own name, with
 rights on its own database only."""
@@ -539,6 +544,12 @@ class Stack:
             iam = next(other for other in SERVICES if other.name == "iam")
             env["INTERLOCK_IAM_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(iam)}"
             env["INTERLOCK_SERVICE_CREDENTIAL"] = _service_credential(secrets_)
+        if service.name == "scheduler":
+            env["INTERLOCK_SERVICE_CREDENTIALS"] = _metadata_credential(secrets_)
+        if service.name == "metadata":
+            scheduler = next(other for other in SERVICES if other.name == "scheduler")
+            env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"
+            env["INTERLOCK_SERVICE_CREDENTIAL"] = _metadata_credential(secrets_)
         return env
 
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:

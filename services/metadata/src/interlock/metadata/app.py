@@ -1,13 +1,21 @@
-"""Wires the metadata service: MongoDB, the broker and the HTTP app."""
+"""Wires the metadata service: MongoDB, broker, execution projection, reconciler, HTTP."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
-from interlock.common.kafka import KafkaBroker
+from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.mongo import MongoDatabase
+from interlock.common.resources import Resource
+from interlock.metadata.api import build_router
+from interlock.metadata.handlers import CONSUMER, EVENT_TYPES, ExecutionProjection
+from interlock.metadata.reconciler import Reconciler, SchedulerRuns
+from interlock.metadata.service import ExecutionService
 from interlock.metadata.settings import MetadataSettings
+from interlock.metadata.store import ExecutionIndexes, ExecutionStore
 
 
 def create_app(settings: MetadataSettings | None = None) -> FastAPI:
@@ -15,4 +23,27 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
     settings = settings or MetadataSettings()
     mongo = MongoDatabase(settings)
     broker = KafkaBroker(settings)
-    return create_service_app(settings, resources=[mongo, broker])
+    store = ExecutionStore(lambda: mongo.db)
+    executions = ExecutionService(
+        store, retention=timedelta(days=settings.execution_retention_days)
+    )
+    projection = EventConsumerTask(
+        broker.consumer(
+            group_id=CONSUMER,
+            event_types=EVENT_TYPES,
+            handler=ExecutionProjection(executions).handle,
+            fetch_max_wait_ms=settings.projection_fetch_max_wait_ms,
+        ),
+        name="executions",
+    )
+    resources: list[Resource] = [mongo, ExecutionIndexes(store), broker, projection]
+    if settings.service_credential is not None:
+        scheduler = SchedulerRuns(settings.scheduler_grpc_target, settings.service_credential)
+        reconciler = Reconciler(
+            executions,
+            scheduler.outcome,
+            quiet_after=timedelta(seconds=settings.reconcile_quiet_after_s),
+            interval_s=settings.reconcile_interval_s,
+        )
+        resources += [scheduler, reconciler]
+    return create_service_app(settings, resources=resources, routers=[build_router(executions)])

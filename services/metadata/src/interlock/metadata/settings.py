@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field, SecretStr
+
 from interlock.common.settings import KafkaOptions, MongoOptions, ServiceSettings
 
 
@@ -14,3 +16,19 @@ class MetadataSettings(ServiceSettings, KafkaOptions, MongoOptions):
     """Default: 8105."""
     mongo_database: str = "interlock_metadata"
     """Default: ``"interlock_metadata"``."""
+    execution_retention_days: int = Field(default=90, ge=1, le=36_500)
+    """How long a finished run's execution document is kept. Default: 90 days."""
+    projection_fetch_max_wait_ms: int = Field(default=25, ge=0)
+    """The execution projection's broker fetch wait: it is off every run's critical
+    path, so it batches more and polls less. Default: 25 ms."""
+    scheduler_grpc_target: str = "127.0.0.1:9103"
+    """The scheduler's task-state gRPC server, asked about runs that went quiet.
+    Default: the ``make up`` address."""
+    service_credential: SecretStr | None = None
+    """What this service presents to the scheduler (``interlock.common.service_credentials``).
+    Without it the reconciler does not run. Default: none."""
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    """Time between the reconciler's passes. Default: 30 s."""
+    reconcile_quiet_after_s: float = Field(default=600.0, gt=0)
+    """An unfinished run without any event for this long is checked against the
+    scheduler (its outcome event may have been lost with the broker). Default: 600 s."""

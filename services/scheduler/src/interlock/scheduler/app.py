@@ -109,7 +109,11 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
     )
     identity = IdentityVerifier(JwksKeys.from_settings(settings), issuer=settings.jwt_issuer)
     grpc_server = TaskStateServer(
-        service, identity, host=settings.grpc_host, port=settings.grpc_port
+        service,
+        identity,
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        service_credentials=settings.service_credentials,
     )
     app = create_service_app(
         settings,

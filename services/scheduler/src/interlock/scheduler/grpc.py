@@ -21,9 +21,11 @@ from typing import Any, Self
 import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import SecretStr
 
 from interlock.common.errors import InterlockError, grpc_code_name
 from interlock.common.identity import IdentityVerifier, InvalidIdentity
+from interlock.common.service_credentials import is_valid_credential
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
 from interlock.scheduler.service import SchedulerService
@@ -85,14 +87,31 @@ def _run_message(row: asyncpg.Record) -> tasks_pb2.Run:
 class TaskStateServicer(tasks_pb2_grpc.TaskStateServiceServicer):
     """Answers task-state queries through the service's reads, for verified callers only."""
 
-    def __init__(self, service: SchedulerService, identity: IdentityVerifier) -> None:
+    def __init__(
+        self,
+        service: SchedulerService,
+        identity: IdentityVerifier,
+        service_credentials: SecretStr | None = None,
+    ) -> None:
         self._service = service
         self._identity = identity
+        self._service_credentials = service_credentials
 
     async def _tenant(self, request: _RunRequest, context: Context) -> str:
-        """The caller's tenant, from the identity token in the call's metadata."""
+        """The caller's tenant, from the identity token in the call's metadata.
+
+        A service presenting one of ``service_credentials`` instead asks for the tenant
+        its request names (it acts for no user: the metadata service's reconciler).
+        """
+        metadata = context.invocation_metadata() or ()
+        if (
+            request.tenant
+            and request.run_id
+            and is_valid_credential(metadata, self._service_credentials)
+        ):
+            return request.tenant
         try:
-            principal = await self._identity.verify_metadata(context.invocation_metadata() or ())
+            principal = await self._identity.verify_metadata(metadata)
         except InvalidIdentity:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "a valid identity token is required"
@@ -179,6 +198,8 @@ class TaskStateServer:
         identity: Verifies the identity token of every call.
         host: Address to bind. Default: ``"127.0.0.1"``.
         port: TCP port; 0 picks a free one (see :attr:`port`). Default: 9103.
+        service_credentials: Credentials a service may present instead of an identity
+            token (``SchedulerSettings.service_credentials``). Default: none.
         name: Name ``/readyz`` reports. Default: ``"grpc"``.
     """
 
@@ -189,6 +210,7 @@ class TaskStateServer:
         *,
         host: str = "127.0.0.1",
         port: int = 9103,
+        service_credentials: SecretStr | None = None,
         name: str = "grpc",
     ) -> None:
         self.name = name
@@ -196,12 +218,13 @@ class TaskStateServer:
         self.port = port
         self._service = service
         self._identity = identity
+        self._service_credentials = service_credentials
         self._server: grpc.aio.Server | None = None
 
     async def __aenter__(self) -> Self:
         server = grpc.aio.server()
         tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
-            TaskStateServicer(self._service, self._identity), server
+            TaskStateServicer(self._service, self._identity, self._service_credentials), server
         )
         self.port = server.add_insecure_port(f"{self.host}:{self.port}")
         await server.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from interlock.common.settings import KafkaOptions, PostgresOptions, ServiceSettings
 
@@ -25,6 +25,11 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     ``INTERLOCK_HTTP_HOST``)."""
     grpc_port: int = 9103
     """Port of the task-state gRPC server. Default: 9103."""
+    service_credentials: SecretStr | None = None
+    """Credentials another service may present instead of a user's identity token to ask
+    about a run of the tenant its request names (the metadata service's reconciler,
+    ``GetRun``; :mod:`interlock.common.service_credentials`), comma-separated to rotate.
+    Default: unset (only identity tokens)."""
     consumer_group: str = "scheduler"
     """Kafka consumer group of the scheduler instances. Default: ``"scheduler"``."""
     timer_batch_size: int = 500

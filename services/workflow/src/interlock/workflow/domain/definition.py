@@ -134,6 +134,7 @@ def compile_definition(document: Any) -> CompiledDefinition:
         timeout_ms=timeout_ms,
         max_concurrent_runs=_int(document.get("max_concurrent_runs")),
         output_json=canonical_json(output).encode() if isinstance(output, dict) else b"",
+        labels=document.get("labels", {}),
     )
     size = definition.ByteSize()
     if size > MAX_COMPILED_BYTES:

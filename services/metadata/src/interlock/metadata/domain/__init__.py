@@ -1,0 +1,36 @@
+"""The metadata service's pure logic: execution documents and search requests (no I/O)."""
+
+from interlock.metadata.domain.executions import (
+    AttemptFinished,
+    AttemptHeartbeat,
+    AttemptScheduled,
+    AttemptStarted,
+    Fact,
+    RunControlled,
+    RunEnded,
+    RunStarted,
+    TaskDeadLettered,
+    apply,
+    keywords_of,
+    millis,
+)
+from interlock.metadata.domain.search import OrderBy, Search, Summary, summarize
+
+__all__ = [
+    "AttemptFinished",
+    "AttemptHeartbeat",
+    "AttemptScheduled",
+    "AttemptStarted",
+    "Fact",
+    "OrderBy",
+    "RunControlled",
+    "RunEnded",
+    "RunStarted",
+    "Search",
+    "Summary",
+    "TaskDeadLettered",
+    "apply",
+    "keywords_of",
+    "millis",
+    "summarize",
+]

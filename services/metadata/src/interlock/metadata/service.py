@@ -1,0 +1,116 @@
+"""The metadata service's use cases over execution documents.
+
+Adapters call these: the projection (:meth:`ExecutionService.apply`), the REST routes
+(search, details, summary) and the reconciler (runs that went quiet).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from interlock.common.mongo import MongoDocument
+from interlock.common.paging import PageKey
+from interlock.metadata.domain import Fact, OrderBy, Search, Summary, apply, summarize
+from interlock.metadata.errors import ExecutionNotFoundError
+from interlock.metadata.store import ExecutionStore
+
+__all__ = ["ExecutionPage", "ExecutionService"]
+
+_PAGES = {
+    OrderBy.CREATED_AT_DESC: PageKey("executions", datetime, str),
+    OrderBy.DURATION_DESC: PageKey("executions-by-duration", int, str),
+}
+_SORT_FIELD = {OrderBy.CREATED_AT_DESC: "created_at", OrderBy.DURATION_DESC: "duration_ms"}
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    """One page of a search."""
+
+    items: list[MongoDocument]
+    next_page_token: str | None
+
+
+class ExecutionService:
+    """Execution documents: written from facts, read by search and id.
+
+    Args:
+        store: The ``executions`` collection.
+        retention: How long a finished run's document is kept.
+    """
+
+    def __init__(self, store: ExecutionStore, *, retention: timedelta) -> None:
+        self._store = store
+        self._retention = retention
+
+    async def apply(self, facts: Sequence[Fact]) -> int:
+        """Fold ``facts`` into their runs' documents and write them in one bulk write.
+
+        Returns:
+            How many documents were written.
+        """
+        by_run: dict[str, list[Fact]] = defaultdict(list)
+        for fact in facts:
+            by_run[fact.run_id].append(fact)
+        stored = await self._store.load(by_run)
+        changed = []
+        for run_id, run_facts in by_run.items():
+            before = stored.get(run_id)
+            after = apply(before, run_facts, retention=self._retention)
+            if before is None or after != before:
+                changed.append(after)
+        await self._store.save(changed)
+        return len(changed)
+
+    async def get(self, tenant: str, run_id: str) -> MongoDocument:
+        """The run's document.
+
+        Raises:
+            ExecutionNotFoundError: No such run in ``tenant``.
+        """
+        doc = await self._store.get(tenant, run_id)
+        if doc is None:
+            raise ExecutionNotFoundError(f"no execution {run_id!r}")
+        return doc
+
+    async def search(
+        self, search: Search, *, page_size: int, page_token: str | None
+    ) -> ExecutionPage:
+        """One page of the runs matching ``search``.
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued for this search.
+        """
+        page_key, filters = _PAGES[search.order_by], search.fingerprint()
+        after = page_key.decode(page_token, filters) if page_token else None
+        rows = await self._store.search(search, after=after, limit=page_size + 1)
+        items, more = rows[:page_size], len(rows) > page_size
+        token = None
+        if more:
+            last = items[-1]
+            token = page_key.encode((last[_SORT_FIELD[search.order_by]], last["_id"]), filters)
+        return ExecutionPage(items=items, next_page_token=token)
+
+    async def summary(
+        self, tenant: str, *, window: timedelta, workflow: str | None, now: datetime | None = None
+    ) -> Summary:
+        """Per workflow, the runs created within ``window`` before ``now``."""
+        until = now or datetime.now(UTC)
+        since = until - window
+        rows = await self._store.summary_rows(tenant, since=since, until=until, workflow=workflow)
+        return summarize(rows, since=since, until=until)
+
+    async def quiet_runs(self, *, quiet_for: timedelta, limit: int) -> list[tuple[str, str]]:
+        """``(tenant, run id)`` of unfinished runs quiet for ``quiet_for``.
+
+        Runs asked about within that time are left out too.
+        """
+        bound = datetime.now(UTC) - quiet_for
+        return await self._store.open_runs_quiet_since(bound, checked_before=bound, limit=limit)
+
+    async def mark_reconciled(self, run_ids: Sequence[str]) -> None:
+        """Remember that these runs were checked now."""
+        await self._store.mark_reconciled(run_ids, datetime.now(UTC))

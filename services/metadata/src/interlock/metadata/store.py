@@ -1,0 +1,244 @@
+"""MongoDB: the ``executions`` collection, one document per run (``_id`` = run id).
+
+Writes are one ``bulk_write`` per consumed batch: each document is replaced only if it
+still has the revision it was read with (``rev``), so two writers racing on one run (a
+rebalance hands a partition over mid-batch) cannot lose each other's facts: the loser's
+batch fails with :class:`ConcurrentUpdateError` and is delivered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from interlock.common.mongo import MongoDocument
+from interlock.common.resources import Lifecycle
+from interlock.common.statuses import ENDED_RUN, RunStatus
+from interlock.metadata.domain import OrderBy, Search
+from interlock.metadata.errors import ConcurrentUpdateError
+
+__all__ = ["COLLECTION", "INDEXES", "ExecutionIndexes", "ExecutionStore"]
+
+COLLECTION = "executions"
+"""The collection (shared by name with the logs package, which reads ``tenant`` and ``status``)."""
+
+_DUPLICATE_KEY = 11000
+_OPEN_STATUSES = [status.value for status in RunStatus if status not in ENDED_RUN]
+_LIST_FIELDS = {
+    "tasks": 0,
+    "timeline": 0,
+    "input_json": 0,
+    "keywords": 0,
+    "run_events": 0,
+    "task_order": 0,
+    "failure_report": 0,
+}
+
+INDEXES = [
+    IndexModel([("created_at", DESCENDING)], name="created_at"),
+    IndexModel([("duration_ms", DESCENDING)], name="duration_ms"),
+    IndexModel([("workflow", ASCENDING)], name="workflow"),
+    IndexModel([("keywords", ASCENDING)], name="keywords"),
+    IndexModel([("label_pairs", ASCENDING)], name="label_pairs"),
+    IndexModel([("error_types", ASCENDING)], name="error_types"),
+    IndexModel([("task_types", ASCENDING)], name="task_types"),
+    IndexModel([("last_event_at", ASCENDING)], name="last_event_at"),
+    # Retention: a finished run's document carries the time it may go.
+    IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="retention"),
+]
+"""What searches, the reconciler and retention use. Single fields: the local server's
+planner scans the whole collection for a query over several fields rather than use a
+compound index, and a hinted compound index was slower than a hinted single one."""
+
+_HINTS = ("keywords", "workflow", "label_pairs", "error_types", "task_types")
+"""Filters whose index a search uses, the most selective first (see :func:`_hint`)."""
+
+
+class ExecutionStore:
+    """Reads and writes execution documents.
+
+    Args:
+        db: A callable returning the service's open database.
+    """
+
+    def __init__(self, db: Callable[[], AsyncDatabase[MongoDocument]]) -> None:
+        self._db = db
+
+    @property
+    def _executions(self) -> Any:
+        return self._db()[COLLECTION]
+
+    async def create_indexes(self) -> None:
+        """Create the collection's indexes (existing ones are left as they are)."""
+        await self._executions.create_indexes(INDEXES)
+
+    async def load(self, run_ids: Iterable[str]) -> dict[str, MongoDocument]:
+        """The stored documents of ``run_ids`` that exist, by run id."""
+        cursor = self._executions.find({"_id": {"$in": list(run_ids)}})
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def save(self, documents: Sequence[MongoDocument]) -> None:
+        """Write ``documents`` in one bulk write, each if its ``rev`` is still the stored one.
+
+        Raises:
+            ConcurrentUpdateError: Another writer changed one of them meanwhile.
+        """
+        operations = [
+            ReplaceOne(
+                {"_id": doc["_id"], "rev": doc.get("rev")},
+                {**doc, "rev": (doc.get("rev") or 0) + 1},
+                upsert=True,
+            )
+            for doc in documents
+        ]
+        if not operations:
+            return
+        try:
+            await self._executions.bulk_write(operations, ordered=False)
+        except BulkWriteError as error:
+            codes = {e.get("code") for e in error.details.get("writeErrors", [])}
+            if codes == {_DUPLICATE_KEY}:
+                raise ConcurrentUpdateError(
+                    "an execution changed while its batch was applied"
+                ) from error
+            raise
+
+    async def get(self, tenant: str, run_id: str) -> MongoDocument | None:
+        """The run's document if it belongs to ``tenant``."""
+        doc: MongoDocument | None = await self._executions.find_one(
+            {"_id": run_id, "tenant": tenant}
+        )
+        return doc
+
+    async def search(
+        self, search: Search, *, after: Sequence[Any] | None, limit: int
+    ) -> list[MongoDocument]:
+        """Up to ``limit`` matching documents (without their tasks), after the key ``after``."""
+        sort_field = "created_at" if search.order_by is OrderBy.CREATED_AT_DESC else "duration_ms"
+        conditions = [_filter(search)]
+        if after is not None:
+            last, last_id = after
+            conditions.append(
+                {"$or": [{sort_field: {"$lt": last}}, {sort_field: last, "_id": {"$lt": last_id}}]}
+            )
+        cursor = (
+            self._executions.find({"$and": conditions}, _LIST_FIELDS)
+            .sort([(sort_field, DESCENDING), ("_id", DESCENDING)])
+            .hint(_hint(conditions[0], sort_field))
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def summary_rows(
+        self, tenant: str, *, since: datetime, until: datetime, workflow: str | None
+    ) -> list[tuple[str, str, int | None]]:
+        """``(workflow, status, duration_ms)`` of the runs created in ``[since, until)``."""
+        query: dict[str, Any] = {"tenant": tenant, "created_at": {"$gte": since, "$lt": until}}
+        if workflow is not None:
+            query["workflow"] = workflow
+        cursor = self._executions.find(query, {"workflow": 1, "status": 1, "duration_ms": 1}).hint(
+            _hint(query, "created_at")
+        )
+        return [
+            (doc.get("workflow") or "", doc["status"], doc.get("duration_ms"))
+            async for doc in cursor
+        ]
+
+    async def open_runs_quiet_since(
+        self, before: datetime, *, checked_before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """``(tenant, run id)`` of unfinished runs with no event since ``before``.
+
+        Runs the reconciler asked about after ``checked_before`` are left out.
+        """
+        cursor = (
+            self._executions.find(
+                {
+                    "status": {"$in": _OPEN_STATUSES},
+                    "last_event_at": {"$lt": before},
+                    "$or": [{"reconciled_at": None}, {"reconciled_at": {"$lt": checked_before}}],
+                },
+                {"tenant": 1},
+            )
+            .hint("last_event_at")
+            .limit(limit)
+        )
+        return [(doc["tenant"], doc["_id"]) async for doc in cursor]
+
+    async def mark_reconciled(self, run_ids: Sequence[str], at: datetime) -> None:
+        """Remember that the reconciler asked about ``run_ids`` at ``at``."""
+        if run_ids:
+            await self._executions.update_many(
+                {"_id": {"$in": list(run_ids)}}, {"$set": {"reconciled_at": at}}
+            )
+
+
+def _hint(query: Mapping[str, Any], sort_field: str) -> str:
+    """The index a search should use: its most selective filter's, else its order's.
+
+    The local server's planner scans the collection whenever a query has several
+    conditions; told which index to use, it reads only the matching entries.
+    """
+    return next((field for field in _HINTS if field in query), sort_field)
+
+
+def _filter(search: Search) -> dict[str, Any]:
+    query: dict[str, Any] = {"tenant": search.tenant}
+    if search.workflow is not None:
+        query["workflow"] = search.workflow
+    if search.statuses:
+        query["status"] = {"$in": [status.value for status in search.statuses]}
+    if search.labels:
+        query["label_pairs"] = {"$all": list(search.labels)}
+    if search.task_type is not None:
+        query["task_types"] = search.task_type
+    if search.error_type is not None:
+        query["error_types"] = search.error_type
+    if words := search.words:
+        query["keywords"] = {"$all": words}
+    created = _range(search.created_after, search.created_before)
+    if created:
+        query["created_at"] = created
+    finished = _range(search.finished_after, search.finished_before)
+    if finished:
+        query["finished_at"] = finished
+    if search.order_by is OrderBy.DURATION_DESC:
+        query["duration_ms"] = {"$gte": 0}
+    return query
+
+
+def _range(after: datetime | None, before: datetime | None) -> Mapping[str, datetime]:
+    bounds = {}
+    if after is not None:
+        bounds["$gte"] = after
+    if before is not None:
+        bounds["$lt"] = before
+    return bounds
+
+
+class ExecutionIndexes(Lifecycle):
+    """Creates the collection's indexes at start-up (a resource; MongoDB down: start fails).
+
+    Args:
+        store: The store whose indexes to create.
+        name: Name ``/readyz`` reports. Default: ``"indexes"``.
+    """
+
+    def __init__(self, store: ExecutionStore, *, name: str = "indexes") -> None:
+        self.name = name
+        self._store = store
+
+    async def start(self) -> None:
+        """Create the indexes."""
+        await self._store.create_indexes()
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+    async def check(self) -> None:
+        """Always ready once created (MongoDB's own check answers for the server)."""
