@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from interlock.worker.capture import captured_output, install_capture
 from interlock.worker.context import TaskContext
 from interlock.worker.errors import ExecutorUnavailable, InvalidParams
 from interlock.worker.executors import parse_params
@@ -37,6 +38,11 @@ class PythonExecutor:
     ``python_max_threads`` threads, with the task's context, and cannot be
     interrupted: they should check ``current_context().aborted``.
 
+    What a function prints (stdout at ``INFO``, stderr at ``WARNING``) and logs with
+    the standard ``logging`` module (at its level, loggers under ``interlock.``
+    excepted) goes to the attempt's log line by line, as does what it logs with
+    ``current_context().logger``.
+
     Failures: an unknown function name, or args that do not fit the function's
     signature, are bad params (not retryable); what the function raises is classified
     as for any executor.
@@ -49,6 +55,7 @@ class PythonExecutor:
     def __init__(self, settings: WorkerSettings, registry: TaskRegistry = TASKS) -> None:
         for module in settings.python_task_modules:
             importlib.import_module(module)
+        install_capture()
         self._registry = registry
         self._threads = ThreadPoolExecutor(
             max_workers=settings.python_max_threads, thread_name_prefix="interlock-task"
@@ -71,7 +78,8 @@ class PythonExecutor:
             inspect.signature(function).bind(**parsed.args)
         except TypeError as error:
             raise InvalidParams(f"args do not fit {parsed.function}: {error}") from None
-        if inspect.iscoroutinefunction(function):
-            return await function(**parsed.args)
-        call = functools.partial(contextvars.copy_context().run, function, **parsed.args)
-        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+        with captured_output(context.logger):
+            if inspect.iscoroutinefunction(function):
+                return await function(**parsed.args)
+            call = functools.partial(contextvars.copy_context().run, function, **parsed.args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
