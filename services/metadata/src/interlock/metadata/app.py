@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import KafkaBroker
 from interlock.common.mongo import MongoDatabase
+from interlock.metadata.logs import build_logs
 from interlock.metadata.settings import MetadataSettings
 
 
@@ -15,4 +16,7 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
     settings = settings or MetadataSettings()
     mongo = MongoDatabase(settings)
     broker = KafkaBroker(settings)
-    return create_service_app(settings, resources=[mongo, broker])
+    logs = build_logs(settings, mongo, broker)
+    return create_service_app(
+        settings, resources=[mongo, broker, *logs.resources], routers=[logs.router]
+    )
