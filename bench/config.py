@@ -59,7 +59,8 @@ class BenchConfig:
     drain_timeout_s: float = 120.0
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
     systems: tuple[str, ...] = ("interlock", "temporal")
-    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both."""
+    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both;
+    ``logs`` adds the live tail benchmark (``bench/logs.py``)."""
     interlock_gateway: str | None = None
     """``BENCH_INTERLOCK_GATEWAY``: measure this running stack instead of starting fresh
     ones (then the broker is not fresh per workload). Default: start our own."""
@@ -80,7 +81,7 @@ class BenchConfig:
             for name in (environ.get("BENCH_SYSTEMS") or "interlock,temporal").split(",")
             if name.strip()
         )
-        unknown = set(systems) - {"interlock", "temporal"}
+        unknown = set(systems) - {"interlock", "temporal", "logs"}
         if unknown:
             raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
         return cls(

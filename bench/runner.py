@@ -102,6 +102,7 @@ def _run_auth_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]
 async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
     """Measure the configured systems; return the report (timelines under ``timelines``)."""
     from bench.interlock_side import measure_interlock
+    from bench.logs import measure_logs
     from bench.temporal_side import measure_temporal
 
     result: dict[str, Any] = {
@@ -126,6 +127,8 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
             result["temporal"] = await _guarded(
                 "temporal", lambda: measure_temporal(config, board), board
             )
+        if "logs" in config.systems:
+            result["logs"] = await _guarded("logs", lambda: measure_logs(config, board), board)
     result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
     # Others' work on a shared machine skews every figure: say how busy it was.
     result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
@@ -174,5 +177,5 @@ def main() -> int:
     plot_throughput(timelines, plot_path)
     render_table(result, console)
     console.print(f"wrote {json_path} and {plot_path}")
-    measured = [s for s in ("interlock", "temporal") if "error" not in result[s]]
+    measured = [s for s in ("interlock", "temporal", "logs") if "error" not in result.get(s, {})]
     return 0 if measured else 1
