@@ -1,6 +1,7 @@
 """What tasks write reaches their attempt's log, line by line, while they run."""
 
 import asyncio
+import json
 import logging
 import sys
 from typing import Any
@@ -141,3 +142,53 @@ async def test_each_http_call_logs_one_summary_line_without_credentials(
     assert line.level == "INFO"
     assert line.message.startswith(f"GET {http_server}/hello?page=2&api_key=[redacted] 200 in ")
     assert "hunter2" not in line.message
+
+
+_SERVICE_LIKE = """
+import asyncio, json, logging, sys
+from interlock.common.logs import configure_logging
+from interlock.worker import WorkerSettings
+from interlock.worker.context import TaskContext
+from interlock.worker.executors.python import PythonExecutor
+from interlock.worker.sdk import current_context, task
+
+@task("demo.chatty")
+def chatty() -> None:
+    print("printed")
+    logging.getLogger("user.code").warning("logged")
+    current_context().logger.info("through the sdk")
+
+async def main() -> None:
+    executor = PythonExecutor(WorkerSettings())  # created before logging is configured
+    configure_logging("worker", fmt="json")
+    context = TaskContext(tenant="t", run_id="r", task_id="a", attempt=1, task_type="python",
+                          idempotency_key="k", worker_id="w")
+    context.activate()
+    await executor.execute({"function": "demo.chatty"}, context)
+    await executor.aclose()
+    lines = [[line.level, line.message] for line in context.logger.drain()]
+    sys.stderr.write("CAPTURED " + json.dumps(lines) + "\\n")
+
+asyncio.run(main())
+"""
+
+
+async def test_a_service_configured_worker_captures_each_line_once() -> None:
+    # As in the service: the app (and its executors) exists before logging is
+    # configured; the worker's own log handler must not feed its records back.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _SERVICE_LIKE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    [captured] = [line for line in stderr.decode().splitlines() if line.startswith("CAPTURED ")]
+    assert json.loads(captured.removeprefix("CAPTURED ")) == [
+        ["INFO", "printed"],
+        ["WARNING", "logged"],
+        ["INFO", "through the sdk"],
+    ]
+    assert b"logged" in stdout  # the worker's own log still has the record

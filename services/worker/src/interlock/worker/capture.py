@@ -49,9 +49,13 @@ def install_capture() -> None:
     """Put the capturing ``sys.stdout``, ``sys.stderr`` and root log handler in place.
 
     Idempotent; the replacements pass everything through unchanged outside
-    :func:`captured_output`.
+    :func:`captured_output`. Call it once logging is configured: a log handler
+    created afterwards on ``sys.stdout`` would write into the capture, and a
+    configuration that replaces the root handlers would remove this one.
     """
     global _installed
+    if _installed:
+        return
     with _install_lock:
         if _installed:
             return

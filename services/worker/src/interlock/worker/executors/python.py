@@ -55,7 +55,6 @@ class PythonExecutor:
     def __init__(self, settings: WorkerSettings, registry: TaskRegistry = TASKS) -> None:
         for module in settings.python_task_modules:
             importlib.import_module(module)
-        install_capture()
         self._registry = registry
         self._threads = ThreadPoolExecutor(
             max_workers=settings.python_max_threads, thread_name_prefix="interlock-task"
@@ -78,6 +77,9 @@ class PythonExecutor:
             inspect.signature(function).bind(**parsed.args)
         except TypeError as error:
             raise InvalidParams(f"args do not fit {parsed.function}: {error}") from None
+        # Installed at the first call, not at creation: the service configures its
+        # logging after creating the app, and its handler must keep the real stdout.
+        install_capture()
         with captured_output(context.logger):
             if inspect.iscoroutinefunction(function):
                 return await function(**parsed.args)
