@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from interlock.common.permissions import Role, find_rule
 from interlock.metadata.logs.domain import (
     AttemptLog,
     Cursor,
@@ -125,3 +126,10 @@ def test_the_tail_is_the_last_wanted_lines_oldest_first() -> None:
     assert [r.line.message for r in infos] == ["disk full", "Disk ok", "done"]
     after, newest = select_tail(newest_first, after=Cursor(1, 0), wanted=LineFilter(), count=9)
     assert [r.line.message for r in after] == ["Disk ok", "done"]
+
+
+@pytest.mark.parametrize("suffix", ["logs", "logs/stream"])
+def test_viewers_may_read_and_follow_logs_through_the_gateway(suffix: str) -> None:
+    rule = find_rule("GET", f"/api/v1/executions/run-1/{suffix}?tail=5")
+    assert rule is not None
+    assert (rule.service, rule.role) == ("metadata", Role.VIEWER)
