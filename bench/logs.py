@@ -7,8 +7,9 @@ the client read it minus when the task wrote it (the line's ``time``; worker and
 share the machine's clock). Lines written before the client was connected are not
 counted. Goal (issue 14): p99 under 500 ms.
 
-Selected with ``BENCH_SYSTEMS=logs`` (or with the others); ``BENCH_LOGS_PORT_OFFSET``
-pins its stack's ports (default: the first free offset).
+Selected with ``BENCH_SYSTEMS=logs`` (or with the others), or run alone with
+``python -m bench.logs``; ``BENCH_LOGS_PORT_OFFSET`` pins its stack's ports (default:
+the first free offset).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from datetime import datetime
 from typing import Any
 
 import httpx
+from rich.console import Console
 
 from bench import stats
 from bench.config import BenchConfig
@@ -135,3 +138,16 @@ async def _follow_one(gateway_url: str, token: str) -> list[float]:
                     if data["seq"] == LINES_PER_RUN:
                         return delays_s
         raise TimeoutError("the run's last line did not arrive within 120 s")
+
+
+def main() -> int:
+    """``python -m bench.logs``: this benchmark alone; prints its figures."""
+    console = Console()
+    with ProgressBoard(console) as board:
+        result = asyncio.run(measure_logs(BenchConfig.from_env(), board))
+    console.print_json(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -26,6 +27,7 @@ __all__ = ["END", "HEARTBEAT", "LogPage", "LogQuery", "LogService"]
 
 _CHUNKS_PER_READ = 200
 _STREAM_PAGE_LINES = 500
+_STATUS_EVERY_S = 1.0
 
 HEARTBEAT = "heartbeat"
 """Yielded by :meth:`LogService.follow` when the stream was quiet for the heartbeat
@@ -72,6 +74,33 @@ class LogPage:
     end_of_log: bool
 
 
+class _Wakeups:
+    """Wakes this process's followers of a run when its consumer stored lines of it.
+
+    Followers still poll: another instance's consumer may have stored them.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+
+    def notify(self, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            for event in self._waiting.get(run_id, ()):
+                event.set()
+
+    @contextlib.contextmanager
+    def watch(self, run_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._waiting.setdefault(run_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiting = self._waiting[run_id]
+            waiting.discard(event)
+            if not waiting:
+                del self._waiting[run_id]
+
+
 class LogService:
     """Stores task log lines and serves them.
 
@@ -86,6 +115,7 @@ class LogService:
         self._heartbeat_s = options.logs_stream_heartbeat_s
         self._poll_s = options.logs_stream_poll_interval_ms / 1000
         self._end_grace_s = options.logs_stream_end_grace_ms / 1000
+        self._wakeups = _Wakeups()
 
     @staticmethod
     def retention(options: LogsOptions) -> timedelta:
@@ -105,6 +135,7 @@ class LogService:
         tenants = {event.attempt[0]: event.tenant for event in incoming}
         positions = await self._store.reserve_positions(plan.chunks_per_run(), tenants)
         await self._store.write(plan, positions)
+        self._wakeups.notify(positions)
 
     async def read(self, tenant: str, run_id: str, query: LogQuery) -> LogPage:
         """One page of a run's log.
@@ -140,31 +171,50 @@ class LogService:
             cursor = page.next_cursor
             if page.lines:
                 yield page.lines
-        quiet_since = ended_since = time.monotonic()
         forward = LogQuery(
             task_id=query.task_id,
             attempt=query.attempt,
             wanted=query.wanted,
             limit=_STREAM_PAGE_LINES,
         )
+        with self._wakeups.watch(run_id) as stored:
+            async for event in self._poll(tenant, run_id, forward, cursor, stored):
+                yield event
+
+    async def _poll(
+        self,
+        tenant: str,
+        run_id: str,
+        forward: LogQuery,
+        cursor: Cursor | None,
+        stored: asyncio.Event,
+    ) -> AsyncIterator[list[ReadLine] | str]:
+        quiet_since = time.monotonic()
+        ended_since: float | None = None  # seen ended, and no line came since
+        ended, status_due = False, 0.0
         while True:
-            page = await self.read(tenant, run_id, _after(forward, cursor))
+            stored.clear()
+            page = await self._forward(run_id, _after(forward, cursor), ended=False)
             cursor = page.next_cursor
             now = time.monotonic()
             if page.lines:
                 yield page.lines
-                quiet_since = now
+                quiet_since, ended_since = now, None
             if page.more:
                 continue
-            if page.lines or not page.end_of_log:
-                ended_since = now
-            elif now - ended_since >= self._end_grace_s:
-                yield END
-                return
+            # The run's status is read less often than its lines: a poll is one query.
+            if now >= status_due:
+                ended, status_due = await self._run_ended(tenant, run_id), now + _STATUS_EVERY_S
+            if ended and not page.lines:
+                ended_since = now if ended_since is None else ended_since
+                if now - ended_since >= self._end_grace_s:
+                    yield END
+                    return
             if now - quiet_since >= self._heartbeat_s:
                 yield HEARTBEAT
                 quiet_since = now
-            await asyncio.sleep(self._poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stored.wait(), self._poll_s)
 
     async def _run_ended(self, tenant: str, run_id: str) -> bool:
         run = await self._store.run_state(tenant, run_id)
