@@ -59,7 +59,8 @@ class BenchConfig:
     drain_timeout_s: float = 120.0
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
     systems: tuple[str, ...] = ("interlock", "temporal")
-    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both."""
+    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both;
+    ``logs`` adds the live tail benchmark (``bench/logs.py``)."""
     temporal_setups: tuple[str, ...] = ("tuned", "default")
     """``BENCH_TEMPORAL_SETUPS`` (comma-separated names from ``bench.temporal_side.SETUPS``):
     the configurations of Temporal measured, each on a fresh dev server; ratios are against
@@ -84,7 +85,7 @@ class BenchConfig:
             for name in (environ.get("BENCH_SYSTEMS") or "interlock,temporal").split(",")
             if name.strip()
         )
-        unknown = set(systems) - {"interlock", "temporal"}
+        unknown = set(systems) - {"interlock", "temporal", "logs"}
         if unknown:
             raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
         setups = tuple(

@@ -65,10 +65,15 @@ class BenchStack:
 
     :meth:`up` starts it; :meth:`down` stops it and deletes what it wrote (the
     folder, and PostgreSQL's folder outside it when root runs the bench).
+
+    Args:
+        port_offset: Its ports' offset. Default: the first free one of
+            :data:`PORT_OFFSETS`.
     """
 
-    def __init__(self) -> None:
-        self.port_offset = _free_offset()  # first: no folder is left behind when none is free
+    def __init__(self, port_offset: int | None = None) -> None:
+        # First: no folder is left behind when no offset is free.
+        self.port_offset = _free_offset() if port_offset is None else port_offset
         self.data_dir = Path(tempfile.mkdtemp(prefix="ilk-bench-"))
         self._env = {
             **os.environ,

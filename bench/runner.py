@@ -107,6 +107,7 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
     ratios divide Interlock's figure by the best setup's, named in ``ratio_basis``.
     """
     from bench.interlock_side import measure_interlock
+    from bench.logs import measure_logs
     from bench.temporal_side import SETUPS, measure_temporal
 
     result: dict[str, Any] = {
@@ -131,6 +132,8 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
             for name in config.temporal_setups:
                 measure = functools.partial(measure_temporal, config, board, SETUPS[name])
                 result["temporal"][name] = await _guarded(f"temporal/{name}", measure, board)
+        if "logs" in config.systems:
+            result["logs"] = await _guarded("logs", lambda: measure_logs(config, board), board)
     result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
     # Others' work on a shared machine skews every figure: say how busy it was.
     result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
@@ -196,8 +199,8 @@ def main() -> int:
     plot_throughput(timelines, plot_path)
     render_table(result, console)
     console.print(f"wrote {json_path} and {plot_path}")
-    sides = [result["interlock"], *result["temporal"].values()]
-    return 0 if any("error" not in side for side in sides) else 1
+    sides = [result["interlock"], result.get("logs", {}), *result["temporal"].values()]
+    return 0 if any(side and "error" not in side for side in sides) else 1
 
 
 def _setup_names() -> set[str]:

@@ -253,6 +253,20 @@ async def test_heartbeats_and_log_lines_are_published_while_a_task_runs(
     assert {line.level for line in lines} == {"INFO"}
 
 
+async def test_log_lines_are_published_as_written_not_at_the_end(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    async with running_worker(settings, heartbeat_interval_ms=60_000, drain_timeout_ms=0):
+        await publish(
+            [kit.scheduled(run, "talk", "echo", {"lines": ["first", "second"], "interval": "60s"})]
+        )
+        logs = await kit.eventually(lambda: task_events.of(topics.TASK_LOG, run, "talk"))
+        assert task_events.of(topics.TASK_COMPLETED, run, "talk") == []
+    [line] = [line for log in logs for line in log.lines]
+    assert (line.seq, line.level, line.message) == (1, "INFO", "first")
+
+
 async def test_a_running_task_is_aborted_when_its_run_is_cancelled(
     settings, running_worker, task_events, publish, kit: Any
 ) -> None:

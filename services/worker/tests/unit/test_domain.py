@@ -1,8 +1,10 @@
 import json
 
+import pytest
+
 from interlock.worker.domain.failures import classify
 from interlock.worker.domain.offsets import PartitionOffsets
-from interlock.worker.domain.redaction import Redactor
+from interlock.worker.domain.redaction import Redactor, loggable_url
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import InvalidParams, TaskCancelled, TaskFailure, WorkerShutdown
 
@@ -66,3 +68,22 @@ def test_redaction_finds_secret_values_raw_and_json_escaped() -> None:
         document = json.dumps(value, ensure_ascii=ascii_only).encode()
         assert json.loads(redactor.json(document)) == {"seen": "[redacted]", "ok": "fine"}
     assert not Redactor([""])
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("https://api.example.com/items?page=2", "https://api.example.com/items?page=2"),
+        (
+            "https://ada:pw@api.example.com:8443/x?access_token=abc&q=1",
+            "https://api.example.com:8443/x?access_token=[redacted]&q=1",
+        ),
+        (
+            "http://h/p?X-Amz-Signature=f00&apiKey=k#frag",
+            "http://h/p?X-Amz-Signature=[redacted]&apiKey=[redacted]",
+        ),
+        ("http://[::1", "[redacted]"),
+    ],
+)
+def test_urls_in_log_lines_carry_no_credentials(url: str, logged: str) -> None:
+    assert loggable_url(url) == logged

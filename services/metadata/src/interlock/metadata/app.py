@@ -12,6 +12,7 @@ from interlock.common.mongo import MongoDatabase
 from interlock.common.resources import Resource
 from interlock.metadata.api import build_router
 from interlock.metadata.handlers import CONSUMER, EVENT_TYPES, ExecutionProjection
+from interlock.metadata.logs import build_logs
 from interlock.metadata.reconciler import Reconciler, SchedulerRuns
 from interlock.metadata.service import ExecutionService
 from interlock.metadata.settings import MetadataSettings
@@ -36,7 +37,14 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
         ),
         name="executions",
     )
-    resources: list[Resource] = [mongo, ExecutionIndexes(store), broker, projection]
+    logs = build_logs(settings, mongo, broker)
+    resources: list[Resource] = [
+        mongo,
+        ExecutionIndexes(store),
+        broker,
+        projection,
+        *logs.resources,
+    ]
     if settings.service_credential is not None:
         scheduler = SchedulerRuns(settings.scheduler_grpc_target, settings.service_credential)
         reconciler = Reconciler(
@@ -46,4 +54,6 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
             interval_s=settings.reconcile_interval_s,
         )
         resources += [scheduler, reconciler]
-    return create_service_app(settings, resources=resources, routers=[build_router(executions)])
+    return create_service_app(
+        settings, resources=resources, routers=[build_router(executions), logs.router]
+    )

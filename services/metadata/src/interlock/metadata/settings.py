@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from interlock.common.settings import KafkaOptions, MongoOptions, ServiceSettings
+from interlock.metadata.logs.options import LogsOptions
 
 
-class MetadataSettings(ServiceSettings, KafkaOptions, MongoOptions):
+class MetadataSettings(ServiceSettings, KafkaOptions, MongoOptions, LogsOptions):
     """Everything the metadata service reads from its environment; defaults fit ``make up``."""
 
     service_name: str = "metadata"

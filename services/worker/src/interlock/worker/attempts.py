@@ -163,6 +163,7 @@ class AttemptEvents:
                         time=_timestamp(line.time),
                         level=line.level,
                         message=_text(attempt, line.message),
+                        seq=line.seq,
                     )
                     for line in lines
                 ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = [
     "TaskContext",
     "TaskLogger",
     "current_context",
+    "level_name",
 ]
 
 _log = logging.getLogger("interlock.task")
@@ -39,19 +41,45 @@ class LogLine:
         time: When it was logged (UTC).
         level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
         message: The formatted message, at most 8192 characters.
+        seq: Its position in the attempt's log, from 1 (a line dropped from a full
+            buffer leaves a gap).
     """
 
     time: datetime
     level: str
     message: str
+    seq: int
+
+
+_LEVELS = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+}
+
+
+def level_name(level: int) -> str:
+    """The task log level of a ``logging`` level number.
+
+    A task log knows four: below INFO is DEBUG, above ERROR is ERROR, a level between
+    two is the lower one.
+    """
+    for number in (logging.ERROR, logging.WARNING, logging.INFO):
+        if level >= number:
+            return _LEVELS[number]
+    return "DEBUG"
 
 
 class TaskLogger:
     """A logger whose lines are published as ``task.log`` with the attempt's ids.
 
-    Lines are buffered and sent in batches (with the next heartbeat, and before the
-    attempt's outcome); they also go to the worker's own log. Safe to call from
-    threads. When more than 10,000 lines wait, the oldest are dropped.
+    Lines are buffered and sent in batches while the task runs (every
+    ``log_flush_interval_ms``, and before the attempt's outcome), each numbered in
+    the order it was written. Lines written through this logger also go to the
+    worker's own log; lines the worker captured (a python task's ``print`` and
+    ``logging``, a shell task's output) do not. Safe to call from threads. When more
+    than 10,000 lines wait, the oldest are dropped.
 
     Args:
         extra: Fields added to the worker's own log records (run, task, attempt).
@@ -60,6 +88,9 @@ class TaskLogger:
     def __init__(self, extra: dict[str, Any] | None = None) -> None:
         self._lines: deque[LogLine] = deque(maxlen=_MAX_BUFFERED_LINES)
         self._extra = extra or {}
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._partial: dict[str, str] = {}
 
     def debug(self, message: str, *args: object) -> None:
         """Log ``message % args`` at DEBUG."""
@@ -77,6 +108,41 @@ class TaskLogger:
         """Log ``message % args`` at ERROR."""
         self._write(logging.ERROR, message, args)
 
+    def captured(self, level: int, message: str) -> None:
+        """Add a line the worker captured from the task (not repeated in its own log).
+
+        Args:
+            level: A ``logging`` level number.
+            message: The line, without its line break.
+        """
+        self._append(level_name(level), message)
+
+    def captured_text(self, level: int, text: str) -> None:
+        """Add written text (``print``), line by line.
+
+        Each complete line becomes a log line; the rest waits for the next write or
+        :meth:`flush_text`.
+
+        Args:
+            level: A ``logging`` level number; text of each level is buffered apart.
+            text: What was written.
+        """
+        name = level_name(level)
+        with self._lock:
+            pending = self._partial.pop(name, "") + text
+            *complete, rest = pending.split("\n")
+            if rest:
+                self._partial[name] = rest[-_MAX_LINE_CHARS:]
+        for line in complete:
+            self._append(name, line)
+
+    def flush_text(self) -> None:
+        """Add the text written without a final line break as a last line."""
+        with self._lock:
+            partial, self._partial = self._partial, {}
+        for name, line in partial.items():
+            self._append(name, line)
+
     def drain(self) -> list[LogLine]:
         """Remove and return the lines not published yet (the worker calls this)."""
         lines: list[LogLine] = []
@@ -88,14 +154,21 @@ class TaskLogger:
 
     def _write(self, level: int, message: str, args: tuple[object, ...]) -> None:
         text = message % args if args else message
-        self._lines.append(
-            LogLine(
-                time=datetime.now(UTC),
-                level=logging.getLevelName(level),
-                message=text[:_MAX_LINE_CHARS],
-            )
-        )
+        self._append(level_name(level), text)
         _log.log(level, text, extra=self._extra)
+
+    def _append(self, level: str, message: str) -> None:
+        with self._lock:
+            # Numbered and queued under one lock: lines of two threads keep their order.
+            self._seq += 1
+            self._lines.append(
+                LogLine(
+                    time=datetime.now(UTC),
+                    level=level,
+                    message=message[:_MAX_LINE_CHARS],
+                    seq=self._seq,
+                )
+            )
 
 
 @dataclass(frozen=True, slots=True)

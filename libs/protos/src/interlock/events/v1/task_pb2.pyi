@@ -251,8 +251,13 @@ class TaskLog(_message.Message):
         TIME_FIELD_NUMBER: _builtins.int
         LEVEL_FIELD_NUMBER: _builtins.int
         MESSAGE_FIELD_NUMBER: _builtins.int
+        SEQ_FIELD_NUMBER: _builtins.int
         level: _builtins.str
         message: _builtins.str
+        seq: _builtins.int
+        """Position of the line in its attempt's log, from 1: the metadata service orders
+        lines by it and drops a line it has stored already (a redelivered event).
+        """
         @_builtins.property
         def time(self) -> _timestamp_pb2.Timestamp: ...
         def __init__(
@@ -261,10 +266,11 @@ class TaskLog(_message.Message):
             time: _timestamp_pb2.Timestamp | None = ...,
             level: _builtins.str = ...,
             message: _builtins.str = ...,
+            seq: _builtins.int = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "message", b"message", "time", b"time"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "message", b"message", "seq", b"seq", "time", b"time"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 

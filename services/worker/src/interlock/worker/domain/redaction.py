@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "Redactor"]
+__all__ = ["REDACTED", "Redactor", "loggable_url"]
 
 REDACTED = "[redacted]"
 """What a secret value is replaced by."""
+
+_CREDENTIAL_NAME = re.compile(
+    r"(token|key|secret|passw|pwd|auth|sig|credential|session|code)", re.IGNORECASE
+)
 
 
 class Redactor:
@@ -50,3 +56,31 @@ class Redactor:
         for form in self._json_forms:
             text = text.replace(form, REDACTED)
         return text.encode()
+
+
+def loggable_url(url: str) -> str:
+    """``url`` fit for a log line.
+
+    No user or password, and the values of query parameters named like credentials
+    (``token``, ``api_key``, ``sig``, ...) replaced.
+
+    Secret values filled in from the secret store are replaced later, with the rest
+    of the line, by the attempt's :class:`Redactor`.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return REDACTED
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    query = urlencode(
+        [
+            (name, REDACTED if _CREDENTIAL_NAME.search(name) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="[]",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -1,11 +1,13 @@
-"""Executors for plumbing and tests: ``noop``, ``sleep``, ``fail`` and ``flaky``."""
+"""Executors for plumbing, tests and demos: ``noop``, ``sleep``, ``fail``, ``flaky``, ``echo``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +17,7 @@ from interlock.worker.errors import InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings
 
-__all__ = ["FailExecutor", "FlakyExecutor", "NoopExecutor", "SleepExecutor"]
+__all__ = ["EchoExecutor", "FailExecutor", "FlakyExecutor", "NoopExecutor", "SleepExecutor"]
 
 
 class NoopExecutor:
@@ -103,3 +105,66 @@ class FlakyExecutor:
         if self._random.random() < parsed.failure_rate:
             raise TaskFailure(f"flaky failure (rate {parsed.failure_rate:g})", type_="FlakyFailure")
         return {"attempt": context.attempt}
+
+
+_ECHO_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_MAX_ECHO_LINES = 10_000
+
+
+class _EchoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lines: list[str] = Field(max_length=_MAX_ECHO_LINES)
+    interval: float | str = "100ms"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class _EchoPlan:
+    lines: list[str]
+    interval_s: float
+    level: int
+
+
+def _echo_plan(params: Any) -> _EchoPlan:
+    """What an ``echo`` task is to do, from its params (the one place that reads them)."""
+    parsed = parse_params(_EchoParams, params)
+    if isinstance(parsed.interval, str):
+        try:
+            interval_ms: float = parse_duration_ms(parsed.interval)
+        except ValueError as error:
+            raise InvalidParams(f"interval: {error}") from None
+    elif parsed.interval < 0:
+        raise InvalidParams("interval: must not be negative")
+    else:
+        interval_ms = parsed.interval
+    return _EchoPlan(
+        lines=parsed.lines, interval_s=interval_ms / 1000, level=_ECHO_LEVELS[parsed.level]
+    )
+
+
+class EchoExecutor:
+    """Writes ``{"lines": [...]}`` to the attempt's log one by one, for demos and tests.
+
+    Params: ``lines`` (at most 10,000), ``interval`` between two lines (``"100ms"``,
+    the default, or a number of milliseconds), ``level`` (``debug``, ``info``, the
+    default, ``warning`` or ``error``).
+
+    Output: ``{"lines": <number of lines written>}``.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        del settings
+
+    async def execute(self, params: Any, context: TaskContext) -> Any:
+        """Log each line, waiting the interval between two."""
+        plan = _echo_plan(params)
+        for index, line in enumerate(plan.lines):
+            if index:
+                await asyncio.sleep(plan.interval_s)
+            context.logger.captured(plan.level, line)
+        return {"lines": len(plan.lines)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from interlock.common import addresses
 from interlock.common.durations import parse_duration_ms
 from interlock.worker.context import TaskContext
+from interlock.worker.domain.redaction import loggable_url
 from interlock.worker.errors import InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings
@@ -50,6 +53,9 @@ class HttpExecutor:
 
     Output: ``{"status", "headers", "body", "body_truncated"}``; the body is text
     (undecodable bytes replaced).
+
+    Log: one line per request, e.g. ``GET https://api.example.com/items?token=[redacted]
+    200 in 35 ms`` (no user or password, credential-like query values hidden).
 
     Address guard (:mod:`interlock.common.addresses`): the host is resolved first and
     every address must be globally routable, or inside setting
@@ -101,14 +107,26 @@ class HttpExecutor:
             extensions={"sni_hostname": url.host},
             **body,
         )
+        summary = f"{parsed.method.upper()} {loggable_url(parsed.url)}"
+        started = time.monotonic()
         try:
             response = await self._http().send(request, stream=True)
         except httpx.TimeoutException as error:
+            context.logger.captured(logging.WARNING, f"{summary} timed out{_took(started)}")
             raise TimeoutError(f"{parsed.method.upper()} {parsed.url} timed out") from error
+        except httpx.HTTPError as error:
+            context.logger.captured(
+                logging.WARNING, f"{summary} failed: {type(error).__name__}{_took(started)}"
+            )
+            raise
         try:
             content, truncated = await _read_limited(response, limit)
         finally:
             await response.aclose()
+        context.logger.captured(
+            logging.INFO if response.is_success else logging.WARNING,
+            f"{summary} {response.status_code}{_took(started)}",
+        )
         text = content.decode(response.encoding or "utf-8", errors="replace")
         accepted = parsed.accepted_statuses
         if (response.status_code not in accepted) if accepted else not response.is_success:
@@ -153,6 +171,10 @@ class HttpExecutor:
             raise TaskFailure(str(error), type_="DNSError") from None
         except addresses.AddressNotAllowed as error:
             raise AddressNotAllowed(str(error)) from None
+
+
+def _took(started: float) -> str:
+    return f" in {(time.monotonic() - started) * 1000:.0f} ms"
 
 
 def _parse_url(raw: str) -> httpx.URL:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from interlock.worker.capture import captured_output, install_capture
 from interlock.worker.context import TaskContext
 from interlock.worker.errors import ExecutorUnavailable, InvalidParams
 from interlock.worker.executors import parse_params
@@ -36,6 +37,11 @@ class PythonExecutor:
     when the attempt is aborted); synchronous ones run in a pool of
     ``python_max_threads`` threads, with the task's context, and cannot be
     interrupted: they should check ``current_context().aborted``.
+
+    What a function prints (stdout at ``INFO``, stderr at ``WARNING``) and logs with
+    the standard ``logging`` module (at its level, loggers under ``interlock.``
+    excepted) goes to the attempt's log line by line, as does what it logs with
+    ``current_context().logger``.
 
     Failures: an unknown function name, or args that do not fit the function's
     signature, are bad params (not retryable); what the function raises is classified
@@ -71,7 +77,11 @@ class PythonExecutor:
             inspect.signature(function).bind(**parsed.args)
         except TypeError as error:
             raise InvalidParams(f"args do not fit {parsed.function}: {error}") from None
-        if inspect.iscoroutinefunction(function):
-            return await function(**parsed.args)
-        call = functools.partial(contextvars.copy_context().run, function, **parsed.args)
-        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+        # Installed at the first call, not at creation: the service configures its
+        # logging after creating the app, and its handler must keep the real stdout.
+        install_capture()
+        with captured_output(context.logger):
+            if inspect.iscoroutinefunction(function):
+                return await function(**parsed.args)
+            call = functools.partial(contextvars.copy_context().run, function, **parsed.args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.common.durations import parse_duration_ms
-from interlock.worker.context import TaskContext
+from interlock.worker.context import TaskContext, TaskLogger
 from interlock.worker.errors import ExecutorUnavailable, InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
 from interlock.worker.settings import WorkerSettings
@@ -19,6 +20,8 @@ __all__ = ["CommandNotAllowed", "ShellExecutor"]
 
 
 _INHERITED_ENV = frozenset({"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR"})
+_READ_BYTES = 65_536
+_MAX_LINE_BYTES = 32_768  # a log line keeps 8192 characters; UTF-8 takes at most 4 bytes each
 TASK_ENV_PREFIX = "TASK_"
 """A task may set any variable whose name starts with this (no program or loader reads
 such names), besides setting ``shell_task_env``."""
@@ -55,7 +58,9 @@ class ShellExecutor:
     ``HOME`` and ``TMPDIR`` of the worker's.
 
     Output: ``{"exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated"}``,
-    each stream kept up to ``shell_max_output_bytes``.
+    each stream kept up to ``shell_max_output_bytes``. While the program runs, each
+    line it writes goes to the attempt's log (stdout at ``INFO``, stderr at
+    ``WARNING``), all of them, past that size too.
 
     Failures: a non-zero exit is retryable; a timeout kills the program and is
     retryable; a disabled executor, a program not allowed or bad params are not.
@@ -97,11 +102,16 @@ class ShellExecutor:
             stderr=asyncio.subprocess.PIPE,
             env=self._environment(parsed.env or {}),
         )
+        stdout = _Output(self._max_bytes, context.logger, logging.INFO)
+        stderr = _Output(self._max_bytes, context.logger, logging.WARNING)
         try:
             async with asyncio.timeout((timeout_ms or self._default_timeout_ms) / 1000):
-                stdout, stderr = await process.communicate(
-                    parsed.stdin.encode() if parsed.stdin is not None else None
+                await asyncio.gather(
+                    _feed(process, parsed.stdin),
+                    stdout.read(process.stdout),
+                    stderr.read(process.stderr),
                 )
+                await process.wait()
         except TimeoutError:
             await _kill(process)
             raise TimeoutError(f"{argv[0]} did not finish in time; killed") from None
@@ -110,8 +120,8 @@ class ShellExecutor:
             raise
         output = {
             "exit_code": process.returncode,
-            **self._stream("stdout", stdout),
-            **self._stream("stderr", stderr),
+            **stdout.fields("stdout"),
+            **stderr.fields("stderr"),
         }
         if process.returncode != 0:
             raise TaskFailure(
@@ -134,11 +144,55 @@ class ShellExecutor:
             )
         return {**self._base_env, **task_env}
 
-    def _stream(self, name: str, data: bytes) -> dict[str, Any]:
-        return {
-            name: data[: self._max_bytes].decode(errors="replace"),
-            f"{name}_truncated": len(data) > self._max_bytes,
-        }
+
+class _Output:
+    """One output stream of the program.
+
+    Kept (up to a size) for the task's output, and sent to the attempt's log line by
+    line as it is written.
+    """
+
+    def __init__(self, max_bytes: int, logger: TaskLogger, level: int) -> None:
+        self._max_bytes = max_bytes
+        self._logger = logger
+        self._level = level
+        self._kept = bytearray()
+        self._truncated = False
+        self._partial = bytearray()
+
+    async def read(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(_READ_BYTES):
+            room = self._max_bytes - len(self._kept)
+            self._kept += chunk[:room]
+            self._truncated = self._truncated or len(chunk) > room
+            self._log_lines(chunk)
+        if self._partial:
+            self._log(bytes(self._partial))
+            self._partial.clear()
+
+    def fields(self, name: str) -> dict[str, Any]:
+        return {name: self._kept.decode(errors="replace"), f"{name}_truncated": self._truncated}
+
+    def _log_lines(self, chunk: bytes) -> None:
+        *lines, rest = (bytes(self._partial) + chunk).split(b"\n")
+        for line in lines:
+            self._log(line)
+        # A line longer than a log line is cut there rather than held in memory.
+        self._partial = bytearray(rest[:_MAX_LINE_BYTES])
+
+    def _log(self, line: bytes) -> None:
+        self._logger.captured(self._level, line.removesuffix(b"\r").decode(errors="replace"))
+
+
+async def _feed(process: asyncio.subprocess.Process, text: str | None) -> None:
+    if text is None or process.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        process.stdin.write(text.encode())
+        await process.stdin.drain()
+    process.stdin.close()
 
 
 async def _kill(process: asyncio.subprocess.Process) -> None:

@@ -13,7 +13,7 @@ from interlock.worker.runtime._dispatcher import MIN_HEARTBEAT_S
 
 
 async def send_heartbeats(
-    backlog: Backlog, events: AttemptEvents, reporter: Reporter, *, interval_ms: int
+    backlog: Backlog, events: AttemptEvents, reporter: Reporter, *, log_flush_interval_ms: int
 ) -> None:
     """Send each running attempt's heartbeat when due, and its log lines; until cancelled.
 
@@ -21,9 +21,11 @@ async def send_heartbeats(
         backlog: The attempts held (the running ones beat).
         events: Builds the events.
         reporter: Publishes them in batches.
-        interval_ms: The longest sleep when nothing runs.
+        log_flush_interval_ms: The longest sleep: lines a task writes are sent at least
+            this often, not only with its heartbeats (an attempt starting while the
+            loop sleeps included).
     """
-    default_s = interval_ms / 1000
+    flush_s = log_flush_interval_ms / 1000
     running = backlog.running
     while True:
         now = time.monotonic()
@@ -37,5 +39,5 @@ async def send_heartbeats(
             attempt.next_heartbeat = now + attempt.heartbeat_interval_s
             batch.append(events.heartbeat(attempt))
         reporter.emit(batch)
-        next_due = min((a.next_heartbeat for a in running), default=now + default_s)
-        await asyncio.sleep(max(MIN_HEARTBEAT_S, next_due - time.monotonic()))
+        next_due = min((a.next_heartbeat for a in running), default=now + flush_s)
+        await asyncio.sleep(max(MIN_HEARTBEAT_S, min(next_due, now + flush_s) - time.monotonic()))

@@ -176,7 +176,7 @@ class Worker:
                     self._backlog,
                     self._events,
                     self._reporter,
-                    interval_ms=settings.heartbeat_interval_ms,
+                    log_flush_interval_ms=settings.log_flush_interval_ms,
                 ),
                 name="worker-heartbeat",
             ),

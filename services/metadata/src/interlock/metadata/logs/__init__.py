@@ -1,0 +1,57 @@
+"""Task logs: the ``task.log`` consumer, chunked storage, paged reads and live streams.
+
+``domain`` decides (chunks, order, deduplication, the cap, cursors), ``store`` keeps
+(MongoDB), ``service`` holds the use cases, ``handler`` consumes ``task.log`` and
+``api`` serves ``/api/v1/executions/{run_id}/logs`` and ``.../logs/stream``.
+:func:`build_logs` wires them for the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+
+from interlock.common.kafka import EventConsumerTask, KafkaBroker
+from interlock.common.mongo import MongoDatabase
+from interlock.common.resources import Resource
+from interlock.metadata.logs.api import build_router
+from interlock.metadata.logs.handler import CONSUMER, EVENT_TYPES, LogHandler
+from interlock.metadata.logs.options import LogsOptions
+from interlock.metadata.logs.service import LogService
+from interlock.metadata.logs.store import LogIndexes, LogStore
+
+__all__ = ["Logs", "LogsOptions", "build_logs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    """The logs' parts the app holds.
+
+    Attributes:
+        resources: Opened after MongoDB and the broker, in this order.
+        router: The REST routes.
+        service: The use cases.
+    """
+
+    resources: Sequence[Resource]
+    router: APIRouter
+    service: LogService
+
+
+def build_logs(options: LogsOptions, mongo: MongoDatabase, broker: KafkaBroker) -> Logs:
+    """Wire task logs onto the service's database and broker."""
+    store = LogStore(lambda: mongo.db, retention=LogService.retention(options))
+    service = LogService(store, options)
+    consumer = EventConsumerTask(
+        broker.consumer(
+            group_id=CONSUMER, event_types=EVENT_TYPES, handler=LogHandler(service).handle
+        ),
+        name="logs-consumer",
+    )
+    return Logs(
+        resources=[LogIndexes(lambda: mongo.db), consumer],
+        router=build_router(service),
+        service=service,
+    )

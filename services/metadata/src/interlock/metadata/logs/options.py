@@ -1,0 +1,30 @@
+"""The settings of task logs, part of the metadata service's settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interlock.common.settings import ENV_PREFIX
+
+__all__ = ["LogsOptions"]
+
+
+class LogsOptions(BaseSettings):
+    """How task logs are kept and streamed (``INTERLOCK_LOGS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    logs_max_bytes_per_attempt: int = Field(default=10 * 1024 * 1024, ge=1)
+    """Most bytes of messages kept per attempt; past it one marker line counts what was
+    dropped. Default: 10 MiB."""
+    logs_retention_days: float = Field(default=30, gt=0)
+    """How long a line is kept after it was stored. Default: 30 days."""
+    logs_stream_heartbeat_s: float = Field(default=15, gt=0)
+    """Time between two heartbeat comments of a quiet log stream. Default: 15 s."""
+    logs_stream_poll_interval_ms: int = Field(default=100, ge=10)
+    """How often a log stream looks for new lines. Default: 100 ms."""
+    logs_stream_end_grace_ms: int = Field(default=1000, ge=0)
+    """How long a stream keeps looking once its run ended and every line was sent,
+    before its ``end`` event (lines and the run's end travel different topics).
+    Default: 1000 ms."""

@@ -1,0 +1,298 @@
+"""Task logs in MongoDB: chunks of lines, what is stored per attempt, positions per run.
+
+Collections:
+
+- ``log_chunks``: one document per chunk (``_id`` from :attr:`Chunk.chunk_id`) with
+  ``tenant``, ``run_id``, ``task_id``, ``attempt``, ``position`` and ``lines``
+  (``seq``, ``time``, ``level``, ``message``); indexed by run and position.
+- ``log_attempts``: per attempt, the last ``seq`` stored, bytes kept, lines and bytes
+  dropped past the cap.
+- ``log_runs``: per run, its tenant and the next chunk position.
+
+Every document carries ``expires_at`` (its last write plus the retention), on which a
+TTL index removes it. The ``executions`` collection (the execution documents) is only
+read here: a run's tenant and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from interlock.common.mongo import MongoDocument
+from interlock.common.resources import Lifecycle
+from interlock.metadata.logs.domain import (
+    AttemptKey,
+    AttemptLog,
+    LogLine,
+    StoredChunk,
+    WritePlan,
+)
+
+__all__ = ["CHUNKS", "EXECUTIONS", "LogIndexes", "LogStore", "RunState"]
+
+CHUNKS = "log_chunks"
+ATTEMPTS = "log_attempts"
+RUNS = "log_runs"
+EXECUTIONS = "executions"
+"""The execution documents: ``_id`` the run id, ``tenant``, ``status``."""
+
+Database = Callable[[], AsyncDatabase[MongoDocument]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What the logs need of a run.
+
+    Attributes:
+        status: The execution document's status; ``None`` when it has none yet (the
+            run is known from its logs only).
+    """
+
+    status: str | None
+
+
+class LogIndexes(Lifecycle):
+    """Creates the logs' indexes at start-up (a resource; idempotent).
+
+    Args:
+        database: The service's database, once open.
+    """
+
+    name = "log-indexes"
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def start(self) -> None:
+        """Create the indexes that are missing."""
+        db = self._database()
+        chunks = db[CHUNKS]
+        await chunks.create_index([("run_id", ASCENDING), ("position", ASCENDING)])
+        await chunks.create_index(
+            [
+                ("run_id", ASCENDING),
+                ("task_id", ASCENDING),
+                ("attempt", ASCENDING),
+                ("position", ASCENDING),
+            ]
+        )
+        for name in (CHUNKS, ATTEMPTS, RUNS):
+            await db[name].create_index("expires_at", expireAfterSeconds=0)
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+    async def check(self) -> None:
+        """Ready once started (MongoDB's own check covers the server)."""
+
+
+class LogStore:
+    """Reads and writes task logs.
+
+    Args:
+        database: The service's database, once open.
+        retention: How long a document is kept after its last write.
+    """
+
+    def __init__(self, database: Database, *, retention: timedelta) -> None:
+        self._database = database
+        self._retention = retention
+
+    async def attempt_logs(self, keys: Sequence[AttemptKey]) -> dict[AttemptKey, AttemptLog]:
+        """What is stored of each of these attempts' logs (absent: nothing)."""
+        if not keys:
+            return {}
+        cursor = self._database()[ATTEMPTS].find({"_id": {"$in": [_attempt_id(k) for k in keys]}})
+        found: dict[AttemptKey, AttemptLog] = {}
+        async for doc in cursor:
+            run_id, task_id, attempt = json.loads(doc["_id"])
+            dropped_from = doc.get("dropped_from")
+            found[(run_id, task_id, attempt)] = AttemptLog(
+                last_seq=doc["last_seq"],
+                size=doc["size"],
+                dropped_lines=doc["dropped_lines"],
+                dropped_bytes=doc["dropped_bytes"],
+                dropped_from=(dropped_from["seq"], dropped_from["time"]) if dropped_from else None,
+            )
+        return found
+
+    async def reserve_positions(
+        self, counts: Mapping[str, int], tenants: Mapping[str, str]
+    ) -> dict[str, int]:
+        """Reserve ``counts[run]`` chunk positions in each run; the first of each.
+
+        Positions only grow: a reader who read up to one never misses a later chunk.
+        """
+        runs = self._database()[RUNS]
+        expires_at = self._expires_at()
+
+        async def reserve(run_id: str, count: int) -> tuple[str, int]:
+            doc = await runs.find_one_and_update(
+                {"_id": run_id},
+                {
+                    "$inc": {"next_position": count},
+                    "$set": {"expires_at": expires_at},
+                    "$setOnInsert": {"tenant": tenants[run_id]},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:  # an upsert returning the document after always finds it
+                raise RuntimeError(f"position counter of run {run_id!r} not found")
+            return run_id, int(doc["next_position"]) - count
+
+        return dict(await asyncio.gather(*(reserve(r, n) for r, n in counts.items())))
+
+    async def write(self, plan: WritePlan, first_positions: Mapping[str, int]) -> None:
+        """Store the plan's chunks and markers at their positions, then the attempts.
+
+        Storing the same plan again changes nothing: a chunk already stored keeps its
+        position and lines, a marker its position.
+        """
+        db = self._database()
+        expires_at = self._expires_at()
+        next_position = dict(first_positions)
+        chunk_writes: list[UpdateOne] = []
+        for chunk in plan.chunks:
+            chunk_writes.append(
+                UpdateOne(
+                    {"_id": chunk.chunk_id},
+                    {
+                        "$setOnInsert": {
+                            **_chunk_fields(chunk.tenant, chunk.attempt),
+                            "position": _take(next_position, chunk.attempt[0]),
+                            "lines": [_line_doc(line) for line in chunk.lines],
+                            "expires_at": expires_at,
+                        }
+                    },
+                    upsert=True,
+                )
+            )
+        for marker in plan.markers:
+            chunk_writes.append(
+                UpdateOne(
+                    {"_id": marker.chunk_id},
+                    {
+                        "$setOnInsert": {
+                            **_chunk_fields(marker.tenant, marker.attempt),
+                            "position": _take(next_position, marker.attempt[0]),
+                        },
+                        "$set": {"lines": [_line_doc(marker.line)], "expires_at": expires_at},
+                    },
+                    upsert=True,
+                )
+            )
+        if chunk_writes:
+            await db[CHUNKS].bulk_write(chunk_writes, ordered=True)
+        attempt_writes = [
+            UpdateOne(
+                {"_id": _attempt_id(key)},
+                {"$set": {**_attempt_doc(log), "expires_at": expires_at}},
+                upsert=True,
+            )
+            for key, log in plan.attempts.items()
+        ]
+        if attempt_writes:
+            await db[ATTEMPTS].bulk_write(attempt_writes, ordered=False)
+
+    async def run_state(self, tenant: str, run_id: str) -> RunState | None:
+        """The run's state, or ``None`` when the tenant has no such run."""
+        db = self._database()
+        execution = await db[EXECUTIONS].find_one(
+            {"_id": run_id, "tenant": tenant}, {"status": True}
+        )
+        if execution is not None:
+            return RunState(status=execution.get("status"))
+        if await db[RUNS].find_one({"_id": run_id, "tenant": tenant}, {"_id": True}):
+            return RunState(status=None)
+        return None
+
+    async def chunks(
+        self,
+        run_id: str,
+        *,
+        task_id: str | None,
+        attempt: int | None,
+        from_position: int,
+        below_position: int | None = None,
+        newest_first: bool = False,
+        limit: int,
+    ) -> list[StoredChunk]:
+        """Up to ``limit`` chunks of a run, by position, oldest or newest first.
+
+        Only those at ``from_position`` or after, and before ``below_position`` when
+        given.
+        """
+        position: dict[str, int] = {"$gte": from_position}
+        if below_position is not None:
+            position["$lt"] = below_position
+        query: dict[str, Any] = {"run_id": run_id, "position": position}
+        if task_id is not None:
+            query["task_id"] = task_id
+        if attempt is not None:
+            query["attempt"] = attempt
+        cursor = (
+            self._database()[CHUNKS]
+            .find(query, {"tenant": False, "expires_at": False, "run_id": False})
+            .sort("position", DESCENDING if newest_first else ASCENDING)
+            .limit(limit)
+        )
+        return [
+            StoredChunk(
+                position=doc["position"],
+                task_id=doc["task_id"],
+                attempt=doc["attempt"],
+                lines=[
+                    LogLine(
+                        seq=line["seq"],
+                        time=line["time"],
+                        level=line["level"],
+                        message=line["message"],
+                    )
+                    for line in doc["lines"]
+                ],
+            )
+            async for doc in cursor
+        ]
+
+    def _expires_at(self) -> datetime:
+        return datetime.now(UTC) + self._retention
+
+
+def _take(next_position: dict[str, int], run_id: str) -> int:
+    position = next_position[run_id]
+    next_position[run_id] = position + 1
+    return position
+
+
+def _attempt_id(key: AttemptKey) -> str:
+    return json.dumps(list(key))
+
+
+def _chunk_fields(tenant: str, key: AttemptKey) -> dict[str, Any]:
+    run_id, task_id, attempt = key
+    return {"tenant": tenant, "run_id": run_id, "task_id": task_id, "attempt": attempt}
+
+
+def _line_doc(line: LogLine) -> dict[str, Any]:
+    return {"seq": line.seq, "time": line.time, "level": line.level, "message": line.message}
+
+
+def _attempt_doc(log: AttemptLog) -> dict[str, Any]:
+    return {
+        "last_seq": log.last_seq,
+        "size": log.size,
+        "dropped_lines": log.dropped_lines,
+        "dropped_bytes": log.dropped_bytes,
+        "dropped_from": (
+            {"seq": log.dropped_from[0], "time": log.dropped_from[1]} if log.dropped_from else None
+        ),
+    }
