@@ -24,27 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$interlock/events/v1/definition.proto\x12\x13interlock.events.v1\"a\n\x12WorkflowDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12,\n\x05tasks\x18\x03 \x03(\x0b\x32\x1d.interlock.events.v1.TaskSpec\"\xbb\x02\n\x08TaskSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bparams_json\x18\x03 \x01(\x0c\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12/\n\x05retry\x18\x05 \x01(\x0b\x32 .interlock.events.v1.RetryPolicy\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x03\x12\x1c\n\x14heartbeat_timeout_ms\x18\x07 \x01(\x03\x12\x39\n\ncompensate\x18\x08 \x01(\x0b\x32%.interlock.events.v1.CompensationSpec\x12\r\n\x05queue\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12-\n\x05\x64\x65lay\x18\x0b \x01(\x0b\x32\x1e.interlock.events.v1.DelaySpec\"\xf3\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\x05\x12\x1b\n\x13initial_interval_ms\x18\x02 \x01(\x03\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x03 \x01(\x01\x12\x17\n\x0fmax_interval_ms\x18\x04 \x01(\x03\x12\x37\n\x06jitter\x18\x05 \x01(\x0e\x32\'.interlock.events.v1.RetryPolicy.Jitter\"B\n\x06Jitter\x12\x16\n\x12JITTER_UNSPECIFIED\x10\x00\x12\x0f\n\x0bJITTER_NONE\x10\x01\x12\x0f\n\x0bJITTER_FULL\x10\x02\"5\n\x10\x43ompensationSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x13\n\x0bparams_json\x18\x02 \x01(\x0c\"\x8e\x01\n\tDelaySpec\x12\x15\n\x0b\x64uration_ms\x18\x01 \x01(\x03H\x00\x12\x32\n\x06weekly\x18\x02 \x01(\x0b\x32 .interlock.events.v1.WeeklyDelayH\x00\x12.\n\x04\x64\x61te\x18\x03 \x01(\x0b\x32\x1e.interlock.events.v1.DateDelayH\x00\x42\x06\n\x04kind\"=\n\x0bWeeklyDelay\x12\x10\n\x08weekdays\x18\x01 \x03(\x05\x12\n\n\x02\x61t\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\"7\n\tDateDelay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$interlock/events/v1/definition.proto\x12\x13interlock.events.v1\"\xd5\x01\n\x12WorkflowDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12,\n\x05tasks\x18\x03 \x03(\x0b\x32\x1d.interlock.events.v1.TaskSpec\x12\x43\n\x06labels\x18\x04 \x03(\x0b\x32\x33.interlock.events.v1.WorkflowDefinition.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbb\x02\n\x08TaskSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bparams_json\x18\x03 \x01(\x0c\x12\x12\n\ndepends_on\x18\x04 \x03(\t\x12/\n\x05retry\x18\x05 \x01(\x0b\x32 .interlock.events.v1.RetryPolicy\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x03\x12\x1c\n\x14heartbeat_timeout_ms\x18\x07 \x01(\x03\x12\x39\n\ncompensate\x18\x08 \x01(\x0b\x32%.interlock.events.v1.CompensationSpec\x12\r\n\x05queue\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12-\n\x05\x64\x65lay\x18\x0b \x01(\x0b\x32\x1e.interlock.events.v1.DelaySpec\"\xf3\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\x05\x12\x1b\n\x13initial_interval_ms\x18\x02 \x01(\x03\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x03 \x01(\x01\x12\x17\n\x0fmax_interval_ms\x18\x04 \x01(\x03\x12\x37\n\x06jitter\x18\x05 \x01(\x0e\x32\'.interlock.events.v1.RetryPolicy.Jitter\"B\n\x06Jitter\x12\x16\n\x12JITTER_UNSPECIFIED\x10\x00\x12\x0f\n\x0bJITTER_NONE\x10\x01\x12\x0f\n\x0bJITTER_FULL\x10\x02\"5\n\x10\x43ompensationSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x13\n\x0bparams_json\x18\x02 \x01(\x0c\"\x8e\x01\n\tDelaySpec\x12\x15\n\x0b\x64uration_ms\x18\x01 \x01(\x03H\x00\x12\x32\n\x06weekly\x18\x02 \x01(\x0b\x32 .interlock.events.v1.WeeklyDelayH\x00\x12.\n\x04\x64\x61te\x18\x03 \x01(\x0b\x32\x1e.interlock.events.v1.DateDelayH\x00\x42\x06\n\x04kind\"=\n\x0bWeeklyDelay\x12\x10\n\x08weekdays\x18\x01 \x03(\x05\x12\n\n\x02\x61t\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\"7\n\tDateDelay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'interlock.events.v1.definition_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKFLOWDEFINITION']._serialized_start=61
-  _globals['_WORKFLOWDEFINITION']._serialized_end=158
-  _globals['_TASKSPEC']._serialized_start=161
-  _globals['_TASKSPEC']._serialized_end=476
-  _globals['_RETRYPOLICY']._serialized_start=479
-  _globals['_RETRYPOLICY']._serialized_end=722
-  _globals['_RETRYPOLICY_JITTER']._serialized_start=656
-  _globals['_RETRYPOLICY_JITTER']._serialized_end=722
-  _globals['_COMPENSATIONSPEC']._serialized_start=724
-  _globals['_COMPENSATIONSPEC']._serialized_end=777
-  _globals['_DELAYSPEC']._serialized_start=780
-  _globals['_DELAYSPEC']._serialized_end=922
-  _globals['_WEEKLYDELAY']._serialized_start=924
-  _globals['_WEEKLYDELAY']._serialized_end=985
-  _globals['_DATEDELAY']._serialized_start=987
-  _globals['_DATEDELAY']._serialized_end=1042
+  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._loaded_options = None
+  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_WORKFLOWDEFINITION']._serialized_start=62
+  _globals['_WORKFLOWDEFINITION']._serialized_end=275
+  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_start=230
+  _globals['_WORKFLOWDEFINITION_LABELSENTRY']._serialized_end=275
+  _globals['_TASKSPEC']._serialized_start=278
+  _globals['_TASKSPEC']._serialized_end=593
+  _globals['_RETRYPOLICY']._serialized_start=596
+  _globals['_RETRYPOLICY']._serialized_end=839
+  _globals['_RETRYPOLICY_JITTER']._serialized_start=773
+  _globals['_RETRYPOLICY_JITTER']._serialized_end=839
+  _globals['_COMPENSATIONSPEC']._serialized_start=841
+  _globals['_COMPENSATIONSPEC']._serialized_end=894
+  _globals['_DELAYSPEC']._serialized_start=897
+  _globals['_DELAYSPEC']._serialized_end=1039
+  _globals['_WEEKLYDELAY']._serialized_start=1041
+  _globals['_WEEKLYDELAY']._serialized_end=1102
+  _globals['_DATEDELAY']._serialized_start=1104
+  _globals['_DATEDELAY']._serialized_end=1159
 # @@protoc_insertion_point(module_scope)

@@ -115,7 +115,9 @@ def compile_definition(document: Any) -> CompiledDefinition:
     issues += _template_issues(raw_tasks, {t["id"]: _deps(t) for t in tasks})
     if issues:
         raise InvalidDefinitionError(_bounded(issues))
-    definition = definition_pb2.WorkflowDefinition(name=document["name"], tasks=specs)
+    definition = definition_pb2.WorkflowDefinition(
+        name=document["name"], tasks=specs, labels=document.get("labels", {})
+    )
     size = definition.ByteSize()
     if size > MAX_COMPILED_BYTES:
         # Every workflow.started carries it, next to an input of up to 256 KiB.
