@@ -126,6 +126,12 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
             result["temporal"] = await _guarded(
                 "temporal", lambda: measure_temporal(config, board), board
             )
+        if "notifications" in config.systems:
+            from bench.notifications import measure_notifications
+
+            result["notifications"] = await _guarded(
+                "notifications", lambda: measure_notifications(config, board), board
+            )
     result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
     # Others' work on a shared machine skews every figure: say how busy it was.
     result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
@@ -165,7 +171,7 @@ def main() -> int:
     timelines = {
         system: result[system].pop("timelines", {}) for system in ("interlock", "temporal")
     }
-    auth = _run_auth_benchmark(config, console)
+    auth = _run_auth_benchmark(config, console) if "interlock" in config.systems else None
     if auth is not None:
         result["auth"] = auth
     json_path = config.results_dir / "latest.json"
@@ -174,5 +180,7 @@ def main() -> int:
     plot_throughput(timelines, plot_path)
     render_table(result, console)
     console.print(f"wrote {json_path} and {plot_path}")
-    measured = [s for s in ("interlock", "temporal") if "error" not in result[s]]
+    measured = [
+        s for s in ("interlock", "temporal", "notifications") if "error" not in result.get(s, {})
+    ]
     return 0 if measured else 1
