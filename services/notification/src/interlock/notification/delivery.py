@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from interlock.common.resources import Lifecycle
 from interlock.notification.domain import AttemptOutcome, Channel, render
@@ -37,6 +37,8 @@ class DeliveryLoop(Lifecycle):
         batch_size: Most deliveries one claim takes.
         concurrency: Most attempts in flight.
         poll_interval_s: Longest sleep between claims when nothing woke the loop.
+        retention_s: Age after which applied event ids and started runs are forgotten
+            (longer than any redelivery, and than any run lasts). Default: 7 days.
         name: Name ``/readyz`` reports. Default: ``"deliveries"``.
     """
 
@@ -50,6 +52,7 @@ class DeliveryLoop(Lifecycle):
         batch_size: int,
         concurrency: int,
         poll_interval_s: float,
+        retention_s: float = 7 * 86_400,
         name: str = "deliveries",
     ) -> None:
         self.name = name
@@ -59,6 +62,8 @@ class DeliveryLoop(Lifecycle):
         self._batch_size = batch_size
         self._concurrency = concurrency
         self._poll_interval_s = poll_interval_s
+        self._retention = timedelta(seconds=retention_s)
+        self._next_prune = 0.0
         self._wake = due
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -87,6 +92,7 @@ class DeliveryLoop(Lifecycle):
 
     async def _run(self) -> None:
         while True:
+            await self._prune_hourly()
             self._wake.clear()
             free = self._concurrency - len(self._in_flight)
             claimed: list[ClaimedDelivery] = []
@@ -103,6 +109,15 @@ class DeliveryLoop(Lifecycle):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+    async def _prune_hourly(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        try:
+            await self._service.prune(older_than=self._retention)
+        except Exception:
+            _log.exception("pruning the inbox and the runs failed; trying again in an hour")
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from interlock.common import inbox
 from interlock.common.identity import Principal
 from interlock.common.paging import PageKey
 from interlock.notification import store
@@ -412,6 +413,12 @@ class NotificationService:
         if delay is None:
             return "failed", None
         return "pending", datetime.now(UTC) + timedelta(seconds=delay)
+
+    async def prune(self, *, older_than: timedelta) -> None:
+        """Forget applied event ids and started runs older than ``older_than``."""
+        async with self._pool().acquire() as conn:
+            await inbox.prune(conn, older_than=older_than)
+            await store.forget_runs(conn, older_than=older_than)
 
     # History -------------------------------------------------------------------------
 

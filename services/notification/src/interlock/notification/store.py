@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -477,6 +477,14 @@ async def drop_claim(conn: asyncpg.Connection, delivery: ClaimedDelivery, reason
         delivery.attempt,
         reason,
     )
+
+
+async def forget_runs(conn: asyncpg.Connection, *, older_than: timedelta) -> int:
+    """Forget runs seen starting more than ``older_than`` ago; returns how many."""
+    status: str = await conn.execute(
+        "DELETE FROM runs WHERE seen_at < now() - $1::interval", older_than
+    )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 _DELIVERY_COLUMNS = """
