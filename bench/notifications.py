@@ -230,6 +230,36 @@ def _lag_figures(lags_s: list[float], expected: int, duplicates: int) -> dict[st
     }
 
 
+async def _stages(api: httpx.AsyncClient, finished: dict[str, float]) -> dict[str, Any]:
+    """Where the first phase's lag went, from the delivery history.
+
+    Run finished → delivery written (the consumer), → first attempt started (the loop).
+    """
+    consumed: list[float] = []
+    queued: list[float] = []
+    token = None
+    while True:
+        params = {"page_size": "500", **({"page_token": token} if token else {})}
+        page = (await api.get("/api/v1/deliveries", params=params)).json()
+        for delivery in page["deliveries"]:
+            end = finished.get(delivery["run_id"])
+            if end is None or not delivery["attempts"]:
+                continue
+            created = datetime.fromisoformat(delivery["created_at"]).timestamp()
+            first = datetime.fromisoformat(delivery["attempts"][0]["started_at"]).timestamp()
+            consumed.append((created - end) * 1000)
+            queued.append((first - created) * 1000)
+        token = page["next_page_token"]
+        if not token:
+            break
+    return {
+        "consumed_ms_p50": _rounded(stats.percentile(consumed, 50)),
+        "consumed_ms_p99": _rounded(stats.percentile(consumed, 99)),
+        "queued_ms_p50": _rounded(stats.percentile(queued, 50)),
+        "queued_ms_p99": _rounded(stats.percentile(queued, 99)),
+    }
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -288,6 +318,7 @@ async def run_benchmark(
                 note(f"notifications: {runs} runs, a receiver failing half the first attempts")
                 flaky_finished = await _finish_runs(publisher, FLAKY_WORKFLOW, runs, rate)
                 await _wait_for(lambda: len(flaky.arrivals), runs, drain_timeout_s + 30)
+                stages = await _stages(api, finished)
         finally:
             await asyncio.to_thread(servers.__exit__, None, None, None)
     webhook_lags = [at - finished[run] for at, run in steady.arrivals.values() if run in finished]
@@ -297,6 +328,7 @@ async def run_benchmark(
     ]
     retried = sum(1 for count in flaky.attempts.values() if count > 1)
     return {
+        "stages": stages,
         "runs": runs,
         "rate_per_s": rate,
         "webhooks": _lag_figures(webhook_lags, runs, _duplicates(steady)),

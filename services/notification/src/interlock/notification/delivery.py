@@ -61,6 +61,7 @@ class DeliveryLoop(Lifecycle):
         self._mail = mail
         self._batch_size = batch_size
         self._concurrency = concurrency
+        self._claim_at_least = max(1, min(batch_size, concurrency) // 4)
         self._poll_interval_s = poll_interval_s
         self._retention = timedelta(seconds=retention_s)
         self._next_prune = 0.0
@@ -96,7 +97,8 @@ class DeliveryLoop(Lifecycle):
             self._wake.clear()
             free = self._concurrency - len(self._in_flight)
             claimed: list[ClaimedDelivery] = []
-            if free > 0:
+            # Claim in batches: a claim per finished attempt would double the queries.
+            if free >= self._claim_at_least or not self._in_flight:
                 try:
                     claimed = await self._service.claim_due(min(free, self._batch_size))
                 except Exception:

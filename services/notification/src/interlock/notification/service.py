@@ -370,7 +370,8 @@ class NotificationService:
     ) -> datetime | None:
         """Record an attempt; returns when the next one is due, if one is."""
         status, next_at = self._next_state(delivery, outcome)
-        async with self._pool().acquire() as conn, conn.transaction():
+        gone = outcome.verdict is Verdict.GONE
+        async with self._pool().acquire() as conn:
             recorded = await store.record_attempt(
                 conn,
                 delivery,
@@ -379,21 +380,10 @@ class NotificationService:
                 outcome=outcome,
                 status=status,
                 next_attempt_at=next_at,
+                max_failures=self._policy.max_consecutive_failures,
+                disable_reason="the receiver answered 410 Gone" if gone else None,
             )
-            if not recorded:
-                return None
-            if outcome.verdict is Verdict.SUCCEEDED:
-                await store.count_success(conn, delivery.tenant, delivery.subscription_id)
-            else:
-                gone = outcome.verdict is Verdict.GONE
-                await store.count_failure(
-                    conn,
-                    delivery.tenant,
-                    delivery.subscription_id,
-                    max_failures=self._policy.max_consecutive_failures,
-                    disable_reason="the receiver answered 410 Gone" if gone else None,
-                )
-        return next_at
+        return next_at if recorded else None
 
     def _next_state(
         self, delivery: store.ClaimedDelivery, outcome: AttemptOutcome

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from interlock.notification.domain import AttemptOutcome, Channel, RunFilter
+from interlock.notification.domain import AttemptOutcome, Channel, RunFilter, Verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -374,87 +374,63 @@ async def record_attempt(
     outcome: AttemptOutcome,
     status: str,
     next_attempt_at: datetime | None,
+    max_failures: int,
+    disable_reason: str | None,
 ) -> bool:
-    """Record an attempt and the delivery's state after it.
+    """Record an attempt, the delivery's state after it and its subscription's failure run.
 
-    Returns ``False`` (and records nothing) when the delivery was claimed again
-    meanwhile (this instance's lease ran out): the newer attempt owns it.
+    One statement (so one round trip, atomic): a success ends the subscription's run of
+    failures; a failure extends it, and disables the subscription at ``max_failures`` in
+    a row, or at once when ``disable_reason`` is given. Returns ``False`` (and records
+    nothing) when the delivery was claimed again meanwhile (this instance's lease ran
+    out): the newer attempt owns it.
     """
-    updated = await conn.fetchval(
+    recorded: int = await conn.fetchval(
         """
-        UPDATE deliveries SET status = $3, next_attempt_at = $4,
-            finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
-        WHERE id = $1 AND attempts = $2 AND status = 'pending'
-        RETURNING true
+        WITH d AS (
+            UPDATE deliveries SET status = $3, next_attempt_at = $4,
+                finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
+            WHERE id = $1 AND attempts = $2 AND status = 'pending'
+            RETURNING id, tenant, subscription_id
+        ), attempt AS (
+            INSERT INTO delivery_attempts (delivery_id, number, started_at, latency_ms,
+                status_code, error, response_excerpt)
+            SELECT id, $2, $5, $6, $7, $8, $9 FROM d
+            ON CONFLICT DO NOTHING
+        ), failures AS (
+            UPDATE subscriptions s SET
+                consecutive_failures = CASE WHEN $10 THEN 0 ELSE s.consecutive_failures + 1 END,
+                enabled = CASE
+                    WHEN NOT $10 AND ($12::text IS NOT NULL OR s.consecutive_failures + 1 >= $11)
+                        THEN false
+                    ELSE s.enabled END,
+                disabled_reason = CASE
+                    WHEN $10 OR NOT s.enabled THEN s.disabled_reason
+                    WHEN $12::text IS NOT NULL THEN $12
+                    WHEN s.consecutive_failures + 1 >= $11
+                        THEN format('%s failed attempts in a row', s.consecutive_failures + 1)
+                    ELSE s.disabled_reason END,
+                updated_at = CASE WHEN $10 THEN s.updated_at ELSE now() END
+            FROM d
+            WHERE s.tenant = d.tenant AND s.id = d.subscription_id
+              AND (NOT $10 OR s.consecutive_failures <> 0)
+        )
+        SELECT count(*) FROM d
         """,
         delivery.id,
         delivery.attempt,
         status,
         next_attempt_at,
-    )
-    if not updated:
-        return False
-    await conn.execute(
-        """
-        INSERT INTO delivery_attempts (delivery_id, number, started_at, latency_ms, status_code,
-            error, response_excerpt)
-        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
-        """,
-        delivery.id,
-        delivery.attempt,
         started_at,
         latency_ms,
         outcome.status_code,
         outcome.error,
         outcome.response_excerpt,
-    )
-    return True
-
-
-async def count_success(conn: asyncpg.Connection, tenant: str, subscription_id: uuid.UUID) -> None:
-    """A delivery to the subscription succeeded: its run of failures ends."""
-    await conn.execute(
-        """
-        UPDATE subscriptions SET consecutive_failures = 0
-        WHERE tenant = $1 AND id = $2 AND consecutive_failures <> 0
-        """,
-        tenant,
-        subscription_id,
-    )
-
-
-async def count_failure(
-    conn: asyncpg.Connection,
-    tenant: str,
-    subscription_id: uuid.UUID,
-    *,
-    max_failures: int,
-    disable_reason: str | None,
-) -> None:
-    """An attempt failed: count it, and disable the subscription when it must be.
-
-    Disabled at ``max_failures`` failures in a row, or at once when ``disable_reason``
-    is given.
-    """
-    await conn.execute(
-        """
-        UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1,
-            enabled = CASE WHEN $4::text IS NOT NULL OR consecutive_failures + 1 >= $3
-                THEN false ELSE enabled END,
-            disabled_reason = CASE
-                WHEN NOT enabled THEN disabled_reason
-                WHEN $4::text IS NOT NULL THEN $4
-                WHEN consecutive_failures + 1 >= $3
-                    THEN format('%s failed attempts in a row', consecutive_failures + 1)
-                ELSE disabled_reason END,
-            updated_at = now()
-        WHERE tenant = $1 AND id = $2
-        """,
-        tenant,
-        subscription_id,
+        outcome.verdict is Verdict.SUCCEEDED,
         max_failures,
         disable_reason,
     )
+    return recorded > 0
 
 
 async def drop_claim(conn: asyncpg.Connection, delivery: ClaimedDelivery, reason: str) -> None:
