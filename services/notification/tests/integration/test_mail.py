@@ -81,3 +81,18 @@ async def test_an_accepted_message_succeeds(refusing_server: tuple[Refusing, int
     _, port = refusing_server
     outcome = await sender(port).send(["someone@example.com"], EMAIL, message_id="msg_1")
     assert (outcome.verdict, outcome.status_code) == (Verdict.SUCCEEDED, 250)
+
+
+async def test_a_kept_session_the_server_closed_is_replaced_without_a_failed_attempt() -> None:
+    (port,) = free_ports(1)
+    mail = sender(port)
+    for _ in range(2):  # the second server knows nothing of the first one's session
+        controller = Controller(Refusing("250 OK"), hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            for _ in range(2):
+                outcome = await mail.send(["someone@example.com"], EMAIL, message_id="msg_1")
+                assert outcome.verdict is Verdict.SUCCEEDED, outcome
+        finally:
+            controller.stop()
+    await mail.aclose()

@@ -85,6 +85,7 @@ class DeliveryLoop(Lifecycle):
             with contextlib.suppress(asyncio.CancelledError):
                 await each
         await self._webhooks.aclose()
+        await self._mail.aclose()
 
     async def check(self) -> None:
         """Raise when the loop is not running."""
