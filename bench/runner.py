@@ -134,6 +134,12 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
                 result["temporal"][name] = await _guarded(f"temporal/{name}", measure, board)
         if "logs" in config.systems:
             result["logs"] = await _guarded("logs", lambda: measure_logs(config, board), board)
+        if "notifications" in config.systems:
+            from bench.notifications import measure_notifications
+
+            result["notifications"] = await _guarded(
+                "notifications", lambda: measure_notifications(config, board), board
+            )
     result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
     # Others' work on a shared machine skews every figure: say how busy it was.
     result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
@@ -190,7 +196,7 @@ def main() -> int:
     timelines = {"interlock": result["interlock"].pop("timelines", {})}
     for name, figures in result["temporal"].items():
         timelines[f"temporal/{name}"] = figures.pop("timelines", {})
-    auth = _run_auth_benchmark(config, console)
+    auth = _run_auth_benchmark(config, console) if "interlock" in config.systems else None
     if auth is not None:
         result["auth"] = auth
     json_path = config.results_dir / "latest.json"
@@ -199,7 +205,8 @@ def main() -> int:
     plot_throughput(timelines, plot_path)
     render_table(result, console)
     console.print(f"wrote {json_path} and {plot_path}")
-    sides = [result["interlock"], result.get("logs", {}), *result["temporal"].values()]
+    extra = [result.get(name, {}) for name in ("logs", "notifications")]
+    sides = [result["interlock"], *extra, *result["temporal"].values()]
     return 0 if any(side and "error" not in side for side in sides) else 1
 
 

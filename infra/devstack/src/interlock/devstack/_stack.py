@@ -539,6 +539,10 @@ class Stack:
             # The local stack's admin password is a known one on purpose: no change forced.
             env["INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD"] = "false"  # noqa: S105 - a flag
             env["INTERLOCK_SERVICE_CREDENTIALS"] = _service_credential(secrets_)
+        if service.name == "notification":
+            # A developer receives webhooks on their own machine; links lead to this gateway.
+            env["INTERLOCK_WEBHOOK_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
+            env["INTERLOCK_PUBLIC_URL"] = self.gateway_url
         if service.name == "worker":
             env["INTERLOCK_HTTP_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
             iam = next(other for other in SERVICES if other.name == "iam")

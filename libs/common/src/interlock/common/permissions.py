@@ -218,6 +218,21 @@ PERMISSIONS: tuple[Rule, ...] = (
         "POST /api/v1/subscriptions",
         "DELETE /api/v1/subscriptions/{subscription_id}",
     ),
+    *_rules(
+        "notification",
+        Role.VIEWER,
+        "GET /api/v1/subscriptions/{subscription_id}",
+        "GET /api/v1/deliveries/{delivery_id}",
+    ),
+    *_rules(
+        "notification",
+        Role.DEVELOPER,
+        "PATCH /api/v1/subscriptions/{subscription_id}",
+        "POST /api/v1/subscriptions/{subscription_id}/rotate-secret",
+        "POST /api/v1/subscriptions/{subscription_id}/test",
+        "POST /api/v1/deliveries/{delivery_id}/redeliver",
+    ),
+    *_rules("notification", Role.OPERATOR, "GET /api/v1/parked-events/notification"),
     # artifact
     *_rules("artifact", Role.VIEWER, "GET /api/v1/artifacts", "GET /api/v1/artifacts/{rest...}"),
     *_rules("artifact", Role.DEVELOPER, "POST /api/v1/artifacts"),

@@ -109,7 +109,9 @@ class WorkflowDefinition(_message.Message):
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """The version's labels, so every workflow.started carries them (metadata search)."""
+        """The version's labels, so every workflow.started carries them (metadata search,
+        notification filters).
+        """
 
     def __init__(
         self,

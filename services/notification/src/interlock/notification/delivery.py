@@ -1,0 +1,164 @@
+"""The delivery loop: claims due deliveries and makes one attempt of each (a resource).
+
+Any number of instances share the work: a claim is ``FOR UPDATE SKIP LOCKED`` and
+leases the delivery for ``delivery_lease_s``; an instance killed mid-attempt leaves
+the delivery due again when the lease ends, and the next attempt carries the same
+``webhook-id`` (at-least-once). Attempts run concurrently, at most
+``delivery_concurrency`` at a time; new deliveries wake the loop at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from interlock.common.resources import Lifecycle
+from interlock.notification.domain import AttemptOutcome, Channel, render
+from interlock.notification.mail import EmailSender
+from interlock.notification.service import NotificationService
+from interlock.notification.store import ClaimedDelivery
+from interlock.notification.webhooks import WebhookSender
+
+_log = logging.getLogger(__name__)
+
+
+class DeliveryLoop(Lifecycle):
+    """Claims due deliveries and sends them.
+
+    Args:
+        service: Claims and records.
+        webhooks: Sends webhook attempts.
+        mail: Sends email attempts.
+        due: Set when deliveries due now were committed: the loop claims at once.
+        batch_size: Most deliveries one claim takes.
+        concurrency: Most attempts in flight.
+        poll_interval_s: Longest sleep between claims when nothing woke the loop.
+        retention_s: Age after which applied event ids and started runs are forgotten
+            (longer than any redelivery, and than any run lasts). Default: 7 days.
+        name: Name ``/readyz`` reports. Default: ``"deliveries"``.
+    """
+
+    def __init__(
+        self,
+        service: NotificationService,
+        *,
+        webhooks: WebhookSender,
+        mail: EmailSender,
+        due: asyncio.Event,
+        batch_size: int,
+        concurrency: int,
+        poll_interval_s: float,
+        retention_s: float = 7 * 86_400,
+        name: str = "deliveries",
+    ) -> None:
+        self.name = name
+        self._service = service
+        self._webhooks = webhooks
+        self._mail = mail
+        self._batch_size = batch_size
+        self._concurrency = concurrency
+        self._claim_at_least = max(1, min(batch_size, concurrency) // 4)
+        self._poll_interval_s = poll_interval_s
+        self._retention = timedelta(seconds=retention_s)
+        self._next_prune = 0.0
+        self._wake = due
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start claiming in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop claiming; attempts in flight are abandoned (their leases hand them on)."""
+        task, self._task = self._task, None
+        tasks = [task] if task is not None else []
+        tasks += list(self._in_flight)
+        for each in tasks:
+            each.cancel()
+        for each in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await each
+        await self._webhooks.aclose()
+        await self._mail.aclose()
+
+    async def check(self) -> None:
+        """Raise when the loop is not running."""
+        if self._task is None or self._task.done():
+            raise RuntimeError(f"{self.name} is not running")
+
+    async def _run(self) -> None:
+        while True:
+            await self._prune_hourly()
+            self._wake.clear()
+            free = self._concurrency - len(self._in_flight)
+            claimed: list[ClaimedDelivery] = []
+            # Claim in batches: a claim per finished attempt would double the queries.
+            if free >= self._claim_at_least or not self._in_flight:
+                try:
+                    claimed = await self._service.claim_due(min(free, self._batch_size))
+                except Exception:
+                    _log.exception("claiming deliveries failed; trying again")
+            for delivery in claimed:
+                task = asyncio.create_task(self._attempt(delivery))
+                self._in_flight.add(task)
+                task.add_done_callback(self._finished)
+            if claimed and len(claimed) == min(free, self._batch_size):
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+    async def _prune_hourly(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        try:
+            await self._service.prune(older_than=self._retention)
+        except Exception:
+            _log.exception("pruning the inbox and the runs failed; trying again in an hour")
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> None:
+        try:
+            if not delivery.enabled:
+                await self._service.drop(delivery)
+                return
+            started_at = datetime.now(UTC)
+            clock = time.monotonic()
+            outcome = await self._send(delivery)
+            latency_ms = round((time.monotonic() - clock) * 1000)
+            next_at = await self._service.record(
+                delivery, started_at=started_at, latency_ms=latency_ms, outcome=outcome
+            )
+        except Exception:
+            _log.exception(
+                "a delivery attempt failed to run; its lease hands it on",
+                extra={"delivery_id": str(delivery.id)},
+            )
+            return
+        if next_at is not None:
+            delay_s = (next_at - datetime.now(UTC)).total_seconds()
+            if delay_s < self._poll_interval_s:
+                asyncio.get_running_loop().call_later(max(0.0, delay_s), self._wake.set)
+
+    async def _send(self, delivery: ClaimedDelivery) -> AttemptOutcome:
+        if delivery.channel is Channel.WEBHOOK:
+            assert isinstance(delivery.target, str)
+            body = json.dumps(delivery.message, separators=(",", ":"), ensure_ascii=False)
+            return await self._webhooks.send(
+                delivery.target,
+                message_id=delivery.message_id,
+                secrets=delivery.secrets,
+                body=body.encode(),
+            )
+        assert isinstance(delivery.target, list)
+        email = render(delivery.message, subscription=delivery.subscription_name)
+        return await self._mail.send(delivery.target, email, message_id=delivery.message_id)

@@ -1,0 +1,1 @@
+"""SQL migrations of the notification service, applied in order by ``PostgresDatabase``."""
