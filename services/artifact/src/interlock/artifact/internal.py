@@ -6,8 +6,9 @@ it is a worker with its service credential (header ``x-interlock-service-credent
 attempt it works for. The run exists (the worker runs it), so it is not asked about.
 
 ``PUT /internal/v1/tenants/{tenant}/runs/{run_id}/artifacts/{name}?task_id=&attempt=``
-    the raw body is the artifact (``Content-Type`` its type; ``x-content-sha256``
-    optional): 201 with its record.
+    the raw body is the artifact, sent as ``application/octet-stream`` (the service
+    reads a body of a JSON type as JSON), its own type in ``x-artifact-content-type``,
+    its SHA-256 optionally in ``x-content-sha256``: 201 with its record.
 ``GET /internal/v1/tenants/{tenant}/runs/{run_id}/artifacts/{name_or_id}``
     the bytes of the run's artifact with that id, or its newest one with that name.
 """
@@ -62,7 +63,7 @@ def build_internal_router(service: ArtifactService, accepted: SecretStr | None) 
             run_id=run_id,
             task_id=task_id,
             name=name,
-            content_type=request.headers.get("content-type"),
+            content_type=request.headers.get("x-artifact-content-type"),
             sha256=request.headers.get("x-content-sha256"),
         )
         artifact = await service.upload(uploader, new, request.stream().__aiter__())

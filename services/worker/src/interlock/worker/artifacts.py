@@ -106,7 +106,9 @@ class ArtifactClient(Lifecycle):
     ) -> ArtifactRef:
         """Store ``data`` (bytes, or a file's path) as an artifact of ``context``'s task."""
         client, headers = self._open()
-        headers["content-type"] = content_type
+        # Sent as bytes: services read a body of a JSON type as JSON, whatever its size.
+        headers["content-type"] = "application/octet-stream"
+        headers["x-artifact-content-type"] = content_type
         content: bytes | AsyncIterator[bytes]
         if isinstance(data, bytes):
             headers["x-content-sha256"] = hashlib.sha256(data).hexdigest()
