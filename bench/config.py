@@ -58,8 +58,9 @@ class BenchConfig:
     drain is runs x 2 x sleep / slots). Default: 100, one worker's ``max_in_flight``."""
     drain_timeout_s: float = 120.0
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
-    systems: tuple[str, ...] = ("interlock", "temporal")
-    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure. Default: both."""
+    systems: tuple[str, ...] = ("interlock", "temporal", "artifacts")
+    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure, and ``artifacts``
+    for bench/artifacts.py. Default: all three."""
     interlock_gateway: str | None = None
     """``BENCH_INTERLOCK_GATEWAY``: measure this running stack instead of starting fresh
     ones (then the broker is not fresh per workload). Default: start our own."""
@@ -77,10 +78,10 @@ class BenchConfig:
             raise ValueError(f"BENCH_SCALE={scale} must be positive")
         systems = tuple(
             name.strip()
-            for name in (environ.get("BENCH_SYSTEMS") or "interlock,temporal").split(",")
+            for name in (environ.get("BENCH_SYSTEMS") or "interlock,temporal,artifacts").split(",")
             if name.strip()
         )
-        unknown = set(systems) - {"interlock", "temporal"}
+        unknown = set(systems) - {"interlock", "temporal", "artifacts"}
         if unknown:
             raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
         return cls(
