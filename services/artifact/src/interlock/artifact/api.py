@@ -57,6 +57,9 @@ _UPLOAD_BODY = {
 }
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
 class ArtifactView(BaseModel):
     """An artifact's record."""
 
@@ -284,8 +287,11 @@ def build_router(service: ArtifactService, *, public_base_url: str | None) -> AP
         "/{artifact_id}/content",
         response_class=StreamingResponse,
         responses={
-            200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
-            206: {"description": "The range asked for."},
+            200: {"content": {"application/octet-stream": _BINARY}, "description": "The bytes."},
+            206: {
+                "content": {"application/octet-stream": _BINARY},
+                "description": "The range asked for.",
+            },
             **_problems(404, 409, 416, 503),
         },
     )
