@@ -10,6 +10,8 @@ import pytest
 from minio import Minio
 
 from interlock.artifact import ArtifactSettings, create_app
+from interlock.artifact.domain import DependencyUnavailableError
+from interlock.artifact.storage import ObjectStore
 from interlock.common.testing import app_client
 
 from .conftest import Runs, gateway_headers, upload
@@ -81,3 +83,32 @@ async def test_the_sweeper_removes_abandoned_uploads_and_objects_without_a_row(
         assert (
             await client.get(f"/api/v1/artifacts/{kept.json()['artifact_id']}")
         ).status_code == 200
+
+
+async def test_an_object_s3_fails_to_delete_keeps_its_row_and_blocks_nothing(
+    settings: ArtifactSettings, runs: tuple[Runs, str], s3: Minio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(settings)
+    async with app_client(app) as client:
+        client.headers.update(gateway_headers())
+        run_id = runs[0].new()
+        stuck = await upload(client, run_id, "stuck.txt", b"stuck", retention="1s")
+        other = await upload(client, run_id, "other.txt", b"other", retention="1s")
+        stuck_key = f"acme/{run_id}/-/{stuck.json()['artifact_id']}"
+        other_key = f"acme/{run_id}/-/{other.json()['artifact_id']}"
+        remove = ObjectStore.remove
+        failures = {stuck_key: 1}  # S3 refuses this delete once
+
+        async def flaky_remove(self: ObjectStore, key: str) -> None:
+            if failures.get(key):
+                failures[key] -= 1
+                raise DependencyUnavailableError("S3 refused the delete")
+            await remove(self, key)
+
+        monkeypatch.setattr(ObjectStore, "remove", flaky_remove)
+        await asyncio.sleep(1.2)
+        assert await app.state.collector.pass_once() == (1, 0)  # the other one went
+        assert _keys(s3, settings.s3_bucket) == {stuck_key}
+        assert other_key not in _keys(s3, settings.s3_bucket)
+        assert await app.state.collector.pass_once() == (1, 0)  # retried next pass
+        assert _keys(s3, settings.s3_bucket) == set()
