@@ -17,13 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3  # type: ignore[import-untyped]
 import httpx
 import pytest
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.httpsession import URLLib3Session  # type: ignore[import-untyped]
 
 from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
+from interlock.devstack._stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    S3_BUCKET,
+    Stack,
+    StackSecrets,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -226,6 +234,35 @@ def test_presigned_urls_work_without_credentials_and_refuse_tampering(
     # An S3 client nobody on the team wrote (botocore, under boto3) downloads it too.
     response = URLLib3Session().send(AWSRequest(method="GET", url=url).prepare())
     assert (response.status_code, response.content) == (200, b"first artifact")
+
+
+def test_urls_boto3_signs_for_s3_pass_through_the_gateway(
+    platform: Platform, finished_run: dict[str, Any]
+) -> None:
+    """The gateway's S3 route is plain S3: a URL boto3 presigns for S3 works through it."""
+    with platform.client() as client:
+        artifact_id = _upload(client, finished_run["run_id"], "b.txt", b"boto").json()[
+            "artifact_id"
+        ]
+    key = f"default/{finished_run['run_id']}/-/{artifact_id}"
+    secrets = StackSecrets.load_or_create(platform.stack.secrets_file)[0]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{platform.stack.s3_endpoint}",
+        aws_access_key_id=secrets.s3_access_key,
+        aws_secret_access_key=secrets.s3_secret_key,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    signed = httpx.URL(
+        s3.generate_presigned_url(
+            "get_object", Params={"Bucket": S3_BUCKET, "Key": key}, ExpiresIn=60
+        )
+    )
+    through_gateway = httpx.URL(platform.stack.gateway_url).copy_with(raw_path=signed.raw_path)
+    with platform.client(token="") as anonymous:
+        response = anonymous.get(str(through_gateway))
+    assert (response.status_code, response.content) == (200, b"boto")
 
 
 def test_a_presigned_upload_through_the_gateway(
