@@ -84,6 +84,33 @@ async def test_a_wrong_sha256_is_422_and_nothing_is_kept(
     assert listed.json()["artifacts"] == []
 
 
+async def test_a_field_after_the_file_fails_the_upload(
+    client: httpx.AsyncClient, runs: tuple[Runs, str], s3: Minio, settings: ArtifactSettings
+) -> None:
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="run_id"\r\n\r\n{runs[0].new()}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
+        f"data\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="sha256"\r\n\r\n{"0" * 64}\r\n'
+        f"--{boundary}--\r\n"
+    )
+    refused = await client.post(
+        "/api/v1/artifacts",
+        content=body.encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert "'sha256'" in refused.json()["detail"]
+    assert list(s3.list_objects(settings.s3_bucket, recursive=True)) == []
+    no_file = await client.post("/api/v1/artifacts", data={"run_id": "x"}, files={"other": b"x"})
+    assert no_file.status_code == 422
+    not_a_form = await client.post(
+        "/api/v1/artifacts", content=b"x", headers={"content-type": "text/plain"}
+    )
+    assert not_a_form.status_code == 422
+
+
 @pytest.mark.parametrize(
     "name",
     [

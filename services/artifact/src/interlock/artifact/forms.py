@@ -4,7 +4,7 @@ Starlette's own form parser spools a file to disk before the route sees it; here
 route gets the fields that come before the file part, then the file's bytes as the
 client sends them, so an upload is streamed to S3 without being held anywhere.
 Fields must therefore precede the file part (``curl -F`` sends them in the order
-given); parts after the file are read and ignored.
+given): a field after it fails the upload (422) rather than going unread.
 """
 
 from __future__ import annotations
@@ -50,10 +50,12 @@ class _Events:
 
     def __init__(self) -> None:
         self.part = _Part()
+        self.file_part = self.part
         self.file_started = False
         self.file_data: list[bytes] = []
         self.file_ended = False
         self.fields: dict[str, str] = {}
+        self.late_fields: list[str] = []
         self.in_file = False
 
     def on_part_begin(self) -> None:
@@ -76,6 +78,7 @@ class _Events:
         self.part.filename = None if filename is None else filename.decode("utf-8", "replace")
         if self.part.name == "file" and not self.file_started:
             self.file_started = self.in_file = True
+            self.file_part = self.part
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_file:
@@ -89,7 +92,9 @@ class _Events:
         if self.in_file:
             self.in_file = False
             self.file_ended = True
-        elif not self.file_started:
+        elif self.file_started:
+            self.late_fields.append(self.part.name)
+        else:
             if len(self.fields) >= MAX_FIELDS:
                 raise InvalidArtifactError(f"at most {MAX_FIELDS} fields")
             try:
@@ -129,7 +134,7 @@ async def read_upload(request: Request) -> FileUpload:
         except StopAsyncIteration:
             raise InvalidArtifactError("the form has no part named file") from None
         _write(parser, chunk)
-    part = events.part
+    part = events.file_part
     return FileUpload(
         fields=dict(events.fields),
         filename=part.filename,
@@ -156,8 +161,11 @@ async def _file_chunks(
             for data in pending:
                 yield data
         if events.file_ended:
-            async for rest in stream:  # the parts after the file: read, ignored
+            async for rest in stream:
                 _write(parser, rest)
+            if events.late_fields:
+                late = ", ".join(repr(name[:64]) for name in events.late_fields[:5])
+                raise InvalidArtifactError(f"fields come before the file part, not after: {late}")
             return
         try:
             chunk = await anext(stream)
