@@ -161,7 +161,7 @@ def _labels(text: str | None) -> dict[str, str]:
         return {}
     try:
         labels = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise InvalidArtifactError("labels is not a JSON object") from None
     if not isinstance(labels, dict):
         raise InvalidArtifactError("labels is not a JSON object")

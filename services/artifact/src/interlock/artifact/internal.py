@@ -15,7 +15,9 @@ attempt it works for. The run exists (the worker runs it), so it is not asked ab
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import SecretStr
 
@@ -55,7 +57,7 @@ def build_internal_router(service: ArtifactService, accepted: SecretStr | None) 
         name: str,
         request: Request,
         task_id: str | None = None,
-        attempt: int | None = None,
+        attempt: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     ) -> JSONResponse:
         authenticate(request)
         uploader = Uploader(tenant=tenant, created_by=WORKER, attempt=attempt)
