@@ -31,7 +31,7 @@ check: install  ## formatting, lint and strict typing
 test: check  ## checks, then the whole test suite against real servers it starts itself
 	@$(PY) -m pytest
 
-bench: install  ## benchmarks (not tests; minutes): Interlock vs Temporal end to end (BENCH_SCALE=1), then bench/auth.py
+bench: install  ## benchmarks (not tests; minutes): Interlock vs Temporal end to end (BENCH_SCALE=1), then bench/auth.py and bench/artifacts.py
 	@$(PY) -m bench
 
 chaos: install  ## faults while runs are in flight (minutes, a fresh stack): every service killed, broker/PostgreSQL/MongoDB/S3 restarted

@@ -58,10 +58,11 @@ class BenchConfig:
     drain is runs x 2 x sleep / slots). Default: 100, one worker's ``max_in_flight``."""
     drain_timeout_s: float = 120.0
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
-    systems: tuple[str, ...] = ("interlock", "temporal", "notifications")
+    systems: tuple[str, ...] = ("interlock", "temporal", "notifications", "artifacts")
     """``BENCH_SYSTEMS`` (comma-separated): which systems to measure, and the service
     benchmarks: ``logs`` (live tail, bench/logs.py), ``notifications``
-    (bench/notifications.py). Default: interlock, temporal, notifications."""
+    (bench/notifications.py), ``artifacts`` (bench/artifacts.py). Default: interlock,
+    temporal, notifications, artifacts."""
     temporal_setups: tuple[str, ...] = ("tuned", "default")
     """``BENCH_TEMPORAL_SETUPS`` (comma-separated names from ``bench.temporal_side.SETUPS``):
     the configurations of Temporal measured, each on a fresh dev server; ratios are against
@@ -83,12 +84,12 @@ class BenchConfig:
             raise ValueError(f"BENCH_SCALE={scale} must be positive")
         systems = tuple(
             name.strip()
-            for name in (environ.get("BENCH_SYSTEMS") or "interlock,temporal,notifications").split(
-                ","
-            )
+            for name in (
+                environ.get("BENCH_SYSTEMS") or "interlock,temporal,notifications,artifacts"
+            ).split(",")
             if name.strip()
         )
-        unknown = set(systems) - {"interlock", "temporal", "logs", "notifications"}
+        unknown = set(systems) - {"interlock", "temporal", "logs", "notifications", "artifacts"}
         if unknown:
             raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
         setups = tuple(

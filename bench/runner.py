@@ -29,6 +29,8 @@ from bench.report import plot_throughput, render_table, write_json
 
 AUTH_BENCHMARK = Path(__file__).with_name("auth.py")
 """The gateway authorization benchmark (issue 3), run after ours when it exists."""
+ARTIFACT_BENCHMARK = Path(__file__).with_name("artifacts.py")
+"""The artifact transfer benchmark (issue 16), run when ``BENCH_SYSTEMS`` names ``artifacts``."""
 
 
 def machine() -> dict[str, Any]:
@@ -97,6 +99,24 @@ def _run_auth_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]
         )
     except subprocess.TimeoutExpired:
         return {"exit_code": None, "error": "timed out after 900 s"}
+    return {"exit_code": completed.returncode}
+
+
+def _run_artifact_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]:
+    """Run bench/artifacts.py (its own stack, its own report), sized by the scale."""
+    console.rule("bench/artifacts.py (artifact transfers: gateway against S3)")
+    size_mb = max(10, round(100 * min(config.scale, 1.0)))
+    large_mb = max(64, round(1024 * min(config.scale, 1.0)))
+    command = [sys.executable, str(ARTIFACT_BENCHMARK), "--size-mb", str(size_mb)]
+    try:
+        completed = subprocess.run(
+            [*command, "--large-mb", str(large_mb)],
+            check=False,
+            timeout=1800,
+            cwd=ARTIFACT_BENCHMARK.parents[1],
+        )
+    except subprocess.TimeoutExpired:
+        return {"exit_code": None, "error": "timed out after 1800 s"}
     return {"exit_code": completed.returncode}
 
 
@@ -199,6 +219,8 @@ def main() -> int:
     auth = _run_auth_benchmark(config, console) if "interlock" in config.systems else None
     if auth is not None:
         result["auth"] = auth
+    if "artifacts" in config.systems:
+        result["artifacts"] = _run_artifact_benchmark(config, console)
     json_path = config.results_dir / "latest.json"
     plot_path = config.results_dir / "throughput.png"
     write_json(result, json_path)

@@ -27,6 +27,12 @@ upstreams."""
 IAM_AUTHZ = "iam-authz"
 """Key of IAM's HTTP authorizer listener (the gateway's ext_authz, ``authz="http"``) in
 the upstreams."""
+S3_OBJECTS = "s3"
+"""Key of the S3 API in the upstreams: the gateway forwards pre-signed artifact URLs to it,
+with the ``Host`` they were signed for (its ``host:port``). Optional: without it, the
+``make up`` address :data:`DEFAULT_S3_UPSTREAM`."""
+DEFAULT_S3_UPSTREAM = ("127.0.0.1", 18333)
+"""The S3 upstream when none is given."""
 DEFAULT_RATE_LIMIT_PER_S = 20000
 """Gateway-wide request rate limit: high enough not to cap a benchmark on one machine."""
 DEFAULT_LOGIN_RATE_LIMIT_PER_MIN = 30
@@ -208,6 +214,8 @@ def render_envoy_config(
         # A JSON string is a YAML double-quoted scalar: the page goes in as one line.
         "api_reference_html": json.dumps(api_reference_path().read_text()),
     }
+    s3_host, s3_port = upstreams.get(S3_OBJECTS, DEFAULT_S3_UPSTREAM)
+    values |= {"s3_host": s3_host, "s3_port": str(s3_port), "s3_authority": f"{s3_host}:{s3_port}"}
     for service in SERVICES:
         host, port = upstreams[service.name]
         values[f"{service.name}_host"] = host
@@ -231,6 +239,7 @@ def render_compose_config() -> str:
     assert iam.grpc_port is not None and iam.authz_port is not None
     upstreams[IAM_GRPC] = ("iam", iam.grpc_port)
     upstreams[IAM_AUTHZ] = ("iam", iam.authz_port)
+    upstreams[S3_OBJECTS] = ("minio", 9000)
     return render_envoy_config(
         upstreams=upstreams,
         listener=COMPOSE_LISTENER,

@@ -146,7 +146,7 @@ def _derived_secret(secrets_: StackSecrets, purpose: str) -> bytes:
 
 
 def _service_credential(secrets_: StackSecrets) -> str:
-    """What the local workers present to IAM to read a task's secrets."""
+    """What the local workers present to IAM (a task's secrets) and to the artifact service."""
     return _derived_secret(secrets_, "worker service credential").hex()
 
 
@@ -543,7 +543,13 @@ class Stack:
             # A developer receives webhooks on their own machine; links lead to this gateway.
             env["INTERLOCK_WEBHOOK_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
             env["INTERLOCK_PUBLIC_URL"] = self.gateway_url
+        if service.name == "artifact":
+            scheduler = next(other for other in SERVICES if other.name == "scheduler")
+            env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"
+            env["INTERLOCK_SERVICE_CREDENTIALS"] = _service_credential(secrets_)
         if service.name == "worker":
+            artifact = next(other for other in SERVICES if other.name == "artifact")
+            env["INTERLOCK_ARTIFACT_URL"] = f"http://{LOOPBACK}:{self.http_port(artifact)}"
             env["INTERLOCK_HTTP_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
             iam = next(other for other in SERVICES if other.name == "iam")
             env["INTERLOCK_IAM_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(iam)}"
@@ -567,6 +573,7 @@ class Stack:
         assert iam_grpc is not None and iam_authz is not None
         upstreams["iam-grpc"] = (LOOPBACK, iam_grpc)
         upstreams["iam-authz"] = (LOOPBACK, iam_authz)
+        upstreams["s3"] = (LOOPBACK, self.port("s3"))
         return upstreams
 
 

@@ -234,8 +234,30 @@ PERMISSIONS: tuple[Rule, ...] = (
     ),
     *_rules("notification", Role.OPERATOR, "GET /api/v1/parked-events/notification"),
     # artifact
-    *_rules("artifact", Role.VIEWER, "GET /api/v1/artifacts", "GET /api/v1/artifacts/{rest...}"),
-    *_rules("artifact", Role.DEVELOPER, "POST /api/v1/artifacts"),
+    *_rules(
+        "artifact",
+        Role.VIEWER,
+        "GET /api/v1/artifacts",
+        "GET /api/v1/artifacts/{artifact_id}",
+        "GET /api/v1/artifacts/{artifact_id}/content",
+        "GET /api/v1/artifacts/{artifact_id}/url",
+    ),
+    *_rules(
+        "artifact",
+        Role.DEVELOPER,
+        "POST /api/v1/artifacts",
+        "POST /api/v1/artifacts/uploads",
+        "POST /api/v1/artifacts/{artifact_id}/complete",
+        "DELETE /api/v1/artifacts/{artifact_id}",
+    ),
+    # Pre-signed S3 URLs through the gateway: the signature is the authorization; the
+    # gateway forwards only requests that carry one, to the artifact bucket only.
+    *_rules(
+        "artifact",
+        PUBLIC,
+        "GET /interlock-artifacts/{object_key...}",
+        "PUT /interlock-artifacts/{object_key...}",
+    ),
     # Readiness and API documentation: public; they describe the platform, not a tenant.
     *(Rule("GET", f"/health/{service}", service, PUBLIC) for service in SERVICE_NAMES),
     *(Rule("GET", f"/api/v1/{service}/openapi.json", service, PUBLIC) for service in SERVICE_NAMES),

@@ -1,52 +1,224 @@
-"""The S3 bucket that holds artifact bytes (SeaweedFS locally, MinIO in compose)."""
+"""The S3 bucket that holds artifact bytes (SeaweedFS locally, MinIO in compose).
+
+The MinIO SDK is synchronous: every call runs in a worker thread so the event loop
+never blocks on S3. An upload streams: :class:`StreamReader` hands the SDK the request's
+bytes as they arrive, hashing and counting them on the way, and the SDK sends them in
+parts of ``s3_part_size_bytes`` (one part in memory at a time).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO, cast
+from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.error import MinioException, S3Error
 
+from interlock.artifact.domain import DependencyUnavailableError
 from interlock.artifact.settings import ArtifactSettings
 from interlock.common.resources import Lifecycle
 
+__all__ = ["ObjectStore", "StoredObject", "StreamReader"]
+
 _CONNECT_TIMEOUT_S = 2.0
 _READ_TIMEOUT_S = 60.0
+_READ_CHUNK_BYTES = 1024 * 1024
+_MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+
+
+class StreamReader:
+    """A blocking ``read()`` over an async stream of chunks, for the SDK's thread.
+
+    Counts and hashes (SHA-256) the bytes as they pass; :meth:`read` raises what
+    ``on_size`` raises once the count grows beyond ``limit`` (the SDK then aborts its
+    multipart upload).
+
+    Args:
+        chunks: The bytes, as they arrive.
+        loop: The event loop ``chunks`` belongs to.
+        limit: Most bytes accepted.
+        on_too_large: Builds the error raised beyond ``limit``, given the count.
+    """
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        limit: int,
+        on_too_large: Callable[[int], Exception],
+    ) -> None:
+        self._chunks = chunks
+        self._loop = loop
+        self._limit = limit
+        self._on_too_large = on_too_large
+        self._buffer = bytearray()
+        self._ended = False
+        self.size_bytes = 0
+        """Bytes read from the stream so far."""
+        self.digest = hashlib.sha256()
+        """SHA-256 of those bytes."""
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all when negative); empty at the end."""
+        while not self._ended and (size < 0 or len(self._buffer) < size):
+            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
+            if chunk is None:
+                self._ended = True
+                break
+            self.size_bytes += len(chunk)
+            if self.size_bytes > self._limit:
+                raise self._on_too_large(self.size_bytes)
+            self.digest.update(chunk)
+            self._buffer += chunk
+        if size < 0 or size >= len(self._buffer):
+            data, self._buffer = bytes(self._buffer), bytearray()
+            return data
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+
+class StoredObject:
+    """An object being read: its bytes in chunks, closed at the end or on :meth:`close`."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self._response = response
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes, about 1 MiB at a time."""
+        try:
+            while chunk := await asyncio.to_thread(self._response.read, _READ_CHUNK_BYTES):
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self._response.close()
+        self._response.release_conn()
 
 
 class ObjectStore(Lifecycle):
-    """The artifact bucket, created at start-up when missing.
-
-    The MinIO SDK is synchronous; every call runs in a worker thread so the
-    event loop never blocks on S3.
-    """
+    """The artifact bucket, created at start-up when missing."""
 
     name = "s3"
 
     def __init__(self, settings: ArtifactSettings) -> None:
         self.bucket = settings.s3_bucket
+        self._part_size = settings.s3_part_size_bytes
         self.client = Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
             secure=settings.s3_secure,
+            # Known up front, so signing a URL asks S3 nothing.
+            region=settings.s3_region,
             http_client=urllib3.PoolManager(
                 timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
                 retries=urllib3.Retry(total=2, backoff_factor=0.2),
+                maxsize=32,
             ),
         )
 
     async def start(self) -> None:
         """Create the bucket when it does not exist yet."""
-        """Create the bucket when it does not exist yet."""
         if not await asyncio.to_thread(self.client.bucket_exists, self.bucket):
             await asyncio.to_thread(self.client.make_bucket, self.bucket)
 
     async def stop(self) -> None:
-        """Nothing to close: the SDK opens connections per request."""
-        """Nothing to close: the SDK opens connections per request."""
+        """Nothing to close: the SDK's pool holds no resource worth waiting for."""
 
     async def check(self) -> None:
         """Raise unless the bucket answers."""
         if not await asyncio.to_thread(self.client.bucket_exists, self.bucket):
             raise LookupError(f"bucket {self.bucket!r} does not exist")
+
+    async def put(self, key: str, reader: StreamReader, content_type: str) -> None:
+        """Store what ``reader`` yields under ``key`` (multipart beyond one part).
+
+        Raises:
+            DependencyUnavailableError: S3 refused or did not answer.
+            Exception: Whatever ``reader`` raised (the upload is aborted).
+        """
+        try:
+            await asyncio.to_thread(
+                self.client.put_object,
+                self.bucket,
+                key,
+                cast(BinaryIO, reader),  # the SDK calls read() only
+                length=-1,
+                content_type=content_type,
+                part_size=self._part_size,
+                # One part at a time: parts waiting for a free uploader would pile up
+                # in memory when the client sends faster than S3 takes.
+                num_parallel_uploads=1,
+            )
+        except (MinioException, urllib3.exceptions.HTTPError) as error:
+            raise DependencyUnavailableError(f"the object store failed: {error}") from error
+
+    async def size(self, key: str) -> int | None:
+        """The stored object's size, or ``None`` when there is none."""
+        try:
+            stat = await asyncio.to_thread(self.client.stat_object, self.bucket, key)
+        except S3Error as error:
+            if error.code in _MISSING:
+                return None
+            raise DependencyUnavailableError(f"the object store failed: {error.code}") from error
+        return stat.size
+
+    async def open(self, key: str, *, offset: int = 0, length: int = 0) -> StoredObject:
+        """Start reading ``length`` bytes (0: to the end) of ``key`` from ``offset``."""
+        try:
+            response = await asyncio.to_thread(
+                self.client.get_object, self.bucket, key, offset=offset, length=length
+            )
+        except (MinioException, urllib3.exceptions.HTTPError) as error:
+            raise DependencyUnavailableError(f"the object store failed: {error}") from error
+        return StoredObject(response)
+
+    async def remove(self, key: str) -> None:
+        """Delete ``key`` (nothing to do when it is gone)."""
+        await asyncio.to_thread(self.client.remove_object, self.bucket, key)
+
+    def presigned_url(
+        self,
+        method: str,
+        key: str,
+        *,
+        lifetime_s: int,
+        response_headers: dict[str, str] | None = None,
+    ) -> tuple[str, datetime]:
+        """A pre-signed URL's path and query (signed for the S3 host), and its expiry.
+
+        Pure computation: the region is configured, so nothing is sent.
+        """
+        now = datetime.now(UTC)
+        url = self.client.get_presigned_url(
+            method,
+            self.bucket,
+            key,
+            expires=timedelta(seconds=lifetime_s),
+            response_headers=dict(response_headers or {}),
+            request_date=now,
+        )
+        parts = urlsplit(url)
+        return f"{parts.path}?{parts.query}", now + timedelta(seconds=lifetime_s)
+
+    def older_keys(self, cutoff: datetime) -> Iterator[str]:
+        """Keys of objects last modified before ``cutoff`` (blocking: run in a thread)."""
+        for item in self.client.list_objects(self.bucket, recursive=True):
+            modified = item.last_modified
+            if item.object_name and modified is not None and modified < cutoff:
+                yield item.object_name

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import KafkaBroker
+from interlock.worker.artifacts import ArtifactClient, artifact_store_factory
 from interlock.worker.context import ArtifactStoreFactory
 from interlock.worker.executors import Executor, load_executors
 from interlock.worker.runtime import Worker
@@ -26,20 +27,21 @@ def create_app(
         settings: The settings. Default: read from the environment.
         executors: Executors by task type. Default: every executor registered under
             the ``interlock.executors`` entry point group.
-        artifacts: Gives each attempt its artifact store. Default: none yet (the
-            artifact service will be wired here).
+        artifacts: Gives each attempt its artifact store. Default: the artifact
+            service's (:mod:`interlock.worker.artifacts`).
 
     Returns:
         The app; its lifespan runs the worker and drains it at shut-down.
     """
     settings = settings or WorkerSettings()
     broker = KafkaBroker(settings)
+    artifact_client = ArtifactClient(settings)
     worker = Worker(
         settings,
         broker,
         executors if executors is not None else load_executors(settings),
-        artifacts=artifacts,
+        artifacts=artifacts or artifact_store_factory(artifact_client),
     )
-    app = create_service_app(settings, resources=[broker, worker])
+    app = create_service_app(settings, resources=[broker, artifact_client, worker])
     app.state.worker = worker
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from interlock.common.strict_json import storable_value
 
 __all__ = [
+    "ArtifactData",
     "ArtifactRef",
     "ArtifactStore",
     "ArtifactStoreFactory",
@@ -179,34 +181,53 @@ class ArtifactRef:
         artifact_id: The artifact service's id.
         name: The name it was uploaded under.
         size_bytes: Its size.
+        sha256: Hex SHA-256 of its bytes. Default: empty (unknown).
     """
 
     artifact_id: str
     name: str
     size_bytes: int
+    sha256: str = ""
+
+    def reference(self) -> dict[str, Any]:
+        """What a task's output carries to point at it: ``{artifact_id, name, size, sha256}``."""
+        return {
+            "artifact_id": self.artifact_id,
+            "name": self.name,
+            "size": self.size_bytes,
+            "sha256": self.sha256,
+        }
+
+
+ArtifactData = bytes | str | os.PathLike[str]
+"""An artifact's content: the bytes, or the path of a file holding them."""
 
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    """Where tasks upload the files they produce (the artifact service, once wired)."""
+    """Where tasks upload the files they produce, and read the run's artifacts back."""
 
     async def upload(
         self,
         name: str,
-        data: bytes,
+        data: ArtifactData,
         *,
         content_type: str = "application/octet-stream",
     ) -> ArtifactRef:
         """Store ``data`` as the attempt's artifact ``name``.
 
         Args:
-            name: File name, unique within the attempt.
-            data: The content.
+            name: File name (no path), at most 255 bytes.
+            data: The content, or the path of a file to stream (``str`` or a path).
             content_type: Media type. Default: ``application/octet-stream``.
 
         Returns:
             The stored artifact.
         """
+        ...
+
+    async def download(self, name_or_id: str) -> bytes:
+        """The bytes of the run's artifact with this id, or its newest with this name."""
         ...
 
 
@@ -216,18 +237,21 @@ with the context whose ids name the artifacts)."""
 
 
 class ArtifactsUnavailable(Exception):
-    """Raised by the default artifact store: no artifact service is wired yet."""
+    """Raised by the default artifact store: this worker has no artifact service."""
 
 
 class _NoArtifactStore:
     async def upload(
         self,
         name: str,
-        data: bytes,
+        data: ArtifactData,
         *,
         content_type: str = "application/octet-stream",
     ) -> ArtifactRef:
         raise ArtifactsUnavailable("artifact upload is not available on this worker")
+
+    async def download(self, name_or_id: str) -> bytes:
+        raise ArtifactsUnavailable("artifact download is not available on this worker")
 
 
 @dataclass(eq=False, kw_only=True)

@@ -121,6 +121,14 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     """How long reading a task's secrets from IAM may take (a retryable failure
     beyond). Default: 5000 ms."""
 
+    artifact_url: str = "http://127.0.0.1:8107"
+    """The artifact service's own address (not the gateway's), where ``ctx.artifacts``
+    stores and reads a task's artifacts with :attr:`service_credential`. Default: the
+    ``make up`` address."""
+    artifact_timeout_ms: int = Field(default=300_000, ge=1)
+    """Longest an artifact upload or download may stay without progress (a retryable
+    failure beyond). Default: 300000 ms."""
+
     python_task_modules: list[str] = Field(default_factory=list)
     """Modules imported at start-up so their ``@task`` functions are registered.
     Default: none."""

@@ -1,0 +1,371 @@
+"""Benchmark: artifact bytes through the gateway against straight to S3 (``make bench``).
+
+Starts the whole platform (``python -m interlock.devstack up``) in a temporary data
+folder on port offset 5750, logs in, starts a run to attach artifacts to, then, in the
+same run of the same stack:
+
+- upload of ``--size-mb`` (default 100) MB: a multipart form through the gateway
+  (Envoy, IAM's check, the artifact service hashing and streaming to S3), and the same
+  bytes put straight into the bucket with the MinIO SDK (8 MiB parts, one at a time, as
+  the service sends them);
+- download of those bytes: streamed through the gateway (``/content``), straight from
+  S3, and with a pre-signed URL through the gateway (no credentials);
+- the artifact service's resident memory (RSS, sampled every 50 ms) while a
+  ``--large-mb`` (default 1024) MB upload passes through it: it streams, so it stays
+  flat whatever the size.
+
+The client, Envoy, the services and S3 share this machine's cores: figures are for
+the whole system on one box, and indicative only when other work runs there. Results
+go to stdout (Markdown) and ``bench/results/artifacts.json``.
+
+Usage: ``python bench/artifacts.py [--size-mb 100] [--large-mb 1024] [--repeat 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import httpx
+import psutil
+from minio import Minio
+
+from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, S3_BUCKET, Stack, StackSecrets
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PORT_OFFSET = 5750
+MIB = 1024 * 1024
+_BLOCK = os.urandom(MIB)
+_WORKFLOW = "name: artifact-bench\ntasks:\n  - id: a\n    type: noop\n"
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The running stack and an admin's token."""
+
+    stack: Stack
+    secrets: StackSecrets
+    token: str
+
+    def client(self, *, authorized: bool = True) -> httpx.Client:
+        """A client of the gateway, with the admin's token unless ``authorized`` is false."""
+        headers = {"authorization": f"Bearer {self.token}"} if authorized else {}
+        return httpx.Client(
+            base_url=self.stack.gateway_url, headers=headers, trust_env=False, timeout=600
+        )
+
+    def s3(self) -> Minio:
+        """A client of the stack's S3, with its keys."""
+        return Minio(
+            self.stack.s3_endpoint,
+            access_key=self.secrets.s3_access_key,
+            secret_key=self.secrets.s3_secret_key,
+            secure=False,
+        )
+
+
+def _devstack(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "interlock.devstack", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def _platform() -> Iterator[Platform]:
+    data_dir = Path(tempfile.mkdtemp(prefix="interlock-bench-artifacts-"))
+    data_dir.chmod(0o755)
+    env = {
+        **os.environ,
+        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
+        "INTERLOCK_DEV_PORT_OFFSET": str(PORT_OFFSET),
+    }
+    stack = Stack.from_env(env)
+    try:
+        started = _devstack(env, "up")
+        if started.returncode != 0:
+            raise RuntimeError(f"the stack did not start:\n{started.stdout}\n{started.stderr}")
+        secrets_, _ = StackSecrets.load_or_create(stack.secrets_file)
+        with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=60) as client:
+            login = client.post(
+                "/api/v1/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+            )
+        login.raise_for_status()
+        yield Platform(stack, secrets_, login.json()["access_token"])
+    finally:
+        _devstack(env, "clean")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _blocks(size: int) -> Iterator[bytes]:
+    sent = 0
+    while sent < size:
+        block = _BLOCK[: min(MIB, size - sent)]
+        sent += len(block)
+        yield block
+
+
+class _Blocks:
+    """A file-like view of :func:`_blocks` for the MinIO SDK."""
+
+    def __init__(self, size: int) -> None:
+        self._blocks = _blocks(size)
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._buffer += block
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def _multipart(run_id: str, name: str, size: int) -> tuple[str, Iterator[bytes]]:
+    boundary = secrets.token_hex(16)
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'
+        for field, value in (("run_id", run_id), ("name", name))
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+
+    def body() -> Iterator[bytes]:
+        yield head.encode()
+        yield from _blocks(size)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    return f"multipart/form-data; boundary={boundary}", body()
+
+
+def _start_run(platform: Platform) -> str:
+    with platform.client() as client:
+        client.post(
+            "/api/v1/workflows", content=_WORKFLOW, headers={"content-type": "application/yaml"}
+        )
+        run_id: str = client.post("/api/v1/workflows/artifact-bench/runs", json={}).json()["run_id"]
+        deadline = time.monotonic() + 120
+        while True:  # the scheduler learns of the run from its event
+            content_type, body = _multipart(run_id, "probe.bin", 1)
+            answer = client.post(
+                "/api/v1/artifacts", content=body, headers={"content-type": content_type}
+            )
+            if answer.status_code == 201:
+                return run_id
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the run never became known: {answer.text}")
+            time.sleep(0.5)
+
+
+def _upload_gateway(platform: Platform, run_id: str, size: int, name: str) -> tuple[float, str]:
+    content_type, body = _multipart(run_id, name, size)
+    with platform.client() as client:
+        began = time.perf_counter()
+        answer = client.post(
+            "/api/v1/artifacts", content=body, headers={"content-type": content_type}
+        )
+        elapsed = time.perf_counter() - began
+    answer.raise_for_status()
+    artifact_id: str = answer.json()["artifact_id"]
+    return elapsed, artifact_id
+
+
+def _upload_direct(platform: Platform, size: int, key: str) -> float:
+    began = time.perf_counter()
+    platform.s3().put_object(
+        S3_BUCKET,
+        key,
+        cast(BinaryIO, _Blocks(size)),  # the SDK calls read() only
+        size,
+        part_size=8 * MIB,
+        num_parallel_uploads=1,
+    )
+    return time.perf_counter() - began
+
+
+def _drain(response: httpx.Response) -> int:
+    response.raise_for_status()
+    return sum(len(chunk) for chunk in response.iter_bytes(MIB))
+
+
+def _download_gateway(platform: Platform, artifact_id: str) -> tuple[float, int]:
+    with platform.client() as client:
+        began = time.perf_counter()
+        with client.stream("GET", f"/api/v1/artifacts/{artifact_id}/content") as response:
+            size = _drain(response)
+        return time.perf_counter() - began, size
+
+
+def _download_presigned(platform: Platform, artifact_id: str) -> tuple[float, int]:
+    with platform.client() as client:
+        url = client.get(f"/api/v1/artifacts/{artifact_id}/url").json()["url"]
+    with platform.client(authorized=False) as anonymous:
+        began = time.perf_counter()
+        with anonymous.stream("GET", url) as response:
+            size = _drain(response)
+        return time.perf_counter() - began, size
+
+
+def _download_direct(platform: Platform, key: str) -> tuple[float, int]:
+    began = time.perf_counter()
+    response = platform.s3().get_object(S3_BUCKET, key)
+    try:
+        size = sum(len(chunk) for chunk in response.stream(MIB))
+    finally:
+        response.close()
+        response.release_conn()
+    return time.perf_counter() - began, size
+
+
+def _artifact_process(stack: Stack) -> psutil.Process:
+    port = stack.port_offset + 8107
+    for connection in psutil.net_connections(kind="tcp"):
+        address = connection.laddr
+        listening = connection.status == psutil.CONN_LISTEN and getattr(address, "port", 0) == port
+        if listening and connection.pid is not None:
+            return psutil.Process(connection.pid)
+    raise RuntimeError(f"no process listens on the artifact port {port}")
+
+
+def _rss_during(process: psutil.Process, work: Any) -> tuple[float, float, Any]:
+    """Resident memory before and at its peak while ``work()`` runs, in MB, and its result."""
+    before = process.memory_info().rss / 1e6
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.05):
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, process.memory_info().rss / 1e6)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = work()
+    finally:
+        done.set()
+        sampler.join()
+    return before, peak, result
+
+
+def _mb_per_s(size: int, seconds: float) -> float:
+    return round(size / 1e6 / seconds, 1)
+
+
+def measure(platform: Platform, *, size_mb: int, large_mb: int, repeat: int) -> dict[str, Any]:
+    """Every figure of the benchmark, best of ``repeat`` for the throughputs."""
+    size = size_mb * MIB
+    run_id = _start_run(platform)
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = min(best.get(name, seconds), seconds)
+
+    for round_ in range(repeat):
+        seconds, artifact_id = _upload_gateway(platform, run_id, size, f"bench-{round_}.bin")
+        keep("upload_gateway", seconds)
+        key = f"bench-direct/{round_}"
+        keep("upload_direct", _upload_direct(platform, size, key))
+        seconds, received = _download_gateway(platform, artifact_id)
+        assert received == size, (received, size)
+        keep("download_gateway", seconds)
+        seconds, received = _download_direct(platform, key)
+        assert received == size, (received, size)
+        keep("download_direct", seconds)
+        seconds, received = _download_presigned(platform, artifact_id)
+        assert received == size, (received, size)
+        keep("download_presigned", seconds)
+    rates = {name: _mb_per_s(size, seconds) for name, seconds in best.items()}
+    process = _artifact_process(platform.stack)
+    before, peak, (seconds, _) = _rss_during(
+        process, lambda: _upload_gateway(platform, run_id, large_mb * MIB, "large.bin")
+    )
+    return {
+        "size_mb": size_mb,
+        "mb_per_s": rates,
+        "gateway_upload_vs_direct": round(rates["upload_gateway"] / rates["upload_direct"], 2),
+        "gateway_download_vs_direct": round(
+            rates["download_gateway"] / rates["download_direct"], 2
+        ),
+        "presigned_download_vs_direct": round(
+            rates["download_presigned"] / rates["download_direct"], 2
+        ),
+        "large_upload": {
+            "size_mb": large_mb,
+            "mb_per_s": _mb_per_s(large_mb * MIB, seconds),
+            "artifact_rss_mb_before": round(before, 1),
+            "artifact_rss_mb_peak": round(peak, 1),
+        },
+    }
+
+
+def _report(result: dict[str, Any]) -> str:
+    rates = result["mb_per_s"]
+    large = result["large_upload"]
+    size = result["size_mb"]
+    return "\n".join(
+        [
+            f"| {size} MB (MB/s, best of the rounds) | gateway | direct S3 | gateway / direct |",
+            "|---|---|---|---|",
+            f"| upload | {rates['upload_gateway']} | {rates['upload_direct']} | "
+            f"{result['gateway_upload_vs_direct']} |",
+            f"| download | {rates['download_gateway']} | {rates['download_direct']} | "
+            f"{result['gateway_download_vs_direct']} |",
+            f"| pre-signed download (gateway, no credentials) | {rates['download_presigned']} | "
+            f"{rates['download_direct']} | {result['presigned_download_vs_direct']} |",
+            "",
+            f"Artifact service RSS while {large['size_mb']} MB upload passed "
+            f"({large['mb_per_s']} MB/s): {large['artifact_rss_mb_before']} MB before, "
+            f"{large['artifact_rss_mb_peak']} MB at its peak.",
+        ]
+    )
+
+
+def main() -> None:
+    """Start the stack, measure, print and save the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=100, help="transfer size (default 100)")
+    parser.add_argument(
+        "--large-mb", type=int, default=1024, help="upload watched for memory (default 1024)"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="rounds, best kept (default 2)")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    with _platform() as platform:
+        result = measure(platform, size_mb=args.size_mb, large_mb=args.large_mb, repeat=args.repeat)
+    result["load_average_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
+    result["cpus"] = os.cpu_count()
+    sys.stdout.write(
+        _report(result) + f"\nLoad average (1 min) before / after: {load_before:.2f} / "
+        f"{result['load_average_1m']['after']:.2f} on {os.cpu_count()} CPUs.\n"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "artifacts.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
