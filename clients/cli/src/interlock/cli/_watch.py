@@ -92,4 +92,6 @@ def watch_run(
             time.sleep(poll_interval_s)
             run = client.runs.get(run_id)
             live.update(render_run(run))
+    if not console.is_terminal:
+        console.line()  # Live leaves its last view without one where it cannot redraw
     return run
