@@ -233,6 +233,8 @@ class SyncTransport:
                 if failures > self.retries + 3:
                     raise StreamError(f"the event stream broke off: {error}") from error
                 time.sleep(RETRY_BASE_DELAY_S * 2**failures)
+            else:
+                time.sleep(RETRY_BASE_DELAY_S)  # closed before its end: resume, unhurried
 
     @contextmanager
     def _exchange(self, call: Call[Any], *, stream: bool) -> Iterator[httpx.Response]:
@@ -364,6 +366,8 @@ class AsyncTransport:
                 if failures > self.retries + 3:
                     raise StreamError(f"the event stream broke off: {error}") from error
                 await asyncio.sleep(RETRY_BASE_DELAY_S * 2**failures)
+            else:
+                await asyncio.sleep(RETRY_BASE_DELAY_S)  # closed before its end: resume
 
     @asynccontextmanager
     async def _exchange(self, call: Call[Any], *, stream: bool) -> AsyncIterator[httpx.Response]:
