@@ -39,7 +39,7 @@ def test_a_problem_is_raised_as_its_typed_error_with_every_member(admin) -> None
         admin.runs.get("no-such-run")
     error = raised.value
     assert error.status == 404
-    assert error.type == "urn:interlock:problem:not-found"
+    assert error.type == "urn:interlock:problem:run-not-found"
     assert error.title and "no-such-run" in (error.detail or "")
     assert error.request_id
 
