@@ -6,16 +6,19 @@ import io
 import json
 import stat
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+import typer
 from rich.console import Console
+from typer.testing import CliRunner
 
 from interlock.cli._config import StoredLogin, load_login, save_login, session_file
 from interlock.cli._output import CliError
 from interlock.cli._runs import parse_input, parse_since
 from interlock.cli._watch import render_run
-from interlock.cli.app import error_line
+from interlock.cli.app import app, error_line
 from interlock.client import Run, Session
 from interlock.client._errors import error_from_response
 
@@ -110,3 +113,29 @@ def test_a_login_is_stored_for_its_owner_alone(tmp_path, monkeypatch) -> None:
     assert stat.S_IMODE(session_file().parent.stat().st_mode) == 0o700
     assert load_login() == StoredLogin("http://gw:8080", "dana", "acme", session)
     assert json.loads(session_file().read_text())["refresh_token"] == "ilr_refresh"
+
+
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    found = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if hasattr(command, "commands"):
+            found += _commands(command, path)
+        else:
+            found.append((path, command))
+    return found
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    commands = _commands(typer.main.get_command(app))
+    assert len(commands) > 40
+    for path, command in commands:
+        example = "Example: curl" if path == ("artifacts", "url") else "Example: interlock"
+        assert f"{example} " in (command.help or ""), path
+        if example.endswith("interlock"):
+            assert f"{example} {' '.join(path)}" in command.help, path
+    shown = CliRunner().invoke(app, ["runs", "list", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert "Example: interlock runs list --workflow nightly --status failed --since 1d" in (
+        shown.output
+    )

@@ -23,7 +23,7 @@ RolesOption = Annotated[
     typer.Option("--role", "-r", help="viewer, developer, operator or admin. Repeatable."),
 ]
 USER_COLUMNS = [
-    Column("id", lambda u: u.id),
+    Column("id", lambda u: u.id, whole=True),
     Column("username", lambda u: u.username),
     Column("roles", lambda u: u.roles),
     Column("created", lambda u: u.created_at),
@@ -169,7 +169,7 @@ def list_keys(ctx: typer.Context, output: OutputOption = None) -> None:
         found,
         output,
         [
-            Column("id", lambda k: k.id),
+            Column("id", lambda k: k.id, whole=True),
             Column("name", lambda k: k.name),
             Column("prefix", lambda k: k.prefix),
             Column("roles", lambda k: k.roles),

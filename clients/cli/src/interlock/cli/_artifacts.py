@@ -40,7 +40,7 @@ def list_artifacts(
         items,
         output,
         [
-            Column("id", lambda a: a.id),
+            Column("id", lambda a: a.id, whole=True),
             Column("name", lambda a: a.name),
             Column("task", lambda a: a.task_id),
             Column("size", lambda a: a.size),

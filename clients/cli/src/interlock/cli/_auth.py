@@ -85,7 +85,7 @@ def whoami(ctx: typer.Context, output: OutputOption = None) -> None:
         principal,
         output,
         [
-            Column("id", lambda p: p.id),
+            Column("id", lambda p: p.id, whole=True),
             Column("tenant", lambda p: p.tenant),
             Column("roles", lambda p: p.roles),
         ],

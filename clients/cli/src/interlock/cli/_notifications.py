@@ -33,7 +33,7 @@ def list_subscriptions(ctx: typer.Context, output: OutputOption = None) -> None:
         items,
         output,
         [
-            Column("id", lambda s: s.id),
+            Column("id", lambda s: s.id, whole=True),
             Column("name", lambda s: s.name),
             Column("channel", lambda s: s.channel),
             Column("target", lambda s: s.target),
@@ -128,9 +128,9 @@ def list_deliveries(
         items,
         output,
         [
-            Column("id", lambda d: d.id),
-            Column("subscription", lambda d: d.subscription_id),
-            Column("run", lambda d: d.run_id),
+            Column("id", lambda d: d.id, whole=True),
+            Column("subscription", lambda d: d.subscription_id, whole=True),
+            Column("run", lambda d: d.run_id, whole=True),
             Column("event", lambda d: d.event_type),
             Column("status", lambda d: d.status),
             Column(

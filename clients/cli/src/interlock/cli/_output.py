@@ -94,6 +94,8 @@ class Column:
 
     header: str
     cell: Callable[[Any], Any]
+    whole: bool = False
+    """Never wrapped nor cut (ids, which people copy). Default: wrapped to fit."""
 
 
 def emit(data: Any, fmt: Format | None, columns: Sequence[Column]) -> None:
@@ -103,9 +105,15 @@ def emit(data: Any, fmt: Format | None, columns: Sequence[Column]) -> None:
         print_data(data, output)
         return
     items = data if isinstance(data, list) else [data]
-    table = Table(*(column.header for column in columns), box=None, header_style="bold")
-    for item in items:
-        table.add_row(*(cell_text(column.cell(item)) for column in columns))
+    rows = [[cell_text(column.cell(item)) for column in columns] for item in items]
+    table = Table(box=None, header_style="bold")
+    for index, column in enumerate(columns):
+        widest = max((len(row[index]) for row in rows), default=0)
+        table.add_column(
+            column.header, no_wrap=column.whole, min_width=widest if column.whole else None
+        )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

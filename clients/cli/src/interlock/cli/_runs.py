@@ -36,7 +36,7 @@ ReasonOption = Annotated[str, typer.Option(help="Why, for the record.")]
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 RUN_COLUMNS = [
-    Column("run", lambda r: r.run_id),
+    Column("run", lambda r: r.run_id, whole=True),
     Column("workflow", lambda r: r.workflow),
     Column("version", lambda r: r.version),
     Column("status", lambda r: r.status),

@@ -47,8 +47,8 @@ def list_dead_letters(
         items,
         output,
         [
-            Column("id", lambda d: d.id),
-            Column("run", lambda d: d.run_id),
+            Column("id", lambda d: d.id, whole=True),
+            Column("run", lambda d: d.run_id, whole=True),
             Column("task", lambda d: d.task_id),
             Column("type", lambda d: d.task_type),
             Column("attempts", lambda d: d.attempts),
