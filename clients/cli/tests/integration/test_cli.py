@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -43,6 +44,15 @@ tasks:
     type: fail
     params: {{message: "it broke on purpose", retryable: false}}
     depends_on: [extract]
+"""
+DELAYED = f"""name: cli-delayed-{SUFFIX}
+tasks:
+  - id: wait
+    type: delay
+    params: {{duration: 2d}}
+  - id: after
+    type: noop
+    depends_on: [wait]
 """
 ECHO = f"""name: cli-echo-{SUFFIX}
 tasks:
@@ -81,7 +91,7 @@ def cli(platform, tmp_path_factory) -> Cli:
 def definitions(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("workflows")
     paths = {}
-    for name, text in {"good": GOOD, "bad": BAD, "echo": ECHO}.items():
+    for name, text in {"good": GOOD, "bad": BAD, "delayed": DELAYED, "echo": ECHO}.items():
         paths[name] = folder / f"{name}.yaml"
         paths[name].write_text(text)
     return paths
@@ -118,7 +128,7 @@ def test_run_watch_exits_0_when_the_run_succeeds_and_1_when_it_fails(cli, defini
     assert "3/3 tasks finished" in good.stdout
     bad = cli("run", f"cli-bad-{SUFFIX}", "--watch", "-o", "json")
     assert bad.exit_code == 1, bad.output
-    final = json.loads(bad.stdout[bad.stdout.index("\n{") :])
+    final = json.loads(bad.stdout)  # the live view went to stderr
     assert final["status"] == "failed"
     boom = next(task for task in final["tasks"] if task["id"] == "boom")
     assert boom["error"]["message"] == "it broke on purpose"
@@ -143,6 +153,44 @@ def test_runs_get_shows_the_tasks_and_their_errors_and_json_parses(cli, definiti
     assert run_id in [item["run_id"] for item in listed]
     letters = json.loads(cli("dlq", "list", "--run", run_id).stdout)
     assert [letter["task_id"] for letter in letters] == ["boom"]
+
+
+def test_timers_move_and_cancel_a_pending_delay(cli, definitions) -> None:
+    cli("apply", "-f", str(definitions["delayed"]))
+    for change in (["move", "--in", "0s"], ["cancel"]):
+        run_id = json.loads(cli("run", f"cli-delayed-{SUFFIX}").stdout)["run_id"]
+        deadline = time.monotonic() + 60
+        while True:  # 404 until the scheduler has set the timer
+            changed = cli("timers", change[0], run_id, "wait", *change[1:])
+            if changed.exit_code == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert changed.exit_code == 0, changed.output
+        watched = cli("runs", "watch", run_id, "-o", "json")
+        assert watched.exit_code == 0, watched.output
+        statuses = {t["id"]: t["status"] for t in json.loads(watched.stdout)["tasks"]}
+        expected = "succeeded" if change[0] == "move" else "skipped"
+        assert statuses == {"wait": expected, "after": "succeeded"}
+
+
+def test_dlq_replay_and_discard(cli, definitions) -> None:
+    cli("apply", "-f", str(definitions["bad"]))
+    run_id = json.loads(cli("run", f"cli-bad-{SUFFIX}", "--watch", "-o", "json").stdout)["run_id"]
+    [letter] = json.loads(cli("dlq", "list", "--run", run_id).stdout)
+    replayed = cli("dlq", "replay", letter["id"])
+    assert replayed.exit_code == 0, replayed.output
+    assert f"task boom of run {run_id}: attempt " in replayed.stdout
+    deadline = time.monotonic() + 60
+    while True:  # it fails again (not retryable) and is parked again
+        letters = json.loads(cli("dlq", "list", "--run", run_id).stdout)
+        if [item["id"] for item in letters] not in ([], [letter["id"]]):
+            break
+        assert time.monotonic() < deadline, letters
+        time.sleep(0.2)
+    [again] = letters
+    assert again["attempts"] >= 1
+    assert cli("dlq", "discard", again["id"]).exit_code == 0
+    assert json.loads(cli("dlq", "list", "--run", run_id).stdout) == []
 
 
 def test_a_problem_is_one_line_on_stderr_and_a_non_zero_exit(cli) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.text import Text
 
 from interlock.cli._context import client_for
@@ -106,9 +107,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def finish_watch(client: Client, run_id: str, output: Format | None) -> None:
-    """Watch the run until it ends, then exit with its outcome's code."""
-    final = watch_run(client, run_id, console)
-    if output is not None and output is not Format.TABLE:
+    """Watch the run until it ends, then exit with its outcome's code.
+
+    With ``-o json`` or ``-o yaml`` the view goes to stderr, so stdout holds the data alone.
+    """
+    data_out = output is not None and output is not Format.TABLE
+    final = watch_run(client, run_id, Console(stderr=True) if data_out else console)
+    if data_out:
+        assert output is not None
         print_data(final, output)
     raise typer.Exit(EXIT_CODES.get(final.status, 1))
 
