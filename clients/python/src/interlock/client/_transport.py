@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -143,7 +144,8 @@ def _should_retry(call: Call[Any], error: Exception | None, status: int | None) 
 
 
 def _connection_failed(base_url: str, error: Exception) -> ConnectionFailed:
-    return ConnectionFailed(f"cannot reach the gateway at {base_url}: {error or type(error)}")
+    reason = str(error) or type(error).__name__
+    return ConnectionFailed(f"cannot reach the gateway at {base_url}: {reason}")
 
 
 def _refresh_failed(error: Exception) -> SessionEnded:
@@ -199,9 +201,11 @@ class SyncTransport:
         """
         with self._exchange(call, stream=call.download_to is not None) as response:
             if call.download_to is not None:
-                with call.download_to.open("wb") as sink:
+                partial = _partial(call.download_to)
+                with partial.open("wb") as sink:
                     for chunk in response.iter_bytes():
                         sink.write(chunk)
+                partial.replace(call.download_to)
             return call.parse(response)
 
     def pages(self, paged: PagedCall[T]) -> Iterator[T]:
@@ -331,9 +335,11 @@ class AsyncTransport:
         """Send ``call`` and read its answer (raises as :meth:`SyncTransport.send`)."""
         async with self._exchange(call, stream=call.download_to is not None) as response:
             if call.download_to is not None:
-                with call.download_to.open("wb") as sink:
+                partial = _partial(call.download_to)
+                with partial.open("wb") as sink:
                     async for chunk in response.aiter_bytes():
                         sink.write(chunk)
+                partial.replace(call.download_to)
             return call.parse(response)
 
     async def pages(self, paged: PagedCall[T]) -> AsyncIterator[T]:
@@ -434,6 +440,11 @@ class AsyncTransport:
                     raise _refresh_failed(error) from error
                 raise
             self.credentials.replace(Session.from_pair(pair))
+
+
+def _partial(path: Path) -> Path:
+    # A download lands whole or not at all: written beside, then renamed.
+    return path.with_name(f".{path.name}.part")
 
 
 def _timeout(default: httpx.Timeout, stream: bool) -> httpx.Timeout:
