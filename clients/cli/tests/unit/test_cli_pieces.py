@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -139,3 +143,13 @@ def test_every_command_has_help_with_an_example() -> None:
     assert "Example: interlock runs list --workflow nightly --status failed --since 1d" in (
         shown.output
     )
+
+
+def test_the_installed_script_completes_commands_in_a_shell() -> None:
+    script = Path(sys.executable).parent / "interlock"
+    env = {**os.environ, "_INTERLOCK_COMPLETE": "complete_bash", "COMP_CWORD": "2"}
+    env["COMP_WORDS"] = "interlock runs c"
+    completed = subprocess.run(
+        [str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.stdout.split() == ["cancel"]
