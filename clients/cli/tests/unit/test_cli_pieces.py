@@ -65,6 +65,10 @@ def test_a_problem_is_one_line_with_its_fields_status_and_request_id() -> None:
         "[HTTP 422, request r-1]"
     )
     assert "\n" not in line
+    refused = httpx.Response(401, json={"title": "Unauthenticated"}, request=response.request)
+    assert error_line(error_from_response(refused)) == (
+        "Error: Unauthenticated [HTTP 401] Log in with `interlock login`, or set INTERLOCK_API_KEY."
+    )
 
 
 def test_the_watch_view_shows_each_task_and_the_progress() -> None:

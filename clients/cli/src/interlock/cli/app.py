@@ -24,7 +24,7 @@ from interlock.cli import (
 )
 from interlock.cli._output import CliError
 from interlock.cli._watch import API_ERROR_EXIT
-from interlock.client import ApiError, InterlockClientError
+from interlock.client import ApiError, InterlockClientError, Unauthenticated
 
 
 def error_line(error: BaseException) -> str:
@@ -33,7 +33,12 @@ def error_line(error: BaseException) -> str:
         where = f" [HTTP {error.status}" + (
             f", request {error.request_id}]" if error.request_id else "]"
         )
-        return f"Error: {error.summary()}{where}"
+        hint = (
+            " Log in with `interlock login`, or set INTERLOCK_API_KEY."
+            if (isinstance(error, Unauthenticated))
+            else ""
+        )
+        return f"Error: {error.summary()}{where}{hint}"
     return "Error: " + " ".join(str(error).split())
 
 
