@@ -196,6 +196,34 @@ def test_dlq_replay_and_discard(cli, definitions) -> None:
     assert json.loads(cli("dlq", "list", "--run", run_id).stdout) == []
 
 
+def test_admins_manage_users_keys_and_secrets(cli) -> None:
+    name = f"dana-{SUFFIX}"
+    created = cli(
+        "users", "create", name, "--role", "developer", stdin="a-long-password\na-long-password\n"
+    )
+    assert created.exit_code == 0, created.output
+    user_id = json.loads(created.stdout[created.stdout.index("{") :])["id"]
+    assert cli("users", "set-roles", user_id, "--role", "operator").exit_code == 0
+    assert cli("users", "disable", user_id).exit_code == 0
+    shown = json.loads(cli("users", "get", user_id).stdout)
+    assert (shown["roles"], shown["disabled_at"] is not None) == (["operator"], True)
+    assert cli("users", "delete", user_id).exit_code == 0
+    assert name not in [u["username"] for u in json.loads(cli("users", "list").stdout)]
+
+    key = json.loads(cli("keys", "create", f"ci-{SUFFIX}", "--role", "viewer").stdout)
+    assert key["key"].startswith("ilk_")
+    assert cli("keys", "revoke", key["id"]).exit_code == 0
+    [listed] = [k for k in json.loads(cli("keys", "list").stdout) if k["id"] == key["id"]]
+    assert listed["revoked_at"] and "key" not in {k for k, v in listed.items() if v}
+
+    secret = f"TOKEN_{SUFFIX.upper()}"
+    stored = cli("secrets", "set", secret, "--value-stdin", stdin="s3cr3t-value\n")
+    assert stored.exit_code == 0, stored.output
+    names = [item["name"] for item in json.loads(cli("secrets", "list").stdout)]
+    assert secret in names and "s3cr3t-value" not in cli("secrets", "list").stdout
+    assert cli("secrets", "delete", secret).exit_code == 0
+
+
 def test_a_problem_is_one_line_on_stderr_and_a_non_zero_exit(cli) -> None:
     missing = cli("runs", "get", "no-such-run")
     assert missing.exit_code == 3
