@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from interlock.common.settings import ENV_PREFIX, NON_SERVICE_PREFIXES, unknown_variables
+from interlock.common.settings import (
+    CLIENT_VARIABLES,
+    ENV_PREFIX,
+    NON_SERVICE_PREFIXES,
+    unknown_variables,
+)
 from interlock.devstack import _binaries, _servers
 from interlock.devstack._paths import repo_root
 from interlock.devstack._process import LOOPBACK, UnixUser, is_root, private_file
@@ -598,8 +603,15 @@ def is_service_variable(name: str) -> bool:
 
 
 def exported_settings(service_name: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """The service variables of ``environ`` that ``service_name``'s settings class reads."""
-    exported = {name: value for name, value in environ.items() if is_service_variable(name)}
+    """The service variables of ``environ`` that ``service_name``'s settings class reads.
+
+    The command line's variables (an API key, the gateway) reach no service.
+    """
+    exported = {
+        name: value
+        for name, value in environ.items()
+        if is_service_variable(name) and name.upper() not in CLIENT_VARIABLES
+    }
     if not exported:
         return {}
     # Imported only when needed: loading seven services' settings costs seconds.

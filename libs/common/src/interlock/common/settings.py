@@ -33,6 +33,10 @@ NON_SERVICE_PREFIXES = ("INTERLOCK_DEV_",)
 ``INTERLOCK_DEV_PORT_OFFSET``, ...). Every process the stack starts inherits them, so
 services let them pass; no service setting may start with these prefixes."""
 
+CLIENT_VARIABLES = frozenset({"INTERLOCK_GATEWAY", "INTERLOCK_API_KEY"})
+"""Variables of the ``interlock`` command line (clients/cli), which a shell that starts
+services may export too: services let them pass; no service setting may be named so."""
+
 
 class ServiceSettings(BaseSettings):
     """What every service process needs: identity, HTTP listener, logs, traces."""
@@ -179,7 +183,8 @@ def unknown_variables(
     """``INTERLOCK_*`` variables of ``environ`` that ``settings_class`` does not read.
 
     Names compare case-insensitively, as pydantic-settings reads them; the development
-    stack's variables (:data:`NON_SERVICE_PREFIXES`) are not reported.
+    stack's variables (:data:`NON_SERVICE_PREFIXES`) and the command line's
+    (:data:`CLIENT_VARIABLES`) are not reported.
     """
     known = known_variables(settings_class)
     nested = _nested_prefixes(settings_class)
@@ -187,6 +192,8 @@ def unknown_variables(
     for name in environ:
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX) or upper.startswith(NON_SERVICE_PREFIXES):
+            continue
+        if upper in CLIENT_VARIABLES:
             continue
         if upper in known or (nested and upper.startswith(nested)):
             continue
