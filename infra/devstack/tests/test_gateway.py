@@ -194,7 +194,8 @@ def test_unreachable_service_is_not_healthy(gateway: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/"),
+        ("POST", "/"),  # GET / is the web console
+        ("GET", "/console/nope.js"),
         ("GET", "/health/nope"),
         ("GET", "/health/iamx"),
         ("POST", "/health/iam"),
@@ -209,6 +210,20 @@ def test_everything_else_is_a_problem_404(gateway: str, method: str, path: str) 
     assert response.json()["status"] == 404
     assert response.headers["x-request-id"]
     assert len(_Upstream.seen) == seen
+
+
+@pytest.mark.integration
+def test_the_web_console_is_served_without_a_token(gateway: str) -> None:
+    seen = len(_Upstream.seen)
+    page = httpx.get(f"{gateway}/", trust_env=False)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script type="module" src="/console/app.js">' in page.text
+    module = httpx.get(f"{gateway}/console/app.js", trust_env=False)
+    assert module.status_code == 200
+    assert module.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert len(_Upstream.seen) == seen  # answered by the gateway itself
 
 
 @pytest.mark.integration

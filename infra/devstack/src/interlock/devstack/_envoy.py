@@ -7,7 +7,7 @@ import string
 from collections.abc import Mapping
 from pathlib import Path
 
-from interlock.devstack._paths import envoy_dir
+from interlock.devstack._paths import console_dir, envoy_dir
 from interlock.devstack._stack import DEFAULT_GATEWAY_AUTHZ, SERVICES, AuthzMode
 
 TEMPLATE_NAME = "envoy.yaml.tmpl"
@@ -133,6 +133,61 @@ _ADMIN_CLUSTER = """\
 """
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
+# The web console (console/): static files the gateway serves itself, inlined in its
+# config like the API reference (so compose needs no mount), public (they hold no data;
+# every page asks the API, which authorizes each request). `/` is the page,
+# `/console/<file>` its modules and style sheet.
+_CONSOLE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+_CONSOLE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+    " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_CONSOLE_ROUTE = """                        - name: console-{name}
+                          match:
+                            path: {path}
+                            headers: [{{ name: ":method", string_match: {{ exact: GET }} }}]
+                          direct_response:
+                            status: 200
+                            body: {{ inline_string: {body} }}
+                          response_headers_to_add:
+                            - header: {{ key: content-type, value: "{content_type}" }}
+                              append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                            - header: {{ key: cache-control, value: no-cache }}
+                              append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                            - header: {{ key: x-content-type-options, value: nosniff }}
+                              append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                            - header: {{ key: content-security-policy, value: "{policy}" }}
+                              append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                          typed_per_filter_config: *public
+"""
+
+
+def console_routes() -> str:
+    """The gateway routes serving every file of ``console/`` (YAML for the template)."""
+    routes = []
+    for file in sorted(console_dir().rglob("*")):
+        content_type = _CONSOLE_TYPES.get(file.suffix)
+        if content_type is None or not file.is_file():
+            continue
+        relative = file.relative_to(console_dir()).as_posix()
+        path = "/" if relative == "index.html" else f"/console/{relative}"
+        routes.append(
+            _CONSOLE_ROUTE.format(
+                name=relative.replace("/", "-").replace(".", "-"),
+                path=path,
+                # A JSON string is a YAML double-quoted scalar: the file goes in as one line.
+                body=json.dumps(file.read_text()),
+                content_type=content_type,
+                policy=_CONSOLE_POLICY,
+            )
+        )
+    return "".join(routes)
+
 
 def template_path() -> Path:
     """Path of the gateway template in the checkout."""
@@ -213,6 +268,7 @@ def render_envoy_config(
         "login_rate_limit_per_min": str(login_rate_limit_per_min),
         # A JSON string is a YAML double-quoted scalar: the page goes in as one line.
         "api_reference_html": json.dumps(api_reference_path().read_text()),
+        "console_routes": console_routes(),
     }
     s3_host, s3_port = upstreams.get(S3_OBJECTS, DEFAULT_S3_UPSTREAM)
     values |= {"s3_host": s3_host, "s3_port": str(s3_port), "s3_authority": f"{s3_host}:{s3_port}"}

@@ -21,3 +21,8 @@ def repo_root() -> Path:
 def envoy_dir() -> Path:
     """Folder of the gateway template and its rendered compose version."""
     return repo_root() / "infra" / "envoy"
+
+
+def console_dir() -> Path:
+    """Folder of the web console's static files, which the gateway serves."""
+    return repo_root() / "console"

@@ -544,6 +544,8 @@ class Stack:
             # The local stack's admin password is a known one on purpose: no change forced.
             env["INTERLOCK_BOOTSTRAP_ADMIN_MUST_CHANGE_PASSWORD"] = "false"  # noqa: S105 - a flag
             env["INTERLOCK_SERVICE_CREDENTIALS"] = _service_credential(secrets_)
+            # The local gateway is plain HTTP: a Secure cookie would never come back.
+            env["INTERLOCK_SESSION_COOKIE_SECURE"] = "false"
         if service.name == "notification":
             # A developer receives webhooks on their own machine; links lead to this gateway.
             env["INTERLOCK_WEBHOOK_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)

@@ -146,6 +146,10 @@ PERMISSIONS: tuple[Rule, ...] = (
         "GET /.well-known/jwks.json",
     ),
     *_rules("iam", Role.VIEWER, "GET /api/v1/auth/me", "POST /api/v1/auth/logout"),
+    # Browser sessions (the console): signed in and refreshed by cookie, public like
+    # login and refresh; signing out needs the session (and its CSRF header).
+    *_rules("iam", PUBLIC, "POST /api/v1/auth/session", "POST /api/v1/auth/session/refresh"),
+    *_rules("iam", Role.VIEWER, "DELETE /api/v1/auth/session"),
     *_rules(
         "iam",
         Role.ADMIN,

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -245,8 +246,15 @@ class Accounts(Lifecycle):
             expires_in=self._settings.access_token_ttl_s,
         )
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(
+        self, refresh_token: str, *, check_session: Callable[[str], None] | None = None
+    ) -> TokenPair:
         """Exchange a refresh token for a new pair; a reused token revokes its session.
+
+        Args:
+            refresh_token: The token to exchange.
+            check_session: Called with the session id before anything changes; raises to
+                refuse the exchange (the browser session's CSRF check). Default: none.
 
         Raises:
             Unauthenticated: Unknown, expired, used or revoked refresh token.
@@ -257,6 +265,8 @@ class Accounts(Lifecycle):
                 record = await store.lock_refresh_token(conn, token_hash)
                 if record is None or record.revoked or record.expires_at <= time.time():
                     raise Unauthenticated("The refresh token is invalid, expired or revoked.")
+                if check_session is not None:
+                    check_session(record.family_id)
                 if record.user.disabled:
                     raise UserDisabled()
                 if record.user.must_change_password:

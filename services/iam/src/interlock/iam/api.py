@@ -222,7 +222,12 @@ async def authorized(request: Request, principal: CurrentPrincipal) -> Principal
 Caller = Annotated[Principal, Depends(authorized)]
 
 
-def _bearer(authorization: str | None) -> str:
+def authorization_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header.
+
+    Raises:
+        Problem: 401 without one.
+    """
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "Unauthenticated", type_="unauthenticated", detail="No bearer token.")
@@ -265,7 +270,7 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
 
     @router.post("/api/v1/auth/logout", status_code=204, responses=_problems(400, 422))
     async def logout(_: Caller, authorization: Annotated[str | None, Header()] = None) -> Response:
-        await accounts.logout(_bearer(authorization))
+        await accounts.logout(authorization_token(authorization))
         return Response(status_code=204)
 
     @router.get("/api/v1/auth/me", response_model=PrincipalResponse, responses=_problems())

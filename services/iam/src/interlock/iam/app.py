@@ -20,6 +20,7 @@ from interlock.iam.credentials import Credentials
 from interlock.iam.errors import LockedOut
 from interlock.iam.grpc import GrpcServer
 from interlock.iam.secrets_api import build_secrets_router
+from interlock.iam.session_api import build_session_router
 from interlock.iam.settings import IamSettings
 from interlock.iam.tenant_secrets import TenantSecrets
 
@@ -49,7 +50,11 @@ def create_app(settings: IamSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         resources=resources,
-        routers=[build_router(accounts, credentials), build_secrets_router(tenant_secrets)],
+        routers=[
+            build_router(accounts, credentials),
+            build_secrets_router(tenant_secrets),
+            build_session_router(accounts, credentials, settings),
+        ],
         identity=identity,
     )
     app.add_exception_handler(LockedOut, _on_locked_out)

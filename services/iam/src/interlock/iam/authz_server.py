@@ -1,10 +1,10 @@
 """The gateway's authorizer over HTTP: Envoy's ext_authz ``http_service`` (thin).
 
 For every API request Envoy sends IAM the request's method, path and
-``Authorization`` header (no body) on a keep-alive HTTP/1.1 connection, and IAM
-answers ``200`` with the identity token to forward, or the status, headers and
-problem document the client gets. Any ``5xx`` (IAM failing) makes the gateway
-answer 503: it never opens.
+``Authorization`` header, or a browser's ``Cookie`` and ``x-interlock-csrf`` (no
+body) on a keep-alive HTTP/1.1 connection, and IAM answers ``200`` with the identity
+token to forward, or the status, headers and problem document the client gets. Any
+``5xx`` (IAM failing) makes the gateway answer 503: it never opens.
 
 Served by a bare ``asyncio`` protocol with ``httptools`` (the parser uvicorn uses)
 on the service's event loop rather than by a web framework or gRPC: this is the
@@ -28,22 +28,27 @@ import httptools
 from interlock.common.problems import PROBLEM_CONTENT_TYPE
 from interlock.common.resources import Lifecycle
 from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
+from interlock.iam.domain import CSRF_HEADER
 from interlock.iam.settings import IamSettings
 
 logger = logging.getLogger(__name__)
 
 _AUTHORIZATION = b"authorization"
+_COOKIE = b"cookie"
+_CSRF = CSRF_HEADER.encode("ascii")
 _MAX_URL_BYTES = 64 * 1024  # Envoy refuses longer request headers (60 KiB) anyway
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _FAILED = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
 
 
 class _Request:
-    __slots__ = ("authorization", "head", "keep_alive", "method", "url")
+    __slots__ = ("authorization", "cookie", "csrf", "head", "keep_alive", "method", "url")
 
     def __init__(self) -> None:
         self.url = b""
         self.authorization: str | None = None
+        self.cookie: str | None = None
+        self.csrf: str | None = None
         self.method = ""
         self.head = False
         self.keep_alive = True
@@ -91,8 +96,13 @@ class _CheckProtocol(asyncio.Protocol):
             raise httptools.HttpParserError("URL too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == _AUTHORIZATION:
+        name = name.lower()
+        if name == _AUTHORIZATION:
             self._request.authorization = value.decode("latin-1")
+        elif name == _COOKIE:
+            self._request.cookie = value.decode("latin-1")
+        elif name == _CSRF:
+            self._request.csrf = value.decode("latin-1")
 
     def on_message_complete(self) -> None:
         request = self._request
@@ -103,7 +113,11 @@ class _CheckProtocol(asyncio.Protocol):
             self._waiting.append(request)
             return
         decision = self._authorizer.decide_from_memory(
-            request.method, request.url.decode("latin-1"), request.authorization
+            request.method,
+            request.url.decode("latin-1"),
+            request.authorization,
+            request.cookie,
+            request.csrf,
         )
         if decision is None:
             self._waiting.append(request)
@@ -118,7 +132,11 @@ class _CheckProtocol(asyncio.Protocol):
             request = self._waiting[0]
             try:
                 decision = await self._authorizer.decide(
-                    request.method, request.url.decode("latin-1"), request.authorization
+                    request.method,
+                    request.url.decode("latin-1"),
+                    request.authorization,
+                    request.cookie,
+                    request.csrf,
                 )
             except Exception:  # the gateway answers 503: never let a failure through
                 logger.exception("authorization failed")

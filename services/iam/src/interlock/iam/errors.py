@@ -11,8 +11,10 @@ authorizer with the gRPC status or the denial it declares. Nothing here imports 
           ├── Forbidden          403  forbidden         PERMISSION_DENIED  a role too low
           │    ├── PasswordChangeRequired  403  password-change-required  the password
           │    │                                       is right but must be changed first
-          │    └── UserDisabled            403  user-disabled  the password is right but
-          │                                                    an admin disabled the user
+          │    ├── UserDisabled            403  user-disabled  the password is right but
+          │    │                                               an admin disabled the user
+          │    └── CsrfRefused             403  csrf-refused   a cookie-authenticated
+          │                                                    change without its CSRF token
           ├── NotFound           404  not-found         NOT_FOUND          also another
           │                                                                tenant's resource
           ├── Conflict           409  conflict          ALREADY_EXISTS     the name is taken
@@ -101,6 +103,19 @@ class UserDisabled(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("This user is disabled; ask an admin of the tenant.")
+
+
+class CsrfRefused(Forbidden):
+    """A state-changing request authenticated by the session cookie lacked its CSRF token."""
+
+    title = "CSRF token missing or wrong"
+    problem_type = "csrf-refused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A request signed in by the session cookie must send the session's CSRF token"
+            " (the interlock_csrf cookie) in the x-interlock-csrf header."
+        )
 
 
 class NotFound(IamError):

@@ -30,7 +30,7 @@ from interlock.envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2
 from interlock.envoy.type.v3 import http_status_pb2
 from interlock.iam.authorizer import SAFE_HEADER_VALUE, Allow, Authorizer, Deny
 from interlock.iam.credentials import Credentials
-from interlock.iam.domain import PrincipalKind
+from interlock.iam.domain import CSRF_HEADER, PrincipalKind
 from interlock.iam.errors import IamError
 from interlock.iam.secrets_grpc import SecretResolutionService
 from interlock.iam.settings import IamSettings
@@ -100,10 +100,16 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
         """
         http = request.attributes.request.http
         authorization = http.headers.get("authorization")
+        cookie = http.headers.get("cookie")
+        csrf = http.headers.get(CSRF_HEADER)
         try:
-            decision = self._authorizer.decide_from_memory(http.method, http.path, authorization)
+            decision = self._authorizer.decide_from_memory(
+                http.method, http.path, authorization, cookie, csrf
+            )
             if decision is None:
-                lookup = self._authorizer.decide(http.method, http.path, authorization)
+                lookup = self._authorizer.decide(
+                    http.method, http.path, authorization, cookie, csrf
+                )
                 decision = asyncio.run_coroutine_threadsafe(lookup, self._loop).result(
                     timeout=_LOOKUP_TIMEOUT_S
                 )

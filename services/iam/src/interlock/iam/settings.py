@@ -51,6 +51,10 @@ class IamSettings(ServiceSettings, PostgresOptions):
     """Lifetime of an access token. Default: 900 s (15 minutes)."""
     refresh_token_ttl_s: int = 30 * 24 * 3600
     """Lifetime of a refresh token (each refresh issues a new one). Default: 30 days."""
+    session_cookie_secure: bool = True
+    """Whether the browser session cookies (``POST /api/v1/auth/session``) are marked
+    ``Secure`` (sent over HTTPS only). ``make up`` turns it off: its gateway is plain
+    HTTP on loopback. Default: on."""
     signing_key_rotation_s: int = 7 * 24 * 3600
     """Age at which the signing key is replaced (checked at start and every minute); old
     keys keep validating until their last tokens expire. Default: 7 days."""

@@ -1,5 +1,16 @@
 """IAM's decisions, free of I/O: tokens, keys, secrets, lockout, caching, revocation."""
 
+from interlock.iam.domain._browser import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    REFRESH_COOKIE,
+    REFRESH_COOKIE_PATH,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    cookie_value,
+    csrf_matches,
+    csrf_token,
+)
 from interlock.iam.domain._cache import TokenCache
 from interlock.iam.domain._keys import Keyring, SigningKey, generate_signing_key
 from interlock.iam.domain._lockout import LockoutPolicy, LoginAttempts
@@ -31,6 +42,12 @@ from interlock.iam.domain._tokens import (
 
 __all__ = [
     "API_KEY_PREFIX",
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "REFRESH_COOKIE",
+    "REFRESH_COOKIE_PATH",
+    "SAFE_METHODS",
+    "SESSION_COOKIE",
     "AccessTokenClaims",
     "ApiKeyShape",
     "AuthPrincipal",
@@ -48,6 +65,9 @@ __all__ = [
     "TokenError",
     "UnknownKeyError",
     "api_key_shape",
+    "cookie_value",
+    "csrf_matches",
+    "csrf_token",
     "decode_access_token",
     "generate_signing_key",
     "hash_secret",

@@ -1,0 +1,410 @@
+"""The web console in a real headless browser against the real platform.
+
+Debian's chromium driven by Playwright (never a browser Playwright downloads): sign in,
+start a run from the form and watch it succeed, read a failed run's error and retry it,
+cancel a running run, a viewer sees no actions and a forged action is refused, and a
+change without the CSRF header is refused. Each page is saved as a screenshot under
+``test-results/console/`` (git-ignored), for CI to keep.
+
+The platform is `make up`'s stack in a data folder of its own, on a port offset no
+other stack of the machine uses (as in ``tests/test_auth_matrix.py``).
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from interlock.devstack._paths import console_dir
+from interlock.devstack._process import port_is_free
+from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, SERVICES, Stack
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OFFSETS = (9750, 10250)
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-results" / "console"
+RUN_TIMEOUT_MS = 120_000
+SLOW_START_S = 300
+ENVOY_BODY_LIMIT = 65_536  # max_direct_response_body_size_bytes in the gateway template
+
+GREETING = """\
+name: console-greeting
+description: Says hello in four tasks.
+input_schema:
+  type: object
+  required: [name]
+  properties:
+    name: {type: string, description: Who to greet}
+    times: {type: integer, minimum: 1}
+tasks:
+  - {id: fetch, type: noop}
+  - {id: left, type: noop, depends_on: [fetch]}
+  - {id: right, type: noop, depends_on: [fetch]}
+  - {id: join, type: noop, depends_on: [left, right]}
+"""
+FLAKY_CALL = """\
+name: console-flaky
+tasks:
+  - {{id: prepare, type: noop}}
+  - {{id: call, type: http, depends_on: [prepare], params: {{url: "{url}"}}}}
+"""
+SLOW = """\
+name: console-slow
+tasks:
+  - {id: wait, type: sleep, params: {duration: 5m}}
+"""
+
+
+class _FailsOnce(http.server.BaseHTTPRequestHandler):
+    """Answers 500 to its first request, 200 to every later one."""
+
+    calls = 0
+
+    def do_GET(self) -> None:
+        type(self).calls += 1
+        self.send_response(500 if type(self).calls == 1 else 200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Platform:
+    url: str
+    admin_token: str
+    flaky_url: str
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.admin_token}", **kwargs.pop("headers", {})}
+        with httpx.Client(base_url=self.url, trust_env=False, timeout=30) as client:
+            return client.request(method, path, headers=headers, **kwargs)
+
+    def define(self, yaml: str) -> None:
+        response = self.call(
+            "POST", "/api/v1/workflows", content=yaml, headers={"content-type": "application/yaml"}
+        )
+        assert response.status_code == 201, response.text
+
+    def start(self, workflow: str) -> str:
+        response = self.call("POST", f"/api/v1/workflows/{workflow}/runs", json={"input": {}})
+        assert response.status_code == 201, response.text
+        run_id: str = response.json()["run_id"]
+        return run_id
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "interlock.devstack", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _start(env: dict[str, str], stack: Stack) -> None:
+    """`up`; on a machine too loaded for a service to be ready within `up`'s own wait,
+    the stack goes on starting: wait until the gateway finds every service ready."""
+    started = _cli(env, "up")
+    if started.returncode == 0:
+        return
+    deadline = time.monotonic() + SLOW_START_S
+    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=10) as client:
+        while time.monotonic() < deadline:
+            health = [client.get(f"/health/{service.name}").status_code for service in SERVICES]
+            if all(status == 200 for status in health):
+                return
+            time.sleep(3)
+    pytest.fail(f"up failed:\n{started.stdout}\n{started.stderr}")
+
+
+def _free_offset() -> int:
+    for offset in OFFSETS:
+        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
+        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
+        if all(port_is_free(port) for port in ports):
+            return offset
+    pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
+
+
+@pytest.fixture(scope="module")
+def playwright_module() -> Any:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`,"
+            " which `make install` does as root) to run the console's browser tests"
+        )
+    return pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def flaky_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FailsOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/flaky"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def platform(playwright_module: Any, flaky_server: str) -> Iterator[Platform]:
+    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
+    data_dir = Path(tempfile.mkdtemp(prefix="ilk-console-"))
+    data_dir.chmod(0o755)
+    env = {
+        **os.environ,
+        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
+        "INTERLOCK_DEV_PORT_OFFSET": str(_free_offset()),
+    }
+    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
+    stack = Stack.from_env(env)
+    try:
+        _start(env, stack)
+        with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
+            login = client.post(
+                "/api/v1/auth/login",
+                json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD},
+            )
+        assert login.status_code == 200, login.text
+        running = Platform(stack.gateway_url, login.json()["access_token"], flaky_server)
+        for definition in (GREETING, FLAKY_CALL.format(url=flaky_server), SLOW):
+            running.define(definition)
+        yield running
+    finally:
+        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
+        _cli(env, "clean")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_module: Any, platform: Platform) -> Iterator[BrowserContext]:
+    profile = tempfile.mkdtemp(prefix="ilk-chromium-")
+    with playwright_module.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            base_url=platform.url,
+            viewport={"width": 1280, "height": 800},
+        )
+        context.set_default_timeout(30_000)
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    page.close()
+    assert errors == [], f"the page raised: {errors}"
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, username: str, password: str) -> None:
+    page.goto("/#/sign-in")  # the browser may hold a session from an earlier test
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    screenshot(page, "sign-in")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Runs", exact=True).wait_for()
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in to Interlock").wait_for()
+
+
+def wait_for_run_status(page: Page, status: str) -> None:
+    page.locator(f"h1 .badge.st-{status}").wait_for(timeout=RUN_TIMEOUT_MS)
+
+
+def csrf_token(page: Page) -> str:
+    token: str = page.evaluate(
+        "() => document.cookie.split('; ').find((c) => c.startsWith('interlock_csrf='))"
+        ".split('=')[1]"
+    )
+    return token
+
+
+def post_from_page(page: Page, path: str, headers: dict[str, str]) -> dict[str, Any]:
+    """A POST sent by the page's own scripts (the browser adds its cookies)."""
+    answer: dict[str, Any] = page.evaluate(
+        """async ([path, headers]) => {
+            const response = await fetch(path, {method: "POST", headers, body: "{}"});
+            return {status: response.status, type: response.headers.get("content-type"),
+                    body: await response.json()};
+        }""",
+        [path, {"content-type": "application/json", **headers}],
+    )
+    return answer
+
+
+# --- the tests -------------------------------------------------------------------------
+
+
+def test_every_console_file_fits_in_a_gateway_response() -> None:
+    files = [path for path in console_dir().rglob("*") if path.is_file()]
+    assert files
+    too_big = [str(path) for path in files if path.stat().st_size > ENVOY_BODY_LIMIT]
+    assert too_big == []
+
+
+def test_sign_in_start_a_run_from_the_form_and_watch_it_succeed(page: Page) -> None:
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    assert cookies["interlock_session"]["httpOnly"] and cookies["interlock_refresh"]["httpOnly"]
+    assert cookies["interlock_session"]["sameSite"] == "Strict"
+    page.goto("/#/workflows")
+    page.get_by_role("link", name="console-greeting").click()
+    page.get_by_role("heading", name="Compare versions").wait_for()
+    screenshot(page, "workflow")
+    page.get_by_label("name *").fill("Ada")
+    page.get_by_label("times").fill("2")
+    page.get_by_role("button", name="Start run").click()
+    page.wait_for_url("**/#/runs/*")
+    wait_for_run_status(page, "succeeded")
+    graph = page.get_by_role("group", name="Task graph: 4 tasks in 3 columns")
+    assert graph.locator(".node").count() == 4
+    assert page.locator(".node rect.n-succeeded").count() == 4
+    assert '"name":"Ada"' in page.locator("dd code").inner_text()
+    page.get_by_role("button", name="Task join: succeeded").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Task join succeeded").wait_for()
+    screenshot(page, "run")
+    page.goto("/#/runs")
+    page.get_by_role("table", name="Runs").wait_for()
+    assert page.locator("tbody tr").filter(has_text="console-greeting").count() >= 1
+    screenshot(page, "runs")
+    for name, heading in (
+        ("workflows", "Workflows"),
+        ("dead-letters", "Dead letters"),
+        ("notifications", "Notifications"),
+        ("overview", "Overview"),
+    ):
+        page.goto(f"/#/{name}")
+        page.get_by_role("heading", name=heading, exact=True).wait_for()
+        screenshot(page, name)
+
+
+def test_a_failed_run_shows_its_error_and_succeeds_when_retried(
+    page: Page, platform: Platform
+) -> None:
+    run_id = platform.start("console-flaky")
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    page.goto(f"/#/runs/{run_id}")
+    wait_for_run_status(page, "failed")
+    page.get_by_role("button", name="Task call:").first.click()
+    error = page.get_by_test_id("task-error")
+    error.wait_for()
+    assert "500" in error.inner_text()
+    screenshot(page, "run-failed")
+    page.get_by_role("button", name="Retry failed tasks").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Reason").fill("the endpoint is back")
+    dialog.get_by_role("button", name="Retry failed tasks").click()
+    wait_for_run_status(page, "succeeded")
+    assert page.locator(".node rect.n-succeeded").count() == 2
+
+
+def test_cancel_a_running_run_after_confirming(page: Page, platform: Platform) -> None:
+    run_id = platform.start("console-slow")
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    page.goto(f"/#/runs/{run_id}")
+    page.get_by_role("button", name="Task wait: running").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("dialog").get_by_role("button", name="Keep as is").click()
+    assert platform.call("GET", f"/api/v1/runs/{run_id}").json()["status"] == "running"
+    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel run").click()
+    wait_for_run_status(page, "cancelled")
+    assert page.locator("[data-action]").count() == 0
+
+
+def test_a_change_without_the_csrf_header_is_refused(page: Page, platform: Platform) -> None:
+    run_id = platform.start("console-slow")
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    refused = post_from_page(page, f"/api/v1/runs/{run_id}/pause", {})
+    assert refused["status"] == 403
+    assert refused["type"] == "application/problem+json"
+    assert refused["body"]["type"].endswith("csrf-refused")
+    wrong = post_from_page(page, f"/api/v1/runs/{run_id}/pause", {"x-interlock-csrf": "forged"})
+    assert wrong["status"] == 403
+    assert platform.call("GET", f"/api/v1/runs/{run_id}").json()["status"] != "paused"
+    allowed = post_from_page(
+        page, f"/api/v1/runs/{run_id}/cancel", {"x-interlock-csrf": csrf_token(page)}
+    )
+    assert allowed["status"] == 200, allowed
+    assert allowed["body"]["status"] == "cancelled"
+
+
+def test_a_viewer_sees_no_actions_and_a_forged_action_is_refused(
+    page: Page, platform: Platform
+) -> None:
+    created = platform.call(
+        "POST",
+        "/api/v1/users",
+        json={"username": "console-viewer", "password": "viewer-password", "roles": ["viewer"]},
+    )
+    assert created.status_code == 201, created.text
+    run_id = platform.start("console-slow")
+    sign_in(page, "console-viewer", "viewer-password")
+    page.goto(f"/#/runs/{run_id}")
+    page.get_by_role("group", name="Task graph: 1 tasks in 1 columns").wait_for()
+    assert page.locator("[data-action]").count() == 0
+    assert page.get_by_role("button", name="Cancel run").count() == 0
+    page.goto("/#/workflows/console-greeting")
+    page.get_by_role("heading", name="Versions").wait_for()
+    assert page.get_by_role("button", name="Start run").count() == 0
+    screenshot(page, "run-as-viewer")
+    forged = post_from_page(
+        page, f"/api/v1/runs/{run_id}/cancel", {"x-interlock-csrf": csrf_token(page)}
+    )
+    assert forged["status"] == 403
+    assert forged["body"]["type"].endswith("forbidden")
+    assert platform.call("GET", f"/api/v1/runs/{run_id}").json()["status"] != "cancelled"
+    sign_out(page)
+    after = page.evaluate("async () => (await fetch('/api/v1/auth/me')).status")
+    assert after == 401
