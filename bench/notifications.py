@@ -11,8 +11,10 @@ file time). Then a second phase with a receiver that fails half of the first att
 (503), which must still get every message within the retry schedule.
 
 Figures: deliveries made, lost (expected but never arrived), duplicated webhook-ids
-(answered 2xx more than once: retries of failed attempts are not duplicates), and the
-delivery lag p50/p99/max. Everything shares the machine's cores with the load.
+(answered 2xx more than once: retries of failed attempts are not duplicates), the
+delivery lag p50/p99/max, and where the first phase's lag went (``stages``: run
+finished → delivery written by the consumer → first attempt started by the delivery
+loop). Everything shares the machine's cores with the load.
 Standalone: ``python -m bench.notifications [--runs 1000] [--rate 100]``.
 """
 
