@@ -344,12 +344,15 @@ max_concurrent_runs: 1
 tasks:
   - id: work
     type: sleep
-    params: {{duration: 1s}}
+    params: {{duration: 2s}}
 """
     )
-    runs = [platform.start(name) for _ in range(3)]
+    first = platform.start(name)
+    platform.eventually(lambda: platform.run(first)["status"] == "running", what="a first run")
+    # Requested in this order (their starts may reach the scheduler in another).
+    runs = [first, platform.start(name), platform.start(name)]
     waiting = platform.eventually(
-        lambda: [r for r in runs if platform.run(r).get("status_reason")],
+        lambda: all(platform.run(r).get("status_reason") for r in runs[1:]) and runs[1:],
         what="runs waiting with a reason",
     )
     reason = platform.run(waiting[0])["status_reason"]

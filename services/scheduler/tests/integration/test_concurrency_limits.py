@@ -45,9 +45,13 @@ async def test_runs_over_max_concurrent_runs_wait_and_start_in_order(
     scheduler: Scheduler,
 ) -> None:
     worker = scheduler.worker
-    first, second, third = [await _start(worker, "etl", max_runs=1) for _ in range(3)]
+    first = await _start(worker, "etl", max_runs=1)
+    await worker.wait_for(lambda: worker.scheduled(first))
+    # Requested in this order; their starts may reach the scheduler in another.
+    second, third = [await _start(worker, "etl", max_runs=1) for _ in range(2)]
     other = await _start(worker, "report", max_runs=1)
-    await worker.wait_for(lambda: worker.scheduled(first) and worker.scheduled(other))
+    await worker.wait_for(lambda: worker.scheduled(other))
+    await scheduler.eventually(lambda: _reason(scheduler, second))
     assert await scheduler.eventually(lambda: _reason(scheduler, third)) == (
         "waiting for a slot: 1 of 1 runs of 'etl' are running (max_concurrent_runs)"
     )

@@ -228,7 +228,12 @@ class SchedulerService:
         run = runs.get(event.run_id)
         if is_type(event, topics.WORKFLOW_STARTED):
             if run is None:
-                new = RunState(run_id=event.run_id, tenant=event.tenant, definition=event.payload)
+                new = RunState(
+                    run_id=event.run_id,
+                    tenant=event.tenant,
+                    definition=event.payload,
+                    requested_at=event.time,
+                )
                 runs[event.run_id] = new
                 new.start(now, limited=is_limited(event.payload))
             else:

@@ -63,7 +63,7 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     lost start (about 31 min with its defaults). Default: 1 day."""
     tenant_max_concurrent_runs: int = Field(default=0, ge=0)
     """Most runs of one tenant running (or paused) at once; runs over it wait, pending,
-    and start in arrival order as others end. 0: no limit. Default: 0."""
+    and start in the order they were requested as others end. 0: no limit. Default: 0."""
     admission_interval_s: float = Field(default=1.0, gt=0)
     """Longest time between two passes that start runs waiting for a concurrency slot
     (a pass also follows every change that may free one in this instance). Default: 1 s."""

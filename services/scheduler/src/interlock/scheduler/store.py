@@ -113,8 +113,8 @@ ON CONFLICT (run_id, task_id, kind) DO UPDATE SET
     attempt = EXCLUDED.attempt, due_at = EXCLUDED.due_at
 """
 _INSERT_WAITING = """
-INSERT INTO waiting_runs (run_id, tenant, workflow, max_runs)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+INSERT INTO waiting_runs (run_id, tenant, workflow, max_runs, requested_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
 """
 # A limited run that ended frees its slot (or leaves the queue, cancelled while waiting).
 _FREE_SLOTS = """
@@ -381,6 +381,7 @@ async def _save_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> boo
             [run.tenant for run in waiting],
             [run.definition.workflow_name for run in waiting],
             [run.definition.definition.max_concurrent_runs for run in waiting],
+            [run.requested_at or run.created_at for run in waiting],
         )
     ended = [
         run.run_id
@@ -407,10 +408,10 @@ async def lock_admission(conn: asyncpg.Connection, tenant: str) -> None:
 
 
 async def waiting_runs(conn: asyncpg.Connection, tenant: str, limit: int) -> list[WaitingRun]:
-    """``tenant``'s oldest waiting runs, in arrival order."""
+    """``tenant``'s oldest waiting runs, in the order they were requested."""
     rows = await conn.fetch(
         "SELECT run_id, workflow, max_runs, reason FROM waiting_runs"
-        " WHERE tenant = $1 ORDER BY seq LIMIT $2",
+        " WHERE tenant = $1 ORDER BY requested_at, seq LIMIT $2",
         tenant,
         limit,
     )

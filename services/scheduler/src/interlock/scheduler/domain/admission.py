@@ -3,8 +3,8 @@
 Two limits hold a run ``pending`` when it arrives: its workflow's
 ``max_concurrent_runs`` (runs of that workflow, any version, running or paused at once
 in its tenant) and the tenant's limit from the scheduler's settings (all its runs).
-Waiting runs start in arrival order as slots free up; a run held by its own workflow's
-limit does not hold back another workflow's runs behind it.
+Waiting runs start in the order they were requested as slots free up; a run held by its
+own workflow's limit does not hold back another workflow's runs behind it.
 """
 
 from __future__ import annotations
@@ -50,16 +50,16 @@ class Admission:
     """What one admission pass decided."""
 
     admitted: list[str] = field(default_factory=list)
-    """Runs to start now, in arrival order."""
+    """Runs to start now, in order."""
     reasons: dict[str, str] = field(default_factory=dict)
     """Runs that keep waiting for another reason than last told, with the new reason."""
 
 
 def admit(waiting: Sequence[WaitingRun], active: Mapping[str, int], limit: int) -> Admission:
-    """Give free slots to waiting runs in arrival order.
+    """Give free slots to waiting runs in order.
 
     Args:
-        waiting: One tenant's waiting runs, oldest first.
+        waiting: One tenant's waiting runs, first requested first.
         active: The tenant's runs holding a slot, counted by workflow.
         limit: The tenant's limit; 0: none.
     """

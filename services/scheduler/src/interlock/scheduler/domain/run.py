@@ -305,6 +305,9 @@ class RunState:
     waiting: bool = False
     """Set by :meth:`start` for a run that must wait for a concurrency slot (the store
     records it among the waiting runs); :meth:`admit` starts it."""
+    requested_at: datetime | None = None
+    """When the run was requested (its start event's time): waiting runs start in this
+    order. Default: when it was taken in."""
     _settled: list[task_pb2.SettledTask] = field(default_factory=list)
     """Tasks skipped or cancelled by the change in progress, published together."""
     plan: Plan | None = None
