@@ -351,3 +351,13 @@ async def test_workers_store_and_read_with_their_credential_only(
         f"/internal/v1/tenants/globex/runs/{run_id}/artifacts/out.txt", headers=worker
     )
     assert other_tenant.status_code == 404
+
+
+@pytest.mark.parametrize("escaped", ["nul\\u0000", "lone\\ud800"])
+async def test_labels_postgresql_cannot_store_are_422(
+    client: httpx.AsyncClient, runs: tuple[Runs, str], escaped: str
+) -> None:
+    labels = f'{{"k": "{escaped}"}}'
+    refused = await upload(client, runs[0].new(), "a.bin", b"x", labels=labels)
+    assert refused.status_code == 422, refused.text
+    assert "labels" in refused.json()["detail"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from interlock.artifact.service import ArtifactService
 from interlock.common.resources import Lifecycle, check_background_task
 
 _log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 10.0
+"""How long stopping waits for a pass in progress."""
 
 
 class Collector(Lifecycle):
@@ -31,6 +35,7 @@ class Collector(Lifecycle):
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def pass_once(self) -> tuple[int, int]:
         """One pass: how many expired artifacts and orphans were removed."""
@@ -46,22 +51,33 @@ class Collector(Lifecycle):
         return expired, orphans
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.pass_once()
             except Exception:
                 _log.exception("collector pass failed; trying again next interval")
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
 
     async def start(self) -> None:
         """Start passing in the background."""
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        """Stop passing (a pass in progress is rolled back)."""
+        """Let a pass in progress finish (cancelled after ``STOP_TIMEOUT_S``), then stop.
+
+        Cancelling a pass in the middle of a query would leave its connection busy, and
+        the pool's close would wait for it.
+        """
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_TIMEOUT_S)
+        except TimeoutError:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 

@@ -51,6 +51,7 @@ __all__ = ["ArtifactService", "Content", "NewArtifact", "Page", "Uploader"]
 _log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL's text and jsonb refuse them
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(?:\s*;[ -~]*)?")
 _MAX_CONTENT_TYPE = 255
 _MAX_LABELS = 64
@@ -496,6 +497,6 @@ def _labels(labels: dict[str, str]) -> dict[str, str]:
             raise InvalidArtifactError(
                 f"a label's key and value have 1 to {_MAX_LABEL_CHARS} characters"
             )
-        if "\x00" in key or "\x00" in value:
-            raise InvalidArtifactError("labels may not hold NUL")
+        if _UNSTORABLE.search(key) or _UNSTORABLE.search(value):
+            raise InvalidArtifactError("labels may not hold NUL or lone surrogates")
     return labels
