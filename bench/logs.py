@@ -43,8 +43,8 @@ async def measure_logs(config: BenchConfig, board: ProgressBoard) -> dict[str, A
     offset = os.environ.get("BENCH_LOGS_PORT_OFFSET")
     bench_stack = BenchStack(port_offset=int(offset) if offset else None)
     board.note(f"logs: starting a stack on port offset {bench_stack.port_offset}")
-    await bench_stack.up()
     try:
+        await bench_stack.up()  # inside: a stack that failed to start is cleaned too
         token = await _login_and_define(bench_stack.gateway_url)
         bar = board.bar("logs: runs followed", runs)
         delays_s: list[float] = []

@@ -28,7 +28,6 @@ _target: contextvars.ContextVar[TaskLogger | None] = contextvars.ContextVar(
     "interlock_task_output", default=None
 )
 _install_lock = threading.Lock()
-_installed = False
 
 
 @contextmanager
@@ -48,21 +47,31 @@ def captured_output(logger: TaskLogger) -> Iterator[None]:
 def install_capture() -> None:
     """Put the capturing ``sys.stdout``, ``sys.stderr`` and root log handler in place.
 
-    Idempotent; the replacements pass everything through unchanged outside
-    :func:`captured_output`. Call it once logging is configured: a log handler
-    created afterwards on ``sys.stdout`` would write into the capture, and a
-    configuration that replaces the root handlers would remove this one.
+    Cheap when they are in place already (the python executor calls it for every
+    task), and puts back whichever was replaced since (a logging configuration that
+    replaced the root handlers, a test runner's own streams). The replacements pass
+    everything through unchanged outside :func:`captured_output`. Call it once
+    logging is configured: a log handler created afterwards on ``sys.stdout`` would
+    write into the capture.
     """
-    global _installed
-    if _installed:
+    root = logging.getLogger()
+    if _in_place(root):
         return
     with _install_lock:
-        if _installed:
-            return
-        sys.stdout = _TaskStream(sys.stdout, logging.INFO)
-        sys.stderr = _TaskStream(sys.stderr, logging.WARNING)
-        logging.getLogger().addHandler(_TaskLogHandler())
-        _installed = True
+        if not isinstance(sys.stdout, _TaskStream):
+            sys.stdout = _TaskStream(sys.stdout, logging.INFO)
+        if not isinstance(sys.stderr, _TaskStream):
+            sys.stderr = _TaskStream(sys.stderr, logging.WARNING)
+        if _HANDLER not in root.handlers:
+            root.addHandler(_HANDLER)
+
+
+def _in_place(root: logging.Logger) -> bool:
+    return (
+        isinstance(sys.stdout, _TaskStream)
+        and isinstance(sys.stderr, _TaskStream)
+        and _HANDLER in root.handlers
+    )
 
 
 class _TaskStream:
@@ -104,3 +113,6 @@ class _TaskLogHandler(logging.Handler):
 
     def formatter_or_default(self) -> logging.Formatter:
         return self.formatter or logging.Formatter()
+
+
+_HANDLER = _TaskLogHandler()

@@ -38,7 +38,7 @@ The roles, one module each (as aiokafka splits its consumer)::
     _dispatcher.py    Dispatcher: start attempts as slots free up, run, release, abort
     _execution.py     execute(): params in, executor, timeout, JSON output out
     _reports.py       AttemptReports: task.started / outcome / log events, metrics
-    _heartbeats.py    send_heartbeats(): each running attempt's, at its interval
+    _heartbeats.py    send_heartbeats(): each running attempt's, and its new log lines
     _commits.py       OffsetCommitter: offsets done once published, committed in turns
     _cancellation.py  Cancellations: workflow.cancelled consumer, aborts its runs' tasks
     _rebalance.py     RebalanceListener: commit and forget revoked partitions
