@@ -316,3 +316,28 @@ def test_the_run_must_be_the_callers_and_viewers_cannot_write(
     with platform.client(token=viewer) as client:
         assert client.get("/api/v1/artifacts").status_code == 200
         assert _upload(client, finished_run["run_id"], "v.txt", b"v").status_code == 403
+
+
+def test_an_echo_task_stores_the_text_artifact_it_is_given(platform: Platform) -> None:
+    workflow = (
+        "name: echo-artifact\ntasks:\n  - id: say\n    type: echo\n"
+        "    params: {lines: [hi], interval: 0, artifact: {name: greeting.txt, text: hello}}\n"
+    )
+    with platform.client() as client:
+        defined = client.post(
+            "/api/v1/workflows", content=workflow, headers={"content-type": "application/yaml"}
+        )
+        assert defined.status_code == 201, defined.text
+        run_id = client.post("/api/v1/workflows/echo-artifact/runs", json={}).json()["run_id"]
+
+        def ended() -> dict[str, Any] | None:
+            run: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
+            return run if run["status"] in {"succeeded", "failed"} else None
+
+        run = _wait(ended)
+        assert run["status"] == "succeeded", run
+        reference = run["tasks"][0]["output"]["artifact"]
+        assert (reference["name"], reference["size"]) == ("greeting.txt", 5)
+        assert reference["sha256"] == hashlib.sha256(b"hello").hexdigest()
+        content = client.get(f"/api/v1/artifacts/{reference['artifact_id']}/content")
+        assert (content.status_code, content.text) == (200, "hello")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.common.durations import parse_duration_ms
+from interlock.worker.artifacts import write_text_artifact
 from interlock.worker.context import TaskContext
 from interlock.worker.errors import InvalidParams, TaskFailure
 from interlock.worker.executors import parse_params
@@ -116,11 +117,18 @@ _ECHO_LEVELS = {
 _MAX_ECHO_LINES = 10_000
 
 
+class _EchoArtifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    text: str
+
+
 class _EchoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lines: list[str] = Field(max_length=_MAX_ECHO_LINES)
     interval: float | str = "100ms"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    artifact: _EchoArtifact | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,7 @@ class _EchoPlan:
     lines: list[str]
     interval_s: float
     level: int
+    artifact: _EchoArtifact | None
 
 
 def _echo_plan(params: Any) -> _EchoPlan:
@@ -143,7 +152,10 @@ def _echo_plan(params: Any) -> _EchoPlan:
     else:
         interval_ms = parsed.interval
     return _EchoPlan(
-        lines=parsed.lines, interval_s=interval_ms / 1000, level=_ECHO_LEVELS[parsed.level]
+        lines=parsed.lines,
+        interval_s=interval_ms / 1000,
+        level=_ECHO_LEVELS[parsed.level],
+        artifact=parsed.artifact,
     )
 
 
@@ -152,9 +164,11 @@ class EchoExecutor:
 
     Params: ``lines`` (at most 10,000), ``interval`` between two lines (``"100ms"``,
     the default, or a number of milliseconds), ``level`` (``debug``, ``info``, the
-    default, ``warning`` or ``error``).
+    default, ``warning`` or ``error``), ``artifact`` (``{name, text}``: a small text
+    artifact the task stores after its lines; default none).
 
-    Output: ``{"lines": <number of lines written>}``.
+    Output: ``{"lines": <number of lines written>}``, and ``"artifact"``:
+    ``{artifact_id, name, size, sha256}`` when one was stored.
     """
 
     def __init__(self, settings: WorkerSettings) -> None:
@@ -167,4 +181,9 @@ class EchoExecutor:
             if index:
                 await asyncio.sleep(plan.interval_s)
             context.logger.captured(plan.level, line)
-        return {"lines": len(plan.lines)}
+        output: dict[str, Any] = {"lines": len(plan.lines)}
+        if plan.artifact is not None:
+            output["artifact"] = await write_text_artifact(
+                context, plan.artifact.name, plan.artifact.text
+            )
+        return output
