@@ -425,8 +425,8 @@ def test_the_run_list_counts_and_filters_every_run(page: Page) -> None:
         counts.get_by_text(text).wait_for()
     assert page.get_by_role("table", name="Runs").locator("tbody tr").count() == 5
     screenshot(page, "runs")
-    page.get_by_label("Status").select_option("cancelled")
-    page.get_by_label("Workflow").fill("console-slow")
+    page.get_by_role("combobox", name="Status").select_option("cancelled")
+    page.get_by_role("textbox", name="Workflow").fill("console-slow")
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url("**/#/runs?workflow=console-slow&status=cancelled")
     rows = page.get_by_role("table", name="Runs").locator("tbody tr")
