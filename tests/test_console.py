@@ -435,6 +435,28 @@ def test_the_run_list_counts_and_filters_every_run(page: Page) -> None:
     assert rows.filter(has_text="succeeded").count() == 0
 
 
+def test_two_versions_are_compared_line_by_line(page: Page, platform: Platform) -> None:
+    changed = GREETING.replace("Says hello in four tasks.", "Greets in four tasks.")
+    response = platform.call(
+        "PUT",
+        "/api/v1/workflows/console-greeting",
+        content=changed,
+        headers={"content-type": "application/yaml"},
+    )
+    assert response.status_code == 201, response.text
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    page.goto("/#/workflows/console-greeting")
+    diff = page.get_by_label("Changes from v1 to v2")
+    diff.wait_for()
+    assert diff.locator(".del").all_text_contents() == [
+        '- description: "Says hello in four tasks."\n'
+    ]
+    assert diff.locator(".add").all_text_contents() == ['+ description: "Greets in four tasks."\n']
+    page.get_by_role("combobox", name="Version").select_option("1")
+    assert "Says hello" in page.get_by_label("Definition of v1").inner_text()
+    screenshot(page, "workflow-diff")
+
+
 # --- the console alone, its API answered by the test (no servers) ----------------------
 
 OFFLINE = "http://console.test"
