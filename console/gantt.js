@@ -34,7 +34,7 @@ export function drawGantt(rows, { width = 960, now = Date.now() } = {}) {
     const x = LABEL_W + (tick / TICKS) * (width - LABEL_W - 8);
     const offset = (tick / TICKS) * span;
     axis.append(s("line", { x1: x, x2: x, y1: AXIS_H - 4, y2: height }),
-      s("text", { x: x + 2, y: 12 }, offset < 1000 ? `${Math.round(offset)} ms` : `${(offset / 1000).toFixed(1)} s`));
+      s("text", { x: tick === TICKS ? x - 2 : x + 2, y: 12, "text-anchor": tick === TICKS ? "end" : "start" }, offset < 1000 ? `${Math.round(offset)} ms` : `${(offset / 1000).toFixed(1)} s`));
   }
   svg.append(axis);
   rows.forEach((row, index) => {

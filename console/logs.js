@@ -31,11 +31,13 @@ export function logPanel(runId, taskIds) {
   async function open() {
     if (source) source.close();
     output.replaceChildren();
+    output.hidden = false;
     const query = { task_id: task.value, level: level.value };
     try {
       await api("GET", `/api/v1/executions/${encodeURIComponent(runId)}/logs`, { query: { ...query, limit: 1 } });
     } catch (error) {
       state.replaceChildren(isMissing(error) ? unavailable("Task logs (the metadata service)") : error.message);
+      output.hidden = true;
       return;
     }
     const params = new URLSearchParams(Object.entries(query).filter(([, value]) => value));

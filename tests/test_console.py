@@ -33,7 +33,7 @@ from interlock.devstack._process import port_is_free
 from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, SERVICES, Stack
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import BrowserContext, Page, Playwright
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -209,23 +209,34 @@ def platform(playwright_module: Any, flaky_server: str) -> Iterator[Platform]:
 
 
 @pytest.fixture(scope="module")
-def browser(playwright_module: Any, platform: Platform) -> Iterator[BrowserContext]:
+def playwright(playwright_module: Any) -> Iterator[Playwright]:
+    """One Playwright driver for the module (a thread may run only one)."""
+    with playwright_module.sync_playwright() as driver:
+        yield driver
+
+
+def _launch(playwright: Playwright, **options: Any) -> Iterator[BrowserContext]:
+    """Debian's chromium with a fresh profile, closed and removed afterwards."""
     profile = tempfile.mkdtemp(prefix="ilk-chromium-")
-    with playwright_module.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            base_url=platform.url,
-            viewport={"width": 1280, "height": 800},
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    context = playwright.chromium.launch_persistent_context(
+        profile,
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_FLAGS,
+        viewport={"width": 1280, "height": 800},
+        **options,
+    )
+    context.set_default_timeout(30_000)
+    try:
+        yield context
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, platform: Platform) -> Iterator[BrowserContext]:
+    yield from _launch(playwright, base_url=platform.url)
 
 
 @pytest.fixture
@@ -314,10 +325,6 @@ def test_sign_in_start_a_run_from_the_form_and_watch_it_succeed(page: Page) -> N
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Task join succeeded").wait_for()
     screenshot(page, "run")
-    page.goto("/#/runs")
-    page.get_by_role("table", name="Runs").wait_for()
-    assert page.locator("tbody tr").filter(has_text="console-greeting").count() >= 1
-    screenshot(page, "runs")
     for name, heading in (
         ("workflows", "Workflows"),
         ("dead-letters", "Dead letters"),
@@ -396,7 +403,7 @@ def test_a_viewer_sees_no_actions_and_a_forged_action_is_refused(
     assert page.locator("[data-action]").count() == 0
     assert page.get_by_role("button", name="Cancel run").count() == 0
     page.goto("/#/workflows/console-greeting")
-    page.get_by_role("heading", name="Versions").wait_for()
+    page.get_by_role("heading", name="Versions", exact=True).wait_for()
     assert page.get_by_role("button", name="Start run").count() == 0
     screenshot(page, "run-as-viewer")
     forged = post_from_page(
@@ -408,3 +415,133 @@ def test_a_viewer_sees_no_actions_and_a_forged_action_is_refused(
     sign_out(page)
     after = page.evaluate("async () => (await fetch('/api/v1/auth/me')).status")
     assert after == 401
+
+
+def test_the_run_list_counts_and_filters_every_run(page: Page) -> None:
+    # After the tests above: two runs succeeded, two were cancelled, one still sleeps.
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    counts = page.get_by_label("Runs listed by status")
+    for text in ("succeeded 2", "cancelled 2", "running 1"):
+        counts.get_by_text(text).wait_for()
+    assert page.get_by_role("table", name="Runs").locator("tbody tr").count() == 5
+    screenshot(page, "runs")
+    page.get_by_role("combobox", name="Status").select_option("cancelled")
+    page.get_by_role("textbox", name="Workflow").fill("console-slow")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**/#/runs?workflow=console-slow&status=cancelled")
+    rows = page.get_by_role("table", name="Runs").locator("tbody tr")
+    page.get_by_label("Runs listed by status").get_by_text("cancelled 2").wait_for()
+    assert rows.count() == 2
+    assert rows.filter(has_text="succeeded").count() == 0
+
+
+def test_two_versions_are_compared_line_by_line(page: Page, platform: Platform) -> None:
+    changed = GREETING.replace("Says hello in four tasks.", "Greets in four tasks.")
+    response = platform.call(
+        "PUT",
+        "/api/v1/workflows/console-greeting",
+        content=changed,
+        headers={"content-type": "application/yaml"},
+    )
+    assert response.status_code == 201, response.text
+    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    page.goto("/#/workflows/console-greeting")
+    diff = page.get_by_label("Changes from v1 to v2")
+    diff.wait_for()
+    assert diff.locator(".del").all_text_contents() == [
+        '- description: "Says hello in four tasks."\n'
+    ]
+    assert diff.locator(".add").all_text_contents() == ['+ description: "Greets in four tasks."\n']
+    page.get_by_role("combobox", name="Version").select_option("1")
+    assert "Says hello" in page.get_by_label("Definition of v1").inner_text()
+    screenshot(page, "workflow-diff")
+
+
+# --- the console alone, its API answered by the test (no servers) ----------------------
+
+OFFLINE = "http://console.test"
+
+
+def _hundred_task_run() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run of 100 tasks: a root, a fan-out of 96 in 8 chains, a join, two after it."""
+    tasks: list[dict[str, Any]] = [{"id": "start", "type": "noop"}]
+    for chain in range(8):
+        previous = "start"
+        for step in range(12):
+            task_id = f"c{chain}-step{step}"
+            tasks.append({"id": task_id, "type": "noop", "depends_on": [previous]})
+            previous = task_id
+    tasks.append({"id": "join", "type": "noop", "depends_on": [f"c{c}-step11" for c in range(8)]})
+    tasks.append({"id": "report", "type": "noop", "depends_on": ["join"]})
+    tasks.append({"id": "archive", "type": "noop", "depends_on": ["join"]})
+    statuses = ["succeeded", "running", "pending"]
+    views = [
+        {
+            "id": task["id"],
+            "status": "failed" if task["id"] == "join" else statuses[index % 3],
+            "attempts": 1,
+            "scheduled_at": "2026-12-05T08:00:00.000Z",
+            "started_at": "2026-12-05T08:00:01.000Z",
+            "finished_at": "2026-12-05T08:00:02.000Z",
+        }
+        for index, task in enumerate(tasks)
+    ]
+    run = {
+        "run_id": "run-100",
+        "workflow": "wide",
+        "version": 1,
+        "status": "running",
+        "created_at": "2026-12-05T08:00:00.000Z",
+        "finished_at": None,
+        "input": {},
+        "tasks": views,
+    }
+    return run, {"name": "wide", "version": 1, "definition": {"name": "wide", "tasks": tasks}}
+
+
+@pytest.fixture(scope="module")
+def offline_browser(playwright: Playwright) -> Iterator[BrowserContext]:
+    yield from _launch(playwright)
+
+
+def test_a_run_of_100_tasks_draws_a_readable_graph(offline_browser: BrowserContext) -> None:
+    run, version = _hundred_task_run()
+    answers = {
+        "/api/v1/auth/me": {"id": "u1", "tenant": "default", "roles": ["viewer"]},
+        "/api/v1/runs/run-100": run,
+        "/api/v1/workflows/wide/versions/1": version,
+    }
+    types = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+
+    def answer(route: Any) -> None:
+        path = route.request.url.removeprefix(OFFLINE).split("?")[0].split("#")[0]
+        if path in answers:
+            route.fulfill(json=answers[path])
+        elif path.startswith("/api/"):
+            route.fulfill(status=404, json={"title": "Not Found", "status": 404})
+        else:
+            file = console_dir() / ("index.html" if path == "/" else path.removeprefix("/console/"))
+            route.fulfill(body=file.read_bytes(), content_type=types[file.suffix])
+
+    page = offline_browser.new_page()
+    page.route(f"{OFFLINE}/**", answer)
+    page.goto(f"{OFFLINE}/#/runs/run-100")
+    graph = page.get_by_role("group", name="Task graph: 100 tasks in 15 columns")
+    graph.wait_for()
+    # Measured in one go: the page redraws the graph every 2 s while the run is running.
+    boxes: list[dict[str, float]] = graph.locator(".node rect").evaluate_all(
+        "rects => rects.map((rect) => rect.getBoundingClientRect().toJSON())"
+    )
+    assert len(boxes) == 100
+    # Full-size nodes, none overlapping another: every label stays readable.
+    assert all(box["width"] >= 150 for box in boxes)
+    placed = [(b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for b in boxes]
+    for index, (left, top, right, bottom) in enumerate(placed):
+        for other in placed[index + 1 :]:
+            assert right <= other[0] or other[2] <= left or bottom <= other[1] or other[3] <= top
+    # Keyboard: a node is reached with Tab and opened with Enter.
+    page.get_by_role("button", name="Task join: failed").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Task join failed").wait_for()
+    screenshot(page, "run-100-tasks")
+    page.close()
