@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError
 from interlock.common.mongo import MongoDocument
 from interlock.common.resources import Lifecycle
 from interlock.common.statuses import ENDED_RUN, RunStatus
-from interlock.metadata.domain import OrderBy, Search
+from interlock.metadata.domain import OrderBy, Search, status_workflow
 from interlock.metadata.errors import ConcurrentUpdateError
 
 __all__ = ["COLLECTION", "INDEXES", "ExecutionIndexes", "ExecutionStore"]
@@ -43,6 +43,7 @@ INDEXES = [
     IndexModel([("created_at", DESCENDING)], name="created_at"),
     IndexModel([("duration_ms", DESCENDING)], name="duration_ms"),
     IndexModel([("workflow", ASCENDING)], name="workflow"),
+    IndexModel([("status_workflow", ASCENDING)], name="status_workflow"),
     IndexModel([("keywords", ASCENDING)], name="keywords"),
     IndexModel([("label_pairs", ASCENDING)], name="label_pairs"),
     IndexModel([("error_types", ASCENDING)], name="error_types"),
@@ -55,7 +56,7 @@ INDEXES = [
 planner scans the whole collection for a query over several fields rather than use a
 compound index, and a hinted compound index was slower than a hinted single one."""
 
-_HINTS = ("keywords", "workflow", "label_pairs", "error_types", "task_types")
+_HINTS = ("keywords", "status_workflow", "workflow", "label_pairs", "error_types", "task_types")
 """Filters whose index a search uses, the most selective first (see :func:`_hint`)."""
 
 
@@ -193,6 +194,8 @@ def _filter(search: Search) -> dict[str, Any]:
         query["workflow"] = search.workflow
     if search.statuses:
         query["status"] = {"$in": [status.value for status in search.statuses]}
+        if search.workflow is not None and len(search.statuses) == 1:
+            query["status_workflow"] = status_workflow(search.statuses[0], search.workflow)
     if search.labels:
         query["label_pairs"] = {"$all": list(search.labels)}
     if search.task_type is not None:
