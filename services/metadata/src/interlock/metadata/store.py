@@ -15,6 +15,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
+from pymongo.write_concern import WriteConcern
 
 from interlock.common.mongo import MongoDocument
 from interlock.common.resources import Lifecycle
@@ -28,6 +29,7 @@ COLLECTION = "executions"
 """The collection (shared by name with the logs package, which reads ``tenant`` and ``status``)."""
 
 _DUPLICATE_KEY = 11000
+_JOURNALED = WriteConcern(w=1, j=True)
 _BY_ID = "_id_"
 """The ``_id`` index, named where a filter has more fields: the local server's planner
 scans the whole collection for those (see :data:`INDEXES`)."""
@@ -75,7 +77,9 @@ class ExecutionStore:
 
     @property
     def _executions(self) -> Any:
-        return self._db()[COLLECTION]
+        # Journaled writes: the consumer commits its offsets after a write returns, so a
+        # write MongoDB acknowledged and then lost in a crash would be lost for good.
+        return self._db().get_collection(COLLECTION, write_concern=_JOURNALED)
 
     async def create_indexes(self) -> None:
         """Create the collection's indexes (existing ones are left as they are)."""
