@@ -1,9 +1,11 @@
 """MongoDB: the ``executions`` collection, one document per run (``_id`` = run id).
 
-Writes are one ``bulk_write`` per consumed batch: each document is replaced only if it
-still has the revision it was read with (``rev``), so two writers racing on one run (a
-rebalance hands a partition over mid-batch) cannot lose each other's facts: the loser's
-batch fails with :class:`ConcurrentUpdateError` and is delivered again.
+Writes are one ``bulk_write`` of replacements per consumed batch, journaled. Every
+condition next to ``_id`` is left out of writes and reads by id: the local server's
+planner scans the whole collection for a filter of several fields, and a hinted index
+was slower still. So a write does not check that the document is still the one read:
+the run's events are keyed by its id, so one consumer owns the run at a time (see
+docs/architecture.md for the rebalance window).
 """
 
 from __future__ import annotations
@@ -14,25 +16,19 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 from pymongo.write_concern import WriteConcern
 
 from interlock.common.mongo import MongoDocument
 from interlock.common.resources import Lifecycle
 from interlock.common.statuses import ENDED_RUN, RunStatus
 from interlock.metadata.domain import OrderBy, Search, status_workflow
-from interlock.metadata.errors import ConcurrentUpdateError
 
 __all__ = ["COLLECTION", "INDEXES", "ExecutionIndexes", "ExecutionStore"]
 
 COLLECTION = "executions"
 """The collection (shared by name with the logs package, which reads ``tenant`` and ``status``)."""
 
-_DUPLICATE_KEY = 11000
 _JOURNALED = WriteConcern(w=1, j=True)
-_BY_ID = "_id_"
-"""The ``_id`` index, named where a filter has more fields: the local server's planner
-scans the whole collection for those (see :data:`INDEXES`)."""
 _OPEN_STATUSES = [status.value for status in RunStatus if status not in ENDED_RUN]
 _LIST_FIELDS = {
     "tasks": 0,
@@ -91,38 +87,19 @@ class ExecutionStore:
         return {doc["_id"]: doc async for doc in cursor}
 
     async def save(self, documents: Sequence[MongoDocument]) -> None:
-        """Write ``documents`` in one bulk write, each if its ``rev`` is still the stored one.
-
-        Raises:
-            ConcurrentUpdateError: Another writer changed one of them meanwhile.
-        """
+        """Write ``documents`` (replacing the stored ones) in one bulk write."""
         operations = [
-            ReplaceOne(
-                {"_id": doc["_id"], "rev": doc.get("rev")},
-                {**doc, "rev": (doc.get("rev") or 0) + 1},
-                upsert=True,
-                hint=_BY_ID,
-            )
+            ReplaceOne({"_id": doc["_id"]}, {**doc, "rev": (doc.get("rev") or 0) + 1}, upsert=True)
             for doc in documents
         ]
-        if not operations:
-            return
-        try:
+        if operations:
             await self._executions.bulk_write(operations, ordered=False)
-        except BulkWriteError as error:
-            codes = {e.get("code") for e in error.details.get("writeErrors", [])}
-            if codes == {_DUPLICATE_KEY}:
-                raise ConcurrentUpdateError(
-                    "an execution changed while its batch was applied"
-                ) from error
-            raise
 
     async def get(self, tenant: str, run_id: str) -> MongoDocument | None:
         """The run's document if it belongs to ``tenant``."""
-        doc: MongoDocument | None = await self._executions.find_one(
-            {"_id": run_id, "tenant": tenant}, hint=_BY_ID
-        )
-        return doc
+        # By id alone: with a second condition the local server scans the collection.
+        doc: MongoDocument | None = await self._executions.find_one({"_id": run_id})
+        return doc if doc is not None and doc.get("tenant") == tenant else None
 
     async def search(
         self, search: Search, *, after: Sequence[Any] | None, limit: int
