@@ -119,6 +119,8 @@ async def test_search_by_each_filter_and_by_words(
     }
     assert await ids(**window) == [ok.run_id, failed.run_id]
     assert await ids(workflow="search-billing") == [failed.run_id]
+    assert await ids(workflow="search-billing", status="failed") == [failed.run_id]
+    assert await ids(workflow="search-billing", status="succeeded") == []
     assert await ids(status=["failed", "cancelled"], **window) == [failed.run_id]
     assert await ids(label="team=bi") == [ok.run_id]
     assert await ids(task_type="python") == [ok.run_id]

@@ -10,10 +10,7 @@ problem its class declares (``interlock.common.problems``)::
           ├── InvalidSearchError        422  invalid-search        a filter that cannot hold
           │                                                        (a label not key=value,
           │                                                        too many words in q)
-          ├── ExecutionNotFoundError    404  execution-not-found   also another tenant's run
-          └── ConcurrentUpdateError     503  concurrent-update     another writer changed a
-                                                                   document mid-batch (the
-                                                                   consumer retries the batch)
+          └── ExecutionNotFoundError    404  execution-not-found   also another tenant's run
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from __future__ import annotations
 from interlock.common.errors import InterlockError, InvalidPageTokenError
 
 __all__ = [
-    "ConcurrentUpdateError",
     "ExecutionNotFoundError",
     "InvalidPageTokenError",
     "InvalidSearchError",
@@ -51,11 +47,3 @@ class ExecutionNotFoundError(MetadataError):
     status = 404
     title = "Execution not found"
     problem_type = "execution-not-found"
-
-
-class ConcurrentUpdateError(MetadataError):
-    """Another writer changed an execution while a batch was applied; apply it again."""
-
-    status = 503
-    title = "Concurrent update"
-    problem_type = "concurrent-update"

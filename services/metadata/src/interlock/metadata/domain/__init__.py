@@ -13,6 +13,7 @@ from interlock.metadata.domain.executions import (
     apply,
     keywords_of,
     millis,
+    status_workflow,
 )
 from interlock.metadata.domain.search import OrderBy, Search, Summary, summarize
 
@@ -32,5 +33,6 @@ __all__ = [
     "apply",
     "keywords_of",
     "millis",
+    "status_workflow",
     "summarize",
 ]

@@ -18,8 +18,8 @@ datetimes truncated to milliseconds, which is what BSON keeps)::
     scheduled_at, started_at, finished_at, duration_ms, queue_wait_ms, outcome, error,
     output_bytes, last_heartbeat_at}], dead_lettered}], timeline: [{time, event, task_id,
     attempt, id}], run_events: {started, succeeded, failed, cancelled, retry, pause,
-    resume}, task_order, keywords, label_pairs, task_types, error_types, expires_at,
-    check_after
+    resume}, task_order, keywords, label_pairs, task_types, error_types, status_workflow,
+    expires_at (and, written by the store and the reconciler: rev, reconciled_at)
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
     "apply",
     "keywords_of",
     "millis",
+    "status_workflow",
 ]
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -65,6 +66,11 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 def millis(time: datetime) -> datetime:
     """``time`` truncated to milliseconds, the precision BSON dates keep."""
     return time.replace(microsecond=time.microsecond // 1000 * 1000)
+
+
+def status_workflow(status: str, workflow: str) -> str:
+    """One indexed key for the commonest search, a workflow's runs in one status."""
+    return f"{status}:{workflow}"
 
 
 def keywords_of(text: str) -> list[str]:
@@ -449,6 +455,7 @@ def _derive_search_keys(doc: dict[str, Any]) -> None:
         words.update(dict.fromkeys(keywords_of(error.get("message") or "")[:MAX_MESSAGE_KEYWORDS]))
     doc["keywords"] = sorted(words)[:MAX_KEYWORDS]
     doc["label_pairs"] = sorted(f"{k}={v}" for k, v in labels.items())
+    doc["status_workflow"] = status_workflow(doc["status"], doc.get("workflow") or "")
     doc["task_types"] = sorted({t["type"] for t in doc["tasks"] if t.get("type")})
     doc["error_types"] = sorted({e["type"] for e in errors if e.get("type")})
 
