@@ -11,6 +11,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 """Where ``latest.json`` and ``throughput.png`` go (git-ignored)."""
 
 
+SYSTEMS = ("interlock", "temporal", "metadata", "logs", "notifications", "artifacts")
+"""Everything ``make bench`` can measure, in the order it measures them."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchConfig:
     """Sizes and knobs of every workload.
@@ -58,11 +62,12 @@ class BenchConfig:
     drain is runs x 2 x sleep / slots). Default: 100, one worker's ``max_in_flight``."""
     drain_timeout_s: float = 120.0
     """How long a workload waits for its last runs before counting them lost. Default: 120 s."""
-    systems: tuple[str, ...] = ("interlock", "temporal", "notifications", "artifacts")
-    """``BENCH_SYSTEMS`` (comma-separated): which systems to measure, and the service
-    benchmarks: ``logs`` (live tail, bench/logs.py), ``notifications``
-    (bench/notifications.py), ``artifacts`` (bench/artifacts.py). Default: interlock,
-    temporal, notifications, artifacts."""
+    systems: tuple[str, ...] = SYSTEMS
+    """``BENCH_SYSTEMS`` (comma-separated): what to measure, from :data:`SYSTEMS`: Interlock
+    and Temporal end to end, and each service's own benchmark (``metadata``: lag and
+    search, bench/metadata.py; ``logs``: live tail, bench/logs.py; ``notifications``:
+    deliveries, bench/notifications.py; ``artifacts``: transfers, bench/artifacts.py).
+    Default: all of them."""
     temporal_setups: tuple[str, ...] = ("tuned", "default")
     """``BENCH_TEMPORAL_SETUPS`` (comma-separated names from ``bench.temporal_side.SETUPS``):
     the configurations of Temporal measured, each on a fresh dev server; ratios are against
@@ -84,12 +89,10 @@ class BenchConfig:
             raise ValueError(f"BENCH_SCALE={scale} must be positive")
         systems = tuple(
             name.strip()
-            for name in (
-                environ.get("BENCH_SYSTEMS") or "interlock,temporal,notifications,artifacts"
-            ).split(",")
+            for name in (environ.get("BENCH_SYSTEMS") or ",".join(SYSTEMS)).split(",")
             if name.strip()
         )
-        unknown = set(systems) - {"interlock", "temporal", "logs", "notifications", "artifacts"}
+        unknown = set(systems) - set(SYSTEMS)
         if unknown:
             raise ValueError(f"BENCH_SYSTEMS names unknown systems: {', '.join(sorted(unknown))}")
         setups = tuple(

@@ -1,4 +1,4 @@
-"""``python -m bench metadata``: the metadata service under the fan-out load, and search.
+"""``python -m bench.metadata``: the metadata service under the fan-out load, and search.
 
 (i) Metadata lag: fan-out runs (1 → 10 → 1 no-op tasks) are started through the gateway
 for ``--seconds``; a sample of them is polled at ``GET /api/v1/executions/{id}`` until
@@ -8,8 +8,8 @@ service's own counters over the window. (ii) Search: 100,000 executions are writ
 straight into the stack's MongoDB, then ``GET /api/v1/executions`` is timed through the
 gateway with a status + workflow + time filter and with ``q``.
 
-It starts its own stack (port offsets 1500 or 1750) and prints a JSON report; figures
-from a loaded machine are indicative only.
+It starts its own stack (the first free bench port offset). ``make bench`` runs it
+(``BENCH_SYSTEMS`` names ``metadata``); figures from a loaded machine are indicative only.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bench import interlock_stack, stats, workloads
+from bench import stats, workloads
+from bench.config import BenchConfig
 from bench.interlock_api import InterlockClient, parse_time
 from bench.interlock_stack import LOGIN, BenchStack
+from bench.progress import ProgressBoard
 from interlock.common.statuses import RunStatus
 from interlock.devstack import _servers
 from interlock.devstack._stack import SERVICES
@@ -40,8 +42,6 @@ from interlock.metadata.domain import (
     apply,
 )
 
-PORT_OFFSETS = (1500, 1750)
-"""The port offsets this benchmark may use."""
 SEARCH_DOCUMENTS = 100_000
 SEARCH_REQUESTS = 50
 START_CONCURRENCY = 64
@@ -217,7 +217,6 @@ async def measure_search(client: InterlockClient, mongo_url: str) -> dict[str, A
 
 async def main_async(seconds: float, rate: float) -> dict[str, Any]:
     """Start a stack, measure (i) and (ii), stop it; return the report."""
-    interlock_stack.PORT_OFFSETS = PORT_OFFSETS
     stack = BenchStack()
     await stack.up()
     client = InterlockClient(stack.gateway_url)
@@ -235,6 +234,12 @@ async def main_async(seconds: float, rate: float) -> dict[str, Any]:
     finally:
         await client.aclose()
         await stack.down()
+
+
+async def measure_metadata(config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    """Workloads (i) and (ii), the fan-out window sized by ``BENCH_SCALE`` (20 s at 1)."""
+    board.note("metadata: lag under the fan-out load, then search over 100,000 executions")
+    return await main_async(max(5.0, 20.0 * config.scale), 110.0)
 
 
 def main(argv: list[str] | None = None) -> int:

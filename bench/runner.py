@@ -24,6 +24,9 @@ from rich.console import Console
 
 from bench import stats
 from bench.config import BenchConfig
+from bench.logs import measure_logs
+from bench.metadata import measure_metadata
+from bench.notifications import measure_notifications
 from bench.progress import ProgressBoard
 from bench.report import plot_throughput, render_table, write_json
 
@@ -127,7 +130,6 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
     ratios divide Interlock's figure by the best setup's, named in ``ratio_basis``.
     """
     from bench.interlock_side import measure_interlock
-    from bench.logs import measure_logs
     from bench.temporal_side import SETUPS, measure_temporal
 
     result: dict[str, Any] = {
@@ -152,14 +154,10 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
             for name in config.temporal_setups:
                 measure = functools.partial(measure_temporal, config, board, SETUPS[name])
                 result["temporal"][name] = await _guarded(f"temporal/{name}", measure, board)
-        if "logs" in config.systems:
-            result["logs"] = await _guarded("logs", lambda: measure_logs(config, board), board)
-        if "notifications" in config.systems:
-            from bench.notifications import measure_notifications
-
-            result["notifications"] = await _guarded(
-                "notifications", lambda: measure_notifications(config, board), board
-            )
+        for name, measure_service in SERVICE_BENCHMARKS.items():
+            if name in config.systems:
+                service_measure = functools.partial(measure_service, config, board)
+                result[name] = await _guarded(name, service_measure, board)
     result["meta"]["duration_s"] = round(time.monotonic() - began, 1)
     # Others' work on a shared machine skews every figure: say how busy it was.
     result["meta"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
@@ -174,6 +172,12 @@ async def run(config: BenchConfig, console: Console) -> dict[str, Any]:
     return result
 
 
+SERVICE_BENCHMARKS: dict[str, Callable[[BenchConfig, ProgressBoard], Awaitable[dict[str, Any]]]] = {
+    "metadata": measure_metadata,
+    "logs": measure_logs,
+    "notifications": measure_notifications,
+}
+"""The services' own benchmarks that run in this process, each on a stack of its own."""
 RATIOS = (("sequential", "tasks_per_s"), ("fanout", "tasks_per_s"), ("starts", "starts_per_s"))
 """The rate each headline ratio compares, per workload."""
 
@@ -227,7 +231,7 @@ def main() -> int:
     plot_throughput(timelines, plot_path)
     render_table(result, console)
     console.print(f"wrote {json_path} and {plot_path}")
-    extra = [result.get(name, {}) for name in ("logs", "notifications")]
+    extra = [result.get(name, {}) for name in (*SERVICE_BENCHMARKS, "artifacts")]
     sides = [result["interlock"], *extra, *result["temporal"].values()]
     return 0 if any(side and "error" not in side for side in sides) else 1
 
