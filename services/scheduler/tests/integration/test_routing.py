@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from interlock.common import topics
 from interlock.common.testing import TEST_IDENTITY, app_client
@@ -35,6 +36,9 @@ from .conftest import FakeWorker, make_settings, running_scheduler, running_work
 from .test_kill import free_port
 
 pytestmark = pytest.mark.integration
+
+WAITING = "interlock_scheduler_tasks_waiting"
+GPU_LANE = topics.task_topic("gpu")
 
 LOW_RUNS = 500
 """Low-priority runs queued before the high-priority one."""
@@ -155,7 +159,12 @@ async def test_a_gpu_worker_process_takes_the_gpu_tasks_and_the_default_worker_n
             await observer.wait_for(
                 lambda: ("train", 1) in observer.scheduled(gpu_run), what="train scheduled"
             )
-            await asyncio.sleep(1)
+            # It waits visibly: counted in its lane's metric by the reconciler's pass.
+            await observer.wait_for(
+                lambda: (REGISTRY.get_sample_value(WAITING, {"lane": GPU_LANE}) or 0) >= 1,
+                timeout_s=20,
+                what="the gpu lane's waiting tasks counted",
+            )
             assert await _status(pool, gpu_run, "train") == "scheduled"
             await spawn_worker(
                 worker_settings(settings, worker_id="gpu-worker", worker_queues=["gpu"])

@@ -106,6 +106,11 @@ class KafkaOptions(BaseSettings):
     kafka_producer_batch_bytes: int = 524288
     """Largest record batch the producer builds per partition; larger batches mean fewer
     stored batches on the local broker. Default: 512 KiB."""
+    kafka_metadata_max_age_ms: int = 300_000
+    """How often consumers refresh topic metadata when nothing failed (aiokafka's
+    default). A topic created again after the broker lost everything is only read, and
+    all its partitions assigned, once a consumer sees it. Default: 300000 ms (the
+    worker's task consumer: 10000 ms)."""
     kafka_queue_partitions: dict[str, int] = Field(default_factory=dict)
     """Partitions of a task queue's topics (one per priority band, created when the
     queue is first used), by queue name (``""``: the default queue); queues not listed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from interlock.scheduler.metrics import LANE_IDLE, TASKS_WAITING
 from interlock.scheduler.service import SchedulerService
 
 _log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Reconciler:
         self._service = service
         self._after = timedelta(seconds=after_s)
         self._batch_size = batch_size
+        self._reported: set[str] = set()
 
     async def prune_inbox(self, older_than: timedelta) -> int:
         """Forget consumed event ids older than ``older_than``; how many were forgotten."""
@@ -53,6 +55,27 @@ class Reconciler:
     async def prune_rejected_events(self, older_than: timedelta) -> int:
         """Forget events rejected longer than ``older_than`` ago; how many."""
         return await self._service.prune_rejected_events(older_than)
+
+    async def report_waiting(self) -> None:
+        """Publish each lane's waiting tasks and idle time as metrics, and warn.
+
+        A warning names each lane whose tasks wait while no worker took or ran any of
+        them for ``after_s``: typically a queue no worker serves (its tasks run as soon
+        as one starts).
+        """
+        lanes = await self._service.waiting_lanes()
+        for lane in self._reported - lanes.keys():
+            TASKS_WAITING.labels(lane).set(0)
+            LANE_IDLE.labels(lane).set(0)
+        for lane, (count, idle) in lanes.items():
+            TASKS_WAITING.labels(lane).set(count)
+            LANE_IDLE.labels(lane).set(idle.total_seconds())
+            if idle >= self._after:
+                _log.warning(
+                    "tasks wait and no worker took one lately: is a worker serving the queue?",
+                    extra={"lane": lane, "waiting": count, "idle_s": round(idle.total_seconds())},
+                )
+        self._reported = set(lanes)
 
     async def reconcile_once(self) -> int:
         """Re-publish one batch of stuck tasks.

@@ -423,6 +423,16 @@ class SchedulerService:
             await self._save(conn, list(runs.values()), now)
         return count
 
+    async def waiting_lanes(self) -> dict[str, tuple[int, timedelta]]:
+        """Lanes with tasks waiting for a worker: how many, and how long idle.
+
+        Idle: how long no worker of the lane took or ran a task, as this process saw.
+        """
+        async with self._acquire() as conn:
+            waiting = await store.waiting_by_lane(conn)
+        now = self._clock()
+        return {lane: (count, self._progress.idle(lane, now)) for lane, count in waiting.items()}
+
     async def prune_inbox(self, older_than: timedelta) -> int:
         """Forget consumed event ids older than ``older_than``; how many."""
         async with self._acquire() as conn:

@@ -536,6 +536,21 @@ async def stuck_scheduled(
     return [(row["run_id"], row["task_id"]) for row in rows]
 
 
+async def waiting_by_lane(conn: asyncpg.Connection) -> dict[str, int]:
+    """How many tasks wait in ``scheduled`` for a worker, by lane (delays excluded)."""
+    rows = await conn.fetch(
+        """
+        SELECT t.lane, count(*) AS waiting FROM tasks t
+        WHERE t.status = 'scheduled'
+          AND NOT EXISTS (
+              SELECT 1 FROM timers d
+              WHERE d.run_id = t.run_id AND d.task_id = t.task_id AND d.kind = 'delay')
+        GROUP BY t.lane
+        """
+    )
+    return {row["lane"]: row["waiting"] for row in rows}
+
+
 def json_or_none(raw: bytes | None) -> object:
     """Decode a stored JSON document, ``None`` when absent."""
     return json.loads(raw) if raw else None

@@ -37,6 +37,12 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     it is on every task's path; 5 ms saves ~2 to 3 ms per hop over 10 ms at twice the
     idle fetch rate. Default: 5 ms."""
 
+    kafka_metadata_max_age_ms: int = 10_000
+    """The task topics are re-created after the broker lost everything, possibly with
+    another partition count (the broker auto-creates a topic a record reaches first):
+    the worker sees them within this time, not aiokafka's default 5 minutes.
+    Default: 10000 ms."""
+
     worker_id: str = Field(default_factory=_default_worker_id)
     """This instance's id in task events. Default: ``<host>-<pid>-<random>``."""
     worker_group_id: str = "worker"

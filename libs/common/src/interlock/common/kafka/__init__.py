@@ -5,7 +5,13 @@ The functions and classes work on their own; :class:`KafkaBroker` and
 """
 
 from interlock.common.kafka._config import consumer_config, producer_config
-from interlock.common.kafka._consumer import EventConsumer, EventHandler, decode_consumer_record
+from interlock.common.kafka._consumer import (
+    EventConsumer,
+    EventHandler,
+    commit_if_member,
+    decode_consumer_record,
+    is_member,
+)
 from interlock.common.kafka._health import check_kafka
 from interlock.common.kafka._publisher import EventPublisher
 from interlock.common.kafka._resources import EventConsumerTask, KafkaBroker
@@ -17,7 +23,9 @@ __all__ = [
     "EventPublisher",
     "KafkaBroker",
     "check_kafka",
+    "commit_if_member",
     "consumer_config",
     "decode_consumer_record",
+    "is_member",
     "producer_config",
 ]

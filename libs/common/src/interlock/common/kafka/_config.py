@@ -49,7 +49,7 @@ def consumer_config(options: KafkaOptions, *, group_id: str, client_id: str) -> 
 
     Returns:
         The arguments: manual commits, ``auto_offset_reset="earliest"``, the options'
-        fetch wait, session timeout and heartbeat interval.
+        fetch wait, session timeout, heartbeat interval and metadata refresh.
 
     Raises:
         ValueError: When ``kafka_fetch_max_wait_ms`` is not positive (0 hangs the
@@ -70,4 +70,5 @@ def consumer_config(options: KafkaOptions, *, group_id: str, client_id: str) -> 
             options.kafka_request_timeout_ms, options.kafka_session_timeout_ms + 5000
         ),
         "max_poll_records": options.kafka_max_batch_size,
+        "metadata_max_age_ms": options.kafka_metadata_max_age_ms,
     }

@@ -20,9 +20,12 @@ from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
 from interlock.common.topics import EventType
 
-__all__ = ["EventConsumer", "EventHandler"]
+__all__ = ["EventConsumer", "EventHandler", "commit_if_member", "is_member"]
 
 _log = logging.getLogger(__name__)
+
+_NO_GENERATION = -1
+"""aiokafka's generation while the consumer is not a member of its group."""
 
 _PATTERN_METADATA_MAX_AGE_MS = 5_000
 """How soon a consumer of a routed type sees a topic created on demand (a new queue)."""
@@ -329,8 +332,10 @@ class EventConsumer(Lifecycle):
 
     async def _commit(self, consumer: Any, offsets: dict[Any, int]) -> None:
         try:
-            await consumer.commit(offsets)
-        except (KafkaError, ConsumerStoppedError) as error:
+            await commit_if_member(
+                consumer, offsets, timeout_s=self._options.kafka_request_timeout_ms / 1000
+            )
+        except (KafkaError, ConsumerStoppedError, TimeoutError) as error:
             # Typically a rebalance moved a partition away mid-batch: its new owner gets
             # the batch again and the idempotent handler drops what it already applied.
             _log.warning(
@@ -348,6 +353,39 @@ class EventConsumer(Lifecycle):
         delay_ms = min(self._retry_backoff_ms * 2 ** (failures - 1), self._max_retry_backoff_ms)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay_ms / 1000)
+
+
+def is_member(consumer: AIOKafkaConsumer) -> bool:
+    """Whether ``consumer`` is a member of its group (it joined and was not forgotten)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return coordinator is None or coordinator.generation != _NO_GENERATION
+
+
+async def commit_if_member(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], *, timeout_s: float
+) -> bool:
+    """Commit ``offsets`` while ``consumer`` is a member of its group; whether it did.
+
+    - Between losing its membership (the broker forgot the group: it restarted empty,
+      or the session expired) and joining again, aiokafka sends commits with no
+      generation, which a broker takes as a standalone commit: offsets from before a
+      broker restart then landed in the new broker's empty group, and the consumer
+      resumed from them, past the end of the re-created topics, skipping every record
+      written since. Such a commit is not sent; the offsets stay uncommitted and the
+      records are delivered again (consumers are idempotent).
+    - aiokafka retries a commit that meets a retriable error without end (every commit
+      got ``UnknownTopicOrPartitionError`` until the topics existed again); a commit
+      is given up after ``timeout_s``.
+
+    Raises:
+        aiokafka.errors.KafkaError: The commit failed.
+        TimeoutError: It took longer than ``timeout_s``.
+    """
+    if not is_member(consumer):
+        return False
+    async with asyncio.timeout(timeout_s):
+        await consumer.commit(offsets)
+    return True
 
 
 def decode_consumer_record(record: Any) -> Event:

@@ -55,6 +55,11 @@ class QueueProgress:
         """Dispatch time of the latest-dispatched task a worker picked up, if any."""
         return self._head
 
+    @property
+    def last_activity(self) -> datetime:
+        """When a worker last took or ran a task (or watching began)."""
+        return self._last_activity
+
     def picked_up(self, dispatched_at: datetime, now: datetime) -> None:
         """A worker started (or finished) an attempt dispatched at ``dispatched_at``."""
         if self._head is None or dispatched_at > self._head:
@@ -122,6 +127,11 @@ class Lanes:
                 self._started, stalled_factor=self._stalled_factor
             )
         return progress
+
+    def idle(self, name: str, now: datetime) -> timedelta:
+        """How long no worker took or ran a task of lane ``name``, as this process saw."""
+        progress = self._lanes.get(name)
+        return now - (progress.last_activity if progress is not None else self._started)
 
     def lost_before(self, now: datetime, after: timedelta) -> Cutoffs:
         """Each lane's cut-off (:meth:`QueueProgress.lost_before`)."""

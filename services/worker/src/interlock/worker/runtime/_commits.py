@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from interlock.common.kafka import commit_if_member
 from interlock.worker.domain.offsets import PartitionOffsets
 
 _log = logging.getLogger(__name__)
@@ -20,16 +21,29 @@ class OffsetCommitter:
     At most one commit per ``commit_interval_ms`` (each costs a request here and in the
     broker), started when an outcome was published or a record skipped.
 
+    Commits go through :func:`~interlock.common.kafka.commit_if_member`: none while the
+    consumer is not a member of the group (after the broker restarted empty, the
+    offsets of before would land in the new, empty group, and the worker resume past
+    the end of the re-created topics), each bounded by ``commit_timeout_ms`` (aiokafka
+    retries some failures without end, which held the rebalance of a revocation).
+
     Args:
         consumer: Returns the open ``task.scheduled`` consumer, ``None`` once closed.
         commit_interval_ms: Least time between two commits.
+        commit_timeout_ms: Longest wait for one commit (it is given up, not retried:
+            the next commit carries the same offsets or later ones).
     """
 
     def __init__(
-        self, consumer: Callable[[], AIOKafkaConsumer | None], *, commit_interval_ms: int
+        self,
+        consumer: Callable[[], AIOKafkaConsumer | None],
+        *,
+        commit_interval_ms: int,
+        commit_timeout_ms: int,
     ) -> None:
         self._consumer = consumer
         self._interval_s = commit_interval_ms / 1000
+        self._timeout_s = commit_timeout_ms / 1000
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._wanted = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -53,6 +67,10 @@ class OffsetCommitter:
             if tracker is not None:
                 tracker.done(offset)
         self._wanted.set()
+
+    def tracked(self) -> list[TopicPartition]:
+        """The partitions whose records are tracked."""
+        return list(self._offsets)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Stop tracking partitions this worker no longer owns."""
@@ -85,7 +103,8 @@ class OffsetCommitter:
             if not offsets:
                 return
             try:
-                await consumer.commit(offsets)
+                if not await commit_if_member(consumer, offsets, timeout_s=self._timeout_s):
+                    return
             except Exception as error:
                 # Typically a rebalance: the next owner re-runs what is uncommitted and
                 # the scheduler drops the duplicate outcomes.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from interlock.common import topics
 from interlock.common.errors import EventDecodeError
@@ -77,18 +78,26 @@ class Fetcher:
         """Fetch no more (the loop ends at its next turn)."""
         self._stopping = True
 
-    async def run(self, consumer: AIOKafkaConsumer) -> None:
-        """Fetch until stopped or cancelled."""
+    async def run(self, consumer_of: Callable[[], AIOKafkaConsumer | None]) -> None:
+        """Fetch until stopped or cancelled, from whichever client ``consumer_of`` returns.
+
+        The worker replaces a client that lost its partitions; meanwhile there is none.
+        """
         while not self._stopping:
             self._capacity.clear()
+            consumer = consumer_of()
+            if consumer is None:
+                await self._wait_for_room_s(_FETCH_RETRY_S)
+                continue
             room = self._room()
             try:
                 if room <= 0:
                     await self._wait_for_room(consumer)
                     continue
                 batch = await self._fetch_fairly(consumer, room)
-            except KafkaError as error:
-                # Coordinator or connection trouble: the client recovers on its own.
+            except (KafkaError, ConsumerStoppedError) as error:
+                # Coordinator or connection trouble (the client recovers on its own),
+                # or a client being replaced.
                 _log.warning("fetching tasks failed; retrying", extra={"error": repr(error)})
                 await asyncio.sleep(_FETCH_RETRY_S)
                 continue
@@ -154,6 +163,10 @@ class Fetcher:
         for tp in ordered:
             groups.setdefault(self._band_of.get(tp.topic, lowest), []).append(tp)
         return list(groups.values())
+
+    async def _wait_for_room_s(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._capacity.wait(), timeout=timeout_s)
 
     async def _wait_for_room(self, consumer: AIOKafkaConsumer) -> None:
         """Wait until a task starts or ends; poll now and then to stay in the group.

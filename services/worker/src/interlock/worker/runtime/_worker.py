@@ -13,7 +13,7 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer
 
 from interlock.common import topics
-from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config
+from interlock.common.kafka import EventConsumer, KafkaBroker, consumer_config, is_member
 from interlock.common.supervision import request_process_restart
 from interlock.worker.attempts import AttemptEvents
 from interlock.worker.context import ArtifactStoreFactory
@@ -39,6 +39,8 @@ __all__ = ["Worker"]
 _log = logging.getLogger(__name__)
 
 _ABORT_WAIT_S = 5.0
+_CLIENT_CLOSE_S = 10.0
+_FETCH_RETRY_S = 0.5
 
 
 class Worker:
@@ -80,7 +82,9 @@ class Worker:
         )
         self._backlog = Backlog()
         self._committer = OffsetCommitter(
-            lambda: self._consumer, commit_interval_ms=settings.commit_interval_ms
+            lambda: self._consumer,
+            commit_interval_ms=settings.commit_interval_ms,
+            commit_timeout_ms=settings.kafka_request_timeout_ms,
         )
         metrics = MetricsByType(self._executors)
         reports = AttemptReports(
@@ -121,6 +125,7 @@ class Worker:
             artifacts=artifacts,
         )
         self._background: list[asyncio.Task[None]] = []
+        self._replacing: asyncio.Task[None] | None = None
         self._draining = False
 
     @property
@@ -150,26 +155,13 @@ class Worker:
     async def __aenter__(self) -> Self:
         self._cancellations.started_at = datetime.now(UTC)
         settings = self._settings
-        consumer = AIOKafkaConsumer(
-            **consumer_config(
-                settings,
-                group_id=settings.worker_group_id,
-                client_id=f"{self._source}-{self._worker_id}",
-            )
-        )
         await topics.ensure_task_topics(settings, settings.worker_queues)
-        await consumer.start()
-        consumer.subscribe(
-            list(self._topics),
-            listener=RebalanceListener(
-                self._backlog, self._committer, on_room=self._fetcher.room_made
-            ),
-        )
+        consumer = await self._open_consumer()
         self._consumer = consumer
         await self._cancellations.consumer.start()
         self._reporter.start()
         self._background = [
-            asyncio.create_task(self._fetcher.run(consumer), name="worker-fetch"),
+            asyncio.create_task(self._fetcher.run(lambda: self._consumer), name="worker-fetch"),
             asyncio.create_task(self._committer.run(), name="worker-commit"),
             asyncio.create_task(
                 send_heartbeats(
@@ -193,6 +185,61 @@ class Worker:
             },
         )
         return self
+
+    async def _open_consumer(self) -> AIOKafkaConsumer:
+        """A new client of the task topics, started and subscribed."""
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            **consumer_config(
+                settings,
+                group_id=settings.worker_group_id,
+                client_id=f"{self._source}-{self._worker_id}",
+            )
+        )
+        await consumer.start()
+        consumer.subscribe(
+            list(self._topics),
+            listener=RebalanceListener(
+                self._backlog,
+                self._committer,
+                on_room=self._fetcher.room_made,
+                is_member=lambda: is_member(consumer),
+                on_lost=self._consumer_lost,
+            ),
+        )
+        return consumer
+
+    def _consumer_lost(self) -> None:
+        if self._replacing is None and not self._draining:
+            self._replacing = asyncio.create_task(self._replace_consumer())
+
+    async def _replace_consumer(self) -> None:
+        """Close the client that lost its partitions and start a new one.
+
+        After the broker restarted empty, the old client kept its view of the topics
+        (partition counts included) and joined with it, so partitions the re-created
+        topics had gained were assigned to nobody and their tasks never ran. A new
+        client reads the topics afresh before it joins.
+        """
+        old, self._consumer = self._consumer, None
+        try:
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(_CLIENT_CLOSE_S):
+                        await old.stop()
+            self._backlog.drop_waiting()
+            self._committer.forget(self._committer.tracked())
+            while not self._draining:
+                try:
+                    self._consumer = await self._open_consumer()
+                    _log.warning("task consumer replaced after its partitions were lost")
+                    break
+                except Exception:
+                    _log.warning("cannot open a task consumer; retrying", exc_info=True)
+                    await asyncio.sleep(_FETCH_RETRY_S)
+        finally:
+            self._replacing = None
+            self._fetcher.room_made()
 
     async def __aexit__(
         self,
@@ -233,13 +280,15 @@ class Worker:
 
     async def drain(self) -> None:
         """Stop fetching, let running tasks finish in time, report the rest, commit, leave."""
-        if self._consumer is None:
+        if not self._background or self._draining:
             return
         self._draining = True
         self._fetcher.stop()
         self._dispatcher.stop()
         fetch, commit, heartbeat, cancellations = self._background
         await _cancel(fetch)
+        if self._replacing is not None:
+            await _cancel(self._replacing)
         # Never started: left uncommitted, so the partition's next owner runs them.
         self._backlog.drop_waiting()
         running = [a.task for a in self._backlog.running if a.task is not None]
@@ -265,7 +314,8 @@ class Worker:
         await self._cancellations.consumer.stop()
         await _cancel(cancellations)
         consumer, self._consumer = self._consumer, None
-        await consumer.stop()
+        if consumer is not None:
+            await consumer.stop()
         for executor in self._executors.values():
             close = getattr(executor, "aclose", None)
             if close is not None:
