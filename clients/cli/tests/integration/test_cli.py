@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -277,13 +278,7 @@ def test_the_watch_view_as_a_terminal_draws_it(cli, platform, definitions) -> No
     assert "3/3 tasks finished" in last_view
 
 
-def test_logs_follow_prints_a_running_tasks_lines_and_ends_with_the_run(
-    cli, platform, definitions
-) -> None:
-    document = httpx.get(f"{platform.gateway}/api/v1/metadata/openapi.json", timeout=30)
-    paths = document.json().get("paths", {}) if document.status_code == 200 else {}
-    if "/api/v1/executions/{run_id}/logs/stream" not in paths:
-        pytest.skip("the metadata service does not serve the log stream yet")
+def test_logs_follow_prints_a_running_tasks_lines_and_ends_with_the_run(cli, definitions) -> None:
     applied = cli("apply", "-f", str(definitions["echo"]))
     assert applied.exit_code == 0, applied.output
     run_id = json.loads(cli("run", f"cli-echo-{SUFFIX}").stdout)["run_id"]
@@ -291,3 +286,48 @@ def test_logs_follow_prints_a_running_tasks_lines_and_ends_with_the_run(
     assert followed.exit_code == 0, followed.output
     lines = [line for line in followed.stdout.splitlines() if "say#1" in line]
     assert [line.split()[-1] for line in lines] == ["one", "two", "three"]
+
+
+def test_artifacts_put_list_get_and_a_url_that_needs_no_token(
+    cli, platform, definitions, tmp_path
+) -> None:
+    applied = cli("apply", "-f", str(definitions["good"]))
+    assert applied.exit_code == 0, applied.output
+    run_id = json.loads(cli("run", f"cli-good-{SUFFIX}").stdout)["run_id"]
+    source = tmp_path / "report.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+
+    put = cli("artifacts", "put", run_id, str(source), "-o", "json")
+    assert put.exit_code == 0, put.output
+    artifact = json.loads(put.stdout)
+    assert artifact["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    listed = json.loads(cli("artifacts", "list", run_id, "-o", "json").stdout)
+    assert [item["name"] for item in listed] == ["report.csv"]
+    copy = tmp_path / "copy.csv"
+    got = cli("artifacts", "get", artifact["artifact_id"], "--output", str(copy))
+    assert got.exit_code == 0, got.output
+    assert copy.read_bytes() == source.read_bytes()
+    shared = cli("artifacts", "url", artifact["artifact_id"], "--expires-in", "60")
+    assert shared.exit_code == 0, shared.output
+    downloaded = httpx.get(shared.stdout.strip(), timeout=30)
+    assert (downloaded.status_code, downloaded.content) == (200, source.read_bytes())
+
+
+def test_subscriptions_create_list_test_and_delete_and_deliveries_list(cli) -> None:
+    created = cli(
+        "subscriptions", "create", f"ops-{SUFFIX}", "-e", "run.failed",
+        "--email", "ops@example.com", "-o", "json",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    subscription = json.loads(created.stdout)
+    listed = json.loads(cli("subscriptions", "list", "-o", "json").stdout)
+    assert subscription["id"] in {item["id"] for item in listed}
+    tested = cli("subscriptions", "test", subscription["id"])
+    assert tested.exit_code == 0, tested.output
+    answer = cli("deliveries", "list", "--subscription", subscription["id"], "-o", "json")
+    assert answer.exit_code == 0, answer.output
+    assert isinstance(json.loads(answer.stdout), list)
+    deleted = cli("subscriptions", "delete", subscription["id"])
+    assert deleted.exit_code == 0, deleted.output
+    remaining = json.loads(cli("subscriptions", "list", "-o", "json").stdout)
+    assert subscription["id"] not in {item["id"] for item in remaining}

@@ -53,7 +53,8 @@ def test_artifacts_upload_and_download_as_streams_from_and_to_files(tmp_path) ->
             received["body"] = request.read()
             received["type"] = request.headers["content-type"].encode()
             return httpx.Response(
-                201, json={"id": "a1", "run_id": "r1", "name": "report.csv", "sha256": digest}
+                201,
+                json={"artifact_id": "a1", "run_id": "r1", "name": "report.csv", "sha256": digest},
             )
         assert request.url.path == "/api/v1/artifacts/a1/content"
         return httpx.Response(200, content=source.read_bytes())
@@ -62,7 +63,7 @@ def test_artifacts_upload_and_download_as_streams_from_and_to_files(tmp_path) ->
     target = tmp_path / "copy.csv"
     with Client("http://gateway", api_key="ilk_test", http=http) as client:
         artifact = client.artifacts.upload("r1", source, task_id="export")
-        assert artifact.id == "a1"
+        assert artifact.artifact_id == "a1"
         assert client.artifacts.download("a1", target) == target
     assert received["type"].startswith(b"multipart/form-data")
     for field in (b'name="run_id"\r\n\r\nr1', b'name="task_id"\r\n\r\nexport', digest.encode()):

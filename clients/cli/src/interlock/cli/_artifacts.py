@@ -40,10 +40,10 @@ def list_artifacts(
         items,
         output,
         [
-            Column("id", lambda a: a.id, whole=True),
+            Column("id", lambda a: a.artifact_id, whole=True),
             Column("name", lambda a: a.name),
             Column("task", lambda a: a.task_id),
-            Column("size", lambda a: a.size),
+            Column("size", lambda a: a.size_bytes),
             Column("type", lambda a: a.content_type),
             Column("state", lambda a: a.state),
             Column("created", lambda a: a.created_at),
@@ -90,7 +90,7 @@ def put(
     with client_for(ctx) as client:
         artifact = client.artifacts.upload(run_id, file, name=name, task_id=task)
     if chosen(output) is Format.TABLE:
-        say(f"uploaded {artifact.name} as {artifact.id}")
+        say(f"uploaded {artifact.name} as {artifact.artifact_id}")
     else:
         emit(artifact, output, [])
 

@@ -23,13 +23,13 @@ _CHUNK_BYTES = 1 << 20
 class Artifact(ApiModel):
     """A file of a run."""
 
-    id: str
+    artifact_id: str
     run_id: str
     task_id: str | None = None
     attempt: int | None = None
     name: str
     content_type: str | None = None
-    size: int | None = None
+    size_bytes: int | None = None
     sha256: str | None = None
     labels: dict[str, str] = {}
     state: str | None = None

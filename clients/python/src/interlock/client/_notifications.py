@@ -42,6 +42,8 @@ class Delivery(ApiModel):
 
     id: str
     subscription_id: str
+    webhook_id: str | None = None
+    """The message's ``webhook-id``: the same on every attempt."""
     run_id: str | None = None
     event_type: str | None = None
     status: str
