@@ -44,7 +44,7 @@ EXAMPLES_PER_OPERATION = 10
 some 800 requests."""
 OFFSETS = (21000, 22000, 23000, 24000)
 """Port offsets tried for the stack (the CLI tests use 30000-36000)."""
-LOGOUT = "POST /api/v1/auth/logout"
+REVOKING = {"POST /api/v1/auth/logout", "DELETE /api/v1/auth/session"}
 LOGIN_ATTEMPTS = 10
 MAX_FAILURE_REPORT = 3000
 """Characters of each failure kept in the report (it carries the request and answer)."""
@@ -204,8 +204,9 @@ def test_hostile_values_get_no_server_error(
 
 
 def _headers_for(stack: Stack, operation: Any, headers: dict[str, str]) -> dict[str, str]:
-    # Logging out revokes the token it is sent with: that one gets a token of its own.
-    return _login(stack) if operation.label == LOGOUT else headers
+    # Logging out (or signing a session out) revokes the token it is sent with: those
+    # get a token of their own.
+    return _login(stack) if operation.label in REVOKING else headers
 
 
 def _fuzz(

@@ -65,6 +65,7 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
             scheduler.SchedulerSettings(**_postgres(r, "scheduler"), **_kafka(r), grpc_port=0)
         ),
         [
+            "admission",
             "consumer:scheduler",
             "grpc",
             "kafka",
@@ -76,23 +77,23 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     ),
     "worker": (
         lambda r: worker.create_app(worker.WorkerSettings(**_kafka(r))),
-        ["kafka", "worker"],
+        ["artifact-client", "kafka", "worker"],
     ),
     "metadata": (
         lambda r: metadata.create_app(metadata.MetadataSettings(**_mongo(r), **_kafka(r))),
-        ["kafka", "mongo"],
+        ["executions", "indexes", "kafka", "log-indexes", "logs-consumer", "mongo"],
     ),
     "notification": (
         lambda r: notification.create_app(
             notification.NotificationSettings(**_postgres(r, "notification"), **_kafka(r))
         ),
-        ["kafka", "outbox-relay", "postgres"],
+        ["consumer", "deliveries", "kafka", "outbox-relay", "postgres"],
     ),
     "artifact": (
         lambda r: artifact.create_app(
             artifact.ArtifactSettings(**_postgres(r, "artifact"), **_s3(r))
         ),
-        ["postgres", "s3"],
+        ["collector", "postgres", "s3", "scheduler"],
     ),
 }
 
