@@ -1,10 +1,25 @@
-"""Prometheus metrics: HTTP request figures and the ``/metrics`` exposition."""
+"""Prometheus metrics every service shares, and the ``/metrics`` exposition.
+
+Shared series (each service adds its domain series in its own ``metrics`` module):
+
+- HTTP: requests by route template, method and status; latency.
+- Consumers: events consumed by topic, batch size, handling time, lag as the age of the
+  newest consumed event (the local broker's end offsets are unreliable) and offset lag
+  from the fetched high watermark where the broker reports one.
+- Outbox: backlog rows and age of the oldest row (measured by the relay every few
+  seconds with one bounded query), publish latency and rows published.
+- Parked events: :data:`interlock.common.parking.PARKED_EVENTS`.
+
+Names follow Prometheus' conventions: ``interlock_`` prefix, base units, ``_total``
+counters, ``_seconds`` durations; labels are bounded (no run or task ids).
+"""
 
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
@@ -22,6 +37,95 @@ HTTP_LATENCY = Histogram(
 )
 
 _UNMATCHED = "unmatched"
+
+_LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+EVENTS_CONSUMED = Counter(
+    "interlock_events_consumed_total",
+    "Events handled by a consumer group, by topic.",
+    ["group", "topic"],
+)
+CONSUMER_BATCH_EVENTS = Histogram(
+    "interlock_consumer_batch_events",
+    "Events per batch a consumer group handled.",
+    ["group"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+CONSUMER_BATCH_DURATION = Histogram(
+    "interlock_consumer_batch_duration_seconds",
+    "Time a consumer group's handler took for one batch (applied or failed).",
+    ["group"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+CONSUMER_FAILED_BATCHES = Counter(
+    "interlock_consumer_failed_batches_total",
+    "Batches whose handler failed (they are redelivered), by consumer group.",
+    ["group"],
+)
+CONSUMER_LAG = Gauge(
+    "interlock_consumer_lag_seconds",
+    "Age of the newest event of the last batch a consumer group handled, by topic.",
+    ["group", "topic"],
+)
+CONSUMER_OFFSET_LAG = Gauge(
+    "interlock_consumer_offset_lag_records",
+    "Records behind the fetched high watermark after the last batch, by topic.",
+    ["group", "topic"],
+)
+OUTBOX_BACKLOG_ROWS = Gauge(
+    "interlock_outbox_backlog_rows",
+    "Rows waiting in this service's outbox (counted up to a bound), at the last measure.",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "interlock_outbox_oldest_age_seconds",
+    "Age of the oldest row waiting in this service's outbox, at the last measure.",
+)
+OUTBOX_PUBLISHED = Counter(
+    "interlock_outbox_published_total", "Outbox rows the relay published (or parked)."
+)
+OUTBOX_PUBLISH_DURATION = Histogram(
+    "interlock_outbox_publish_duration_seconds",
+    "Time to publish one outbox batch until the broker acknowledged it.",
+    buckets=_LATENCY_BUCKETS_S,
+)
+
+
+def observe_batch(group: str, events: int, seconds: float, *, failed: bool = False) -> None:
+    """Count one batch a consumer group's handler took ``seconds`` over.
+
+    Args:
+        group: The consumer group.
+        events: How many events the batch held.
+        seconds: Time the handler took.
+        failed: Whether the handler raised (the batch is redelivered).
+    """
+    CONSUMER_BATCH_EVENTS.labels(group).observe(events)
+    CONSUMER_BATCH_DURATION.labels(group).observe(seconds)
+    if failed:
+        CONSUMER_FAILED_BATCHES.labels(group).inc()
+
+
+def observe_topic(
+    group: str, topic: str, *, records: int, newest_ms: int | None, offset_lag: int | None
+) -> None:
+    """Count the records of one topic a consumer group handled in a batch.
+
+    Args:
+        group: The consumer group.
+        topic: The topic the records came from.
+        records: How many there were.
+        newest_ms: The newest record's timestamp (ms since the epoch; the relay sets it
+            when it publishes), ``None`` when the broker gave none: the lag is the age
+            of that record.
+        offset_lag: Records between the batch's last offsets and the fetched high
+            watermarks, ``None`` when the broker reported no high watermark.
+    """
+    EVENTS_CONSUMED.labels(group, topic).inc(records)
+    if newest_ms is not None and newest_ms > 0:
+        age_s = datetime.now(UTC).timestamp() - newest_ms / 1000
+        CONSUMER_LAG.labels(group, topic).set(max(age_s, 0.0))
+    if offset_lag is not None:
+        CONSUMER_OFFSET_LAG.labels(group, topic).set(max(offset_lag, 0))
 
 
 def observe_request(scope: Scope, status: int, seconds: float) -> None:

@@ -53,6 +53,12 @@ import asyncpg
 
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.events import Event, KafkaRecord
+from interlock.common.metrics import (
+    OUTBOX_BACKLOG_ROWS,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISH_DURATION,
+    OUTBOX_PUBLISHED,
+)
 from interlock.common.parking import ParkedEvent, describe, is_poison, park
 from interlock.common.postgres import COMMON_MIGRATIONS, NotificationListener, PostgresDatabase
 from interlock.common.resources import Lifecycle
@@ -115,6 +121,20 @@ batch AS (
 DELETE FROM interlock_outbox AS o USING batch WHERE o.seq = batch.seq
 RETURNING o.seq, o.event_id, o.topic, o.key, o.headers, o.value
 """
+
+
+_BACKLOG_COUNT_LIMIT = 100_000
+"""Most rows the backlog measure counts, so that it stays cheap however large."""
+
+_MEASURE_BACKLOG = f"""
+SELECT
+    (SELECT count(*) FROM (SELECT FROM interlock_outbox LIMIT {_BACKLOG_COUNT_LIMIT}) AS r) AS rows,
+    (SELECT extract(epoch FROM now() - created_at) FROM interlock_outbox ORDER BY seq LIMIT 1)
+        AS oldest_s
+"""  # noqa: S608 - constants
+
+_MEASURE_EVERY_S = 5.0
+"""How often the relay measures its outbox's backlog (metrics), at most."""
 
 
 class RecordPublisher(Protocol):
@@ -289,12 +309,22 @@ class OutboxRelay:
             parked += await self._publish(sendable)
             await park(conn, parked)
         _log.debug("relayed outbox rows", extra={"rows": len(rows), "parked": len(parked)})
+        OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
+
+    async def measure_backlog(self) -> None:
+        """Set the backlog gauges (rows, age of the oldest) from one bounded query."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(_MEASURE_BACKLOG)
+        OUTBOX_BACKLOG_ROWS.set(row["rows"])
+        OUTBOX_OLDEST_AGE.set(float(row["oldest_s"] or 0.0))
 
     async def _publish(self, rows: list[asyncpg.Record]) -> list[ParkedEvent]:
         """Publish ``rows`` as one batch; on a poison error, one by one: the unpublishable."""
+        started = time.perf_counter()
         try:
             await self._publisher.publish_records([_record(row) for row in rows])
+            OUTBOX_PUBLISH_DURATION.observe(time.perf_counter() - started)
         except Exception as error:
             if not is_poison(error) or len(rows) == 0:
                 raise
@@ -332,9 +362,11 @@ class OutboxRelay:
         backoff = Backoff(
             initial_s=self._retry_backoff_ms / 1000, max_s=self._max_retry_backoff_ms / 1000
         )
+        measured_at = 0.0
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
+                measured_at = await self._measured(measured_at)
                 try:
                     drained = await self.drain_once()
                 except Exception as error:
@@ -363,6 +395,22 @@ class OutboxRelay:
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listening
+
+    async def _measured(self, measured_at: float) -> float:
+        """Measure the backlog when the last measure is older than a few seconds.
+
+        Returns:
+            When the backlog was last measured (``time.monotonic``).
+        """
+        now = time.monotonic()
+        if now - measured_at < _MEASURE_EVERY_S:
+            return measured_at
+        try:
+            await self.measure_backlog()
+        except Exception as error:
+            # Only the gauges go stale; the next drains retry the measure.
+            _log.warning("outbox backlog not measured", extra={"error": repr(error)})
+        return now
 
     async def stop(self) -> None:
         """Ask :meth:`run` to return after its current drain."""

@@ -96,6 +96,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             await reconciler.prune_parked_controls(parked_retention)
             await reconciler.prune_rejected_events(retention)
             await reconciler.report_waiting()
+            await reconciler.report_backlogs()
             return await reconciler.reconcile_once()
 
         await every(settings.reconcile_interval_s, reconcile)

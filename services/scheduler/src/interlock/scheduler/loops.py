@@ -13,6 +13,7 @@ from interlock.common.settings import KafkaOptions
 from interlock.common.supervision import SupervisedTask
 from interlock.common.topics import ensure_task_topics, ensure_topics
 from interlock.scheduler.domain.clock import Clock, utc_now
+from interlock.scheduler.metrics import TIMER_OVERDUE
 from interlock.scheduler.service import SchedulerService
 
 _log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class TimerLoop:
                 _log.exception("timer pass failed; retrying")
                 await asyncio.sleep(self._max_sleep_s)
                 continue
+            overdue = (self._clock() - next_due).total_seconds() if next_due else 0.0
+            TIMER_OVERDUE.set(max(overdue, 0.0))
             sleep_s = self._max_sleep_s
             if next_due is not None:
                 sleep_s = min(sleep_s, max((next_due - self._clock()).total_seconds(), 0.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from interlock.scheduler.metrics import LANE_IDLE, TASKS_WAITING
+from interlock.scheduler.metrics import DEAD_LETTERS, LANE_IDLE, TASKS_WAITING, TIMERS_DUE
 from interlock.scheduler.service import SchedulerService
 
 _log = logging.getLogger(__name__)
@@ -76,6 +76,12 @@ class Reconciler:
                     extra={"lane": lane, "waiting": count, "idle_s": round(idle.total_seconds())},
                 )
         self._reported = set(lanes)
+
+    async def report_backlogs(self) -> None:
+        """Publish the dead letters kept and the timers due as metrics."""
+        backlogs = await self._service.backlogs()
+        DEAD_LETTERS.set(backlogs.dead_letters)
+        TIMERS_DUE.set(backlogs.timers_due)
 
     async def reconcile_once(self) -> int:
         """Re-publish one batch of stuck tasks.

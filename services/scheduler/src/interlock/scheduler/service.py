@@ -24,7 +24,7 @@ from interlock.common import inbox, topics
 from interlock.common.events import Event, is_type
 from interlock.common.paging import PageKey
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler import store
+from interlock.scheduler import metrics, store
 from interlock.scheduler.domain.admission import admit, is_limited, tenant_limit
 from interlock.scheduler.domain.clock import Clock, utc_now
 from interlock.scheduler.domain.control import apply_control
@@ -128,9 +128,18 @@ class SchedulerService:
         return self._pool().acquire()
 
     async def _save(
-        self, conn: asyncpg.Connection, runs: Sequence[RunState], now: datetime
+        self,
+        conn: asyncpg.Connection,
+        runs: Sequence[RunState],
+        now: datetime,
+        *,
+        republished: bool = False,
     ) -> store.SaveResult:
-        """Save ``runs`` (:func:`store.save_runs`), once the topics their tasks go to exist."""
+        """Save ``runs`` (:func:`store.save_runs`), once the topics their tasks go to exist.
+
+        Their events are counted (metrics) just before, while the runs still hold them:
+        the rare transaction that fails after that is counted again when retried.
+        """
         if self._ensure_queues is not None:
             queues = {
                 event.payload.queue
@@ -140,6 +149,7 @@ class SchedulerService:
             }
             if queues:
                 await self._ensure_queues(queues)
+        metrics.observe_emitted(runs, now, republished=republished)
         return await store.save_runs(conn, runs, now)
 
     def _timer_set(self, due_at: datetime | None) -> None:
@@ -222,6 +232,7 @@ class SchedulerService:
                 )
                 await store.reject_events(conn, rejected, now)
             saved = await self._save(conn, list(runs.values()), now)
+            metrics.RUNS_STARTED.inc(len(started))
         return _Applied(runs=runs, saved=saved, invalid=invalid)
 
     def _apply(self, runs: dict[str, RunState], event: Event, now: datetime) -> None:
@@ -313,7 +324,14 @@ class SchedulerService:
             if not run_ids:
                 return 0
             runs = await store.load_runs(conn, run_ids, skip_locked=True)
+            due = [
+                (timer.kind.value, timer.due_at)
+                for run in runs.values()
+                for timer in run.timers.values()
+                if timer.due_at <= now
+            ]
             fired = sum(run.fire_due_timers(now) for run in runs.values())
+            metrics.observe_fired(due, now)
             saved = await self._save(conn, list(runs.values()), now)
         self._saved(saved)
         return fired
@@ -420,8 +438,13 @@ class SchedulerService:
             count = sum(
                 runs[run_id].republish(task_id, now) for run_id, task_id in stuck if run_id in runs
             )
-            await self._save(conn, list(runs.values()), now)
+            await self._save(conn, list(runs.values()), now, republished=True)
         return count
+
+    async def backlogs(self) -> store.Backlogs:
+        """How many dead letters are kept and how many timers are due (bounded counts)."""
+        async with self._acquire() as conn:
+            return await store.backlogs(conn, self._clock())
 
     async def waiting_lanes(self) -> dict[str, tuple[int, timedelta]]:
         """Lanes with tasks waiting for a worker: how many, and how long idle.

@@ -536,6 +536,34 @@ async def stuck_scheduled(
     return [(row["run_id"], row["task_id"]) for row in rows]
 
 
+BACKLOG_COUNT_LIMIT = 100_000
+"""Most rows :func:`backlogs` counts per table, so that it stays cheap however large."""
+
+
+@dataclass(frozen=True)
+class Backlogs:
+    """Rows waiting for someone: dead letters (an operator) and due timers (the loop)."""
+
+    dead_letters: int
+    timers_due: int
+
+
+async def backlogs(conn: asyncpg.Connection, now: datetime) -> Backlogs:
+    """Count the dead letters and the due timers, each up to :data:`BACKLOG_COUNT_LIMIT`."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT
+            (SELECT count(*) FROM (SELECT FROM dead_letters LIMIT {BACKLOG_COUNT_LIMIT}) d)
+                AS dead_letters,
+            (SELECT count(*) FROM (
+                SELECT FROM timers WHERE due_at <= $1 LIMIT {BACKLOG_COUNT_LIMIT}) t)
+                AS timers_due
+        """,  # noqa: S608 - constants
+        now,
+    )
+    return Backlogs(dead_letters=row["dead_letters"], timers_due=row["timers_due"])
+
+
 async def waiting_by_lane(conn: asyncpg.Connection) -> dict[str, int]:
     """How many tasks wait in ``scheduled`` for a worker, by lane (delays excluded)."""
     rows = await conn.fetch(
