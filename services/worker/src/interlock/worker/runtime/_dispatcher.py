@@ -16,6 +16,7 @@ from interlock.worker.context import ArtifactStoreFactory, TaskContext, TaskLogg
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import TaskAborted, TaskCancelled
 from interlock.worker.executors import Executor
+from interlock.worker.metrics import SLOTS_FREE
 from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._execution import execute
 from interlock.worker.runtime._metrics import MetricsByType
@@ -98,7 +99,10 @@ class Dispatcher:
             self._report(attempt, self._reports.failed(attempt, attempt.abort))
             return
         self._slots.acquire(scheduled.type)
-        self._metrics.of(scheduled.type).running.inc()
+        type_metrics = self._metrics.of(scheduled.type)
+        type_metrics.running.inc()
+        type_metrics.queue_wait.observe(max((attempt.started_at - event.time).total_seconds(), 0))
+        SLOTS_FREE.dec()
         attempt.log_fields = {
             "run_id": event.run_id,
             "task_id": scheduled.task_id,
@@ -164,6 +168,7 @@ class Dispatcher:
                 del backlog.by_run[attempt.event.run_id]
         self._slots.release(attempt.scheduled.type)
         self._metrics.of(attempt.scheduled.type).running.dec()
+        SLOTS_FREE.inc()
         self._reports.logs(attempt)
         self.dispatch()
 

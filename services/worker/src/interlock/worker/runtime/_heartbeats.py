@@ -7,6 +7,7 @@ import time
 
 from interlock.common.events import Event
 from interlock.worker.attempts import AttemptEvents
+from interlock.worker.metrics import HEARTBEATS_SENT
 from interlock.worker.reporter import Reporter
 from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._dispatcher import MIN_HEARTBEAT_S
@@ -38,6 +39,7 @@ async def send_heartbeats(
                 continue
             attempt.next_heartbeat = now + attempt.heartbeat_interval_s
             batch.append(events.heartbeat(attempt))
+            HEARTBEATS_SENT.inc()
         reporter.emit(batch)
         next_due = min((a.next_heartbeat for a in running), default=now + flush_s)
         await asyncio.sleep(max(MIN_HEARTBEAT_S, min(next_due, now + flush_s) - time.monotonic()))

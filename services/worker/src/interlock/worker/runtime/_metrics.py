@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
-from interlock.worker.metrics import TASK_DURATION, TASKS_FINISHED, TASKS_RUNNING
+from interlock.worker.metrics import QUEUE_WAIT, TASK_DURATION, TASKS_FINISHED, TASKS_RUNNING
 
 
 class TypeMetrics:
@@ -14,16 +14,19 @@ class TypeMetrics:
 
     def __init__(self, label: str) -> None:
         self.running = TASKS_RUNNING.labels(label)
-        self.duration = TASK_DURATION.labels(label)
+        self.queue_wait = QUEUE_WAIT.labels(label)
         self._label = label
-        self._finished: dict[str, Counter] = {}
+        self._finished: dict[str, tuple[Counter, Histogram]] = {}
 
-    def finished(self, outcome: str) -> Counter:
-        """The counter of tasks of this type that ended with ``outcome``."""
-        counter = self._finished.get(outcome)
-        if counter is None:
-            counter = self._finished[outcome] = TASKS_FINISHED.labels(self._label, outcome)
-        return counter
+    def finished(self, outcome: str) -> tuple[Counter, Histogram]:
+        """The counter and duration of attempts of this type that ended with ``outcome``."""
+        series = self._finished.get(outcome)
+        if series is None:
+            series = self._finished[outcome] = (
+                TASKS_FINISHED.labels(self._label, outcome),
+                TASK_DURATION.labels(self._label, outcome),
+            )
+        return series
 
 
 class MetricsByType:

@@ -113,9 +113,10 @@ class AttemptReports:
             result = "cancelled" if isinstance(attempt.abort, TaskCancelled) else "shutdown"
         else:
             result = "completed" if outcome.type == topics.TASK_COMPLETED else "failed"
-        metrics.finished(result).inc()
+        finished, duration = metrics.finished(result)
+        finished.inc()
         if attempt.started_at is not None:
-            metrics.duration.observe((outcome.time - attempt.started_at).total_seconds())
+            duration.observe((outcome.time - attempt.started_at).total_seconds())
         if not isinstance(attempt.abort, WorkerShutdown):  # else another worker runs it
             self._finished.remember(attempt.key, outcome)
         offsets = attempt.offsets

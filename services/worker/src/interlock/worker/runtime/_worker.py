@@ -20,6 +20,7 @@ from interlock.worker.context import ArtifactStoreFactory
 from interlock.worker.domain.slots import Slots
 from interlock.worker.errors import WorkerShutdown
 from interlock.worker.executors import Executor
+from interlock.worker.metrics import DRAIN_ABORTED, DRAINS, SLOTS_FREE
 from interlock.worker.reporter import Reporter
 from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._cancellation import Cancellations
@@ -160,6 +161,7 @@ class Worker:
         self._consumer = consumer
         await self._cancellations.consumer.start()
         self._reporter.start()
+        SLOTS_FREE.inc(settings.max_in_flight)
         self._background = [
             asyncio.create_task(self._fetcher.run(lambda: self._consumer), name="worker-fetch"),
             asyncio.create_task(self._committer.run(), name="worker-commit"),
@@ -283,6 +285,7 @@ class Worker:
         if not self._background or self._draining:
             return
         self._draining = True
+        DRAINS.inc()
         self._fetcher.stop()
         self._dispatcher.stop()
         fetch, commit, heartbeat, cancellations = self._background
@@ -299,6 +302,7 @@ class Worker:
             )
             _, late = await asyncio.wait(running, timeout=self._settings.drain_timeout_ms / 1000)
             if late:
+                DRAIN_ABORTED.inc(len(late))
                 self._dispatcher.abort_all(WorkerShutdown("the worker shut down first"))
                 _, stuck = await asyncio.wait(late, timeout=_ABORT_WAIT_S)
                 if stuck:
@@ -321,6 +325,7 @@ class Worker:
             if close is not None:
                 await close()
         await self._secrets.aclose()
+        SLOTS_FREE.dec(self._settings.max_in_flight)
         _log.info("worker stopped", extra={"worker_id": self._worker_id})
 
 
