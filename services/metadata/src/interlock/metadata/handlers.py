@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from prometheus_client import Counter
 
 from interlock.common import topics
 from interlock.common.events import Event, is_type
@@ -31,6 +30,7 @@ from interlock.metadata.domain import (
     TaskDeadLettered,
     millis,
 )
+from interlock.metadata.metrics import DOCUMENTS_WRITTEN, EVENTS_APPLIED, observe_written
 from interlock.metadata.service import ExecutionService
 
 CONSUMER = "metadata-executions"
@@ -51,12 +51,6 @@ EVENT_TYPES: tuple[topics.EventType, ...] = (
 )
 """Every event about a run except its log lines."""
 
-EVENTS_APPLIED = Counter(
-    "interlock_metadata_events_total", "Events folded into execution documents."
-)
-DOCUMENTS_WRITTEN = Counter(
-    "interlock_metadata_documents_written_total", "Execution documents written (bulk writes)."
-)
 
 _CONTROL_ACTIONS = {
     workflow_pb2.RunControl.ACTION_PAUSE: "pause",
@@ -81,6 +75,7 @@ class ExecutionProjection:
         facts = [fact for event in events if (fact := fact_of(event)) is not None]
         if facts:
             DOCUMENTS_WRITTEN.inc(await self._service.apply(facts))
+            observe_written("executions", events)
         EVENTS_APPLIED.inc(len(events))
 
 

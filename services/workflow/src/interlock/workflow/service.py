@@ -22,7 +22,7 @@ from interlock.common.events import Event
 from interlock.common.identity import Principal
 from interlock.common.paging import PageKey
 from interlock.events.v1 import definition_pb2, workflow_pb2
-from interlock.workflow import store
+from interlock.workflow import metrics, store
 from interlock.workflow.domain import (
     CompiledDefinition,
     ControlAction,
@@ -314,7 +314,10 @@ class WorkflowService:
                 view = self._new_run(request, run_id, version, prepared, created[run_id])
                 outcomes.append(BatchOutcome(status=201, run=view.run))
             else:
-                outcomes.append(_earlier_outcome(request, earlier))
+                outcome = _earlier_outcome(request, earlier)
+                if outcome.run is not None:
+                    metrics.IDEMPOTENT_REPLAYS.inc()
+                outcomes.append(outcome)
         return outcomes
 
     async def _start_version(
@@ -351,7 +354,9 @@ class WorkflowService:
             run_id = uuid.uuid4()
             created_at = await self._insert_run(conn, request, run_id, version, prepared)
             if created_at is None:
-                return await self._existing_run(conn, request), False
+                existing = await self._existing_run(conn, request)
+                metrics.IDEMPOTENT_REPLAYS.inc()
+                return existing, False
         return self._new_run(request, run_id, version, prepared, created_at), True
 
     async def _existing_run(self, conn: asyncpg.Connection, request: _StartRequest) -> RunView:
@@ -409,6 +414,7 @@ class WorkflowService:
         prepared: _Prepared,
         created_at: datetime,
     ) -> RunView:
+        metrics.RUNS_STARTED.inc()
         key = (request.principal.tenant, request.name)
         if len(self._latest_versions) >= LATEST_VERSION_HINTS:
             self._latest_versions.clear()
@@ -602,6 +608,7 @@ class WorkflowService:
                 ],
             )
             progress = await store.task_progress(conn, parsed)
+        metrics.CONTROL_ACTIONS.labels(action.value).inc()
         updated = replace(run, status=status, finished_at=finished_at)
         return RunView(run=updated, tasks=_tasks(updated, progress))
 

@@ -10,6 +10,7 @@ from interlock.common.events import Event
 from interlock.events.v1 import task_pb2
 from interlock.metadata.logs.domain import LEVELS, IncomingLog, LogLine
 from interlock.metadata.logs.service import LogService
+from interlock.metadata.metrics import LOG_LINES, observe_written
 
 __all__ = ["CONSUMER", "EVENT_TYPES", "LogHandler", "incoming_log"]
 
@@ -30,13 +31,14 @@ class LogHandler:
 
     async def handle(self, batch: Sequence[Event]) -> None:
         """Store the batch's lines; raising leaves the batch uncommitted (redelivered)."""
-        await self._service.ingest(
-            [
-                incoming_log(event.payload, tenant=event.tenant, run_id=event.run_id)
-                for event in batch
-                if isinstance(event.payload, task_pb2.TaskLog)
-            ]
-        )
+        incoming = [
+            incoming_log(event.payload, tenant=event.tenant, run_id=event.run_id)
+            for event in batch
+            if isinstance(event.payload, task_pb2.TaskLog)
+        ]
+        await self._service.ingest(incoming)
+        LOG_LINES.inc(sum(len(log.lines) for log in incoming))
+        observe_written("logs", batch)
 
 
 def incoming_log(payload: task_pb2.TaskLog, *, tenant: str, run_id: str) -> IncomingLog:
