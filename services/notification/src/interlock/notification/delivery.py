@@ -19,11 +19,19 @@ from datetime import UTC, datetime, timedelta
 from interlock.common.resources import Lifecycle
 from interlock.notification.domain import AttemptOutcome, Channel, render
 from interlock.notification.mail import EmailSender
+from interlock.notification.metrics import (
+    PENDING_DELIVERIES,
+    RETRY_BACKLOG,
+    observe_attempt,
+)
 from interlock.notification.service import NotificationService
 from interlock.notification.store import ClaimedDelivery
 from interlock.notification.webhooks import WebhookSender
 
 _log = logging.getLogger(__name__)
+
+_MEASURE_EVERY_S = 10.0
+"""How often the loop counts pending deliveries (metrics), at most."""
 
 
 class DeliveryLoop(Lifecycle):
@@ -65,6 +73,7 @@ class DeliveryLoop(Lifecycle):
         self._poll_interval_s = poll_interval_s
         self._retention = timedelta(seconds=retention_s)
         self._next_prune = 0.0
+        self._next_measure = 0.0
         self._wake = due
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -95,6 +104,7 @@ class DeliveryLoop(Lifecycle):
     async def _run(self) -> None:
         while True:
             await self._prune_hourly()
+            await self._measure_backlog()
             self._wake.clear()
             free = self._concurrency - len(self._in_flight)
             claimed: list[ClaimedDelivery] = []
@@ -122,6 +132,18 @@ class DeliveryLoop(Lifecycle):
         except Exception:
             _log.exception("pruning the inbox and the runs failed; trying again in an hour")
 
+    async def _measure_backlog(self) -> None:
+        if time.monotonic() < self._next_measure:
+            return
+        self._next_measure = time.monotonic() + _MEASURE_EVERY_S
+        try:
+            pending, retrying = await self._service.pending_counts()
+        except Exception as error:
+            _log.warning("delivery backlog not measured", extra={"error": repr(error)})
+            return
+        PENDING_DELIVERIES.set(pending)
+        RETRY_BACKLOG.set(retrying)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._wake.set()
@@ -134,7 +156,9 @@ class DeliveryLoop(Lifecycle):
             started_at = datetime.now(UTC)
             clock = time.monotonic()
             outcome = await self._send(delivery)
-            latency_ms = round((time.monotonic() - clock) * 1000)
+            seconds = time.monotonic() - clock
+            observe_attempt(delivery.channel, delivery.attempt, outcome, seconds)
+            latency_ms = round(seconds * 1000)
             next_at = await self._service.record(
                 delivery, started_at=started_at, latency_ms=latency_ms, outcome=outcome
             )

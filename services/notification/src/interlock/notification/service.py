@@ -355,6 +355,11 @@ class NotificationService:
         async with self._pool().acquire() as conn:
             return await store.claim_due(conn, limit=limit, lease_s=self._policy.lease_s)
 
+    async def pending_counts(self) -> tuple[int, int]:
+        """Pending deliveries, and those of them waiting for a retry (bounded counts)."""
+        async with self._pool().acquire() as conn:
+            return await store.pending_counts(conn)
+
     async def drop(self, delivery: store.ClaimedDelivery) -> None:
         """End a claimed delivery whose subscription was disabled meanwhile."""
         async with self._pool().acquire() as conn, conn.transaction():

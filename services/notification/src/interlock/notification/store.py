@@ -574,3 +574,19 @@ async def redeliver(conn: asyncpg.Connection, tenant: str, delivery_id: uuid.UUI
             "SELECT true FROM deliveries WHERE tenant = $1 AND id = $2", tenant, delivery_id
         )
     )
+
+
+BACKLOG_COUNT_LIMIT = 100_000
+"""Most rows :func:`pending_counts` counts, so that it stays cheap however large."""
+
+
+async def pending_counts(conn: asyncpg.Connection) -> tuple[int, int]:
+    """Pending deliveries, and those of them attempted before, each up to a bound."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT count(*) AS pending, count(*) FILTER (WHERE attempts > 0) AS retrying
+        FROM (SELECT attempts FROM deliveries WHERE status = 'pending'
+              LIMIT {BACKLOG_COUNT_LIMIT}) AS d
+        """  # noqa: S608 - constants
+    )
+    return row["pending"], row["retrying"]
