@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from interlock.artifact import store
+from interlock.artifact import metrics, store
 from interlock.artifact.domain import (
     ArtifactNotFoundError,
     ArtifactStateError,
@@ -172,7 +172,9 @@ class ArtifactService:
                 raise ChecksumMismatchError(
                     f"the bytes have SHA-256 {sha256}, not the declared {pending.sha256}"
                 )
-            return await self._make_available(pending, size_bytes=reader.size_bytes, sha256=sha256)
+            return await self._make_available(
+                pending, size_bytes=reader.size_bytes, sha256=sha256, upload="stream"
+            )
         except BaseException:
             await self._discard(pending)
             raise
@@ -230,7 +232,9 @@ class ArtifactService:
                     f"the bytes have SHA-256 {digest.hexdigest()}, not the declared "
                     f"{pending.sha256}"
                 )
-            return await self._make_available(pending, size_bytes=size, sha256=digest.hexdigest())
+            return await self._make_available(
+                pending, size_bytes=size, sha256=digest.hexdigest(), upload="presigned"
+            )
         except ChecksumMismatchError:
             await self._discard(pending)
             raise
@@ -268,8 +272,9 @@ class ArtifactService:
             return await store.insert_pending(conn, row)
 
     async def _make_available(
-        self, pending: StoredArtifact, *, size_bytes: int, sha256: str
+        self, pending: StoredArtifact, *, size_bytes: int, sha256: str, upload: str
     ) -> StoredArtifact:
+        """Mark ``pending`` available within the tenant's quota; ``upload`` labels metrics."""
         async with self._acquire() as conn, conn.transaction():
             await store.lock_tenant(conn, pending.tenant)
             usage = await store.tenant_usage(conn, pending.tenant, excluding=pending.id)
@@ -279,6 +284,8 @@ class ArtifactService:
             )
         if available is None:  # swept meanwhile: its bytes went with it
             raise ArtifactStateError("the upload took longer than its deadline")
+        metrics.ARTIFACTS_STORED.labels(upload).inc()
+        metrics.BYTES_IN.labels(upload).inc(size_bytes)
         return available
 
     def _too_large(self, size: int, usage: int) -> Exception:
@@ -337,7 +344,7 @@ class ArtifactService:
         return Content(
             artifact=artifact,
             byte_range=byte_range,
-            body=stored.chunks(),
+            body=metrics.counted(stored.chunks()),
             content_disposition=content_disposition(artifact.name),
         )
 
