@@ -105,6 +105,18 @@ def observe_batch(group: str, events: int, seconds: float, *, failed: bool = Fal
         CONSUMER_FAILED_BATCHES.labels(group).inc()
 
 
+_lagging: dict[str, set[str]] = {}
+"""The topics of each consumer group whose lag gauge is not 0."""
+
+
+def observe_caught_up(group: str) -> None:
+    """A consumer group's fetch found nothing new: its lag is 0 on every topic."""
+    topics = _lagging.pop(group, None)
+    if topics:
+        for topic in topics:
+            CONSUMER_LAG.labels(group, topic).set(0)
+
+
 def observe_topic(
     group: str, topic: str, *, records: int, newest_ms: int | None, offset_lag: int | None
 ) -> None:
@@ -124,6 +136,7 @@ def observe_topic(
     if newest_ms is not None and newest_ms > 0:
         age_s = datetime.now(UTC).timestamp() - newest_ms / 1000
         CONSUMER_LAG.labels(group, topic).set(max(age_s, 0.0))
+        _lagging.setdefault(group, set()).add(topic)
     if offset_lag is not None:
         CONSUMER_OFFSET_LAG.labels(group, topic).set(max(offset_lag, 0))
 

@@ -15,7 +15,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import consumer_config
-from interlock.common.metrics import observe_batch, observe_topic
+from interlock.common.metrics import observe_batch, observe_caught_up, observe_topic
 from interlock.common.parking import ParkedEvent, ParkEvents, describe, is_poison, log_parked
 from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
@@ -227,6 +227,7 @@ class EventConsumer(Lifecycle):
                         return
                     raise
                 if not batch:
+                    observe_caught_up(self._group_id)
                     continue
                 if await self._process(consumer, batch):
                     failures = 0
