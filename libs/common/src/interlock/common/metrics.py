@@ -17,7 +17,9 @@ counters, ``_seconds`` durations; labels are bounded (no run or task ids).
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -117,28 +119,34 @@ def observe_caught_up(group: str) -> None:
             CONSUMER_LAG.labels(group, topic).set(0)
 
 
-def observe_topic(
-    group: str, topic: str, *, records: int, newest_ms: int | None, offset_lag: int | None
-) -> None:
-    """Count the records of one topic a consumer group handled in a batch.
+def observe_fetched(group: str, consumer: Any, batch: Mapping[Any, Sequence[Any]]) -> None:
+    """Count the records of a fetched batch per topic, with their lag.
 
     Args:
         group: The consumer group.
-        topic: The topic the records came from.
-        records: How many there were.
-        newest_ms: The newest record's timestamp (ms since the epoch; the relay sets it
-            when it publishes), ``None`` when the broker gave none: the lag is the age
-            of that record.
-        offset_lag: Records between the batch's last offsets and the fetched high
-            watermarks, ``None`` when the broker reported no high watermark.
+        consumer: The aiokafka consumer that fetched them (for its high watermarks).
+        batch: Its ``getmany`` result: records by ``TopicPartition``.
     """
-    EVENTS_CONSUMED.labels(group, topic).inc(records)
-    if newest_ms is not None and newest_ms > 0:
-        age_s = datetime.now(UTC).timestamp() - newest_ms / 1000
-        CONSUMER_LAG.labels(group, topic).set(max(age_s, 0.0))
-        _lagging.setdefault(group, set()).add(topic)
-    if offset_lag is not None:
-        CONSUMER_OFFSET_LAG.labels(group, topic).set(max(offset_lag, 0))
+    per_topic: dict[str, tuple[int, int, int | None]] = {}
+    for tp, records in batch.items():
+        if not records:
+            continue
+        count, newest_ms, offset_lag = per_topic.get(tp.topic, (0, 0, None))
+        last = records[-1]  # a partition's records come in order
+        if last.timestamp is not None:
+            newest_ms = max(newest_ms, last.timestamp)
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            offset_lag = (offset_lag or 0) + highwater - last.offset - 1
+        per_topic[tp.topic] = (count + len(records), newest_ms, offset_lag)
+    now_s = datetime.now(UTC).timestamp()
+    for topic, (count, newest_ms, offset_lag) in per_topic.items():
+        EVENTS_CONSUMED.labels(group, topic).inc(count)
+        if newest_ms > 0:  # the relay stamps records when it publishes them
+            CONSUMER_LAG.labels(group, topic).set(max(now_s - newest_ms / 1000, 0.0))
+            _lagging.setdefault(group, set()).add(topic)
+        if offset_lag is not None:
+            CONSUMER_OFFSET_LAG.labels(group, topic).set(max(offset_lag, 0))
 
 
 def observe_request(scope: Scope, status: int, seconds: float) -> None:

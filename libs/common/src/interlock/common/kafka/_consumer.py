@@ -15,7 +15,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import consumer_config
-from interlock.common.metrics import observe_batch, observe_caught_up, observe_topic
+from interlock.common.metrics import observe_batch, observe_caught_up, observe_fetched
 from interlock.common.parking import ParkedEvent, ParkEvents, describe, is_poison, log_parked
 from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
@@ -276,30 +276,11 @@ class EventConsumer(Lifecycle):
                     return False
             else:
                 observe_batch(self._group_id, len(events), time.perf_counter() - started)
-        self._observe_topics(consumer, batch)
+        observe_fetched(self._group_id, consumer, batch)
         await self._committed()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         self._committing = asyncio.create_task(self._commit(consumer, offsets))
         return True
-
-    def _observe_topics(self, consumer: Any, batch: dict[Any, list[Any]]) -> None:
-        """Count a handled batch's records per topic, with their lag (metrics)."""
-        per_topic: dict[str, tuple[int, int | None, int | None]] = {}
-        for tp, records in batch.items():
-            if not records:
-                continue
-            count, newest_ms, offset_lag = per_topic.get(tp.topic, (0, None, None))
-            last = records[-1]  # a partition's records come in order
-            if last.timestamp is not None:
-                newest_ms = max(newest_ms or 0, last.timestamp)
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                offset_lag = (offset_lag or 0) + highwater - last.offset - 1
-            per_topic[tp.topic] = (count + len(records), newest_ms, offset_lag)
-        for topic, (count, newest_ms, offset_lag) in per_topic.items():
-            observe_topic(
-                self._group_id, topic, records=count, newest_ms=newest_ms, offset_lag=offset_lag
-            )
 
     async def _isolated_and_parked(self, events: Sequence[Event]) -> bool:
         """Handle ``events`` in halves down to single events, parking those that fail.

@@ -15,6 +15,7 @@ from interlock.common import topics
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import is_type
 from interlock.common.kafka import decode_consumer_record
+from interlock.common.metrics import observe_fetched
 from interlock.worker.attempts import Attempt
 from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._commits import OffsetCommitter
@@ -44,6 +45,7 @@ class Fetcher:
         answer_copy: Answers a copy of an attempt finished lately (whether it was one).
         poll_timeout_ms: Longest wait of a fetch for new records.
         on_fetched: Called after new attempts were queued (starts them).
+        group_id: The consumer group (labels the consumed-events metrics).
     """
 
     def __init__(
@@ -57,7 +59,9 @@ class Fetcher:
         poll_timeout_ms: int,
         on_fetched: Callable[[], None],
         answer_copy: Callable[[Attempt], bool],
+        group_id: str,
     ) -> None:
+        self._group_id = group_id
         self._prefetch = prefetch
         self._answer_copy = answer_copy
         self._backlog = backlog
@@ -102,6 +106,7 @@ class Fetcher:
                 await asyncio.sleep(_FETCH_RETRY_S)
                 continue
             if batch:
+                observe_fetched(self._group_id, consumer, batch)
                 self._accept(batch)
                 self._on_fetched()
             elif batch is None:

@@ -106,6 +106,7 @@ class Worker:
             poll_timeout_ms=settings.poll_timeout_ms,
             on_fetched=lambda: self._dispatcher.dispatch(),
             answer_copy=reports.answer_copy,
+            group_id=settings.worker_group_id,
         )
         self._cancellations = Cancellations(
             settings,
