@@ -1,0 +1,287 @@
+"""Metrics, alert rules and dashboards, checked with promtool against the real platform.
+
+One stack (its own data folder and ports) serves some traffic first: runs that succeed,
+fail after a retry (a timer, a dead letter) and get cancelled, an idempotent replay, an
+email subscription's deliveries, an artifact uploaded and downloaded. Then every
+service's ``/metrics`` must pass ``promtool check metrics``, and every metric named in a
+dashboard's PromQL must be exposed (a dashboard of one service: by that service). The
+alert rules pass ``promtool check rules`` and their unit tests (``promtool test rules``).
+
+promtool comes with Debian's ``prometheus`` package: the tests install it when missing
+(as root with apt-get) and skip, saying why, only where it cannot be installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from interlock.devstack._process import port_is_free
+from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, SERVICES, Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = sorted((ROOT / "infra/prometheus/rules").glob("*.yml"))
+RULE_TESTS = sorted((ROOT / "infra/prometheus/tests").glob("*.yml"))
+DASHBOARDS = sorted((ROOT / "infra/grafana/dashboards").glob("*.json"))
+OFFSETS = (3650, 3850)
+SERVICE_BY_NAME = {service.name: service for service in SERVICES}
+SERVICE_NAMES = sorted(SERVICE_BY_NAME)
+_METRIC = re.compile(r"\b(interlock_[a-z0-9_]+)\b")
+_WAIT_S = 120.0
+
+WORKFLOWS = {
+    "obs-ok": {
+        "name": "obs-ok",
+        "tasks": [
+            {"id": "a", "type": "echo", "params": {"lines": ["one", "two"], "interval": "10ms"}},
+            {"id": "b", "type": "noop", "depends_on": ["a"]},
+            {"id": "c", "type": "noop", "depends_on": ["a"]},
+        ],
+    },
+    "obs-fail": {
+        "name": "obs-fail",
+        "tasks": [
+            {
+                "id": "f",
+                "type": "fail",
+                "retry": {"max_attempts": 2, "initial_interval": "100ms", "jitter": "none"},
+            }
+        ],
+    },
+    "obs-sleep": {
+        "name": "obs-sleep",
+        "tasks": [{"id": "s", "type": "sleep", "params": {"duration": "60s"}}],
+    },
+}
+
+
+@dataclass(frozen=True)
+class Platform:
+    stack: Stack
+    scrapes: dict[str, str]
+    """Each service's ``/metrics`` text, after the traffic."""
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "interlock.devstack", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _free_offset() -> int:
+    for offset in OFFSETS:
+        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
+        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
+        if all(port_is_free(port) for port in ports):
+            return offset
+    pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
+
+
+def _eventually(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + _WAIT_S
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.2)
+
+
+def _scrape(stack: Stack, service: str) -> str:
+    port = stack.http_port(SERVICE_BY_NAME[service])
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", trust_env=False, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _serve_traffic(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
+        login = client.post(
+            "/api/v1/auth/login",
+            json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "tenant": "default"},
+        )
+        assert login.status_code == 200, login.text
+        client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
+        subscribed = client.post(
+            "/api/v1/subscriptions",
+            json={
+                "name": "obs",
+                "channel": "email",
+                "target": ["ops@example.com"],
+                "events": ["run.succeeded", "run.failed", "run.cancelled"],
+            },
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        for definition in WORKFLOWS.values():
+            defined = client.post("/api/v1/workflows", json=definition)
+            assert defined.status_code == 201, defined.text
+        runs: dict[str, str] = {}
+        for name in WORKFLOWS:
+            started = client.post(
+                f"/api/v1/workflows/{name}/runs",
+                json={"input": {}},
+                headers={"idempotency-key": f"obs-{name}"},
+            )
+            assert started.status_code == 201, started.text
+            runs[name] = started.json()["run_id"]
+        replayed = client.post(
+            "/api/v1/workflows/obs-ok/runs",
+            json={"input": {}},
+            headers={"idempotency-key": "obs-obs-ok"},
+        )
+        assert replayed.status_code == 200, replayed.text
+        _eventually(
+            "the sleeping run's task starts",
+            lambda: client.get(f"/api/v1/runs/{runs['obs-sleep']}").json()["status"] == "running",
+        )
+        cancelled = client.post(f"/api/v1/runs/{runs['obs-sleep']}/cancel", json={"reason": "obs"})
+        assert cancelled.status_code == 200, cancelled.text
+        uploaded = client.post(
+            "/api/v1/artifacts",
+            data={"run_id": runs["obs-ok"], "name": "obs.txt"},
+            files={"file": ("obs.txt", b"observed\n", "text/plain")},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        content = client.get(f"/api/v1/artifacts/{uploaded.json()['artifact_id']}/content")
+        assert content.content == b"observed\n"
+        ends = {"obs-ok": "succeeded", "obs-fail": "failed", "obs-sleep": "cancelled"}
+        for name, status in ends.items():
+            _eventually(
+                f"{name} ends {status}",
+                lambda name=name, status=status: (
+                    client.get(f"/api/v1/runs/{runs[name]}").json()["status"] == status
+                ),
+            )
+    _eventually(
+        "the scheduler, metadata and notification count what the runs did",
+        lambda: all(
+            name in _scrape(stack, service)
+            for service, name in (
+                ("scheduler", 'interlock_scheduler_runs_finished_total{status="cancelled"}'),
+                ("metadata", 'interlock_metadata_write_lag_seconds_count{store="logs"}'),
+                ("notification", "interlock_notification_delivery_attempts_total{"),
+            )
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
+    data_dir = Path(tempfile.mkdtemp(prefix="ilk-obs-"))
+    data_dir.chmod(0o755)
+    env = {
+        **os.environ,
+        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
+        "INTERLOCK_DEV_PORT_OFFSET": str(_free_offset()),
+    }
+    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
+    env.pop("INTERLOCK_DEV_GATEWAY_AUTHZ", None)
+    stack = Stack.from_env(env)
+    try:
+        started = _cli(env, "up")
+        assert started.returncode == 0, f"up failed:\n{started.stdout}\n{started.stderr}"
+        _serve_traffic(stack)
+        yield Platform(stack, {service: _scrape(stack, service) for service in SERVICE_NAMES})
+    finally:
+        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
+        _cli(env, "clean")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    """promtool's path, installing Debian's ``prometheus`` package when it is missing."""
+    found = shutil.which("promtool")
+    if found is not None:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("promtool is missing and cannot be installed here (needs root and apt-get)")
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(install, env=apt_env, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=apt_env, capture_output=True, check=False)
+        subprocess.run(install, env=apt_env, capture_output=True, check=False)
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("Debian's prometheus package (promtool) could not be installed")
+    return found
+
+
+def _promtool(promtool: str, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [promtool, *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def test_the_alert_rules_are_valid(promtool: str) -> None:
+    out = _promtool(promtool, "check", "rules", *map(str, RULES))
+    assert "SUCCESS" in out
+
+
+def test_every_alert_has_a_unit_test_and_they_pass(promtool: str) -> None:
+    alerts = set(re.findall(r"^\s+- alert: (\w+)$", "".join(p.read_text() for p in RULES), re.M))
+    tested = set(re.findall(r"alertname: (\w+)$", "".join(p.read_text() for p in RULE_TESTS), re.M))
+    assert alerts and alerts <= tested, f"alerts without a unit test: {alerts - tested}"
+    assert "SUCCESS" in _promtool(promtool, "test", "rules", *map(str, RULE_TESTS))
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_service_exposes_metrics_promtool_accepts(
+    platform: Platform, promtool: str, service: str
+) -> None:
+    text = platform.scrapes[service]
+    assert "interlock_http_requests_total{" in text
+    _promtool(promtool, "check", "metrics", stdin=text)
+
+
+def _exposed(text: str) -> set[str]:
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def _dashboard_metrics(dashboard: dict[str, Any]) -> set[str]:
+    exprs = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+    assert exprs, f"{dashboard['title']} has no PromQL"
+    return {name for expr in exprs for name in _METRIC.findall(expr)}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def test_every_dashboard_names_only_exposed_metrics(platform: Platform, path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"].startswith("Interlock / ")
+    named = _dashboard_metrics(dashboard)
+    scrapes = platform.scrapes
+    if path.stem in scrapes:
+        exposed = _exposed(scrapes[path.stem])
+    else:  # the overview: the whole platform
+        exposed = set().union(*(_exposed(text) for text in scrapes.values()))
+    assert named, f"{path.name} names no Interlock metric"
+    assert named <= exposed, f"{path.name} names metrics nobody exposes: {named - exposed}"
