@@ -25,6 +25,10 @@ status: install  ## every process with its PID and health
 logs: install  ## follow logs: all, or one with SERVICE=name
 	@$(DEVSTACK) logs $(SERVICE)
 
+.PHONY: observe
+observe: install  ## Prometheus (Debian's package) scraping `make up`'s stack with the alert rules; prints its address
+	@./scripts/observe
+
 check: install  ## formatting, lint and strict typing
 	@./scripts/check
 

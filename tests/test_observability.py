@@ -74,6 +74,8 @@ WORKFLOWS = {
 @dataclass(frozen=True)
 class Platform:
     stack: Stack
+    env: dict[str, str]
+    """The variables the stack was started with."""
     scrapes: dict[str, str]
     """Each service's ``/metrics`` text, after the traffic."""
 
@@ -163,13 +165,13 @@ def _serve_traffic(stack: Stack) -> None:
         content = client.get(f"/api/v1/artifacts/{uploaded.json()['artifact_id']}/content")
         assert content.content == b"observed\n"
         ends = {"obs-ok": "succeeded", "obs-fail": "failed", "obs-sleep": "cancelled"}
-        for name, status in ends.items():
-            _eventually(
-                f"{name} ends {status}",
-                lambda name=name, status=status: (
-                    client.get(f"/api/v1/runs/{runs[name]}").json()["status"] == status
-                ),
-            )
+        _eventually(
+            f"the runs end {ends}",
+            lambda: all(
+                client.get(f"/api/v1/runs/{runs[name]}").json()["status"] == status
+                for name, status in ends.items()
+            ),
+        )
     _eventually(
         "the scheduler, metadata and notification count what the runs did",
         lambda: all(
@@ -200,7 +202,8 @@ def platform() -> Iterator[Platform]:
         started = _cli(env, "up")
         assert started.returncode == 0, f"up failed:\n{started.stdout}\n{started.stderr}"
         _serve_traffic(stack)
-        yield Platform(stack, {service: _scrape(stack, service) for service in SERVICE_NAMES})
+        scrapes = {service: _scrape(stack, service) for service in SERVICE_NAMES}
+        yield Platform(stack, env, scrapes)
     finally:
         # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
         _cli(env, "clean")
@@ -285,3 +288,38 @@ def test_every_dashboard_names_only_exposed_metrics(platform: Platform, path: Pa
         exposed = set().union(*(_exposed(text) for text in scrapes.values()))
     assert named, f"{path.name} names no Interlock metric"
     assert named <= exposed, f"{path.name} names metrics nobody exposes: {named - exposed}"
+
+
+def test_make_observe_scrapes_the_stack_with_the_rules(platform: Platform, promtool: str) -> None:
+    del promtool  # installed the same package, with the prometheus server
+    observe = subprocess.Popen(
+        [str(ROOT / "scripts/observe")],
+        env=platform.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert observe.stdout is not None
+        line = observe.stdout.readline()
+        address = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert address, f"no address printed: {line!r}"
+        expected = {f"127.0.0.1:{platform.stack.http_port(s)}" for s in SERVICE_BY_NAME.values()}
+
+        def interlock_targets_up() -> bool:
+            try:
+                found = httpx.get(f"{address[0]}/api/v1/targets", trust_env=False, timeout=5)
+            except httpx.TransportError:
+                return False
+            targets = found.json()["data"]["activeTargets"]
+            up = {t["labels"]["instance"] for t in targets if t["health"] == "up"}
+            return expected <= up
+
+        _eventually("Prometheus scrapes every service", interlock_targets_up)
+        rules = httpx.get(f"{address[0]}/api/v1/rules", trust_env=False, timeout=5).json()
+        loaded = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
+        named = set(re.findall(r"- alert: (\w+)", "".join(p.read_text() for p in RULES)))
+        assert named and loaded == named
+    finally:
+        observe.terminate()
+        observe.wait(timeout=30)

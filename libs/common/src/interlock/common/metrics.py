@@ -92,6 +92,11 @@ OUTBOX_PUBLISH_DURATION = Histogram(
 )
 
 
+def start_group_series(group: str) -> None:
+    """Expose a consumer group's failure counter at 0 before any failure (``rate`` works)."""
+    CONSUMER_FAILED_BATCHES.labels(group)
+
+
 def observe_batch(group: str, events: int, seconds: float, *, failed: bool = False) -> None:
     """Count one batch a consumer group's handler took ``seconds`` over.
 

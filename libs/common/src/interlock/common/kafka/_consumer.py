@@ -15,7 +15,12 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from interlock.common.errors import EventDecodeError
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import consumer_config
-from interlock.common.metrics import observe_batch, observe_caught_up, observe_fetched
+from interlock.common.metrics import (
+    observe_batch,
+    observe_caught_up,
+    observe_fetched,
+    start_group_series,
+)
 from interlock.common.parking import ParkedEvent, ParkEvents, describe, is_poison, log_parked
 from interlock.common.resources import Lifecycle
 from interlock.common.settings import KafkaOptions
@@ -125,6 +130,7 @@ class EventConsumer(Lifecycle):
         self._idle.set()
         self._committing: asyncio.Task[None] | None = None
         self._failing_since: float | None = None
+        start_group_series(group_id)
 
     @property
     def group_id(self) -> str:
