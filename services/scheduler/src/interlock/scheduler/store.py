@@ -115,6 +115,7 @@ ON CONFLICT (run_id, task_id, kind) DO UPDATE SET
 _INSERT_WAITING = """
 INSERT INTO waiting_runs (run_id, tenant, workflow, max_runs, requested_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
+ON CONFLICT (run_id) DO NOTHING
 """
 # A limited run that ended frees its slot (or leaves the queue, cancelled while waiting).
 _FREE_SLOTS = """
@@ -365,15 +366,22 @@ async def save_runs(
         run.timers_cleared.clear()
         run.dead_letters.clear()
         run.events.clear()
-        run.waiting = False
+        run.waiting = run.withdrawn = False
     return SaveResult(
         events=len(events), earliest_timer=earliest, versions=versions, slots_changed=slots_changed
     )
 
 
 async def _save_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> bool:
-    """Queue the runs that wait for a slot; free the slots of limited runs that ended."""
-    waiting = [run for run in runs if run.waiting and run.is_new]
+    """Queue the runs that wait for a slot (new or retried), free the others' slots.
+
+    Slots are freed for limited runs that ended, and retries queued by runs cancelled
+    since are dropped.
+
+    Returns:
+        Whether waiting runs may now start, or must be told a new reason.
+    """
+    waiting = [run for run in runs if run.waiting]
     if waiting:
         await conn.execute(
             _INSERT_WAITING,
@@ -386,7 +394,8 @@ async def _save_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> boo
     ended = [
         run.run_id
         for run in runs
-        if run.run_changed and run.status in ENDED_RUN and is_limited(run.definition)
+        if (run.run_changed and run.status in ENDED_RUN and is_limited(run.definition))
+        or run.withdrawn
     ]
     if ended:
         await conn.execute(_FREE_SLOTS, ended)
