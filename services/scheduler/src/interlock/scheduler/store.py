@@ -23,9 +23,10 @@ from datetime import datetime
 import asyncpg
 
 from interlock.common import outbox
+from interlock.common.events import Event
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler.domain.admission import WaitingRun, is_limited
-from interlock.scheduler.domain.queue import Cutoffs
+from interlock.scheduler.domain.queue import Cutoffs, UnservedTask
 from interlock.scheduler.domain.run import ErrorInfo, Plan, RunState, TaskState, Timer, TimerKind
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus, TaskStatus
 from interlock.scheduler.run_cache import RunCache
@@ -558,6 +559,50 @@ async def waiting_by_lane(conn: asyncpg.Connection) -> dict[str, int]:
         """
     )
     return {row["lane"]: row["waiting"] for row in rows}
+
+
+async def scheduled_in_lanes(
+    conn: asyncpg.Connection, lanes: Sequence[str], limit: int
+) -> list[UnservedTask]:
+    """Up to ``limit`` tasks waiting in ``scheduled`` on ``lanes``, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT t.run_id, r.tenant, r.started, t.task_id, t.attempt, t.lane
+        FROM tasks t JOIN runs r USING (run_id)
+        WHERE t.status = 'scheduled' AND t.lane = ANY($1::text[])
+          AND NOT EXISTS (
+              SELECT 1 FROM timers d
+              WHERE d.run_id = t.run_id AND d.task_id = t.task_id AND d.kind = 'delay')
+        ORDER BY t.scheduled_at LIMIT $2
+        """,
+        list(lanes),
+        limit,
+    )
+    starts: dict[str, workflow_pb2.WorkflowStarted] = {}
+    tasks = []
+    for row in rows:
+        started = starts.get(row["run_id"])
+        if started is None:
+            started = starts[row["run_id"]] = workflow_pb2.WorkflowStarted.FromString(
+                row["started"]
+            )
+        tasks.append(
+            UnservedTask(
+                run_id=row["run_id"],
+                tenant=row["tenant"],
+                workflow_name=started.workflow_name,
+                workflow_version=started.workflow_version,
+                task_id=row["task_id"],
+                attempt=row["attempt"],
+                lane=row["lane"],
+            )
+        )
+    return tasks
+
+
+async def enqueue_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Add events that change no run to the outbox (in the caller's transaction)."""
+    await outbox.enqueue(conn, events)
 
 
 def json_or_none(raw: bytes | None) -> object:
