@@ -477,6 +477,50 @@ tasks:
     assert views[1].get("status_reason") is None
 
 
+def test_a_retried_run_waits_for_a_slot_like_a_new_one(platform: Platform) -> None:
+    failing, holding = _name("retried"), _name("holding")
+    platform.define(
+        f"""
+name: {failing}
+tasks:
+  - id: work
+    type: fail
+    params: {{retryable: false}}
+"""
+    )
+    platform.define(
+        f"""
+name: {holding}
+tasks:
+  - id: work
+    type: sleep
+    params: {{duration: 3s}}
+"""
+    )
+    run_id = platform.start(failing)
+    assert platform.ended(run_id)["status"] == "failed"
+    holders = [platform.start(holding) for _ in range(TENANT_LIMIT)]
+    platform.eventually(
+        lambda: all(platform.run(h)["status"] == "running" for h in holders),
+        what="runs holding every slot of the tenant",
+    )
+    retry = platform.client.post(f"/api/v1/runs/{run_id}/retry", json={})
+    assert retry.status_code == 200, retry.text
+    waiting = platform.eventually(
+        lambda: platform.run(run_id).get("status_reason"), what="the retried run to wait"
+    )
+    assert waiting == (
+        f"waiting for a slot: the tenant has {TENANT_LIMIT} of its {TENANT_LIMIT} runs running"
+    )
+    freed = min(platform.ended(h)["tasks"][0]["finished_at"] for h in holders)
+    retried = platform.eventually(
+        lambda: (v := platform.ended(run_id))["tasks"][0]["attempts"] == 2 and v,
+        what="the retried attempt",
+    )
+    assert retried["status"] == "failed"
+    assert freed <= retried["tasks"][0]["started_at"]
+
+
 def test_runs_over_the_tenant_limit_wait_until_others_end(platform: Platform) -> None:
     name = _name("tenant-limit")
     platform.define(
