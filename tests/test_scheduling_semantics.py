@@ -1,16 +1,22 @@
 """Issue 17's scheduling semantics through the gateway, on the real platform.
 
 One stack (the seven services, real workers, Envoy) for the module, on this module's own
-port offsets; the scheduler runs with a tenant limit of 3 runs. Each test drives runs
-through the public API and reads the run view: skipped and cancelled tasks with their
-reasons, schedule-to-start and run timeouts, concurrency limits, conditions and trigger
-rules, the run's output, a timer across a scheduler restart, weekday and date delays.
+port offsets; the scheduler runs with a tenant limit of 3 runs and calls a queue
+unserved after 1 s without a worker. Each test drives runs through the public API and
+reads the run view: skipped and cancelled tasks with their reasons, schedule-to-start and
+run timeouts (the worker stops the timed-out task), tasks waiting for a worker of their
+queue (run by one started later), concurrency limits (a retried run takes a slot
+again), conditions and trigger rules, the run's output, a timer across a scheduler
+restart, weekday and date delays.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +35,13 @@ import pytest
 
 from interlock.devstack._probes import run_sync
 from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack, StackSecrets
+from interlock.devstack._stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    Stack,
+    StackSecrets,
+    service_by_name,
+)
 from interlock.devstack._supervisor import Supervisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -38,6 +50,8 @@ OFFSETS = (7500, 7750)
 """Port offsets this module may use (other tests use others at the same time)."""
 TENANT_LIMIT = 3
 """The scheduler's ``tenant_max_concurrent_runs`` in this stack."""
+UNSERVED_AFTER_S = 1
+"""The scheduler's ``unserved_after_s`` (and reconcile interval) in this stack."""
 ENDED = {"succeeded", "failed", "cancelled"}
 
 
@@ -45,7 +59,11 @@ ENDED = {"succeeded", "failed", "cancelled"}
 class Platform:
     stack: Stack
     client: httpx.Client
-    scheduler_password: str
+    secrets: StackSecrets
+
+    @property
+    def scheduler_password(self) -> str:
+        return self.secrets.postgres_passwords["scheduler"]
 
     def define(self, yaml: str) -> None:
         response = self.client.post(
@@ -136,6 +154,8 @@ def platform() -> Iterator[Platform]:
         **os.environ,
         "INTERLOCK_DEV_DATA_DIR": str(data_dir),
         "INTERLOCK_TENANT_MAX_CONCURRENT_RUNS": str(TENANT_LIMIT),
+        "INTERLOCK_UNSERVED_AFTER_S": str(UNSERVED_AFTER_S),
+        "INTERLOCK_RECONCILE_INTERVAL_S": str(UNSERVED_AFTER_S),
     }
     env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
     failures = []
@@ -159,7 +179,7 @@ def platform() -> Iterator[Platform]:
             )
             assert login.status_code == 200, login.text
             client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
-            yield Platform(stack, client, secrets.postgres_passwords["scheduler"])
+            yield Platform(stack, client, secrets)
     finally:
         # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
         _cli(env, "clean")
@@ -327,12 +347,100 @@ tasks:
     depends_on: [slow]
 """
     )
-    view = platform.ended(platform.start(name))
+    stopped_before = _worker_metric(platform, 'interlock_worker_tasks_total{outcome="cancelled"')
+    run_id = platform.start(name)
+    platform.eventually(
+        lambda: _worker_metric(platform, "interlock_worker_tasks_running{") >= 1,
+        what="the sleep to run on the worker",
+    )
+    view = platform.ended(run_id, timeout_s=20)
     tasks = {task["id"]: task for task in view["tasks"]}
     assert view["status"] == "failed"
     assert tasks["slow"]["status"] == "cancelled"
     assert tasks["slow"]["reason"] == "the run timed out after 2000 ms"
     assert tasks["after"]["status"] == "skipped"
+    # The worker stopped the sleep (its slot is free) instead of letting it run 60 s.
+    platform.eventually(
+        lambda: (
+            _worker_metric(platform, 'interlock_worker_tasks_total{outcome="cancelled"')
+            > stopped_before
+        ),
+        timeout_s=20,
+        what="the worker to stop the timed-out task",
+    )
+    assert _worker_metric(platform, "interlock_worker_tasks_running{") == 0
+
+
+def _worker_metric(platform: Platform, prefix: str) -> float:
+    """The sum of the stack worker's ``sleep`` series that start with ``prefix``."""
+    worker = service_by_name("worker")
+    assert worker is not None
+    port = platform.stack.http_port(worker)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", trust_env=False, timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix) and 'type="sleep"' in line
+    )
+
+
+def test_a_task_of_a_queue_no_worker_serves_waits_visibly_then_runs_on_a_new_worker(
+    platform: Platform,
+) -> None:
+    queue = _name("gpu")
+    name = _name("unserved-queue")
+    platform.define(
+        f"""
+name: {name}
+tasks:
+  - id: train
+    type: noop
+    queue: {queue}
+"""
+    )
+    run_id = platform.start(name)
+    task = platform.eventually(
+        lambda: (t := platform.tasks(run_id).get("train", {})).get("reason") and t,
+        what="the task's waiting reason",
+    )
+    assert task["status"] == "scheduled"
+    assert task["reason"] == (
+        f"waiting for a worker serving queue {queue!r}: none took or ran a task of it "
+        f"in the last {UNSERVED_AFTER_S} s"
+    )
+    with _extra_worker(platform, queue):
+        view = platform.ended(run_id, timeout_s=60)
+    assert view["status"] == "succeeded"
+    assert view["tasks"][0]["status"] == "succeeded"
+    assert "reason" not in view["tasks"][0]
+
+
+@contextlib.contextmanager
+def _extra_worker(platform: Platform, queue: str) -> Iterator[None]:
+    """A second worker process, serving only ``queue``, wired to the stack."""
+    worker = service_by_name("worker")
+    assert worker is not None
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("INTERLOCK_")}
+    env |= platform.stack.service_env(worker, platform.secrets, {})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        env["INTERLOCK_HTTP_PORT"] = str(probe.getsockname()[1])
+    env["INTERLOCK_WORKER_QUEUES"] = json.dumps([queue])
+    process = subprocess.Popen(
+        platform.stack.service_command(worker, {}),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_runs_over_the_workflow_limit_wait_visibly_and_start_in_order(platform: Platform) -> None:
@@ -367,6 +475,50 @@ tasks:
     for previous_end, next_start in zip(finished, started[1:], strict=False):
         assert previous_end <= next_start
     assert views[1].get("status_reason") is None
+
+
+def test_a_retried_run_waits_for_a_slot_like_a_new_one(platform: Platform) -> None:
+    failing, holding = _name("retried"), _name("holding")
+    platform.define(
+        f"""
+name: {failing}
+tasks:
+  - id: work
+    type: fail
+    params: {{retryable: false}}
+"""
+    )
+    platform.define(
+        f"""
+name: {holding}
+tasks:
+  - id: work
+    type: sleep
+    params: {{duration: 3s}}
+"""
+    )
+    run_id = platform.start(failing)
+    assert platform.ended(run_id)["status"] == "failed"
+    holders = [platform.start(holding) for _ in range(TENANT_LIMIT)]
+    platform.eventually(
+        lambda: all(platform.run(h)["status"] == "running" for h in holders),
+        what="runs holding every slot of the tenant",
+    )
+    retry = platform.client.post(f"/api/v1/runs/{run_id}/retry", json={})
+    assert retry.status_code == 200, retry.text
+    waiting = platform.eventually(
+        lambda: platform.run(run_id).get("status_reason"), what="the retried run to wait"
+    )
+    assert waiting == (
+        f"waiting for a slot: the tenant has {TENANT_LIMIT} of its {TENANT_LIMIT} runs running"
+    )
+    freed = min(platform.ended(h)["tasks"][0]["finished_at"] for h in holders)
+    retried = platform.eventually(
+        lambda: (v := platform.ended(run_id))["tasks"][0]["attempts"] == 2 and v,
+        what="the retried attempt",
+    )
+    assert retried["status"] == "failed"
+    assert freed <= retried["tasks"][0]["started_at"]
 
 
 def test_runs_over_the_tenant_limit_wait_until_others_end(platform: Platform) -> None:

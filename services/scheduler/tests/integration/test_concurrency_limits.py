@@ -79,3 +79,31 @@ async def test_the_tenant_limit_holds_runs_of_every_workflow(
         await worker.publish(runs[0], cancel)
         await worker.wait_for(lambda: worker.scheduled(runs[2]), what="the third run to start")
         assert (await worker.wait_outcome(runs[0])).type == topics.WORKFLOW_CANCELLED
+
+
+async def test_a_retried_run_takes_a_slot_again_and_waits_for_one(
+    scheduler: Scheduler,
+) -> None:
+    worker = scheduler.worker
+    failing = await _start(worker, "etl", max_runs=1)
+    await worker.wait_for(lambda: worker.scheduled(failing))
+    boom = workflow_pb2.TaskError(type="Boom", message="no", retryable=False)
+    await worker.publish(failing, task_pb2.TaskFailed(task_id="a", attempt=1, error=boom))
+    assert (await worker.wait_outcome(failing)).type == topics.WORKFLOW_FAILED
+    holder = await _start(worker, "etl", max_runs=1)
+    await worker.wait_for(lambda: worker.scheduled(holder), what="the run holding the slot")
+    retry = workflow_pb2.RunControl(action=workflow_pb2.RunControl.ACTION_RETRY)
+    await worker.publish(failing, retry)
+    assert await scheduler.eventually(lambda: _reason(scheduler, failing)) == (
+        "waiting for a slot: 1 of 1 runs of 'etl' are running (max_concurrent_runs)"
+    )
+    assert worker.scheduled(failing) == [("a", 1)]
+    await worker.publish(holder, task_pb2.TaskCompleted(task_id="a", attempt=1))
+    await worker.wait_for(lambda: len(worker.scheduled(failing)) == 2, what="the retry")
+    assert (
+        await scheduler.pool.fetchval("SELECT count(*) FROM active_runs WHERE run_id = $1", failing)
+        == 1
+    )
+    blocked = await _start(worker, "etl", max_runs=1)
+    assert await scheduler.eventually(lambda: _reason(scheduler, blocked))
+    assert worker.scheduled(blocked) == []

@@ -2,7 +2,15 @@
 
 from datetime import UTC, datetime, timedelta
 
-from interlock.scheduler.domain.queue import Lanes, QueueProgress
+from interlock.common import topics
+from interlock.events.v1 import workflow_pb2
+from interlock.scheduler.domain.queue import (
+    Lanes,
+    QueueProgress,
+    UnservedTask,
+    lane_queue,
+    waiting_for_workers,
+)
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 AFTER = timedelta(seconds=30)
@@ -70,3 +78,39 @@ def test_a_lane_never_seen_follows_the_idle_rule() -> None:
     cutoffs = lanes.lost_before(at(40), AFTER)
     assert cutoffs.otherwise == at(10)
     assert cutoffs.by_lane == {"task.scheduled": None}
+
+
+def test_a_queue_is_idle_only_while_none_of_its_bands_sees_a_worker() -> None:
+    lanes = Lanes(T0)
+    assert lanes.queue_idle("gpu", at(12)) == timedelta(seconds=12)
+    lanes.lane(topics.task_topic("gpu", priority=-1)).busy(at(10))
+    assert lanes.queue_idle("gpu", at(12)) == timedelta(seconds=2)
+    assert lanes.queue_idle("", at(12)) == timedelta(seconds=12)
+
+
+def test_a_lane_names_its_queue() -> None:
+    assert lane_queue(topics.task_topic("gpu", priority=1)) == "gpu"
+    assert lane_queue(topics.task_topic("queue.x")) == "queue.x"
+    assert lane_queue(topics.task_topic("", priority=-1)) == ""
+
+
+def test_tasks_waiting_for_a_worker_are_told_once_per_run_with_the_queue() -> None:
+    def waiting(run_id: str, task_id: str, queue: str) -> UnservedTask:
+        lane = topics.task_topic(queue)
+        return UnservedTask(run_id, "t1", "wf", 2, task_id, 1, lane)
+
+    tasks = [waiting("r1", "a", "gpu"), waiting("r2", "b", ""), waiting("r1", "c", "gpu")]
+    events = waiting_for_workers(tasks, timedelta(seconds=10), T0)
+    assert [(e.type, e.run_id, e.tenant) for e in events] == [
+        (topics.WORKFLOW_WAITING, "r1", "t1"),
+        (topics.WORKFLOW_WAITING, "r2", "t1"),
+    ]
+    first, second = (e.payload for e in events)
+    assert isinstance(first, workflow_pb2.WorkflowWaiting)
+    assert isinstance(second, workflow_pb2.WorkflowWaiting)
+    assert (first.workflow_name, first.workflow_version, first.reason) == ("wf", 2, "")
+    assert [(t.task_id, t.attempt) for t in first.tasks] == [("a", 1), ("c", 1)]
+    assert first.tasks[0].reason == (
+        "waiting for a worker serving queue 'gpu': none took or ran a task of it in the last 10 s"
+    )
+    assert "queue 'default'" in second.tasks[0].reason

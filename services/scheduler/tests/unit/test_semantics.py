@@ -225,6 +225,27 @@ def test_a_limited_run_waits_without_tasks_until_admitted() -> None:
     assert run.timers[("", TimerKind.RUN_TIMEOUT)].due_at == NOW + timedelta(seconds=2)
 
 
+def test_a_limited_run_retried_queues_for_a_slot_then_retries_when_admitted() -> None:
+    run = run_with(spec("a"), limited=True)
+    run.admit(NOW)
+    run.task_failed("a", 1, error(retryable=False), NOW)
+    drain(run)
+    later = NOW + timedelta(minutes=1)
+    assert run.retry(later, limited=True) == 1
+    assert run.waiting and run.requested_at == later
+    assert run.status is RunStatus.FAILED and drain(run) == []
+    run.admit(later)
+    assert run.status is RunStatus.RUNNING
+    assert scheduled(drain(run)) == [("a", 2)]
+
+
+def test_cancelling_a_failed_run_withdraws_its_queued_retry() -> None:
+    run = run_with(spec("a"))
+    run.task_failed("a", 1, error(retryable=False), NOW)
+    run.cancel("changed my mind", "me", NOW)
+    assert run.withdrawn and run.status is RunStatus.FAILED
+
+
 def test_a_cancelled_delay_still_lets_its_downstream_run() -> None:
     delay = definition_pb2.DelaySpec(duration_ms=60_000)
     run = run_with(spec("wait", type="delay", delay=delay), spec("after", "wait"))

@@ -178,6 +178,25 @@ def cancelled(run_id: str, tenant: str = "tenant-a") -> Event:
     )
 
 
+def settled_cancelled(
+    run_id: str, task_id: str, attempt: int, reason: str, tenant: str = "tenant-a"
+) -> Event:
+    """A task.settled event: the scheduler cancelled ``task_id``'s ``attempt``."""
+    return Event(
+        type=topics.TASK_SETTLED,
+        payload=task_pb2.TasksSettled(
+            tasks=[
+                task_pb2.SettledTask(
+                    task_id=task_id, status="cancelled", attempt=attempt, reason=reason
+                )
+            ]
+        ),
+        tenant=tenant,
+        run_id=run_id,
+        source="test-scheduler",
+    )
+
+
 @pytest.fixture
 async def publish(settings: WorkerSettings) -> AsyncIterator[Callable[..., Any]]:
     """``await publish([events])``: publish under the test's prefix."""
@@ -257,6 +276,7 @@ def kit() -> Any:
     return types.SimpleNamespace(
         scheduled=scheduled,
         cancelled=cancelled,
+        settled_cancelled=settled_cancelled,
         new_run=new_run,
         make_context=make_context,
         eventually=eventually,

@@ -292,6 +292,42 @@ async def test_a_running_task_is_aborted_when_its_run_is_cancelled(
     assert task_events.of(topics.TASK_STARTED, run, "late") == []
 
 
+async def test_a_running_attempt_the_scheduler_cancelled_is_aborted_alone(
+    settings, running_worker, task_events, publish, kit: Any
+) -> None:
+    run = kit.new_run()
+    reason = "the run timed out after 2000 ms"
+    async with running_worker(settings) as worker:
+        await publish(
+            [
+                kit.scheduled(run, "long", "sleep", {"duration": "60s"}),
+                kit.scheduled(run, "cleanup", "sleep", {"duration": "1s"}),
+            ]
+        )
+        await kit.eventually(lambda: task_events.of(topics.TASK_STARTED, run, "long"))
+        await kit.eventually(lambda: worker.cancellations.assignment())
+        await publish([kit.settled_cancelled(run, "long", 1, reason)])
+        aborted = await task_events.wait_outcome(run, "long", timeout_s=20)
+        cleanup = await task_events.wait_outcome(run, "cleanup", timeout_s=20)
+        await publish([kit.scheduled(run, "long", "sleep", {"duration": "60s"})])
+        copy = await kit.eventually(
+            lambda: task_events.of(topics.TASK_FAILED, run, "long")[1:], timeout_s=20
+        )
+        running = _running_sleeps()
+    assert (aborted.error.type, aborted.error.message) == ("TaskCancelled", reason)
+    assert cleanup.DESCRIPTOR.name == "TaskCompleted"
+    assert copy[0].error.type == "TaskCancelled"
+    assert len(task_events.of(topics.TASK_STARTED, run, "long")) == 1
+    assert running == 0
+
+
+def _running_sleeps() -> float:
+    for line in generate_latest().decode().splitlines():
+        if line.startswith('interlock_worker_tasks_running{type="sleep"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 async def test_workers_joining_and_leaving_mid_load_lose_no_task(
     settings, running_worker, task_events, publish, kit: Any
 ) -> None:

@@ -94,3 +94,13 @@ def test_a_completion_that_says_when_it_was_scheduled_fills_every_time() -> None
     )
     # A task.scheduled's own time stays when the completion comes after it.
     assert fold(SCHEDULED, replace(fired, scheduled_at=at(3))).scheduled_at == at(0)
+
+
+def test_a_scheduled_task_shows_why_it_waits_until_it_starts() -> None:
+    reason = "waiting for a worker serving queue 'gpu'"
+    waiting = replace(SCHEDULED, time=at(5), reason=reason)
+    told = fold(SCHEDULED, waiting)
+    assert (told.status, told.scheduled_at, told.reason) == (TaskStatus.SCHEDULED, at(0), reason)
+    assert advance(told, replace(SCHEDULED, time=at(6))).reason == reason
+    assert advance(told, STARTED).reason is None
+    assert fold(SCHEDULED, STARTED, waiting).reason is None

@@ -82,7 +82,11 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
         await loop.run()
 
     async def run_reconciler() -> None:
-        reconciler = Reconciler(service, after_s=settings.reconcile_after_s)
+        reconciler = Reconciler(
+            service,
+            after_s=settings.reconcile_after_s,
+            unserved_after_s=settings.unserved_after_s,
+        )
         topic_guard = TopicGuard(
             settings, interval_s=settings.topics_check_interval_s, task_topics=task_topics
         )
@@ -97,6 +101,7 @@ def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
             await reconciler.prune_rejected_events(retention)
             await reconciler.report_waiting()
             await reconciler.report_backlogs()
+            await reconciler.tell_unserved()
             return await reconciler.reconcile_once()
 
         await every(settings.reconcile_interval_s, reconcile)

@@ -27,13 +27,22 @@ class Reconciler:
         after_s: How far the workers' pick-ups may overtake a task still in ``scheduled``
             before it counts as lost. Default: 30 s.
         batch_size: Most tasks one pass re-publishes. Default: 500.
+        unserved_after_s: How long no worker of a queue took or ran a task, while its
+            tasks wait, before the run views say they wait for a worker of it.
+            Default: 10 s.
     """
 
     def __init__(
-        self, service: SchedulerService, *, after_s: float = 30.0, batch_size: int = 500
+        self,
+        service: SchedulerService,
+        *,
+        after_s: float = 30.0,
+        batch_size: int = 500,
+        unserved_after_s: float = 10.0,
     ) -> None:
         self._service = service
         self._after = timedelta(seconds=after_s)
+        self._unserved_after = timedelta(seconds=unserved_after_s)
         self._batch_size = batch_size
         self._reported: set[str] = set()
 
@@ -82,6 +91,14 @@ class Reconciler:
         backlogs = await self._service.backlogs()
         DEAD_LETTERS.set(backlogs.dead_letters)
         TIMERS_DUE.set(backlogs.timers_due)
+
+    async def tell_unserved(self) -> int:
+        """Show, on the run views, the tasks waiting on a queue no worker serves lately.
+
+        Returns:
+            How many tasks were newly told.
+        """
+        return await self._service.tell_unserved(self._unserved_after, self._batch_size)
 
     async def reconcile_once(self) -> int:
         """Re-publish one batch of stuck tasks.

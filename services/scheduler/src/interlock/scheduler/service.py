@@ -36,7 +36,7 @@ from interlock.scheduler.domain.errors import (
     RunNotFoundError,
 )
 from interlock.scheduler.domain.events import apply_event, check_tenant
-from interlock.scheduler.domain.queue import Lanes
+from interlock.scheduler.domain.queue import Lanes, lane_queue, waiting_for_workers
 from interlock.scheduler.domain.run import RunState
 from interlock.scheduler.domain.states import TaskStatus
 from interlock.scheduler.run_cache import RunCache
@@ -120,6 +120,7 @@ class SchedulerService:
         self._on_slots = on_slots
         self._clock = clock
         self._progress = progress or Lanes(clock())
+        self._told_unserved: set[tuple[str, str, int]] = set()
         self._ensure_queues = ensure_queues
         self._on_timer = on_timer
         self._cache = RunCache(cached_runs)
@@ -455,6 +456,36 @@ class SchedulerService:
             waiting = await store.waiting_by_lane(conn)
         now = self._clock()
         return {lane: (count, self._progress.idle(lane, now)) for lane, count in waiting.items()}
+
+    async def tell_unserved(self, after: timedelta, limit: int = 500) -> int:
+        """Tell the run views which waiting tasks no worker of their queue takes.
+
+        A queue is unserved when, while its tasks wait, no worker took or ran a task of
+        any of its bands for ``after`` (as this process saw): no worker serves it, or
+        none has had room for its tasks. Each waiting attempt is told once (one
+        ``workflow.waiting`` per run naming its tasks); its ``task.started`` clears it.
+
+        Returns:
+            How many tasks were newly told.
+        """
+        now = self._clock()
+        async with self._acquire() as conn:
+            waiting = await store.waiting_by_lane(conn)
+        unserved = sorted(
+            lane for lane in waiting if self._progress.queue_idle(lane_queue(lane), now) >= after
+        )
+        if not unserved:
+            self._told_unserved = set()
+            return 0
+        async with self._acquire() as conn, conn.transaction():
+            tasks = await store.scheduled_in_lanes(conn, unserved, limit)
+            fresh = [
+                t for t in tasks if (t.run_id, t.task_id, t.attempt) not in self._told_unserved
+            ]
+            if fresh:
+                await store.enqueue_events(conn, waiting_for_workers(fresh, after, now))
+        self._told_unserved = {(t.run_id, t.task_id, t.attempt) for t in tasks}
+        return len(fresh)
 
     async def prune_inbox(self, older_than: timedelta) -> int:
         """Forget consumed event ids older than ``older_than``; how many."""

@@ -41,6 +41,11 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """A task waiting in ``scheduled`` this long is re-published once tasks dispatched
     this much later than it were already picked up by workers (it is lost, not queued),
     or when no worker took or ran anything for this long. Default: 30 s."""
+    unserved_after_s: float = Field(default=10.0, gt=0)
+    """Tasks wait on a queue no worker serves when, while they wait, no worker took or
+    ran any task of the queue for this long: the run view then gives each such task
+    the reason, until it starts. Checked every :attr:`reconcile_interval_s`.
+    Default: 10 s."""
     lost_attempt_after_s: float = 60.0
     """A running attempt of a task without a heartbeat timeout that sends nothing for
     this long (workers heartbeat running tasks every second) is dispatched again as

@@ -23,9 +23,10 @@ from datetime import datetime
 import asyncpg
 
 from interlock.common import outbox
+from interlock.common.events import Event
 from interlock.events.v1 import workflow_pb2
 from interlock.scheduler.domain.admission import WaitingRun, is_limited
-from interlock.scheduler.domain.queue import Cutoffs
+from interlock.scheduler.domain.queue import Cutoffs, UnservedTask
 from interlock.scheduler.domain.run import ErrorInfo, Plan, RunState, TaskState, Timer, TimerKind
 from interlock.scheduler.domain.states import ENDED_RUN, RunStatus, TaskStatus
 from interlock.scheduler.run_cache import RunCache
@@ -115,6 +116,7 @@ ON CONFLICT (run_id, task_id, kind) DO UPDATE SET
 _INSERT_WAITING = """
 INSERT INTO waiting_runs (run_id, tenant, workflow, max_runs, requested_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
+ON CONFLICT (run_id) DO NOTHING
 """
 # A limited run that ended frees its slot (or leaves the queue, cancelled while waiting).
 _FREE_SLOTS = """
@@ -365,15 +367,22 @@ async def save_runs(
         run.timers_cleared.clear()
         run.dead_letters.clear()
         run.events.clear()
-        run.waiting = False
+        run.waiting = run.withdrawn = False
     return SaveResult(
         events=len(events), earliest_timer=earliest, versions=versions, slots_changed=slots_changed
     )
 
 
 async def _save_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> bool:
-    """Queue the runs that wait for a slot; free the slots of limited runs that ended."""
-    waiting = [run for run in runs if run.waiting and run.is_new]
+    """Queue the runs that wait for a slot (new or retried), free the others' slots.
+
+    Slots are freed for limited runs that ended, and retries queued by runs cancelled
+    since are dropped.
+
+    Returns:
+        Whether waiting runs may now start, or must be told a new reason.
+    """
+    waiting = [run for run in runs if run.waiting]
     if waiting:
         await conn.execute(
             _INSERT_WAITING,
@@ -386,7 +395,8 @@ async def _save_slots(conn: asyncpg.Connection, runs: Sequence[RunState]) -> boo
     ended = [
         run.run_id
         for run in runs
-        if run.run_changed and run.status in ENDED_RUN and is_limited(run.definition)
+        if (run.run_changed and run.status in ENDED_RUN and is_limited(run.definition))
+        or run.withdrawn
     ]
     if ended:
         await conn.execute(_FREE_SLOTS, ended)
@@ -577,6 +587,50 @@ async def waiting_by_lane(conn: asyncpg.Connection) -> dict[str, int]:
         """
     )
     return {row["lane"]: row["waiting"] for row in rows}
+
+
+async def scheduled_in_lanes(
+    conn: asyncpg.Connection, lanes: Sequence[str], limit: int
+) -> list[UnservedTask]:
+    """Up to ``limit`` tasks waiting in ``scheduled`` on ``lanes``, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT t.run_id, r.tenant, r.started, t.task_id, t.attempt, t.lane
+        FROM tasks t JOIN runs r USING (run_id)
+        WHERE t.status = 'scheduled' AND t.lane = ANY($1::text[])
+          AND NOT EXISTS (
+              SELECT 1 FROM timers d
+              WHERE d.run_id = t.run_id AND d.task_id = t.task_id AND d.kind = 'delay')
+        ORDER BY t.scheduled_at LIMIT $2
+        """,
+        list(lanes),
+        limit,
+    )
+    starts: dict[str, workflow_pb2.WorkflowStarted] = {}
+    tasks = []
+    for row in rows:
+        started = starts.get(row["run_id"])
+        if started is None:
+            started = starts[row["run_id"]] = workflow_pb2.WorkflowStarted.FromString(
+                row["started"]
+            )
+        tasks.append(
+            UnservedTask(
+                run_id=row["run_id"],
+                tenant=row["tenant"],
+                workflow_name=started.workflow_name,
+                workflow_version=started.workflow_version,
+                task_id=row["task_id"],
+                attempt=row["attempt"],
+                lane=row["lane"],
+            )
+        )
+    return tasks
+
+
+async def enqueue_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Add events that change no run to the outbox (in the caller's transaction)."""
+    await outbox.enqueue(conn, events)
 
 
 def json_or_none(raw: bytes | None) -> object:

@@ -10,7 +10,7 @@ problem documents::
         ├── InvalidParams        bad params: never retryable
         ├── ExecutorUnavailable  unknown or disabled task type: never retryable
         └── TaskAborted          the worker stopped the attempt
-            ├── TaskCancelled    its run was cancelled: never retryable
+            ├── TaskCancelled    its run or the task was cancelled: never retryable
             └── WorkerShutdown   the worker shut down first: retryable
 """
 
@@ -65,7 +65,7 @@ class TaskAborted(TaskFailure):
 
 
 class TaskCancelled(TaskAborted):
-    """The attempt's run was cancelled."""
+    """The attempt (or its run) was cancelled."""
 
     default_retryable = False
 

@@ -138,7 +138,8 @@ class RunSummary(BaseModel):
     finished_at: str | None
     status_reason: str | None = Field(
         default=None,
-        description="Why a pending run waits (a concurrency limit); absent otherwise.",
+        description="Why a pending (or retried) run waits for a concurrency slot; absent "
+        "otherwise.",
     )
 
 
@@ -155,7 +156,11 @@ class TaskView(BaseModel):
     error: dict[str, Any] | None = Field(
         default=None, description="The latest failure: `{type, message, retryable}`."
     )
-    reason: str | None = Field(default=None, description="Why the task was skipped or cancelled.")
+    reason: str | None = Field(
+        default=None,
+        description="Why the task was skipped or cancelled, or why it waits, scheduled, "
+        "while no worker takes tasks of its queue.",
+    )
 
 
 class RunDetail(RunSummary):
@@ -277,7 +282,7 @@ def run_summary(run: store.StoredRun) -> dict[str, Any]:
         "created_at": rfc3339(run.created_at),
         "finished_at": rfc3339(run.finished_at),
     }
-    if run.status is RunStatus.PENDING and run.status_reason:
+    if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and run.status_reason:
         summary["status_reason"] = run.status_reason
     return summary
 

@@ -99,8 +99,9 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
                 if is_type(event, topics.WORKFLOW_COMPLETED):
                     outputs[run_id] = _json(event.payload.output_json)
             continue
-        if is_type(event, topics.WORKFLOW_WAITING):
-            if state.status is RunStatus.PENDING:
+        if is_type(event, topics.WORKFLOW_WAITING) and not event.payload.tasks:
+            # A new run, or a retried one, waits for a concurrency slot.
+            if state.status in (RunStatus.PENDING, RunStatus.RUNNING):
                 states[run_id] = replace(state, status_reason=event.payload.reason)
             continue
         task_updates = _task_updates(event)
@@ -108,7 +109,7 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
             updates.append(((run_id, task_id), update))
         if task_updates:
             after = after_task_activity(state.status)
-            if after is not state.status:
+            if after is not state.status or state.status_reason is not None:
                 states[run_id] = store.RunState(after, state.finished_at)
     await store.save_progress(
         conn,
@@ -145,6 +146,19 @@ def _task_updates(event: Event) -> list[tuple[str, TaskUpdate]]:
                 ),
             )
             for settled in event.payload.tasks
+        ]
+    if is_type(event, topics.WORKFLOW_WAITING):
+        return [
+            (
+                waiting.task_id,
+                TaskUpdate(
+                    status=TaskStatus.SCHEDULED,
+                    attempt=waiting.attempt,
+                    time=event.time,
+                    reason=waiting.reason,
+                ),
+            )
+            for waiting in event.payload.tasks
         ]
     update = _task_update(event)
     return [] if update is None else [update]

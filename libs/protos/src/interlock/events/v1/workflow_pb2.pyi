@@ -7,8 +7,10 @@ is carried in ce_* headers, the message below is the record value, and the
 record key is the run id. See libs/common/src/interlock/common/events.py.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from interlock.events.v1 import definition_pb2 as _definition_pb2
 import builtins as _builtins
@@ -90,8 +92,9 @@ Global___WorkflowCompleted: _TypeAlias = WorkflowCompleted  # noqa: Y015
 
 @_typing.final
 class WorkflowWaiting(_message.Message):
-    """A run waits, pending, for a concurrency slot (its workflow's max_concurrent_runs or
-    its tenant's limit); sent when the reason changes.
+    """A run waits, pending (or retried), for a concurrency slot (its workflow's
+    max_concurrent_runs or its tenant's limit); sent when the reason changes. Or, with
+    `tasks`, tasks of the running run wait for a worker of their queue.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -99,23 +102,57 @@ class WorkflowWaiting(_message.Message):
     WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
     WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
     workflow_version: _builtins.int
     reason: _builtins.str
+    """Why the run waits for a slot; empty when the event is about `tasks`."""
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___WaitingTask]: ...
     def __init__(
         self,
         *,
         workflow_name: _builtins.str = ...,
         workflow_version: _builtins.int = ...,
         reason: _builtins.str = ...,
+        tasks: _abc.Iterable[Global___WaitingTask] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "tasks", b"tasks", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkflowWaiting: _TypeAlias = WorkflowWaiting  # noqa: Y015
+
+@_typing.final
+class WaitingTask(_message.Message):
+    """A task dispatched to a queue no worker is taking tasks from; its task.started ends
+    the wait.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    attempt: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitingTask: _TypeAlias = WaitingTask  # noqa: Y015
 
 @_typing.final
 class WorkflowFailed(_message.Message):

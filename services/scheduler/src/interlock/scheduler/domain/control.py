@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from interlock.events.v1 import workflow_pb2
+from interlock.scheduler.domain.admission import is_limited
 from interlock.scheduler.domain.run import RunState
 
 
@@ -18,4 +19,4 @@ def apply_control(run: RunState, control: workflow_pb2.RunControl, now: datetime
     elif action == workflow_pb2.RunControl.ACTION_RESUME:
         run.resume(now)
     elif action == workflow_pb2.RunControl.ACTION_RETRY:
-        run.retry(now)
+        run.retry(now, limited=is_limited(run.definition))

@@ -21,6 +21,10 @@ A scheduler instance sees the pick-ups of its own runs only, which are spread ov
 every partition of the queue, so its view of the queue's head lags the truth a little
 (late re-publishing, never early).
 
+The same view tells a queue no worker serves: while its tasks wait, no worker took or
+ran any task of any of its lanes for a while (:meth:`Lanes.queue_idle`). The run view
+then says why those tasks wait (:func:`waiting_for_workers`); their start clears it.
+
 Each *lane* (a queue's priority band: the topic its tasks travel on) is its own queue:
 workers take a higher band first and serve only their queues, so a pick-up in one lane
 says nothing about another's order (a high-priority task picked up at once must not
@@ -30,8 +34,14 @@ make the low-priority backlog look lost). :class:`Lanes` keeps one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from interlock.common import topics
+from interlock.common.events import Event
+from interlock.events.v1 import workflow_pb2
+from interlock.scheduler.domain.run import SOURCE
 
 
 class QueueProgress:
@@ -133,6 +143,10 @@ class Lanes:
         progress = self._lanes.get(name)
         return now - (progress.last_activity if progress is not None else self._started)
 
+    def queue_idle(self, queue: str, now: datetime) -> timedelta:
+        """How long no worker took or ran a task of any band of ``queue``."""
+        return min(self.idle(lane, now) for lane in topics.queue_topics(queue))
+
     def lost_before(self, now: datetime, after: timedelta) -> Cutoffs:
         """Each lane's cut-off (:meth:`QueueProgress.lost_before`)."""
         unseen = QueueProgress(self._started, stalled_factor=self._stalled_factor)
@@ -140,3 +154,62 @@ class Lanes:
             by_lane={name: p.lost_before(now, after) for name, p in self._lanes.items()},
             otherwise=unseen.lost_before(now, after),
         )
+
+
+def lane_queue(lane: str) -> str:
+    """The queue whose tasks travel on ``lane`` (a task topic); ``""``: the default one."""
+    return lane.partition(".queue.")[2]
+
+
+@dataclass(frozen=True)
+class UnservedTask:
+    """A task waiting, scheduled, on a lane whose queue no worker serves lately."""
+
+    run_id: str
+    tenant: str
+    workflow_name: str
+    workflow_version: int
+    task_id: str
+    attempt: int
+    lane: str
+
+
+def waiting_for_workers(
+    tasks: Sequence[UnservedTask], after: timedelta, now: datetime
+) -> list[Event]:
+    """One ``workflow.waiting`` per run, naming its tasks and why they wait."""
+    by_run: dict[str, list[UnservedTask]] = {}
+    for task in tasks:
+        by_run.setdefault(task.run_id, []).append(task)
+    events: list[Event] = []
+    for run_id, waiting in by_run.items():
+        first = waiting[0]
+        payload = workflow_pb2.WorkflowWaiting(
+            workflow_name=first.workflow_name,
+            workflow_version=first.workflow_version,
+            tasks=[
+                workflow_pb2.WaitingTask(
+                    task_id=task.task_id, attempt=task.attempt, reason=_unserved(task, after)
+                )
+                for task in waiting
+            ],
+        )
+        events.append(
+            Event(
+                type=topics.WORKFLOW_WAITING,
+                payload=payload,
+                tenant=first.tenant,
+                run_id=run_id,
+                source=SOURCE,
+                time=now,
+            )
+        )
+    return events
+
+
+def _unserved(task: UnservedTask, after: timedelta) -> str:
+    queue = lane_queue(task.lane) or "default"
+    return (
+        f"waiting for a worker serving queue {queue!r}: none took or ran a task of it "
+        f"in the last {after.total_seconds():g} s"
+    )

@@ -303,11 +303,15 @@ class RunState:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     waiting: bool = False
-    """Set by :meth:`start` for a run that must wait for a concurrency slot (the store
-    records it among the waiting runs); :meth:`admit` starts it."""
+    """Set by :meth:`start` (or :meth:`retry`) for a run that must wait for a
+    concurrency slot (the store records it among the waiting runs); :meth:`admit`
+    starts (or retries) it."""
     requested_at: datetime | None = None
-    """When the run was requested (its start event's time): waiting runs start in this
-    order. Default: when it was taken in."""
+    """When the run was requested (its start event's time, or its retry's): waiting
+    runs start in this order. Default: when it was taken in."""
+    withdrawn: bool = False
+    """Set by :meth:`cancel` on a run that already ended: the store drops a retry it
+    queued for a concurrency slot."""
     _settled: list[task_pb2.SettledTask] = field(default_factory=list)
     """Tasks skipped or cancelled by the change in progress, published together."""
     plan: Plan | None = None
@@ -426,9 +430,11 @@ class RunState:
         self._begin(now)
 
     def admit(self, now: datetime) -> None:
-        """Start a run that waited for a concurrency slot."""
+        """Start a run that waited for a concurrency slot (or retry one that failed)."""
         if self.status is RunStatus.PENDING:
             self._begin(now)
+        elif self.status is RunStatus.FAILED:
+            self.retry(now)
 
     def wait(self, reason: str, now: datetime) -> None:
         """Tell the run's watchers why it still waits (``workflow.waiting``)."""
@@ -1036,8 +1042,13 @@ class RunState:
     # -- control -----------------------------------------------------------------
 
     def cancel(self, reason: str, requested_by: str, now: datetime) -> None:
-        """Stop the run: cancel unfinished tasks, drop timers, tell workers to abort."""
+        """Stop the run: cancel unfinished tasks, drop timers, tell workers to abort.
+
+        A run that already ended only withdraws a retry it may have queued for a
+        concurrency slot (:attr:`withdrawn`).
+        """
         if self.status in ENDED_RUN:
+            self.withdrawn = True
             return
         self._move_run(RunStatus.CANCELLED, now)
         why = f"the run was cancelled: {reason}" if reason else "the run was cancelled"
@@ -1085,13 +1096,20 @@ class RunState:
             ):
                 self._schedule(task, now)
 
-    def retry(self, now: datetime) -> int:
+    def retry(self, now: datetime, *, limited: bool = False) -> int:
         """Re-schedule the run's dead-lettered tasks with a fresh retry budget.
 
         Retries that came due while the run was failed are scheduled too.
 
+        Args:
+            now: The time.
+            limited: A concurrency limit applies: the run ended and gave its slot back,
+                so it queues for one again (:attr:`waiting`, in the order of this
+                request) and stays failed until :meth:`admit` retries it.
+
         Returns:
-            How many tasks were scheduled; 0 (and nothing changes) unless the run failed.
+            How many tasks were (or, queued, will be) scheduled; 0 (and nothing
+            changes) unless the run failed.
         """
         if self.status is not RunStatus.FAILED:
             return 0
@@ -1102,6 +1120,10 @@ class RunState:
         ]
         if not failed:
             return 0
+        if limited:
+            self.waiting = True
+            self.requested_at = now
+            return len(failed)
         self._move_run(RunStatus.RUNNING, now)
         self._reopen_skipped(now)
         for task in failed:

@@ -20,8 +20,9 @@ Flow of one attempt::
   attempt is still running then: a task done at once (``noop``) reports just its
   outcome, which carries ``started_at`` and the worker id anyway. That halves the
   events of instantaneous tasks, for this worker and for every consumer.
-- A per-instance consumer of ``workflow.cancelled`` aborts running tasks of a
-  cancelled run and skips its fetched ones.
+- A per-instance consumer of ``workflow.cancelled`` and ``task.settled`` aborts the
+  running tasks of a cancelled run, or a task the scheduler cancelled (its run timed
+  out), and skips their fetched copies.
 - A copy of an attempt finished lately (re-sent by the scheduler, or redelivered)
   gets its outcome again, not a second run (``_finished.py``).
 - A background loop that dies while the worker runs asks for a process restart
@@ -40,7 +41,7 @@ The roles, one module each (as aiokafka splits its consumer)::
     _reports.py       AttemptReports: task.started / outcome / log events, metrics
     _heartbeats.py    send_heartbeats(): each running attempt's, and its new log lines
     _commits.py       OffsetCommitter: offsets done once published, committed in turns
-    _cancellation.py  Cancellations: workflow.cancelled consumer, aborts its runs' tasks
+    _cancellation.py  Cancellations: workflow.cancelled / task.settled consumer, aborts
     _rebalance.py     RebalanceListener: commit and forget revoked partitions
     _metrics.py       per task type metric series
 """

@@ -38,7 +38,8 @@ class Dispatcher:
         executors: Executors by task type.
         reports: Where attempts' events go.
         metrics: Per task type series.
-        is_cancelled: Whether a run was cancelled (its attempts fail at once).
+        cancellation: Why an attempt (run id, task id, attempt) was cancelled, or
+            ``None``: a cancelled attempt fails at once instead of running.
         on_room: Called whenever attempts started or ended (the fetcher may fetch).
         worker_id: This worker's id in task contexts.
         heartbeat_interval_ms: Default time between heartbeats of an attempt.
@@ -54,7 +55,7 @@ class Dispatcher:
         reports: AttemptReports,
         metrics: MetricsByType,
         *,
-        is_cancelled: Callable[[str], bool],
+        cancellation: Callable[[tuple[str, str, int]], str | None],
         on_room: Callable[[], None],
         worker_id: str,
         heartbeat_interval_ms: int,
@@ -66,7 +67,7 @@ class Dispatcher:
         self._secrets = secrets
         self._reports = reports
         self._metrics = metrics
-        self._is_cancelled = is_cancelled
+        self._cancellation = cancellation
         self._on_room = on_room
         self._worker_id = worker_id
         self._heartbeat_interval_ms = float(heartbeat_interval_ms)
@@ -90,12 +91,13 @@ class Dispatcher:
         self._on_room()
 
     def start(self, attempt: Attempt) -> None:
-        """Start ``attempt`` in a task of its own (or fail it at once if its run is cancelled)."""
+        """Start ``attempt`` in a task of its own (or fail it at once if it was cancelled)."""
         scheduled = attempt.scheduled
         event = attempt.event
         attempt.started_at = datetime.now(UTC)
-        if self._is_cancelled(event.run_id):
-            attempt.abort = TaskCancelled("the run was cancelled")
+        cancelled = self._cancellation((event.run_id, scheduled.task_id, scheduled.attempt))
+        if cancelled is not None:
+            attempt.abort = TaskCancelled(cancelled)
             self._report(attempt, self._reports.failed(attempt, attempt.abort))
             return
         self._slots.acquire(scheduled.type)
@@ -193,6 +195,14 @@ class Dispatcher:
         for attempt in list(self._backlog.by_run.get(run_id, ())):
             _log.info("aborting a task of a cancelled run", extra=attempt.log_fields)
             self.abort(attempt, TaskCancelled(reason))
+
+    def abort_attempt(self, key: tuple[str, str, int], reason: str) -> None:
+        """Abort the attempt ``key`` (run id, task id, attempt) if it runs here."""
+        run_id, task_id, number = key
+        for attempt in list(self._backlog.by_run.get(run_id, ())):
+            if (attempt.scheduled.task_id, attempt.scheduled.attempt) == (task_id, number):
+                _log.info("aborting a cancelled task", extra=attempt.log_fields)
+                self.abort(attempt, TaskCancelled(reason))
 
     def abort_all(self, reason: TaskAborted) -> None:
         """Abort every running attempt."""

@@ -112,6 +112,7 @@ class Worker:
             settings,
             client_id=f"{self._source}-{self._worker_id}",
             abort_run=lambda run_id, reason: self._dispatcher.abort_run(run_id, reason),
+            abort_attempt=lambda key, reason: self._dispatcher.abort_attempt(key, reason),
         )
         self._dispatcher = Dispatcher(
             self._backlog,
@@ -120,7 +121,7 @@ class Worker:
             self._secrets,
             reports,
             metrics,
-            is_cancelled=self._cancellations.is_cancelled,
+            cancellation=self._cancellations.cancellation,
             on_room=self._fetcher.room_made,
             worker_id=self._worker_id,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
@@ -137,7 +138,7 @@ class Worker:
 
     @property
     def cancellations(self) -> EventConsumer:
-        """The consumer of ``workflow.cancelled`` (per instance)."""
+        """The consumer of ``workflow.cancelled`` and ``task.settled`` (per instance)."""
         return self._cancellations.consumer
 
     def assignment(self) -> frozenset[int]:

@@ -40,7 +40,8 @@ class TaskProgress:
         finished_at: When it succeeded, failed or was dead-lettered.
         output: The successful attempt's output (JSON value).
         error: The failure: ``{"type", "message", "retryable"}``.
-        reason: Why it was skipped or cancelled.
+        reason: Why it was skipped or cancelled, or why it waits, scheduled (no worker
+            takes tasks of its queue).
     """
 
     status: TaskStatus = TaskStatus.PENDING
@@ -67,7 +68,7 @@ class TaskUpdate:
             completion of a delay, which the scheduler runs without task.scheduled).
         output: Output of a success.
         error: Error of a failure.
-        reason: Why the scheduler skipped or cancelled the task.
+        reason: Why the scheduler skipped or cancelled the task, or why it waits.
     """
 
     status: TaskStatus
@@ -99,6 +100,7 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
             progress,
             scheduled_at=progress.scheduled_at or _scheduled(update),
             started_at=progress.started_at or _started(update),
+            reason=_waiting_reason(progress, update),
         )
     same_attempt = update.attempt == progress.attempts
     base = progress if same_attempt else TaskProgress(attempts=update.attempt)
@@ -124,6 +126,17 @@ def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
         else None,
         reason=update.reason,
     )
+
+
+def _waiting_reason(progress: TaskProgress, update: TaskUpdate) -> str | None:
+    """Why a scheduled attempt waits, if the scheduler said.
+
+    A later word on the same attempt replaces it, a copy of its ``task.scheduled``
+    keeps it, and ``task.started`` (a later stage) clears it.
+    """
+    if progress.status is TaskStatus.SCHEDULED is update.status and update.reason:
+        return update.reason
+    return progress.reason
 
 
 def _scheduled(update: TaskUpdate) -> datetime | None:
