@@ -13,15 +13,15 @@ that the lagging checks held (``settled``), and the invariants:
 - no task completion recorded twice for one attempt (the scheduler's transitions);
 - no dead letter (none is designed, so none is explained);
 - within ``settle_s`` of the last run's end (:mod:`bench.chaos_invariants`): every
-  execution document shows its run's and tasks' statuses; every succeeded run was
+  execution document and every run view (``GET /api/v1/runs/{id}``) shows the run's
+  and its tasks' statuses as the scheduler holds them; every succeeded run was
   told by one signed webhook (one ``webhook-id``; retries of it allowed); every echo
   task's artifact is readable with its SHA-256 and its log lines are all stored.
 
 Faults, each on the stack's supervisord: SIGKILL of every service in turn (supervision
 restarts it), SIGSTOP of the worker past the scheduler's lost-attempt bound, the broker
 restarted empty, PostgreSQL, MongoDB and S3 stopped and started again. The short
-schedule SIGKILLs the scheduler, and the metadata, notification and artifact services
-at once.
+schedule SIGKILLs the scheduler, metadata, notification and artifact services at once.
 
 Usage::
 
@@ -95,6 +95,7 @@ class Row:
     settled_after_s: float | None = None
     """After the last run's end, when every lagging check held (None: not within the bound)."""
     metadata_diverged: int = 0
+    run_views_diverged: int = 0
     notifications_expected: int = 0
     notifications_missing: int = 0
     duplicate_messages: int = 0
@@ -120,7 +121,8 @@ class Row:
             "services ready again": self.services_ready_after_s is not None,
             "no completion recorded twice per attempt": self.double_completions == 0,
             "every dead letter explained (none designed)": self.dead_letters == 0,
-            "metadata converged to the runs' state": self.metadata_diverged == 0,
+            "execution documents converged to the scheduler": self.metadata_diverged == 0,
+            "run views converged to the scheduler": self.run_views_diverged == 0,
             "every succeeded run notified, one signed webhook-id each": (
                 self.notifications_missing == 0
                 and self.duplicate_messages == 0
@@ -133,6 +135,7 @@ class Row:
     def record(self, findings: Findings, inbox: checks.Inbox) -> None:
         """The lagging checks' figures as they stand at the end."""
         self.metadata_diverged = len(findings.metadata_open)
+        self.run_views_diverged = len(findings.run_view_open)
         self.notifications_missing = len(findings.notifications_open)
         self.duplicate_messages = checks.duplicate_messages(inbox)
         self.webhook_retries = checks.retried_deliveries(inbox)
@@ -142,7 +145,8 @@ class Row:
         self.problems |= {
             name: checks.examples(open_)
             for name, open_ in (
-                ("metadata", findings.metadata_open),
+                ("execution documents", findings.metadata_open),
+                ("run views", findings.run_view_open),
                 ("notifications", findings.notifications_open),
                 ("artifacts", findings.artifacts_open),
                 ("logs", findings.logs_open),
@@ -187,14 +191,35 @@ class Platform:
                     return False
         return True
 
+    async def _scheduler_db(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.stack.postgres_dsn("scheduler"), password=self._postgres_password
+        )
+
+    async def scheduler_states(self, run_ids: list[str]) -> dict[str, checks.RunState]:
+        """Each run's status and its tasks' statuses, as the scheduler holds them."""
+        conn = await self._scheduler_db()
+        try:
+            runs = await conn.fetch(
+                "SELECT run_id, status FROM runs WHERE run_id = ANY($1::text[])", run_ids
+            )
+            tasks = await conn.fetch(
+                "SELECT run_id, task_id, status FROM tasks WHERE run_id = ANY($1::text[])",
+                run_ids,
+            )
+        finally:
+            await conn.close()
+        states = {run["run_id"]: checks.RunState(run["status"], {}) for run in runs}
+        for task in tasks:
+            states[task["run_id"]].tasks[task["task_id"]] = task["status"]
+        return states
+
     async def scheduler_facts(self, run_ids: list[str]) -> tuple[int, dict[str, str]]:
         """Attempts completed more than once among ``run_ids``, and their dead letters.
 
         Dead letters: run id -> the task and the error it ended with.
         """
-        conn = await asyncpg.connect(
-            self.stack.postgres_dsn("scheduler"), password=self._postgres_password
-        )
+        conn = await self._scheduler_db()
         try:
             doubles = await conn.fetchval(
                 """
@@ -280,10 +305,9 @@ def schedule(*, short: bool, lost_attempt_s: float) -> list[tuple[str, Fault]]:
     stopped = stop_worker(lost_attempt_s + STOP_PAST_BOUND_S)
     if short:
         return [
-            ("SIGKILL scheduler", kill("scheduler")),
             (
-                "SIGKILL metadata, notification and artifact",
-                kill_together("metadata", "notification", "artifact"),
+                "SIGKILL scheduler, metadata, notification and artifact",
+                kill_together("scheduler", "metadata", "notification", "artifact"),
             ),
             ("broker restarted empty", kill("kafka")),
             ("PostgreSQL restarted", restart("postgres")),
@@ -457,6 +481,7 @@ async def settle(
     """Ask the lagging checks again until they all hold or ``bounds.settle_s`` is over."""
     findings = Findings(
         metadata_open=dict.fromkeys(run_ids, "not compared"),
+        run_view_open=dict.fromkeys(run_ids, "not compared"),
         notifications_open=set(succeeded),
         artifacts_open=dict.fromkeys(talking, "not read"),
         logs_open=dict.fromkeys(talking, len(checks.ECHO_LINES)),
@@ -466,7 +491,7 @@ async def settle(
     began = time.monotonic()
     while True:
         with contextlib.suppress(Exception):  # a service still away: look again
-            await checks.look_again(platform.client, findings, inbox)
+            await checks.look_again(platform.client, platform.scheduler_states, findings, inbox)
         if findings.settled():
             row.settled_after_s = round(time.monotonic() - began, 1)
             break
@@ -547,7 +572,8 @@ def _summary(row: Row) -> str:
 def _lagging(row: Row) -> str:
     """The lagging checks' counts: what is still off of what was expected."""
     return (
-        f"metadata {row.metadata_diverged}/{row.runs} off, "
+        f"documents {row.metadata_diverged}/{row.runs} off, "
+        f"run views {row.run_views_diverged}/{row.runs} off, "
         f"notified {row.notifications_expected - row.notifications_missing}/"
         f"{row.notifications_expected} ({row.duplicate_messages} dup, "
         f"{row.webhook_retries} retries, {row.bad_signatures} bad sig), "

@@ -1,7 +1,8 @@
 """What ``make chaos`` checks once the runs of a fault are final, beyond the runs' states.
 
 - **Metadata**: every run's execution document (``GET /api/v1/executions/{id}``) shows
-  the run's status and every task's status as ``GET /api/v1/runs/{id}`` does.
+  the run's status and every task's status as the scheduler's database holds them;
+  so does the workflow service's run view (``GET /api/v1/runs/{id}``), checked apart.
 - **Notifications**: a webhook subscription hears ``run.succeeded`` of every run of the
   fault; the receiver started here, on loopback, verifies each message's signature
   (``standardwebhooks``) and expects one ``webhook-id`` per run: a repeated id is a
@@ -20,7 +21,7 @@ import contextlib
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,12 +139,26 @@ async def subscribe(
     return receiver.inbox(path, body["secret"])
 
 
+@dataclass(frozen=True)
+class RunState:
+    """A run's status and its tasks' statuses."""
+
+    status: str
+    tasks: dict[str, str]
+
+
+SchedulerStates = Callable[[list[str]], Awaitable[dict[str, RunState]]]
+"""Reads runs' states from the scheduler's database (the truth the views converge to)."""
+
+
 @dataclass
 class Findings:
     """The lagging invariants' state for one fault; each ``*_open`` shrinks as they hold."""
 
     metadata_open: dict[str, str] = field(default_factory=dict)
-    """Run id -> how its execution document differs from the run (while it does)."""
+    """Run id -> how its execution document differs from the scheduler (while it does)."""
+    run_view_open: dict[str, str] = field(default_factory=dict)
+    """Run id -> how ``GET /api/v1/runs/{id}`` differs from the scheduler (while it does)."""
     notifications_open: set[str] = field(default_factory=set)
     """Succeeded runs no webhook told of yet."""
     artifacts_open: dict[str, str] = field(default_factory=dict)
@@ -154,35 +169,46 @@ class Findings:
     def settled(self) -> bool:
         """Whether every check holds."""
         return not (
-            self.metadata_open or self.notifications_open or self.artifacts_open or self.logs_open
+            self.metadata_open
+            or self.run_view_open
+            or self.notifications_open
+            or self.artifacts_open
+            or self.logs_open
         )
 
 
-def _task_states(tasks: list[dict[str, Any]]) -> dict[str, str]:
-    return {task["id"]: task["status"] for task in tasks}
+def _shown_state(view: dict[str, Any]) -> RunState:
+    return RunState(view["status"], {task["id"]: task["status"] for task in view["tasks"]})
 
 
-async def metadata_difference(client: InterlockClient, run_id: str) -> str | None:
-    """How the run's execution document differs from the run, or ``None`` if it does not."""
-    run_answer = await client._request("GET", f"/api/v1/runs/{run_id}")
-    document_answer = await client._request("GET", f"/api/v1/executions/{run_id}")
-    if run_answer.status != 200:
-        return f"GET /runs answered {run_answer.status}"
-    if document_answer.status != 200:
-        return f"GET /executions answered {document_answer.status}"
-    run, document = run_answer.json(), document_answer.json()
-    if run["status"] != document["status"]:
-        return f"run {run['status']}, document {document['status']}"
-    expected, shown = _task_states(run["tasks"]), _task_states(document["tasks"])
-    if expected != shown:
-        differing = sorted(
-            k for k in expected.keys() | shown.keys() if expected.get(k) != shown.get(k)
-        )
-        return "tasks " + ", ".join(
-            f"{task}: run {expected.get(task)}, document {shown.get(task)}"
-            for task in differing[:3]
-        )
-    return None
+def difference(truth: RunState | None, path: str, answer: Any) -> str | None:
+    """How a view of a run (``answer`` of GET ``path``) differs from ``truth``, or ``None``."""
+    if truth is None:
+        return "the scheduler does not know the run"
+    if answer.status != 200:
+        return f"GET {path} answered {answer.status}"
+    shown = _shown_state(answer.json())
+    if shown.status != truth.status:
+        return f"scheduler {truth.status}, shown {shown.status}"
+    tasks = truth.tasks.keys() | shown.tasks.keys()
+    differing = sorted(t for t in tasks if truth.tasks.get(t) != shown.tasks.get(t))
+    if not differing:
+        return None
+    return "tasks " + ", ".join(
+        f"{t}: scheduler {truth.tasks.get(t)}, shown {shown.tasks.get(t)}" for t in differing[:3]
+    )
+
+
+async def _compare(
+    client: InterlockClient, open_: dict[str, str], truths: dict[str, RunState], path: str
+) -> None:
+    for run_id in list(open_):
+        view = f"{path}/{run_id}"
+        problem = difference(truths.get(run_id), view, await client._request("GET", view))
+        if problem is None:
+            del open_[run_id]
+        else:
+            open_[run_id] = problem
 
 
 async def artifact_problem(client: InterlockClient, run_id: str) -> str | None:
@@ -221,14 +247,13 @@ async def missing_log_lines(client: InterlockClient, run_id: str) -> int:
     return sum(1 for line in ECHO_LINES if line not in stored)
 
 
-async def look_again(client: InterlockClient, findings: Findings, inbox: Inbox) -> None:
+async def look_again(
+    client: InterlockClient, scheduler: SchedulerStates, findings: Findings, inbox: Inbox
+) -> None:
     """Ask every open check again; what holds now leaves ``findings``."""
-    for run_id in list(findings.metadata_open):
-        difference = await metadata_difference(client, run_id)
-        if difference is None:
-            del findings.metadata_open[run_id]
-        else:
-            findings.metadata_open[run_id] = difference
+    truths = await scheduler(list(findings.metadata_open.keys() | findings.run_view_open.keys()))
+    await _compare(client, findings.metadata_open, truths, "/api/v1/executions")
+    await _compare(client, findings.run_view_open, truths, "/api/v1/runs")
     findings.notifications_open -= inbox.ids_by_run.keys()
     for run_id in list(findings.artifacts_open):
         problem = await artifact_problem(client, run_id)
