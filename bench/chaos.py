@@ -509,22 +509,26 @@ async def platform_under_test(
 
     ``port_offset``: the private stack's ports (default: the first free bench offset).
     """
-    bench_stack: BenchStack | None = None
     if running:
-        stack = Stack.from_env()
-    else:
-        bench_stack = BenchStack(port_offset)
-        console.print(f"starting a fresh stack in {bench_stack.data_dir} ...")
+        platform = Platform(Stack.from_env())
+        try:
+            await platform.client.login(*LOGIN)
+            yield platform
+        finally:
+            await platform.client.aclose()
+        return
+    bench_stack = BenchStack(port_offset)
+    console.print(f"starting a fresh stack in {bench_stack.data_dir} ...")
+    try:  # a stack that failed to start is stopped and deleted too
         await bench_stack.up()
-        stack = bench_stack.stack
-    platform = Platform(stack)
-    try:
-        await platform.client.login(*LOGIN)
-        yield platform
+        platform = Platform(bench_stack.stack)
+        try:
+            await platform.client.login(*LOGIN)
+            yield platform
+        finally:
+            await platform.client.aclose()
     finally:
-        await platform.client.aclose()
-        if bench_stack is not None:
-            await bench_stack.down()
+        await bench_stack.down()
 
 
 async def chaos(args: argparse.Namespace, console: Console) -> list[Row]:
