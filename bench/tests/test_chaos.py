@@ -68,7 +68,7 @@ def test_every_run_and_its_records_survive_one_fault_of_each_kind(tmp_path: Path
             "--bound-s",
             "120",
             "--settle-s",
-            "30",
+            "20",
             "--port-offset",
             PORT_OFFSET,
             "--json",
