@@ -92,7 +92,10 @@ class WebhookReceiver:
         inbox = self._inboxes.get(request.path)
         if inbox is None:
             return web.Response(status=404)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except ConnectionResetError:  # the sender was killed mid-request: it sends again
+            return web.Response(status=499)
         try:
             message = Webhook(inbox.secret).verify(body, dict(request.headers))
         except WebhookVerificationError:
