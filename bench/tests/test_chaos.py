@@ -1,11 +1,14 @@
 """The short ``make chaos``: one fault of each kind against a fresh stack (issue 22).
 
-A few minutes: the scheduler SIGKILLed, the broker restarted empty, PostgreSQL
-restarted, the worker SIGSTOPped past the lost-attempt bound, with issue 22's
-workload (the mixed load still leaves some runs unfinished after a broker or
-PostgreSQL restart: see the report of issue 22's branch). The recovery bounds are
-shortened through the services' environment so the test stays short; the full
-``python -m bench.chaos`` runs on default settings.
+A few minutes: the scheduler, metadata, notification and artifact services SIGKILLed
+together, the broker restarted empty, PostgreSQL restarted, the worker SIGSTOPped past
+the lost-attempt bound, each under the mixed load (sleeps, a fan-out, a timer,
+retries, an echo task writing log lines and storing an artifact, every run's end told
+by a signed webhook). Besides the runs' states, the execution documents, the run
+views, the notifications, the artifacts and the log lines must all catch up, but for
+the known gaps below.
+The recovery bounds are shortened through the services' environment so the test
+stays short; the full ``python -m bench.chaos`` runs on default settings.
 """
 
 from __future__ import annotations
@@ -15,22 +18,44 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+PORT_OFFSET = "11100"
+"""This module's private stack (each stack-based test module has offsets of its own)."""
 
 SHORT_BOUNDS = {
     "INTERLOCK_LOST_ATTEMPT_AFTER_S": "10",
     "INTERLOCK_RECONCILE_AFTER_S": "10",
     "INTERLOCK_TOPICS_CHECK_INTERVAL_S": "5",
+    # metadata: an unfinished run quiet this long is checked against the scheduler
+    "INTERLOCK_RECONCILE_QUIET_AFTER_S": "15",
+    "INTERLOCK_RECONCILE_INTERVAL_S": "5",
+    # notification: a delivery whose sender was killed is due again after this lease
+    "INTERLOCK_DELIVERY_LEASE_S": "10",
 }
+
+KNOWN_GAPS = {
+    # Events the outbox had relayed but nobody had consumed yet are gone with the broker,
+    # and no reconciler sends them again: the views built from them (run views,
+    # execution documents, task logs, notifications) may miss them for good. The
+    # runs themselves must still end as designed. docs/architecture.md, Failure model.
+    "broker restarted empty": {
+        "execution documents converged to the scheduler",
+        "run views converged to the scheduler",
+        "every echo log line stored",
+        "every succeeded run notified, one signed webhook-id each",
+    },
+}
+"""Invariants a fault may break today (reported, not failed); every other must hold."""
 
 
 @pytest.mark.timeout(900)
-def test_every_run_survives_one_fault_of_each_kind(tmp_path: Path) -> None:
+def test_every_run_and_its_records_survive_one_fault_of_each_kind(tmp_path: Path) -> None:
     report = tmp_path / "chaos.json"
     result = subprocess.run(
         [
@@ -38,11 +63,14 @@ def test_every_run_survives_one_fault_of_each_kind(tmp_path: Path) -> None:
             "-m",
             "bench.chaos",
             "--short",
-            "--issue-workload",
             "--runs",
             "20",
             "--bound-s",
-            "180",
+            "120",
+            "--settle-s",
+            "20",
+            "--port-offset",
+            PORT_OFFSET,
             "--json",
             str(report),
         ],
@@ -56,11 +84,21 @@ def test_every_run_survives_one_fault_of_each_kind(tmp_path: Path) -> None:
     assert report.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads(report.read_text())["rows"]
     assert [row["fault"] for row in rows] == [
-        "SIGKILL scheduler",
+        "SIGKILL scheduler, metadata, notification and artifact",
         "broker restarted empty",
         "PostgreSQL restarted",
         "worker SIGSTOPped past the lost-attempt bound",
     ]
-    failed = {row["fault"]: row for row in rows if not row["passed"]}
+    failed = {
+        row["fault"]: row
+        for row in rows
+        if row["error"] or broken(row) - KNOWN_GAPS.get(row["fault"], set())
+    }
     assert not failed, json.dumps(failed, indent=2)
-    assert result.returncode == 0
+    for row in rows:  # the lagging checks had something to check
+        assert row["notifications_expected"] == row["runs"]
+        assert row["artifacts_expected"] == row["log_runs"] == row["runs"] // 5
+
+
+def broken(row: dict[str, Any]) -> set[str]:
+    return {name for name, held in row["invariants"].items() if not held}
