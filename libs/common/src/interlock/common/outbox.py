@@ -52,6 +52,7 @@ from typing import Protocol
 import asyncpg
 
 from interlock.common.errors import TransactionRequiredError
+from interlock.common.event_spans import publishing
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.parking import ParkedEvent, describe, is_poison, park
 from interlock.common.postgres import COMMON_MIGRATIONS, NotificationListener, PostgresDatabase
@@ -294,7 +295,8 @@ class OutboxRelay:
     async def _publish(self, rows: list[asyncpg.Record]) -> list[ParkedEvent]:
         """Publish ``rows`` as one batch; on a poison error, one by one: the unpublishable."""
         try:
-            await self._publisher.publish_records([_record(row) for row in rows])
+            with publishing([_record(row) for row in rows]) as records:
+                await self._publisher.publish_records(records)
         except Exception as error:
             if not is_poison(error) or len(rows) == 0:
                 raise

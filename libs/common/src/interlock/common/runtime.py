@@ -34,7 +34,9 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
         raise SystemExit(str(error)) from None
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     provider = configure_tracing(
-        settings.service_name, otlp_endpoint=settings.otel_exporter_otlp_endpoint
+        settings.service_name,
+        otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        sample_ratio=settings.trace_sample_ratio,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
