@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 from interlock.common import topics
 from interlock.common.event_spans import consuming, is_sampled, publishing, traced_handler
 from interlock.common.events import Event
-from interlock.common.tracing import traceparent_of
+from interlock.common.tracing import start_run_trace, traceparent_of, tracer
 from interlock.events.v1 import task_pb2
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -123,3 +123,24 @@ def test_sampled_is_read_from_the_flags() -> None:
 
 def test_traceparent_of_an_invalid_span_is_none() -> None:
     assert traceparent_of(trace.INVALID_SPAN) is None
+
+
+def test_a_run_started_alone_is_in_the_requests_trace(exported: InMemorySpanExporter) -> None:
+    with tracer().start_as_current_span("POST /runs") as request:
+        context = start_run_trace(run_id="r1", tenant="t1", workflow="wf")
+    assert context == traceparent_of(request)
+    assert dict(only(exported).attributes or {})["interlock.run_id"] == "r1"
+
+
+def test_each_run_of_a_batch_gets_a_trace_of_its_own_linked_to_the_request(
+    exported: InMemorySpanExporter,
+) -> None:
+    with tracer().start_as_current_span("POST /runs:batch") as request:
+        first = start_run_trace(run_id="r1", tenant="t1", workflow="wf", own_trace=True)
+        second = start_run_trace(run_id="r2", tenant="t1", workflow="wf", own_trace=True)
+    roots = [s for s in exported.get_finished_spans() if s.name == "run start"]
+    assert [s.parent for s in roots] == [None, None]
+    assert {first, second} == {traceparent_of(s) for s in roots}
+    request_trace = request.get_span_context().trace_id
+    assert all(s.context.trace_id != request_trace for s in roots)
+    assert all(s.links[0].context.span_id == request.get_span_context().span_id for s in roots)

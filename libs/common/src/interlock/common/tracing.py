@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry._logs import set_logger_provider
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -29,7 +30,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span
+from opentelemetry.trace import Link, Span
 from opentelemetry.util.types import AttributeValue
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Telemetry",
     "configure_tracing",
     "run_attributes",
+    "start_run_trace",
     "traceparent_of",
     "tracer",
 ]
@@ -127,6 +129,41 @@ def run_attributes(
         WORKFLOW: workflow,
     }
     return {name: value for name, value in values.items() if value is not None and value != ""}
+
+
+def start_run_trace(
+    *, run_id: str, tenant: str, workflow: str, own_trace: bool = False
+) -> str | None:
+    """Mark a run's start in the current trace; return the context its start event carries.
+
+    A run started alone belongs to the request's trace: the current span (the REST
+    span) gets the run's attributes. A run is one trace, so each run of a batch start
+    gets a trace of its own instead: a ``run start`` root span (sampled like any new
+    trace) linked to the request's span.
+
+    Args:
+        run_id: The new run.
+        tenant: Its tenant.
+        workflow: Its workflow's name.
+        own_trace: Start a trace of its own. Default: stay in the current one.
+
+    Returns:
+        The W3C ``traceparent``, or ``None`` when there is no span.
+    """
+    attributes = run_attributes(run_id=run_id, tenant=tenant, workflow=workflow)
+    current = trace.get_current_span()
+    if not own_trace:
+        current.set_attributes(attributes)
+        return traceparent_of(current)
+    request = current.get_span_context()
+    span = tracer().start_span(
+        "run start",
+        context=Context(),
+        links=[Link(request)] if request.is_valid else None,
+        attributes=attributes,
+    )
+    span.end()
+    return traceparent_of(span)
 
 
 def traceparent_of(span: Span) -> str | None:
