@@ -141,7 +141,8 @@ def test_each_run_of_a_batch_gets_a_trace_of_its_own_linked_to_the_request(
     roots = [s for s in exported.get_finished_spans() if s.name == "run start"]
     assert [s.parent for s in roots] == [None, None]
     assert {first, second} == {
-        f"00-{s.context.trace_id:032x}-{s.context.span_id:016x}-01" for s in roots
+        f"00-{s.context.trace_id:032x}-{s.context.span_id:016x}-{s.context.trace_flags:02x}"
+        for s in roots
     }
     request_trace = request.get_span_context().trace_id
     assert all(s.context.trace_id != request_trace for s in roots)
