@@ -23,7 +23,7 @@ from bench import workloads
 from bench.config import BenchConfig
 from bench.interlock_api import InterlockClient
 from bench.interlock_side import Session, _throughput
-from bench.interlock_stack import LOGIN, BenchStack
+from bench.interlock_stack import LOGIN, BenchStack, StackError
 from bench.progress import ProgressBoard
 
 PORT_OFFSETS = {"off": 3200, "on": 3350}
@@ -59,11 +59,23 @@ class _OtlpSink:
             await self._runner.cleanup()
 
 
-@contextlib.asynccontextmanager
-async def _stack(env: dict[str, str], port_offset: int) -> AsyncIterator[Session]:
+async def _started(env: dict[str, str], port_offset: int, *, attempts: int = 2) -> BenchStack:
+    """A stack that came up; on a loaded machine a service may miss the deadline once."""
     stack = BenchStack(port_offset=port_offset, env=env)
     try:
         await stack.up()
+    except StackError:
+        await stack.down()
+        if attempts == 1:
+            raise
+        return await _started(env, port_offset, attempts=attempts - 1)
+    return stack
+
+
+@contextlib.asynccontextmanager
+async def _stack(env: dict[str, str], port_offset: int) -> AsyncIterator[Session]:
+    stack = await _started(env, port_offset)
+    try:
         client = InterlockClient(stack.gateway_url)
         try:
             await client.login(*LOGIN)
