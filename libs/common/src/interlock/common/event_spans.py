@@ -152,11 +152,13 @@ def publishing(records: Sequence[KafkaRecord]) -> Iterator[list[KafkaRecord]]:
     spans: list[Span] = []
     traced: list[KafkaRecord] = []
     for record in records:
-        headers = {name: value.decode() for name, value in record.headers}
-        traceparent = headers.get(_TRACEPARENT)
+        traceparent = next(
+            (value.decode() for name, value in record.headers if name == _TRACEPARENT), None
+        )
         if not is_sampled(traceparent):
             traced.append(record)
             continue
+        headers = {name: value.decode() for name, value in record.headers}
         carrier = {"traceparent": traceparent or ""}
         if "ce_tracestate" in headers:
             carrier["tracestate"] = headers["ce_tracestate"]
