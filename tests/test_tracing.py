@@ -167,6 +167,7 @@ def platform() -> Iterator[Platform]:
         **os.environ,
         "INTERLOCK_DEV_DATA_DIR": str(data_dir),
         "INTERLOCK_OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
+        "INTERLOCK_TRACE_SAMPLE_RATIO": "1",
         # Export within a fraction of a second rather than the SDK's 5 s.
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_BLRP_SCHEDULE_DELAY": "200",

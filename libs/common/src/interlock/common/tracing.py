@@ -74,7 +74,7 @@ class Telemetry:
 
 
 def configure_tracing(
-    service: str, *, otlp_endpoint: str | None = None, sample_ratio: float = 1.0
+    service: str, *, otlp_endpoint: str | None = None, sample_ratio: float = 0.1
 ) -> Telemetry:
     """Install a global tracer provider named after the service; ship logs when exporting.
 
@@ -87,7 +87,7 @@ def configure_tracing(
         otlp_endpoint: Base URL of an OTLP/HTTP collector, e.g.
             ``http://otel-collector:4318``. Default: none (no export).
         sample_ratio: Share of new traces recorded; a span with a parent follows its
-            parent's decision, so a run is traced whole or not at all. Default: 1.0.
+            parent's decision, so a run is traced whole or not at all. Default: 0.1.
 
     Returns:
         The providers, so the caller can shut them down (flushing spans) on exit.
