@@ -11,7 +11,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 """Where ``latest.json`` and ``throughput.png`` go (git-ignored)."""
 
 
-SYSTEMS = ("interlock", "temporal", "metadata", "logs", "notifications", "artifacts")
+SYSTEMS = ("interlock", "temporal", "metadata", "logs", "notifications", "artifacts", "tracing")
 """Everything ``make bench`` can measure, in the order it measures them."""
 
 
@@ -66,7 +66,8 @@ class BenchConfig:
     """``BENCH_SYSTEMS`` (comma-separated): what to measure, from :data:`SYSTEMS`: Interlock
     and Temporal end to end, and each service's own benchmark (``metadata``: lag and
     search, bench/metadata.py; ``logs``: live tail, bench/logs.py; ``notifications``:
-    deliveries, bench/notifications.py; ``artifacts``: transfers, bench/artifacts.py).
+    deliveries, bench/notifications.py; ``artifacts``: transfers, bench/artifacts.py;
+    ``tracing``: fan-out with tracing off and on, bench/tracing.py).
     Default: all of them."""
     temporal_setups: tuple[str, ...] = ("tuned", "default")
     """``BENCH_TEMPORAL_SETUPS`` (comma-separated names from ``bench.temporal_side.SETUPS``):

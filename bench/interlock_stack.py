@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from bench.cpu import process_tree_pids
@@ -69,9 +70,12 @@ class BenchStack:
     Args:
         port_offset: Its ports' offset. Default: the first free one of
             :data:`PORT_OFFSETS`.
+        env: Variables added to every process's environment. Default: none.
     """
 
-    def __init__(self, port_offset: int | None = None) -> None:
+    def __init__(
+        self, port_offset: int | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         # First: no folder is left behind when no offset is free.
         self.port_offset = _free_offset() if port_offset is None else port_offset
         self.data_dir = Path(tempfile.mkdtemp(prefix="ilk-bench-"))
@@ -79,6 +83,7 @@ class BenchStack:
             **os.environ,
             DATA_DIR_ENV: str(self.data_dir),
             PORT_OFFSET_ENV: str(self.port_offset),
+            **(env or {}),
         }
         self._env.pop(SERVICE_COMMAND_ENV, None)
         self.stack = Stack.from_env(self._env)

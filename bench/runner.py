@@ -29,6 +29,7 @@ from bench.metadata import measure_metadata
 from bench.notifications import measure_notifications
 from bench.progress import ProgressBoard
 from bench.report import plot_throughput, render_table, write_json
+from bench.tracing import measure_tracing
 
 AUTH_BENCHMARK = Path(__file__).with_name("auth.py")
 """The gateway authorization benchmark (issue 3), run after ours when it exists."""
@@ -176,6 +177,7 @@ SERVICE_BENCHMARKS: dict[str, Callable[[BenchConfig, ProgressBoard], Awaitable[d
     "metadata": measure_metadata,
     "logs": measure_logs,
     "notifications": measure_notifications,
+    "tracing": measure_tracing,
 }
 """The services' own benchmarks that run in this process, each on a stack of its own."""
 RATIOS = (("sequential", "tasks_per_s"), ("fanout", "tasks_per_s"), ("starts", "starts_per_s"))

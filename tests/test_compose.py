@@ -491,7 +491,7 @@ def test_the_gateway_reaches_the_services_but_no_data_server(
         assert networks(name) == {"edge", "backend"}, name
     for name in DATA_SERVERS:
         assert networks(name) == {"backend"}, name
-    for name in ("envoy", "prometheus", "grafana", "otel-collector"):
+    for name in ("envoy", "prometheus", "grafana", "otel-collector", "loki", "jaeger"):
         assert networks(name) == {"edge"}, name
     # Every container is on a named network: none falls back to a shared default.
     assert all("networks" in service for service in services.values())
@@ -650,7 +650,7 @@ def test_grafana_queries_the_compose_prometheus() -> None:
     sources = [
         source for path in files for source in yaml.safe_load(path.read_text())["datasources"]
     ]
-    assert [(s["type"], s["url"]) for s in sources] == [("prometheus", "http://prometheus:9090")]
+    assert ("prometheus", "http://prometheus:9090") in [(s["type"], s["url"]) for s in sources]
 
 
 def test_otel_collector_receives_what_the_services_send(
@@ -672,6 +672,41 @@ def test_otel_collector_receives_what_the_services_send(
     for name in SERVICES:
         endpoint = environment(services[name])["OTEL_EXPORTER_OTLP_ENDPOINT"]
         assert endpoint == "http://otel-collector:4318", name
+
+
+def test_logs_go_to_loki_and_traces_to_jaeger_both_in_grafana(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The collector ships logs to Loki and traces to Jaeger; Grafana links one to the other.
+
+    Docker cannot run here: this checks the files' structure, not the containers.
+    """
+    config = yaml.safe_load((ROOT / "infra/otel-collector/config.yaml").read_text())
+    exporters = config["exporters"]
+    pipelines = config["service"]["pipelines"]
+    (logs_exporter,) = pipelines["logs"]["exporters"]
+    assert exporters[logs_exporter]["endpoint"] == "http://loki:3100/otlp"
+    (traces_exporter,) = pipelines["traces"]["exporters"]
+    assert exporters[traces_exporter]["endpoint"] == "jaeger:4317"
+    assert services["loki"]["image"].startswith("grafana/loki:")
+    assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:")
+    datasources = {
+        source["uid"]: source
+        for path in ROOT.glob("infra/grafana/provisioning/datasources/*.yml")
+        for source in yaml.safe_load(path.read_text())["datasources"]
+    }
+    assert (datasources["loki"]["type"], datasources["loki"]["url"]) == ("loki", "http://loki:3100")
+    assert (datasources["jaeger"]["type"], datasources["jaeger"]["url"]) == (
+        "jaeger",
+        "http://jaeger:16686",
+    )
+    (trace_link,) = datasources["loki"]["jsonData"]["derivedFields"]
+    assert (trace_link["matcherRegex"], trace_link["datasourceUid"]) == ("trace_id", "jaeger")
+    to_logs = datasources["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "loki"
+    assert "trace_id=" in to_logs["query"]
+    mounts = services["grafana"]["volumes"]
+    assert any(m.startswith("./infra/grafana/provisioning/datasources:") for m in mounts)
 
 
 # --- Dockerfile ----------------------------------------------------------------

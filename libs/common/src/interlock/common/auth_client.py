@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import grpc
 
 from interlock.auth.v1 import auth_pb2, auth_pb2_grpc
+from interlock.common.grpc_tracing import traced_channel
 from interlock.common.resources import Lifecycle
 
 __all__ = ["InvalidToken", "TokenValidationClient", "ValidatedToken"]
@@ -62,7 +63,7 @@ class TokenValidationClient(Lifecycle):
 
     async def start(self) -> None:
         """Open the channel (connections are made on first use)."""
-        self._channel = grpc.aio.insecure_channel(self._target)
+        self._channel = traced_channel(self._target)
         self._stub = auth_pb2_grpc.TokenValidationStub(self._channel)
 
     async def stop(self) -> None:

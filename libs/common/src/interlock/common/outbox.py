@@ -52,6 +52,7 @@ from typing import Protocol
 import asyncpg
 
 from interlock.common.errors import TransactionRequiredError
+from interlock.common.event_spans import publishing
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.metrics import (
     OUTBOX_BACKLOG_ROWS,
@@ -324,7 +325,8 @@ class OutboxRelay:
         """Publish ``rows`` as one batch; on a poison error, one by one: the unpublishable."""
         started = time.perf_counter()
         try:
-            await self._publisher.publish_records([_record(row) for row in rows])
+            with publishing([_record(row) for row in rows]) as records:
+                await self._publisher.publish_records(records)
             OUTBOX_PUBLISH_DURATION.observe(time.perf_counter() - started)
         except Exception as error:
             if not is_poison(error) or len(rows) == 0:

@@ -33,13 +33,15 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
     except UnknownVariablesError as error:
         raise SystemExit(str(error)) from None
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    provider = configure_tracing(
-        settings.service_name, otlp_endpoint=settings.otel_exporter_otlp_endpoint
+    telemetry = configure_tracing(
+        settings.service_name,
+        otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        sample_ratio=settings.trace_sample_ratio,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             uvloop.run(serve(app, settings))
     finally:
-        provider.shutdown()
+        telemetry.shutdown()
     if restart_requested() is not None:
         raise SystemExit(1)

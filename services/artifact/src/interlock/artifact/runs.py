@@ -12,6 +12,7 @@ import grpc
 
 from interlock.artifact.domain import DependencyUnavailableError, RunNotFoundError
 from interlock.artifact.settings import ArtifactSettings
+from interlock.common.grpc_tracing import traced_channel
 from interlock.common.identity import IDENTITY_METADATA
 from interlock.common.resources import Lifecycle
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -33,7 +34,7 @@ class RunDirectory(Lifecycle):
 
     async def start(self) -> None:
         """Open the channel (it connects on first use)."""
-        self._channel = grpc.aio.insecure_channel(self._target)
+        self._channel = traced_channel(self._target)
 
     async def stop(self) -> None:
         """Close the channel."""

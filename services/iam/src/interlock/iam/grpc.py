@@ -23,6 +23,7 @@ from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 
 from interlock.auth.v1 import auth_pb2, auth_pb2_grpc
 from interlock.common.errors import grpc_code_name
+from interlock.common.grpc_tracing import server_interceptors
 from interlock.common.problems import PROBLEM_CONTENT_TYPE
 from interlock.common.resources import Lifecycle
 from interlock.envoy.config.core.v3 import base_pb2
@@ -197,6 +198,7 @@ class GrpcServer(Lifecycle):
         # started on the same port must fail, not share it.
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="iam-grpc"),
+            interceptors=server_interceptors(),
             options=[("grpc.so_reuseport", int(self._share_port))],
         )
         auth_pb2_grpc.add_TokenValidationServicer_to_server(

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from pydantic import SecretStr
 
+from interlock.common.grpc_tracing import traced_channel
 from interlock.common.resources import Lifecycle
 from interlock.common.service_credentials import credential_metadata
 from interlock.common.statuses import ENDED_RUN, RunStatus
@@ -57,7 +58,7 @@ class SchedulerRuns(Lifecycle):
 
     async def start(self) -> None:
         """Create the channel (it connects on the first call)."""
-        self._channel = grpc.aio.insecure_channel(self._target)
+        self._channel = traced_channel(self._target)
         self._stub = tasks_pb2_grpc.TaskStateServiceStub(self._channel)
 
     async def stop(self) -> None:

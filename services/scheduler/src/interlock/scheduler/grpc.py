@@ -24,6 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import SecretStr
 
 from interlock.common.errors import InterlockError, grpc_code_name
+from interlock.common.grpc_tracing import aio_server_interceptors
 from interlock.common.identity import IdentityVerifier, InvalidIdentity
 from interlock.common.service_credentials import is_valid_credential
 from interlock.events.v1 import workflow_pb2
@@ -222,7 +223,7 @@ class TaskStateServer:
         self._server: grpc.aio.Server | None = None
 
     async def __aenter__(self) -> Self:
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=aio_server_interceptors())
         tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(
             TaskStateServicer(self._service, self._identity, self._service_credentials), server
         )

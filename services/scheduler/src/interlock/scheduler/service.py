@@ -245,6 +245,7 @@ class SchedulerService:
                     tenant=event.tenant,
                     definition=event.payload,
                     requested_at=event.time,
+                    traceparent=event.traceparent,
                 )
                 runs[event.run_id] = new
                 new.start(now, limited=is_limited(event.payload))
@@ -259,7 +260,11 @@ class SchedulerService:
             return
         check_tenant(run, event)
         _observe_queue(self._progress, run, event, now)
-        apply_event(run, event, now)
+        run.cause_traceparent = event.traceparent
+        try:
+            apply_event(run, event, now)
+        finally:
+            run.cause_traceparent = None
 
     async def _park_and_release_controls(
         self,

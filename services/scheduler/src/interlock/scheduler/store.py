@@ -32,7 +32,7 @@ from interlock.scheduler.domain.states import ENDED_RUN, RunStatus, TaskStatus
 from interlock.scheduler.run_cache import RunCache
 
 _LOAD_RUNS = """
-SELECT run_id, tenant, status, started, created_at, ended_at, version
+SELECT run_id, tenant, status, started, created_at, ended_at, version, traceparent
 FROM runs WHERE run_id = ANY($1::text[])
 ORDER BY run_id
 FOR UPDATE
@@ -42,11 +42,12 @@ _LOAD_TASKS = "SELECT * FROM tasks WHERE run_id = ANY($1::text[])"
 _LOAD_TIMERS = "SELECT * FROM timers WHERE run_id = ANY($1::text[])"
 
 _INSERT_RUNS = """
-INSERT INTO runs (run_id, tenant, status, started, created_at, updated_at, ended_at, version)
-SELECT run_id, tenant, status, started, created_at, created_at, ended_at, version
+INSERT INTO runs (run_id, tenant, status, started, created_at, updated_at, ended_at, version,
+    traceparent)
+SELECT run_id, tenant, status, started, created_at, created_at, ended_at, version, traceparent
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[],
-    $6::timestamptz[], $7::bigint[])
-    AS r(run_id, tenant, status, started, created_at, ended_at, version)
+    $6::timestamptz[], $7::bigint[], $8::text[])
+    AS r(run_id, tenant, status, started, created_at, ended_at, version, traceparent)
 """
 # Every changed run gets its new version; status and times only where the run changed.
 _UPDATE_RUNS = """
@@ -170,6 +171,7 @@ async def load_runs(
             status=_RUN_STATUS[row["status"]],
             created_at=row["created_at"],
             ended_at=row["ended_at"],
+            traceparent=row["traceparent"],
         )
         runs[run_id] = run
         unread.append(run_id)
@@ -270,6 +272,7 @@ async def save_runs(
             [run.created_at or now for run in new_runs],
             [run.ended_at for run in new_runs],
             [versions[run.run_id] for run in new_runs],
+            [run.traceparent for run in new_runs],
         )
     slots_changed = await _save_slots(conn, runs)
     created: list[tuple[str, TaskState]] = []

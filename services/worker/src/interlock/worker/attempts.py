@@ -44,6 +44,8 @@ class Attempt:
         log_fields: Run, task and attempt, for the worker's own log records.
         redactor: Hides the secret values filled into its params from every event
             about it; ``None`` when it uses no secret.
+        traceparent: Its executor span's W3C ``traceparent``, which the events about
+            it carry once it ran (``None``: they carry the scheduled event's).
     """
 
     event: Event[task_pb2.TaskScheduled]
@@ -57,6 +59,7 @@ class Attempt:
     stepped: bool = False
     log_fields: dict[str, Any] = field(default_factory=dict)
     redactor: Redactor | None = None
+    traceparent: str | None = None
 
     @property
     def scheduled(self) -> task_pb2.TaskScheduled:
@@ -180,7 +183,7 @@ class AttemptEvents:
             tenant=scheduled.tenant,
             run_id=scheduled.run_id,
             source=self._source,
-            traceparent=scheduled.traceparent,
+            traceparent=attempt.traceparent or scheduled.traceparent,
             tracestate=scheduled.tracestate,
         )
 

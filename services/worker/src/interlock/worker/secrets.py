@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from interlock.common import templates
+from interlock.common.grpc_tracing import traced_channel
 from interlock.common.service_credentials import credential_metadata
 from interlock.secrets.v1 import secrets_pb2, secrets_pb2_grpc
 from interlock.worker.errors import TaskFailure
@@ -83,7 +84,7 @@ class SecretResolver:
 
     def _open(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._target)
+            self._channel = traced_channel(self._target)
         return self._channel
 
     async def aclose(self) -> None:

@@ -21,6 +21,7 @@ from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
 from interlock.common.identity import Principal
 from interlock.common.paging import PageKey
+from interlock.common.tracing import start_run_trace
 from interlock.events.v1 import definition_pb2, workflow_pb2
 from interlock.workflow import metrics, store
 from interlock.workflow.domain import (
@@ -292,6 +293,7 @@ class WorkflowService:
                         prepared,
                         run_input_json=run.input_json,
                         idempotency_key=run.idempotency_key,
+                        own_trace=True,
                     )
                     for run in new_runs.values()
                     if run.id in created
@@ -451,6 +453,7 @@ class WorkflowService:
         *,
         run_input_json: str,
         idempotency_key: str | None,
+        own_trace: bool = False,
     ) -> Event[workflow_pb2.WorkflowStarted]:
         started = workflow_pb2.WorkflowStarted(
             workflow_name=prepared.definition.name,
@@ -459,6 +462,9 @@ class WorkflowService:
             input_json=run_input_json.encode(),
             idempotency_key=idempotency_key or "",
         )
+        traceparent = start_run_trace(
+            run_id=str(run_id), tenant=tenant, workflow=started.workflow_name, own_trace=own_trace
+        )
         return Event(
             type=topics.WORKFLOW_STARTED,
             payload=started,
@@ -466,6 +472,7 @@ class WorkflowService:
             run_id=str(run_id),
             source=self._source,
             id=started_event_id(run_id),
+            traceparent=traceparent,
         )
 
     async def republish_stalled_starts(
@@ -493,6 +500,7 @@ class WorkflowService:
                     await self._prepare(conn, run.tenant, run.workflow, run.version),
                     run_input_json=run.input_json,
                     idempotency_key=run.idempotency_key,
+                    own_trace=True,
                 )
                 for run in stalled
             ]

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from interlock.common.errors import EventDecodeError
+from interlock.common.event_spans import traced_handler
 from interlock.common.events import Event, KafkaRecord
 from interlock.common.kafka._config import consumer_config
 from interlock.common.metrics import (
@@ -117,7 +118,7 @@ class EventConsumer(Lifecycle):
             # A routed type (task.scheduled) travels on topics created on demand.
             families = sorted({t.family_pattern(options) for t in event_types})
             self._pattern = f"^(?:{'|'.join(families)})$"
-        self._handler = handler
+        self._handler = traced_handler(handler, group=group_id)
         self._client_id = client_id or group_id
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_backoff_ms = retry_backoff_ms

@@ -312,6 +312,13 @@ class RunState:
     withdrawn: bool = False
     """Set by :meth:`cancel` on a run that already ended: the store drops a retry it
     queued for a concurrency slot."""
+    traceparent: str | None = None
+    """The run's W3C trace context (the span that took its start in), kept with the run:
+    every event the run causes belongs to its trace, even one a timer, an admission or
+    the reconciler publishes long after. Default: none (events carry no trace)."""
+    cause_traceparent: str | None = None
+    """The trace context of the event being applied, set by the caller around
+    :func:`apply_event`: the events it causes continue from its span instead."""
     _settled: list[task_pb2.SettledTask] = field(default_factory=list)
     """Tasks skipped or cancelled by the change in progress, published together."""
     plan: Plan | None = None
@@ -409,6 +416,8 @@ class RunState:
                 run_id=self.run_id,
                 source=SOURCE,
                 time=now,
+                traceparent=self.cause_traceparent or self.traceparent,
+                tracestate=None,
             )
         )
 

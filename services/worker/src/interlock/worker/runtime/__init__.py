@@ -44,6 +44,7 @@ The roles, one module each (as aiokafka splits its consumer)::
     _cancellation.py  Cancellations: workflow.cancelled / task.settled consumer, aborts
     _rebalance.py     RebalanceListener: commit and forget revoked partitions
     _metrics.py       per task type metric series
+    _tracing.py       attempt_spans(): an attempt's consumer and executor spans
 """
 
 from interlock.worker.runtime._worker import Worker

@@ -21,6 +21,7 @@ from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._execution import execute
 from interlock.worker.runtime._metrics import MetricsByType
 from interlock.worker.runtime._reports import AttemptReports
+from interlock.worker.runtime._tracing import attempt_spans
 from interlock.worker.secrets import SecretResolver
 
 _log = logging.getLogger(__name__)
@@ -141,7 +142,8 @@ class Dispatcher:
         try:
             if attempt.abort is not None:
                 raise attempt.abort
-            output_json = await execute(self._executors, self._secrets, attempt, context)
+            with attempt_spans(attempt):
+                output_json = await execute(self._executors, self._secrets, attempt, context)
             outcome = self._reports.completed(attempt, output_json)
         except asyncio.CancelledError:
             task = asyncio.current_task()

@@ -1,0 +1,127 @@
+"""What tracing costs: the fan-out workload with tracing off and on, same invocation.
+
+``BENCH_SYSTEMS=tracing`` runs Interlock's fan-out workload (b) three times, each on a
+fresh stack of its own: ``off`` (``INTERLOCK_TRACE_SAMPLE_RATIO=0``: no run is sampled,
+so no span is recorded anywhere and events carry an unsampled context), ``on`` (the
+default sampling) and ``all`` (every run traced). When on, every service exports spans
+and log records over OTLP/HTTP to a sink in this process that accepts and drops them
+(what exporting costs the services, without a collector's CPU on the same machine).
+The figures that matter are ``throughput_cost`` (1 - on / off of the tasks per
+second: the issue's bound is 0.1) and ``throughput_cost_all``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from bench import workloads
+from bench.config import BenchConfig
+from bench.interlock_api import InterlockClient
+from bench.interlock_side import Session, _throughput
+from bench.interlock_stack import LOGIN, BenchStack, StackError
+from bench.progress import ProgressBoard
+
+PORT_OFFSETS = {"off": 3200, "on": 3350, "all": 3150}
+"""The stacks' port offsets, apart from ``make bench``'s and the other modules'."""
+
+
+class _OtlpSink:
+    """An OTLP/HTTP endpoint that answers 200 to every export and counts the bytes."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _take(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        self.bytes += len(await request.read())
+        return web.Response(status=200, content_type="application/x-protobuf")
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post("/v1/{signal}", self._take)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def _started(env: dict[str, str], port_offset: int, *, attempts: int = 2) -> BenchStack:
+    """A stack that came up; on a loaded machine a service may miss the deadline once."""
+    stack = BenchStack(port_offset=port_offset, env=env)
+    try:
+        await stack.up()
+    except StackError:
+        await stack.down()
+        if attempts == 1:
+            raise
+        return await _started(env, port_offset, attempts=attempts - 1)
+    return stack
+
+
+@contextlib.asynccontextmanager
+async def _stack(env: dict[str, str], port_offset: int) -> AsyncIterator[Session]:
+    stack = await _started(env, port_offset)
+    try:
+        client = InterlockClient(stack.gateway_url)
+        try:
+            await client.login(*LOGIN)
+            yield Session(client=client, pids=stack.pids, suffix=uuid.uuid4().hex[:6])
+        finally:
+            await client.aclose()
+    finally:
+        await stack.down()
+
+
+async def measure_tracing(config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
+    """Fan-out throughput with tracing off and on; ``throughput_cost`` compares them."""
+    result: dict[str, Any] = {}
+    sink = _OtlpSink()
+    await sink.start()
+    try:
+        for mode in ("off", "on", "all"):
+            env = {
+                "off": {"INTERLOCK_TRACE_SAMPLE_RATIO": "0"},
+                "on": {"INTERLOCK_OTEL_EXPORTER_OTLP_ENDPOINT": sink.url},
+                "all": {
+                    "INTERLOCK_OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+                    "INTERLOCK_TRACE_SAMPLE_RATIO": "1",
+                },
+            }[mode]
+            began = time.monotonic()
+            board.note(f"tracing {mode}: starting a fresh stack")
+            async with _stack(env, PORT_OFFSETS[mode]) as s:
+                board.note(f"tracing {mode}: stack up in {time.monotonic() - began:.1f} s")
+                figures, _ = await _throughput(
+                    s,
+                    config,
+                    board,
+                    definition=workloads.fanout(f"bench-traced-{mode}-{s.suffix}"),
+                    tasks_per_run=workloads.FANOUT_TASKS,
+                    label=f"interlock fan-out, tracing {mode}",
+                )
+            result[mode] = figures
+    finally:
+        await sink.stop()
+    result["exported"] = {"requests": sink.requests, "bytes": sink.bytes}
+    off = result["off"].get("tasks_per_s")
+    for mode, key in (("on", "throughput_cost"), ("all", "throughput_cost_all")):
+        rate = result[mode].get("tasks_per_s")
+        if off and rate is not None:
+            result[key] = round(1 - rate / off, 3)
+            board.note(f"tracing {mode}: fan-out {rate:.0f} tasks/s against {off:.0f} off")
+    return result
