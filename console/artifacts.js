@@ -13,10 +13,10 @@ function size(bytes) {
 
 async function download(artifact) {
   try {
-    const signed = await api("GET", `/api/v1/artifacts/${encodeURIComponent(artifact.id)}/url`, { query: { expires_in: 300 } });
+    const signed = await api("GET", `/api/v1/artifacts/${encodeURIComponent(artifact.artifact_id)}/url`, { query: { expires_in: 300 } });
     location.assign(signed.url);
   } catch {
-    location.assign(`/api/v1/artifacts/${encodeURIComponent(artifact.id)}/content`);
+    location.assign(`/api/v1/artifacts/${encodeURIComponent(artifact.artifact_id)}/content`);
   }
 }
 
@@ -25,12 +25,12 @@ export async function artifactPanel(runId) {
   const section = h("section", { "aria-labelledby": "artifacts-title" }, h("h2", { id: "artifacts-title" }, "Artifacts"));
   try {
     const page = await api("GET", "/api/v1/artifacts", { query: { run_id: runId, page_size: 100 } });
-    const items = page.artifacts || page.items || [];
+    const items = page.artifacts || [];
     if (!items.length) { section.append(h("p", { class: "muted" }, "No artifacts.")); return section; }
     section.append(h("table", { "aria-label": "Artifacts" },
       h("thead", {}, h("tr", {}, ["Name", "Task", "Size", "Created", ""].map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, items.map((artifact) => h("tr", {},
-        h("td", {}, artifact.name), h("td", {}, artifact.task_id || "—"), h("td", {}, size(artifact.size)),
+        h("td", {}, artifact.name), h("td", {}, artifact.task_id || "—"), h("td", {}, size(artifact.size_bytes)),
         h("td", {}, time(artifact.created_at)),
         h("td", {}, h("button", { type: "button", onclick: () => download(artifact), "aria-label": `Download ${artifact.name}` }, "Download")))))));
   } catch (error) {

@@ -1,24 +1,18 @@
-"""The auth matrix: every way in, against the real platform (`make up`'s stack, its own ports).
+"""The auth matrix: every way in, against the real platform (`make up`'s stack).
 
 One parametrized test: each case is a request someone could send, through the gateway
-or straight to a service's port, and the status it must get. The platform runs with
-the seven real services, Envoy and IAM (its default authorizer mode) in a data folder of
-its own, on a port offset no `make up` of the machine uses.
+or straight to a service's port, and the status it must get. The platform is the
+session's ``default_platform`` (the seven real services, Envoy and IAM in its default
+authorizer mode); the matrix works in two tenants of its own.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -30,14 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interlock.common.identity import IDENTITY_HEADER
 from interlock.common.permissions import PERMISSIONS
 from interlock.common.testing import TestIdentity
+from interlock.devstack import Platform as DefaultPlatform
+from interlock.devstack import Tenant
 from interlock.devstack._probes import run_sync
-from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, SERVICES, Stack, StackSecrets
+from interlock.devstack._stack import SERVICES, Stack, StackSecrets
 from interlock.iam.domain import KeyEncryptionKeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-OFFSETS = (20000, 21000, 22000, 23000, 24000, 25000, 26000)
 WORKFLOW = "name: matrix\ntasks:\n  - id: a\n    type: noop\n"
 MADE_UP = {
     "x-interlock-principal": "mallory",
@@ -79,26 +73,6 @@ class Platform:
             )
 
 
-def _free_offset() -> int:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            return offset
-    pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -127,42 +101,29 @@ async def _signing_key(stack: Stack, secrets: StackSecrets) -> tuple[str, Ed2551
     return row["kid"], key
 
 
-def _credentials(stack: Stack, secrets: StackSecrets) -> dict[str, str]:
-    """Every credential the matrix uses, good and bad."""
+def _credentials(platform: DefaultPlatform) -> dict[str, str]:
+    """Every credential the matrix uses, good and bad, in two tenants of its own."""
+    stack, own, other = platform.stack, platform.new_tenant("matrix"), platform.new_tenant("other")
+
+    def login(tenant: Tenant) -> str:
+        return platform.login(tenant.admin_username, tenant.admin_password, tenant.name)
+
     with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-
-        def login(username: str, password: str, tenant: str = "default") -> str:
-            response = client.post(
-                "/api/v1/auth/login",
-                json={"username": username, "password": password, "tenant": tenant},
-            )
-            assert response.status_code == 200, response.text
-            token: str = response.json()["access_token"]
-            return token
-
-        admin = login(ADMIN_USERNAME, ADMIN_PASSWORD)
-        viewer_name = f"viewer-{int(time.time() * 1000)}"
+        admin = login(own)
         created = client.post(
             "/api/v1/users",
-            json={"username": viewer_name, "password": "viewer-password", "roles": ["viewer"]},
+            json={"username": "viewer", "password": "viewer-password", "roles": ["viewer"]},
             headers=_bearer(admin),
         )
         assert created.status_code == 201, created.text
-        other = f"other-{int(time.time() * 1000)}"
-        tenant = client.post(
-            "/api/v1/tenants",
-            json={"name": other, "admin_username": "root", "admin_password": "other-password"},
-            headers=_bearer(admin),
-        )
-        assert tenant.status_code == 201, tenant.text
-        other_admin = login("root", "other-password", other)
+        other_admin = login(other)
         defined = client.post(
             "/api/v1/workflows",
             content=WORKFLOW,
             headers={**_bearer(other_admin), "content-type": "application/yaml"},
         )
         assert defined.status_code == 201, defined.text
-        revoked = login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        revoked = login(own)
         assert client.post("/api/v1/auth/logout", headers=_bearer(revoked)).status_code == 204
         key = client.post(
             "/api/v1/api-keys", json={"name": "revoked", "roles": ["admin"]}, headers=_bearer(admin)
@@ -172,63 +133,37 @@ def _credentials(stack: Stack, secrets: StackSecrets) -> dict[str, str]:
             == 204
         )
         jwks = client.get("/.well-known/jwks.json").json()
-    kid, private_key = run_sync(lambda: _signing_key(stack, secrets))
+    kid, private_key = run_sync(lambda: _signing_key(stack, platform.secrets))
     claims = jwt.decode(admin, options={"verify_signature": False})
     header, payload, signature = admin.split(".")
     now = int(time.time())
+    other_tenant_claims = _b64(json.dumps({**claims, "tid": other.name}).encode())
     public_x = next(k["x"] for k in jwks["keys"] if k["kid"] == kid)
     return {
         "admin": admin,
-        "viewer": login_viewer(stack, viewer_name),
+        "viewer": platform.login("viewer", "viewer-password", own.name),
         "expired": jwt.encode(
             {**claims, "iat": now - 3600, "exp": now - 60},
             private_key,
             algorithm="EdDSA",
             headers={"kid": kid},
         ),
-        "tampered": f"{header}.{_b64(json.dumps({**claims, 'tid': other}).encode())}.{signature}",
+        "tampered": f"{header}.{other_tenant_claims}.{signature}",
         "alg none": f"{_b64(json.dumps({'alg': 'none', 'kid': kid}).encode())}.{payload}.",
         "HS256 with the public key": jwt.api_jws.PyJWS().encode(
             json.dumps(claims).encode(), public_x.encode(), algorithm="HS256", headers={"kid": kid}
         ),
         "revoked session": revoked,
         "revoked API key": key["key"],
-        "made-up identity token": TestIdentity().token("default", roles=["admin"]),
+        "made-up identity token": TestIdentity().token(own.name, roles=["admin"]),
     }
-
-
-def login_viewer(stack: Stack, username: str) -> str:
-    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-        response = client.post(
-            "/api/v1/auth/login", json={"username": username, "password": "viewer-password"}
-        )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-matrix-"))
-    data_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(_free_offset()),
-    }
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    env.pop("INTERLOCK_DEV_GATEWAY_AUTHZ", None)
-    stack = Stack.from_env(env)
-    try:
-        started = _cli(env, "up")
-        assert started.returncode == 0, f"up failed:\n{started.stdout}\n{started.stderr}"
-        secrets = StackSecrets.load_or_create(stack.secrets_file)[0]
-        yield Platform(stack, secrets, _credentials(stack, secrets))
-    finally:
-        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
-        _cli(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
+def platform(default_platform: DefaultPlatform) -> Platform:
+    return Platform(
+        default_platform.stack, default_platform.secrets, _credentials(default_platform)
+    )
 
 
 Case = Callable[[Platform], tuple[Request, int]]

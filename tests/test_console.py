@@ -1,25 +1,21 @@
 """The web console in a real headless browser against the real platform.
 
 Debian's chromium driven by Playwright (never a browser Playwright downloads): sign in,
-start a run from the form and watch it succeed, read a failed run's error and retry it,
-cancel a running run, a viewer sees no actions and a forged action is refused, and a
-change without the CSRF header is refused. Each page is saved as a screenshot under
-``test-results/console/`` (git-ignored), for CI to keep.
+start a run from the form and watch it succeed, read a failed run's error and logs and
+retry it, cancel a running run, a viewer sees no actions and a forged action is refused,
+a change without the CSRF header is refused, and an artifact is downloaded. Each page
+is saved as a screenshot under ``test-results/console/`` (git-ignored), for CI to keep.
 
-The platform is `make up`'s stack in a data folder of its own, on a port offset no
-other stack of the machine uses (as in ``tests/test_auth_matrix.py``).
+The platform is the session's ``default_platform`` (`make up`'s stack); the console
+works in a tenant of its own, so the runs it counts are its own.
 """
 
 from __future__ import annotations
 
 import http.server
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from interlock.devstack import Platform as DefaultPlatform
+from interlock.devstack import Tenant
 from interlock.devstack._paths import console_dir
-from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, SERVICES, Stack
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Playwright
@@ -48,10 +44,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-OFFSETS = (9750, 10250)
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-results" / "console"
 RUN_TIMEOUT_MS = 120_000
-SLOW_START_S = 300
 ENVOY_BODY_LIMIT = 65_536  # max_direct_response_body_size_bytes in the gateway template
 
 GREETING = """\
@@ -80,6 +74,17 @@ name: console-slow
 tasks:
   - {id: wait, type: sleep, params: {duration: 5m}}
 """
+REPORT_TEXT = "the console downloads these bytes"
+REPORTING = f"""\
+name: console-report
+tasks:
+  - id: write
+    type: echo
+    params:
+      lines: [writing the report]
+      interval: 0
+      artifact: {{name: report.txt, text: "{REPORT_TEXT}"}}
+"""
 
 
 class _FailsOnce(http.server.BaseHTTPRequestHandler):
@@ -100,6 +105,8 @@ class _FailsOnce(http.server.BaseHTTPRequestHandler):
 @dataclass(frozen=True)
 class Platform:
     url: str
+    tenant: Tenant
+    """The console's own tenant; its admin signs in."""
     admin_token: str
     flaky_url: str
 
@@ -119,42 +126,6 @@ class Platform:
         assert response.status_code == 201, response.text
         run_id: str = response.json()["run_id"]
         return run_id
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def _start(env: dict[str, str], stack: Stack) -> None:
-    """`up`; on a machine too loaded for a service to be ready within `up`'s own wait,
-    the stack goes on starting: wait until the gateway finds every service ready."""
-    started = _cli(env, "up")
-    if started.returncode == 0:
-        return
-    deadline = time.monotonic() + SLOW_START_S
-    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=10) as client:
-        while time.monotonic() < deadline:
-            health = [client.get(f"/health/{service.name}").status_code for service in SERVICES]
-            if all(status == 200 for status in health):
-                return
-            time.sleep(3)
-    pytest.fail(f"up failed:\n{started.stdout}\n{started.stderr}")
-
-
-def _free_offset() -> int:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            return offset
-    pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
 
 
 @pytest.fixture(scope="module")
@@ -179,33 +150,15 @@ def flaky_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def platform(playwright_module: Any, flaky_server: str) -> Iterator[Platform]:
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-console-"))
-    data_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(_free_offset()),
-    }
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    stack = Stack.from_env(env)
-    try:
-        _start(env, stack)
-        with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-            login = client.post(
-                "/api/v1/auth/login",
-                json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD},
-            )
-        assert login.status_code == 200, login.text
-        running = Platform(stack.gateway_url, login.json()["access_token"], flaky_server)
-        for definition in (GREETING, FLAKY_CALL.format(url=flaky_server), SLOW):
-            running.define(definition)
-        yield running
-    finally:
-        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
-        _cli(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
+def platform(
+    playwright_module: Any, flaky_server: str, default_platform: DefaultPlatform
+) -> Platform:
+    tenant = default_platform.new_tenant("console")
+    token = default_platform.login(tenant.admin_username, tenant.admin_password, tenant.name)
+    running = Platform(default_platform.url, tenant, token, flaky_server)
+    for definition in (GREETING, FLAKY_CALL.format(url=flaky_server), SLOW, REPORTING):
+        running.define(definition)
+    return running
 
 
 @pytest.fixture(scope="module")
@@ -254,10 +207,12 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page: Page, username: str, password: str) -> None:
+def sign_in(page: Page, tenant: Tenant, username: str = "", password: str = "") -> None:
+    """Sign in to ``tenant`` as ``username`` (default: the tenant's admin)."""
     page.goto("/#/sign-in")  # the browser may hold a session from an earlier test
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Username").fill(username or tenant.admin_username)
+    page.get_by_label("Password").fill(password or tenant.admin_password)
+    page.get_by_label("Tenant").fill(tenant.name)
     screenshot(page, "sign-in")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Runs", exact=True).wait_for()
@@ -303,8 +258,10 @@ def test_every_console_file_fits_in_a_gateway_response() -> None:
     assert too_big == []
 
 
-def test_sign_in_start_a_run_from_the_form_and_watch_it_succeed(page: Page) -> None:
-    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+def test_sign_in_start_a_run_from_the_form_and_watch_it_succeed(
+    page: Page, platform: Platform
+) -> None:
+    sign_in(page, platform.tenant)
     cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
     assert cookies["interlock_session"]["httpOnly"] and cookies["interlock_refresh"]["httpOnly"]
     assert cookies["interlock_session"]["sameSite"] == "Strict"
@@ -336,17 +293,23 @@ def test_sign_in_start_a_run_from_the_form_and_watch_it_succeed(page: Page) -> N
         screenshot(page, name)
 
 
-def test_a_failed_run_shows_its_error_and_succeeds_when_retried(
+def test_a_failed_run_shows_its_error_and_logs_and_succeeds_when_retried(
     page: Page, platform: Platform
 ) -> None:
     run_id = platform.start("console-flaky")
-    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    sign_in(page, platform.tenant)
     page.goto(f"/#/runs/{run_id}")
     wait_for_run_status(page, "failed")
     page.get_by_role("button", name="Task call:").first.click()
     error = page.get_by_test_id("task-error")
     error.wait_for()
     assert "500" in error.inner_text()
+    page.get_by_role("button", name="Show this task's log").click()
+    assert page.locator("#log-task").input_value() == "call"
+    # The HTTP task logs its answer: the failed attempt's line, in the task's log.
+    line = page.get_by_role("log", name="Task log").get_by_text(f"GET {platform.flaky_url} 500")
+    line.wait_for(timeout=RUN_TIMEOUT_MS)
+    assert "call#1 WARNING" in line.inner_text()
     screenshot(page, "run-failed")
     page.get_by_role("button", name="Retry failed tasks").click()
     dialog = page.get_by_role("dialog")
@@ -358,7 +321,7 @@ def test_a_failed_run_shows_its_error_and_succeeds_when_retried(
 
 def test_cancel_a_running_run_after_confirming(page: Page, platform: Platform) -> None:
     run_id = platform.start("console-slow")
-    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    sign_in(page, platform.tenant)
     page.goto(f"/#/runs/{run_id}")
     page.get_by_role("button", name="Task wait: running").wait_for(timeout=RUN_TIMEOUT_MS)
     page.get_by_role("button", name="Cancel run").click()
@@ -372,7 +335,7 @@ def test_cancel_a_running_run_after_confirming(page: Page, platform: Platform) -
 
 def test_a_change_without_the_csrf_header_is_refused(page: Page, platform: Platform) -> None:
     run_id = platform.start("console-slow")
-    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    sign_in(page, platform.tenant)
     refused = post_from_page(page, f"/api/v1/runs/{run_id}/pause", {})
     assert refused["status"] == 403
     assert refused["type"] == "application/problem+json"
@@ -397,7 +360,7 @@ def test_a_viewer_sees_no_actions_and_a_forged_action_is_refused(
     )
     assert created.status_code == 201, created.text
     run_id = platform.start("console-slow")
-    sign_in(page, "console-viewer", "viewer-password")
+    sign_in(page, platform.tenant, "console-viewer", "viewer-password")
     page.goto(f"/#/runs/{run_id}")
     page.get_by_role("group", name="Task graph: 1 tasks in 1 columns").wait_for()
     assert page.locator("[data-action]").count() == 0
@@ -417,9 +380,9 @@ def test_a_viewer_sees_no_actions_and_a_forged_action_is_refused(
     assert after == 401
 
 
-def test_the_run_list_counts_and_filters_every_run(page: Page) -> None:
+def test_the_run_list_counts_and_filters_every_run(page: Page, platform: Platform) -> None:
     # After the tests above: two runs succeeded, two were cancelled, one still sleeps.
-    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    sign_in(page, platform.tenant)
     counts = page.get_by_label("Runs listed by status")
     for text in ("succeeded 2", "cancelled 2", "running 1"):
         counts.get_by_text(text).wait_for()
@@ -435,6 +398,24 @@ def test_the_run_list_counts_and_filters_every_run(page: Page) -> None:
     assert rows.filter(has_text="succeeded").count() == 0
 
 
+def test_an_artifact_downloads_through_its_pre_signed_url(page: Page, platform: Platform) -> None:
+    run_id = platform.start("console-report")
+    sign_in(page, platform.tenant)
+    page.goto(f"/#/runs/{run_id}")  # while it runs: the list of artifacts follows it
+    wait_for_run_status(page, "succeeded")
+    artifacts = page.get_by_role("table", name="Artifacts")
+    artifacts.get_by_role("cell", name="report.txt", exact=True).wait_for()
+    assert artifacts.get_by_role("cell", name="write", exact=True).count() == 1
+    assert artifacts.get_by_role("cell", name=f"{len(REPORT_TEXT)} B").count() == 1
+    screenshot(page, "run-artifacts")
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download report.txt").click()
+    download = downloading.value
+    assert "X-Amz-Signature=" in download.url  # the pre-signed URL, not the API's /content
+    assert download.suggested_filename == "report.txt"
+    assert Path(download.path()).read_bytes() == REPORT_TEXT.encode()
+
+
 def test_two_versions_are_compared_line_by_line(page: Page, platform: Platform) -> None:
     changed = GREETING.replace("Says hello in four tasks.", "Greets in four tasks.")
     response = platform.call(
@@ -444,7 +425,7 @@ def test_two_versions_are_compared_line_by_line(page: Page, platform: Platform) 
         headers={"content-type": "application/yaml"},
     )
     assert response.status_code == 201, response.text
-    sign_in(page, ADMIN_USERNAME, ADMIN_PASSWORD)
+    sign_in(page, platform.tenant)
     page.goto("/#/workflows/console-greeting")
     diff = page.get_by_label("Changes from v1 to v2")
     diff.wait_for()

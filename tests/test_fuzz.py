@@ -1,23 +1,17 @@
 """Schemathesis over every service's OpenAPI document, through a real gateway.
 
-One complete local stack (``python -m interlock.devstack up`` in its own folder, on its
-own ports) serves the seven documents at ``/api/v1/<service>/openapi.json``. For each
-operation of each document, schemathesis sends a bounded number of generated requests,
-valid and invalid, with the admin's token, and checks two things of every answer: it is
-no 5xx, and its status is one the document declares. Generation is derandomized, so a
-run sends the same requests every time.
+The session's ``default_platform`` (one complete local stack for every service) serves
+the seven documents at ``/api/v1/<service>/openapi.json``. For each operation of each
+document, schemathesis sends a bounded number of generated requests, valid and invalid,
+with the token of the admin of a tenant made for this module (what the requests create,
+change or delete stays in it), and checks two things of every answer: it is no 5xx, and
+its status is one the document declares. Generation is derandomized, so a run sends the
+same requests every time.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -33,19 +27,14 @@ from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from interlock.common.permissions import SERVICE_NAMES
-from interlock.devstack import Stack
-from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_TENANT, ADMIN_USERNAME
+from interlock.devstack import Platform, Stack, Tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 EXAMPLES_PER_OPERATION = 10
 """Generated requests per operation and mode (valid, invalid): about 40 operations, so
 some 800 requests."""
-OFFSETS = (21000, 22000, 23000, 24000)
-"""Port offsets tried for the stack (the CLI tests use 30000-36000)."""
 REVOKING = {"POST /api/v1/auth/logout", "DELETE /api/v1/auth/session"}
-LOGIN_ATTEMPTS = 10
 MAX_FAILURE_REPORT = 3000
 """Characters of each failure kept in the report (it carries the request and answer)."""
 NETWORK_TASK_TYPES = {"http", "shell", "python"}
@@ -53,57 +42,14 @@ NETWORK_TASK_TYPES = {"http", "shell", "python"}
 ``noop`` in their place (the tests only talk to loopback)."""
 
 
-def _free_offsets() -> Iterator[int]:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            yield offset
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+@pytest.fixture(scope="module")
+def stack(default_platform: Platform) -> Stack:
+    return default_platform.stack
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs as `interlock`.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-fuzz-"))
-    data_dir.chmod(0o755)
-    env = {**os.environ, "INTERLOCK_DEV_DATA_DIR": str(data_dir)}
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    failures = []
-    try:
-        # Another stack on this machine may take a port between the check and the
-        # start: then the next free offset.
-        for offset in _free_offsets():
-            env["INTERLOCK_DEV_PORT_OFFSET"] = str(offset)
-            up = _cli(env, "up")
-            if up.returncode == 0:
-                yield Stack.from_env(env)
-                return
-            failures.append(f"offset {offset}:\n{up.stdout}\n{up.stderr}")
-            _cli(env, "down")
-        pytest.fail("up failed at every free offset:\n" + "\n".join(failures))
-    finally:
-        _remove(env, data_dir)
-
-
-def _remove(env: dict[str, str], data_dir: Path) -> None:
-    """Stop the stack and delete what it wrote (``clean`` where the CLI has it)."""
-    _cli(env, "down")
-    _cli(env, "clean")
-    postgres_home = getattr(Stack.from_env(env), "postgres_home", None)
-    if postgres_home is not None:
-        shutil.rmtree(postgres_home, ignore_errors=True)
-    shutil.rmtree(data_dir, ignore_errors=True)
+def tenant(default_platform: Platform) -> Tenant:
+    return default_platform.new_tenant("fuzz")
 
 
 def _operations(document: Any) -> list[Any]:
@@ -116,27 +62,23 @@ def _operations(document: Any) -> list[Any]:
     return operations
 
 
-def _login(stack: Stack) -> dict[str, str]:
-    """Fresh headers with an admin's access token."""
-    for _ in range(LOGIN_ATTEMPTS):
-        response = httpx.post(
-            f"{stack.gateway_url}/api/v1/auth/login",
-            json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "tenant": ADMIN_TENANT},
-            trust_env=False,
-            timeout=30,
-        )
-        if response.status_code != 429:  # the fuzzing may have used up a login rate limit
-            break
-        wait = response.headers.get("retry-after", "1")
-        time.sleep(min(float(wait), 5) if wait.isdigit() else 1)
-    assert response.status_code == 200, response.text
-    return {"authorization": f"Bearer {response.json()['access_token']}"}
+def _login(platform: Platform, tenant: Tenant) -> dict[str, str]:
+    """Fresh headers with the access token of the tenant's admin (``login`` waits out the
+    login rate limit, which the fuzzing may have used up)."""
+    token = platform.login(tenant.admin_username, tenant.admin_password, tenant.name)
+    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
-def admin_headers(stack: Stack) -> dict[str, str]:
+def log_in(default_platform: Platform, tenant: Tenant) -> Callable[[], dict[str, str]]:
+    """Logs the tenant's admin in again (for the requests that revoke their own token)."""
+    return lambda: _login(default_platform, tenant)
+
+
+@pytest.fixture(scope="module")
+def admin_headers(log_in: Callable[[], dict[str, str]]) -> dict[str, str]:
     """One admin login for the module (the gateway limits logins per address)."""
-    return _login(stack)
+    return log_in()
 
 
 def _assert_still_authorized(stack: Stack, headers: dict[str, str]) -> None:
@@ -149,7 +91,10 @@ def _assert_still_authorized(stack: Stack, headers: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_no_server_errors_and_only_documented_statuses(
-    stack: Stack, admin_headers: dict[str, str], service: str
+    stack: Stack,
+    admin_headers: dict[str, str],
+    log_in: Callable[[], dict[str, str]],
+    service: str,
 ) -> None:
     document = schemathesis.openapi.from_url(
         f"{stack.gateway_url}/api/v1/{service}/openapi.json", timeout=30
@@ -159,7 +104,8 @@ def test_no_server_errors_and_only_documented_statuses(
     for operation in _operations(document):
         for mode in GenerationMode:
             failure = _fuzz(
-                operation.as_strategy(generation_mode=mode), _headers_for(stack, operation, headers)
+                operation.as_strategy(generation_mode=mode),
+                _headers_for(log_in, operation, headers),
             )
             if failure:
                 failures.append(f"{operation.label} ({mode.value}): {failure}")
@@ -169,7 +115,10 @@ def test_no_server_errors_and_only_documented_statuses(
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_hostile_values_get_no_server_error(
-    stack: Stack, admin_headers: dict[str, str], service: str
+    stack: Stack,
+    admin_headers: dict[str, str],
+    log_in: Callable[[], dict[str, str]],
+    service: str,
 ) -> None:
     """Each parameter in turn holding NUL (a string) or 2**31 (an integer), and bodies
     whose strings hold NUL: values the databases refuse, which generation rarely hits."""
@@ -195,7 +144,7 @@ def test_hostile_values_get_no_server_error(
                     )
         for what, strategy in strategies.items():
             failure = _fuzz(
-                strategy, _headers_for(stack, operation, headers), mutate=_hostile_body, examples=1
+                strategy, _headers_for(log_in, operation, headers), mutate=_hostile_body, examples=1
             )
             if failure:
                 failures.append(f"{operation.label} ({what}): {failure}")
@@ -203,10 +152,12 @@ def test_hostile_values_get_no_server_error(
     assert not failures, "\n\n".join(failures)
 
 
-def _headers_for(stack: Stack, operation: Any, headers: dict[str, str]) -> dict[str, str]:
+def _headers_for(
+    log_in: Callable[[], dict[str, str]], operation: Any, headers: dict[str, str]
+) -> dict[str, str]:
     # Logging out (or signing a session out) revokes the token it is sent with: those
     # get a token of their own.
-    return _login(stack) if operation.label in REVOKING else headers
+    return log_in() if operation.label in REVOKING else headers
 
 
 def _fuzz(

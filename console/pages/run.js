@@ -1,6 +1,7 @@
 // One run: its DAG coloured by task status, the timeline of every attempt, the
 // selected task's details, logs and artifacts, and the actions the user's role allows
-// (each confirmed first). Refreshed every 2 s until the run ends.
+// (each confirmed first). Refreshed every 2 s until the run ends; the artifacts again
+// whenever the run's status changes (a task stores its artifacts as it ends).
 
 import { api, ApiError, can } from "../api.js";
 import { artifactPanel } from "../artifacts.js";
@@ -195,6 +196,7 @@ export async function render(view, { runId }) {
   }
 
   async function reload() {
+    const statusBefore = run.status;
     try {
       run = await api("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
     } catch (error) {
@@ -207,7 +209,14 @@ export async function render(view, { runId }) {
       execution = null; // the metadata service has no document (yet): the run's own view
     }
     draw();
+    if (run.status !== statusBefore) {
+      const fresh = await artifactPanel(runId);
+      artifacts.replaceWith(fresh);
+      artifacts = fresh;
+    }
   }
+
+  let artifacts = await artifactPanel(runId);
 
   view.append(header, actions,
     h("div", { class: "legend", "aria-hidden": "true" },
@@ -218,7 +227,7 @@ export async function render(view, { runId }) {
     h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"),
       h("p", { class: "hint" }, "Pale: waiting for a worker; coloured: running, by outcome; one bar per attempt."), gantt),
     logs.element,
-    await artifactPanel(runId));
+    artifacts);
   await reload();
   const refresher = setInterval(() => {
     if (!document.hidden && !(ENDED.has(run.status) && run.finished_at)) reload();

@@ -139,6 +139,32 @@ def _down_and_assert_nothing_left(under_test: StackUnderTest) -> None:
     _assert_nothing_left(stack)
 
 
+def _clean_at_once_and_assert_nothing_left(under_test: StackUnderTest) -> None:
+    """`clean` of a running stack: nothing left, PostgreSQL's shared memory freed too."""
+    stack = under_test.stack
+    refs = process_tree(_stack_processes(stack))
+    shared_memory = _postgres_shared_memory_id(stack)
+    assert shared_memory in _shared_memory_ids()
+    result = under_test.cli("clean")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "at once" in result.stdout
+    assert not alive_refs(refs), "processes of the stack survived `clean`"
+    _assert_nothing_left(stack)
+    assert shared_memory not in _shared_memory_ids()
+    assert not stack.data_dir.exists()
+    assert stack.s3_ports().leftover_sockets() == []
+
+
+def _postgres_shared_memory_id(stack: Stack) -> str:
+    # postmaster.pid's seventh line holds the key and id of the cluster's System V segment.
+    return (stack.postgres_dir / "postmaster.pid").read_text().splitlines()[6].split()[1]
+
+
+def _shared_memory_ids() -> set[str]:
+    rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return {row.split()[1] for row in rows}
+
+
 def _assert_nothing_left(stack: Stack) -> None:
     assert _processes_mentioning(stack.data_dir) == []
     assert processes_with_env(*next(iter(stack.marker.items()))) == set()
@@ -268,7 +294,8 @@ def test_up_reports_a_taken_port_by_name(second_stack: StackUnderTest) -> None:
 def test_stack_with_real_services(second_stack: StackUnderTest) -> None:
     """`up` with the seven real services: every /health/<service> answers 200 through
     Envoy, a workflow defined and started through the gateway succeeds end to end, and a
-    killed service comes back."""
+    killed service comes back; `clean` stops it at once (the stand-in test stops one
+    with `down`)."""
     result = second_stack.cli("up")
     _assert_up(result)
     _assert_gateway_routes(second_stack.stack)
@@ -276,7 +303,7 @@ def test_stack_with_real_services(second_stack: StackUnderTest) -> None:
     assert status.returncode == 0, status.stdout
     _assert_a_three_task_run_succeeds_through_the_gateway(second_stack.stack)
     _assert_crashed_service_is_restarted(second_stack.stack, "scheduler")
-    _down_and_assert_nothing_left(second_stack)
+    _clean_at_once_and_assert_nothing_left(second_stack)
 
 
 THREE_STEPS = """

@@ -11,6 +11,7 @@ from interlock.devstack._handles import (
     S3Server,
     SmtpServer,
 )
+from interlock.devstack._platform import Platform, Tenant
 from interlock.devstack._probes import ServerStartError
 from interlock.devstack._runner import RestartableServer
 from interlock.devstack._stack import SERVICES, ServiceDef, Stack
@@ -20,6 +21,7 @@ __all__ = [
     "BinaryNotFoundError",
     "KafkaServer",
     "MongoServer",
+    "Platform",
     "PostgresDatabase",
     "PostgresServer",
     "RestartableServer",
@@ -28,6 +30,7 @@ __all__ = [
     "ServiceDef",
     "SmtpServer",
     "Stack",
+    "Tenant",
     "envoy_binary",
     "main",
     "render_compose_config",

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +289,15 @@ class S3Ports:
             "s3-filer": self.filer,
             "s3-filer-grpc": self.filer_grpc,
         }
+
+    def leftover_sockets(self) -> list[Path]:
+        """The Unix sockets ``weed`` makes in the temporary folder and leaves when killed."""
+        folder = Path(tempfile.gettempdir())
+        return [
+            path
+            for port in self.by_label().values()
+            for path in folder.glob(f"seaweedfs-*-{port}.sock")
+        ]
 
 
 def prepare_s3(data_dir: Path, *, access_key: str, secret_key: str) -> None:

