@@ -1,8 +1,9 @@
 """Metrics, alert rules and dashboards, checked with promtool against the real platform.
 
-One stack (its own data folder and ports) serves some traffic first: runs that succeed,
-fail after a retry (a timer, a dead letter) and get cancelled, an idempotent replay, an
-email subscription's deliveries, an artifact uploaded and downloaded. Then every
+The session's shared platform (the devstack plugin's ``default_platform``) serves some
+traffic first: runs that succeed, fail after a retry (a timer, a dead letter) and get
+cancelled, an idempotent replay, an email subscription's deliveries, an artifact
+uploaded and downloaded. Then every
 service's ``/metrics`` must pass ``promtool check metrics``, and every metric named in a
 dashboard's PromQL must be exposed (a dashboard of one service: by that service). The
 alert rules pass ``promtool check rules`` and their unit tests (``promtool test rules``).
@@ -18,10 +19,8 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, SERVICES, Stack
+from interlock.devstack import Platform as DefaultPlatform
+from interlock.devstack._stack import DATA_DIR_ENV, PORT_OFFSET_ENV, SERVICES, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -39,7 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES = sorted((ROOT / "infra/prometheus/rules").glob("*.yml"))
 RULE_TESTS = sorted((ROOT / "infra/prometheus/tests").glob("*.yml"))
 DASHBOARDS = sorted((ROOT / "infra/grafana/dashboards").glob("*.json"))
-OFFSETS = (3650, 3850)
 SERVICE_BY_NAME = {service.name: service for service in SERVICES}
 SERVICE_NAMES = sorted(SERVICE_BY_NAME)
 _METRIC = re.compile(r"\b(interlock_[a-z0-9_]+)\b")
@@ -80,26 +78,6 @@ class Platform:
     """Each service's ``/metrics`` text, after the traffic."""
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def _free_offset() -> int:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            return offset
-    pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
-
-
 def _eventually(what: str, check: Callable[[], bool]) -> None:
     deadline = time.monotonic() + _WAIT_S
     while not check():
@@ -114,14 +92,9 @@ def _scrape(stack: Stack, service: str) -> str:
     return response.text
 
 
-def _serve_traffic(stack: Stack) -> None:
+def _serve_traffic(stack: Stack, token: str) -> None:
     with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-        login = client.post(
-            "/api/v1/auth/login",
-            json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "tenant": "default"},
-        )
-        assert login.status_code == 200, login.text
-        client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
+        client.headers["authorization"] = f"Bearer {token}"
         subscribed = client.post(
             "/api/v1/subscriptions",
             json={
@@ -186,28 +159,16 @@ def _serve_traffic(stack: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-obs-"))
-    data_dir.chmod(0o755)
+def platform(default_platform: DefaultPlatform) -> Platform:
+    stack = default_platform.stack
     env = {
         **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(_free_offset()),
+        DATA_DIR_ENV: str(stack.data_dir),
+        PORT_OFFSET_ENV: str(stack.port_offset),
     }
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    env.pop("INTERLOCK_DEV_GATEWAY_AUTHZ", None)
-    stack = Stack.from_env(env)
-    try:
-        started = _cli(env, "up")
-        assert started.returncode == 0, f"up failed:\n{started.stdout}\n{started.stderr}"
-        _serve_traffic(stack)
-        scrapes = {service: _scrape(stack, service) for service in SERVICE_NAMES}
-        yield Platform(stack, env, scrapes)
-    finally:
-        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
-        _cli(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
+    _serve_traffic(stack, default_platform.login())
+    scrapes = {service: _scrape(stack, service) for service in SERVICE_NAMES}
+    return Platform(stack, env, scrapes)
 
 
 @pytest.fixture(scope="module")
