@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from interlock.common import topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventPublisher
+from interlock.common.sealing import new_key_encryption_key
 from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.events.v1 import definition_pb2, workflow_pb2
 from interlock.notification import NotificationSettings, create_app
@@ -167,6 +168,8 @@ async def eventually(
 
 
 TENANT = "acme"
+KEY_ENCRYPTION_KEYS = new_key_encryption_key()
+"""The tests' key-encryption key (the same for every app of a session: they share data)."""
 
 
 def gateway_headers(tenant: str = TENANT, role: str = "developer") -> dict[str, str]:
@@ -189,6 +192,7 @@ def make_settings(dsn: str, password: Any, kafka: str, **overrides: Any) -> Noti
         "delivery_poll_interval_s": 0.05,
         "webhook_allowed_networks": ["127.0.0.0/8"],
         "public_url": "http://gateway.test:8080",
+        "key_encryption_keys": KEY_ENCRYPTION_KEYS,
     }
     values.update(overrides)
     return NotificationSettings(**values)

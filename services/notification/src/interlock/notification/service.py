@@ -30,6 +30,7 @@ from interlock.notification.domain import (
     NotAWebhookError,
     RunFacts,
     RunFilter,
+    SecretSealer,
     SubscriptionNotFoundError,
     Verdict,
     check_events,
@@ -129,6 +130,8 @@ class NotificationService:
             refuses (resolving its host).
         public_url: The gateway's address, for links.
         policy: Retries and disabling.
+        sealer: Seals signing secrets at rest; ``None`` when no key-encryption key is
+            configured (the service then refuses to start: :meth:`seal_stored_secrets`).
         on_new_deliveries: Called after deliveries due now were committed (wakes the
             delivery loop of this instance).
     """
@@ -140,12 +143,14 @@ class NotificationService:
         vet_url: Callable[[str], Awaitable[object]],
         public_url: str,
         policy: DeliveryPolicy,
+        sealer: SecretSealer | None,
         on_new_deliveries: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._vet_url = vet_url
         self._public_url = public_url
         self._policy = policy
+        self._sealer = sealer
         self._on_new_deliveries = on_new_deliveries
         self._rng = random.Random()  # noqa: S311 - jitter, not a secret
 
@@ -167,10 +172,11 @@ class NotificationService:
         if isinstance(checked_target, str):
             await self._vet_url(checked_target)
         secret = new_secret() if channel is Channel.WEBHOOK else None
+        subscription_id = uuid.uuid4()
         now = datetime.now(UTC)
         sub = store.StoredSubscription(
             tenant=principal.tenant,
-            id=uuid.uuid4(),
+            id=subscription_id,
             name=check_name(name),
             channel=channel,
             target=checked_target,
@@ -179,8 +185,8 @@ class NotificationService:
             enabled=enabled,
             disabled_reason=None,
             consecutive_failures=0,
-            secret=secret,
-            previous_secret=None,
+            sealed_secret=self._seal(subscription_id, secret),
+            sealed_previous_secret=None,
             previous_secret_expires_at=None,
             created_by=principal.subject,
             created_at=now,
@@ -263,8 +269,8 @@ class NotificationService:
                 raise NotAWebhookError("only webhook subscriptions have a signing secret")
             rotated = replace(
                 sub,
-                secret=secret,
-                previous_secret=sub.secret,
+                sealed_secret=self._seal(sub.id, secret),
+                sealed_previous_secret=sub.sealed_secret,
                 previous_secret_expires_at=datetime.now(UTC) + grace_period,
             )
             await store.update_subscription(conn, rotated)
@@ -288,6 +294,40 @@ class NotificationService:
             await store.insert_deliveries(conn, [delivery])
         self._on_new_deliveries()
         return delivery_id
+
+    async def seal_stored_secrets(self) -> int:
+        """Seal with the first KEK every stored secret that is plain or sealed with another.
+
+        Run at start-up: secrets written before sealing existed get sealed, and a KEK put
+        first (a rotation) takes over every value, after which the older KEK can go.
+        Returns how many subscriptions changed.
+
+        Raises:
+            ValueError: No key-encryption key is configured.
+        """
+        sealer = self._required_sealer()
+        async with self._pool().acquire() as conn, conn.transaction():
+            found = await store.lock_secrets_to_seal(conn, sealer.primary_id)
+            for tenant, subscription_id, secret, previous in found:
+                await store.store_sealed_secrets(
+                    conn,
+                    tenant,
+                    subscription_id,
+                    sealer.reseal(subscription_id, secret),
+                    sealer.reseal(subscription_id, previous),
+                )
+        return len(found)
+
+    def _seal(self, subscription_id: uuid.UUID, secret: str | None) -> str | None:
+        return None if secret is None else self._required_sealer().seal(subscription_id, secret)
+
+    def _required_sealer(self) -> SecretSealer:
+        if self._sealer is None:
+            raise ValueError(
+                "INTERLOCK_KEY_ENCRYPTION_KEYS is required: the notification service stores"
+                " webhook signing secrets sealed with it"
+            )
+        return self._sealer
 
     async def _locked(
         self, conn: asyncpg.Connection, principal: Principal, subscription_id: uuid.UUID
@@ -353,7 +393,12 @@ class NotificationService:
     async def claim_due(self, limit: int) -> list[store.ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries for one attempt each."""
         async with self._pool().acquire() as conn:
-            return await store.claim_due(conn, limit=limit, lease_s=self._policy.lease_s)
+            claimed = await store.claim_due(conn, limit=limit, lease_s=self._policy.lease_s)
+        sealer = self._required_sealer()
+        return [
+            replace(d, secrets=[sealer.open(d.subscription_id, s) for s in d.secrets])
+            for d in claimed
+        ]
 
     async def drop(self, delivery: store.ClaimedDelivery) -> None:
         """End a claimed delivery whose subscription was disabled meanwhile."""

@@ -49,6 +49,11 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     consumer_fetch_max_wait_ms: int = 5
     """Fetch wait of the event consumer. Default: 5 ms."""
 
+    key_encryption_keys: SecretStr | None = None
+    """Key-encryption keys sealing the webhook signing secrets at rest:
+    ``id:base64url-32-bytes``, several comma-separated to rotate (the first seals, all
+    unseal; the service re-seals stored secrets with the first at start-up). Required to
+    start; ``make up`` generates one into ``.data/secrets.env``. Default: unset."""
     webhook_timeout_s: float = Field(default=15.0, gt=0.0)
     """Timeout of one webhook request, connection included. Default: 15 s."""
     webhook_allowed_networks: list[str] = Field(default_factory=list)

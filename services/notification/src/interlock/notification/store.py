@@ -28,8 +28,10 @@ class StoredSubscription:
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int
-    secret: str | None
-    previous_secret: str | None
+    sealed_secret: str | None
+    """The webhook signing secret as stored: sealed (:mod:`interlock.notification.sealing`)."""
+    sealed_previous_secret: str | None
+    """The rotated-out secret, sealed, while it still signs."""
     previous_secret_expires_at: datetime | None
     created_by: str
     created_at: datetime
@@ -96,13 +98,15 @@ class ClaimedDelivery:
     channel: Channel
     target: str | list[str]
     secrets: list[str]
+    """The signing secrets: sealed as the store reads them, opened by the service."""
     enabled: bool
 
 
 _SUBSCRIPTION_COLUMNS = """
 tenant, id, name, channel, target::text AS target, events, filter_workflows,
 filter_workflow_prefix, filter_labels::text AS filter_labels, enabled, disabled_reason,
-consecutive_failures, secret, previous_secret, previous_secret_expires_at, created_by,
+consecutive_failures, sealed_secret, sealed_previous_secret, previous_secret_expires_at,
+created_by,
 created_at, updated_at
 """
 
@@ -123,8 +127,8 @@ def _subscription(row: asyncpg.Record) -> StoredSubscription:
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         consecutive_failures=row["consecutive_failures"],
-        secret=row["secret"],
-        previous_secret=row["previous_secret"],
+        sealed_secret=row["sealed_secret"],
+        sealed_previous_secret=row["sealed_previous_secret"],
         previous_secret_expires_at=row["previous_secret_expires_at"],
         created_by=row["created_by"],
         created_at=row["created_at"],
@@ -137,7 +141,7 @@ async def insert_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
     await conn.execute(
         """
         INSERT INTO subscriptions (tenant, id, name, channel, target, events, filter_workflows,
-            filter_workflow_prefix, filter_labels, enabled, secret, created_by, created_at,
+            filter_workflow_prefix, filter_labels, enabled, sealed_secret, created_by, created_at,
             updated_at)
         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $13)
         """,
@@ -151,7 +155,7 @@ async def insert_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
         sub.run_filter.workflow_prefix,
         json.dumps(dict(sub.run_filter.labels)),
         sub.enabled,
-        sub.secret,
+        sub.sealed_secret,
         sub.created_by,
         sub.created_at,
     )
@@ -198,8 +202,9 @@ async def update_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
         """
         UPDATE subscriptions SET name = $3, target = $4::jsonb, events = $5,
             filter_workflows = $6, filter_workflow_prefix = $7, filter_labels = $8::jsonb,
-            enabled = $9, disabled_reason = $10, consecutive_failures = $11, secret = $12,
-            previous_secret = $13, previous_secret_expires_at = $14, updated_at = now()
+            enabled = $9, disabled_reason = $10, consecutive_failures = $11,
+            sealed_secret = $12, sealed_previous_secret = $13, previous_secret_expires_at = $14,
+            updated_at = now()
         WHERE tenant = $1 AND id = $2
         """,
         sub.tenant,
@@ -213,8 +218,8 @@ async def update_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
         sub.enabled,
         sub.disabled_reason,
         sub.consecutive_failures,
-        sub.secret,
-        sub.previous_secret,
+        sub.sealed_secret,
+        sub.sealed_previous_secret,
         sub.previous_secret_expires_at,
     )
 
@@ -339,9 +344,9 @@ async def claim_due(
         WHERE d.id = due.id AND s.tenant = d.tenant AND s.id = d.subscription_id
         RETURNING d.id, d.tenant, d.subscription_id, s.name, d.message_id, d.message::text
             AS message, d.attempts, d.attempts - d.attempts_before_redelivery AS step,
-            s.channel, s.target::text AS target, s.enabled, s.secret,
-            CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
-            AS previous_secret
+            s.channel, s.target::text AS target, s.enabled, s.sealed_secret,
+            CASE WHEN s.previous_secret_expires_at > now() THEN s.sealed_previous_secret END
+            AS sealed_previous_secret
         """,
         limit,
         lease_s,
@@ -358,7 +363,7 @@ async def claim_due(
             schedule_step=row["step"],
             channel=Channel(row["channel"]),
             target=json.loads(row["target"]),
-            secrets=[s for s in (row["secret"], row["previous_secret"]) if s],
+            secrets=[s for s in (row["sealed_secret"], row["sealed_previous_secret"]) if s],
             enabled=row["enabled"],
         )
         for row in rows
@@ -452,6 +457,48 @@ async def drop_claim(conn: asyncpg.Connection, delivery: ClaimedDelivery, reason
         delivery.id,
         delivery.attempt,
         reason,
+    )
+
+
+async def lock_secrets_to_seal(
+    conn: asyncpg.Connection, primary_kek_id: str
+) -> list[tuple[str, uuid.UUID, str | None, str | None]]:
+    """Lock the subscriptions whose secrets are plain or sealed with another KEK.
+
+    Each as ``(tenant, id, sealed_secret, sealed_previous_secret)``.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT tenant, id, sealed_secret, sealed_previous_secret FROM subscriptions
+        WHERE split_part(sealed_secret, ':', 1) <> $1
+           OR split_part(sealed_previous_secret, ':', 1) <> $1
+        FOR UPDATE
+        """,
+        primary_kek_id,
+    )
+    return [
+        (row["tenant"], row["id"], row["sealed_secret"], row["sealed_previous_secret"])
+        for row in rows
+    ]
+
+
+async def store_sealed_secrets(
+    conn: asyncpg.Connection,
+    tenant: str,
+    subscription_id: uuid.UUID,
+    sealed_secret: str | None,
+    sealed_previous_secret: str | None,
+) -> None:
+    """Write a subscription's re-sealed secrets."""
+    await conn.execute(
+        """
+        UPDATE subscriptions SET sealed_secret = $3, sealed_previous_secret = $4
+        WHERE tenant = $1 AND id = $2
+        """,
+        tenant,
+        subscription_id,
+        sealed_secret,
+        sealed_previous_secret,
     )
 
 
