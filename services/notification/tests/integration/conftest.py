@@ -62,6 +62,8 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._scripts: dict[str, list[Answer]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._most_in_flight: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -89,6 +91,10 @@ class Receiver:
     def at(self, path: str) -> list[Received]:
         return [item for item in self.received if item.path == path]
 
+    def most_concurrent(self, path: str) -> int:
+        """The most requests to ``path`` that were being answered at once."""
+        return self._most_in_flight.get(path, 0)
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.received.append(
@@ -96,8 +102,15 @@ class Receiver:
         )
         script = self._scripts.get(request.path)
         answer = script.pop(0) if script else Answer()
-        if answer.delay_s:
-            await asyncio.sleep(answer.delay_s)
+        self._in_flight[request.path] = self._in_flight.get(request.path, 0) + 1
+        self._most_in_flight[request.path] = max(
+            self._most_in_flight.get(request.path, 0), self._in_flight[request.path]
+        )
+        try:
+            if answer.delay_s:
+                await asyncio.sleep(answer.delay_s)
+        finally:
+            self._in_flight[request.path] -= 1
         return web.Response(status=answer.status, headers=answer.headers, text="ok")
 
 

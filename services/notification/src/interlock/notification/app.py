@@ -60,6 +60,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             max_retry_after_s=settings.max_retry_after_s,
             max_consecutive_failures=settings.max_consecutive_failures,
             lease_s=settings.delivery_lease_s,
+            per_subscription=settings.delivery_concurrency_per_subscription,
         ),
         sealer=sealer,
         on_new_deliveries=due.set,

@@ -4,7 +4,9 @@ Any number of instances share the work: a claim is ``FOR UPDATE SKIP LOCKED`` an
 leases the delivery for ``delivery_lease_s``; an instance killed mid-attempt leaves
 the delivery due again when the lease ends, and the next attempt carries the same
 ``webhook-id`` (at-least-once). Attempts run concurrently, at most
-``delivery_concurrency`` at a time; new deliveries wake the loop at once.
+``delivery_concurrency`` at a time and at most ``delivery_concurrency_per_subscription``
+for one subscription, so one slow receiver (its tenant's) cannot stall the others'
+deliveries; new deliveries wake the loop at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import contextlib
 import json
 import logging
 import time
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from interlock.common.resources import Lifecycle
@@ -66,7 +70,8 @@ class DeliveryLoop(Lifecycle):
         self._retention = timedelta(seconds=retention_s)
         self._next_prune = 0.0
         self._wake = due
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._by_subscription: Counter[uuid.UUID] = Counter()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -101,12 +106,15 @@ class DeliveryLoop(Lifecycle):
             # Claim in batches: a claim per finished attempt would double the queries.
             if free >= self._claim_at_least or not self._in_flight:
                 try:
-                    claimed = await self._service.claim_due(min(free, self._batch_size))
+                    claimed = await self._service.claim_due(
+                        min(free, self._batch_size), in_flight=dict(self._by_subscription)
+                    )
                 except Exception:
                     _log.exception("claiming deliveries failed; trying again")
             for delivery in claimed:
                 task = asyncio.create_task(self._attempt(delivery))
-                self._in_flight.add(task)
+                self._in_flight[task] = delivery.subscription_id
+                self._by_subscription[delivery.subscription_id] += 1
                 task.add_done_callback(self._finished)
             if claimed and len(claimed) == min(free, self._batch_size):
                 continue
@@ -123,7 +131,11 @@ class DeliveryLoop(Lifecycle):
             _log.exception("pruning the inbox and the runs failed; trying again in an hour")
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        subscription_id = self._in_flight.pop(task, None)
+        if subscription_id is not None:
+            self._by_subscription[subscription_id] -= 1
+            if self._by_subscription[subscription_id] <= 0:
+                del self._by_subscription[subscription_id]
         self._wake.set()
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,6 +66,8 @@ class DeliveryPolicy:
         max_retry_after_s: Longest wait a receiver's ``Retry-After`` can ask for.
         max_consecutive_failures: Failed attempts in a row that disable a subscription.
         lease_s: How long a claimed delivery stays with its instance.
+        per_subscription: Most attempts in flight at once for one subscription (per
+            instance), so one slow receiver cannot hold every slot.
     """
 
     schedule_s: tuple[float, ...]
@@ -73,6 +75,7 @@ class DeliveryPolicy:
     max_retry_after_s: float = 86_400.0
     max_consecutive_failures: int = 100
     lease_s: float = 60.0
+    per_subscription: int = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -390,10 +393,22 @@ class NotificationService:
 
     # Attempts ------------------------------------------------------------------------
 
-    async def claim_due(self, limit: int) -> list[store.ClaimedDelivery]:
-        """Claim up to ``limit`` due deliveries for one attempt each."""
+    async def claim_due(
+        self, limit: int, *, in_flight: Mapping[uuid.UUID, int]
+    ) -> list[store.ClaimedDelivery]:
+        """Claim up to ``limit`` due deliveries for one attempt each.
+
+        ``in_flight`` counts the attempts this instance has in flight, by subscription:
+        none gets more than the policy's ``per_subscription`` at once.
+        """
         async with self._pool().acquire() as conn:
-            claimed = await store.claim_due(conn, limit=limit, lease_s=self._policy.lease_s)
+            claimed = await store.claim_due(
+                conn,
+                limit=limit,
+                lease_s=self._policy.lease_s,
+                per_subscription=self._policy.per_subscription,
+                in_flight=in_flight,
+            )
         sealer = self._required_sealer()
         return [
             replace(d, secrets=[sealer.open(d.subscription_id, s) for s in d.secrets])

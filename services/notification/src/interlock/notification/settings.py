@@ -43,6 +43,10 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Most deliveries one pass of the delivery loop claims. Default: 100."""
     delivery_concurrency: int = Field(default=50, ge=1)
     """Most attempts in flight at once per instance. Default: 50."""
+    delivery_concurrency_per_subscription: int = Field(default=10, ge=1)
+    """Most attempts in flight at once for one subscription, per instance: a slow
+    receiver holds no more slots than this, and other subscriptions' deliveries (other
+    tenants') go past its backlog. Default: 10."""
     delivery_poll_interval_s: float = Field(default=0.5, gt=0.0)
     """Wait between passes of the delivery loop when nothing was due (new deliveries
     wake it at once). Default: 0.5 s."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -323,20 +323,41 @@ async def insert_deliveries(conn: asyncpg.Connection, deliveries: Sequence[NewDe
 
 
 async def claim_due(
-    conn: asyncpg.Connection, *, limit: int, lease_s: float
+    conn: asyncpg.Connection,
+    *,
+    limit: int,
+    lease_s: float,
+    per_subscription: int,
+    in_flight: Mapping[uuid.UUID, int],
 ) -> list[ClaimedDelivery]:
     """Claim up to ``limit`` due deliveries for one attempt each (``FOR UPDATE SKIP LOCKED``).
 
     A claim counts the attempt and moves the due time to the end of the lease, so a
-    delivery whose instance dies mid-attempt is due again after ``lease_s``.
+    delivery whose instance dies mid-attempt is due again after ``lease_s``. No
+    subscription gets more than ``per_subscription`` attempts in flight, counting the
+    ``in_flight`` ones of this instance (by subscription): a slow receiver's backlog
+    cannot take every slot, and other subscriptions' deliveries are claimed past it.
     """
+    saturated = [sub for sub, count in in_flight.items() if count >= per_subscription]
     rows = await conn.fetch(
         """
-        WITH due AS (
-            SELECT id FROM deliveries
+        WITH candidates AS (
+            SELECT id, subscription_id, next_attempt_at FROM deliveries
             WHERE status = 'pending' AND next_attempt_at <= now()
-            ORDER BY next_attempt_at LIMIT $1
-            FOR UPDATE SKIP LOCKED
+              AND subscription_id <> ALL($3::uuid[])
+            ORDER BY next_attempt_at LIMIT $1 * 4
+        ), ranked AS (
+            SELECT c.id, c.next_attempt_at, coalesce(b.in_flight, 0)
+                + row_number() OVER (PARTITION BY c.subscription_id ORDER BY c.next_attempt_at)
+                AS slot
+            FROM candidates c
+            LEFT JOIN unnest($4::uuid[], $5::int[]) AS b(subscription_id, in_flight)
+              ON b.subscription_id = c.subscription_id
+        ), due AS (
+            SELECT d.id FROM deliveries d JOIN ranked r ON r.id = d.id
+            WHERE r.slot <= $6 AND d.status = 'pending' AND d.next_attempt_at <= now()
+            ORDER BY r.next_attempt_at LIMIT $1
+            FOR UPDATE OF d SKIP LOCKED
         )
         UPDATE deliveries d
         SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
@@ -350,6 +371,10 @@ async def claim_due(
         """,
         limit,
         lease_s,
+        saturated,
+        list(in_flight),
+        list(in_flight.values()),
+        per_subscription,
     )
     return [
         ClaimedDelivery(
