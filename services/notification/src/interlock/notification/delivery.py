@@ -21,10 +21,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from interlock.common.resources import Lifecycle
-from interlock.notification.domain import AttemptOutcome, Channel, render
+from interlock.notification.domain import AttemptOutcome, Channel, Verdict, render
 from interlock.notification.mail import EmailSender
 from interlock.notification.service import NotificationService
-from interlock.notification.store import ClaimedDelivery
+from interlock.notification.store import ClaimedDelivery, Success
 from interlock.notification.webhooks import WebhookSender
 
 _log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class DeliveryLoop(Lifecycle):
         self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}
         self._by_subscription: Counter[uuid.UUID] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._successes = _SuccessRecorder(service)
 
     async def start(self) -> None:
         """Start claiming in the background."""
@@ -89,6 +90,7 @@ class DeliveryLoop(Lifecycle):
         for each in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await each
+        await self._successes.stop()
         await self._webhooks.aclose()
         await self._mail.aclose()
 
@@ -147,6 +149,18 @@ class DeliveryLoop(Lifecycle):
             clock = time.monotonic()
             outcome = await self._send(delivery)
             latency_ms = round((time.monotonic() - clock) * 1000)
+            if outcome.verdict is Verdict.SUCCEEDED:
+                await self._successes.record(
+                    Success(
+                        delivery_id=delivery.id,
+                        attempt=delivery.attempt,
+                        started_at=started_at,
+                        latency_ms=latency_ms,
+                        status_code=outcome.status_code,
+                        response_excerpt=outcome.response_excerpt,
+                    )
+                )
+                return
             next_at = await self._service.record(
                 delivery, started_at=started_at, latency_ms=latency_ms, outcome=outcome
             )
@@ -174,3 +188,48 @@ class DeliveryLoop(Lifecycle):
         assert isinstance(delivery.target, list)
         email = render(delivery.message, subscription=delivery.subscription_name)
         return await self._mail.send(delivery.target, email, message_id=delivery.message_id)
+
+
+class _SuccessRecorder:
+    """Records successful attempts in batches, one statement each.
+
+    Whatever finished while the previous batch was being written goes in the next one:
+    no timer, no added wait. Most attempts succeed; one round trip (and one pooled
+    connection) for every success would make recording, not sending, what bounds
+    deliveries per second.
+    """
+
+    def __init__(self, service: NotificationService) -> None:
+        self._service = service
+        self._waiting: list[tuple[Success, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, success: Success) -> None:
+        """Return once ``success`` is recorded; raise what recording it raised."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((success, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await asyncio.shield(done)
+
+    async def stop(self) -> None:
+        """Abandon what is not written (the leases hand those deliveries on)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._service.record_successes([success for success, _ in batch])
+            except Exception as error:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)

@@ -445,6 +445,11 @@ class NotificationService:
             )
         return next_at if recorded else None
 
+    async def record_successes(self, successes: Sequence[store.Success]) -> None:
+        """Record successful attempts together (one round trip for many deliveries)."""
+        async with self._pool().acquire() as conn:
+            await store.record_successes(conn, successes)
+
     def _next_state(
         self, delivery: store.ClaimedDelivery, outcome: AttemptOutcome
     ) -> tuple[str, datetime | None]:

@@ -463,6 +463,63 @@ async def record_attempt(
     return recorded > 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class Success:
+    """A successful attempt to record."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    started_at: datetime
+    latency_ms: int
+    status_code: int | None
+    response_excerpt: str
+
+
+async def record_successes(conn: asyncpg.Connection, successes: Sequence[Success]) -> int:
+    """Record successful attempts in one statement.
+
+    The deliveries succeed, the attempts are written and their subscriptions' runs of
+    failures end. Like :func:`record_attempt`, an attempt whose delivery was claimed again meanwhile
+    records nothing. Returns how many were recorded.
+    """
+    recorded: int = await conn.fetchval(
+        """
+        WITH done AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
+                $5::int[], $6::text[])
+              AS s(id, number, started_at, latency_ms, status_code, excerpt)
+        ), d AS (
+            UPDATE deliveries SET status = 'succeeded', next_attempt_at = NULL,
+                finished_at = now()
+            FROM done
+            WHERE deliveries.id = done.id AND deliveries.attempts = done.number
+              AND deliveries.status = 'pending'
+            RETURNING deliveries.id, deliveries.tenant, deliveries.subscription_id
+        ), attempt AS (
+            INSERT INTO delivery_attempts (delivery_id, number, started_at, latency_ms,
+                status_code, response_excerpt)
+            SELECT done.id, done.number, done.started_at, done.latency_ms, done.status_code,
+                done.excerpt
+            FROM done JOIN d ON d.id = done.id
+            ON CONFLICT DO NOTHING
+        ), failures AS (
+            UPDATE subscriptions s SET consecutive_failures = 0
+            FROM (SELECT DISTINCT tenant, subscription_id FROM d) AS ended
+            WHERE s.tenant = ended.tenant AND s.id = ended.subscription_id
+              AND s.consecutive_failures <> 0
+        )
+        SELECT count(*) FROM d
+        """,
+        [s.delivery_id for s in successes],
+        [s.attempt for s in successes],
+        [s.started_at for s in successes],
+        [s.latency_ms for s in successes],
+        [s.status_code for s in successes],
+        [s.response_excerpt for s in successes],
+    )
+    return recorded
+
+
 async def drop_claim(conn: asyncpg.Connection, delivery: ClaimedDelivery, reason: str) -> None:
     """End a claimed delivery without an attempt (its subscription is disabled)."""
     await conn.execute(
