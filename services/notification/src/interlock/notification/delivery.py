@@ -6,7 +6,9 @@ the delivery due again when the lease ends, and the next attempt carries the sam
 ``webhook-id`` (at-least-once). Attempts run concurrently, at most
 ``delivery_concurrency`` at a time and at most ``delivery_concurrency_per_subscription``
 for one subscription, so one slow receiver (its tenant's) cannot stall the others'
-deliveries; new deliveries wake the loop at once.
+deliveries. New deliveries wake the loop at once: those of this instance directly,
+those of any instance through PostgreSQL's ``NOTIFY`` on :data:`store.DUE_CHANNEL`; the
+poll interval only bounds the wait for retries due later.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from interlock.common.postgres import NotificationListener
 from interlock.common.resources import Lifecycle
 from interlock.notification.domain import AttemptOutcome, Channel, Verdict, render
 from interlock.notification.mail import EmailSender
 from interlock.notification.service import NotificationService
-from interlock.notification.store import ClaimedDelivery, Success
+from interlock.notification.store import DUE_CHANNEL, ClaimedDelivery, Success
 from interlock.notification.webhooks import WebhookSender
 
 _log = logging.getLogger(__name__)
@@ -73,17 +76,21 @@ class DeliveryLoop(Lifecycle):
         self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}
         self._by_subscription: Counter[uuid.UUID] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
         self._successes = _SuccessRecorder(service)
 
     async def start(self) -> None:
-        """Start claiming in the background."""
+        """Start claiming in the background, and listening for due deliveries."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)
+            listener = NotificationListener(self._service.pool(), [DUE_CHANNEL], self._wake.set)
+            self._listening = asyncio.create_task(listener.run(), name=f"{self.name}-listener")
 
     async def stop(self) -> None:
         """Stop claiming; attempts in flight are abandoned (their leases hand them on)."""
         task, self._task = self._task, None
-        tasks = [task] if task is not None else []
+        listening, self._listening = self._listening, None
+        tasks = [each for each in (task, listening) if each is not None]
         tasks += list(self._in_flight)
         for each in tasks:
             each.cancel()

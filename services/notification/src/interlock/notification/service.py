@@ -157,6 +157,10 @@ class NotificationService:
         self._on_new_deliveries = on_new_deliveries
         self._rng = random.Random()  # noqa: S311 - jitter, not a secret
 
+    def pool(self) -> asyncpg.Pool:
+        """The service's open pool (the delivery loop listens on one of its connections)."""
+        return self._pool()
+
     # Subscriptions -------------------------------------------------------------------
 
     async def create_subscription(

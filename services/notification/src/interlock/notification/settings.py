@@ -48,8 +48,8 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     receiver holds no more slots than this, and other subscriptions' deliveries (other
     tenants') go past its backlog. Default: 10."""
     delivery_poll_interval_s: float = Field(default=0.5, gt=0.0)
-    """Wait between passes of the delivery loop when nothing was due (new deliveries
-    wake it at once). Default: 0.5 s."""
+    """Wait between passes of the delivery loop when nothing was due (new deliveries,
+    written by any instance, wake it at once through LISTEN/NOTIFY). Default: 0.5 s."""
     consumer_fetch_max_wait_ms: int = 5
     """Fetch wait of the event consumer. Default: 5 ms."""
 

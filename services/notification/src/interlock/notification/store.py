@@ -102,6 +102,10 @@ class ClaimedDelivery:
     enabled: bool
 
 
+DUE_CHANNEL = "notification_deliveries_due"
+"""The LISTEN/NOTIFY channel signalled when deliveries became due now: every instance's
+delivery loop listens, so work written by one instance's consumer (or API) wakes them all."""
+
 _SUBSCRIPTION_COLUMNS = """
 tenant, id, name, channel, target::text AS target, events, filter_workflows,
 filter_workflow_prefix, filter_labels::text AS filter_labels, enabled, disabled_reason,
@@ -295,21 +299,27 @@ async def runs_started(
 
 
 async def insert_deliveries(conn: asyncpg.Connection, deliveries: Sequence[NewDelivery]) -> int:
-    """Write deliveries due now; one per (subscription, event) stays. Returns how many are new."""
+    """Write deliveries due now; one per (subscription, event) stays. Returns how many are new.
+
+    Signals :data:`DUE_CHANNEL` when any is new (PostgreSQL sends it at commit, once).
+    """
     if not deliveries:
         return 0
     rows = await conn.fetch(
-        """
-        INSERT INTO deliveries (id, tenant, subscription_id, event_id, message_id, event_type,
-            run_id, message, next_attempt_at)
-        SELECT d.id, d.tenant, d.subscription_id, d.event_id, d.message_id, d.event_type,
-            d.run_id, d.message::jsonb, now()
-        FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[])
-          AS d(id, tenant, subscription_id, event_id, message_id, event_type, run_id, message)
-        ON CONFLICT (subscription_id, event_id) DO NOTHING
-        RETURNING id
-        """,
+        f"""
+        WITH inserted AS (
+            INSERT INTO deliveries (id, tenant, subscription_id, event_id, message_id, event_type,
+                run_id, message, next_attempt_at)
+            SELECT d.id, d.tenant, d.subscription_id, d.event_id, d.message_id, d.event_type,
+                d.run_id, d.message::jsonb, now()
+            FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[])
+              AS d(id, tenant, subscription_id, event_id, message_id, event_type, run_id, message)
+            ON CONFLICT (subscription_id, event_id) DO NOTHING
+            RETURNING id
+        )
+        SELECT id, pg_notify('{DUE_CHANNEL}', '') FROM inserted
+        """,  # noqa: S608 - a constant channel name
         [d.id for d in deliveries],
         [d.tenant for d in deliveries],
         [d.subscription_id for d in deliveries],
@@ -688,15 +698,19 @@ async def get_delivery(
 async def redeliver(conn: asyncpg.Connection, tenant: str, delivery_id: uuid.UUID) -> bool:
     """Make a finished delivery due again now; whether the tenant has it."""
     status: str = await conn.execute(
-        """
-        UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
-            attempts_before_redelivery = attempts
-        WHERE tenant = $1 AND id = $2 AND status <> 'pending'
-        """,
+        f"""
+        WITH due AS (
+            UPDATE deliveries SET status = 'pending', next_attempt_at = now(),
+                finished_at = NULL, attempts_before_redelivery = attempts
+            WHERE tenant = $1 AND id = $2 AND status <> 'pending'
+            RETURNING id
+        )
+        SELECT pg_notify('{DUE_CHANNEL}', '') FROM due
+        """,  # noqa: S608 - a constant channel name
         tenant,
         delivery_id,
     )
-    if status != "UPDATE 0":
+    if status != "SELECT 0":
         return True
     return bool(
         await conn.fetchval(
