@@ -46,6 +46,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         use_tls=settings.smtp_tls,
         start_tls=settings.smtp_starttls,
         timeout_s=settings.smtp_timeout_s,
+        max_sessions=settings.smtp_sessions,
     )
     keks = settings.key_encryption_keys
     sealer = SecretSealer(KeyEncryptionKeys(keks.get_secret_value())) if keks else None

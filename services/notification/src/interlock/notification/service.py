@@ -75,7 +75,7 @@ class DeliveryPolicy:
     max_retry_after_s: float = 86_400.0
     max_consecutive_failures: int = 100
     lease_s: float = 60.0
-    per_subscription: int = 10
+    per_subscription: int = 25
 
 
 @dataclass(frozen=True, kw_only=True)
