@@ -48,6 +48,7 @@ from bench.progress import ProgressBoard
 from interlock.common import topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventPublisher
+from interlock.common.sealing import new_key_encryption_key
 from interlock.common.settings import KafkaOptions
 from interlock.common.testing import TEST_IDENTITY, identity_headers
 from interlock.devstack._probes import http_probe
@@ -139,6 +140,7 @@ def _platform(base: Path) -> Iterator[Platform]:
             "INTERLOCK_IDENTITY_JWKS": TEST_IDENTITY.jwks,
             "INTERLOCK_WEBHOOK_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
             "INTERLOCK_LOG_LEVEL": "WARNING",
+            "INTERLOCK_KEY_ENCRYPTION_KEYS": new_key_encryption_key(),
         }
         url = f"http://{LOOPBACK}:{http_port}"
         spec = ServerSpec(

@@ -85,9 +85,13 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     ),
     "notification": (
         lambda r: notification.create_app(
-            notification.NotificationSettings(**_postgres(r, "notification"), **_kafka(r))
+            notification.NotificationSettings(
+                **_postgres(r, "notification"),
+                **_kafka(r),
+                key_encryption_keys=SecretStr(new_key_encryption_key()),
+            )
         ),
-        ["consumer", "deliveries", "kafka", "outbox-relay", "postgres"],
+        ["consumer", "deliveries", "kafka", "outbox-relay", "postgres", "secrets"],
     ),
     "artifact": (
         lambda r: artifact.create_app(

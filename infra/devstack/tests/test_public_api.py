@@ -99,6 +99,10 @@ def test_service_environment() -> None:
     assert len(passwords) == 5
     assert env["iam"]["INTERLOCK_KEY_ENCRYPTION_KEYS"] == secrets.key_encryption_keys
     assert "INTERLOCK_KEY_ENCRYPTION_KEYS" not in env["workflow"]
+    # The notification service seals webhook secrets with a key of its own.
+    notification_keks = env["notification"]["INTERLOCK_KEY_ENCRYPTION_KEYS"]
+    assert notification_keks == secrets.notification_key_encryption_keys
+    assert notification_keks != secrets.key_encryption_keys
     assert all(
         e["INTERLOCK_IAM_JWKS_URL"] == "http://127.0.0.1:8101/.well-known/jwks.json"
         for e in env.values()
@@ -146,6 +150,7 @@ def test_secrets_added_later_are_generated_for_an_older_data_folder(tmp_path: Pa
         "artifact",
     }
     assert loaded.key_encryption_keys.startswith("k1:")
+    assert loaded.notification_key_encryption_keys.startswith("k1:")
     assert StackSecrets.load_or_create(path)[0] == loaded  # written down, not made up again
     assert path.stat().st_mode & 0o777 == 0o600
 

@@ -9,13 +9,18 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar, TypeVar
 
 import httpx
 import pytest
 from rich.console import Console
+from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from interlock.cli._watch import watch_run
@@ -313,10 +318,51 @@ def test_artifacts_put_list_get_and_a_url_that_needs_no_token(
     assert (downloaded.status_code, downloaded.content) == (200, source.read_bytes())
 
 
-def test_subscriptions_create_list_test_and_delete_and_deliveries_list(cli) -> None:
+_T = TypeVar("_T")
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """A webhook receiver on loopback: keeps every request's headers and body."""
+
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads what arrived."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A local webhook receiver (127.0.0.1, which the local stack lets webhooks reach)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _until(found: Callable[[], _T | None], timeout_s: float = 60.0) -> _T:
+    """What ``found`` returns once it is something, polling; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := found()):
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s"
+        time.sleep(0.2)
+    return result
+
+
+def test_subscriptions_test_reaches_a_local_receiver_and_shows_succeeded(cli, receiver) -> None:
+    url, received = receiver
     created = cli(
         "subscriptions", "create", f"ops-{SUFFIX}", "-e", "run.failed",
-        "--email", "ops@example.com", "-o", "json",
+        "--webhook", url, "-o", "json",
     )  # fmt: skip
     assert created.exit_code == 0, created.output
     subscription = json.loads(created.stdout)
@@ -324,9 +370,19 @@ def test_subscriptions_create_list_test_and_delete_and_deliveries_list(cli) -> N
     assert subscription["id"] in {item["id"] for item in listed}
     tested = cli("subscriptions", "test", subscription["id"])
     assert tested.exit_code == 0, tested.output
-    answer = cli("deliveries", "list", "--subscription", subscription["id"], "-o", "json")
-    assert answer.exit_code == 0, answer.output
-    assert isinstance(json.loads(answer.stdout), list)
+
+    headers, body = _until(lambda: received[-1] if received else None)
+    message = Webhook(subscription["secret"]).verify(body, headers)
+    assert message["type"] == "interlock.test"
+
+    def succeeded() -> dict[str, object] | None:
+        answer = cli("deliveries", "list", "--subscription", subscription["id"], "-o", "json")
+        assert answer.exit_code == 0, answer.output
+        found = json.loads(answer.stdout)
+        return found[0] if found and found[0]["status"] == "succeeded" else None
+
+    delivery = _until(succeeded)
+    assert delivery["webhook_id"] == headers["webhook-id"]
     deleted = cli("subscriptions", "delete", subscription["id"])
     assert deleted.exit_code == 0, deleted.output
     remaining = json.loads(cli("subscriptions", "list", "-o", "json").stdout)

@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from interlock.common import topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventPublisher
+from interlock.common.sealing import new_key_encryption_key
 from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
 from interlock.events.v1 import definition_pb2, workflow_pb2
 from interlock.notification import NotificationSettings, create_app
@@ -61,6 +62,8 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._scripts: dict[str, list[Answer]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._most_in_flight: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -88,6 +91,10 @@ class Receiver:
     def at(self, path: str) -> list[Received]:
         return [item for item in self.received if item.path == path]
 
+    def most_concurrent(self, path: str) -> int:
+        """The most requests to ``path`` that were being answered at once."""
+        return self._most_in_flight.get(path, 0)
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.received.append(
@@ -95,8 +102,15 @@ class Receiver:
         )
         script = self._scripts.get(request.path)
         answer = script.pop(0) if script else Answer()
-        if answer.delay_s:
-            await asyncio.sleep(answer.delay_s)
+        self._in_flight[request.path] = self._in_flight.get(request.path, 0) + 1
+        self._most_in_flight[request.path] = max(
+            self._most_in_flight.get(request.path, 0), self._in_flight[request.path]
+        )
+        try:
+            if answer.delay_s:
+                await asyncio.sleep(answer.delay_s)
+        finally:
+            self._in_flight[request.path] -= 1
         return web.Response(status=answer.status, headers=answer.headers, text="ok")
 
 
@@ -167,6 +181,8 @@ async def eventually(
 
 
 TENANT = "acme"
+KEY_ENCRYPTION_KEYS = new_key_encryption_key()
+"""The tests' key-encryption key (the same for every app of a session: they share data)."""
 
 
 def gateway_headers(tenant: str = TENANT, role: str = "developer") -> dict[str, str]:
@@ -189,6 +205,7 @@ def make_settings(dsn: str, password: Any, kafka: str, **overrides: Any) -> Noti
         "delivery_poll_interval_s": 0.05,
         "webhook_allowed_networks": ["127.0.0.0/8"],
         "public_url": "http://gateway.test:8080",
+        "key_encryption_keys": KEY_ENCRYPTION_KEYS,
     }
     values.update(overrides)
     return NotificationSettings(**values)

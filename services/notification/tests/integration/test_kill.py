@@ -21,7 +21,16 @@ import pytest
 from interlock.common.kafka import EventPublisher
 from interlock.common.testing import TEST_IDENTITY
 
-from .conftest import TENANT, Answer, Receiver, eventually, gateway_headers, succeeded, unique_path
+from .conftest import (
+    KEY_ENCRYPTION_KEYS,
+    TENANT,
+    Answer,
+    Receiver,
+    eventually,
+    gateway_headers,
+    succeeded,
+    unique_path,
+)
 
 
 def free_port() -> int:
@@ -78,6 +87,7 @@ def spawn(tmp_path: Path, settings: Any) -> Iterator[Any]:
             "INTERLOCK_DELIVERY_LEASE_S": "2",
             "INTERLOCK_DELIVERY_POLL_INTERVAL_S": "0.1",
             "INTERLOCK_WEBHOOK_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+            "INTERLOCK_KEY_ENCRYPTION_KEYS": KEY_ENCRYPTION_KEYS,
         }
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:

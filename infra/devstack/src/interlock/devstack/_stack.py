@@ -170,7 +170,7 @@ def _postgres_password_env(service: str) -> str:
 
 
 def _new_key_encryption_key() -> str:
-    # IAM's KEK format (interlock.iam.domain._sealing): id:base64url(32 bytes).
+    # IAM's KEK format (interlock.common.sealing): id:base64url(32 bytes).
     return "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -185,6 +185,8 @@ class StackSecrets:
     s3_secret_key: str
     key_encryption_keys: str
     """IAM's key-encryption key, which seals its signing keys at rest."""
+    notification_key_encryption_keys: str
+    """The notification service's key-encryption key (seals webhook signing secrets)."""
 
     # Secrets the servers already hold: a file without them belongs to other data.
     _FIXED: ClassVar[dict[str, str]] = {
@@ -193,6 +195,7 @@ class StackSecrets:
         "s3_secret_key": "INTERLOCK_S3_SECRET_KEY",
     }
     _KEK_ENV: ClassVar[str] = "INTERLOCK_KEY_ENCRYPTION_KEYS"
+    _NOTIFICATION_KEK_ENV: ClassVar[str] = "INTERLOCK_NOTIFICATION_KEY_ENCRYPTION_KEYS"
 
     @classmethod
     def generate(cls) -> StackSecrets:
@@ -203,6 +206,7 @@ class StackSecrets:
             s3_access_key="IL" + secrets.token_hex(9).upper(),
             s3_secret_key=secrets.token_hex(20),
             key_encryption_keys=_new_key_encryption_key(),
+            notification_key_encryption_keys=_new_key_encryption_key(),
         )
 
     def _lines(self) -> dict[str, str]:
@@ -210,6 +214,7 @@ class StackSecrets:
         for name, password in self.postgres_passwords.items():
             lines[_postgres_password_env(name)] = password
         lines[self._KEK_ENV] = self.key_encryption_keys
+        lines[self._NOTIFICATION_KEK_ENV] = self.notification_key_encryption_keys
         return lines
 
     @classmethod
@@ -247,6 +252,7 @@ class StackSecrets:
             s3_access_key=values[cls._FIXED["s3_access_key"]],
             s3_secret_key=values[cls._FIXED["s3_secret_key"]],
             key_encryption_keys=values[cls._KEK_ENV],
+            notification_key_encryption_keys=values[cls._NOTIFICATION_KEK_ENV],
         )
         return loaded, False
 
@@ -550,6 +556,7 @@ class Stack:
             # A developer receives webhooks on their own machine; links lead to this gateway.
             env["INTERLOCK_WEBHOOK_ALLOWED_NETWORKS"] = json.dumps(WORKER_HTTP_ALLOWED_NETWORKS)
             env["INTERLOCK_PUBLIC_URL"] = self.gateway_url
+            env["INTERLOCK_KEY_ENCRYPTION_KEYS"] = secrets_.notification_key_encryption_keys
         if service.name == "artifact":
             scheduler = next(other for other in SERVICES if other.name == "scheduler")
             env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"

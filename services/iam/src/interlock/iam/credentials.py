@@ -12,7 +12,7 @@ every other process (replicas, extra authorizer processes) from the ``auth_chang
 table as soon as PostgreSQL notifies them, and every ``revocation_poll_s`` in any case.
 
 Signing keys are stored sealed with the key-encryption key from the settings
-(:mod:`interlock.iam.domain._sealing`); keys found in plain text or sealed with an older
+(:mod:`interlock.common.sealing`); keys found in plain text or sealed with an older
 KEK are re-sealed at start-up. For every caller the gateway lets through, IAM signs a
 short-lived identity token (:meth:`Credentials.identity_token`), reused for half its
 life so a request seldom costs a signature.

@@ -1,6 +1,6 @@
 """Tenant secrets: write-only values that only a worker reads, for the task that needs them.
 
-Values are sealed (AES-256-GCM, :mod:`interlock.iam.domain._sealing`) with a
+Values are sealed (AES-256-GCM, :mod:`interlock.common.sealing`) with a
 key-encryption key from IAM's settings before they reach the database, each bound to
 its tenant and name so a sealed value copied to another row does not open. The REST
 API writes, lists (names and dates) and deletes them; no route returns a value. A

@@ -203,7 +203,7 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def subscription_view(sub: store.StoredSubscription) -> dict[str, Any]:
     """A subscription as the API shows it."""
-    rotation = sub.previous_secret_expires_at if sub.previous_secret else None
+    rotation = sub.previous_secret_expires_at if sub.sealed_previous_secret else None
     return {
         "id": str(sub.id),
         "name": sub.name,

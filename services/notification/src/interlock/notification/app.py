@@ -11,10 +11,13 @@ from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
+from interlock.common.sealing import KeyEncryptionKeys
 from interlock.notification.api import build_router
 from interlock.notification.delivery import DeliveryLoop
+from interlock.notification.domain import SecretSealer
 from interlock.notification.handlers import CONSUMER, EVENT_TYPES, DeliveryFanOut
 from interlock.notification.mail import EmailSender
+from interlock.notification.sealing import StoredSecretsSealing
 from interlock.notification.service import DeliveryPolicy, NotificationService
 from interlock.notification.settings import NotificationSettings
 from interlock.notification.webhooks import WebhookSender
@@ -43,7 +46,10 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         use_tls=settings.smtp_tls,
         start_tls=settings.smtp_starttls,
         timeout_s=settings.smtp_timeout_s,
+        max_sessions=settings.smtp_sessions,
     )
+    keks = settings.key_encryption_keys
+    sealer = SecretSealer(KeyEncryptionKeys(keks.get_secret_value())) if keks else None
     due = asyncio.Event()
     service = NotificationService(
         lambda: database.pool,
@@ -55,7 +61,9 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             max_retry_after_s=settings.max_retry_after_s,
             max_consecutive_failures=settings.max_consecutive_failures,
             lease_s=settings.delivery_lease_s,
+            per_subscription=settings.delivery_concurrency_per_subscription,
         ),
+        sealer=sealer,
         on_new_deliveries=due.set,
     )
     deliveries = DeliveryLoop(
@@ -79,7 +87,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     )
     return create_service_app(
         settings,
-        resources=[database, broker, relay, deliveries, consumer],
+        resources=[database, StoredSecretsSealing(service), broker, relay, deliveries, consumer],
         routers=[
             build_router(service),
             parked_events_router("notification", lambda: database.pool),

@@ -4,7 +4,11 @@ Any number of instances share the work: a claim is ``FOR UPDATE SKIP LOCKED`` an
 leases the delivery for ``delivery_lease_s``; an instance killed mid-attempt leaves
 the delivery due again when the lease ends, and the next attempt carries the same
 ``webhook-id`` (at-least-once). Attempts run concurrently, at most
-``delivery_concurrency`` at a time; new deliveries wake the loop at once.
+``delivery_concurrency`` at a time and at most ``delivery_concurrency_per_subscription``
+for one subscription, so one slow receiver (its tenant's) cannot stall the others'
+deliveries. New deliveries wake the loop at once: those of this instance directly,
+those of any instance through PostgreSQL's ``NOTIFY`` on :data:`store.DUE_CHANNEL`; the
+poll interval only bounds the wait for retries due later.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import contextlib
 import json
 import logging
 import time
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from interlock.common.postgres import NotificationListener
 from interlock.common.resources import Lifecycle
-from interlock.notification.domain import AttemptOutcome, Channel, render
+from interlock.notification.domain import AttemptOutcome, Channel, Verdict, render
 from interlock.notification.mail import EmailSender
 from interlock.notification.metrics import (
     PENDING_DELIVERIES,
@@ -25,7 +32,7 @@ from interlock.notification.metrics import (
     observe_attempt,
 )
 from interlock.notification.service import NotificationService
-from interlock.notification.store import ClaimedDelivery
+from interlock.notification.store import DUE_CHANNEL, ClaimedDelivery, Success
 from interlock.notification.webhooks import WebhookSender
 
 _log = logging.getLogger(__name__)
@@ -75,24 +82,31 @@ class DeliveryLoop(Lifecycle):
         self._next_prune = 0.0
         self._next_measure = 0.0
         self._wake = due
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._by_subscription: Counter[uuid.UUID] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._successes = _SuccessRecorder(service)
 
     async def start(self) -> None:
-        """Start claiming in the background."""
+        """Start claiming in the background, and listening for due deliveries."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)
+            listener = NotificationListener(self._service.pool(), [DUE_CHANNEL], self._wake.set)
+            self._listening = asyncio.create_task(listener.run(), name=f"{self.name}-listener")
 
     async def stop(self) -> None:
         """Stop claiming; attempts in flight are abandoned (their leases hand them on)."""
         task, self._task = self._task, None
-        tasks = [task] if task is not None else []
+        listening, self._listening = self._listening, None
+        tasks = [each for each in (task, listening) if each is not None]
         tasks += list(self._in_flight)
         for each in tasks:
             each.cancel()
         for each in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await each
+        await self._successes.stop()
         await self._webhooks.aclose()
         await self._mail.aclose()
 
@@ -111,12 +125,15 @@ class DeliveryLoop(Lifecycle):
             # Claim in batches: a claim per finished attempt would double the queries.
             if free >= self._claim_at_least or not self._in_flight:
                 try:
-                    claimed = await self._service.claim_due(min(free, self._batch_size))
+                    claimed = await self._service.claim_due(
+                        min(free, self._batch_size), in_flight=dict(self._by_subscription)
+                    )
                 except Exception:
                     _log.exception("claiming deliveries failed; trying again")
             for delivery in claimed:
                 task = asyncio.create_task(self._attempt(delivery))
-                self._in_flight.add(task)
+                self._in_flight[task] = delivery.subscription_id
+                self._by_subscription[delivery.subscription_id] += 1
                 task.add_done_callback(self._finished)
             if claimed and len(claimed) == min(free, self._batch_size):
                 continue
@@ -145,7 +162,11 @@ class DeliveryLoop(Lifecycle):
         RETRY_BACKLOG.set(retrying)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        subscription_id = self._in_flight.pop(task, None)
+        if subscription_id is not None:
+            self._by_subscription[subscription_id] -= 1
+            if self._by_subscription[subscription_id] <= 0:
+                del self._by_subscription[subscription_id]
         self._wake.set()
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:
@@ -159,6 +180,18 @@ class DeliveryLoop(Lifecycle):
             seconds = time.monotonic() - clock
             observe_attempt(delivery.channel, delivery.attempt, outcome, seconds)
             latency_ms = round(seconds * 1000)
+            if outcome.verdict is Verdict.SUCCEEDED:
+                await self._successes.record(
+                    Success(
+                        delivery_id=delivery.id,
+                        attempt=delivery.attempt,
+                        started_at=started_at,
+                        latency_ms=latency_ms,
+                        status_code=outcome.status_code,
+                        response_excerpt=outcome.response_excerpt,
+                    )
+                )
+                return
             next_at = await self._service.record(
                 delivery, started_at=started_at, latency_ms=latency_ms, outcome=outcome
             )
@@ -186,3 +219,48 @@ class DeliveryLoop(Lifecycle):
         assert isinstance(delivery.target, list)
         email = render(delivery.message, subscription=delivery.subscription_name)
         return await self._mail.send(delivery.target, email, message_id=delivery.message_id)
+
+
+class _SuccessRecorder:
+    """Records successful attempts in batches, one statement each.
+
+    Whatever finished while the previous batch was being written goes in the next one:
+    no timer, no added wait. Most attempts succeed; one round trip (and one pooled
+    connection) for every success would make recording, not sending, what bounds
+    deliveries per second.
+    """
+
+    def __init__(self, service: NotificationService) -> None:
+        self._service = service
+        self._waiting: list[tuple[Success, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, success: Success) -> None:
+        """Return once ``success`` is recorded; raise what recording it raised."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((success, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await asyncio.shield(done)
+
+    async def stop(self) -> None:
+        """Abandon what is not written (the leases hand those deliveries on)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._service.record_successes([success for success, _ in batch])
+            except Exception as error:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from interlock.notification.domain import (
     NotAWebhookError,
     RunFacts,
     RunFilter,
+    SecretSealer,
     SubscriptionNotFoundError,
     Verdict,
     check_events,
@@ -65,6 +66,8 @@ class DeliveryPolicy:
         max_retry_after_s: Longest wait a receiver's ``Retry-After`` can ask for.
         max_consecutive_failures: Failed attempts in a row that disable a subscription.
         lease_s: How long a claimed delivery stays with its instance.
+        per_subscription: Most attempts in flight at once for one subscription (per
+            instance), so one slow receiver cannot hold every slot.
     """
 
     schedule_s: tuple[float, ...]
@@ -72,6 +75,7 @@ class DeliveryPolicy:
     max_retry_after_s: float = 86_400.0
     max_consecutive_failures: int = 100
     lease_s: float = 60.0
+    per_subscription: int = 25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +133,8 @@ class NotificationService:
             refuses (resolving its host).
         public_url: The gateway's address, for links.
         policy: Retries and disabling.
+        sealer: Seals signing secrets at rest; ``None`` when no key-encryption key is
+            configured (the service then refuses to start: :meth:`seal_stored_secrets`).
         on_new_deliveries: Called after deliveries due now were committed (wakes the
             delivery loop of this instance).
     """
@@ -140,14 +146,20 @@ class NotificationService:
         vet_url: Callable[[str], Awaitable[object]],
         public_url: str,
         policy: DeliveryPolicy,
+        sealer: SecretSealer | None,
         on_new_deliveries: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._vet_url = vet_url
         self._public_url = public_url
         self._policy = policy
+        self._sealer = sealer
         self._on_new_deliveries = on_new_deliveries
         self._rng = random.Random()  # noqa: S311 - jitter, not a secret
+
+    def pool(self) -> asyncpg.Pool:
+        """The service's open pool (the delivery loop listens on one of its connections)."""
+        return self._pool()
 
     # Subscriptions -------------------------------------------------------------------
 
@@ -167,10 +179,11 @@ class NotificationService:
         if isinstance(checked_target, str):
             await self._vet_url(checked_target)
         secret = new_secret() if channel is Channel.WEBHOOK else None
+        subscription_id = uuid.uuid4()
         now = datetime.now(UTC)
         sub = store.StoredSubscription(
             tenant=principal.tenant,
-            id=uuid.uuid4(),
+            id=subscription_id,
             name=check_name(name),
             channel=channel,
             target=checked_target,
@@ -179,8 +192,8 @@ class NotificationService:
             enabled=enabled,
             disabled_reason=None,
             consecutive_failures=0,
-            secret=secret,
-            previous_secret=None,
+            sealed_secret=self._seal(subscription_id, secret),
+            sealed_previous_secret=None,
             previous_secret_expires_at=None,
             created_by=principal.subject,
             created_at=now,
@@ -263,8 +276,8 @@ class NotificationService:
                 raise NotAWebhookError("only webhook subscriptions have a signing secret")
             rotated = replace(
                 sub,
-                secret=secret,
-                previous_secret=sub.secret,
+                sealed_secret=self._seal(sub.id, secret),
+                sealed_previous_secret=sub.sealed_secret,
                 previous_secret_expires_at=datetime.now(UTC) + grace_period,
             )
             await store.update_subscription(conn, rotated)
@@ -288,6 +301,40 @@ class NotificationService:
             await store.insert_deliveries(conn, [delivery])
         self._on_new_deliveries()
         return delivery_id
+
+    async def seal_stored_secrets(self) -> int:
+        """Seal with the first KEK every stored secret that is plain or sealed with another.
+
+        Run at start-up: secrets written before sealing existed get sealed, and a KEK put
+        first (a rotation) takes over every value, after which the older KEK can go.
+        Returns how many subscriptions changed.
+
+        Raises:
+            ValueError: No key-encryption key is configured.
+        """
+        sealer = self._required_sealer()
+        async with self._pool().acquire() as conn, conn.transaction():
+            found = await store.lock_secrets_to_seal(conn, sealer.primary_id)
+            for tenant, subscription_id, secret, previous in found:
+                await store.store_sealed_secrets(
+                    conn,
+                    tenant,
+                    subscription_id,
+                    sealer.reseal(subscription_id, secret),
+                    sealer.reseal(subscription_id, previous),
+                )
+        return len(found)
+
+    def _seal(self, subscription_id: uuid.UUID, secret: str | None) -> str | None:
+        return None if secret is None else self._required_sealer().seal(subscription_id, secret)
+
+    def _required_sealer(self) -> SecretSealer:
+        if self._sealer is None:
+            raise ValueError(
+                "INTERLOCK_KEY_ENCRYPTION_KEYS is required: the notification service stores"
+                " webhook signing secrets sealed with it"
+            )
+        return self._sealer
 
     async def _locked(
         self, conn: asyncpg.Connection, principal: Principal, subscription_id: uuid.UUID
@@ -350,10 +397,27 @@ class NotificationService:
 
     # Attempts ------------------------------------------------------------------------
 
-    async def claim_due(self, limit: int) -> list[store.ClaimedDelivery]:
-        """Claim up to ``limit`` due deliveries for one attempt each."""
+    async def claim_due(
+        self, limit: int, *, in_flight: Mapping[uuid.UUID, int]
+    ) -> list[store.ClaimedDelivery]:
+        """Claim up to ``limit`` due deliveries for one attempt each.
+
+        ``in_flight`` counts the attempts this instance has in flight, by subscription:
+        none gets more than the policy's ``per_subscription`` at once.
+        """
         async with self._pool().acquire() as conn:
-            return await store.claim_due(conn, limit=limit, lease_s=self._policy.lease_s)
+            claimed = await store.claim_due(
+                conn,
+                limit=limit,
+                lease_s=self._policy.lease_s,
+                per_subscription=self._policy.per_subscription,
+                in_flight=in_flight,
+            )
+        sealer = self._required_sealer()
+        return [
+            replace(d, secrets=[sealer.open(d.subscription_id, s) for s in d.secrets])
+            for d in claimed
+        ]
 
     async def pending_counts(self) -> tuple[int, int]:
         """Pending deliveries, and those of them waiting for a retry (bounded counts)."""
@@ -389,6 +453,11 @@ class NotificationService:
                 disable_reason="the receiver answered 410 Gone" if gone else None,
             )
         return next_at if recorded else None
+
+    async def record_successes(self, successes: Sequence[store.Success]) -> None:
+        """Record successful attempts together (one round trip for many deliveries)."""
+        async with self._pool().acquire() as conn:
+            await store.record_successes(conn, successes)
 
     def _next_state(
         self, delivery: store.ClaimedDelivery, outcome: AttemptOutcome

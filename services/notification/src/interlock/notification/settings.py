@@ -41,14 +41,24 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     any attempt can take. Default: 60 s."""
     delivery_batch_size: int = Field(default=100, ge=1)
     """Most deliveries one pass of the delivery loop claims. Default: 100."""
-    delivery_concurrency: int = Field(default=50, ge=1)
-    """Most attempts in flight at once per instance. Default: 50."""
+    delivery_concurrency: int = Field(default=100, ge=1)
+    """Most attempts in flight at once per instance. Default: 100."""
+    delivery_concurrency_per_subscription: int = Field(default=25, ge=1)
+    """Most attempts in flight at once for one subscription, per instance: a slow
+    receiver holds no more slots than this, and other subscriptions' deliveries (other
+    tenants') go past its backlog. It also bounds one subscription's rate (this many
+    over a receiver's answer time). Default: 25."""
     delivery_poll_interval_s: float = Field(default=0.5, gt=0.0)
-    """Wait between passes of the delivery loop when nothing was due (new deliveries
-    wake it at once). Default: 0.5 s."""
+    """Wait between passes of the delivery loop when nothing was due (new deliveries,
+    written by any instance, wake it at once through LISTEN/NOTIFY). Default: 0.5 s."""
     consumer_fetch_max_wait_ms: int = 5
     """Fetch wait of the event consumer. Default: 5 ms."""
 
+    key_encryption_keys: SecretStr | None = None
+    """Key-encryption keys sealing the webhook signing secrets at rest:
+    ``id:base64url-32-bytes``, several comma-separated to rotate (the first seals, all
+    unseal; the service re-seals stored secrets with the first at start-up). Required to
+    start; ``make up`` generates one into ``.data/secrets.env``. Default: unset."""
     webhook_timeout_s: float = Field(default=15.0, gt=0.0)
     """Timeout of one webhook request, connection included. Default: 15 s."""
     webhook_allowed_networks: list[str] = Field(default_factory=list)
@@ -70,6 +80,8 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """TLS from the first byte (SMTPS, usually port 465). Default: off."""
     smtp_starttls: bool = False
     """Upgrade to TLS with STARTTLS after connecting (usually port 587). Default: off."""
+    smtp_sessions: int = Field(default=8, ge=1)
+    """SMTP sessions kept open and used at once (so emails sent in parallel). Default: 8."""
     smtp_timeout_s: float = Field(default=15.0, gt=0.0)
     """Timeout of one SMTP exchange. Default: 15 s."""
     smtp_sender: str = "Interlock <interlock@localhost>"

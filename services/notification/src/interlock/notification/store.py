@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +28,10 @@ class StoredSubscription:
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int
-    secret: str | None
-    previous_secret: str | None
+    sealed_secret: str | None
+    """The webhook signing secret as stored: sealed (:mod:`interlock.notification.sealing`)."""
+    sealed_previous_secret: str | None
+    """The rotated-out secret, sealed, while it still signs."""
     previous_secret_expires_at: datetime | None
     created_by: str
     created_at: datetime
@@ -96,13 +98,19 @@ class ClaimedDelivery:
     channel: Channel
     target: str | list[str]
     secrets: list[str]
+    """The signing secrets: sealed as the store reads them, opened by the service."""
     enabled: bool
 
+
+DUE_CHANNEL = "notification_deliveries_due"
+"""The LISTEN/NOTIFY channel signalled when deliveries became due now: every instance's
+delivery loop listens, so work written by one instance's consumer (or API) wakes them all."""
 
 _SUBSCRIPTION_COLUMNS = """
 tenant, id, name, channel, target::text AS target, events, filter_workflows,
 filter_workflow_prefix, filter_labels::text AS filter_labels, enabled, disabled_reason,
-consecutive_failures, secret, previous_secret, previous_secret_expires_at, created_by,
+consecutive_failures, sealed_secret, sealed_previous_secret, previous_secret_expires_at,
+created_by,
 created_at, updated_at
 """
 
@@ -123,8 +131,8 @@ def _subscription(row: asyncpg.Record) -> StoredSubscription:
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         consecutive_failures=row["consecutive_failures"],
-        secret=row["secret"],
-        previous_secret=row["previous_secret"],
+        sealed_secret=row["sealed_secret"],
+        sealed_previous_secret=row["sealed_previous_secret"],
         previous_secret_expires_at=row["previous_secret_expires_at"],
         created_by=row["created_by"],
         created_at=row["created_at"],
@@ -137,7 +145,7 @@ async def insert_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
     await conn.execute(
         """
         INSERT INTO subscriptions (tenant, id, name, channel, target, events, filter_workflows,
-            filter_workflow_prefix, filter_labels, enabled, secret, created_by, created_at,
+            filter_workflow_prefix, filter_labels, enabled, sealed_secret, created_by, created_at,
             updated_at)
         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $13)
         """,
@@ -151,7 +159,7 @@ async def insert_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
         sub.run_filter.workflow_prefix,
         json.dumps(dict(sub.run_filter.labels)),
         sub.enabled,
-        sub.secret,
+        sub.sealed_secret,
         sub.created_by,
         sub.created_at,
     )
@@ -198,8 +206,9 @@ async def update_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
         """
         UPDATE subscriptions SET name = $3, target = $4::jsonb, events = $5,
             filter_workflows = $6, filter_workflow_prefix = $7, filter_labels = $8::jsonb,
-            enabled = $9, disabled_reason = $10, consecutive_failures = $11, secret = $12,
-            previous_secret = $13, previous_secret_expires_at = $14, updated_at = now()
+            enabled = $9, disabled_reason = $10, consecutive_failures = $11,
+            sealed_secret = $12, sealed_previous_secret = $13, previous_secret_expires_at = $14,
+            updated_at = now()
         WHERE tenant = $1 AND id = $2
         """,
         sub.tenant,
@@ -213,8 +222,8 @@ async def update_subscription(conn: asyncpg.Connection, sub: StoredSubscription)
         sub.enabled,
         sub.disabled_reason,
         sub.consecutive_failures,
-        sub.secret,
-        sub.previous_secret,
+        sub.sealed_secret,
+        sub.sealed_previous_secret,
         sub.previous_secret_expires_at,
     )
 
@@ -290,21 +299,27 @@ async def runs_started(
 
 
 async def insert_deliveries(conn: asyncpg.Connection, deliveries: Sequence[NewDelivery]) -> int:
-    """Write deliveries due now; one per (subscription, event) stays. Returns how many are new."""
+    """Write deliveries due now; one per (subscription, event) stays. Returns how many are new.
+
+    Signals :data:`DUE_CHANNEL` when any is new (PostgreSQL sends it at commit, once).
+    """
     if not deliveries:
         return 0
     rows = await conn.fetch(
-        """
-        INSERT INTO deliveries (id, tenant, subscription_id, event_id, message_id, event_type,
-            run_id, message, next_attempt_at)
-        SELECT d.id, d.tenant, d.subscription_id, d.event_id, d.message_id, d.event_type,
-            d.run_id, d.message::jsonb, now()
-        FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[])
-          AS d(id, tenant, subscription_id, event_id, message_id, event_type, run_id, message)
-        ON CONFLICT (subscription_id, event_id) DO NOTHING
-        RETURNING id
-        """,
+        f"""
+        WITH inserted AS (
+            INSERT INTO deliveries (id, tenant, subscription_id, event_id, message_id, event_type,
+                run_id, message, next_attempt_at)
+            SELECT d.id, d.tenant, d.subscription_id, d.event_id, d.message_id, d.event_type,
+                d.run_id, d.message::jsonb, now()
+            FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[])
+              AS d(id, tenant, subscription_id, event_id, message_id, event_type, run_id, message)
+            ON CONFLICT (subscription_id, event_id) DO NOTHING
+            RETURNING id
+        )
+        SELECT id, pg_notify('{DUE_CHANNEL}', '') FROM inserted
+        """,  # noqa: S608 - a constant channel name
         [d.id for d in deliveries],
         [d.tenant for d in deliveries],
         [d.subscription_id for d in deliveries],
@@ -318,20 +333,41 @@ async def insert_deliveries(conn: asyncpg.Connection, deliveries: Sequence[NewDe
 
 
 async def claim_due(
-    conn: asyncpg.Connection, *, limit: int, lease_s: float
+    conn: asyncpg.Connection,
+    *,
+    limit: int,
+    lease_s: float,
+    per_subscription: int,
+    in_flight: Mapping[uuid.UUID, int],
 ) -> list[ClaimedDelivery]:
     """Claim up to ``limit`` due deliveries for one attempt each (``FOR UPDATE SKIP LOCKED``).
 
     A claim counts the attempt and moves the due time to the end of the lease, so a
-    delivery whose instance dies mid-attempt is due again after ``lease_s``.
+    delivery whose instance dies mid-attempt is due again after ``lease_s``. No
+    subscription gets more than ``per_subscription`` attempts in flight, counting the
+    ``in_flight`` ones of this instance (by subscription): a slow receiver's backlog
+    cannot take every slot, and other subscriptions' deliveries are claimed past it.
     """
+    saturated = [sub for sub, count in in_flight.items() if count >= per_subscription]
     rows = await conn.fetch(
         """
-        WITH due AS (
-            SELECT id FROM deliveries
+        WITH candidates AS (
+            SELECT id, subscription_id, next_attempt_at FROM deliveries
             WHERE status = 'pending' AND next_attempt_at <= now()
-            ORDER BY next_attempt_at LIMIT $1
-            FOR UPDATE SKIP LOCKED
+              AND subscription_id <> ALL($3::uuid[])
+            ORDER BY next_attempt_at LIMIT $1 * 4
+        ), ranked AS (
+            SELECT c.id, c.next_attempt_at, coalesce(b.in_flight, 0)
+                + row_number() OVER (PARTITION BY c.subscription_id ORDER BY c.next_attempt_at)
+                AS slot
+            FROM candidates c
+            LEFT JOIN unnest($4::uuid[], $5::int[]) AS b(subscription_id, in_flight)
+              ON b.subscription_id = c.subscription_id
+        ), due AS (
+            SELECT d.id FROM deliveries d JOIN ranked r ON r.id = d.id
+            WHERE r.slot <= $6 AND d.status = 'pending' AND d.next_attempt_at <= now()
+            ORDER BY r.next_attempt_at LIMIT $1
+            FOR UPDATE OF d SKIP LOCKED
         )
         UPDATE deliveries d
         SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
@@ -339,12 +375,16 @@ async def claim_due(
         WHERE d.id = due.id AND s.tenant = d.tenant AND s.id = d.subscription_id
         RETURNING d.id, d.tenant, d.subscription_id, s.name, d.message_id, d.message::text
             AS message, d.attempts, d.attempts - d.attempts_before_redelivery AS step,
-            s.channel, s.target::text AS target, s.enabled, s.secret,
-            CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
-            AS previous_secret
+            s.channel, s.target::text AS target, s.enabled, s.sealed_secret,
+            CASE WHEN s.previous_secret_expires_at > now() THEN s.sealed_previous_secret END
+            AS sealed_previous_secret
         """,
         limit,
         lease_s,
+        saturated,
+        list(in_flight),
+        list(in_flight.values()),
+        per_subscription,
     )
     return [
         ClaimedDelivery(
@@ -358,7 +398,7 @@ async def claim_due(
             schedule_step=row["step"],
             channel=Channel(row["channel"]),
             target=json.loads(row["target"]),
-            secrets=[s for s in (row["secret"], row["previous_secret"]) if s],
+            secrets=[s for s in (row["sealed_secret"], row["sealed_previous_secret"]) if s],
             enabled=row["enabled"],
         )
         for row in rows
@@ -433,6 +473,63 @@ async def record_attempt(
     return recorded > 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class Success:
+    """A successful attempt to record."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    started_at: datetime
+    latency_ms: int
+    status_code: int | None
+    response_excerpt: str
+
+
+async def record_successes(conn: asyncpg.Connection, successes: Sequence[Success]) -> int:
+    """Record successful attempts in one statement.
+
+    The deliveries succeed, the attempts are written and their subscriptions' runs of
+    failures end. Like :func:`record_attempt`, an attempt whose delivery was claimed again meanwhile
+    records nothing. Returns how many were recorded.
+    """
+    recorded: int = await conn.fetchval(
+        """
+        WITH done AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
+                $5::int[], $6::text[])
+              AS s(id, number, started_at, latency_ms, status_code, excerpt)
+        ), d AS (
+            UPDATE deliveries SET status = 'succeeded', next_attempt_at = NULL,
+                finished_at = now()
+            FROM done
+            WHERE deliveries.id = done.id AND deliveries.attempts = done.number
+              AND deliveries.status = 'pending'
+            RETURNING deliveries.id, deliveries.tenant, deliveries.subscription_id
+        ), attempt AS (
+            INSERT INTO delivery_attempts (delivery_id, number, started_at, latency_ms,
+                status_code, response_excerpt)
+            SELECT done.id, done.number, done.started_at, done.latency_ms, done.status_code,
+                done.excerpt
+            FROM done JOIN d ON d.id = done.id
+            ON CONFLICT DO NOTHING
+        ), failures AS (
+            UPDATE subscriptions s SET consecutive_failures = 0
+            FROM (SELECT DISTINCT tenant, subscription_id FROM d) AS ended
+            WHERE s.tenant = ended.tenant AND s.id = ended.subscription_id
+              AND s.consecutive_failures <> 0
+        )
+        SELECT count(*) FROM d
+        """,
+        [s.delivery_id for s in successes],
+        [s.attempt for s in successes],
+        [s.started_at for s in successes],
+        [s.latency_ms for s in successes],
+        [s.status_code for s in successes],
+        [s.response_excerpt for s in successes],
+    )
+    return recorded
+
+
 async def drop_claim(conn: asyncpg.Connection, delivery: ClaimedDelivery, reason: str) -> None:
     """End a claimed delivery without an attempt (its subscription is disabled)."""
     await conn.execute(
@@ -452,6 +549,48 @@ async def drop_claim(conn: asyncpg.Connection, delivery: ClaimedDelivery, reason
         delivery.id,
         delivery.attempt,
         reason,
+    )
+
+
+async def lock_secrets_to_seal(
+    conn: asyncpg.Connection, primary_kek_id: str
+) -> list[tuple[str, uuid.UUID, str | None, str | None]]:
+    """Lock the subscriptions whose secrets are plain or sealed with another KEK.
+
+    Each as ``(tenant, id, sealed_secret, sealed_previous_secret)``.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT tenant, id, sealed_secret, sealed_previous_secret FROM subscriptions
+        WHERE split_part(sealed_secret, ':', 1) <> $1
+           OR split_part(sealed_previous_secret, ':', 1) <> $1
+        FOR UPDATE
+        """,
+        primary_kek_id,
+    )
+    return [
+        (row["tenant"], row["id"], row["sealed_secret"], row["sealed_previous_secret"])
+        for row in rows
+    ]
+
+
+async def store_sealed_secrets(
+    conn: asyncpg.Connection,
+    tenant: str,
+    subscription_id: uuid.UUID,
+    sealed_secret: str | None,
+    sealed_previous_secret: str | None,
+) -> None:
+    """Write a subscription's re-sealed secrets."""
+    await conn.execute(
+        """
+        UPDATE subscriptions SET sealed_secret = $3, sealed_previous_secret = $4
+        WHERE tenant = $1 AND id = $2
+        """,
+        tenant,
+        subscription_id,
+        sealed_secret,
+        sealed_previous_secret,
     )
 
 
@@ -559,15 +698,19 @@ async def get_delivery(
 async def redeliver(conn: asyncpg.Connection, tenant: str, delivery_id: uuid.UUID) -> bool:
     """Make a finished delivery due again now; whether the tenant has it."""
     status: str = await conn.execute(
-        """
-        UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL,
-            attempts_before_redelivery = attempts
-        WHERE tenant = $1 AND id = $2 AND status <> 'pending'
-        """,
+        f"""
+        WITH due AS (
+            UPDATE deliveries SET status = 'pending', next_attempt_at = now(),
+                finished_at = NULL, attempts_before_redelivery = attempts
+            WHERE tenant = $1 AND id = $2 AND status <> 'pending'
+            RETURNING id
+        )
+        SELECT pg_notify('{DUE_CHANNEL}', '') FROM due
+        """,  # noqa: S608 - a constant channel name
         tenant,
         delivery_id,
     )
-    if status != "UPDATE 0":
+    if status != "SELECT 0":
         return True
     return bool(
         await conn.fetchval(

@@ -1,5 +1,6 @@
 """IAM's decisions, free of I/O: tokens, keys, secrets, lockout, caching, revocation."""
 
+from interlock.common.sealing import KeyEncryptionKeys, SealingError, new_key_encryption_key
 from interlock.iam.domain._browser import (
     CSRF_COOKIE,
     CSRF_HEADER,
@@ -17,11 +18,6 @@ from interlock.iam.domain._lockout import LockoutPolicy, LoginAttempts
 from interlock.iam.domain._passwords import PasswordHasher
 from interlock.iam.domain._principal import AuthPrincipal, PrincipalKind
 from interlock.iam.domain._revocations import RevocationKind, RevocationList
-from interlock.iam.domain._sealing import (
-    KeyEncryptionKeys,
-    SealingError,
-    new_key_encryption_key,
-)
 from interlock.iam.domain._secrets import (
     API_KEY_PREFIX,
     ApiKeyShape,

@@ -25,6 +25,7 @@ from interlock.notification.domain.messages import (
     run_message,
     test_message,
 )
+from interlock.notification.domain.sealing import SecretSealer, is_plain
 from interlock.notification.domain.signing import new_secret, signature, signature_header
 from interlock.notification.domain.subscriptions import (
     Channel,
@@ -51,6 +52,7 @@ __all__ = [
     "NotificationError",
     "RunFacts",
     "RunFilter",
+    "SecretSealer",
     "SubscriptionNotFoundError",
     "TargetNotAllowedError",
     "Verdict",
@@ -60,6 +62,7 @@ __all__ = [
     "check_name",
     "check_target",
     "check_webhook_url",
+    "is_plain",
     "new_secret",
     "next_delay_s",
     "parse_retry_after",

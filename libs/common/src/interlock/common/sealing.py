@@ -1,14 +1,16 @@
-"""Secrets IAM keeps in its database, sealed with a key-encryption key (KEK).
+"""Secrets a service keeps in its database, sealed with a key-encryption key (KEK).
 
-Signing keys are stored encrypted (AES-256-GCM, a fresh 96-bit nonce each time, the
-row's own id as associated data so a sealed value cannot be moved to another row).
-The KEKs come from IAM's secret settings, never from the database: whoever reads the
-database (a dump, a backup, a replica) gets no private key.
+IAM's signing keys and tenant secrets, and the notification service's webhook signing
+secrets, are stored encrypted (AES-256-GCM, a fresh 96-bit nonce each time, the row's
+own id as associated data so a sealed value cannot be moved to another row). The KEKs
+come from the service's secret settings, never from the database: whoever reads the
+database (a dump, a backup, a replica) gets no usable secret.
 
 Several KEKs may be configured, each with an id; the first seals, all unseal, so a KEK
-is rotated by putting a new one first: IAM re-seals every stored secret with it at
-start-up, after which the old one may be removed. The settings value reads
-``id:base64url-key[,id:base64url-key...]`` with 32-byte keys.
+is rotated by putting a new one first: the service re-seals every stored secret with it
+at start-up, after which the old one may be removed. The settings value reads
+``id:base64url-key[,id:base64url-key...]`` with 32-byte keys. Each service has KEKs of
+its own.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Signing keys at rest: sealed with a key-encryption key, rotated by putting a new one first."""
+"""Secrets at rest: sealed with a key-encryption key, rotated by putting a new one first."""
 
 import pytest
 
-from interlock.iam.domain import KeyEncryptionKeys, SealingError, new_key_encryption_key
+from interlock.common.sealing import KeyEncryptionKeys, SealingError, new_key_encryption_key
 
 
 def test_a_sealed_secret_opens_only_with_its_kek_and_context() -> None:
