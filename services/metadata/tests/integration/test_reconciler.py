@@ -39,9 +39,14 @@ class StandInScheduler(tasks_pb2_grpc.TaskStateServiceServicer):
         self.runs: dict[str, tuple[tasks_pb2.Run, list[tasks_pb2.Task]]] = {}
         self.asked: list[str] = []
 
-    def ended(self, run_id: str, *tasks: tasks_pb2.Task) -> None:
+    def ended(self, run_id: str, *tasks: tasks_pb2.Task, workflow: str = "quiet") -> None:
         run = tasks_pb2.Run(
-            run_id=run_id, status=tasks_pb2.RUN_STATUS_SUCCEEDED, ended_at=_stamp(ENDED_AT)
+            run_id=run_id,
+            workflow_name=workflow,
+            workflow_version=1,
+            status=tasks_pb2.RUN_STATUS_SUCCEEDED,
+            created_at=_stamp(ENDED_AT - timedelta(seconds=10)),
+            ended_at=_stamp(ENDED_AT),
         )
         self.runs[run_id] = (run, list(tasks))
 
@@ -142,6 +147,11 @@ async def test_lost_task_events_come_from_the_scheduler_and_a_late_one_changes_n
     late_completion = fan_out.events.pop(6)  # b's task.completed
     del fan_out.events[7:9]  # c's task.started and task.completed
     stand_in.ended(fan_out.run_id, succeeded("a"), succeeded("b"), succeeded("c"))
+    # A finished run whose start and first task's events were all lost.
+    orphan = RunEvents(TENANT, "orphan", start=start).started({"a": "noop", "b": "noop"})
+    orphan.attempt("a", 1, 1).attempt("b", 1, 2).completed(3)
+    del orphan.events[:4]
+    stand_in.ended(orphan.run_id, succeeded("a"), succeeded("b"), workflow="orphan")
     # An unfinished run: its task's start was lost, the scheduler says it runs.
     running = RunEvents(TENANT, "busy", start=start).started({"a": "noop"}).attempt("a", 1, 1)
     del running.events[2:]
@@ -158,7 +168,7 @@ async def test_lost_task_events_come_from_the_scheduler_and_a_late_one_changes_n
     )
     async with app_client(create_app(settings)) as client:
         client.headers.update(identity_headers(TENANT, roles=["viewer"]))
-        await publish(settings, fan_out.events + running.events)
+        await publish(settings, fan_out.events + running.events + orphan.events)
 
         async def tasks(run: RunEvents) -> dict[str, str]:
             answer = await client.get(f"/api/v1/executions/{run.run_id}")
@@ -168,6 +178,8 @@ async def test_lost_task_events_come_from_the_scheduler_and_a_late_one_changes_n
 
         await eventually(lambda: _is_map(tasks(fan_out), dict.fromkeys("abc", "succeeded")))
         await eventually(lambda: _is_map(tasks(running), {"a": "running"}))
+        await eventually(lambda: _is_map(tasks(orphan), dict.fromkeys("ab", "succeeded")))
+        adopted = (await client.get(f"/api/v1/executions/{orphan.run_id}")).json()
         converged = (await client.get(f"/api/v1/executions/{fan_out.run_id}")).json()
         await publish(settings, [late_completion])
 
@@ -181,6 +193,7 @@ async def test_lost_task_events_come_from_the_scheduler_and_a_late_one_changes_n
         busy = (await client.get(f"/api/v1/executions/{running.run_id}")).json()
     assert converged["status"] == after_late["status"] == "succeeded"
     assert [t["status"] for t in after_late["tasks"]] == ["succeeded"] * 3
+    assert (adopted["workflow"], adopted["status"]) == ("orphan", "succeeded")
     assert busy["status"] == "running"
     assert busy["tasks"][0]["attempts"][0]["started_at"] is not None
 

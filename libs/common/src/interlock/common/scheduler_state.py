@@ -47,6 +47,9 @@ class ScheduledRun:
     status: RunStatus
     ended_at: datetime | None
     tasks: tuple[SchedulerTask, ...]
+    workflow: str = ""
+    version: int = 0
+    created_at: datetime | None = None
 
 
 class SchedulerState(Lifecycle):
@@ -110,6 +113,9 @@ class SchedulerState(Lifecycle):
             ),
             ended_at=_time(run, "ended_at"),
             tasks=tuple(_task(task) for task in listed.tasks),
+            workflow=run.workflow_name,
+            version=run.workflow_version,
+            created_at=_time(run, "created_at"),
         )
 
 

@@ -30,6 +30,7 @@ from interlock.metadata.domain import (
     AttemptStarted,
     Fact,
     RunEnded,
+    RunStarted,
     TaskDeadLettered,
     millis,
 )
@@ -165,10 +166,30 @@ def facts_from_scheduler(document: Mapping[str, Any], truth: ScheduledRun) -> li
             )
         )
     shown = {task["id"]: task.get("status") for task in document.get("tasks", [])}
+    if not (document.get("run_events") or {}).get("started") and truth.created_at is not None:
+        facts.append(_start(document, truth))
     for task in truth.tasks:
         if task.status in _FOLDED and shown.get(task.task_id) != task.status.value:
             facts += _task_facts(tenant, run_id, task)
     return facts
+
+
+def _start(document: Mapping[str, Any], truth: ScheduledRun) -> RunStarted:
+    """The run's identity and tasks for a document whose ``workflow.started`` was lost.
+
+    The scheduler holds neither the input nor the labels: they stay empty, and the real
+    event, should it come after all, sets them.
+    """
+    types = {task["id"]: task.get("type") or "" for task in document.get("tasks", [])}
+    return RunStarted(
+        event_id=f"reconciled:{document['_id']}:started",
+        tenant=document["tenant"],
+        run_id=document["_id"],
+        time=millis(truth.created_at or datetime.now(UTC)),
+        workflow=truth.workflow,
+        version=truth.version,
+        task_types={task.task_id: types.get(task.task_id, "") for task in truth.tasks},
+    )
 
 
 def _task_facts(tenant: str, run_id: str, task: SchedulerTask) -> list[Fact]:

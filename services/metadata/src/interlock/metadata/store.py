@@ -168,7 +168,7 @@ class ExecutionStore:
     async def finished_runs_with_open_tasks(
         self, before: datetime, *, since: datetime, checked_before: datetime, limit: int
     ) -> list[tuple[str, str]]:
-        """``(tenant, run id)`` of finished runs still showing a task scheduled or running.
+        """``(tenant, run id)`` of finished runs showing a task open, or without their start.
 
         Only runs whose last event is in ``[since, before)``. Runs the reconciler asked
         about after ``checked_before`` are left out.
@@ -177,9 +177,22 @@ class ExecutionStore:
             self._executions.find(
                 {
                     "status": {"$in": _ENDED_STATUSES},
-                    "tasks.status": {"$in": _OPEN_TASK_STATUSES},
                     "last_event_at": {"$gte": since, "$lt": before},
-                    "$or": [{"reconciled_at": None}, {"reconciled_at": {"$lt": checked_before}}],
+                    "$and": [
+                        # a task open, or no workflow.started: tasks may be missing
+                        {
+                            "$or": [
+                                {"tasks.status": {"$in": _OPEN_TASK_STATUSES}},
+                                {"run_events.started": None},
+                            ]
+                        },
+                        {
+                            "$or": [
+                                {"reconciled_at": None},
+                                {"reconciled_at": {"$lt": checked_before}},
+                            ]
+                        },
+                    ],
                 },
                 {"tenant": 1},
             )
