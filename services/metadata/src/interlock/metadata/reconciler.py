@@ -34,6 +34,7 @@ from interlock.metadata.domain import (
     TaskDeadLettered,
     millis,
 )
+from interlock.metadata.errors import ExecutionNotFoundError
 from interlock.metadata.service import ExecutionService
 
 __all__ = ["Reconciler", "RunTruth", "facts_from_scheduler"]
@@ -95,7 +96,7 @@ class Reconciler(Lifecycle):
         runs = await self._service.quiet_runs(quiet_for=self._quiet_after, limit=self._batch_size)
         room = self._batch_size - len(runs)
         if room > 0:
-            runs += await self._service.finished_runs_with_open_tasks(
+            runs += await self._service.finished_runs_to_reconcile(
                 quiet_for=self._quiet_after, look_back=self._look_back, limit=room
             )
         facts: list[Fact] = []
@@ -111,7 +112,10 @@ class Reconciler(Lifecycle):
                 continue
             checked.append(run_id)
             if truth is not None:
-                document = await self._service.get(tenant, run_id)
+                try:
+                    document = await self._service.get(tenant, run_id)
+                except ExecutionNotFoundError:
+                    continue  # expired since it was listed
                 found = facts_from_scheduler(document, truth)
                 corrected += bool(found)
                 facts += found

@@ -115,16 +115,16 @@ class ExecutionService:
         """Remember that these runs were checked now."""
         await self._store.mark_reconciled(run_ids, datetime.now(UTC))
 
-    async def finished_runs_with_open_tasks(
+    async def finished_runs_to_reconcile(
         self, *, quiet_for: timedelta, look_back: timedelta, limit: int
     ) -> list[tuple[str, str]]:
-        """``(tenant, run id)`` of finished runs still showing a task scheduled or running.
+        """``(tenant, run id)`` of finished runs showing a task open, or without their start.
 
         Only runs quiet for ``quiet_for`` whose last event is within ``look_back``, and
         not asked about within ``quiet_for``.
         """
         now = datetime.now(UTC)
         bound = now - quiet_for
-        return await self._store.finished_runs_with_open_tasks(
+        return await self._store.finished_runs_to_reconcile(
             bound, since=now - look_back, checked_before=bound, limit=limit
         )

@@ -165,7 +165,7 @@ class ExecutionStore:
                 {"_id": {"$in": list(run_ids)}}, {"$set": {"reconciled_at": at}}
             )
 
-    async def finished_runs_with_open_tasks(
+    async def finished_runs_to_reconcile(
         self, before: datetime, *, since: datetime, checked_before: datetime, limit: int
     ) -> list[tuple[str, str]]:
         """``(tenant, run id)`` of finished runs showing a task open, or without their start.
