@@ -160,6 +160,11 @@ def _metadata_credential(secrets_: StackSecrets) -> str:
     return _derived_secret(secrets_, "metadata service credential").hex()
 
 
+def _workflow_credential(secrets_: StackSecrets) -> str:
+    """What the local workflow service presents to the scheduler (its view reconciler)."""
+    return _derived_secret(secrets_, "workflow service credential").hex()
+
+
 POSTGRES_SERVICES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.postgres)
 """The relational services: each has a database and a login role of its own name, with
 rights on its own database only."""
@@ -569,7 +574,13 @@ class Stack:
             env["INTERLOCK_IAM_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(iam)}"
             env["INTERLOCK_SERVICE_CREDENTIAL"] = _service_credential(secrets_)
         if service.name == "scheduler":
-            env["INTERLOCK_SERVICE_CREDENTIALS"] = _metadata_credential(secrets_)
+            env["INTERLOCK_SERVICE_CREDENTIALS"] = ",".join(
+                (_metadata_credential(secrets_), _workflow_credential(secrets_))
+            )
+        if service.name == "workflow":
+            scheduler = next(other for other in SERVICES if other.name == "scheduler")
+            env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"
+            env["INTERLOCK_SERVICE_CREDENTIAL"] = _workflow_credential(secrets_)
         if service.name == "metadata":
             scheduler = next(other for other in SERVICES if other.name == "scheduler")
             env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"

@@ -10,10 +10,11 @@ from interlock.common.http import create_app as create_service_app
 from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.mongo import MongoDatabase
 from interlock.common.resources import Resource
+from interlock.common.scheduler_state import SchedulerState
 from interlock.metadata.api import build_router
 from interlock.metadata.handlers import CONSUMER, EVENT_TYPES, ExecutionProjection
 from interlock.metadata.logs import build_logs
-from interlock.metadata.reconciler import Reconciler, SchedulerRuns
+from interlock.metadata.reconciler import Reconciler
 from interlock.metadata.service import ExecutionService
 from interlock.metadata.settings import MetadataSettings
 from interlock.metadata.store import ExecutionIndexes, ExecutionStore
@@ -46,12 +47,13 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
         *logs.resources,
     ]
     if settings.service_credential is not None:
-        scheduler = SchedulerRuns(settings.scheduler_grpc_target, settings.service_credential)
+        scheduler = SchedulerState(settings.scheduler_grpc_target, settings.service_credential)
         reconciler = Reconciler(
             executions,
-            scheduler.outcome,
+            scheduler.run,
             quiet_after=timedelta(seconds=settings.reconcile_quiet_after_s),
             interval_s=settings.reconcile_interval_s,
+            batch_size=settings.reconcile_batch_size,
         )
         resources += [scheduler, reconciler]
     return create_service_app(

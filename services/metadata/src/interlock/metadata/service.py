@@ -114,3 +114,17 @@ class ExecutionService:
     async def mark_reconciled(self, run_ids: Sequence[str]) -> None:
         """Remember that these runs were checked now."""
         await self._store.mark_reconciled(run_ids, datetime.now(UTC))
+
+    async def finished_runs_to_reconcile(
+        self, *, quiet_for: timedelta, look_back: timedelta, limit: int
+    ) -> list[tuple[str, str]]:
+        """``(tenant, run id)`` of finished runs showing a task open, or without their start.
+
+        Only runs quiet for ``quiet_for`` whose last event is within ``look_back``, and
+        not asked about within ``quiet_for``.
+        """
+        now = datetime.now(UTC)
+        bound = now - quiet_for
+        return await self._store.finished_runs_to_reconcile(
+            bound, since=now - look_back, checked_before=bound, limit=limit
+        )

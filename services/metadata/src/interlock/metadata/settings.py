@@ -30,6 +30,13 @@ class MetadataSettings(ServiceSettings, KafkaOptions, MongoOptions, LogsOptions)
     Without it the reconciler does not run. Default: none."""
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     """Time between the reconciler's passes. Default: 30 s."""
-    reconcile_quiet_after_s: float = Field(default=600.0, gt=0)
-    """An unfinished run without any event for this long is checked against the
-    scheduler (its outcome event may have been lost with the broker). Default: 600 s."""
+    reconcile_quiet_after_s: float = Field(default=30.0, gt=0)
+    """A document without any event for this long, of a run unfinished or finished with
+    a task still scheduled or running, is checked against the scheduler (events may
+    have been lost with the broker); a document is checked again at most this often.
+    Default: 30 s: with the 30 s interval, a lost event shows within about a minute,
+    while a run that is merely busy (a long task) costs the scheduler two indexed
+    reads per 30 s, and a pass asks about ``reconcile_batch_size`` runs at most."""
+    reconcile_batch_size: int = Field(default=200, ge=1, le=10_000)
+    """Most runs one reconciler pass asks the scheduler about (two calls each): bounds
+    the load a pass puts on the scheduler after a broker loss. Default: 200."""

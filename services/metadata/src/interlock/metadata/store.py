@@ -20,7 +20,7 @@ from pymongo.write_concern import WriteConcern
 
 from interlock.common.mongo import MongoDocument
 from interlock.common.resources import Lifecycle
-from interlock.common.statuses import ENDED_RUN, RunStatus
+from interlock.common.statuses import ENDED_RUN, RunStatus, TaskStatus
 from interlock.metadata.domain import OrderBy, Search, status_workflow
 
 __all__ = ["COLLECTION", "INDEXES", "ExecutionIndexes", "ExecutionStore"]
@@ -30,6 +30,8 @@ COLLECTION = "executions"
 
 _JOURNALED = WriteConcern(w=1, j=True)
 _OPEN_STATUSES = [status.value for status in RunStatus if status not in ENDED_RUN]
+_ENDED_STATUSES = [status.value for status in ENDED_RUN]
+_OPEN_TASK_STATUSES = [TaskStatus.SCHEDULED.value, TaskStatus.RUNNING.value]
 _LIST_FIELDS = {
     "tasks": 0,
     "timeline": 0,
@@ -162,6 +164,42 @@ class ExecutionStore:
             await self._executions.update_many(
                 {"_id": {"$in": list(run_ids)}}, {"$set": {"reconciled_at": at}}
             )
+
+    async def finished_runs_to_reconcile(
+        self, before: datetime, *, since: datetime, checked_before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """``(tenant, run id)`` of finished runs showing a task open, or without their start.
+
+        Only runs whose last event is in ``[since, before)``. Runs the reconciler asked
+        about after ``checked_before`` are left out.
+        """
+        cursor = (
+            self._executions.find(
+                {
+                    "status": {"$in": _ENDED_STATUSES},
+                    "last_event_at": {"$gte": since, "$lt": before},
+                    "$and": [
+                        # a task open, or no workflow.started: tasks may be missing
+                        {
+                            "$or": [
+                                {"tasks.status": {"$in": _OPEN_TASK_STATUSES}},
+                                {"run_events.started": None},
+                            ]
+                        },
+                        {
+                            "$or": [
+                                {"reconciled_at": None},
+                                {"reconciled_at": {"$lt": checked_before}},
+                            ]
+                        },
+                    ],
+                },
+                {"tenant": 1},
+            )
+            .hint("last_event_at")
+            .limit(limit)
+        )
+        return [(doc["tenant"], doc["_id"]) async for doc in cursor]
 
 
 def _hint(query: Mapping[str, Any], sort_field: str) -> str:

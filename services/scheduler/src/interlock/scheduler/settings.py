@@ -27,8 +27,9 @@ class SchedulerSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """Port of the task-state gRPC server. Default: 9103."""
     service_credentials: SecretStr | None = None
     """Credentials another service may present instead of a user's identity token to ask
-    about a run of the tenant its request names (the metadata service's reconciler,
-    ``GetRun``; :mod:`interlock.common.service_credentials`), comma-separated to rotate.
+    about a run of the tenant its request names (the metadata and workflow services'
+    reconcilers, ``GetRun`` and ``ListRunTasks``; :mod:`interlock.common.service_credentials`),
+    comma-separated to rotate or to accept several services.
     Default: unset (only identity tokens)."""
     consumer_group: str = "scheduler"
     """Kafka consumer group of the scheduler instances. Default: ``"scheduler"``."""

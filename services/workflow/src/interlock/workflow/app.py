@@ -1,4 +1,4 @@
-"""Wires the workflow service: database, broker, outbox relay, projection, reconciler."""
+"""Wires the workflow service: database, broker, outbox relay, projection, reconcilers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
+from interlock.common.resources import Resource
+from interlock.common.scheduler_state import SchedulerState
 from interlock.workflow.api import build_router, openapi_schemas
 from interlock.workflow.handlers import CONSUMER, EVENT_TYPES, RunProjection
-from interlock.workflow.reconciler import StartReconciler
+from interlock.workflow.reconciler import StartReconciler, ViewReconciler
 from interlock.workflow.service import WorkflowService
 from interlock.workflow.settings import WorkflowSettings
 
@@ -42,9 +44,20 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
         grace_s=settings.start_grace_s,
         max_republishes=settings.max_start_republishes,
     )
+    resources: list[Resource] = [database, broker, relay, projection, reconciler]
+    if settings.service_credential is not None:
+        scheduler = SchedulerState(settings.scheduler_grpc_target, settings.service_credential)
+        views = ViewReconciler(
+            service,
+            scheduler.run,
+            quiet_s=settings.view_quiet_after_s,
+            interval_s=settings.view_reconcile_interval_s,
+            batch_size=settings.view_reconcile_batch_size,
+        )
+        resources += [scheduler, views]
     return create_service_app(
         settings,
-        resources=[database, broker, relay, projection, reconciler],
+        resources=resources,
         routers=[build_router(service), parked_events_router("workflow", lambda: database.pool)],
         openapi_schemas=openapi_schemas(),
     )

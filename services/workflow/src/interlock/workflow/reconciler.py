@@ -1,12 +1,26 @@
-"""The reconciler: re-publishes run starts the broker may have lost (a resource)."""
+"""The reconcilers (resources): what the broker may have lost, made good.
+
+:class:`StartReconciler` re-publishes run starts; :class:`ViewReconciler` brings run
+views whose events were lost to the scheduler's state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
 
 from interlock.common.resources import Lifecycle
+from interlock.common.scheduler_state import ScheduledRun, SchedulerTask
+from interlock.common.statuses import TaskStatus
+from interlock.workflow.domain import TaskUpdate
 from interlock.workflow.service import WorkflowService
 
 _log = logging.getLogger(__name__)
@@ -88,3 +102,144 @@ class StartReconciler(Lifecycle):
         """Raise when the loop is not running."""
         if self._task is None or self._task.done():
             raise RuntimeError(f"{self.name} is not running")
+
+
+RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
+"""``(tenant, run id)`` → the run as the scheduler holds it, or ``None`` when it does
+not know it."""
+
+
+class ViewReconciler(Lifecycle):
+    """Every ``interval_s``, brings run views that may lack lost events to the scheduler's state.
+
+    A run's view is asked about when it is unfinished and has not changed for
+    ``quiet_s`` (again at most every ``quiet_s``), or finished (within ``look_back_s``)
+    while showing a task unfinished. The scheduler's answer is folded in like events
+    (:meth:`WorkflowService.fold_scheduler_state`). Any number of instances may run:
+    each pass claims runs with ``SKIP LOCKED``.
+
+    Args:
+        service: Claims runs and folds answers in.
+        truth: Asks the scheduler about one run.
+        quiet_s: Silence after which a view is checked.
+        look_back_s: How long after its end a finished run's view is still checked.
+            Default: 1 day.
+        interval_s: Time between passes. Default: 30 s.
+        batch_size: Most runs of each kind one pass asks about. Default: 200.
+        name: Name ``/readyz`` reports. Default: ``"view-reconciler"``.
+    """
+
+    def __init__(
+        self,
+        service: WorkflowService,
+        truth: RunTruth,
+        *,
+        quiet_s: float,
+        look_back_s: float = 86_400.0,
+        interval_s: float = 30.0,
+        batch_size: int = 200,
+        name: str = "view-reconciler",
+    ) -> None:
+        self.name = name
+        self._service = service
+        self._truth = truth
+        self._quiet_s = quiet_s
+        self._look_back_s = look_back_s
+        self._interval_s = interval_s
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+
+    async def pass_once(self) -> int:
+        """One pass; returns how many views changed."""
+        runs = await self._service.claim_unsettled_views(
+            quiet_s=self._quiet_s, look_back_s=self._look_back_s, limit=self._batch_size
+        )
+        changed = 0
+        for tenant, run_id in runs:
+            changed += await self._fold(tenant, run_id)
+        if changed:
+            _log.info("run views brought to the scheduler's state", extra={"runs": changed})
+        return changed
+
+    async def _fold(self, tenant: str, run_id: uuid.UUID) -> bool:
+        try:
+            truth = await self._truth(tenant, str(run_id))
+        except grpc.aio.AioRpcError as error:
+            _log.warning(
+                "cannot ask the scheduler about a run",
+                extra={"run_id": str(run_id), "code": str(error.code())},
+            )
+            return False
+        if truth is None:
+            return False
+        updates = [(task.task_id, update) for task in truth.tasks if (update := task_update(task))]
+        return await self._service.fold_scheduler_state(
+            tenant, run_id, status=truth.status, ended_at=truth.ended_at, tasks=updates
+        )
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.pass_once()
+            except Exception:
+                _log.exception("view reconciler pass failed; trying again next interval")
+            await asyncio.sleep(self._interval_s)
+
+    async def start(self) -> None:
+        """Start passing in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop passing."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def check(self) -> None:
+        """Raise when the loop is not running."""
+        if self._task is None or self._task.done():
+            raise RuntimeError(f"{self.name} is not running")
+
+
+def task_update(task: SchedulerTask) -> TaskUpdate | None:
+    """What the scheduler's ``task`` says, as the event that would have said it.
+
+    ``None`` for a pending or retrying task: the view has no stage for them, and the
+    events of the attempt before or after will say the rest.
+    """
+    now = datetime.now(UTC)
+    if task.status is TaskStatus.SCHEDULED:
+        return TaskUpdate(status=task.status, attempt=task.attempt, time=task.scheduled_at or now)
+    if task.status is TaskStatus.RUNNING:
+        return TaskUpdate(
+            status=task.status,
+            attempt=task.attempt,
+            time=task.started_at or now,
+            scheduled_at=task.scheduled_at,
+        )
+    if task.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
+        return None
+    error = None
+    if task.status in (TaskStatus.FAILED, TaskStatus.DEAD_LETTERED):
+        error = {"type": task.error_type, "message": task.error_message, "retryable": False}
+    return TaskUpdate(
+        status=task.status,
+        attempt=task.attempt,
+        time=task.ended_at or now,
+        started_at=task.started_at,
+        scheduled_at=task.scheduled_at,
+        output=_output(task.output_json) if task.status is TaskStatus.SUCCEEDED else None,
+        error=error,
+    )
+
+
+def _output(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return data.decode(errors="replace")

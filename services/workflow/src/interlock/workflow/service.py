@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,10 +36,14 @@ from interlock.workflow.domain import (
     RunNotFoundError,
     RunStatus,
     TaskProgress,
+    TaskUpdate,
     WorkflowArchivedError,
     WorkflowError,
     WorkflowNotFoundError,
+    advance,
     after_control,
+    after_outcome,
+    after_task_activity,
     canonical_json,
     check_input,
     compile_definition,
@@ -506,6 +510,53 @@ class WorkflowService:
             ]
             await outbox.enqueue(conn, events)
         return len(events)
+
+    async def claim_unsettled_views(
+        self, *, quiet_s: float, look_back_s: float, limit: int
+    ) -> list[tuple[str, uuid.UUID]]:
+        """Runs whose view may lack events the broker lost (:func:`store.claim_unsettled_views`)."""
+        async with self._acquire() as conn, conn.transaction():
+            return await store.claim_unsettled_views(
+                conn, quiet_s=quiet_s, look_back_s=look_back_s, limit=limit
+            )
+
+    async def fold_scheduler_state(
+        self,
+        tenant: str,
+        run_id: uuid.UUID,
+        *,
+        status: RunStatus,
+        ended_at: datetime | None,
+        tasks: Sequence[tuple[str, TaskUpdate]],
+    ) -> bool:
+        """Fold the scheduler's state of a run into its view, as events would.
+
+        The same domain rules as the projection (:func:`advance`, :func:`after_outcome`):
+        nothing goes back, so a late real event changes no status afterwards.
+
+        Returns:
+            Whether the view changed.
+        """
+        async with self._acquire() as conn, conn.transaction():
+            runs = await store.lock_runs(conn, [(tenant, run_id)])
+            state = runs.get(run_id)
+            if state is None:
+                return False
+            after = state
+            if status.finished and after_outcome(state.status, status) is not state.status:
+                after = store.RunState(after_outcome(state.status, status), ended_at)
+            elif status is RunStatus.RUNNING and state.status is RunStatus.PENDING:
+                after = store.RunState(after_task_activity(state.status), state.finished_at)
+            keys = [(run_id, task_id) for task_id, _ in tasks]
+            stored = await store.tasks_progress(conn, keys)
+            advanced = {
+                (run_id, task_id): advance(stored.get((run_id, task_id), TaskProgress()), update)
+                for task_id, update in tasks
+            }
+            changed = {key: value for key, value in advanced.items() if stored.get(key) != value}
+            run_changed = {run_id: after} if after != state else {}
+            await store.save_progress(conn, changed, run_changed)
+        return bool(changed or run_changed)
 
     async def prune_inbox(self, *, older_than_s: float) -> int:
         """Forget projection event ids older than any redelivery; returns how many."""

@@ -729,3 +729,53 @@ async def claim_stalled_starts(
         )
         for row in rows
     ]
+
+
+async def claim_unsettled_views(
+    conn: asyncpg.Connection, *, quiet_s: float, look_back_s: float, limit: int
+) -> list[tuple[str, uuid.UUID]]:
+    """``(tenant, run id)`` of runs whose view may lack lost events; marks them checked.
+
+    Two kinds, up to ``limit`` of each: unfinished runs with no change for ``quiet_s``
+    and not checked for as long (the least recently looked at first); runs that
+    finished between ``look_back_s`` and ``quiet_s`` ago whose view shows a task
+    unfinished or none at all, unless checked since the view last changed.
+    Rows locked by another instance are skipped.
+    """
+    rows = await conn.fetch(
+        """
+        WITH unfinished AS (
+            SELECT id FROM runs
+            WHERE status IN ('pending', 'running', 'paused')
+              AND updated_at < now() - make_interval(secs => $1)
+              AND (view_checked_at IS NULL
+                   OR view_checked_at < now() - make_interval(secs => $1))
+            ORDER BY coalesce(view_checked_at, updated_at)
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ), finished AS (
+            SELECT r.id FROM runs r
+                JOIN workflow_versions v
+                    ON v.tenant = r.tenant AND v.name = r.workflow AND v.version = r.version
+            WHERE r.finished_at >= now() - make_interval(secs => $2)
+              AND r.finished_at < now() - make_interval(secs => $1)
+              AND (r.view_checked_at IS NULL OR r.view_checked_at < r.updated_at)
+              AND (
+                  EXISTS (SELECT 1 FROM run_tasks t WHERE t.run_id = r.id
+                          AND t.status IN ('pending', 'scheduled', 'running', 'retrying'))
+                  OR (SELECT count(*) FROM run_tasks t WHERE t.run_id = r.id)
+                      < cardinality(v.task_ids)
+              )
+            ORDER BY r.finished_at
+            LIMIT $3
+            FOR UPDATE OF r SKIP LOCKED
+        )
+        UPDATE runs r SET view_checked_at = now()
+        WHERE r.id IN (SELECT id FROM unfinished UNION ALL SELECT id FROM finished)
+        RETURNING r.tenant, r.id
+        """,
+        quiet_s,
+        look_back_s,
+        limit,
+    )
+    return [(row["tenant"], row["id"]) for row in rows]
