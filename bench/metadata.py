@@ -8,8 +8,9 @@ service's own counters over the window. (ii) Search: 100,000 executions are writ
 straight into the stack's MongoDB, then ``GET /api/v1/executions`` is timed through the
 gateway with a status + workflow + time filter and with ``q``.
 
-It starts its own stack (the first free bench port offset). ``make bench`` runs it
-(``BENCH_SYSTEMS`` names ``metadata``); figures from a loaded machine are indicative only.
+It starts its own stack (``BENCH_METADATA_PORT_OFFSET`` pins its ports; default: the
+first free bench port offset). ``make bench`` runs it (``BENCH_SYSTEMS`` names
+``metadata``); figures from a loaded machine are indicative only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import secrets
 import sys
@@ -217,7 +219,8 @@ async def measure_search(client: InterlockClient, mongo_url: str) -> dict[str, A
 
 async def main_async(seconds: float, rate: float) -> dict[str, Any]:
     """Start a stack, measure (i) and (ii), stop it; return the report."""
-    stack = BenchStack()
+    offset = os.environ.get("BENCH_METADATA_PORT_OFFSET")
+    stack = BenchStack(port_offset=int(offset) if offset else None)
     await stack.up()
     client = InterlockClient(stack.gateway_url)
     try:
