@@ -50,6 +50,10 @@ START_CONCURRENCY = 64
 """Run starts in flight at most: past it the start rate falls behind ``--rate``."""
 SAMPLE_EVERY = 10
 """One run in this many is polled for its lag (polling every run would be the load)."""
+POLL_INTERVAL_S = 0.1
+"""Time between two reads of a sampled run's document: the lag's resolution (the goal
+is 2 s). At 50 ms the reads of the sampled runs took a quarter of the service's CPU in
+a profile, slowing what they measure."""
 ENDED = {status.value for status in RunStatus if status.finished}
 
 
@@ -65,7 +69,7 @@ async def _lag(client: InterlockClient, run_id: str, deadline: float) -> float |
             body = answer.json()
             if body["status"] in ENDED and body["finished_at"]:
                 return (datetime.now(UTC) - parse_time(body["finished_at"])).total_seconds()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_INTERVAL_S)
     return None
 
 
