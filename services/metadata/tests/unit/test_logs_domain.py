@@ -13,6 +13,7 @@ from interlock.metadata.logs.domain import (
     LineFilter,
     LogLine,
     StoredChunk,
+    most_positions,
     parse_cursor,
     plan_writes,
     select_lines,
@@ -61,11 +62,16 @@ def test_lines_past_the_cap_are_dropped_and_counted_in_one_marker() -> None:
     assert later.markers[0].chunk_id == marker.chunk_id
 
 
-def test_positions_are_needed_per_run_for_chunks_and_markers() -> None:
-    plan = plan_writes(
-        [event(1), event(1, attempt=("run-2", "b", 1)), event(2)], {}, cap_bytes=1000
-    )
-    assert plan.chunks_per_run() == {"run-1": 2, "run-2": 1}
+def test_positions_reserved_per_run_cover_every_chunk_and_marker_a_plan_can_take() -> None:
+    incoming = [event(1, 2, 3), event(1, attempt=("run-2", "b", 1)), event(4, 5)]
+    reserved = most_positions(incoming)
+    assert reserved == {"run-1": 3, "run-2": 2}  # a chunk per event, a marker per attempt
+    plan = plan_writes(incoming, {}, cap_bytes=len(b"line 1") * 2)
+    taken: dict[str, int] = {}
+    for key in [chunk.attempt for chunk in plan.chunks] + [m.attempt for m in plan.markers]:
+        taken[key[0]] = taken.get(key[0], 0) + 1
+    assert all(taken[run] <= reserved[run] for run in taken)
+    assert most_positions([event()]) == {}  # an event without lines takes none
 
 
 def test_any_order_of_redeliveries_stores_each_line_once() -> None:

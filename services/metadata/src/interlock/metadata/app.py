@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from interlock.common.http import create_app as create_service_app
-from interlock.common.kafka import EventConsumerTask, KafkaBroker
+from interlock.common.kafka import EventConsumer, EventConsumerTask, KafkaBroker
 from interlock.common.mongo import MongoDatabase
 from interlock.common.resources import Resource
 from interlock.common.scheduler_state import SchedulerState
@@ -30,10 +30,14 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
         store, retention=timedelta(days=settings.execution_retention_days)
     )
     projection = EventConsumerTask(
-        broker.consumer(
+        EventConsumer(
+            settings.model_copy(
+                update={"kafka_max_batch_size": settings.projection_max_batch_size}
+            ),
             group_id=CONSUMER,
             event_types=EVENT_TYPES,
             handler=ExecutionProjection(executions).handle,
+            client_id=settings.service_name,
             fetch_max_wait_ms=settings.projection_fetch_max_wait_ms,
         ),
         name="executions",

@@ -22,6 +22,11 @@ class MetadataSettings(ServiceSettings, KafkaOptions, MongoOptions, LogsOptions)
     projection_fetch_max_wait_ms: int = Field(default=25, ge=0)
     """The execution projection's broker fetch wait: it is off every run's critical
     path, so it batches more and polls less. Default: 25 ms."""
+    projection_max_batch_size: int = Field(default=5000, ge=1)
+    """Most events the execution projection folds in one bulk write. A run's events
+    that share a batch cost one document write, so under load a larger batch means
+    fewer, larger writes (``kafka_max_batch_size`` bounds the other consumers).
+    Default: 5000."""
     scheduler_grpc_target: str = "127.0.0.1:9103"
     """The scheduler's task-state gRPC server, asked about runs that went quiet.
     Default: the ``make up`` address."""

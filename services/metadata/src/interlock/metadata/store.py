@@ -1,11 +1,16 @@
 """MongoDB: the ``executions`` collection, one document per run (``_id`` = run id).
 
-Writes are one ``bulk_write`` of replacements per consumed batch, journaled. Every
-condition next to ``_id`` is left out of writes and reads by id: the local server's
-planner scans the whole collection for a filter of several fields, and a hinted index
-was slower still. So a write does not check that the document is still the one read:
-the run's events are keyed by its id, so one consumer owns the run at a time (see
-docs/architecture.md for the rebalance window).
+Writes are one ``bulk_write`` of replacements per consumed batch, journaled. A write
+does not check that the document is still the one read: the run's events are keyed by
+its id, so one consumer owns the run at a time (see docs/architecture.md for the
+rebalance window).
+
+Reads are aggregations that open with a ``$match`` on one indexed condition, the most
+selective the request has (the *driver*), and apply every other condition in a second
+``$match``. The local MongoDB-protocol server serves a find or ``$match`` from an index
+only for its first indexable condition and a ``hint`` makes it read the whole index
+(a search over 100,000 documents took tens of seconds); a real MongoDB merges the two
+stages and plans them as one query, so the split costs it nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +51,10 @@ INDEXES = [
     IndexModel([("created_at", DESCENDING)], name="created_at"),
     IndexModel([("duration_ms", DESCENDING)], name="duration_ms"),
     IndexModel([("workflow", ASCENDING)], name="workflow"),
-    IndexModel([("status_workflow", ASCENDING)], name="status_workflow"),
+    IndexModel(
+        [("status_workflow", ASCENDING), ("created_at", DESCENDING)],
+        name="status_workflow_created_at",
+    ),
     IndexModel([("keywords", ASCENDING)], name="keywords"),
     IndexModel([("label_pairs", ASCENDING)], name="label_pairs"),
     IndexModel([("error_types", ASCENDING)], name="error_types"),
@@ -55,12 +63,9 @@ INDEXES = [
     # Retention: a finished run's document carries the time it may go.
     IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="retention"),
 ]
-"""What searches, the reconciler and retention use. Single fields: the local server's
-planner scans the whole collection for a query over several fields rather than use a
-compound index, and a hinted compound index was slower than a hinted single one."""
-
-_HINTS = ("keywords", "status_workflow", "workflow", "label_pairs", "error_types", "task_types")
-"""Filters whose index a search uses, the most selective first (see :func:`_hint`)."""
+"""What searches, the reconciler and retention use (one search condition each: see
+:func:`_driver`). ``status_workflow_created_at`` serves a workflow's runs in one status
+within a creation window from one range of index entries."""
 
 
 class ExecutionStore:
@@ -108,19 +113,20 @@ class ExecutionStore:
     ) -> list[MongoDocument]:
         """Up to ``limit`` matching documents (without their tasks), after the key ``after``."""
         sort_field = "created_at" if search.order_by is OrderBy.CREATED_AT_DESC else "duration_ms"
-        conditions = [_filter(search)]
+        query = _filter(search)
         if after is not None:
             last, last_id = after
-            conditions.append(
-                {"$or": [{sort_field: {"$lt": last}}, {sort_field: last, "_id": {"$lt": last_id}}]}
-            )
-        cursor = (
-            self._executions.find({"$and": conditions}, _LIST_FIELDS)
-            .sort([(sort_field, DESCENDING), ("_id", DESCENDING)])
-            .hint(_hint(conditions[0], sort_field))
-            .limit(limit)
+            query["$or"] = [
+                {sort_field: {"$lt": last}},
+                {sort_field: last, "_id": {"$lt": last_id}},
+            ]
+        return await self._matching(
+            query,
+            _driver(query, search),
+            sort={sort_field: DESCENDING, "_id": DESCENDING},
+            limit=limit,
+            projection=_LIST_FIELDS,
         )
-        return [doc async for doc in cursor]
 
     async def summary_rows(
         self, tenant: str, *, since: datetime, until: datetime, workflow: str | None
@@ -129,13 +135,13 @@ class ExecutionStore:
         query: dict[str, Any] = {"tenant": tenant, "created_at": {"$gte": since, "$lt": until}}
         if workflow is not None:
             query["workflow"] = workflow
-        cursor = self._executions.find(query, {"workflow": 1, "status": 1, "duration_ms": 1}).hint(
-            _hint(query, "created_at")
+        driver = (
+            {"workflow": workflow} if workflow is not None else {"created_at": query["created_at"]}
         )
-        return [
-            (doc.get("workflow") or "", doc["status"], doc.get("duration_ms"))
-            async for doc in cursor
-        ]
+        rows = await self._matching(
+            query, driver, projection={"workflow": 1, "status": 1, "duration_ms": 1}
+        )
+        return [(doc.get("workflow") or "", doc["status"], doc.get("duration_ms")) for doc in rows]
 
     async def open_runs_quiet_since(
         self, before: datetime, *, checked_before: datetime, limit: int
@@ -144,19 +150,19 @@ class ExecutionStore:
 
         Runs the reconciler asked about after ``checked_before`` are left out.
         """
-        cursor = (
-            self._executions.find(
-                {
-                    "status": {"$in": _OPEN_STATUSES},
-                    "last_event_at": {"$lt": before},
-                    "$or": [{"reconciled_at": None}, {"reconciled_at": {"$lt": checked_before}}],
-                },
-                {"tenant": 1},
-            )
-            .hint("last_event_at")
-            .limit(limit)
+        # An unfinished run has no expires_at: that is what the retention index reads
+        # for a null, so only unfinished runs are looked at.
+        rows = await self._matching(
+            {
+                "status": {"$in": _OPEN_STATUSES},
+                "last_event_at": {"$lt": before},
+                "$or": [{"reconciled_at": None}, {"reconciled_at": {"$lt": checked_before}}],
+            },
+            {"expires_at": None},
+            limit=limit,
+            projection={"tenant": 1},
         )
-        return [(doc["tenant"], doc["_id"]) async for doc in cursor]
+        return [(doc["tenant"], doc["_id"]) for doc in rows]
 
     async def mark_reconciled(self, run_ids: Sequence[str], at: datetime) -> None:
         """Remember that the reconciler asked about ``run_ids`` at ``at``."""
@@ -173,42 +179,84 @@ class ExecutionStore:
         Only runs whose last event is in ``[since, before)``. Runs the reconciler asked
         about after ``checked_before`` are left out.
         """
-        cursor = (
-            self._executions.find(
-                {
-                    "status": {"$in": _ENDED_STATUSES},
-                    "last_event_at": {"$gte": since, "$lt": before},
-                    "$and": [
-                        # a task open, or no workflow.started: tasks may be missing
-                        {
-                            "$or": [
-                                {"tasks.status": {"$in": _OPEN_TASK_STATUSES}},
-                                {"run_events.started": None},
-                            ]
-                        },
-                        {
-                            "$or": [
-                                {"reconciled_at": None},
-                                {"reconciled_at": {"$lt": checked_before}},
-                            ]
-                        },
-                    ],
-                },
-                {"tenant": 1},
-            )
-            .hint("last_event_at")
-            .limit(limit)
+        docs = await self._matching(
+            {
+                "status": {"$in": _ENDED_STATUSES},
+                "$and": [
+                    # a task open, or no workflow.started: tasks may be missing
+                    {
+                        "$or": [
+                            {"tasks.status": {"$in": _OPEN_TASK_STATUSES}},
+                            {"run_events.started": None},
+                        ]
+                    },
+                    {
+                        "$or": [
+                            {"reconciled_at": None},
+                            {"reconciled_at": {"$lt": checked_before}},
+                        ]
+                    },
+                ],
+            },
+            {"last_event_at": {"$gte": since, "$lt": before}},
+            projection={"tenant": 1},
+            limit=limit,
         )
-        return [(doc["tenant"], doc["_id"]) async for doc in cursor]
+        return [(doc["tenant"], doc["_id"]) for doc in docs]
+
+    async def _matching(
+        self,
+        query: Mapping[str, Any],
+        driver: Mapping[str, Any],
+        *,
+        projection: Mapping[str, Any],
+        sort: Mapping[str, int] | None = None,
+        limit: int | None = None,
+    ) -> list[MongoDocument]:
+        """The documents matching ``driver`` and ``query``, ``driver`` first (see above)."""
+        pipeline: list[dict[str, Any]] = [{"$match": dict(driver)}] if driver else []
+        pipeline.append({"$match": dict(query)})
+        if sort is not None:
+            pipeline.append({"$sort": dict(sort)})
+        if limit is not None:
+            pipeline.append({"$limit": limit})
+        pipeline.append({"$project": dict(projection)})
+        cursor = await self._executions.aggregate(pipeline)
+        return [doc async for doc in cursor]
 
 
-def _hint(query: Mapping[str, Any], sort_field: str) -> str:
-    """The index a search should use: its most selective filter's, else its order's.
+def _driver(query: Mapping[str, Any], search: Search) -> dict[str, Any]:
+    """The one indexed condition a search's index lookup starts from.
 
-    The local server's planner scans the collection whenever a query has several
-    conditions; told which index to use, it reads only the matching entries.
+    The likely most selective: a workflow's runs in one status (within the creation
+    window when there is one), a label, an error type, a word of ``q``, a task type,
+    the workflow, the creation window; none when the search has none of them.
     """
-    return next((field for field in _HINTS if field in query), sort_field)
+    if "status_workflow" in query:
+        driver: dict[str, Any] = {"status_workflow": query["status_workflow"]}
+        if "created_at" in query:
+            driver["created_at"] = query["created_at"]
+        return driver
+    if search.labels:
+        return {"label_pairs": search.labels[0]}
+    if search.error_type is not None:
+        return {"error_types": search.error_type}
+    if words := search.words:
+        return {"keywords": _rarest(words)}
+    if search.task_type is not None:
+        return {"task_types": search.task_type}
+    for field in ("workflow", "created_at"):
+        if field in query:
+            return {field: query[field]}
+    return {}
+
+
+def _rarest(words: Sequence[str]) -> str:
+    """The word of ``q`` likely found in the fewest runs (there are no word counts).
+
+    Words with digits first (ids, codes, numbers name few runs), then the longest.
+    """
+    return max(words, key=lambda word: (any(c.isdigit() for c in word), len(word)))
 
 
 def _filter(search: Search) -> dict[str, Any]:

@@ -64,9 +64,11 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     heartbeat_interval_ms: int = Field(default=1000, ge=10)
     """Time between two heartbeats of a running task; a third of the task's
     ``heartbeat_timeout_ms`` when that is shorter. Default: 1000 ms."""
-    log_flush_interval_ms: int = Field(default=100, ge=10)
+    log_flush_interval_ms: int = Field(default=20, ge=10)
     """Longest time a line a task wrote waits before it is sent (``task.log``): the
-    lines of all running tasks are sent together at this pace. Default: 100 ms."""
+    lines of all running tasks are sent together at this pace. Default: 20 ms (a
+    live tail's budget is 500 ms end to end; a task shorter than this sends its
+    lines once, with its outcome)."""
     drain_timeout_ms: int = Field(default=30_000, ge=0)
     """On shut-down, how long running tasks may take to finish before they are
     reported as failed (retryable). Default: 30000 ms."""

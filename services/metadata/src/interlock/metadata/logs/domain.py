@@ -159,12 +159,22 @@ class WritePlan:
     markers: list[Marker] = field(default_factory=list)
     attempts: dict[AttemptKey, AttemptLog] = field(default_factory=dict)
 
-    def chunks_per_run(self) -> dict[str, int]:
-        """How many positions each run needs (chunks and markers)."""
-        counts: dict[str, int] = {}
-        for key in [chunk.attempt for chunk in self.chunks] + [m.attempt for m in self.markers]:
-            counts[key[0]] = counts.get(key[0], 0) + 1
-        return counts
+
+def most_positions(incoming: Iterable[IncomingLog]) -> dict[str, int]:
+    """The most chunk positions a batch can take in each run, before reading anything.
+
+    One chunk per event with lines and one marker per attempt: reserved while what is
+    stored of the attempts is read, so the two round trips overlap. Positions a plan
+    leaves unused are gaps, which readers step over (only the order counts).
+    """
+    counts: dict[str, int] = {}
+    attempts: set[AttemptKey] = set()
+    for event in incoming:
+        if event.lines:
+            run_id = event.attempt[0]
+            counts[run_id] = counts.get(run_id, 0) + 1 + (event.attempt not in attempts)
+            attempts.add(event.attempt)
+    return counts
 
 
 def marker_line(log: AttemptLog, cap_bytes: int) -> LogLine:

@@ -15,6 +15,7 @@ from interlock.metadata.logs.domain import (
     IncomingLog,
     LineFilter,
     ReadLine,
+    most_positions,
     plan_writes,
     select_lines,
     select_tail,
@@ -130,12 +131,18 @@ class LogService:
         """
         if not incoming:
             return
-        stored = await self._store.attempt_logs(list({event.attempt for event in incoming}))
-        plan = plan_writes(incoming, stored, cap_bytes=self._cap_bytes)
         tenants = {event.attempt[0]: event.tenant for event in incoming}
-        positions = await self._store.reserve_positions(plan.chunks_per_run(), tenants)
-        await self._store.write(plan, positions)
+        # Each round trip is paid by every line a client follows live: the two that
+        # do not depend on each other run together, and followers are woken as soon
+        # as the chunks are stored (the attempts' state only serves the next batch).
+        stored, positions = await asyncio.gather(
+            self._store.attempt_logs(list({event.attempt for event in incoming})),
+            self._store.reserve_positions(most_positions(incoming), tenants),
+        )
+        plan = plan_writes(incoming, stored, cap_bytes=self._cap_bytes)
+        await self._store.write_chunks(plan, positions)
         self._wakeups.notify(positions)
+        await self._store.write_attempts(plan)
 
     async def read(self, tenant: str, run_id: str, query: LogQuery) -> LogPage:
         """One page of a run's log.

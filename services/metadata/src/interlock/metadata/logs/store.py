@@ -151,8 +151,8 @@ class LogStore:
 
         return dict(await asyncio.gather(*(reserve(r, n) for r, n in counts.items())))
 
-    async def write(self, plan: WritePlan, first_positions: Mapping[str, int]) -> None:
-        """Store the plan's chunks and markers at their positions, then the attempts.
+    async def write_chunks(self, plan: WritePlan, first_positions: Mapping[str, int]) -> None:
+        """Store the plan's chunks and markers at their positions (before its attempts).
 
         Storing the same plan again changes nothing: a chunk already stored keeps its
         position and lines, a marker its position.
@@ -192,6 +192,10 @@ class LogStore:
             )
         if chunk_writes:
             await db[CHUNKS].bulk_write(chunk_writes, ordered=True)
+
+    async def write_attempts(self, plan: WritePlan) -> None:
+        """Store what the plan leaves stored of each attempt (its last seq, size, drops)."""
+        expires_at = self._expires_at()
         attempt_writes = [
             UpdateOne(
                 {"_id": _attempt_id(key)},
@@ -201,7 +205,7 @@ class LogStore:
             for key, log in plan.attempts.items()
         ]
         if attempt_writes:
-            await db[ATTEMPTS].bulk_write(attempt_writes, ordered=False)
+            await self._database()[ATTEMPTS].bulk_write(attempt_writes, ordered=False)
 
     async def run_state(self, tenant: str, run_id: str) -> RunState | None:
         """The run's state, or ``None`` when the tenant has no such run."""

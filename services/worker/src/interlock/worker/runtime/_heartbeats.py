@@ -27,6 +27,8 @@ async def send_heartbeats(
             loop sleeps included).
     """
     flush_s = log_flush_interval_ms / 1000
+    # Heartbeats are at least MIN_HEARTBEAT_S apart; lines may go out more often.
+    shortest_sleep_s = min(MIN_HEARTBEAT_S, flush_s)
     running = backlog.running
     while True:
         now = time.monotonic()
@@ -42,4 +44,4 @@ async def send_heartbeats(
             HEARTBEATS_SENT.inc()
         reporter.emit(batch)
         next_due = min((a.next_heartbeat for a in running), default=now + flush_s)
-        await asyncio.sleep(max(MIN_HEARTBEAT_S, min(next_due, now + flush_s) - time.monotonic()))
+        await asyncio.sleep(max(shortest_sleep_s, min(next_due, now + flush_s) - time.monotonic()))
