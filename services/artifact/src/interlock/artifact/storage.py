@@ -35,8 +35,11 @@ class StreamReader:
     """A blocking ``read()`` over an async stream of chunks, for the SDK's thread.
 
     Counts and hashes (SHA-256) the bytes as they pass; :meth:`read` raises what
-    ``on_size`` raises once the count grows beyond ``limit`` (the SDK then aborts its
-    multipart upload).
+    ``on_too_large`` raises once the count grows beyond ``limit`` (the SDK then aborts
+    its multipart upload). Each :meth:`read` crosses to the event loop once, for all
+    the chunks it needs (a part's worth when the SDK asks for a part), rather than once
+    a chunk: on a busy machine every crossing waits for both threads to be scheduled.
+    The hashing stays in the SDK's thread, which hashlib runs without the GIL.
 
     Args:
         chunks: The bytes, as they arrive.
@@ -58,51 +61,77 @@ class StreamReader:
         self._limit = limit
         self._on_too_large = on_too_large
         self._buffer = bytearray()
+        self._received = 0
         self._ended = False
         self.size_bytes = 0
         """Bytes read from the stream so far."""
         self.digest = hashlib.sha256()
         """SHA-256 of those bytes."""
 
-    async def _next(self) -> bytes | None:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            return None
+    async def _gather(self, wanted: int) -> list[bytes]:
+        """Chunks holding at least ``wanted`` bytes (all that is left when negative)."""
+        chunks: list[bytes] = []
+        held = 0
+        while wanted < 0 or held < wanted:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._ended = True
+                break
+            self._received += len(chunk)
+            if self._received > self._limit:
+                raise self._on_too_large(self._received)
+            chunks.append(chunk)
+            held += len(chunk)
+        return chunks
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all when negative); empty at the end."""
-        while not self._ended and (size < 0 or len(self._buffer) < size):
-            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
-            if chunk is None:
-                self._ended = True
-                break
-            self.size_bytes += len(chunk)
-            if self.size_bytes > self._limit:
-                raise self._on_too_large(self.size_bytes)
-            self.digest.update(chunk)
-            self._buffer += chunk
+        if not self._ended and (size < 0 or len(self._buffer) < size):
+            wanted = -1 if size < 0 else size - len(self._buffer)
+            future = asyncio.run_coroutine_threadsafe(self._gather(wanted), self._loop)
+            for chunk in future.result():
+                self.size_bytes += len(chunk)
+                self.digest.update(chunk)
+                self._buffer += chunk
         if size < 0 or size >= len(self._buffer):
             data, self._buffer = bytes(self._buffer), bytearray()
             return data
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        with memoryview(self._buffer) as view:
+            data = bytes(view[:size])
+        del self._buffer[:size]  # cheap: a bytearray drops its head without moving the rest
         return data
 
 
 class StoredObject:
-    """An object being read: its bytes in chunks, closed at the end or on :meth:`close`."""
+    """An object being read: its bytes in chunks, closed at the end or on :meth:`close`.
+
+    The next chunk is read from S3 (in a thread) while the one before it is sent on,
+    so S3 and the client are not waited for in turn.
+    """
 
     def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
         self._response = response
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The bytes, about 1 MiB at a time."""
+        ahead = self._read_ahead()
         try:
-            while chunk := await asyncio.to_thread(self._response.read, _READ_CHUNK_BYTES):
+            # Shielded: a cancelled download must not close the response under a read.
+            while chunk := await asyncio.shield(ahead):
+                ahead = self._read_ahead()
                 yield chunk
         finally:
-            self.close()
+            # A read may still run in its thread (the client went away): close after it.
+            ahead.add_done_callback(self._close_after)
+
+    def _read_ahead(self) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(self._response.read, _READ_CHUNK_BYTES))
+
+    def _close_after(self, read: asyncio.Future[bytes]) -> None:
+        if not read.cancelled():
+            read.exception()  # retrieved: a read cut short by the close is expected
+        self.close()
 
     def close(self) -> None:
         """Give the connection back."""
