@@ -60,7 +60,8 @@ class StreamReader:
         self._loop = loop
         self._limit = limit
         self._on_too_large = on_too_large
-        self._buffer = bytearray()
+        self._held: list[bytes] = []
+        self._held_bytes = 0
         self._received = 0
         self._ended = False
         self.size_bytes = 0
@@ -87,20 +88,31 @@ class StreamReader:
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all when negative); empty at the end."""
-        if not self._ended and (size < 0 or len(self._buffer) < size):
-            wanted = -1 if size < 0 else size - len(self._buffer)
+        if not self._ended and (size < 0 or self._held_bytes < size):
+            wanted = -1 if size < 0 else size - self._held_bytes
             future = asyncio.run_coroutine_threadsafe(self._gather(wanted), self._loop)
             for chunk in future.result():
-                self.size_bytes += len(chunk)
                 self.digest.update(chunk)
-                self._buffer += chunk
-        if size < 0 or size >= len(self._buffer):
-            data, self._buffer = bytes(self._buffer), bytearray()
-            return data
-        with memoryview(self._buffer) as view:
-            data = bytes(view[:size])
-        del self._buffer[:size]  # cheap: a bytearray drops its head without moving the rest
-        return data
+                self._held.append(chunk)
+                self._held_bytes += len(chunk)
+            self.size_bytes = self._received
+        if size < 0 or size >= self._held_bytes:
+            taken, self._held, self._held_bytes = self._held, [], 0
+            return b"".join(taken)
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` held bytes, copied once; fewer than all that is held."""
+        count = taken = 0
+        while taken + len(self._held[count]) <= size:
+            taken += len(self._held[count])
+            count += 1
+        cut = size - taken
+        last = self._held[count]
+        parts = [*self._held[:count], last[:cut]]
+        self._held[: count + 1] = [last[cut:]]
+        self._held_bytes -= size
+        return b"".join(parts)
 
 
 class StoredObject:
@@ -190,9 +202,10 @@ class ObjectStore(Lifecycle):
                 length=-1,
                 content_type=content_type,
                 part_size=self._part_size,
-                # One part at a time: parts waiting for a free uploader would pile up
-                # in memory when the client sends faster than S3 takes.
-                num_parallel_uploads=1,
+                # Two: one part goes to S3 while the next arrives from the client (with
+                # one, the client waits while each part is sent). The SDK's pool takes
+                # a part only when an uploader is free, so at most three are held.
+                num_parallel_uploads=2,
             )
         except (MinioException, urllib3.exceptions.HTTPError) as error:
             raise DependencyUnavailableError(f"the object store failed: {error}") from error
