@@ -27,7 +27,10 @@ __all__ = ["ObjectStore", "StoredObject", "StreamReader"]
 
 _CONNECT_TIMEOUT_S = 2.0
 _READ_TIMEOUT_S = 60.0
-_READ_CHUNK_BYTES = 1024 * 1024
+_READ_CHUNK_BYTES = 4 * 1024 * 1024
+"""A download's read size. Against 1 MiB, a 100 MB download through the gateway on a
+busy 2-core machine went from ~55% to ~70% of a direct one (fewer crossings between
+threads, each of which waits to be scheduled); a download holds two such chunks."""
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 
 
@@ -126,7 +129,7 @@ class StoredObject:
         self._response = response
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The bytes, about 1 MiB at a time."""
+        """The bytes, about 4 MiB at a time."""
         ahead = self._read_ahead()
         try:
             # Shielded: a cancelled download must not close the response under a read.
