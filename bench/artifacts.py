@@ -11,11 +11,11 @@ same run of the same stack:
 - download of those bytes: streamed through the gateway (``/content``), straight from
   S3 with the MinIO SDK, and with a pre-signed URL through the gateway (no
   credentials), side by side, three tries of each a round (best and median kept).
-  Every download is read with urllib3, the HTTP client the
-  MinIO SDK itself uses, 1 MiB at a time, so the three differ only in the path the
-  bytes take: httpx (the other requests' client) reads 64 KiB at a time through a
-  pure-Python parser and spent ~7 times urllib3's CPU on the same bytes, enough to make
-  the client the bottleneck on a busy machine;
+  Every download is read with urllib3, the HTTP client the MinIO SDK itself uses,
+  1 MiB at a time, so the three differ only in the path the bytes take: httpx (the
+  other requests' client) reads 64 KiB at a time through a pure-Python parser and spent
+  ~7 times urllib3's CPU on the same bytes, enough to make the client the bottleneck
+  on a busy machine;
 - the artifact service's resident memory (RSS, sampled every 50 ms) while a
   ``--large-mb`` (default 1024) MB upload passes through it: it streams, so it stays
   flat whatever the size.
