@@ -3,7 +3,7 @@
 The MinIO SDK is synchronous: every call runs in a worker thread so the event loop
 never blocks on S3. An upload streams: :class:`StreamReader` hands the SDK the request's
 bytes as they arrive, hashing and counting them on the way, and the SDK sends them in
-parts of ``s3_part_size_bytes`` (one part in memory at a time).
+parts of ``s3_part_size_bytes``, two at a time (about three parts in memory).
 """
 
 from __future__ import annotations
