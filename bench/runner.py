@@ -110,11 +110,10 @@ def _run_artifact_benchmark(config: BenchConfig, console: Console) -> dict[str, 
     """Run bench/artifacts.py (its own stack, its own report), sized by the scale."""
     console.rule("bench/artifacts.py (artifact transfers: gateway against S3)")
     size_mb = max(10, round(100 * min(config.scale, 1.0)))
-    large_mb = max(64, round(1024 * min(config.scale, 1.0)))
     command = [sys.executable, str(ARTIFACT_BENCHMARK), "--size-mb", str(size_mb)]
     try:
         completed = subprocess.run(
-            [*command, "--large-mb", str(large_mb)],
+            [*command, "--large-mb", str(config.artifact_large_mb)],
             check=False,
             timeout=1800,
             cwd=ARTIFACT_BENCHMARK.parents[1],

@@ -100,3 +100,11 @@ def test_config_scales_sizes_and_refuses_nonsense() -> None:
         BenchConfig.from_env({"BENCH_SCALE": "0"})
     with pytest.raises(ValueError, match="unknown"):
         BenchConfig.from_env({"BENCH_SYSTEMS": "airflow"})
+
+
+def test_the_artifact_memory_upload_scales_unless_set() -> None:
+    assert BenchConfig.from_env({}).artifact_large_mb == 1024
+    assert BenchConfig.from_env({"BENCH_SCALE": "0.5"}).artifact_large_mb == 512
+    assert BenchConfig.from_env({"BENCH_SCALE": "0.01"}).artifact_large_mb == 64
+    chosen = {"BENCH_SCALE": "0.5", "BENCH_ARTIFACT_LARGE_MB": "1024"}
+    assert BenchConfig.from_env(chosen).artifact_large_mb == 1024

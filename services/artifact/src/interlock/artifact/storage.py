@@ -3,7 +3,7 @@
 The MinIO SDK is synchronous: every call runs in a worker thread so the event loop
 never blocks on S3. An upload streams: :class:`StreamReader` hands the SDK the request's
 bytes as they arrive, hashing and counting them on the way, and the SDK sends them in
-parts of ``s3_part_size_bytes`` (one part in memory at a time).
+parts of ``s3_part_size_bytes``, two at a time (about three parts in memory).
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ __all__ = ["ObjectStore", "StoredObject", "StreamReader"]
 
 _CONNECT_TIMEOUT_S = 2.0
 _READ_TIMEOUT_S = 60.0
-_READ_CHUNK_BYTES = 1024 * 1024
+_READ_CHUNK_BYTES = 4 * 1024 * 1024
+"""A download's read size. Against 1 MiB, a 100 MB download through the gateway on a
+busy 2-core machine went from ~55% to ~70% of a direct one (fewer crossings between
+threads, each of which waits to be scheduled); a download holds two such chunks."""
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 
 
@@ -35,8 +38,11 @@ class StreamReader:
     """A blocking ``read()`` over an async stream of chunks, for the SDK's thread.
 
     Counts and hashes (SHA-256) the bytes as they pass; :meth:`read` raises what
-    ``on_size`` raises once the count grows beyond ``limit`` (the SDK then aborts its
-    multipart upload).
+    ``on_too_large`` raises once the count grows beyond ``limit`` (the SDK then aborts
+    its multipart upload). Each :meth:`read` crosses to the event loop once, for all
+    the chunks it needs (a part's worth when the SDK asks for a part), rather than once
+    a chunk: on a busy machine every crossing waits for both threads to be scheduled.
+    The hashing stays in the SDK's thread, which hashlib runs without the GIL.
 
     Args:
         chunks: The bytes, as they arrive.
@@ -57,52 +63,90 @@ class StreamReader:
         self._loop = loop
         self._limit = limit
         self._on_too_large = on_too_large
-        self._buffer = bytearray()
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._received = 0
         self._ended = False
         self.size_bytes = 0
         """Bytes read from the stream so far."""
         self.digest = hashlib.sha256()
         """SHA-256 of those bytes."""
 
-    async def _next(self) -> bytes | None:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            return None
+    async def _gather(self, wanted: int) -> list[bytes]:
+        """Chunks holding at least ``wanted`` bytes (all that is left when negative)."""
+        chunks: list[bytes] = []
+        held = 0
+        while wanted < 0 or held < wanted:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._ended = True
+                break
+            self._received += len(chunk)
+            if self._received > self._limit:
+                raise self._on_too_large(self._received)
+            chunks.append(chunk)
+            held += len(chunk)
+        return chunks
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all when negative); empty at the end."""
-        while not self._ended and (size < 0 or len(self._buffer) < size):
-            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
-            if chunk is None:
-                self._ended = True
-                break
-            self.size_bytes += len(chunk)
-            if self.size_bytes > self._limit:
-                raise self._on_too_large(self.size_bytes)
-            self.digest.update(chunk)
-            self._buffer += chunk
-        if size < 0 or size >= len(self._buffer):
-            data, self._buffer = bytes(self._buffer), bytearray()
-            return data
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+        if not self._ended and (size < 0 or self._held_bytes < size):
+            wanted = -1 if size < 0 else size - self._held_bytes
+            future = asyncio.run_coroutine_threadsafe(self._gather(wanted), self._loop)
+            for chunk in future.result():
+                self.digest.update(chunk)
+                self._held.append(chunk)
+                self._held_bytes += len(chunk)
+            self.size_bytes = self._received
+        if size < 0 or size >= self._held_bytes:
+            taken, self._held, self._held_bytes = self._held, [], 0
+            return b"".join(taken)
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` held bytes, copied once; fewer than all that is held."""
+        count = taken = 0
+        while taken + len(self._held[count]) <= size:
+            taken += len(self._held[count])
+            count += 1
+        cut = size - taken
+        last = self._held[count]
+        parts = [*self._held[:count], last[:cut]]
+        self._held[: count + 1] = [last[cut:]]
+        self._held_bytes -= size
+        return b"".join(parts)
 
 
 class StoredObject:
-    """An object being read: its bytes in chunks, closed at the end or on :meth:`close`."""
+    """An object being read: its bytes in chunks, closed at the end or on :meth:`close`.
+
+    The next chunk is read from S3 (in a thread) while the one before it is sent on,
+    so S3 and the client are not waited for in turn.
+    """
 
     def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
         self._response = response
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The bytes, about 1 MiB at a time."""
+        """The bytes, about 4 MiB at a time."""
+        ahead = self._read_ahead()
         try:
-            while chunk := await asyncio.to_thread(self._response.read, _READ_CHUNK_BYTES):
+            # Shielded: a cancelled download must not close the response under a read.
+            while chunk := await asyncio.shield(ahead):
+                ahead = self._read_ahead()
                 yield chunk
         finally:
-            self.close()
+            # A read may still run in its thread (the client went away): close after it.
+            ahead.add_done_callback(self._close_after)
+
+    def _read_ahead(self) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(self._response.read, _READ_CHUNK_BYTES))
+
+    def _close_after(self, read: asyncio.Future[bytes]) -> None:
+        if not read.cancelled():
+            read.exception()  # retrieved: a read cut short by the close is expected
+        self.close()
 
     def close(self) -> None:
         """Give the connection back."""
@@ -161,9 +205,10 @@ class ObjectStore(Lifecycle):
                 length=-1,
                 content_type=content_type,
                 part_size=self._part_size,
-                # One part at a time: parts waiting for a free uploader would pile up
-                # in memory when the client sends faster than S3 takes.
-                num_parallel_uploads=1,
+                # Two: one part goes to S3 while the next arrives from the client (with
+                # one, the client waits while each part is sent). The SDK's pool takes
+                # a part only when an uploader is free, so at most three are held.
+                num_parallel_uploads=2,
             )
         except (MinioException, urllib3.exceptions.HTTPError) as error:
             raise DependencyUnavailableError(f"the object store failed: {error}") from error
