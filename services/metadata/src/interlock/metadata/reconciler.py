@@ -12,8 +12,6 @@ never goes back and a late real event changes no status.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from interlock.common.resources import Lifecycle
+from interlock.common.resources import PeriodicPasses
 from interlock.common.scheduler_state import ScheduledRun, SchedulerTask
 from interlock.common.statuses import ENDED_RUN, TaskStatus
 from interlock.metadata.domain import (
@@ -56,7 +54,7 @@ _FOLDED = {
 skipped, cancelled) it derives from the run and the attempts it has."""
 
 
-class Reconciler(Lifecycle):
+class Reconciler(PeriodicPasses):
     """Every ``interval_s``, checks quiet documents against the scheduler.
 
     Args:
@@ -82,14 +80,13 @@ class Reconciler(Lifecycle):
         batch_size: int = 200,
         name: str = "reconciler",
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self.name = name
         self._service = service
         self._truth = truth
         self._quiet_after = quiet_after
         self._look_back = look_back
-        self._interval_s = interval_s
         self._batch_size = batch_size
-        self._task: asyncio.Task[None] | None = None
 
     async def pass_once(self) -> int:
         """One pass; returns how many documents took something from the scheduler."""
@@ -125,31 +122,9 @@ class Reconciler(Lifecycle):
         await self._service.mark_reconciled(checked)
         return corrected
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.pass_once()
-            except Exception:
-                _log.exception("reconciler pass failed; trying again next interval")
-            await asyncio.sleep(self._interval_s)
-
-    async def start(self) -> None:
-        """Start passing in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        """Stop passing."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def check(self) -> None:
-        """Raise when the loop is not running."""
-        if self._task is None or self._task.done():
-            raise RuntimeError(f"{self.name} is not running")
+    async def run_pass(self) -> None:
+        """One pass (:meth:`pass_once`)."""
+        await self.pass_once()
 
 
 def facts_from_scheduler(document: Mapping[str, Any], truth: ScheduledRun) -> list[Fact]:

@@ -6,8 +6,6 @@ views whose events were lost to the scheduler's state.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -17,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from interlock.common.resources import Lifecycle
+from interlock.common.resources import PeriodicPasses
 from interlock.common.scheduler_state import ScheduledRun, SchedulerTask
 from interlock.common.statuses import TaskStatus
 from interlock.workflow.domain import TaskUpdate
@@ -26,7 +24,7 @@ from interlock.workflow.service import WorkflowService
 _log = logging.getLogger(__name__)
 
 
-class StartReconciler(Lifecycle):
+class StartReconciler(PeriodicPasses):
     """Every ``interval_s``, re-publishes workflow.started for runs stuck in pending.
 
     Any number of instances may run: each pass claims runs with ``SKIP LOCKED``. Each
@@ -55,14 +53,13 @@ class StartReconciler(Lifecycle):
         inbox_retention_s: float = 7 * 86_400,
         name: str = "reconciler",
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self.name = name
         self._service = service
-        self._interval_s = interval_s
         self._grace_s = grace_s
         self._max_republishes = max_republishes
         self._batch_size = batch_size
         self._inbox_retention_s = inbox_retention_s
-        self._task: asyncio.Task[None] | None = None
 
     async def pass_once(self) -> int:
         """One pass; returns how many runs were re-published."""
@@ -75,33 +72,11 @@ class StartReconciler(Lifecycle):
             _log.info("re-published stalled run starts", extra={"runs": count})
         return count
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.pass_once() >= self._batch_size:
-                    pass
-                await self._service.prune_inbox(older_than_s=self._inbox_retention_s)
-            except Exception:
-                _log.exception("reconciler pass failed; trying again next interval")
-            await asyncio.sleep(self._interval_s)
-
-    async def start(self) -> None:
-        """Start passing in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        """Stop passing (a pass in progress is rolled back)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def check(self) -> None:
-        """Raise when the loop is not running."""
-        if self._task is None or self._task.done():
-            raise RuntimeError(f"{self.name} is not running")
+    async def run_pass(self) -> None:
+        """Re-publish until a batch comes back short, then prune the inbox."""
+        while await self.pass_once() >= self._batch_size:
+            pass
+        await self._service.prune_inbox(older_than_s=self._inbox_retention_s)
 
 
 RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
@@ -109,7 +84,7 @@ RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
 not know it."""
 
 
-class ViewReconciler(Lifecycle):
+class ViewReconciler(PeriodicPasses):
     """Every ``interval_s``, brings run views that may lack lost events to the scheduler's state.
 
     A run's view is asked about when it is unfinished and has not changed for
@@ -140,14 +115,13 @@ class ViewReconciler(Lifecycle):
         batch_size: int = 200,
         name: str = "view-reconciler",
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self.name = name
         self._service = service
         self._truth = truth
         self._quiet_s = quiet_s
         self._look_back_s = look_back_s
-        self._interval_s = interval_s
         self._batch_size = batch_size
-        self._task: asyncio.Task[None] | None = None
 
     async def pass_once(self) -> int:
         """One pass; returns how many views changed."""
@@ -177,31 +151,9 @@ class ViewReconciler(Lifecycle):
             tenant, run_id, status=truth.status, ended_at=truth.ended_at, tasks=updates
         )
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.pass_once()
-            except Exception:
-                _log.exception("view reconciler pass failed; trying again next interval")
-            await asyncio.sleep(self._interval_s)
-
-    async def start(self) -> None:
-        """Start passing in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        """Stop passing."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def check(self) -> None:
-        """Raise when the loop is not running."""
-        if self._task is None or self._task.done():
-            raise RuntimeError(f"{self.name} is not running")
+    async def run_pass(self) -> None:
+        """One pass (:meth:`pass_once`)."""
+        await self.pass_once()
 
 
 def task_update(task: SchedulerTask) -> TaskUpdate | None:
