@@ -6,16 +6,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import SecretStr
 
-from interlock.common.service_credentials import is_valid_credential
-from interlock.common.testing import app_client, identity_headers
+from interlock.common.testing import (
+    StandInTaskState,
+    app_client,
+    identity_headers,
+    serving_task_state,
+)
 from interlock.devstack import KafkaServer, MongoServer
 from interlock.metadata import create_app
-from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from interlock.tasks.v1 import tasks_pb2
 
 from .conftest import RunEvents, eventually, metadata_settings, publish
 
@@ -32,12 +35,8 @@ def _stamp(at: datetime) -> Timestamp:
     return stamp
 
 
-class StandInScheduler(tasks_pb2_grpc.TaskStateServiceServicer):
-    """Answers GetRun and ListRunTasks like the scheduler: a credential is required."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, tuple[tasks_pb2.Run, list[tasks_pb2.Task]]] = {}
-        self.asked: list[str] = []
+class StandInScheduler(StandInTaskState):
+    """The scheduler's task-state answers, with runs that ended."""
 
     def ended(self, run_id: str, *tasks: tasks_pb2.Task, workflow: str = "quiet") -> None:
         run = tasks_pb2.Run(
@@ -49,25 +48,6 @@ class StandInScheduler(tasks_pb2_grpc.TaskStateServiceServicer):
             ended_at=_stamp(ENDED_AT),
         )
         self.runs[run_id] = (run, list(tasks))
-
-    async def GetRun(
-        self, request: tasks_pb2.GetRunRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tasks_pb2.Run:
-        if not is_valid_credential(context.invocation_metadata() or (), CREDENTIAL):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no credential")
-        self.asked.append(request.run_id)
-        if request.run_id not in self.runs:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown run")
-        return self.runs[request.run_id][0]
-
-    async def ListRunTasks(
-        self, request: tasks_pb2.ListRunTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tasks_pb2.ListRunTasksResponse:
-        if not is_valid_credential(context.invocation_metadata() or (), CREDENTIAL):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no credential")
-        if request.run_id not in self.runs:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown run")
-        return tasks_pb2.ListRunTasksResponse(tasks=self.runs[request.run_id][1])
 
 
 def succeeded(task_id: str, attempt: int = 1) -> tasks_pb2.Task:
@@ -84,15 +64,9 @@ def succeeded(task_id: str, attempt: int = 1) -> tasks_pb2.Task:
 
 @pytest.fixture
 async def scheduler() -> AsyncIterator[tuple[str, StandInScheduler]]:
-    server = grpc.aio.server()
-    servicer = StandInScheduler()  # type: ignore[abstract]  # what the reconciler asks
-    tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        await server.stop(grace=None)
+    servicer = StandInScheduler(CREDENTIAL)  # type: ignore[abstract]  # what the reconciler asks
+    async with serving_task_state(servicer) as target:
+        yield target, servicer
 
 
 async def test_a_quiet_run_gets_its_outcome_from_the_scheduler(

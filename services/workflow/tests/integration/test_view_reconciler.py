@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
-import grpc
 import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -17,10 +15,9 @@ from pydantic import SecretStr
 from interlock.common import topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventPublisher
-from interlock.common.service_credentials import is_valid_credential
-from interlock.common.testing import app_client
+from interlock.common.testing import StandInTaskState, app_client, serving_task_state
 from interlock.events.v1 import task_pb2, workflow_pb2
-from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from interlock.tasks.v1 import tasks_pb2
 from interlock.workflow import WorkflowSettings, create_app
 
 from .conftest import TENANT, eventually, gateway_headers
@@ -41,44 +38,11 @@ def _stamp(at: datetime) -> Timestamp:
     return stamp
 
 
-class StandInScheduler(tasks_pb2_grpc.TaskStateServiceServicer):
-    """Answers GetRun and ListRunTasks like the scheduler: a credential is required."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, tuple[tasks_pb2.Run, list[tasks_pb2.Task]]] = {}
-        self.asked: list[str] = []
-
-    async def GetRun(
-        self, request: tasks_pb2.GetRunRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tasks_pb2.Run:
-        if not is_valid_credential(context.invocation_metadata() or (), CREDENTIAL):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no credential")
-        self.asked.append(request.run_id)
-        if request.run_id not in self.runs:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown run")
-        return self.runs[request.run_id][0]
-
-    async def ListRunTasks(
-        self, request: tasks_pb2.ListRunTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tasks_pb2.ListRunTasksResponse:
-        if not is_valid_credential(context.invocation_metadata() or (), CREDENTIAL):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no credential")
-        if request.run_id not in self.runs:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown run")
-        return tasks_pb2.ListRunTasksResponse(tasks=self.runs[request.run_id][1])
-
-
 @pytest.fixture
-async def scheduler() -> AsyncIterator[tuple[str, StandInScheduler]]:
-    server = grpc.aio.server()
-    servicer = StandInScheduler()  # type: ignore[abstract]  # what the reconciler asks
-    tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        await server.stop(grace=None)
+async def scheduler() -> AsyncIterator[tuple[str, StandInTaskState]]:
+    servicer = StandInTaskState(CREDENTIAL)  # type: ignore[abstract]  # what the reconciler asks
+    async with serving_task_state(servicer) as target:
+        yield target, servicer
 
 
 def succeeded(task_id: str, output: str) -> tasks_pb2.Task:
@@ -113,7 +77,7 @@ def run_completed(run_id: str) -> Event:
 
 
 async def test_views_missing_lost_events_converge_and_a_late_event_changes_nothing(
-    settings: WorkflowSettings, scheduler: tuple[str, StandInScheduler]
+    settings: WorkflowSettings, scheduler: tuple[str, StandInTaskState]
 ) -> None:
     target, stand_in = scheduler
     fast = settings.model_copy(

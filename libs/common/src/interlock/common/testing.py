@@ -18,12 +18,15 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import grpc
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from jwt.algorithms import OKPAlgorithm
+from pydantic import SecretStr
 
 from interlock.common.identity import (
     IDENTITY_ALGORITHM,
@@ -31,6 +34,8 @@ from interlock.common.identity import (
     IDENTITY_TOKEN_TYPE,
     identity_claims,
 )
+from interlock.common.service_credentials import is_valid_credential
+from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 
 @asynccontextmanager
@@ -103,3 +108,59 @@ def identity_headers(
 ) -> dict[str, str]:
     """:meth:`TestIdentity.headers` of :data:`TEST_IDENTITY`."""
     return TEST_IDENTITY.headers(tenant, subject=subject, roles=roles)
+
+
+class StandInTaskState(tasks_pb2_grpc.TaskStateServiceServicer):
+    """The scheduler's ``GetRun`` and ``ListRunTasks``, answering from :attr:`runs`.
+
+    Like the scheduler, it requires a service credential. Tests of the reconcilers that
+    ask the scheduler about runs whose events were lost use it in the scheduler's place.
+    """
+
+    def __init__(self, credential: SecretStr) -> None:
+        self.runs: dict[str, tuple[tasks_pb2.Run, list[tasks_pb2.Task]]] = {}
+        """Run id → the run and its tasks as the scheduler would hold them."""
+        self.asked: list[str] = []
+        """The run ids ``GetRun`` was asked about, in order."""
+        self._credential = credential
+
+    async def GetRun(
+        self, request: tasks_pb2.GetRunRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tasks_pb2.Run:
+        """The run, as :attr:`runs` holds it."""
+        await self._authenticate(context)
+        self.asked.append(request.run_id)
+        run, _ = await self._known(request.run_id, context)
+        return run
+
+    async def ListRunTasks(
+        self, request: tasks_pb2.ListRunTasksRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tasks_pb2.ListRunTasksResponse:
+        """The run's tasks, as :attr:`runs` holds them."""
+        await self._authenticate(context)
+        _, tasks = await self._known(request.run_id, context)
+        return tasks_pb2.ListRunTasksResponse(tasks=tasks)
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if not is_valid_credential(context.invocation_metadata() or (), self._credential):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no credential")
+
+    async def _known(
+        self, run_id: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[tasks_pb2.Run, list[tasks_pb2.Task]]:
+        if run_id not in self.runs:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown run")
+        return self.runs[run_id]
+
+
+@asynccontextmanager
+async def serving_task_state(servicer: StandInTaskState) -> AsyncIterator[str]:
+    """Serve ``servicer`` on a free loopback port; yields its ``host:port``."""
+    server = grpc.aio.server()
+    tasks_pb2_grpc.add_TaskStateServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(grace=None)
