@@ -13,17 +13,11 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,8 +26,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
+from interlock.devstack import running_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -129,25 +122,6 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.Thr
     return server
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def _free_offsets() -> Iterator[int]:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            yield offset
-
-
 @dataclass(frozen=True)
 class Platform:
     client: httpx.Client
@@ -160,42 +134,21 @@ def platform() -> Iterator[Platform]:
     receiver = Receiver()
     collector = _serve(_otlp_handler(receiver))
     flaky = _serve(_FailsOnce)
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-tracing-"))
-    data_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
+    settings = {
         "INTERLOCK_OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
         "INTERLOCK_TRACE_SAMPLE_RATIO": "1",
         # Export within a fraction of a second rather than the SDK's 5 s.
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_BLRP_SCHEDULE_DELAY": "200",
     }
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    failures = []
     try:
-        for offset in _free_offsets():
-            env["INTERLOCK_DEV_PORT_OFFSET"] = str(offset)
-            up = _cli(env, "up")
-            if up.returncode == 0:
-                break
-            failures.append(f"offset {offset}:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
-            _cli(env, "down")
-        else:
-            pytest.fail("up failed at every free offset:\n" + "\n".join(failures))
-        stack = Stack.from_env(env)
-        with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-            login = client.post(
-                "/api/v1/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
-            )
-            assert login.status_code == 200, login.text
-            client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
+        with (
+            running_platform(OFFSETS, settings) as platform,
+            httpx.Client(base_url=platform.url, trust_env=False, timeout=30) as client,
+        ):
+            client.headers["authorization"] = f"Bearer {platform.login()}"
             yield Platform(client, receiver, f"http://127.0.0.1:{flaky.server_port}/flaky")
     finally:
-        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
-        _cli(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
         collector.shutdown()
         flaky.shutdown()
 

@@ -11,7 +11,7 @@ from interlock.devstack._handles import (
     S3Server,
     SmtpServer,
 )
-from interlock.devstack._platform import Platform, Tenant
+from interlock.devstack._platform import Platform, PlatformStartError, Tenant, running_platform
 from interlock.devstack._probes import ServerStartError
 from interlock.devstack._runner import RestartableServer
 from interlock.devstack._stack import SERVICES, ServiceDef, Stack
@@ -22,6 +22,7 @@ __all__ = [
     "KafkaServer",
     "MongoServer",
     "Platform",
+    "PlatformStartError",
     "PostgresDatabase",
     "PostgresServer",
     "RestartableServer",
@@ -35,4 +36,5 @@ __all__ = [
     "main",
     "render_compose_config",
     "render_envoy_config",
+    "running_platform",
 ]

@@ -129,8 +129,15 @@ def _retry_after_s(response: httpx.Response) -> float:
 
 
 @contextlib.contextmanager
-def running_platform(offsets: Sequence[int] = PLATFORM_PORT_OFFSETS) -> Iterator[Platform]:
-    """Start a default-configuration platform, and delete it (stopped at once) after.
+def running_platform(
+    offsets: Sequence[int] = PLATFORM_PORT_OFFSETS, settings: Mapping[str, str] | None = None
+) -> Iterator[Platform]:
+    """Start a platform, and delete it (stopped at once) after.
+
+    ``settings`` (environment variables, e.g. ``INTERLOCK_TRACE_SAMPLE_RATIO``) are
+    given to every process of the stack; without them it runs in the default
+    configuration. A module that needs settings of its own starts its own platform on
+    offsets of its own.
 
     Raises:
         PlatformStartError: ``up`` failed, or every offset had a port in use.
@@ -140,7 +147,7 @@ def running_platform(offsets: Sequence[int] = PLATFORM_PORT_OFFSETS) -> Iterator
     data_dir.chmod(0o755)
     started: Stack | None = None
     try:
-        started = _start(data_dir, offsets)
+        started = _start(data_dir, offsets, settings or {})
         yield Platform(stack=started, secrets=StackSecrets.load_or_create(started.secrets_file)[0])
     finally:
         if started is not None:
@@ -148,10 +155,10 @@ def running_platform(offsets: Sequence[int] = PLATFORM_PORT_OFFSETS) -> Iterator
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _start(data_dir: Path, offsets: Sequence[int]) -> Stack:
+def _start(data_dir: Path, offsets: Sequence[int], settings: Mapping[str, str]) -> Stack:
     failures = []
     for offset in offsets:
-        env = _default_env(data_dir, offset)
+        env = _default_env(data_dir, offset) | dict(settings)
         stack = Stack.from_env(env)
         if not all(port_is_free(port) for port in _ports(stack)):
             failures.append(f"offset {offset}: a port is in use")
