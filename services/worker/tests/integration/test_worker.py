@@ -323,7 +323,7 @@ async def test_a_running_attempt_the_scheduler_cancelled_is_aborted_alone(
 
 def _running_sleeps() -> float:
     for line in generate_latest().decode().splitlines():
-        if line.startswith('interlock_worker_tasks_running{type="sleep"}'):
+        if line.startswith('interlock_worker_tasks_running{type="sleep",queue="default"}'):
             return float(line.split()[-1])
     return 0.0
 

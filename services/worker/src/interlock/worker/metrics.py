@@ -17,7 +17,11 @@ __all__ = [
     "TASK_DURATION",
 ]
 
-TASKS_RUNNING = Gauge("interlock_worker_tasks_running", "Tasks running now, by type.", ["type"])
+TASKS_RUNNING = Gauge(
+    "interlock_worker_tasks_running",
+    'Tasks running now, by type and queue (the default queue is "default").',
+    ["type", "queue"],
+)
 TASKS_FINISHED = Counter(
     "interlock_worker_tasks_total",
     "Attempts finished, by type and outcome (completed, failed, cancelled, shutdown).",

@@ -102,9 +102,10 @@ class Dispatcher:
             self._report(attempt, self._reports.failed(attempt, attempt.abort))
             return
         self._slots.acquire(scheduled.type)
-        type_metrics = self._metrics.of(scheduled.type)
-        type_metrics.running.inc()
-        type_metrics.queue_wait.observe(max((attempt.started_at - event.time).total_seconds(), 0))
+        self._metrics.running(scheduled.type, scheduled.queue).inc()
+        self._metrics.of(scheduled.type).queue_wait.observe(
+            max((attempt.started_at - event.time).total_seconds(), 0)
+        )
         SLOTS_FREE.dec()
         attempt.log_fields = {
             "run_id": event.run_id,
@@ -171,7 +172,7 @@ class Dispatcher:
             if not runs:
                 del backlog.by_run[attempt.event.run_id]
         self._slots.release(attempt.scheduled.type)
-        self._metrics.of(attempt.scheduled.type).running.dec()
+        self._metrics.running(attempt.scheduled.type, attempt.scheduled.queue).dec()
         SLOTS_FREE.inc()
         self._reports.logs(attempt)
         self.dispatch()
