@@ -1,4 +1,7 @@
-"""Wires the notification service: database, broker, relay, consumer, deliveries, HTTP."""
+"""Wires the notification service: database, broker, relay, consumer, deliveries, HTTP.
+
+With a service credential, also the run-end reconciler and its scheduler client.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.outbox import OUTBOX_MIGRATIONS, OutboxRelayTask
 from interlock.common.parking import parked_events_router, postgres_parking
 from interlock.common.postgres import MigrationSource, PostgresDatabase
+from interlock.common.resources import Resource
+from interlock.common.scheduler_state import SchedulerState
 from interlock.common.sealing import KeyEncryptionKeys
 from interlock.notification.api import build_router
 from interlock.notification.delivery import DeliveryLoop
 from interlock.notification.domain import SecretSealer
 from interlock.notification.handlers import CONSUMER, EVENT_TYPES, DeliveryFanOut
 from interlock.notification.mail import EmailSender
+from interlock.notification.reconciler import RunEndReconciler
 from interlock.notification.sealing import StoredSecretsSealing
 from interlock.notification.service import DeliveryPolicy, NotificationService
 from interlock.notification.settings import NotificationSettings
@@ -85,9 +91,28 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         ),
         name="consumer",
     )
+    resources: list[Resource] = [
+        database,
+        StoredSecretsSealing(service),
+        broker,
+        relay,
+        deliveries,
+        consumer,
+    ]
+    if settings.service_credential is not None:
+        scheduler = SchedulerState(settings.scheduler_grpc_target, settings.service_credential)
+        run_ends = RunEndReconciler(
+            service,
+            scheduler.run,
+            quiet_s=settings.reconcile_quiet_after_s,
+            look_back_s=settings.reconcile_look_back_s,
+            interval_s=settings.reconcile_interval_s,
+            batch_size=settings.reconcile_batch_size,
+        )
+        resources += [scheduler, run_ends]
     return create_service_app(
         settings,
-        resources=[database, StoredSecretsSealing(service), broker, relay, deliveries, consumer],
+        resources=resources,
         routers=[
             build_router(service),
             parked_events_router("notification", lambda: database.pool),

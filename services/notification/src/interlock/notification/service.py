@@ -54,6 +54,8 @@ MAX_GRACE_PERIOD = timedelta(days=7)
 """Longest grace period a rotation may ask for."""
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 """What a delivery's ``status`` can be."""
+RUN_ENDS = frozenset({EventName.RUN_SUCCEEDED, EventName.RUN_FAILED, EventName.RUN_CANCELLED})
+"""The events that end a run: one message per run end and subscription."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,6 +360,9 @@ class NotificationService:
             conn,
             [(r.tenant, r.run_id, r.workflow, r.version, r.labels, r.started_at) for r in started],
         )
+        await store.mark_runs_ended(
+            conn, [(n.tenant, n.facts.run_id) for n in notices if n.event in RUN_ENDS]
+        )
         if not notices:
             return 0
         known = await store.runs_started(conn, [(n.tenant, n.facts.run_id) for n in notices])
@@ -390,6 +395,30 @@ class NotificationService:
                         )
                     )
         return await store.insert_deliveries(conn, deliveries)
+
+    async def claim_unended_runs(
+        self, *, quiet_s: float, look_back_s: float, limit: int
+    ) -> list[tuple[str, str]]:
+        """Claim runs whose end was not seen, to ask the scheduler about.
+
+        See :func:`store.claim_unended_runs`. Returns ``(tenant, run_id)`` keys.
+        """
+        async with self._pool().acquire() as conn, conn.transaction():
+            return await store.claim_unended_runs(
+                conn, quiet_s=quiet_s, look_back_s=look_back_s, limit=limit
+            )
+
+    async def notify_run_end(self, notice: Notice) -> int:
+        """Fan out a run's end learned from the scheduler, as its lost end event would have been.
+
+        The same :meth:`fan_out`: a message already written for the run's end is not
+        written again. Returns how many deliveries are new.
+        """
+        async with self._pool().acquire() as conn, conn.transaction():
+            created = await self.fan_out(conn, [], [notice])
+        if created:
+            self.deliveries_committed()
+        return created
 
     def deliveries_committed(self) -> None:
         """Tell the delivery loop that deliveries due now were committed."""

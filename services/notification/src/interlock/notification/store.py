@@ -298,8 +298,57 @@ async def runs_started(
     }
 
 
+async def mark_runs_ended(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Record that the runs of ``(tenant, run_id)`` keys ended (the first end seen stays)."""
+    if not keys:
+        return
+    await conn.execute(
+        """
+        UPDATE runs r SET ended_at = now()
+        FROM unnest($1::text[], $2::text[]) AS k(tenant, run_id)
+        WHERE r.tenant = k.tenant AND r.run_id = k.run_id AND r.ended_at IS NULL
+        """,
+        [tenant for tenant, _ in keys],
+        [run_id for _, run_id in keys],
+    )
+
+
+async def claim_unended_runs(
+    conn: asyncpg.Connection, *, quiet_s: float, look_back_s: float, limit: int
+) -> list[tuple[str, str]]:
+    """Claim up to ``limit`` runs with no end seen, to ask the scheduler about.
+
+    A run is due when it was seen starting more than ``quiet_s`` ago (but within
+    ``look_back_s``) and was not asked about within ``quiet_s``; claiming records the
+    asking, so the next pass asks about others. Returns ``(tenant, run_id)`` keys.
+    """
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT tenant, run_id FROM runs
+            WHERE ended_at IS NULL
+              AND seen_at < now() - make_interval(secs => $1)
+              AND seen_at > now() - make_interval(secs => $2)
+              AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => $1))
+            ORDER BY checked_at NULLS FIRST, seen_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE runs r SET checked_at = now()
+        FROM due WHERE r.tenant = due.tenant AND r.run_id = due.run_id
+        RETURNING r.tenant, r.run_id
+        """,
+        quiet_s,
+        look_back_s,
+        limit,
+    )
+    return [(row["tenant"], row["run_id"]) for row in rows]
+
+
 async def insert_deliveries(conn: asyncpg.Connection, deliveries: Sequence[NewDelivery]) -> int:
-    """Write deliveries due now; one per (subscription, event) stays. Returns how many are new.
+    """Write deliveries due now; one per (subscription, event) and per (subscription, run end).
+
+    Returns how many are new.
 
     Signals :data:`DUE_CHANNEL` when any is new (PostgreSQL sends it at commit, once).
     """
@@ -315,7 +364,7 @@ async def insert_deliveries(conn: asyncpg.Connection, deliveries: Sequence[NewDe
             FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                 $7::text[], $8::text[])
               AS d(id, tenant, subscription_id, event_id, message_id, event_type, run_id, message)
-            ON CONFLICT (subscription_id, event_id) DO NOTHING
+            ON CONFLICT DO NOTHING
             RETURNING id
         )
         SELECT id, pg_notify('{DUE_CHANNEL}', '') FROM inserted
