@@ -89,6 +89,10 @@ def test_service_environment() -> None:
     )
     assert env["iam"]["INTERLOCK_KEY_ENCRYPTION_KEYS"].startswith("k1:")
     assert env["scheduler"]["INTERLOCK_GRPC_PORT"] == "9103"
+    # The notification service's run-end reconciler asks the scheduler, which accepts it.
+    assert env["notification"]["INTERLOCK_SCHEDULER_GRPC_TARGET"] == "127.0.0.1:9103"
+    notification_credential = env["notification"]["INTERLOCK_SERVICE_CREDENTIAL"]
+    assert notification_credential in env["scheduler"]["INTERLOCK_SERVICE_CREDENTIALS"].split(",")
     assert "INTERLOCK_GRPC_PORT" not in env["workflow"]
     passwords = set()
     for name in ("iam", "workflow", "scheduler", "notification", "artifact"):

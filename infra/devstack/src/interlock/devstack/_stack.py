@@ -165,6 +165,11 @@ def _workflow_credential(secrets_: StackSecrets) -> str:
     return _derived_secret(secrets_, "workflow service credential").hex()
 
 
+def _notification_credential(secrets_: StackSecrets) -> str:
+    """What the local notification service presents to the scheduler (its run-end reconciler)."""
+    return _derived_secret(secrets_, "notification service credential").hex()
+
+
 POSTGRES_SERVICES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.postgres)
 """The relational services: each has a database and a login role of its own name, with
 rights on its own database only."""
@@ -575,7 +580,11 @@ class Stack:
             env["INTERLOCK_SERVICE_CREDENTIAL"] = _service_credential(secrets_)
         if service.name == "scheduler":
             env["INTERLOCK_SERVICE_CREDENTIALS"] = ",".join(
-                (_metadata_credential(secrets_), _workflow_credential(secrets_))
+                (
+                    _metadata_credential(secrets_),
+                    _workflow_credential(secrets_),
+                    _notification_credential(secrets_),
+                )
             )
         if service.name == "workflow":
             scheduler = next(other for other in SERVICES if other.name == "scheduler")
@@ -585,6 +594,10 @@ class Stack:
             scheduler = next(other for other in SERVICES if other.name == "scheduler")
             env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"
             env["INTERLOCK_SERVICE_CREDENTIAL"] = _metadata_credential(secrets_)
+        if service.name == "notification":
+            scheduler = next(other for other in SERVICES if other.name == "scheduler")
+            env["INTERLOCK_SCHEDULER_GRPC_TARGET"] = f"{LOOPBACK}:{self.grpc_port(scheduler)}"
+            env["INTERLOCK_SERVICE_CREDENTIAL"] = _notification_credential(secrets_)
         return env
 
     def envoy_upstreams(self) -> dict[str, tuple[str, int]]:
