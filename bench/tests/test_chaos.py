@@ -39,6 +39,9 @@ SHORT_BOUNDS = {
     # workflow: the same for run views
     "INTERLOCK_VIEW_QUIET_AFTER_S": "5",
     "INTERLOCK_VIEW_RECONCILE_INTERVAL_S": "2",
+    # notification: a run with no end seen this long is asked about
+    "INTERLOCK_NOTIFY_RECONCILE_QUIET_AFTER_S": "5",
+    "INTERLOCK_NOTIFY_RECONCILE_INTERVAL_S": "2",
     # notification: a delivery whose sender was killed is due again after this lease
     "INTERLOCK_DELIVERY_LEASE_S": "10",
 }
@@ -46,13 +49,12 @@ SHORT_BOUNDS = {
 KNOWN_GAPS = {
     # Events the outbox had relayed but nobody had consumed yet are gone with the local
     # one-node in-memory broker (a replicated Kafka does not lose acknowledged records).
-    # Run views and execution documents reconcile with the scheduler and must converge;
-    # task log lines and notifications have no such source of truth and may be missing
-    # for good. The runs themselves must still end as designed. docs/architecture.md,
+    # Run views, execution documents and notifications reconcile with the scheduler and
+    # must converge; task log lines have no such source of truth and may be missing for
+    # good. The runs themselves must still end as designed. docs/architecture.md,
     # Failure model.
     "broker restarted empty": {
         "every echo log line stored",
-        "every succeeded run notified, one signed webhook-id each",
     },
 }
 """Invariants a fault may break today (reported, not failed); every other must hold."""

@@ -72,8 +72,8 @@ async def reconciling(
         update={
             "scheduler_grpc_target": target,
             "service_credential": CREDENTIAL,
-            "reconcile_interval_s": 0.2,
-            "reconcile_quiet_after_s": 0.5,
+            "notify_reconcile_interval_s": 0.2,
+            "notify_reconcile_quiet_after_s": 0.5,
         }
     )
     async with app_client(create_app(fast)) as client:

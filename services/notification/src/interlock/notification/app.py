@@ -104,10 +104,10 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
         run_ends = RunEndReconciler(
             service,
             scheduler.run,
-            quiet_s=settings.reconcile_quiet_after_s,
-            look_back_s=settings.reconcile_look_back_s,
-            interval_s=settings.reconcile_interval_s,
-            batch_size=settings.reconcile_batch_size,
+            quiet_s=settings.notify_reconcile_quiet_after_s,
+            look_back_s=settings.notify_reconcile_look_back_s,
+            interval_s=settings.notify_reconcile_interval_s,
+            batch_size=settings.notify_reconcile_batch_size,
         )
         resources += [scheduler, run_ends]
     return create_service_app(

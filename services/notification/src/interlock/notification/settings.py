@@ -61,15 +61,15 @@ class NotificationSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     """What this service presents to the scheduler (``interlock.common.service_credentials``;
     the scheduler lists it in its ``INTERLOCK_SERVICE_CREDENTIALS``). Without it the
     run-end reconciler does not run. Default: none."""
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    notify_reconcile_interval_s: float = Field(default=30.0, gt=0)
     """Time between passes of the run-end reconciler. Default: 30 s."""
-    reconcile_quiet_after_s: float = Field(default=30.0, gt=0)
+    notify_reconcile_quiet_after_s: float = Field(default=30.0, gt=0)
     """A run seen starting this long ago with no end seen is asked about (its end event
     may have been lost with the broker); a run is asked about again at most this often.
     Default: 30 s: with the 30 s interval, a lost end is notified within about a minute."""
-    reconcile_look_back_s: float = Field(default=86_400.0, gt=0)
+    notify_reconcile_look_back_s: float = Field(default=86_400.0, gt=0)
     """How long after its start a run with no end seen is still asked about. Default: 1 day."""
-    reconcile_batch_size: int = Field(default=200, ge=1, le=10_000)
+    notify_reconcile_batch_size: int = Field(default=200, ge=1, le=10_000)
     """Most runs one pass asks the scheduler about (two calls each): bounds the load a
     pass puts on the scheduler after a broker loss. Default: 200."""
 
