@@ -12,6 +12,7 @@ from interlock.common.postgres import PostgresDatabase
 from interlock.common.settings import PostgresOptions
 from interlock.common.testing import TEST_IDENTITY
 from interlock.devstack import PostgresServer
+from interlock.devstack._process import free_ports
 from interlock.scheduler.grpc import TaskStateServer
 from interlock.scheduler.service import SchedulerService
 
@@ -39,7 +40,10 @@ async def test_the_server_binds_the_configured_host(postgres_server: PostgresSer
         # Both are loopback addresses on Linux; only the configured one may answer.
         identity = IdentityVerifier(JwksKeys(None, static=TEST_IDENTITY.jwks))
         service = SchedulerService(lambda: database.pool)
-        server = TaskStateServer(service, identity, host="127.0.0.2", port=0)
+        # A port nothing listens on at 127.0.0.1 (a kernel-chosen port for 127.0.0.2
+        # may be one another server of the session holds there).
+        (port,) = free_ports(1)
+        server = TaskStateServer(service, identity, host="127.0.0.2", port=port)
         async with database, server:
             assert await _accepts("127.0.0.2", server.port)
             assert not await _accepts("127.0.0.1", server.port)
