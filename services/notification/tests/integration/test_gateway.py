@@ -126,10 +126,14 @@ async def test_a_finished_run_reaches_a_local_receiver_through_the_gateway(
     assert body["data"]["links"]["run"] == f"{stack.gateway_url}/api/v1/runs/{run_id}"
     assert body["data"]["duration_ms"] is not None
 
-    history = await gateway.get("/api/v1/deliveries", params={"run": run_id})
-    assert history.status_code == 200
-    (delivery,) = history.json()["deliveries"]
-    assert delivery["status"] == "succeeded"
+    async def recorded() -> list[dict[str, Any]]:
+        # Successes are recorded in batches, a moment after the receiver answered.
+        history = await gateway.get("/api/v1/deliveries", params={"run": run_id})
+        assert history.status_code == 200
+        deliveries: list[dict[str, Any]] = history.json()["deliveries"]
+        return deliveries if all(d["status"] == "succeeded" for d in deliveries) else []
+
+    (delivery,) = await eventually(recorded, timeout_s=30)
     assert delivery["webhook_id"] == request.webhook_id
     link = await gateway.get(body["data"]["links"]["run"].removeprefix(stack.gateway_url))
     assert link.status_code == 200 and link.json()["status"] == "succeeded"
