@@ -87,7 +87,8 @@ class PeriodicPasses(Lifecycle):
     progress finish (cancelled after ``stop_timeout_s``): cancelling one in the middle of
     a query would leave its connection busy, and the pool's close would wait for it.
 
-    Subclasses set ``name`` and implement :meth:`run_pass`.
+    Subclasses set ``name`` and implement :meth:`pass_once`; one whose interval holds
+    more than one pass overrides :meth:`run_pass`.
 
     Args:
         interval_s: Time between the end of one pass and the start of the next.
@@ -103,8 +104,12 @@ class PeriodicPasses(Lifecycle):
         self._stopping = asyncio.Event()
 
     @abc.abstractmethod
+    async def pass_once(self) -> object:
+        """Do one pass of the work; what it returns (e.g. a count) is for callers."""
+
     async def run_pass(self) -> None:
-        """Do one pass of the work."""
+        """What each interval does: one pass."""
+        await self.pass_once()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

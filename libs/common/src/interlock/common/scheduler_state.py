@@ -9,6 +9,7 @@ answer into the view through the view's own order-independent merge.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from interlock.common.service_credentials import credential_metadata
 from interlock.common.statuses import RunStatus, TaskStatus
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-__all__ = ["ScheduledRun", "SchedulerState", "SchedulerTask"]
+__all__ = ["RunTruth", "ScheduledRun", "SchedulerState", "SchedulerTask"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,11 @@ class ScheduledRun:
     workflow: str = ""
     version: int = 0
     created_at: datetime | None = None
+
+
+RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
+"""``(tenant, run id)`` → the run as the scheduler holds it, or ``None`` when it does
+not know it."""
 
 
 class SchedulerState(Lifecycle):

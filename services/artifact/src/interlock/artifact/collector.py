@@ -42,7 +42,3 @@ class Collector(PeriodicPasses):
         if expired or orphans:
             _log.info("collected artifacts", extra={"expired": expired, "orphans": orphans})
         return expired, orphans
-
-    async def run_pass(self) -> None:
-        """One pass (:meth:`pass_once`)."""
-        await self.pass_once()

@@ -13,14 +13,14 @@ never goes back and a late real event changes no status.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import ScheduledRun, SchedulerTask
+from interlock.common.scheduler_state import RunTruth, ScheduledRun, SchedulerTask
 from interlock.common.statuses import ENDED_RUN, TaskStatus
 from interlock.metadata.domain import (
     AttemptFinished,
@@ -35,13 +35,9 @@ from interlock.metadata.domain import (
 from interlock.metadata.errors import ExecutionNotFoundError
 from interlock.metadata.service import ExecutionService
 
-__all__ = ["Reconciler", "RunTruth", "facts_from_scheduler"]
+__all__ = ["Reconciler", "facts_from_scheduler"]
 
 _log = logging.getLogger(__name__)
-
-RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
-"""``(tenant, run id)`` → the run as the scheduler holds it, or ``None`` when it does
-not know it."""
 
 _FOLDED = {
     TaskStatus.SCHEDULED,
@@ -121,10 +117,6 @@ class Reconciler(PeriodicPasses):
             _log.info("run states taken from the scheduler", extra={"runs": corrected})
         await self._service.mark_reconciled(checked)
         return corrected
-
-    async def run_pass(self) -> None:
-        """One pass (:meth:`pass_once`)."""
-        await self.pass_once()
 
 
 def facts_from_scheduler(document: Mapping[str, Any], truth: ScheduledRun) -> list[Fact]:

@@ -10,22 +10,17 @@ and the same one message per run end and subscription, so a late real event adds
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import grpc
 
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import ScheduledRun
+from interlock.common.scheduler_state import RunTruth, ScheduledRun
 from interlock.common.statuses import RunStatus, TaskStatus
 from interlock.notification.domain import EventName, FailedTask, RunFacts
 from interlock.notification.service import Notice, NotificationService
 
 _log = logging.getLogger(__name__)
-
-RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
-"""``(tenant, run id)`` → the run as the scheduler holds it, or ``None`` when it does
-not know it."""
 
 _END_EVENTS = {
     RunStatus.SUCCEEDED: EventName.RUN_SUCCEEDED,
@@ -97,10 +92,6 @@ class RunEndReconciler(PeriodicPasses):
         if notice is None:
             return 0
         return await self._service.notify_run_end(notice)
-
-    async def run_pass(self) -> None:
-        """One pass (:meth:`pass_once`)."""
-        await self.pass_once()
 
 
 def end_notice(tenant: str, run_id: str, run: ScheduledRun) -> Notice | None:

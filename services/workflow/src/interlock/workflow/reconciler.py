@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import ScheduledRun, SchedulerTask
+from interlock.common.scheduler_state import RunTruth, SchedulerTask
 from interlock.common.statuses import TaskStatus
 from interlock.workflow.domain import TaskUpdate
 from interlock.workflow.service import WorkflowService
@@ -77,11 +76,6 @@ class StartReconciler(PeriodicPasses):
         while await self.pass_once() >= self._batch_size:
             pass
         await self._service.prune_inbox(older_than_s=self._inbox_retention_s)
-
-
-RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
-"""``(tenant, run id)`` → the run as the scheduler holds it, or ``None`` when it does
-not know it."""
 
 
 class ViewReconciler(PeriodicPasses):
@@ -150,10 +144,6 @@ class ViewReconciler(PeriodicPasses):
         return await self._service.fold_scheduler_state(
             tenant, run_id, status=truth.status, ended_at=truth.ended_at, tasks=updates
         )
-
-    async def run_pass(self) -> None:
-        """One pass (:meth:`pass_once`)."""
-        await self.pass_once()
 
 
 def task_update(task: SchedulerTask) -> TaskUpdate | None:
