@@ -234,8 +234,17 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
+def settings_overrides() -> dict[str, Any]:
+    """Settings a module changes for its app (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def settings(
-    database: tuple[str, Any], kafka_server: Any, smtp_server: Any
+    database: tuple[str, Any],
+    kafka_server: Any,
+    smtp_server: Any,
+    settings_overrides: dict[str, Any],
 ) -> NotificationSettings:
     """The module app's settings."""
     dsn, password = database
@@ -245,6 +254,7 @@ def settings(
         kafka_server.bootstrap_servers,
         smtp_host=smtp_server.host,
         smtp_port=smtp_server.port,
+        **settings_overrides,
     )
 
 

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from interlock.common.kafka import EventPublisher
-from interlock.notification import NotificationSettings
 
 from .conftest import (
     TENANT,
@@ -17,7 +16,6 @@ from .conftest import (
     Receiver,
     eventually,
     gateway_headers,
-    make_settings,
     succeeded,
     unique_path,
 )
@@ -28,20 +26,9 @@ PER_SUBSCRIPTION = 2
 
 
 @pytest.fixture(scope="module")
-def settings(
-    database: tuple[str, Any], kafka_server: Any, smtp_server: Any
-) -> NotificationSettings:
+def settings_overrides() -> dict[str, Any]:
     """Few slots, so that a backlog would fill them all without the per-subscription bound."""
-    dsn, password = database
-    return make_settings(
-        dsn,
-        password,
-        kafka_server.bootstrap_servers,
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
-        delivery_concurrency=4,
-        delivery_concurrency_per_subscription=PER_SUBSCRIPTION,
-    )
+    return {"delivery_concurrency": 4, "delivery_concurrency_per_subscription": PER_SUBSCRIPTION}
 
 
 async def _subscribe(client: httpx.AsyncClient, tenant: str, url: str, workflow: str) -> None:

@@ -12,23 +12,13 @@ import pytest
 from interlock.notification import NotificationSettings
 from interlock.notification.store import NewDelivery, insert_deliveries
 
-from .conftest import TENANT, Receiver, eventually, make_settings, unique_path
+from .conftest import TENANT, Receiver, eventually, unique_path
 
 
 @pytest.fixture(scope="module")
-def settings(
-    database: tuple[str, Any], kafka_server: Any, smtp_server: Any
-) -> NotificationSettings:
+def settings_overrides() -> dict[str, Any]:
     """A loop that would not poll again within the test: only a notification wakes it."""
-    dsn, password = database
-    return make_settings(
-        dsn,
-        password,
-        kafka_server.bootstrap_servers,
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
-        delivery_poll_interval_s=3600,
-    )
+    return {"delivery_poll_interval_s": 3600}
 
 
 async def test_a_delivery_written_elsewhere_is_sent_without_waiting_for_a_poll(
