@@ -17,7 +17,7 @@ from interlock.common.testing import (
     serving_task_state,
 )
 from interlock.devstack import KafkaServer, MongoServer
-from interlock.metadata import create_app
+from interlock.metadata import MetadataSettings, create_app
 from interlock.tasks.v1 import tasks_pb2
 
 from .conftest import RunEvents, eventually, metadata_settings, publish
@@ -69,9 +69,11 @@ async def scheduler() -> AsyncIterator[tuple[str, StandInScheduler]]:
         yield target, servicer
 
 
-async def test_a_quiet_run_gets_its_outcome_from_the_scheduler(
+@pytest.fixture
+def reconciling(
     mongo_server: MongoServer, kafka_server: KafkaServer, scheduler: tuple[str, StandInScheduler]
-) -> None:
+) -> tuple[MetadataSettings, StandInScheduler]:
+    """Settings whose reconciler asks the stand-in scheduler, passing fast; the stand-in."""
     target, stand_in = scheduler
     settings = metadata_settings(
         mongo_server.url,
@@ -81,6 +83,13 @@ async def test_a_quiet_run_gets_its_outcome_from_the_scheduler(
         reconcile_interval_s=0.2,
         reconcile_quiet_after_s=1.0,
     )
+    return settings, stand_in
+
+
+async def test_a_quiet_run_gets_its_outcome_from_the_scheduler(
+    reconciling: tuple[MetadataSettings, StandInScheduler],
+) -> None:
+    settings, stand_in = reconciling
     start = datetime.now(UTC) - timedelta(minutes=5)
     lost = RunEvents(TENANT, "quiet", start=start).started({"a": "noop"}).attempt("a", 1, 1)
     unknown = RunEvents(TENANT, "quiet", start=start).started({"a": "noop"})
@@ -103,17 +112,9 @@ async def test_a_quiet_run_gets_its_outcome_from_the_scheduler(
 
 
 async def test_lost_task_events_come_from_the_scheduler_and_a_late_one_changes_nothing(
-    mongo_server: MongoServer, kafka_server: KafkaServer, scheduler: tuple[str, StandInScheduler]
+    reconciling: tuple[MetadataSettings, StandInScheduler],
 ) -> None:
-    target, stand_in = scheduler
-    settings = metadata_settings(
-        mongo_server.url,
-        kafka_server,
-        scheduler_grpc_target=target,
-        service_credential=CREDENTIAL,
-        reconcile_interval_s=0.2,
-        reconcile_quiet_after_s=1.0,
-    )
+    settings, stand_in = reconciling
     start = datetime.now(UTC) - timedelta(minutes=5)
     # A finished fan-out: b's completion and all of c but its schedule were lost.
     fan_out = RunEvents(TENANT, "fan", start=start).started({"a": "noop", "b": "noop", "c": "noop"})
