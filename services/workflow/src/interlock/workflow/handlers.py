@@ -8,7 +8,6 @@ status with the domain, write back what changed in one statement.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from interlock.workflow.domain import (
     advance,
     after_outcome,
     after_task_activity,
+    decode_output,
 )
 
 CONSUMER = "workflow.projection"
@@ -97,7 +97,7 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
             if after is not state.status:
                 states[run_id] = store.RunState(after, event.time)
                 if is_type(event, topics.WORKFLOW_COMPLETED):
-                    outputs[run_id] = _json(event.payload.output_json)
+                    outputs[run_id] = decode_output(event.payload.output_json)
             continue
         if is_type(event, topics.WORKFLOW_WAITING) and not event.payload.tasks:
             # A new run, or a retried one, waits for a concurrency slot.
@@ -184,7 +184,7 @@ def _task_update(event: Event) -> tuple[str, TaskUpdate] | None:
             time=event.time,
             started_at=_time(completed, "started_at"),
             scheduled_at=_time(completed, "scheduled_at"),
-            output=_json(completed.output_json),
+            output=decode_output(completed.output_json),
         )
     if is_type(event, topics.TASK_FAILED):
         failed = event.payload
@@ -211,15 +211,6 @@ def _time(message: Message, field: str) -> datetime | None:
         return None
     stamp: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
     return stamp
-
-
-def _json(data: bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return data.decode(errors="replace")
 
 
 def _error(error: workflow_pb2.TaskError) -> dict[str, Any]:

@@ -6,18 +6,16 @@ views whose events were lost to the scheduler's state.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import grpc
 
 from interlock.common.resources import PeriodicPasses
 from interlock.common.scheduler_state import RunTruth, SchedulerTask
 from interlock.common.statuses import TaskStatus
-from interlock.workflow.domain import TaskUpdate
+from interlock.workflow.domain import TaskUpdate, decode_output
 from interlock.workflow.service import WorkflowService
 
 _log = logging.getLogger(__name__)
@@ -173,15 +171,6 @@ def task_update(task: SchedulerTask) -> TaskUpdate | None:
         time=task.ended_at or now,
         started_at=task.started_at,
         scheduled_at=task.scheduled_at,
-        output=_output(task.output_json) if task.status is TaskStatus.SUCCEEDED else None,
+        output=decode_output(task.output_json) if task.status is TaskStatus.SUCCEEDED else None,
         error=error,
     )
-
-
-def _output(data: bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return data.decode(errors="replace")

@@ -25,7 +25,7 @@ from interlock.workflow.domain.errors import (
 )
 from interlock.workflow.domain.inputs import check_input, input_validator
 from interlock.workflow.domain.issues import Issue
-from interlock.workflow.domain.progress import TaskProgress, TaskUpdate, advance
+from interlock.workflow.domain.progress import TaskProgress, TaskUpdate, advance, decode_output
 from interlock.workflow.domain.runs import (
     ControlAction,
     after_control,
@@ -67,6 +67,7 @@ __all__ = [
     "canonical_json",
     "check_input",
     "compile_definition",
+    "decode_output",
     "input_validator",
     "parse_document",
     "parse_duration_ms",

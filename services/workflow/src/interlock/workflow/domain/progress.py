@@ -8,6 +8,7 @@ An older event only fills in a timestamp still missing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -149,3 +150,13 @@ def _started(update: TaskUpdate) -> datetime | None:
     if update.status is TaskStatus.RUNNING:
         return update.time
     return update.started_at
+
+
+def decode_output(data: bytes) -> Any:
+    """A task's output as JSON bytes carry it: ``None`` when empty, text when not JSON."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return data.decode(errors="replace")
