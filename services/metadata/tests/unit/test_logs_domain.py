@@ -33,29 +33,29 @@ def event(*seqs: int, attempt: tuple[str, str, int] = ATTEMPT) -> IncomingLog:
 
 
 def test_lines_already_stored_are_skipped_so_a_redelivery_stores_nothing() -> None:
-    first = plan_writes([event(1, 2), event(3)], {}, cap_bytes=1000)
+    first = plan_writes([event(1, 2), event(3)], {}, cap_bytes=1000, now=T0)
     assert [[ln.seq for ln in c.lines] for c in first.chunks] == [[1, 2], [3]]
-    again = plan_writes([event(1, 2), event(3), event(4)], first.attempts, cap_bytes=1000)
+    again = plan_writes([event(1, 2), event(3), event(4)], first.attempts, cap_bytes=1000, now=T0)
     assert [[ln.seq for ln in c.lines] for c in again.chunks] == [[4]]
-    assert again.attempts[ATTEMPT].last_seq == 4
+    assert again.attempts[ATTEMPT].highest_seq == 4
 
 
 def test_a_chunk_id_depends_only_on_its_attempt_and_first_line() -> None:
-    [a] = plan_writes([event(5, 6)], {}, cap_bytes=1000).chunks
-    [b] = plan_writes([event(5, 6)], {}, cap_bytes=1000).chunks
-    [c] = plan_writes([event(5, 6, attempt=("run-1", "a", 2))], {}, cap_bytes=1000).chunks
+    [a] = plan_writes([event(5, 6)], {}, cap_bytes=1000, now=T0).chunks
+    [b] = plan_writes([event(5, 6)], {}, cap_bytes=1000, now=T0).chunks
+    [c] = plan_writes([event(5, 6, attempt=("run-1", "a", 2))], {}, cap_bytes=1000, now=T0).chunks
     assert a.chunk_id == b.chunk_id != c.chunk_id
 
 
 def test_lines_past_the_cap_are_dropped_and_counted_in_one_marker() -> None:
     cap = len(b"line 1") * 2
-    plan = plan_writes([event(1, 2, 3), event(4)], {}, cap_bytes=cap)
+    plan = plan_writes([event(1, 2, 3), event(4)], {}, cap_bytes=cap, now=T0)
     assert [ln.seq for c in plan.chunks for ln in c.lines] == [1, 2]
     [marker] = plan.markers
     assert marker.line.seq == 3
     assert marker.line.level == "WARNING"
     assert "2 more lines (12 bytes) dropped" in marker.line.message
-    later = plan_writes([event(5)], plan.attempts, cap_bytes=cap)
+    later = plan_writes([event(5)], plan.attempts, cap_bytes=cap, now=T0)
     assert later.chunks == []
     assert [m.line.seq for m in later.markers] == [3]
     assert "3 more lines (18 bytes) dropped" in later.markers[0].line.message
@@ -65,8 +65,8 @@ def test_lines_past_the_cap_are_dropped_and_counted_in_one_marker() -> None:
 def test_positions_reserved_per_run_cover_every_chunk_and_marker_a_plan_can_take() -> None:
     incoming = [event(1, 2, 3), event(1, attempt=("run-2", "b", 1)), event(4, 5)]
     reserved = most_positions(incoming)
-    assert reserved == {"run-1": 3, "run-2": 2}  # a chunk per event, a marker per attempt
-    plan = plan_writes(incoming, {}, cap_bytes=len(b"line 1") * 2)
+    assert reserved == {"run-1": 4, "run-2": 3}  # a chunk per event, 2 markers per attempt
+    plan = plan_writes(incoming, {}, cap_bytes=len(b"line 1") * 2, now=T0)
     taken: dict[str, int] = {}
     for key in [chunk.attempt for chunk in plan.chunks] + [m.attempt for m in plan.markers]:
         taken[key[0]] = taken.get(key[0], 0) + 1
@@ -84,7 +84,7 @@ def test_any_order_of_redeliveries_stores_each_line_once() -> None:
         # A batch redelivers some events already applied, then goes on.
         start = rng.randrange(0, delivered + 1)
         end = min(len(events), delivered + rng.randrange(1, 4))
-        plan = plan_writes(events[start:end], stored, cap_bytes=10_000)
+        plan = plan_writes(events[start:end], stored, cap_bytes=10_000, now=T0)
         kept += [ln.seq for c in plan.chunks for ln in c.lines]
         stored = {**stored, **plan.attempts}
         delivered = end
