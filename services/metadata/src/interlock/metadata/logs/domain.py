@@ -276,8 +276,8 @@ def lost_marker(log: AttemptLog) -> LogLine:
         time=log.lost_at or datetime.min,
         level="WARNING",
         message=(
-            f"{count} lines of this attempt (seq {seqs}) were lost in transit: the broker "
-            "lost them and the worker no longer had them"
+            f"{count} lines of this attempt (seq {seqs}) never reached the log: lost in "
+            "transit, and the worker could not send them again"
         ),
     )
 
@@ -318,7 +318,8 @@ def plan_writes(
             marker = Marker(event.tenant, event.attempt, marker_line(log, cap_bytes))
             plan.markers = [m for m in plan.markers if m.chunk_id != marker.chunk_id]
             plan.markers.append(marker)
-        if event.last_seq > log.written:
+        if event.last_seq and event.last_seq >= log.written:
+            # The latest worker to end the attempt (a re-run, say) is the one to ask.
             log = replace(log, written=event.last_seq, worker_id=event.worker_id)
         plan.attempts[event.attempt] = log
         tenants[event.attempt] = event.tenant

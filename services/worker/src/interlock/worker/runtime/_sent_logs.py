@@ -82,7 +82,7 @@ class SentLogs:
         self._bytes += kept.size
         self._forget(now)
 
-    def answer(self, request: Event[task_pb2.TaskLogMissing]) -> list[Event]:
+    def answer(self, request: Event[task_pb2.TaskLogMissing]) -> list[Event[task_pb2.TaskLog]]:
         """The events to publish for a ``task.log_missing``: none unless it names this worker."""
         missing = request.payload
         if missing.worker_id != self._worker_id:
@@ -90,14 +90,16 @@ class SentLogs:
         key = (request.run_id, missing.task_id, missing.attempt)
         return self.again(key, [(r.first, r.last) for r in missing.missing])
 
-    def again(self, key: AttemptKey, missing: SeqRanges = _EVERYTHING) -> list[Event]:
+    def again(
+        self, key: AttemptKey, missing: SeqRanges = _EVERYTHING
+    ) -> list[Event[task_pb2.TaskLog]]:
         """New events carrying the kept lines of ``key`` whose ``seq`` is in ``missing``.
 
         The attempt's last event goes again too when everything is asked for (an outcome
         sent again: its last event may have been lost with it).
         """
         self._forget(self._clock())
-        again: list[Event] = []
+        again: list[Event[task_pb2.TaskLog]] = []
         for kept in self._by_attempt.get(key, ()):
             sent = kept.event.payload
             lines = [line for line in sent.lines if _within(line.seq, missing)]
@@ -122,7 +124,9 @@ def _within(seq: int, ranges: Iterable[tuple[int, int]]) -> bool:
     return any(first <= seq <= last for first, last in ranges)
 
 
-def _copy(sent: Event[task_pb2.TaskLog], lines: list[task_pb2.TaskLog.Line], final: int) -> Event:
+def _copy(
+    sent: Event[task_pb2.TaskLog], lines: list[task_pb2.TaskLog.Line], final: int
+) -> Event[task_pb2.TaskLog]:
     payload = sent.payload
     return Event(
         type=topics.TASK_LOG,
