@@ -118,3 +118,17 @@ def test_a_budget_of_zero_keeps_nothing() -> None:
     logs = kept_logs(max_bytes=0)
     logs.keep((RUN, "a", 1), sent(1))
     assert logs.answer(missing((1, 1))) == []
+
+
+def test_after_an_outage_the_last_events_of_attempts_ended_lately_go_again_without_lines() -> None:
+    clock = Clock()
+    logs = kept_logs(clock)
+    logs.keep((RUN, "a", 1), sent(1, 2, last_seq=2))
+    clock.now = 20
+    logs.keep((RUN, "b", 1), sent(1, task_id="b"))  # still running: no last event yet
+    logs.keep((RUN, "c", 1), sent(1, task_id="c", last_seq=4))
+    clock.now = 25
+    again = logs.last_events_since(10)
+    assert [(e.payload.task_id, e.payload.last_seq) for e in again] == [("c", 4)]
+    assert seqs(again) == [[]]
+    assert [e.payload.task_id for e in logs.last_events_since(30)] == ["a", "c"]

@@ -75,6 +75,12 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     Default: 32 MiB (at 200 KB/s of lines, about 2.5 minutes)."""
     log_resend_window_s: float = Field(default=600, ge=0)
     """Longest time published log lines are kept to send again. Default: 600 s."""
+    log_outage_lookback_s: float = Field(default=30, ge=0)
+    """When a publish fails (the broker may have restarted and lost what it had
+    acknowledged), the last ``task.log`` of every attempt that ended within this time
+    goes again, without its lines: the metadata service then knows how many lines
+    each wrote and asks for those it lacks. Default: 30 s (longer than the log
+    consumer's lag)."""
     drain_timeout_ms: int = Field(default=30_000, ge=0)
     """On shut-down, how long running tasks may take to finish before they are
     reported as failed (retryable). Default: 30000 ms."""

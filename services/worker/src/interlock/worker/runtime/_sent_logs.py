@@ -108,6 +108,23 @@ class SentLogs:
                 again.append(_copy(kept.event, lines, final))
         return again
 
+    def last_events_since(self, age_s: float) -> list[Event[task_pb2.TaskLog]]:
+        """New copies, without lines, of the attempts' last events kept for ``age_s``.
+
+        After a publish failed (the broker may have restarted and lost what it had
+        acknowledged), these tell the metadata service again how many lines each
+        attempt that ended lately wrote, so it can ask for any it lacks.
+        """
+        since = self._clock() - age_s
+        last: list[Event[task_pb2.TaskLog]] = []
+        for kept in reversed(self._kept):
+            if kept.kept_at < since:
+                break
+            if kept.event.payload.last_seq:
+                last.append(_copy(kept.event, [], kept.event.payload.last_seq))
+        last.reverse()
+        return last
+
     def _forget(self, now: float) -> None:
         kept, by_attempt = self._kept, self._by_attempt
         too_old = now - self._max_age_s

@@ -76,7 +76,7 @@ class Worker:
         self._source = settings.service_name
         self._worker_id = settings.worker_id
         self._consumer: AIOKafkaConsumer | None = None
-        sent_logs = SentLogs(
+        self._sent_logs = sent_logs = SentLogs(
             worker_id=self._worker_id,
             max_bytes=settings.log_resend_max_bytes,
             max_age_s=settings.log_resend_window_s,
@@ -88,6 +88,7 @@ class Worker:
             broker.publish,
             max_batch=settings.report_max_batch,
             linger_ms=settings.report_linger_ms,
+            on_outage=self._resend_last_logs,
         )
         self._backlog = Backlog()
         self._committer = OffsetCommitter(
@@ -225,7 +226,17 @@ class Worker:
 
     def _consumer_lost(self) -> None:
         if self._replacing is None and not self._draining:
+            self._resend_last_logs()
             self._replacing = asyncio.create_task(self._replace_consumer())
+
+    def _resend_last_logs(self) -> None:
+        """Send the last log events of the attempts ended lately again, without lines.
+
+        The broker may have lost what it acknowledged lately (restarted empty): they
+        tell the metadata service how many lines each wrote, so it asks for the rest.
+        """
+        lookback_s = self._settings.log_outage_lookback_s
+        self._reporter.emit(self._sent_logs.last_events_since(lookback_s))
 
     async def _replace_consumer(self) -> None:
         """Close the client that lost its partitions and start a new one.
