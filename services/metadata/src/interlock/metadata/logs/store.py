@@ -262,7 +262,7 @@ class LogStore:
         )
 
     async def write_attempts(self, plan: WritePlan) -> None:
-        """Store what the plan leaves stored of each attempt (its last seq, size, drops)."""
+        """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap)."""
         expires_at = self._expires_at()
         attempt_writes = [
             UpdateOne(
