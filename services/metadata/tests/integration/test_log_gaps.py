@@ -42,13 +42,18 @@ class LossyBroker(KafkaBroker):
 
 
 def loses_middle_lines(run_id: str) -> Callable[[Event], bool]:
+    """Loses the first events carrying lines 3-5 of the run (not their copies sent again)."""
+    to_lose = set(LOST_SEQS)
+
     def lose(event: Event) -> bool:
         payload = event.payload
-        return (
-            isinstance(payload, task_pb2.TaskLog)
-            and event.run_id == run_id
-            and any(line.seq in LOST_SEQS for line in payload.lines)
-        )
+        if not isinstance(payload, task_pb2.TaskLog) or event.run_id != run_id:
+            return False
+        seqs = {line.seq for line in payload.lines}
+        if not seqs & to_lose:
+            return False
+        to_lose.difference_update(seqs)
+        return True
 
     return lose
 
