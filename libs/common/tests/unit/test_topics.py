@@ -17,6 +17,7 @@ EXPECTED = {
     "task.log": task_pb2.TaskLog,
     "task.settled": task_pb2.TasksSettled,
     "workflow.waiting": workflow_pb2.WorkflowWaiting,
+    "task.log_missing": task_pb2.TaskLogMissing,
 }
 
 

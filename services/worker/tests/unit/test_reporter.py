@@ -81,6 +81,28 @@ async def test_a_failed_publish_is_retried_before_anything_newer() -> None:
     assert acked == [1, 2]
 
 
+async def test_an_outage_is_told_once_and_what_it_emits_goes_out_after_the_retried_batch() -> None:
+    broker = SlowBroker(refuse_first=True)
+    outages: list[int] = []
+    reporter: Reporter
+
+    def on_outage() -> None:
+        outages.append(1)
+        reporter.emit([heartbeat(7)])
+
+    reporter = Reporter(broker.publish, retry_backoff_ms=1, on_outage=on_outage)
+    reporter.start()
+    try:
+        reporter.emit([heartbeat(0)])
+        await first_call(broker)
+        broker.release.set()
+        assert await reporter.flush(timeout_s=5)
+    finally:
+        await reporter.stop()
+    assert outages == [1]
+    assert broker.calls == [["t0"], ["t0", "t7"]]
+
+
 class SizeLimitedBroker:
     """Refuses, like Kafka, any batch holding a record it can never take."""
 

@@ -48,6 +48,7 @@ __all__ = [
     "TASK_FAILED",
     "TASK_HEARTBEAT",
     "TASK_LOG",
+    "TASK_LOG_MISSING",
     "TASK_SCHEDULED",
     "TASK_SETTLED",
     "TASK_STARTED",
@@ -225,6 +226,8 @@ TASK_SETTLED = EventType(name="task.settled", payload_type=task_pb2.TasksSettled
 """Tasks the scheduler skipped or cancelled, with the reason."""
 WORKFLOW_WAITING = EventType(name="workflow.waiting", payload_type=workflow_pb2.WorkflowWaiting)
 """A run waits, pending, for a concurrency slot."""
+TASK_LOG_MISSING = EventType(name="task.log_missing", payload_type=task_pb2.TaskLogMissing)
+"""Lines of an ended attempt the metadata service lacks; its worker sends them again."""
 
 ALL: tuple[EventType, ...] = (
     WORKFLOW_STARTED,
@@ -241,6 +244,7 @@ ALL: tuple[EventType, ...] = (
     TASK_LOG,
     TASK_SETTLED,
     WORKFLOW_WAITING,
+    TASK_LOG_MISSING,
 )
 """Every event type, in the order above."""
 

@@ -42,7 +42,7 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
         ),
         name="executions",
     )
-    logs = build_logs(settings, mongo, broker)
+    logs = build_logs(settings, mongo, broker, source=settings.service_name)
     resources: list[Resource] = [
         mongo,
         ExecutionIndexes(store),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from google.protobuf.message import Message
@@ -20,6 +21,8 @@ from interlock.worker.domain.redaction import Redactor
 from interlock.worker.errors import TaskAborted
 
 __all__ = ["Attempt", "AttemptEvents", "AttemptKey"]
+
+P = TypeVar("P", bound=Message)
 
 AttemptKey = tuple[str, str, int]
 """``(run id, task id, attempt)``: one attempt, however often it is delivered."""
@@ -82,11 +85,20 @@ class AttemptEvents:
     Args:
         source: The emitting service, e.g. ``"worker"``.
         worker_id: This worker's id.
+        keep_log: Given every ``task.log`` built, to send its lines again if the
+            broker loses them. Default: none.
     """
 
-    def __init__(self, *, source: str, worker_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        worker_id: str,
+        keep_log: Callable[[AttemptKey, Event[task_pb2.TaskLog]], None] | None = None,
+    ) -> None:
         self._source = source
         self._worker_id = worker_id
+        self._keep_log = keep_log
 
     def started(self, attempt: Attempt) -> Event:
         """``task.started``."""
@@ -147,14 +159,22 @@ class AttemptEvents:
             ),
         )
 
-    def log(self, attempt: Attempt) -> Event | None:
-        """``task.log`` with the lines logged since the last call, or ``None``."""
+    def log(self, attempt: Attempt, *, last: bool = False) -> Event | None:
+        """``task.log`` with the lines logged since the last call, or ``None``.
+
+        Args:
+            attempt: The attempt.
+            last: The attempt ended: the event says how many lines it wrote in all
+                (``last_seq``), and is sent even without new lines if it wrote any.
+        """
         if attempt.context is None:
             return None
-        lines = attempt.context.logger.drain()
-        if not lines:
+        logger = attempt.context.logger
+        lines = logger.drain()
+        last_seq = logger.last_seq if last else 0
+        if not lines and not last_seq:
             return None
-        return self._event(
+        event = self._event(
             attempt,
             topics.TASK_LOG,
             task_pb2.TaskLog(
@@ -170,12 +190,14 @@ class AttemptEvents:
                     )
                     for line in lines
                 ],
+                last_seq=last_seq,
             ),
         )
+        if self._keep_log is not None:
+            self._keep_log(attempt.key, event)
+        return event
 
-    def _event(
-        self, attempt: Attempt, event_type: topics.EventType[Any], payload: Message
-    ) -> Event:
+    def _event(self, attempt: Attempt, event_type: topics.EventType[P], payload: P) -> Event[P]:
         scheduled = attempt.event
         return Event(
             type=event_type,

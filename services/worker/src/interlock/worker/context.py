@@ -145,6 +145,11 @@ class TaskLogger:
         for name, line in partial.items():
             self._append(name, line)
 
+    @property
+    def last_seq(self) -> int:
+        """How many lines were written so far (the ``seq`` of the last one)."""
+        return self._seq
+
     def drain(self) -> list[LogLine]:
         """Remove and return the lines not published yet (the worker calls this)."""
         lines: list[LogLine] = []

@@ -36,6 +36,8 @@ class Reporter:
         linger_ms: Wait after the first event of an idle period. Default: 0 ms.
         retry_backoff_ms: First wait after a failed publish (doubling, at most 5 s).
             Default: 100 ms.
+        on_outage: Called when a publish fails after the last one succeeded (the
+            broker may have lost what it acknowledged lately). Default: none.
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class Reporter:
         max_batch: int = 1000,
         linger_ms: int = 0,
         retry_backoff_ms: int = 100,
+        on_outage: Callback | None = None,
     ) -> None:
         self._publish = publish
+        self._on_outage = on_outage
         self._max_batch = max_batch
         self._linger_s = linger_ms / 1000
         self._retry_backoff_s = retry_backoff_ms / 1000
@@ -136,6 +140,8 @@ class Reporter:
                 await self._publish_or_park([event for event, _ in batch])
             except Exception:
                 failures += 1
+                if failures == 1 and self._on_outage is not None:
+                    self._on_outage()
                 delay = min(self._retry_backoff_s * 2 ** (failures - 1), 5.0)
                 _log.exception(
                     "publishing task events failed; retrying",

@@ -69,6 +69,18 @@ class WorkerSettings(ServiceSettings, KafkaOptions):
     lines of all running tasks are sent together at this pace. Default: 20 ms (a
     live tail's budget is 500 ms end to end; a task shorter than this sends its
     lines once, with its outcome)."""
+    log_resend_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    """Most bytes of published log lines kept to send again when the metadata service
+    says the broker lost some (``task.log_missing``); the oldest are forgotten first.
+    Default: 32 MiB (at 200 KB/s of lines, about 2.5 minutes)."""
+    log_resend_window_s: float = Field(default=600, ge=0)
+    """Longest time published log lines are kept to send again. Default: 600 s."""
+    log_outage_lookback_s: float = Field(default=30, ge=0)
+    """When a publish fails (the broker may have restarted and lost what it had
+    acknowledged), the last ``task.log`` of every attempt that ended within this time
+    goes again, without its lines: the metadata service then knows how many lines
+    each wrote and asks for those it lacks. Default: 30 s (longer than the log
+    consumer's lag)."""
     drain_timeout_ms: int = Field(default=30_000, ge=0)
     """On shut-down, how long running tasks may take to finish before they are
     reported as failed (retryable). Default: 30000 ms."""

@@ -278,9 +278,15 @@ class TaskLog(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     attempt: _builtins.int
     worker_id: _builtins.str
+    last_seq: _builtins.int
+    """Set on the attempt's last event only: how many lines the attempt wrote in all
+    (its highest seq). 0 on every other event. The metadata service compares it with
+    the lines it stored and asks for the missing ones (task.log_missing).
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskLog.Line]: ...
     def __init__(
@@ -290,14 +296,71 @@ class TaskLog(_message.Message):
         attempt: _builtins.int = ...,
         worker_id: _builtins.str = ...,
         lines: _abc.Iterable[Global___TaskLog.Line] | None = ...,
+        last_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "lines", b"lines", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "last_seq", b"last_seq", "lines", b"lines", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskLog: _TypeAlias = TaskLog  # noqa: Y015
+
+@_typing.final
+class TaskLogMissing(_message.Message):
+    """Lines of an ended attempt the metadata service is missing (lost with the broker):
+    the worker named re-sends those it still has, as task.log with the same seqs.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SeqRange(_message.Message):
+        """An inclusive range of seqs."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        FIRST_FIELD_NUMBER: _builtins.int
+        LAST_FIELD_NUMBER: _builtins.int
+        first: _builtins.int
+        last: _builtins.int
+        def __init__(
+            self,
+            *,
+            first: _builtins.int = ...,
+            last: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "last", b"last"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    attempt: _builtins.int
+    worker_id: _builtins.str
+    """The worker that ran the attempt (its last task.log's); only it answers."""
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskLogMissing.SeqRange]: ...
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        worker_id: _builtins.str = ...,
+        missing: _abc.Iterable[Global___TaskLogMissing.SeqRange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "missing", b"missing", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskLogMissing: _TypeAlias = TaskLogMissing  # noqa: Y015
 
 @_typing.final
 class TasksSettled(_message.Message):

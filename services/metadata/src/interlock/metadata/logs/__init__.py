@@ -1,8 +1,9 @@
 """Task logs: the ``task.log`` consumer, chunked storage, paged reads and live streams.
 
-``domain`` decides (chunks, order, deduplication, the cap, cursors), ``store`` keeps
-(MongoDB), ``service`` holds the use cases, ``handler`` consumes ``task.log`` and
-``api`` serves ``/api/v1/executions/{run_id}/logs`` and ``.../logs/stream``.
+``domain`` decides (chunks, order, deduplication, the cap, gaps, cursors), ``store``
+keeps (MongoDB), ``service`` holds the use cases, ``handler`` consumes ``task.log``,
+``gaps`` asks workers for lines the broker lost and ``api`` serves
+``/api/v1/executions/{run_id}/logs`` and ``.../logs/stream``.
 :func:`build_logs` wires them for the app.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import APIRouter
 
@@ -17,6 +19,7 @@ from interlock.common.kafka import EventConsumerTask, KafkaBroker
 from interlock.common.mongo import MongoDatabase
 from interlock.common.resources import Resource
 from interlock.metadata.logs.api import build_router
+from interlock.metadata.logs.gaps import LogGaps
 from interlock.metadata.logs.handler import CONSUMER, EVENT_TYPES, LogHandler
 from interlock.metadata.logs.options import LogsOptions
 from interlock.metadata.logs.service import LogService
@@ -40,8 +43,10 @@ class Logs:
     service: LogService
 
 
-def build_logs(options: LogsOptions, mongo: MongoDatabase, broker: KafkaBroker) -> Logs:
-    """Wire task logs onto the service's database and broker."""
+def build_logs(
+    options: LogsOptions, mongo: MongoDatabase, broker: KafkaBroker, *, source: str = "metadata"
+) -> Logs:
+    """Wire task logs onto the service's database and broker (``source`` names the service)."""
     store = LogStore(lambda: mongo.db, retention=LogService.retention(options))
     service = LogService(store, options)
     consumer = EventConsumerTask(
@@ -50,8 +55,17 @@ def build_logs(options: LogsOptions, mongo: MongoDatabase, broker: KafkaBroker) 
         ),
         name="logs-consumer",
     )
+    gaps = LogGaps(
+        store,
+        broker.publish,
+        source=source,
+        ask_every=timedelta(seconds=options.logs_gap_ask_interval_s),
+        lost_after=timedelta(seconds=options.logs_gap_lost_after_s),
+        interval_s=options.logs_gap_check_interval_s,
+        batch_size=options.logs_gap_batch_size,
+    )
     return Logs(
-        resources=[LogIndexes(lambda: mongo.db), consumer],
+        resources=[LogIndexes(lambda: mongo.db), consumer, gaps],
         router=build_router(service),
         service=service,
     )

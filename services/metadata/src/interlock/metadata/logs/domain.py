@@ -10,15 +10,23 @@ a position, increasing within the run in the order chunks were stored; a line's
 so cursors order every line of a run, and the lines of one attempt are in ``seq``
 order. An attempt stores at most ``cap_bytes`` of messages; the lines past the cap are
 counted in one marker line, updated as more are dropped.
+
+An attempt's last event says how many lines it wrote (``last_seq``). Lines the broker
+lost leave holes below it: the attempt then has a *gap*, the metadata service asks the
+worker for the missing lines (:func:`gap_step`), stores what comes back like any line
+(a late line fills its hole, so it comes after its neighbours in the log), and gives
+up on the rest after a while: one marker line says how many were lost.
 """
 
 from __future__ import annotations
 
+import bisect
+import enum
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 __all__ = [
     "LEVELS",
@@ -26,13 +34,20 @@ __all__ = [
     "AttemptLog",
     "Chunk",
     "Cursor",
+    "Gap",
+    "GapStep",
     "IncomingLog",
     "LineFilter",
     "LogLine",
     "Marker",
     "ReadLine",
+    "SeqRanges",
     "StoredChunk",
     "WritePlan",
+    "gap_step",
+    "give_up",
+    "lost_marker",
+    "marker_id",
     "marker_line",
     "parse_cursor",
     "plan_writes",
@@ -46,7 +61,11 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 AttemptKey = tuple[str, str, int]
 """``(run id, task id, attempt)``."""
 
+SeqRanges = tuple[tuple[int, int], ...]
+"""Disjoint inclusive ``(first, last)`` ranges of ``seq``, in order, never touching."""
+
 _CURSOR = re.compile(r"(\d{1,15})\.(\d{1,9})")
+_MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +98,15 @@ class IncomingLog:
         tenant: The run's tenant.
         attempt: Run, task and attempt.
         lines: In the order the task wrote them.
+        last_seq: On the attempt's last event, how many lines it wrote; else 0.
+        worker_id: The worker that sent them.
     """
 
     tenant: str
     attempt: AttemptKey
     lines: Sequence[LogLine]
+    last_seq: int = 0
+    worker_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +114,41 @@ class AttemptLog:
     """What is stored of one attempt's log so far.
 
     Attributes:
-        last_seq: The highest ``seq`` stored (lines at or below it are copies).
+        seqs: The ``seq`` of every line stored or counted past the cap (a line
+            arriving again is a copy).
         size: Bytes of messages stored.
         dropped_lines: Lines dropped past the cap.
         dropped_bytes: Their bytes.
         dropped_from: ``seq`` and time of the first dropped line (its marker's).
+        written: How many lines the attempt wrote, once its last event came; else 0.
+        worker_id: The worker that sent its last event (the one to ask for a gap).
+        missing_since: When lines below ``written`` were first found missing; ``None``
+            while none is.
+        lost: Lines given up on (counted in the lost marker).
+        lost_at: When they were first given up on (the marker's time).
     """
 
-    last_seq: int = 0
+    seqs: SeqRanges = ()
     size: int = 0
     dropped_lines: int = 0
     dropped_bytes: int = 0
     dropped_from: tuple[int, datetime] | None = None
+    written: int = 0
+    worker_id: str = ""
+    missing_since: datetime | None = None
+    lost: SeqRanges = ()
+    lost_at: datetime | None = None
+
+    @property
+    def highest_seq(self) -> int:
+        """The highest ``seq`` stored or counted (0: none)."""
+        return self.seqs[-1][1] if self.seqs else 0
+
+    def missing(self) -> SeqRanges:
+        """Lines below :attr:`written` neither stored, counted nor given up on."""
+        if not self.written:
+            return ()
+        return _subtract(_subtract(((1, self.written),), self.seqs), self.lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,22 +173,44 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """The one line saying how much of an attempt's log was dropped past the cap.
+    """One line saying how much of an attempt's log is missing: past the cap, or lost.
 
     Attributes:
         tenant: The run's tenant.
         attempt: Run, task and attempt.
-        line: The line, its ``seq`` that of the first dropped line.
+        line: The line, its ``seq`` that of the first line it counts.
+        kind: ``"dropped"`` (past the cap) or ``"lost"`` (in transit).
     """
 
     tenant: str
     attempt: AttemptKey
     line: LogLine
+    kind: str = "dropped"
 
     @property
     def chunk_id(self) -> str:
-        """The marker's chunk: one per attempt, its line rewritten as more is dropped."""
-        return json.dumps([*self.attempt, "dropped"])
+        """The marker's chunk: one per attempt and kind, its line rewritten as counts change."""
+        return marker_id(self.attempt, self.kind)
+
+
+def marker_id(attempt: AttemptKey, kind: str) -> str:
+    """The chunk id of ``attempt``'s marker of ``kind`` (``"dropped"`` or ``"lost"``)."""
+    return json.dumps([*attempt, kind])
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """An ended attempt whose log lacks lines: the worker is asked for them.
+
+    Attributes:
+        tenant: The run's tenant.
+        attempt: Run, task and attempt.
+        worker_id: The worker to ask.
+    """
+
+    tenant: str
+    attempt: AttemptKey
+    worker_id: str
 
 
 @dataclass(slots=True)
@@ -152,34 +220,42 @@ class WritePlan:
     Attributes:
         chunks: New chunks, in the order they are to be positioned.
         markers: Markers to create or rewrite.
+        removed_markers: Chunk ids of lost markers whose lines all arrived after all.
         attempts: The attempts' logs after the batch, for those that changed.
+        gaps: Attempts missing lines (to ask for them).
+        closed_gaps: Attempts no longer missing any.
     """
 
     chunks: list[Chunk] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
+    removed_markers: list[str] = field(default_factory=list)
     attempts: dict[AttemptKey, AttemptLog] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)
+    closed_gaps: list[AttemptKey] = field(default_factory=list)
 
 
 def most_positions(incoming: Iterable[IncomingLog]) -> dict[str, int]:
     """The most chunk positions a batch can take in each run, before reading anything.
 
-    One chunk per event with lines and one marker per attempt: reserved while what is
-    stored of the attempts is read, so the two round trips overlap. Positions a plan
-    leaves unused are gaps, which readers step over (only the order counts).
+    One chunk per event with lines and two markers per attempt (the cap's, the lost
+    lines'): reserved while what is stored of the attempts is read, so the two round
+    trips overlap. Positions a plan leaves unused are gaps, which readers step over
+    (only the order counts).
     """
     counts: dict[str, int] = {}
     attempts: set[AttemptKey] = set()
     for event in incoming:
         if event.lines:
             run_id = event.attempt[0]
-            counts[run_id] = counts.get(run_id, 0) + 1 + (event.attempt not in attempts)
+            markers = 0 if event.attempt in attempts else 2
+            counts[run_id] = counts.get(run_id, 0) + 1 + markers
             attempts.add(event.attempt)
     return counts
 
 
 def marker_line(log: AttemptLog, cap_bytes: int) -> LogLine:
     """The marker line of an attempt whose log reached ``cap_bytes``."""
-    seq, time = log.dropped_from or (log.last_seq, datetime.min)
+    seq, time = log.dropped_from or (log.highest_seq, datetime.min)
     return LogLine(
         seq=seq,
         time=time,
@@ -191,52 +267,194 @@ def marker_line(log: AttemptLog, cap_bytes: int) -> LogLine:
     )
 
 
+def lost_marker(log: AttemptLog) -> LogLine:
+    """The marker line of an attempt whose :attr:`AttemptLog.lost` lines never came."""
+    count = sum(last - first + 1 for first, last in log.lost)
+    seqs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in log.lost)
+    return LogLine(
+        seq=log.lost[0][0],
+        time=log.lost_at or datetime.min,
+        level="WARNING",
+        message=(
+            f"{count} lines of this attempt (seq {seqs}) never reached the log: lost in "
+            "transit, and the worker could not send them again"
+        ),
+    )
+
+
 def plan_writes(
     incoming: Iterable[IncomingLog],
     stored: dict[AttemptKey, AttemptLog],
     *,
     cap_bytes: int,
+    now: datetime,
 ) -> WritePlan:
     """Decide what to store of a batch of events, given what is stored.
 
-    Lines at or below their attempt's ``last_seq`` are copies (a redelivered event)
-    and skipped; lines that would take an attempt's log past ``cap_bytes`` are
-    dropped and counted in its marker.
+    Lines whose ``seq`` is stored or counted already are copies (a redelivered event,
+    an attempt run again, lines sent again) and skipped; lines that would take an
+    attempt's log past ``cap_bytes`` are dropped and counted in its marker. An
+    attempt's last event tells how many lines it wrote: those neither stored nor
+    counted are missing, which opens a gap (closed once they are all there).
 
     Args:
         incoming: The events' lines, in the order the events were consumed.
         stored: What is stored of the attempts concerned (absent: nothing yet).
         cap_bytes: Most bytes of messages kept per attempt.
+        now: The time a gap found now is dated with.
 
     Returns:
-        The chunks, markers and attempt logs to write.
+        The chunks, markers, attempt logs and gaps to write.
     """
     plan = WritePlan()
+    tenants: dict[AttemptKey, str] = {}
     for event in incoming:
         log = plan.attempts.get(event.attempt) or stored.get(event.attempt) or AttemptLog()
-        kept: list[LogLine] = []
         dropped_before = log.dropped_lines
-        for line in sorted(event.lines, key=lambda line: line.seq):
-            if line.seq <= log.last_seq:
-                continue
-            if log.dropped_lines == 0 and log.size + line.size <= cap_bytes:
-                kept.append(line)
-                log = replace(log, last_seq=line.seq, size=log.size + line.size)
-            else:
-                log = replace(
-                    log,
-                    last_seq=line.seq,
-                    dropped_lines=log.dropped_lines + 1,
-                    dropped_bytes=log.dropped_bytes + line.size,
-                    dropped_from=log.dropped_from or (line.seq, line.time),
-                )
+        log, kept = _take_lines(log, event.lines, cap_bytes)
         if kept:
             plan.chunks.append(Chunk(event.tenant, event.attempt, kept))
         if log.dropped_lines != dropped_before:
-            plan.markers = [m for m in plan.markers if m.attempt != event.attempt]
-            plan.markers.append(Marker(event.tenant, event.attempt, marker_line(log, cap_bytes)))
+            marker = Marker(event.tenant, event.attempt, marker_line(log, cap_bytes))
+            plan.markers = [m for m in plan.markers if m.chunk_id != marker.chunk_id]
+            plan.markers.append(marker)
+        if event.last_seq and event.last_seq >= log.written:
+            # The latest worker to end the attempt (a re-run, say) is the one to ask.
+            log = replace(log, written=event.last_seq, worker_id=event.worker_id)
         plan.attempts[event.attempt] = log
+        tenants[event.attempt] = event.tenant
+    for key, log in plan.attempts.items():
+        _plan_lost_and_gaps(plan, tenants[key], key, log, stored.get(key) or AttemptLog(), now)
     return plan
+
+
+def _take_lines(
+    log: AttemptLog, lines: Sequence[LogLine], cap_bytes: int
+) -> tuple[AttemptLog, list[LogLine]]:
+    """The attempt's log after ``lines``, and those of them to store."""
+    kept: list[LogLine] = []
+    taken: list[int] = []
+    for line in sorted(lines, key=lambda line: line.seq):
+        if _contains(log.seqs, line.seq) or (taken and taken[-1] == line.seq):
+            continue
+        taken.append(line.seq)
+        if log.dropped_lines == 0 and log.size + line.size <= cap_bytes:
+            kept.append(line)
+            log = replace(log, size=log.size + line.size)
+        else:
+            log = replace(
+                log,
+                dropped_lines=log.dropped_lines + 1,
+                dropped_bytes=log.dropped_bytes + line.size,
+                dropped_from=log.dropped_from or (line.seq, line.time),
+            )
+    if taken:
+        log = replace(log, seqs=_union(log.seqs, _ranges(taken)))
+    return log, kept
+
+
+def _plan_lost_and_gaps(
+    plan: WritePlan,
+    tenant: str,
+    key: AttemptKey,
+    log: AttemptLog,
+    before: AttemptLog,
+    now: datetime,
+) -> None:
+    """Late lines leave the lost marker; a gap opens or closes with what is missing."""
+    if log.lost:
+        still_lost = _subtract(log.lost, log.seqs)
+        if still_lost != log.lost:
+            log = replace(log, lost=still_lost)
+            if still_lost:
+                plan.markers.append(Marker(tenant, key, lost_marker(log), kind="lost"))
+            else:
+                plan.removed_markers.append(marker_id(key, "lost"))
+    missing = log.missing()
+    if missing:
+        log = replace(log, missing_since=log.missing_since or now)
+        if before.missing_since is None:
+            plan.gaps.append(Gap(tenant, key, log.worker_id))
+    elif log.missing_since is not None:
+        log = replace(log, missing_since=None)
+        plan.closed_gaps.append(key)
+    plan.attempts[key] = log
+
+
+class GapStep(enum.Enum):
+    """What to do about a gap now."""
+
+    CLOSE = "close"
+    """Nothing is missing any more."""
+    ASK = "ask"
+    """Ask the worker (again) for the missing lines."""
+    GIVE_UP = "give_up"
+    """Asked long enough: count the missing lines as lost."""
+
+
+def gap_step(log: AttemptLog, *, now: datetime, lost_after: timedelta) -> GapStep:
+    """What to do about an attempt's gap at ``now``.
+
+    Args:
+        log: What is stored of the attempt's log.
+        now: The time.
+        lost_after: How long after they were found missing lines are given up on.
+    """
+    if not log.missing():
+        return GapStep.CLOSE
+    if log.missing_since is not None and now - log.missing_since >= lost_after:
+        return GapStep.GIVE_UP
+    return GapStep.ASK
+
+
+def give_up(log: AttemptLog, *, now: datetime) -> AttemptLog:
+    """The attempt's log once its missing lines are counted lost."""
+    return replace(
+        log, lost=_union(log.lost, log.missing()), lost_at=log.lost_at or now, missing_since=None
+    )
+
+
+def _contains(ranges: SeqRanges, seq: int) -> bool:
+    if ranges and ranges[-1][0] <= seq <= ranges[-1][1]:  # the usual case: one range
+        return True
+    index = bisect.bisect_right(ranges, (seq, _MAX_SEQ)) - 1
+    return index >= 0 and ranges[index][0] <= seq <= ranges[index][1]
+
+
+def _ranges(sorted_seqs: Sequence[int]) -> SeqRanges:
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted_seqs:
+        if ranges and ranges[-1][1] + 1 >= seq:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], seq))
+        else:
+            ranges.append((seq, seq))
+    return tuple(ranges)
+
+
+def _union(a: SeqRanges, b: SeqRanges) -> SeqRanges:
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted((*a, *b)):
+        if merged and merged[-1][1] + 1 >= first:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return tuple(merged)
+
+
+def _subtract(a: SeqRanges, b: SeqRanges) -> SeqRanges:
+    left: list[tuple[int, int]] = []
+    for first, last in a:
+        for cut_first, cut_last in b:
+            if cut_last < first or cut_first > last:
+                continue
+            if cut_first > first:
+                left.append((first, cut_first - 1))
+            first = cut_last + 1
+            if first > last:
+                break
+        if first <= last:
+            left.append((first, last))
+    return tuple(left)
 
 
 @dataclass(frozen=True, slots=True, order=True)

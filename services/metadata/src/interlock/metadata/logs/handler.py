@@ -55,4 +55,6 @@ def incoming_log(payload: task_pb2.TaskLog, *, tenant: str, run_id: str) -> Inco
             )
             for line in payload.lines
         ],
+        last_seq=payload.last_seq,
+        worker_id=payload.worker_id,
     )

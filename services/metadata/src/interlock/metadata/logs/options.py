@@ -28,3 +28,15 @@ class LogsOptions(BaseSettings):
     """How long a stream keeps looking once its run ended and every line was sent,
     before its ``end`` event (lines and the run's end travel different topics).
     Default: 1000 ms."""
+    logs_gap_check_interval_s: float = Field(default=1.0, gt=0)
+    """Time between two looks for ended attempts whose log lacks lines (lost with the
+    broker; each look is one indexed query, usually finding nothing). Default: 1 s."""
+    logs_gap_ask_interval_s: float = Field(default=5.0, gt=0)
+    """Time between two requests (``task.log_missing``) to the worker for the same
+    missing lines. Default: 5 s."""
+    logs_gap_lost_after_s: float = Field(default=60.0, gt=0)
+    """How long after lines were found missing they are given up on: one marker line
+    then says how many were lost (the worker keeps sent lines ``log_resend_window_s``,
+    600 s, or less when its buffer fills). Default: 60 s."""
+    logs_gap_batch_size: int = Field(default=200, ge=1)
+    """Most gaps one look handles. Default: 200."""

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from interlock.common.statuses import ENDED_RUN
 from interlock.metadata.logs.domain import (
@@ -126,8 +126,8 @@ class LogService:
     async def ingest(self, incoming: Sequence[IncomingLog]) -> None:
         """Store the lines of a batch of ``task.log`` events (idempotent).
 
-        Writes in a fixed order (chunks, then what is stored per attempt), so a batch
-        stored in part and delivered again ends up stored once.
+        Writes in a fixed order (chunks, gaps, then what is stored per attempt), so a
+        batch stored in part and delivered again ends up stored once.
         """
         if not incoming:
             return
@@ -139,9 +139,10 @@ class LogService:
             self._store.attempt_logs(list({event.attempt for event in incoming})),
             self._store.reserve_positions(most_positions(incoming), tenants),
         )
-        plan = plan_writes(incoming, stored, cap_bytes=self._cap_bytes)
+        plan = plan_writes(incoming, stored, cap_bytes=self._cap_bytes, now=datetime.now(UTC))
         await self._store.write_chunks(plan, positions)
         self._wakeups.notify(positions)
+        await self._store.write_gaps(plan)
         await self._store.write_attempts(plan)
 
     async def read(self, tenant: str, run_id: str, query: LogQuery) -> LogPage:

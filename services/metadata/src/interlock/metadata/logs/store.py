@@ -5,9 +5,12 @@ Collections:
 - ``log_chunks``: one document per chunk (``_id`` from :attr:`Chunk.chunk_id`) with
   ``tenant``, ``run_id``, ``task_id``, ``attempt``, ``position`` and ``lines``
   (``seq``, ``time``, ``level``, ``message``); indexed by run and position.
-- ``log_attempts``: per attempt, the last ``seq`` stored, bytes kept, lines and bytes
-  dropped past the cap.
+- ``log_attempts``: per attempt, the ``seq`` ranges stored (or counted past the cap),
+  bytes kept, lines and bytes dropped past the cap, how many lines the attempt wrote
+  (from its last event), the worker that sent it, lines missing since when, lines lost.
 - ``log_runs``: per run, its tenant and the next chunk position.
+- ``log_gaps``: one per attempt missing lines, while it does: its tenant and when the
+  worker is to be asked next (``due``); rare, so the common path writes none.
 
 Every document carries ``expires_at`` (its last write plus the retention), on which a
 TTL index removes it. The ``executions`` collection (the execution documents) is only
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from interlock.common.mongo import MongoDocument
@@ -32,8 +35,11 @@ from interlock.metadata.logs.domain import (
     AttemptKey,
     AttemptLog,
     LogLine,
+    SeqRanges,
     StoredChunk,
     WritePlan,
+    lost_marker,
+    marker_id,
 )
 
 __all__ = ["CHUNKS", "EXECUTIONS", "LogIndexes", "LogStore", "RunState"]
@@ -41,6 +47,7 @@ __all__ = ["CHUNKS", "EXECUTIONS", "LogIndexes", "LogStore", "RunState"]
 CHUNKS = "log_chunks"
 ATTEMPTS = "log_attempts"
 RUNS = "log_runs"
+GAPS = "log_gaps"
 EXECUTIONS = "executions"
 """The execution documents: ``_id`` the run id, ``tenant``, ``status``."""
 
@@ -84,7 +91,8 @@ class LogIndexes(Lifecycle):
                 ("position", ASCENDING),
             ]
         )
-        for name in (CHUNKS, ATTEMPTS, RUNS):
+        await db[GAPS].create_index("due")
+        for name in (CHUNKS, ATTEMPTS, RUNS, GAPS):
             await db[name].create_index("expires_at", expireAfterSeconds=0)
 
     async def stop(self) -> None:
@@ -114,14 +122,7 @@ class LogStore:
         found: dict[AttemptKey, AttemptLog] = {}
         async for doc in cursor:
             run_id, task_id, attempt = json.loads(doc["_id"])
-            dropped_from = doc.get("dropped_from")
-            found[(run_id, task_id, attempt)] = AttemptLog(
-                last_seq=doc["last_seq"],
-                size=doc["size"],
-                dropped_lines=doc["dropped_lines"],
-                dropped_bytes=doc["dropped_bytes"],
-                dropped_from=(dropped_from["seq"], dropped_from["time"]) if dropped_from else None,
-            )
+            found[(run_id, task_id, attempt)] = _attempt_log(doc)
         return found
 
     async def reserve_positions(
@@ -160,7 +161,7 @@ class LogStore:
         db = self._database()
         expires_at = self._expires_at()
         next_position = dict(first_positions)
-        chunk_writes: list[UpdateOne] = []
+        chunk_writes: list[UpdateOne | DeleteOne] = []
         for chunk in plan.chunks:
             chunk_writes.append(
                 UpdateOne(
@@ -190,11 +191,78 @@ class LogStore:
                     upsert=True,
                 )
             )
+        chunk_writes += [DeleteOne({"_id": chunk_id}) for chunk_id in plan.removed_markers]
         if chunk_writes:
             await db[CHUNKS].bulk_write(chunk_writes, ordered=True)
 
+    async def write_gaps(self, plan: WritePlan) -> None:
+        """Open the plan's gaps (due at once) and close those it closes."""
+        now = datetime.now(UTC)
+        writes: list[UpdateOne | DeleteOne] = [
+            UpdateOne(
+                {"_id": _attempt_id(gap.attempt)},
+                {
+                    "$setOnInsert": {"tenant": gap.tenant, "due": now},
+                    "$set": {"expires_at": self._expires_at()},
+                },
+                upsert=True,
+            )
+            for gap in plan.gaps
+        ]
+        writes += [DeleteOne({"_id": _attempt_id(key)}) for key in plan.closed_gaps]
+        if writes:
+            await self._database()[GAPS].bulk_write(writes, ordered=True)
+
+    async def due_gaps(self, now: datetime, limit: int) -> dict[AttemptKey, str]:
+        """Up to ``limit`` attempts whose gap is due at ``now``, with their tenants."""
+        cursor = self._database()[GAPS].find({"due": {"$lte": now}}).sort("due").limit(limit)
+        due: dict[AttemptKey, str] = {}
+        async for doc in cursor:
+            run_id, task_id, attempt = json.loads(doc["_id"])
+            due[(run_id, task_id, attempt)] = doc["tenant"]
+        return due
+
+    async def postpone_gaps(self, keys: Sequence[AttemptKey], due: datetime) -> None:
+        """Make these gaps due again at ``due`` (their worker was just asked)."""
+        if keys:
+            await self._database()[GAPS].update_many(
+                {"_id": {"$in": [_attempt_id(k) for k in keys]}}, {"$set": {"due": due}}
+            )
+
+    async def close_gaps(self, keys: Sequence[AttemptKey]) -> None:
+        """Forget these gaps (nothing is missing any more, or the rest was given up)."""
+        if keys:
+            await self._database()[GAPS].delete_many(
+                {"_id": {"$in": [_attempt_id(k) for k in keys]}}
+            )
+
+    async def write_lost(self, tenant: str, key: AttemptKey, log: AttemptLog) -> None:
+        """Store the lost marker of ``log`` and what is given up (``log.lost``)."""
+        db = self._database()
+        expires_at = self._expires_at()
+        positions = await self.reserve_positions({key[0]: 1}, {key[0]: tenant})
+        await db[CHUNKS].update_one(
+            {"_id": marker_id(key, "lost")},
+            {
+                "$setOnInsert": {**_chunk_fields(tenant, key), "position": positions[key[0]]},
+                "$set": {"lines": [_line_doc(lost_marker(log))], "expires_at": expires_at},
+            },
+            upsert=True,
+        )
+        await db[ATTEMPTS].update_one(
+            {"_id": _attempt_id(key)},
+            {
+                "$set": {
+                    "lost": _ranges_doc(log.lost),
+                    "lost_at": log.lost_at,
+                    "missing_since": log.missing_since,
+                    "expires_at": expires_at,
+                }
+            },
+        )
+
     async def write_attempts(self, plan: WritePlan) -> None:
-        """Store what the plan leaves stored of each attempt (its last seq, size, drops)."""
+        """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap)."""
         expires_at = self._expires_at()
         attempt_writes = [
             UpdateOne(
@@ -292,11 +360,43 @@ def _line_doc(line: LogLine) -> dict[str, Any]:
 
 def _attempt_doc(log: AttemptLog) -> dict[str, Any]:
     return {
-        "last_seq": log.last_seq,
+        "seqs": _ranges_doc(log.seqs),
         "size": log.size,
         "dropped_lines": log.dropped_lines,
         "dropped_bytes": log.dropped_bytes,
         "dropped_from": (
             {"seq": log.dropped_from[0], "time": log.dropped_from[1]} if log.dropped_from else None
         ),
+        "written": log.written,
+        "worker_id": log.worker_id,
+        "missing_since": log.missing_since,
+        "lost": _ranges_doc(log.lost),
+        "lost_at": log.lost_at,
     }
+
+
+def _attempt_log(doc: MongoDocument) -> AttemptLog:
+    dropped_from = doc.get("dropped_from")
+    seqs = doc.get("seqs")
+    if seqs is None:  # stored before gaps were tracked: every seq up to the last one
+        seqs = [[1, doc["last_seq"]]] if doc.get("last_seq") else []
+    return AttemptLog(
+        seqs=_ranges(seqs),
+        size=doc["size"],
+        dropped_lines=doc["dropped_lines"],
+        dropped_bytes=doc["dropped_bytes"],
+        dropped_from=(dropped_from["seq"], dropped_from["time"]) if dropped_from else None,
+        written=doc.get("written", 0),
+        worker_id=doc.get("worker_id", ""),
+        missing_since=doc.get("missing_since"),
+        lost=_ranges(doc.get("lost") or []),
+        lost_at=doc.get("lost_at"),
+    )
+
+
+def _ranges_doc(ranges: SeqRanges) -> list[list[int]]:
+    return [[first, last] for first, last in ranges]
+
+
+def _ranges(doc: list[list[int]]) -> SeqRanges:
+    return tuple((int(first), int(last)) for first, last in doc)

@@ -42,6 +42,8 @@ The roles, one module each (as aiokafka splits its consumer)::
     _heartbeats.py    send_heartbeats(): each running attempt's, and its new log lines
     _commits.py       OffsetCommitter: offsets done once published, committed in turns
     _cancellation.py  Cancellations: workflow.cancelled / task.settled consumer, aborts
+                      (it hands task.log_missing on to _sent_logs)
+    _sent_logs.py     SentLogs: published log lines, kept a while to send again
     _rebalance.py     RebalanceListener: commit and forget revoked partitions
     _metrics.py       per task type metric series
     _tracing.py       attempt_spans(): an attempt's consumer and executor spans

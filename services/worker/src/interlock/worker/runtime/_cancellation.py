@@ -3,7 +3,8 @@
 Two events stop work: ``workflow.cancelled`` (a user cancelled the run: all its tasks)
 and ``task.settled`` naming a task ``cancelled`` (the scheduler cancelled that attempt,
 e.g. its run passed its ``timeout``, while the run itself may go on running cleanup
-tasks).
+tasks). The same consumer hands on ``task.log_missing`` (log lines the metadata service
+lacks), which every instance must read too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from interlock.common import topics
 from interlock.common.events import Event, is_type
 from interlock.common.kafka import EventConsumer
 from interlock.common.statuses import TaskStatus
+from interlock.events.v1 import task_pb2
 from interlock.worker.settings import WorkerSettings
 
 _FETCH_WAIT_MS = 100
@@ -36,6 +38,7 @@ class Cancellations:
         client_id: The Kafka client id.
         abort_run: Aborts the running attempts of a run, given the reason.
         abort_attempt: Aborts one running attempt (if it runs here), given the reason.
+        log_missing: Given each ``task.log_missing``. Default: ignored.
     """
 
     def __init__(
@@ -45,8 +48,10 @@ class Cancellations:
         client_id: str,
         abort_run: Callable[[str, str], None],
         abort_attempt: Callable[[AttemptKey, str], None],
+        log_missing: Callable[[Event[task_pb2.TaskLogMissing]], None] | None = None,
     ) -> None:
         self._memory = timedelta(seconds=settings.cancellation_memory_s)
+        self._log_missing = log_missing
         self._abort_run = abort_run
         self._abort_attempt = abort_attempt
         self._runs: dict[str, tuple[datetime, str]] = {}
@@ -57,7 +62,7 @@ class Cancellations:
         self.consumer = EventConsumer(
             settings,
             group_id=f"{settings.worker_group_id}.cancellations.{settings.worker_id}",
-            event_types=[topics.WORKFLOW_CANCELLED, topics.TASK_SETTLED],
+            event_types=[topics.WORKFLOW_CANCELLED, topics.TASK_SETTLED, topics.TASK_LOG_MISSING],
             handler=self.on_cancelled,
             client_id=client_id,
             fetch_max_wait_ms=_FETCH_WAIT_MS,
@@ -72,6 +77,10 @@ class Cancellations:
         """The consumer's handler: remember what was cancelled, abort what runs of it."""
         horizon = self.started_at - self._memory
         for event in events:
+            if is_type(event, topics.TASK_LOG_MISSING):
+                if self._log_missing is not None:
+                    self._log_missing(event)
+                continue
             if event.time < horizon:
                 continue
             if is_type(event, topics.WORKFLOW_CANCELLED):

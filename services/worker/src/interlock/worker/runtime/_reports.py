@@ -22,6 +22,7 @@ from interlock.worker.runtime._backlog import Backlog
 from interlock.worker.runtime._commits import OffsetCommitter
 from interlock.worker.runtime._finished import FinishedAttempts
 from interlock.worker.runtime._metrics import MetricsByType
+from interlock.worker.runtime._sent_logs import SentLogs
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class AttemptReports:
         metrics: Per task type series.
         backlog: The attempts held (only running ones are announced).
         finished: Remembers each outcome, to answer copies of the attempt.
+        sent_logs: The log events published lately, sent again with a copy's
+            outcome. Default: none.
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class AttemptReports:
         committer: OffsetCommitter,
         metrics: MetricsByType,
         finished: FinishedAttempts,
+        sent_logs: SentLogs | None = None,
     ) -> None:
         self._finished = finished
+        self._sent_logs = sent_logs
         self._events = events
         self._reporter = reporter
         self._committer = committer
@@ -101,8 +106,8 @@ class AttemptReports:
         return self._events.failed(attempt, failure)
 
     def logs(self, attempt: Attempt) -> None:
-        """Send the attempt's log lines not sent yet."""
-        log = self._events.log(attempt)
+        """Send the attempt's last log event: lines not sent yet, and how many it wrote."""
+        log = self._events.log(attempt, last=True)
         if log is not None:
             self._reporter.emit([log])
 
@@ -132,6 +137,10 @@ class AttemptReports:
         if outcome is None:
             return False
         REPLAYED_OUTCOMES.inc()
+        if self._sent_logs is not None:
+            # The outcome was lost (the scheduler sent the attempt again): the last log
+            # events may have been lost with it, and only they tell how many lines exist.
+            self._reporter.emit(self._sent_logs.again(attempt.key))
         offsets = attempt.offsets
         committer = self._committer
         self._reporter.emit([outcome], on_published=lambda: committer.published(offsets))

@@ -32,6 +32,7 @@ from interlock.worker.runtime._heartbeats import send_heartbeats
 from interlock.worker.runtime._metrics import MetricsByType
 from interlock.worker.runtime._rebalance import RebalanceListener
 from interlock.worker.runtime._reports import AttemptReports
+from interlock.worker.runtime._sent_logs import SentLogs
 from interlock.worker.secrets import SecretResolver
 from interlock.worker.settings import WorkerSettings
 
@@ -75,11 +76,19 @@ class Worker:
         self._source = settings.service_name
         self._worker_id = settings.worker_id
         self._consumer: AIOKafkaConsumer | None = None
-        self._events = AttemptEvents(source=self._source, worker_id=self._worker_id)
+        self._sent_logs = sent_logs = SentLogs(
+            worker_id=self._worker_id,
+            max_bytes=settings.log_resend_max_bytes,
+            max_age_s=settings.log_resend_window_s,
+        )
+        self._events = AttemptEvents(
+            source=self._source, worker_id=self._worker_id, keep_log=sent_logs.keep
+        )
         self._reporter = Reporter(
             broker.publish,
             max_batch=settings.report_max_batch,
             linger_ms=settings.report_linger_ms,
+            on_outage=self._resend_last_logs,
         )
         self._backlog = Backlog()
         self._committer = OffsetCommitter(
@@ -95,6 +104,7 @@ class Worker:
             self._committer,
             metrics,
             FinishedAttempts(settings.finished_attempts_memory),
+            sent_logs,
         )
         self._topics = _task_topics(settings)
         self._fetcher = Fetcher(
@@ -113,6 +123,7 @@ class Worker:
             client_id=f"{self._source}-{self._worker_id}",
             abort_run=lambda run_id, reason: self._dispatcher.abort_run(run_id, reason),
             abort_attempt=lambda key, reason: self._dispatcher.abort_attempt(key, reason),
+            log_missing=lambda request: self._reporter.emit(sent_logs.answer(request)),
         )
         self._dispatcher = Dispatcher(
             self._backlog,
@@ -215,7 +226,17 @@ class Worker:
 
     def _consumer_lost(self) -> None:
         if self._replacing is None and not self._draining:
+            self._resend_last_logs()
             self._replacing = asyncio.create_task(self._replace_consumer())
+
+    def _resend_last_logs(self) -> None:
+        """Send the last log events of the attempts ended lately again, without lines.
+
+        The broker may have lost what it acknowledged lately (restarted empty): they
+        tell the metadata service how many lines each wrote, so it asks for the rest.
+        """
+        lookback_s = self._settings.log_outage_lookback_s
+        self._reporter.emit(self._sent_logs.last_events_since(lookback_s))
 
     async def _replace_consumer(self) -> None:
         """Close the client that lost its partitions and start a new one.
