@@ -44,6 +44,8 @@ SHORT_BOUNDS = {
     "INTERLOCK_NOTIFY_RECONCILE_INTERVAL_S": "2",
     # notification: a delivery whose sender was killed is due again after this lease
     "INTERLOCK_DELIVERY_LEASE_S": "10",
+    # metadata: log lines the broker lost are asked for again this often
+    "INTERLOCK_LOGS_GAP_ASK_INTERVAL_S": "2",
 }
 
 KNOWN_GAPS: dict[str, set[str]] = {}
