@@ -36,6 +36,9 @@ class BenchConfig:
     """Runs of the timer workload, each waiting on one delay: 1,000 x scale (at least 10)."""
     timer_delay_s: float = 5.0
     """The delay each timer run waits. Default: 5 s."""
+    concurrent_timers: int = 10_000
+    """``BENCH_CONCURRENT_TIMERS``: runs of workload (c2), each one timer, all set before
+    the first fires (bench/timers.py): 10,000 x scale (at least 100); 0 skips (c2)."""
     start_runs: int = 3000
     """Run starts of the start-rate workload: 3,000 x scale (at least 100)."""
     start_duration_s: float = 15.0
@@ -110,6 +113,9 @@ class BenchConfig:
             window=int(environ.get("BENCH_WINDOW") or "100"),
             throughput_s=max(3.0, 20.0 * scale),
             timer_runs=max(10, round(1000 * scale)),
+            concurrent_timers=int(
+                environ.get("BENCH_CONCURRENT_TIMERS") or max(100, round(10_000 * scale))
+            ),
             start_runs=max(100, round(3000 * scale)),
             start_duration_s=max(3.0, 15.0 * scale),
             start_concurrency=int(environ.get("BENCH_START_CONCURRENCY") or "64"),

@@ -13,12 +13,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import stats, workloads
+from bench import stats, timers, workloads
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
 from bench.interlock_api import (
@@ -37,7 +37,8 @@ from bench.measure import (
     summarize_throughput,
     summarize_timers,
 )
-from bench.progress import ProgressBoard
+from bench.progress import Bar, ProgressBoard
+from bench.timers import TimerTimes
 from interlock.devstack import SERVICES
 
 MEASURES = (
@@ -49,6 +50,7 @@ MEASURES = (
     "batch_starts",
     "lone_run",
     "backlog",
+    "concurrent_timers",
 )
 """The workloads measured on Interlock, as keys of the result."""
 LONE_RUN_POLL_S = 0.005
@@ -307,15 +309,28 @@ LATENESS_BASES = {
 def delay_lateness_s(view: dict[str, Any], delay_s: float) -> tuple[float | None, str]:
     """How late a timer run's delay fired: fire time - (time it was set + ``delay_s``).
 
+    Returns:
+        The lateness in seconds (``None`` if the view has no times) and the basis
+        used, ``"task"`` or ``"run"`` (:func:`delay_times`).
+    """
+    times, basis = delay_times(view, delay_s)
+    if times is None:
+        return None, basis
+    return stats.lateness_s(times.due_at, times.fired_at), basis
+
+
+def delay_times(view: dict[str, Any], delay_s: float) -> tuple[TimerTimes | None, str]:
+    """When a timer run's delay was set, was due (set + ``delay_s``) and fired.
+
     Uses the delay task's own timestamps when the run view has them (set at
     ``scheduled_at`` or ``started_at``; fired at ``output.fired_at`` or ``finished_at``).
     Without them it falls back to the run: created at ``created_at``, and finished
     when its only task, the delay, fired. That basis also counts the time the start
-    took to reach the scheduler, so it is an upper bound.
+    took to reach the scheduler, so its lateness is an upper bound.
 
     Returns:
-        The lateness in seconds (``None`` if the view has no times) and the basis
-        used, ``"task"`` or ``"run"``.
+        The times (``None`` if the view has none) and the basis used, ``"task"`` or
+        ``"run"``.
     """
     tasks: list[dict[str, Any]] = view.get("tasks", [])
     task = next((t for t in tasks if t.get("id") == workloads.DELAY_TASK), {})
@@ -329,8 +344,99 @@ def delay_lateness_s(view: dict[str, Any], delay_s: float) -> tuple[float | None
         set_at, fired, basis = view.get("created_at"), view.get("finished_at"), "run"
     if not (set_at and fired):
         return None, basis
-    intended = parse_time(set_at) + timedelta(seconds=delay_s)
-    return stats.lateness_s(intended, parse_time(fired)), basis
+    set_time = parse_time(set_at)
+    due = set_time + timedelta(seconds=delay_s)
+    return TimerTimes(set_at=set_time, due_at=due, fired_at=parse_time(fired)), basis
+
+
+CONCURRENT_TIMERS_POLL_S = 5.0
+"""Pause between two listings of (c2)'s runs once their timers are due (each lists them
+all: rarely, so that the run views' projection catches up sooner)."""
+
+
+async def _concurrent_timers(
+    s: Session, config: BenchConfig, board: ProgressBoard, starts_per_s: float | None
+) -> dict[str, Any]:
+    """(c2) Many timers pending at once: batch starts (1,000 runs each), one delay per run.
+
+    The delay leaves room for every start at ``starts_per_s`` (the invocation's (e2)
+    rate, bench/timers.py). Nothing is polled before the last timer is due, so the
+    listing does not load the machine while the timers fire.
+    """
+    runs = config.concurrent_timers
+    delay_s = timers.concurrent_delay_s(config.timer_delay_s, runs, starts_per_s)
+    name = f"bench-many-timers-{s.suffix}"
+    await s.client.define(workloads.delay(name, delay_s))
+    bar = board.bar(f"interlock (c2) {runs:,} timers of {delay_s:g} s", runs)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    meter = CpuMeter(s.pids)
+    await meter.start()
+    requested = 0
+
+    async def lane() -> None:
+        nonlocal requested
+        while requested < runs:
+            count = min(BATCH_SIZE, runs - requested)
+            requested += count
+            await s.client.start_batch(name, count)
+
+    await asyncio.gather(*(lane() for _ in range(BATCHES_IN_FLIGHT)))
+    await asyncio.sleep(delay_s)
+    finals = await _listed_until_final(s, name, since, runs, bar, config.drain_timeout_s)
+    cpu_s = await meter.stop()
+    bar.done()
+    succeeded = [run["run_id"] for run in finals if run["status"] == "succeeded"]
+
+    async def view_of(run_id: str) -> dict[str, Any]:
+        # A view the gateway refuses counts as a timer not measured, not as a failure.
+        try:
+            return await s.client.get_run(run_id)
+        except InterlockError:
+            return {}
+
+    views = await bounded_map(succeeded, view_of, concurrency=32)
+    measured = [delay_times(view, delay_s) for view in views]
+    figures = timers.summarize_concurrent_timers(
+        [times for times, _ in measured if times is not None],
+        runs=runs,
+        delay_s=delay_s,
+        cpu_s=cpu_s if s.pids() else None,
+    )
+    bases = {basis for times, basis in measured if times is not None}
+    figures["lateness_basis"] = " + ".join(LATENESS_BASES[basis] for basis in sorted(bases))
+    figures["start_rate_basis"] = starts_per_s
+    return figures
+
+
+async def _listed_until_final(
+    s: Session,
+    name: str,
+    since: datetime,
+    runs: int,
+    bar: Bar,
+    timeout_s: float,
+) -> list[dict[str, Any]]:
+    """The final summaries of ``name``'s runs, once ``runs`` are final or time is up.
+
+    A listing the gateway refuses (a service too busy to answer) is tried again at the
+    next pass.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    counted = 0
+    finals: list[dict[str, Any]] = []
+    while True:
+        with contextlib.suppress(InterlockError):
+            finals = [
+                run
+                for run in await s.client.list_runs(name, since)
+                if run["status"] in TERMINAL_STATUSES
+            ]
+        bar.advance(len(finals) - counted)
+        counted = len(finals)
+        if counted >= runs or loop.time() > deadline:
+            return finals
+        await asyncio.sleep(CONCURRENT_TIMERS_POLL_S)
 
 
 async def _starts(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
@@ -628,6 +734,18 @@ async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[s
         ],
         [("backlog", lambda s: _backlog(s, config, board))],
     ]
+    if config.concurrent_timers:
+        # After (e2), whose start rate sizes its delay, on a fresh stack of its own.
+        plan.append(
+            [
+                (
+                    "concurrent_timers",
+                    lambda s: _concurrent_timers(
+                        s, config, board, _rate(result.get("batch_starts"), "runs_per_s")
+                    ),
+                )
+            ]
+        )
     teardowns = Teardowns()
     try:
         for group in plan:
@@ -653,3 +771,9 @@ async def measure_interlock(config: BenchConfig, board: ProgressBoard) -> dict[s
     starts = result.get("starts", {})
     result["starts_per_s"] = starts.get("starts_per_s") if isinstance(starts, dict) else None
     return result
+
+
+def _rate(figures: Any, key: str) -> float | None:
+    """``figures[key]`` when a workload measured it (not an error)."""
+    value = figures.get(key) if isinstance(figures, dict) else None
+    return float(value) if isinstance(value, int | float) else None

@@ -101,6 +101,19 @@ COMPARED: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "(c2) concurrent timers",
+        "concurrent_timers",
+        (
+            ("lateness_p50_ms", "lateness p50 ms"),
+            ("lateness_p95_ms", "lateness p95 ms"),
+            ("lateness_p99_ms", "lateness p99 ms"),
+            ("fired", "fired"),
+            ("delay_s", "delay s"),
+            ("set_per_s", "timers set (so due) /s"),
+            ("all_set_before_first_fire", "all set before the first fired"),
+        ),
+    ),
+    (
         "(e) run starts",
         "starts",
         (("starts_per_s", "starts/s"), ("p50_ms", "start p50 ms"), ("p99_ms", "start p99 ms")),

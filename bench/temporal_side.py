@@ -48,6 +48,7 @@ from bench.temporal_workflows import (
     SequentialNoop,
     SingleNoop,
 )
+from bench.timers import TimerTimes, concurrent_delay_s, summarize_concurrent_timers
 
 LOOPBACK = "127.0.0.1"
 TASK_QUEUE = "bench"
@@ -318,6 +319,12 @@ async def _throughput(
 
 async def _timer_lateness(client: Client, workflow_id: str) -> float | None:
     """TimerFired time minus (TimerStarted time + the timer's duration), from history."""
+    times = await _timer_times(client, workflow_id)
+    return None if times is None else stats.lateness_s(times.due_at, times.fired_at)
+
+
+async def _timer_times(client: Client, workflow_id: str) -> TimerTimes | None:
+    """The workflow's timer from its history: TimerStarted, + its duration, TimerFired."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     started_at: datetime | None = None
     duration = timedelta()
@@ -326,8 +333,11 @@ async def _timer_lateness(client: Client, workflow_id: str) -> float | None:
             started_at = event.event_time.ToDatetime(tzinfo=UTC)
             duration = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
         elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED and started_at is not None:
-            fired_at = event.event_time.ToDatetime(tzinfo=UTC)
-            return stats.lateness_s(started_at + duration, fired_at)
+            return TimerTimes(
+                set_at=started_at,
+                due_at=started_at + duration,
+                fired_at=event.event_time.ToDatetime(tzinfo=UTC),
+            )
     return None
 
 
@@ -369,6 +379,66 @@ async def _timers(
     )
     fired = [value for value in lateness if value is not None]
     return summarize_timers(fired, runs=runs, delay_s=config.timer_delay_s, cpu_s=cpu_s)
+
+
+CONCURRENT_TIMERS_POLL_S = 1.0
+"""Pause between two counts of (c2)'s running workflows once their timers are due."""
+
+
+async def _concurrent_timers(
+    client: Client,
+    processes: TemporalProcesses,
+    config: BenchConfig,
+    label: str,
+    board: ProgressBoard,
+    starts_per_s: float | None,
+) -> dict[str, Any]:
+    """(c2) Many timers pending at once, started like (e): concurrent ``start_workflow``.
+
+    The delay leaves room for every start at ``starts_per_s`` (the invocation's (e)
+    rate, bench/timers.py). Nothing is polled before the last timer is due; then the
+    visibility store is asked how many timer workflows still run.
+    """
+    runs = config.concurrent_timers
+    delay_s = concurrent_delay_s(config.timer_delay_s, runs, starts_per_s)
+    bar = board.bar(f"{label} (c2) {runs:,} timers of {delay_s:g} s", runs)
+    prefix = f"ManyTimers-{uuid.uuid4().hex[:8]}"
+    meter = CpuMeter(processes.pids)
+    await meter.start()
+
+    async def start(index: int) -> None:
+        await client.start_workflow(
+            DelayTimer.run, delay_s, id=f"{prefix}-{index}", task_queue=TASK_QUEUE
+        )
+
+    await bounded_map(range(runs), start, concurrency=config.start_concurrency)
+    await asyncio.sleep(delay_s)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.drain_timeout_s
+    done = 0
+    while True:
+        running = await client.count_workflows(
+            'WorkflowType = "DelayTimer" AND ExecutionStatus = "Running"'
+        )
+        bar.advance(runs - running.count - done)
+        done = runs - running.count
+        if not running.count or loop.time() > deadline:
+            break
+        await asyncio.sleep(CONCURRENT_TIMERS_POLL_S)
+    cpu_s = await meter.stop()
+    bar.done()
+    times = await bounded_map(
+        [f"{prefix}-{index}" for index in range(runs)],
+        lambda workflow_id: _timer_times(client, workflow_id),
+        concurrency=32,
+    )
+    figures = summarize_concurrent_timers(
+        [timer for timer in times if timer is not None],
+        runs=runs,
+        delay_s=delay_s,
+        cpu_s=cpu_s,
+    )
+    return {**figures, "start_rate_basis": starts_per_s}
 
 
 async def _starts(
@@ -440,12 +510,12 @@ async def _lone_runs(
 async def measure_temporal(
     config: BenchConfig, board: ProgressBoard, setup: TemporalSetup
 ) -> dict[str, Any]:
-    """Run workloads (a), (b), (c), (e) and (f) on a fresh dev server configured as ``setup``.
+    """Run workloads (a), (b), (c), (c2), (e) and (f) on a fresh dev server set up as ``setup``.
 
     Returns:
-        ``{"setup", "sequential", "fanout", "timers", "starts", "lone_run", ...}`` and the
-        throughput timelines under ``"timelines"``; a workload that failed on its own
-        holds ``{"error": reason}``.
+        ``{"setup", "sequential", "fanout", "timers", "concurrent_timers", "starts",
+        "lone_run", ...}`` and the throughput timelines under ``"timelines"``; a
+        workload that failed on its own holds ``{"error": reason}``.
     """
     label = f"temporal/{setup.name}"
     board.note(f"{label}: starting the dev server (SQLite on disk, loopback) and a worker")
@@ -480,4 +550,8 @@ async def measure_temporal(
         result["lone_run"] = await _lone_runs(client, config, label, board)
         result["timers"] = await _timers(client, processes, config, label, board)
         result["starts"] = await _starts(client, processes, config, label, board)
+        if config.concurrent_timers:
+            result["concurrent_timers"] = await _concurrent_timers(
+                client, processes, config, label, board, result["starts"]["starts_per_s"]
+            )
     return result

@@ -11,6 +11,7 @@ from interlock.common import topics
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
 
 from .conftest import (
+    HEADERS,
     FakeWorker,
     Scheduler,
     make_settings,
@@ -100,6 +101,41 @@ async def test_a_retried_run_takes_a_slot_again_and_waits_for_one(
     assert worker.scheduled(failing) == [("a", 1)]
     await worker.publish(holder, task_pb2.TaskCompleted(task_id="a", attempt=1))
     await worker.wait_for(lambda: len(worker.scheduled(failing)) == 2, what="the retry")
+    assert (
+        await scheduler.pool.fetchval("SELECT count(*) FROM active_runs WHERE run_id = $1", failing)
+        == 1
+    )
+    blocked = await _start(worker, "etl", max_runs=1)
+    assert await scheduler.eventually(lambda: _reason(scheduler, blocked))
+    assert worker.scheduled(blocked) == []
+
+
+async def test_a_replayed_dead_letter_takes_a_slot_again_and_waits_for_one(
+    scheduler: Scheduler,
+) -> None:
+    worker = scheduler.worker
+    failing = await _start(worker, "etl", max_runs=1)
+    await worker.wait_for(lambda: worker.scheduled(failing))
+    boom = workflow_pb2.TaskError(type="Boom", message="no", retryable=False)
+    await worker.publish(failing, task_pb2.TaskFailed(task_id="a", attempt=1, error=boom))
+    assert (await worker.wait_outcome(failing)).type == topics.WORKFLOW_FAILED
+    (dead,) = await worker.wait_for(lambda: worker.of(failing, topics.TASK_DEAD_LETTERED))
+    holder = await _start(worker, "etl", max_runs=1)
+    await worker.wait_for(lambda: worker.scheduled(holder), what="the run holding the slot")
+
+    replay = await scheduler.client.post(
+        f"/api/v1/dead-letters/{dead.dead_letter_id}/replay", headers=HEADERS
+    )
+    assert replay.status_code == 202, replay.text
+    assert replay.json()["attempt"] == 2
+    assert await scheduler.eventually(lambda: _reason(scheduler, failing)) == (
+        "waiting for a slot: 1 of 1 runs of 'etl' are running (max_concurrent_runs)"
+    )
+    assert worker.scheduled(failing) == [("a", 1)]
+    assert await scheduler.run_status(failing) == "failed"
+    await worker.publish(holder, task_pb2.TaskCompleted(task_id="a", attempt=1))
+    await worker.wait_for(lambda: len(worker.scheduled(failing)) == 2, what="the replay")
+    assert worker.scheduled(failing) == [("a", 1), ("a", 2)]
     assert (
         await scheduler.pool.fetchval("SELECT count(*) FROM active_runs WHERE run_id = $1", failing)
         == 1

@@ -239,6 +239,39 @@ def test_a_limited_run_retried_queues_for_a_slot_then_retries_when_admitted() ->
     assert scheduled(drain(run)) == [("a", 2)]
 
 
+def test_a_limited_run_replayed_queues_for_a_slot_then_reruns_only_that_task() -> None:
+    run = run_with(spec("a"), spec("b"), spec("after", "a", "b"), limited=True)
+    run.admit(NOW)
+    run.task_failed("a", 1, error(retryable=False), NOW)
+    run.task_failed("b", 1, error(retryable=False), NOW)
+    drain(run)
+    later = NOW + timedelta(minutes=1)
+    assert run.replay("b", later, limited=True) == 2
+    assert run.waiting and run.requested_at == later
+    assert run.status is RunStatus.FAILED and drain(run) == []
+    assert run.tasks["b"].awaits_rerun and not run.tasks["a"].awaits_rerun
+    run.admit(later)
+    assert run.status is RunStatus.RUNNING
+    assert scheduled(drain(run)) == [("b", 2)]
+    assert not run.tasks["b"].awaits_rerun
+    assert run.tasks["a"].status is TaskStatus.DEAD_LETTERED
+
+
+def test_a_replayed_task_of_a_running_limited_run_runs_at_once() -> None:
+    run = run_with(spec("a"), spec("b"), limited=True)
+    run.admit(NOW)
+    run.task_failed("a", 1, error(retryable=False), NOW)
+    run.task_failed("b", 1, error(retryable=False), NOW)
+    assert run.replay("a", NOW, limited=True) == 2
+    run.admit(NOW)  # the run got its slot again and resumed
+    drain(run)
+    run.waiting = False  # as saving it does
+    assert run.status is RunStatus.RUNNING
+    assert run.replay("b", NOW, limited=True) == 2
+    assert not run.waiting
+    assert scheduled(drain(run)) == [("b", 2)]
+
+
 def test_cancelling_a_failed_run_withdraws_its_queued_retry() -> None:
     run = run_with(spec("a"))
     run.task_failed("a", 1, error(retryable=False), NOW)

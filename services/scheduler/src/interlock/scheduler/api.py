@@ -47,7 +47,7 @@ class DeadLetterPage(BaseModel):
 
 
 class ReplayOut(BaseModel):
-    """The attempt a replay scheduled."""
+    """The attempt a replay scheduled, or queued until a limited run gets a slot again."""
 
     run_id: str
     task_id: str

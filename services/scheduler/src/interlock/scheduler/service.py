@@ -69,7 +69,7 @@ class DeadLetterPage:
 
 @dataclass(frozen=True, kw_only=True)
 class Replayed:
-    """The attempt a replay scheduled."""
+    """The attempt a replay scheduled (or queued, when the run waits for a slot)."""
 
     run_id: str
     task_id: str
@@ -541,6 +541,10 @@ class SchedulerService:
     async def replay_dead_letter(self, tenant: str, letter_id: str) -> Replayed:
         """Re-run the task with a fresh retry budget and resume its run; the letter goes.
 
+        A failed run under a concurrency limit gave its slot back: like a retried one,
+        it queues for a slot again, and the admission pass that gives it one re-runs
+        the task (:meth:`admit_waiting`).
+
         Raises:
             DeadLetterNotFoundError: No such dead letter for ``tenant``.
             RunNotFoundError: Its run is gone.
@@ -555,12 +559,12 @@ class SchedulerService:
             run_id, task_id = parked
             run = await _tenant_run(conn, tenant, run_id)
             now = self._clock()
-            if not run.replay(task_id, now):
+            attempt = run.replay(task_id, now, limited=is_limited(run.definition))
+            if attempt is None:
                 raise ReplayNotAllowedError()
-            attempt = run.tasks[task_id].attempt
             result = await self._save(conn, [run], now)
             await store.delete_dead_letter(conn, tenant, key)
-        self._timer_set(result.earliest_timer)
+        self._saved(result)
         return Replayed(run_id=run_id, task_id=task_id, attempt=attempt)
 
     async def delete_dead_letter(self, tenant: str, letter_id: str) -> None:

@@ -251,6 +251,16 @@ class TaskState:
     depends_on: list[str] | None = None
     """Only for compensation tasks: the compensations that must finish first."""
 
+    @property
+    def awaits_rerun(self) -> bool:
+        """Dead-lettered with a renewed budget and no attempt since: queued for a re-run.
+
+        A retry or replay of its failed run waits for a concurrency slot to re-run it.
+        Every attempt raises ``attempt`` above the floor, so a task dead-lettered by
+        its attempts never matches until a request renews its budget.
+        """
+        return self.status is TaskStatus.DEAD_LETTERED and self.attempt_floor == self.attempt
+
 
 @dataclass
 class DeadLetter:
@@ -439,11 +449,19 @@ class RunState:
         self._begin(now)
 
     def admit(self, now: datetime) -> None:
-        """Start a run that waited for a concurrency slot (or retry one that failed)."""
+        """Start a run that waited for a concurrency slot, or resume a failed one.
+
+        A failed run queued by :meth:`retry` or :meth:`replay` re-runs the tasks whose
+        retry budget the request renewed (:meth:`TaskState.awaits_rerun`).
+        """
         if self.status is RunStatus.PENDING:
             self._begin(now)
         elif self.status is RunStatus.FAILED:
-            self.retry(now)
+            renewed = [task for task in self.tasks.values() if task.awaits_rerun]
+            if renewed:
+                self._rerun(renewed, now)
+            else:  # queued before requests renewed budgets: the whole retry
+                self.retry(now)
 
     def wait(self, reason: str, now: datetime) -> None:
         """Tell the run's watchers why it still waits (``workflow.waiting``)."""
@@ -1130,41 +1148,68 @@ class RunState:
         if not failed:
             return 0
         if limited:
-            self.waiting = True
-            self.requested_at = now
+            self._queue_rerun(failed, now)
             return len(failed)
-        self._move_run(RunStatus.RUNNING, now)
-        self._reopen_skipped(now)
-        for task in failed:
-            task.attempt_floor = task.attempt
-            self._schedule(task, now)
-        self._schedule_held_retries(now)
-        self._advance(now)
+        self._rerun(failed, now)
         return len(failed)
 
-    def replay(self, task_id: str, now: datetime) -> bool:
+    def replay(self, task_id: str, now: datetime, *, limited: bool = False) -> int | None:
         """Re-run a dead-lettered task with a fresh retry budget, resuming a failed run.
 
+        Args:
+            task_id: The dead-lettered task.
+            now: The time.
+            limited: A concurrency limit applies: a failed run gave its slot back, so,
+                like :meth:`retry`, it queues for one again (:attr:`waiting`) and stays
+                failed until :meth:`admit` re-runs the task. A compensation task runs
+                at once (it does not resume the run).
+
         Returns:
-            Whether the task was dead-lettered and its run failed or running (a paused
-            run is resumed first).
+            The attempt that runs (now, or once the run gets its slot); ``None`` (and
+            nothing changes) unless the task was dead-lettered and its run failed or
+            running.
         """
         task = self.tasks.get(task_id)
         if task is None or task.status is not TaskStatus.DEAD_LETTERED:
-            return False
+            return None
         if self._is_compensation(task_id):
             if self.status is not RunStatus.FAILED:
-                return False
+                return None
         elif self.status is RunStatus.FAILED:
-            self._move_run(RunStatus.RUNNING, now)
-            self._reopen_skipped(now)
+            if limited:
+                self._queue_rerun([task], now)
+                return task.attempt + 1
+            self._rerun([task], now)
+            return task.attempt
         elif self.status is not RunStatus.RUNNING:
-            return False
+            return None
         task.attempt_floor = task.attempt
         self._schedule(task, now)
         self._schedule_held_retries(now)
         self._advance(now)
-        return True
+        return task.attempt
+
+    def _queue_rerun(self, tasks: list[TaskState], now: datetime) -> None:
+        """Renew the tasks' retry budgets and queue the failed run for a concurrency slot.
+
+        The renewed budget (``attempt_floor`` = ``attempt``) is what :meth:`admit` reads
+        to know which tasks to re-run, so it survives a restart with the task rows.
+        """
+        for task in tasks:
+            task.attempt_floor = task.attempt
+            self.changed_tasks.add(task.task_id)
+        self.waiting = True
+        self.requested_at = now
+
+    def _rerun(self, tasks: list[TaskState], now: datetime) -> None:
+        """Resume a failed run: re-run ``tasks`` with fresh budgets, judge skipped ones again."""
+        self._move_run(RunStatus.RUNNING, now)
+        self._reopen_skipped(now)
+        for task in tasks:
+            task.attempt_floor = task.attempt
+            self._schedule(task, now)
+        self._schedule_held_retries(now)
+        self._advance(now)
 
     def _reopen_skipped(self, now: datetime) -> None:
         """A failed run resumes: tasks skipped since are judged again (back to pending)."""
