@@ -308,13 +308,9 @@ def _presigned_url(platform: Platform, artifact_id: str) -> str:
     return url
 
 
-def _download_presigned(platform: Platform, artifact_id: str) -> tuple[float, int]:
-    return _fetch(_presigned_url(platform, artifact_id), {})
-
-
-def _download_tcp_proxy(platform: Platform, artifact_id: str, proxy: str) -> tuple[float, int]:
-    """The pre-signed URL through the TCP proxy, with the Host it was signed for."""
-    path = _presigned_url(platform, artifact_id).removeprefix(platform.stack.gateway_url)
+def _download_tcp_proxy(platform: Platform, url: str, proxy: str) -> tuple[float, int]:
+    """The pre-signed ``url`` through the TCP proxy, with the Host it was signed for."""
+    path = url.removeprefix(platform.stack.gateway_url)
     return _fetch(f"http://{proxy}{path}", {"host": platform.stack.s3_endpoint})
 
 
@@ -332,13 +328,18 @@ def _download_direct(platform: Platform, key: str) -> tuple[float, int]:
 def _downloads(
     platform: Platform, artifact_id: str, key: str, proxy: str
 ) -> dict[str, Callable[[], tuple[float, int]]]:
-    """Each way of downloading the same bytes, by the name its figures go under."""
+    """Each way of downloading the same bytes, by the name its figures go under.
+
+    The pre-signed URL is asked for once, here: neither its time nor its CPU is the
+    download's.
+    """
+    url = _presigned_url(platform, artifact_id)
     return {
         "download_gateway": lambda: _download_gateway(platform, artifact_id),
         "download_streamed": lambda: _download_gateway(platform, artifact_id, streamed=True),
         "download_direct": lambda: _download_direct(platform, key),
-        "download_presigned": lambda: _download_presigned(platform, artifact_id),
-        "download_tcp_proxy": lambda: _download_tcp_proxy(platform, artifact_id, proxy),
+        "download_presigned": lambda: _fetch(url, {}),
+        "download_tcp_proxy": lambda: _download_tcp_proxy(platform, url, proxy),
     }
 
 
