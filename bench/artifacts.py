@@ -8,9 +8,15 @@ same run of the same stack:
   (Envoy, IAM's check, the artifact service hashing and streaming to S3), and the same
   bytes put straight into the bucket with the MinIO SDK (8 MiB parts, two in flight, as
   the service sends them);
-- download of those bytes: streamed through the gateway (``/content``), straight from
-  S3 with the MinIO SDK, and with a pre-signed URL through the gateway (no
-  credentials), side by side, three tries of each a round (best and median kept).
+- download of those bytes: through the gateway (``/content``: the service checks, then
+  hands the download to S3 and the gateway follows), streamed by the service itself
+  (``/content`` with ``Range: bytes=0-``, a range the service does not hand off: the
+  path before the hand-off), straight from S3 with the MinIO SDK, with a pre-signed
+  URL through the gateway (no credentials), and with the same URL through a plain
+  Envoy TCP proxy to S3 (one worker, no HTTP, no filters: the floor of one proxy hop),
+  side by side, three tries of each a round (best and median kept), with the CPU
+  seconds per GB each process on the path spent (S3, the gateway, the service, the
+  TCP proxy, the client): on a busy 2-core machine those say more than the rates;
   Every download is read with urllib3, the HTTP client the MinIO SDK itself uses,
   1 MiB at a time, so the three differ only in the path the bytes take: httpx (the
   other requests' client) reads 64 KiB at a time through a pure-Python parser and spent
@@ -41,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -51,6 +57,8 @@ import psutil
 import urllib3
 from minio import Minio
 
+from interlock.devstack import envoy_binary
+from interlock.devstack._process import LOOPBACK, free_ports, port_is_free
 from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, S3_BUCKET, Stack, StackSecrets
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,6 +69,29 @@ _WORKFLOW = "name: artifact-bench\ntasks:\n  - id: a\n    type: noop\n"
 DOWNLOAD_TRIES = 3
 """Downloads of each kind per round: each takes well under a second, where one late
 wake-up on a busy machine halves a figure, so the best of several is kept."""
+_TCP_PROXY_CONFIG = """\
+static_resources:
+  listeners:
+    - name: tcp
+      address: {{ socket_address: {{ address: {loopback}, port_value: {port} }} }}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.tcp_proxy
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                stat_prefix: tcp
+                cluster: s3
+  clusters:
+    - name: s3
+      type: STATIC
+      connect_timeout: 2s
+      load_assignment:
+        cluster_name: s3
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address: {{ socket_address: {{ address: {s3_host}, port_value: {s3_port} }} }}
+"""
 
 
 @dataclass(frozen=True)
@@ -125,6 +156,34 @@ def _platform() -> Iterator[Platform]:
     finally:
         _devstack(env, "clean")
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _tcp_proxy(s3_endpoint: str) -> Iterator[tuple[str, psutil.Process]]:
+    """A plain Envoy TCP proxy to S3, one worker as the gateway has: its address and process."""
+    s3_host, s3_port = s3_endpoint.rsplit(":", 1)
+    (port,) = free_ports(1)
+    with tempfile.TemporaryDirectory(prefix="interlock-bench-tcp-proxy-") as folder:
+        config = Path(folder) / "tcp-proxy.yaml"
+        config.write_text(
+            _TCP_PROXY_CONFIG.format(loopback=LOOPBACK, port=port, s3_host=s3_host, s3_port=s3_port)
+        )
+        argv = [str(envoy_binary()), "--config-path", str(config), "--disable-hot-restart"]
+        process = subprocess.Popen(
+            [*argv, "--concurrency", "1", "--log-level", "warning"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while port_is_free(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the TCP proxy did not start")
+                time.sleep(0.1)
+            yield f"{LOOPBACK}:{port}", psutil.Process(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def _blocks(size: int) -> Iterator[bytes]:
@@ -233,15 +292,26 @@ def _fetch(url: str, headers: dict[str, str]) -> tuple[float, int]:
         return time.perf_counter() - began, size
 
 
-def _download_gateway(platform: Platform, artifact_id: str) -> tuple[float, int]:
+def _download_gateway(
+    platform: Platform, artifact_id: str, *, streamed: bool = False
+) -> tuple[float, int]:
     url = f"{platform.stack.gateway_url}/api/v1/artifacts/{artifact_id}/content"
-    return _fetch(url, {"authorization": f"Bearer {platform.token}"})
+    headers = {"authorization": f"Bearer {platform.token}"}
+    if streamed:  # all the bytes, but a Range: the service streams it rather than hand it off
+        headers["range"] = "bytes=0-"
+    return _fetch(url, headers)
 
 
-def _download_presigned(platform: Platform, artifact_id: str) -> tuple[float, int]:
+def _presigned_url(platform: Platform, artifact_id: str) -> str:
     with platform.client() as client:
-        url = client.get(f"/api/v1/artifacts/{artifact_id}/url").json()["url"]
-    return _fetch(url, {})
+        url: str = client.get(f"/api/v1/artifacts/{artifact_id}/url").json()["url"]
+    return url
+
+
+def _download_tcp_proxy(platform: Platform, url: str, proxy: str) -> tuple[float, int]:
+    """The pre-signed ``url`` through the TCP proxy, with the Host it was signed for."""
+    path = url.removeprefix(platform.stack.gateway_url)
+    return _fetch(f"http://{proxy}{path}", {"host": platform.stack.s3_endpoint})
 
 
 def _download_direct(platform: Platform, key: str) -> tuple[float, int]:
@@ -255,14 +325,40 @@ def _download_direct(platform: Platform, key: str) -> tuple[float, int]:
     return time.perf_counter() - began, size
 
 
-def _artifact_process(stack: Stack) -> psutil.Process:
-    port = stack.port_offset + 8107
+def _downloads(
+    platform: Platform, artifact_id: str, key: str, proxy: str
+) -> dict[str, Callable[[], tuple[float, int]]]:
+    """Each way of downloading the same bytes, by the name its figures go under.
+
+    The pre-signed URL is asked for once, here: neither its time nor its CPU is the
+    download's.
+    """
+    url = _presigned_url(platform, artifact_id)
+    return {
+        "download_gateway": lambda: _download_gateway(platform, artifact_id),
+        "download_streamed": lambda: _download_gateway(platform, artifact_id, streamed=True),
+        "download_direct": lambda: _download_direct(platform, key),
+        "download_presigned": lambda: _fetch(url, {}),
+        "download_tcp_proxy": lambda: _download_tcp_proxy(platform, url, proxy),
+    }
+
+
+def _listener(port: int) -> psutil.Process:
     for connection in psutil.net_connections(kind="tcp"):
         address = connection.laddr
         listening = connection.status == psutil.CONN_LISTEN and getattr(address, "port", 0) == port
         if listening and connection.pid is not None:
             return psutil.Process(connection.pid)
-    raise RuntimeError(f"no process listens on the artifact port {port}")
+    raise RuntimeError(f"no process listens on port {port}")
+
+
+def _artifact_process(stack: Stack) -> psutil.Process:
+    return _listener(stack.port_offset + 8107)
+
+
+def _cpu_s(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU seconds (user + system) each process has spent so far."""
+    return {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
 
 
 def _rss_during(process: psutil.Process, work: Any) -> tuple[float, float, Any]:
@@ -300,26 +396,41 @@ def measure(platform: Platform, *, size_mb: int, large_mb: int, repeat: int) -> 
     size = size_mb * MIB
     run_id = _start_run(platform)
     tries: dict[str, list[float]] = {}
+    cpu_s: dict[str, dict[str, float]] = {}
 
     def keep(name: str, seconds: float) -> None:
         tries.setdefault(name, []).append(seconds)
 
-    for round_ in range(repeat):
-        seconds, artifact_id = _upload_gateway(platform, run_id, size, f"bench-{round_}.bin")
-        keep("upload_gateway", seconds)
-        key = f"bench-direct/{round_}"
-        keep("upload_direct", _upload_direct(platform, size, key))
-        for _ in range(DOWNLOAD_TRIES):  # interleaved: a busy spell hits all three alike
-            seconds, received = _download_gateway(platform, artifact_id)
-            assert received == size, (received, size)
-            keep("download_gateway", seconds)
-            seconds, received = _download_direct(platform, key)
-            assert received == size, (received, size)
-            keep("download_direct", seconds)
-            seconds, received = _download_presigned(platform, artifact_id)
-            assert received == size, (received, size)
-            keep("download_presigned", seconds)
+    with _tcp_proxy(platform.stack.s3_endpoint) as (proxy, proxy_process):
+        processes = {
+            "s3": _listener(platform.stack.port("s3")),
+            "gateway": _listener(platform.stack.port("gateway")),
+            "service": _artifact_process(platform.stack),
+            "tcp_proxy": proxy_process,
+            "client": psutil.Process(),
+        }
+        for round_ in range(repeat):
+            seconds, artifact_id = _upload_gateway(platform, run_id, size, f"bench-{round_}.bin")
+            keep("upload_gateway", seconds)
+            key = f"bench-direct/{round_}"
+            keep("upload_direct", _upload_direct(platform, size, key))
+            downloads = _downloads(platform, artifact_id, key, proxy)
+            for _ in range(DOWNLOAD_TRIES):  # interleaved: a busy spell hits all alike
+                for name, download in downloads.items():
+                    cpu_before = _cpu_s(processes)
+                    seconds, received = download()
+                    cpu_after = _cpu_s(processes)
+                    assert received == size, (name, received, size)
+                    keep(name, seconds)
+                    spent = cpu_s.setdefault(name, {})
+                    for label in processes:
+                        spent[label] = spent.get(label, 0.0) + cpu_after[label] - cpu_before[label]
     rates = {name: _mb_per_s(size, min(seconds)) for name, seconds in tries.items()}
+    gigabytes = size / 1e9 * repeat * DOWNLOAD_TRIES
+    cpu_s_per_gb = {
+        name: {label: round(cpu / gigabytes, 2) for label, cpu in spent.items()}
+        for name, spent in cpu_s.items()
+    }
     medians = {
         name: _mb_per_s(size, statistics.median(seconds))
         for name, seconds in tries.items()
@@ -346,6 +457,10 @@ def measure(platform: Platform, *, size_mb: int, large_mb: int, repeat: int) -> 
         "presigned_download_vs_direct_median": round(
             medians["download_presigned"] / medians["download_direct"], 2
         ),
+        "tcp_proxy_download_vs_direct_median": round(
+            medians["download_tcp_proxy"] / medians["download_direct"], 2
+        ),
+        "download_cpu_s_per_gb": cpu_s_per_gb,
         "large_upload": {
             "size_mb": large_mb,
             "mb_per_s": _mb_per_s(large_mb * MIB, seconds),
@@ -353,6 +468,18 @@ def measure(platform: Platform, *, size_mb: int, large_mb: int, repeat: int) -> 
             "artifact_rss_mb_peak": round(peak, 1),
         },
     }
+
+
+def _cpu_table(cpu_s_per_gb: dict[str, dict[str, float]]) -> list[str]:
+    processes = list(next(iter(cpu_s_per_gb.values())))
+    lines = [
+        f"| CPU s per GB downloaded | {' | '.join(processes)} | total |",
+        "|---" * (len(processes) + 2) + "|",
+    ]
+    for name, spent in cpu_s_per_gb.items():
+        cells = " | ".join(str(spent[process]) for process in processes)
+        lines.append(f"| {name.removeprefix('download_')} | {cells} | {sum(spent.values()):.2f} |")
+    return lines
 
 
 def _report(result: dict[str, Any]) -> str:
@@ -374,6 +501,14 @@ def _report(result: dict[str, Any]) -> str:
             f"{medians['download_direct']} | {result['gateway_download_vs_direct_median']} |",
             f"| pre-signed download, median | {medians['download_presigned']} | "
             f"{medians['download_direct']} | {result['presigned_download_vs_direct_median']} |",
+            f"| download streamed by the service (no hand-off), median | "
+            f"{medians['download_streamed']} | {medians['download_direct']} | "
+            f"{round(medians['download_streamed'] / medians['download_direct'], 2)} |",
+            f"| pre-signed through a plain Envoy TCP proxy, median | "
+            f"{medians['download_tcp_proxy']} | {medians['download_direct']} | "
+            f"{result['tcp_proxy_download_vs_direct_median']} |",
+            "",
+            *_cpu_table(result["download_cpu_s_per_gb"]),
             "",
             f"Artifact service RSS while {large['size_mb']} MB upload passed "
             f"({large['mb_per_s']} MB/s): {large['artifact_rss_mb_before']} MB before, "

@@ -72,6 +72,38 @@ async def test_a_large_upload_goes_in_parts_and_ranges_are_served(
     assert beyond.headers["content-type"] == "application/problem+json"
 
 
+async def test_a_download_the_gateway_follows_is_handed_to_s3(
+    client: httpx.AsyncClient, runs: tuple[Runs, str], s3: Minio, settings: ArtifactSettings
+) -> None:
+    data = b"0123456789" * 100
+    created = await upload(client, runs[0].new(), "digits.txt", data)
+    assert created.status_code == 201, created.text
+    artifact = created.json()
+    url = f"/api/v1/artifacts/{artifact['artifact_id']}/content"
+    follows = {"x-interlock-gateway-redirect": "follow"}
+
+    handed = await client.get(url, headers=follows)
+    assert handed.status_code == 302
+    assert handed.headers["x-interlock-content-sha256"] == artifact["sha256"]
+    location = httpx.URL(handed.headers["location"])
+    assert location.path.startswith(f"/{settings.s3_bucket}/acme/")
+    # Signed for S3's host: S3 answers it with the artifact's name and type.
+    on_s3 = httpx.URL(f"http://{settings.s3_endpoint}").copy_with(raw_path=location.raw_path)
+    async with httpx.AsyncClient(trust_env=False) as anonymous:
+        answer = await anonymous.get(on_s3)
+    assert (answer.status_code, answer.content) == (200, data)
+    assert answer.headers["content-disposition"].startswith('attachment; filename="digits.txt"')
+
+    # A Range S3 reads as the service does goes too; one the service ignores is streamed.
+    assert (await client.get(url, headers={**follows, "range": "bytes=5-9"})).status_code == 302
+    several = await client.get(url, headers={**follows, "range": "bytes=0-1,5-6"})
+    assert (several.status_code, several.content) == (200, data)
+    beyond = await client.get(url, headers={**follows, "range": f"bytes={len(data)}-"})
+    assert beyond.status_code == 416
+    other = {**follows, **gateway_headers(tenant="globex")}
+    assert (await client.get(url, headers=other)).status_code == 404
+
+
 async def test_a_wrong_sha256_is_422_and_nothing_is_kept(
     client: httpx.AsyncClient, runs: tuple[Runs, str], s3: Minio, settings: ArtifactSettings
 ) -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from interlock.artifact.domain import InvalidArtifactError
 from interlock.artifact.forms import read_upload
-from interlock.artifact.service import ArtifactService, NewArtifact, Uploader
+from interlock.artifact.service import ArtifactService, Handoff, NewArtifact, Uploader
 from interlock.artifact.store import StoredArtifact
 from interlock.common.identity import IDENTITY_HEADER, CurrentPrincipal
 from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -58,6 +58,13 @@ _UPLOAD_BODY = {
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+GATEWAY_REDIRECT_HEADER = "x-interlock-gateway-redirect"
+"""Set to ``follow`` by the gateway on downloads: it follows the service's redirect to
+S3 itself (an internal redirect), so the service hands the download off rather than
+stream it. Without it (a caller on the service's own port) the service streams."""
+GATEWAY_SHA256_HEADER = "x-interlock-content-sha256"
+"""The artifact's SHA-256 on a hand-off, for the gateway to answer as ``x-content-sha256``."""
 
 
 class ArtifactView(BaseModel):
@@ -150,6 +157,20 @@ def public_url(request: Request, configured: str | None, path_and_query: str) ->
     scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
     host = request.headers.get("host", request.url.netloc)
     return f"{scheme}://{host}{path_and_query}"
+
+
+def _handed_off(request: Request, handoff: Handoff) -> Response:
+    """The 302 the gateway follows to S3 itself: the client sees S3's answer.
+
+    The redirect is to the gateway the request came through, as it saw it (the scheme
+    the gateway set): the gateway follows only a redirect of the scheme it was reached
+    by, whatever public address it has. The SHA-256 rides along in a header the gateway
+    copies to its request to S3 and answers as ``x-content-sha256``.
+    """
+    headers = {"location": public_url(request, None, handoff.path)}
+    if handoff.artifact.sha256:
+        headers[GATEWAY_SHA256_HEADER] = handoff.artifact.sha256
+    return Response(status_code=302, headers=headers)
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -295,13 +316,16 @@ def build_router(service: ArtifactService, *, public_base_url: str | None) -> AP
             **_problems(404, 409, 416, 503),
         },
     )
-    async def download(
-        principal: CurrentPrincipal, artifact_id: str, request: Request
-    ) -> StreamingResponse:
+    async def download(principal: CurrentPrincipal, artifact_id: str, request: Request) -> Response:
         """The bytes, streamed; one `Range` (`bytes=a-b`, `a-`, `-n`) answers 206."""
-        content = await service.content(
-            principal.tenant, artifact_id, range_header=request.headers.get("range")
-        )
+        range_header = request.headers.get("range")
+        if request.headers.get(GATEWAY_REDIRECT_HEADER) == "follow":
+            handoff = await service.handoff(
+                principal.tenant, artifact_id, range_header=range_header
+            )
+            if handoff is not None:
+                return _handed_off(request, handoff)
+        content = await service.content(principal.tenant, artifact_id, range_header=range_header)
         artifact = content.artifact
         headers = {
             "content-disposition": content.content_disposition,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import Counter
 
-__all__ = ["ARTIFACTS_STORED", "BYTES_IN", "BYTES_OUT", "counted"]
+__all__ = ["ARTIFACTS_STORED", "BYTES_IN", "BYTES_OUT", "DOWNLOADS_HANDED_OFF", "counted"]
 
 ARTIFACTS_STORED = Counter(
     "interlock_artifact_stored_total",
@@ -23,6 +23,11 @@ BYTES_OUT = Counter(
     "interlock_artifact_bytes_out_total",
     "Bytes of artifacts streamed out by the service (pre-signed downloads go to S3 and "
     "are not counted).",
+)
+DOWNLOADS_HANDED_OFF = Counter(
+    "interlock_artifact_downloads_handed_off_total",
+    "Downloads the gateway served from S3 on the service's pre-signed redirect (their "
+    "bytes are not in bytes_out).",
 )
 
 

@@ -46,7 +46,7 @@ from interlock.artifact.storage import ObjectStore, StoredObject, StreamReader
 from interlock.artifact.store import StoredArtifact
 from interlock.common.paging import PageKey
 
-__all__ = ["ArtifactService", "Content", "NewArtifact", "Page", "Uploader"]
+__all__ = ["ArtifactService", "Content", "Handoff", "NewArtifact", "Page", "Uploader"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ _MAX_LABELS = 64
 _MAX_LABEL_CHARS = 256
 _PAGE = PageKey("artifacts", datetime, uuid.UUID)
 _SWEEP_KEYS_PER_QUERY = 500
+_HANDOFF_LIFETIME_S = 60
+"""Lifetime of the pre-signed GET a download is handed to the gateway with: the gateway
+follows it at once, so a minute covers any delay and leaves little worth replaying."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +110,16 @@ class Content:
     byte_range: ByteRange | None
     body: AsyncIterator[bytes]
     content_disposition: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Handoff:
+    """A download the gateway serves from S3 itself, on the service's word."""
+
+    artifact: StoredArtifact
+    path: str
+    """Path and query of a short-lived pre-signed GET of the object (signed for S3's
+    host, for the gateway's S3 route)."""
 
 
 class ArtifactService:
@@ -353,10 +366,37 @@ class ArtifactService:
     ) -> tuple[str, datetime]:
         """A pre-signed GET's path and query (signed for S3's host) and its expiry."""
         artifact = await self._available(tenant, artifact_id)
+        return self._presigned_get(artifact, link_lifetime_s(expires_in))
+
+    async def handoff(
+        self, tenant: str, artifact_id: str, *, range_header: str | None
+    ) -> Handoff | None:
+        """Hand an available artifact's download to the gateway: a pre-signed GET of it.
+
+        The gateway follows it at once, so the bytes go from S3 through the gateway
+        alone, with the client's ``Range`` header, which S3 reads as the service would.
+
+        Returns:
+            The hand-off, or ``None`` for a ``Range`` the service ignores (several
+            ranges, another unit, all the bytes), which S3 would answer otherwise:
+            the service streams those itself (:meth:`content`).
+
+        Raises:
+            ArtifactNotFoundError: No such available artifact in the tenant (404).
+            RangeNotSatisfiableError: The range starts beyond the end (416).
+        """
+        artifact = await self._available(tenant, artifact_id)
+        if range_header is not None and parse_range(range_header, artifact.size_bytes) is None:
+            return None
+        path, _ = self._presigned_get(artifact, _HANDOFF_LIFETIME_S)
+        metrics.DOWNLOADS_HANDED_OFF.inc()
+        return Handoff(artifact=artifact, path=path)
+
+    def _presigned_get(self, artifact: StoredArtifact, lifetime_s: int) -> tuple[str, datetime]:
         return self._objects.presigned_url(
             "GET",
             artifact.object_key,
-            lifetime_s=link_lifetime_s(expires_in),
+            lifetime_s=lifetime_s,
             response_headers={
                 "response-content-disposition": content_disposition(artifact.name),
                 "response-content-type": artifact.content_type,
