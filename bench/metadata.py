@@ -241,9 +241,9 @@ async def main_async(seconds: float, rate: float) -> dict[str, Any]:
     """Start a stack, measure (i) and (ii), stop it; return the report."""
     offset = os.environ.get("BENCH_METADATA_PORT_OFFSET")
     stack = BenchStack(port_offset=int(offset) if offset else None)
-    await stack.up()
     client = InterlockClient(stack.gateway_url)
     try:
+        await stack.up()  # inside: a stack that failed to start is cleaned too
         await client.login(*LOGIN)
         metadata = next(service for service in SERVICES if service.name == "metadata")
         metrics_url = f"http://127.0.0.1:{stack.stack.http_port(metadata)}/metrics"
