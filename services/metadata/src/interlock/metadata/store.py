@@ -127,8 +127,8 @@ class ExecutionStore:
         The bulk write is not journaled; one journaled write of a marker follows it,
         and the journal is one sequence, so once that returns the whole batch is on
         disk. Journaling every replacement cost the local server one fsync per
-        document (its bulk writes commit each statement on its own): about half the
-        projection's time in a micro-benchmark. A transaction did not help there: it
+        document (its bulk writes commit each statement on its own), the largest part
+        of the projection's time under load; a transaction would not help there: it
         commits without syncing its journal whatever the write concern says.
         """
         operations = [
@@ -154,9 +154,6 @@ class ExecutionStore:
     ) -> list[MongoDocument]:
         """Up to ``limit`` matching documents (without their tasks), after the key ``after``."""
         sort_field = "created_at" if search.order_by is OrderBy.CREATED_AT_DESC else "duration_ms"
-        keys = _keys(search)
-        if keys:
-            return await self._by_key(search, keys, sort_field, after=after, limit=limit)
         query = _filter(search)
         if after is not None:
             last, last_id = after
@@ -171,40 +168,6 @@ class ExecutionStore:
             limit=limit,
             projection=_LIST_FIELDS,
         )
-
-    async def _by_key(
-        self,
-        search: Search,
-        keys: Sequence[str],
-        sort_field: str,
-        *,
-        after: Sequence[Any] | None,
-        limit: int,
-    ) -> list[MongoDocument]:
-        """A search with ``search_keys`` conditions: candidates by one key, then the page.
-
-        The server returns the few fields a search tests of every document holding the
-        likely rarest key (``keys[0]``); the rest of the search is tested here, and only
-        the page's documents are read whole. The local server's cost is its candidates:
-        testing them there (a second ``$match``, ``$sort``) doubled it.
-        """
-        cursor = self._executions.find({"search_keys": keys[0]}, _CANDIDATE_FIELDS)
-        wanted = set(keys)
-        found = [
-            doc
-            async for doc in cursor
-            if wanted.issubset(doc.get("search_keys") or ()) and _holds(search, doc)
-        ]
-        key = _sort_key(sort_field)
-        if after is not None:
-            found = [doc for doc in found if key(doc) < tuple(after)]
-        page = sorted(found, key=key, reverse=True)[:limit]
-        ids = [doc["_id"] for doc in page]
-        by_id = {
-            doc["_id"]: doc
-            async for doc in self._executions.find({"_id": {"$in": ids}}, _LIST_FIELDS)
-        }
-        return [by_id[run_id] for run_id in ids if run_id in by_id]
 
     async def summary_rows(
         self, tenant: str, *, since: datetime, until: datetime, workflow: str | None
@@ -341,44 +304,6 @@ def _rarity(word: str) -> tuple[bool, int]:
     Words with digits first (ids, codes, numbers name few runs), then the longest.
     """
     return any(c.isdigit() for c in word), len(word)
-
-
-_CANDIDATE_FIELDS = {
-    "tenant": 1,
-    "search_keys": 1,
-    "status": 1,
-    "created_at": 1,
-    "finished_at": 1,
-    "duration_ms": 1,
-}
-
-
-def _holds(search: Search, doc: Mapping[str, Any]) -> bool:
-    """Whether ``doc`` meets the search's conditions other than its keys."""
-    if doc.get("tenant") != search.tenant:
-        return False
-    if search.statuses and doc.get("status") not in search.statuses:
-        return False
-    if search.order_by is OrderBy.DURATION_DESC and doc.get("duration_ms") is None:
-        return False
-    return _within(doc.get("created_at"), search.created_after, search.created_before) and (
-        _within(doc.get("finished_at"), search.finished_after, search.finished_before)
-    )
-
-
-def _within(time: datetime | None, after: datetime | None, before: datetime | None) -> bool:
-    if after is None and before is None:
-        return True
-    if time is None:
-        return False
-    return (after is None or time >= after) and (before is None or time < before)
-
-
-def _sort_key(sort_field: str) -> Callable[[Mapping[str, Any]], tuple[Any, str]]:
-    def key(doc: Mapping[str, Any]) -> tuple[Any, str]:
-        return doc[sort_field], doc["_id"]
-
-    return key
 
 
 def _filter(search: Search) -> dict[str, Any]:
