@@ -5,9 +5,10 @@ Collections:
 - ``log_chunks``: one document per chunk (``_id`` from :attr:`Chunk.chunk_id`) with
   ``tenant``, ``run_id``, ``task_id``, ``attempt``, ``position`` and ``lines``
   (``seq``, ``time``, ``level``, ``message``); indexed by run and position.
-- ``log_attempts``: per attempt, the last ``seq`` stored, bytes kept, lines and bytes
-  dropped past the cap.
-- ``log_runs``: per run, its tenant and the next chunk position.
+- ``log_runs``: per run, its tenant, the next chunk position and, per attempt
+  (``attempts``, keyed by :func:`_attempt_field`), the last ``seq`` stored, bytes kept,
+  lines and bytes dropped past the cap: one document write per run per batch, where a
+  document per attempt cost one per attempt (a fan-out run's batch wrote 12).
 
 Every document carries ``expires_at`` (its last write plus the retention), on which a
 TTL index removes it. The ``executions`` collection (the execution documents) is only
@@ -17,7 +18,6 @@ read here: a run's tenant and status.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +39,6 @@ from interlock.metadata.logs.domain import (
 __all__ = ["CHUNKS", "EXECUTIONS", "LogIndexes", "LogStore", "RunState"]
 
 CHUNKS = "log_chunks"
-ATTEMPTS = "log_attempts"
 RUNS = "log_runs"
 EXECUTIONS = "executions"
 """The execution documents: ``_id`` the run id, ``tenant``, ``status``."""
@@ -84,7 +83,7 @@ class LogIndexes(Lifecycle):
                 ("position", ASCENDING),
             ]
         )
-        for name in (CHUNKS, ATTEMPTS, RUNS):
+        for name in (CHUNKS, RUNS):
             await db[name].create_index("expires_at", expireAfterSeconds=0)
 
     async def stop(self) -> None:
@@ -110,12 +109,16 @@ class LogStore:
         """What is stored of each of these attempts' logs (absent: nothing)."""
         if not keys:
             return {}
-        cursor = self._database()[ATTEMPTS].find({"_id": {"$in": [_attempt_id(k) for k in keys]}})
+        fields = {f"attempts.{_attempt_field(key)}": True for key in keys}
+        cursor = self._database()[RUNS].find({"_id": {"$in": list({k[0] for k in keys})}}, fields)
+        attempts = {doc["_id"]: doc.get("attempts") or {} async for doc in cursor}
         found: dict[AttemptKey, AttemptLog] = {}
-        async for doc in cursor:
-            run_id, task_id, attempt = json.loads(doc["_id"])
+        for key in keys:
+            doc = attempts.get(key[0], {}).get(_attempt_field(key))
+            if doc is None:
+                continue
             dropped_from = doc.get("dropped_from")
-            found[(run_id, task_id, attempt)] = AttemptLog(
+            found[key] = AttemptLog(
                 last_seq=doc["last_seq"],
                 size=doc["size"],
                 dropped_lines=doc["dropped_lines"],
@@ -194,18 +197,21 @@ class LogStore:
             await db[CHUNKS].bulk_write(chunk_writes, ordered=True)
 
     async def write_attempts(self, plan: WritePlan) -> None:
-        """Store what the plan leaves stored of each attempt (its last seq, size, drops)."""
+        """Store what the plan leaves stored of each attempt (its last seq, size, drops).
+
+        One update of each run's document, whatever the number of its attempts.
+        """
         expires_at = self._expires_at()
-        attempt_writes = [
-            UpdateOne(
-                {"_id": _attempt_id(key)},
-                {"$set": {**_attempt_doc(log), "expires_at": expires_at}},
-                upsert=True,
-            )
-            for key, log in plan.attempts.items()
+        by_run: dict[str, dict[str, Any]] = {}
+        for key, log in plan.attempts.items():
+            fields = by_run.setdefault(key[0], {"expires_at": expires_at})
+            fields[f"attempts.{_attempt_field(key)}"] = _attempt_doc(log)
+        run_writes = [
+            UpdateOne({"_id": run_id}, {"$set": fields}, upsert=True)
+            for run_id, fields in by_run.items()
         ]
-        if attempt_writes:
-            await self._database()[ATTEMPTS].bulk_write(attempt_writes, ordered=False)
+        if run_writes:
+            await self._database()[RUNS].bulk_write(run_writes, ordered=False)
 
     async def run_state(self, tenant: str, run_id: str) -> RunState | None:
         """The run's state, or ``None`` when the tenant has no such run."""
@@ -277,8 +283,14 @@ def _take(next_position: dict[str, int], run_id: str) -> int:
     return position
 
 
-def _attempt_id(key: AttemptKey) -> str:
-    return json.dumps(list(key))
+def _attempt_field(key: AttemptKey) -> str:
+    """The attempt's field name in its run's ``attempts``.
+
+    The task id in hex (a field name must not hold ``.`` or start with ``$``), then the
+    attempt number.
+    """
+    _, task_id, attempt = key
+    return f"{task_id.encode().hex()}_{attempt}"
 
 
 def _chunk_fields(tenant: str, key: AttemptKey) -> dict[str, Any]:
