@@ -1,7 +1,8 @@
 """``python -m bench.metadata``: the metadata service under the fan-out load, and search.
 
-(i) Metadata lag: fan-out runs (1 → 10 → 1 no-op tasks) are started through the gateway
-for ``--seconds``; a sample of them is polled at ``GET /api/v1/executions/{id}`` until
+(i) Metadata lag: fan-out runs (1 → 10 → 1 tasks, each an ``echo`` writing
+``LOG_LINES_PER_TASK`` log lines, as issue 14's load says) are started through the
+gateway for ``--seconds``; a sample of them is polled at ``GET /api/v1/executions/{id}`` until
 the document shows the run ended, and the lag is the time it became visible minus the
 run's end (the outcome event's time). Events/s and documents written/s come from the
 service's own counters over the window. (ii) Search: 100,000 executions are written
@@ -55,6 +56,17 @@ POLL_INTERVAL_S = 0.1
 is 2 s). At 50 ms the reads of the sampled runs took a quarter of the service's CPU in
 a profile, slowing what they measure."""
 ENDED = {status.value for status in RunStatus if status.finished}
+LOG_LINES_PER_TASK = 3
+
+
+def logging_fanout(name: str) -> dict[str, Any]:
+    """The fan-out workflow whose every task writes ``LOG_LINES_PER_TASK`` lines at once."""
+    definition = workloads.fanout(name)
+    lines = [f"line {number}" for number in range(1, LOG_LINES_PER_TASK + 1)]
+    for task in definition["tasks"]:
+        task["type"] = "echo"
+        task["params"] = {"lines": lines, "interval": 0}
+    return definition
 
 
 def _counter(metrics: str, name: str) -> float:
@@ -78,7 +90,7 @@ async def measure_lag(
 ) -> dict[str, Any]:
     """Start fan-out runs at ``rate`` per second for ``seconds``; sample their lag."""
     workflow = f"bench-meta-fanout-{secrets.token_hex(3)}"
-    await client.define(workloads.fanout(workflow))
+    await client.define(logging_fanout(workflow))
     before = await client.fetch_text(metrics_url)
     began = time.monotonic()
     lags: list[tuple[float, float | None]] = []
@@ -119,6 +131,9 @@ async def measure_lag(
     docs = _counter(after, "interlock_metadata_documents_written_total") - _counter(
         before, "interlock_metadata_documents_written_total"
     )
+    lines = _counter(after, "interlock_metadata_log_lines_total") - _counter(
+        before, "interlock_metadata_log_lines_total"
+    )
     return {
         "runs_started": len(accepted),
         "runs_refused": started - len(accepted),
@@ -130,6 +145,7 @@ async def measure_lag(
         "lost_samples": len(lags) - len(values),
         "events_per_s": stats.rate_per_s(events, window),
         "documents_written_per_s": stats.rate_per_s(docs, window),
+        "log_lines_stored_per_s": stats.rate_per_s(lines, window),
     }
 
 
@@ -225,9 +241,9 @@ async def main_async(seconds: float, rate: float) -> dict[str, Any]:
     """Start a stack, measure (i) and (ii), stop it; return the report."""
     offset = os.environ.get("BENCH_METADATA_PORT_OFFSET")
     stack = BenchStack(port_offset=int(offset) if offset else None)
-    await stack.up()
     client = InterlockClient(stack.gateway_url)
     try:
+        await stack.up()  # inside: a stack that failed to start is cleaned too
         await client.login(*LOGIN)
         metadata = next(service for service in SERVICES if service.name == "metadata")
         metrics_url = f"http://127.0.0.1:{stack.stack.http_port(metadata)}/metrics"

@@ -124,9 +124,12 @@ def test_the_document_shows_every_attempt_with_its_error() -> None:
     assert tasks["charge"]["status"] == "dead_lettered"
     assert tasks["charge"]["dead_lettered"]["error"] == REFUSED
     assert tasks["notify"]["status"] == "pending"
-    assert doc["error_types"] == ["HTTPStatusError", "TimeoutError"]
-    assert {"billing", "payments", "charge", "forbidden", "timeouterror"} <= set(doc["keywords"])
-    assert doc["label_pairs"] == ["team=payments"]
+    keys = set(doc["search_keys"])
+    assert {"error:HTTPStatusError", "error:TimeoutError"} <= keys
+    words = {"billing", "payments", "charge", "forbidden", "timeouterror"}
+    assert {f"q:{word}" for word in words} <= keys
+    assert "label:team=payments" in keys
+    assert {"type:http", "type:noop", "status:failed:billing"} <= keys
     assert [entry["event"] for entry in doc["timeline"]][:3] == [
         "started",
         "task.scheduled",

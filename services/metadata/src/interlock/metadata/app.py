@@ -26,9 +26,8 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
     mongo = MongoDatabase(settings)
     broker = KafkaBroker(settings)
     store = ExecutionStore(lambda: mongo.db)
-    executions = ExecutionService(
-        store, retention=timedelta(days=settings.execution_retention_days)
-    )
+    retention = timedelta(days=settings.execution_retention_days)
+    executions = ExecutionService(store, retention=retention)
     projection = EventConsumerTask(
         EventConsumer(
             settings.model_copy(
@@ -45,7 +44,7 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
     logs = build_logs(settings, mongo, broker, source=settings.service_name)
     resources: list[Resource] = [
         mongo,
-        ExecutionIndexes(store),
+        ExecutionIndexes(store, retention=retention),
         broker,
         projection,
         *logs.resources,

@@ -9,11 +9,11 @@ from interlock.metadata.domain.executions import (
     RunControlled,
     RunEnded,
     RunStarted,
+    SearchKey,
     TaskDeadLettered,
     apply,
     keywords_of,
     millis,
-    status_workflow,
 )
 from interlock.metadata.domain.search import OrderBy, Search, Summary, summarize
 
@@ -28,11 +28,11 @@ __all__ = [
     "RunEnded",
     "RunStarted",
     "Search",
+    "SearchKey",
     "Summary",
     "TaskDeadLettered",
     "apply",
     "keywords_of",
     "millis",
-    "status_workflow",
     "summarize",
 ]

@@ -18,8 +18,13 @@ datetimes truncated to milliseconds, which is what BSON keeps)::
     scheduled_at, started_at, finished_at, duration_ms, queue_wait_ms, outcome, error,
     output_bytes, last_heartbeat_at}], dead_lettered}], timeline: [{time, event, task_id,
     attempt, id}], run_events: {started, succeeded, failed, cancelled, retry, pause,
-    resume}, task_order, keywords, label_pairs, task_types, error_types, status_workflow,
-    expires_at (and, written by the store and the reconciler: rev, reconciled_at)
+    resume}, task_order, search_keys, expires_at (and, written by the store and the
+    reconciler: rev, reconciled_at)
+
+``search_keys`` is one array for every exact search condition, each key prefixed by
+what it names (:class:`SearchKey`): the words ``q`` matches, the labels, task and error
+types, the workflow, a workflow in one status. One multikey index serves them all, where
+one index per condition made every document write pay for each index.
 """
 
 from __future__ import annotations
@@ -44,11 +49,11 @@ __all__ = [
     "RunControlled",
     "RunEnded",
     "RunStarted",
+    "SearchKey",
     "TaskDeadLettered",
     "apply",
     "keywords_of",
     "millis",
-    "status_workflow",
 ]
 
 MAX_INPUT_BYTES = 64 * 1024
@@ -68,9 +73,38 @@ def millis(time: datetime) -> datetime:
     return time.replace(microsecond=time.microsecond // 1000 * 1000)
 
 
-def status_workflow(status: str, workflow: str) -> str:
-    """One indexed key for the commonest search, a workflow's runs in one status."""
-    return f"{status}:{workflow}"
+class SearchKey:
+    """The keys of ``search_keys``: one prefix per kind of search condition."""
+
+    @staticmethod
+    def word(word: str) -> str:
+        """A lower-cased word ``q`` may name."""
+        return f"q:{word}"
+
+    @staticmethod
+    def label(pair: str) -> str:
+        """A ``key=value`` label."""
+        return f"label:{pair}"
+
+    @staticmethod
+    def task_type(task_type: str) -> str:
+        """The type of one of the run's tasks."""
+        return f"type:{task_type}"
+
+    @staticmethod
+    def error_type(error_type: str) -> str:
+        """The type of an attempt's, a dead letter's or the run's error."""
+        return f"error:{error_type}"
+
+    @staticmethod
+    def workflow(workflow: str) -> str:
+        """The run's workflow."""
+        return f"workflow:{workflow}"
+
+    @staticmethod
+    def status_workflow(status: str, workflow: str) -> str:
+        """The commonest search: a workflow's runs in one status."""
+        return f"status:{status}:{workflow}"
 
 
 def keywords_of(text: str) -> list[str]:
@@ -453,11 +487,15 @@ def _derive_search_keys(doc: dict[str, Any]) -> None:
         words.update(dict.fromkeys(keywords_of(text)))
     for error in errors:
         words.update(dict.fromkeys(keywords_of(error.get("message") or "")[:MAX_MESSAGE_KEYWORDS]))
-    doc["keywords"] = sorted(words)[:MAX_KEYWORDS]
-    doc["label_pairs"] = sorted(f"{k}={v}" for k, v in labels.items())
-    doc["status_workflow"] = status_workflow(doc["status"], doc.get("workflow") or "")
-    doc["task_types"] = sorted({t["type"] for t in doc["tasks"] if t.get("type")})
-    doc["error_types"] = sorted({e["type"] for e in errors if e.get("type")})
+    workflow = doc.get("workflow") or ""
+    keys = [SearchKey.word(word) for word in sorted(words)[:MAX_KEYWORDS]]
+    keys += [SearchKey.label(f"{k}={v}") for k, v in sorted(labels.items())]
+    keys += [
+        SearchKey.task_type(t) for t in sorted({t["type"] for t in doc["tasks"] if t.get("type")})
+    ]
+    keys += [SearchKey.error_type(e) for e in sorted({e["type"] for e in errors if e.get("type")})]
+    keys += [SearchKey.workflow(workflow), SearchKey.status_workflow(doc["status"], workflow)]
+    doc["search_keys"] = keys
 
 
 def _ms(delta: timedelta) -> int:

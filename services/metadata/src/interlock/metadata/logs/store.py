@@ -5,10 +5,12 @@ Collections:
 - ``log_chunks``: one document per chunk (``_id`` from :attr:`Chunk.chunk_id`) with
   ``tenant``, ``run_id``, ``task_id``, ``attempt``, ``position`` and ``lines``
   (``seq``, ``time``, ``level``, ``message``); indexed by run and position.
-- ``log_attempts``: per attempt, the ``seq`` ranges stored (or counted past the cap),
-  bytes kept, lines and bytes dropped past the cap, how many lines the attempt wrote
-  (from its last event), the worker that sent it, lines missing since when, lines lost.
-- ``log_runs``: per run, its tenant and the next chunk position.
+- ``log_runs``: per run, its tenant, the next chunk position and, per attempt
+  (``attempts``, keyed by :func:`_attempt_field`), the ``seq`` ranges stored (or counted
+  past the cap), bytes kept, lines and bytes dropped past the cap, how many lines the
+  attempt wrote (from its last event), the worker that sent it, lines missing since
+  when, lines lost: one document write per run per batch, where a document per attempt
+  cost one per attempt (a fan-out run's batch wrote 12).
 - ``log_gaps``: one per attempt missing lines, while it does: its tenant and when the
   worker is to be asked next (``due``); rare, so the common path writes none.
 
@@ -45,7 +47,6 @@ from interlock.metadata.logs.domain import (
 __all__ = ["CHUNKS", "EXECUTIONS", "LogIndexes", "LogStore", "RunState"]
 
 CHUNKS = "log_chunks"
-ATTEMPTS = "log_attempts"
 RUNS = "log_runs"
 GAPS = "log_gaps"
 EXECUTIONS = "executions"
@@ -92,7 +93,7 @@ class LogIndexes(Lifecycle):
             ]
         )
         await db[GAPS].create_index("due")
-        for name in (CHUNKS, ATTEMPTS, RUNS, GAPS):
+        for name in (CHUNKS, RUNS, GAPS):
             await db[name].create_index("expires_at", expireAfterSeconds=0)
 
     async def stop(self) -> None:
@@ -118,11 +119,14 @@ class LogStore:
         """What is stored of each of these attempts' logs (absent: nothing)."""
         if not keys:
             return {}
-        cursor = self._database()[ATTEMPTS].find({"_id": {"$in": [_attempt_id(k) for k in keys]}})
+        fields = {f"attempts.{_attempt_field(key)}": True for key in keys}
+        cursor = self._database()[RUNS].find({"_id": {"$in": list({k[0] for k in keys})}}, fields)
+        attempts = {doc["_id"]: doc.get("attempts") or {} async for doc in cursor}
         found: dict[AttemptKey, AttemptLog] = {}
-        async for doc in cursor:
-            run_id, task_id, attempt = json.loads(doc["_id"])
-            found[(run_id, task_id, attempt)] = _attempt_log(doc)
+        for key in keys:
+            doc = attempts.get(key[0], {}).get(_attempt_field(key))
+            if doc is not None:
+                found[key] = _attempt_log(doc)
         return found
 
     async def reserve_positions(
@@ -249,31 +253,35 @@ class LogStore:
             },
             upsert=True,
         )
-        await db[ATTEMPTS].update_one(
-            {"_id": _attempt_id(key)},
+        field = f"attempts.{_attempt_field(key)}"
+        await db[RUNS].update_one(
+            {"_id": key[0]},
             {
                 "$set": {
-                    "lost": _ranges_doc(log.lost),
-                    "lost_at": log.lost_at,
-                    "missing_since": log.missing_since,
+                    f"{field}.lost": _ranges_doc(log.lost),
+                    f"{field}.lost_at": log.lost_at,
+                    f"{field}.missing_since": log.missing_since,
                     "expires_at": expires_at,
                 }
             },
         )
 
     async def write_attempts(self, plan: WritePlan) -> None:
-        """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap)."""
+        """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap).
+
+        One update of each run's document, whatever the number of its attempts.
+        """
         expires_at = self._expires_at()
-        attempt_writes = [
-            UpdateOne(
-                {"_id": _attempt_id(key)},
-                {"$set": {**_attempt_doc(log), "expires_at": expires_at}},
-                upsert=True,
-            )
-            for key, log in plan.attempts.items()
+        by_run: dict[str, dict[str, Any]] = {}
+        for key, log in plan.attempts.items():
+            fields = by_run.setdefault(key[0], {"expires_at": expires_at})
+            fields[f"attempts.{_attempt_field(key)}"] = _attempt_doc(log)
+        run_writes = [
+            UpdateOne({"_id": run_id}, {"$set": fields}, upsert=True)
+            for run_id, fields in by_run.items()
         ]
-        if attempt_writes:
-            await self._database()[ATTEMPTS].bulk_write(attempt_writes, ordered=False)
+        if run_writes:
+            await self._database()[RUNS].bulk_write(run_writes, ordered=False)
 
     async def run_state(self, tenant: str, run_id: str) -> RunState | None:
         """The run's state, or ``None`` when the tenant has no such run."""
@@ -345,7 +353,18 @@ def _take(next_position: dict[str, int], run_id: str) -> int:
     return position
 
 
+def _attempt_field(key: AttemptKey) -> str:
+    """The attempt's field name in its run's ``attempts``.
+
+    The task id in hex (a field name must not hold ``.`` or start with ``$``), then the
+    attempt number.
+    """
+    _, task_id, attempt = key
+    return f"{task_id.encode().hex()}_{attempt}"
+
+
 def _attempt_id(key: AttemptKey) -> str:
+    """A gap document's id: the attempt's key as JSON."""
     return json.dumps(list(key))
 
 

@@ -1,0 +1,50 @@
+"""The executions store against a real MongoDB: what start-up does to older data."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import ASCENDING, AsyncMongoClient
+
+from interlock.common.statuses import RunStatus
+from interlock.devstack import MongoServer
+from interlock.metadata.domain import RunEnded, RunStarted, Search, apply
+from interlock.metadata.store import COLLECTION, INDEXES, LEGACY_INDEXES, ExecutionStore
+
+pytestmark = pytest.mark.integration
+
+RETENTION = timedelta(days=90)
+
+
+async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_their_keys(
+    mongo_server: MongoServer,
+) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    db = client[f"metadata_{secrets.token_hex(4)}"]
+    store = ExecutionStore(lambda: db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    facts = [
+        RunStarted(
+            event_id="s", tenant="acme", run_id="run-1", time=now, workflow="nightly-etl", version=1
+        ),
+        RunEnded(event_id="e", tenant="acme", run_id="run-1", time=now, status=RunStatus.SUCCEEDED),
+    ]
+    older = apply(None, facts, retention=RETENTION)
+    del older["search_keys"]  # as written before search_keys existed
+    try:
+        await db[COLLECTION].insert_one(older)
+        await db[COLLECTION].create_index([("keywords", ASCENDING)], name="keywords")
+        await db[COLLECTION].create_index([("workflow", ASCENDING)], name="workflow")
+
+        await store.create_indexes(retention=RETENTION)
+
+        names = {index["name"] async for index in await db[COLLECTION].list_indexes()}
+        assert names.isdisjoint(LEGACY_INDEXES)
+        assert {index.document["name"] for index in INDEXES} <= names
+        found = await store.search(Search(tenant="acme", q="etl"), after=None, limit=10)
+        assert [doc["_id"] for doc in found] == ["run-1"]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
