@@ -5,9 +5,9 @@ port offsets; the scheduler runs with a tenant limit of 3 runs and calls a queue
 unserved after 1 s without a worker. Each test drives runs through the public API and
 reads the run view: skipped and cancelled tasks with their reasons, schedule-to-start and
 run timeouts (the worker stops the timed-out task), tasks waiting for a worker of their
-queue (run by one started later), concurrency limits (a retried run takes a slot
-again), conditions and trigger rules, the run's output, a timer across a scheduler
-restart, weekday and date delays.
+queue (run by one started later), concurrency limits (a retried run, or one whose
+dead letter is replayed, takes a slot again), conditions and trigger rules, the run's
+output, a timer across a scheduler restart, weekday and date delays.
 """
 
 from __future__ import annotations
@@ -519,6 +519,51 @@ tasks:
     )
     assert retried["status"] == "failed"
     assert freed <= retried["tasks"][0]["started_at"]
+
+
+def test_a_replayed_dead_letter_waits_for_a_slot_like_a_retried_run(platform: Platform) -> None:
+    failing, holding = _name("replayed"), _name("holding")
+    platform.define(
+        f"""
+name: {failing}
+tasks:
+  - id: work
+    type: fail
+    params: {{retryable: false}}
+"""
+    )
+    platform.define(
+        f"""
+name: {holding}
+tasks:
+  - id: work
+    type: sleep
+    params: {{duration: 3s}}
+"""
+    )
+    run_id = platform.start(failing)
+    assert platform.ended(run_id)["status"] == "failed"
+    letters = platform.eventually(
+        lambda: platform.client.get("/api/v1/dead-letters", params={"run_id": run_id}).json()[
+            "items"
+        ],
+        what="the run's dead letter",
+    )
+    holders = [platform.start(holding) for _ in range(TENANT_LIMIT)]
+    platform.eventually(
+        lambda: all(platform.run(h)["status"] == "running" for h in holders),
+        what="runs holding every slot of the tenant",
+    )
+    replay = platform.client.post(f"/api/v1/dead-letters/{letters[0]['id']}/replay")
+    assert replay.status_code == 202, replay.text
+    assert replay.json()["attempt"] == 2
+    freed = min(platform.ended(h)["tasks"][0]["finished_at"] for h in holders)
+    replayed = platform.eventually(
+        lambda: (v := platform.ended(run_id))["tasks"][0]["attempts"] == 2 and v,
+        what="the replayed attempt",
+    )
+    assert replayed["status"] == "failed"
+    assert freed <= replayed["tasks"][0]["started_at"]
 
 
 def test_runs_over_the_tenant_limit_wait_until_others_end(platform: Platform) -> None:
