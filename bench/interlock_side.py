@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import stats, timers, workloads
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
+from bench.hops import HopProbe, hop_table
 from bench.interlock_api import (
     TERMINAL_STATUSES,
     InterlockClient,
@@ -77,6 +78,8 @@ class Session:
     """Appended to workflow names (unique per workload, for a shared running stack)."""
     worker_metrics: str | None = None
     """The worker's ``/metrics`` URL (our own stack only): executions are counted there."""
+    kafka_bootstrap: str | None = None
+    """The stack's broker (our own stack only): the lone runs' hops are timed there."""
 
 
 class Teardowns:
@@ -109,6 +112,7 @@ async def session(
     """
     stack: BenchStack | None = None
     worker_metrics: str | None = None
+    kafka_bootstrap: str | None = None
     if config.interlock_gateway:
         gateway = config.interlock_gateway
         data_dir = config.interlock_data_dir
@@ -139,6 +143,7 @@ async def session(
         gateway, pids = stack.gateway_url, stack.pids
         worker = next(service for service in SERVICES if service.name == "worker")
         worker_metrics = f"http://127.0.0.1:{stack.stack.http_port(worker)}/metrics"
+        kafka_bootstrap = stack.stack.kafka_bootstrap_servers
     client = InterlockClient(gateway)
     try:
         try:
@@ -147,7 +152,11 @@ async def session(
             raise PlatformUnavailableError(f"login through the gateway failed: {error}") from error
         await teardowns.wait()
         yield Session(
-            client=client, pids=pids, suffix=uuid.uuid4().hex[:6], worker_metrics=worker_metrics
+            client=client,
+            pids=pids,
+            suffix=uuid.uuid4().hex[:6],
+            worker_metrics=worker_metrics,
+            kafka_bootstrap=kafka_bootstrap,
         )
     finally:
         await client.aclose()
@@ -534,31 +543,44 @@ async def _lone_runs(s: Session, config: BenchConfig, board: ProgressBoard) -> d
     The headline is the server's own span of each run (``finished_at - created_at``);
     the client's span (request sent until a ``GET`` every few ms, from 20 ms on, sees the
     run finished) adds the HTTP round trips and the polling. The first
-    ``LONE_RUN_WARMUP`` runs are not counted.
+    ``LONE_RUN_WARMUP`` runs are not counted. On our own stack, ``hops`` times each
+    event of the runs on the broker (:mod:`bench.hops`): where the span goes.
     """
     name = f"bench-lone-{s.suffix}"
     await s.client.define(workloads.sequential(name))
     bar = board.bar("interlock (f) lone 3-task runs", config.lone_runs)
     server_s: list[float] = []
     client_s: list[float] = []
+    runs: list[StartedRun] = []
     for _ in range(LONE_RUN_WARMUP):
         await _lone_run(s, name)
-    for _ in range(config.lone_runs):
-        server_span, client_span = await _lone_run(s, name)
-        server_s.append(server_span)
-        client_s.append(client_span)
-        bar.advance()
+    probe = HopProbe(s.kafka_bootstrap) if s.kafka_bootstrap else None
+    if probe is not None:
+        await probe.start()
+    try:
+        for _ in range(config.lone_runs):
+            run, server_span, client_span = await _lone_run(s, name)
+            runs.append(run)
+            server_s.append(server_span)
+            client_s.append(client_span)
+            bar.advance()
+    finally:
+        if probe is not None:
+            await probe.stop()
     bar.done()
     client = stats.latency_percentiles_ms(client_s)
-    return {
+    figures: dict[str, Any] = {
         "runs": len(server_s),
         **stats.latency_percentiles_ms(server_s),
         **{f"client_{key}": value for key, value in client.items()},
     }
+    if probe is not None:
+        figures["hops"] = hop_table([(run.run_id, run.created_at) for run in runs], probe.seen)
+    return figures
 
 
-async def _lone_run(s: Session, name: str) -> tuple[float, float]:
-    """One run alone: its span as the server recorded it, and as the client saw it (s)."""
+async def _lone_run(s: Session, name: str) -> tuple[StartedRun, float, float]:
+    """One run alone: the run, its span as the server recorded it and as the client saw it (s)."""
     began = time.perf_counter()
     run = await s.client.start_run(name)
     await asyncio.sleep(LONE_RUN_FIRST_POLL_S)
@@ -569,7 +591,7 @@ async def _lone_run(s: Session, name: str) -> tuple[float, float]:
     client = time.perf_counter() - began
     if view["status"] != "succeeded":
         raise InterlockError(f"lone run {run.run_id} ended {view['status']}")
-    return (parse_time(view["finished_at"]) - run.created_at).total_seconds(), client
+    return run, (parse_time(view["finished_at"]) - run.created_at).total_seconds(), client
 
 
 async def _failure_mix(s: Session, config: BenchConfig, board: ProgressBoard) -> dict[str, Any]:
