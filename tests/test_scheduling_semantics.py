@@ -477,8 +477,9 @@ tasks:
     assert views[1].get("status_reason") is None
 
 
-def test_a_retried_run_waits_for_a_slot_like_a_new_one(platform: Platform) -> None:
-    failing, holding = _name("retried"), _name("holding")
+def _failing_and_holding(platform: Platform, prefix: str) -> tuple[str, str]:
+    """Two workflows: one whose task fails for good, one that holds a slot for 3 s."""
+    failing, holding = _name(prefix), _name("holding")
     platform.define(
         f"""
 name: {failing}
@@ -497,13 +498,24 @@ tasks:
     params: {{duration: 3s}}
 """
     )
-    run_id = platform.start(failing)
-    assert platform.ended(run_id)["status"] == "failed"
+    return failing, holding
+
+
+def _hold_every_tenant_slot(platform: Platform, holding: str) -> list[str]:
+    """Start runs of ``holding`` until every slot of the tenant is taken; their ids."""
     holders = [platform.start(holding) for _ in range(TENANT_LIMIT)]
     platform.eventually(
         lambda: all(platform.run(h)["status"] == "running" for h in holders),
         what="runs holding every slot of the tenant",
     )
+    return holders
+
+
+def test_a_retried_run_waits_for_a_slot_like_a_new_one(platform: Platform) -> None:
+    failing, holding = _failing_and_holding(platform, "retried")
+    run_id = platform.start(failing)
+    assert platform.ended(run_id)["status"] == "failed"
+    holders = _hold_every_tenant_slot(platform, holding)
     retry = platform.client.post(f"/api/v1/runs/{run_id}/retry", json={})
     assert retry.status_code == 200, retry.text
     waiting = platform.eventually(
@@ -522,25 +534,7 @@ tasks:
 
 
 def test_a_replayed_dead_letter_waits_for_a_slot_like_a_retried_run(platform: Platform) -> None:
-    failing, holding = _name("replayed"), _name("holding")
-    platform.define(
-        f"""
-name: {failing}
-tasks:
-  - id: work
-    type: fail
-    params: {{retryable: false}}
-"""
-    )
-    platform.define(
-        f"""
-name: {holding}
-tasks:
-  - id: work
-    type: sleep
-    params: {{duration: 3s}}
-"""
-    )
+    failing, holding = _failing_and_holding(platform, "replayed")
     run_id = platform.start(failing)
     assert platform.ended(run_id)["status"] == "failed"
     letters = platform.eventually(
@@ -549,11 +543,7 @@ tasks:
         ],
         what="the run's dead letter",
     )
-    holders = [platform.start(holding) for _ in range(TENANT_LIMIT)]
-    platform.eventually(
-        lambda: all(platform.run(h)["status"] == "running" for h in holders),
-        what="runs holding every slot of the tenant",
-    )
+    holders = _hold_every_tenant_slot(platform, holding)
     replay = platform.client.post(f"/api/v1/dead-letters/{letters[0]['id']}/replay")
     assert replay.status_code == 202, replay.text
     assert replay.json()["attempt"] == 2
