@@ -82,17 +82,29 @@ async def test_the_tenant_limit_holds_runs_of_every_workflow(
         assert (await worker.wait_outcome(runs[0])).type == topics.WORKFLOW_CANCELLED
 
 
-async def test_a_retried_run_takes_a_slot_again_and_waits_for_one(
-    scheduler: Scheduler,
-) -> None:
-    worker = scheduler.worker
+async def _failed_for_good(worker: FakeWorker) -> str:
+    """A run of the limited workflow 'etl' whose only task failed, not retryable."""
     failing = await _start(worker, "etl", max_runs=1)
     await worker.wait_for(lambda: worker.scheduled(failing))
     boom = workflow_pb2.TaskError(type="Boom", message="no", retryable=False)
     await worker.publish(failing, task_pb2.TaskFailed(task_id="a", attempt=1, error=boom))
     assert (await worker.wait_outcome(failing)).type == topics.WORKFLOW_FAILED
+    return failing
+
+
+async def _holding_the_slot(worker: FakeWorker) -> str:
+    """A run of 'etl' that holds its one slot (its task scheduled, not finished)."""
     holder = await _start(worker, "etl", max_runs=1)
     await worker.wait_for(lambda: worker.scheduled(holder), what="the run holding the slot")
+    return holder
+
+
+async def test_a_retried_run_takes_a_slot_again_and_waits_for_one(
+    scheduler: Scheduler,
+) -> None:
+    worker = scheduler.worker
+    failing = await _failed_for_good(worker)
+    holder = await _holding_the_slot(worker)
     retry = workflow_pb2.RunControl(action=workflow_pb2.RunControl.ACTION_RETRY)
     await worker.publish(failing, retry)
     assert await scheduler.eventually(lambda: _reason(scheduler, failing)) == (
@@ -114,14 +126,9 @@ async def test_a_replayed_dead_letter_takes_a_slot_again_and_waits_for_one(
     scheduler: Scheduler,
 ) -> None:
     worker = scheduler.worker
-    failing = await _start(worker, "etl", max_runs=1)
-    await worker.wait_for(lambda: worker.scheduled(failing))
-    boom = workflow_pb2.TaskError(type="Boom", message="no", retryable=False)
-    await worker.publish(failing, task_pb2.TaskFailed(task_id="a", attempt=1, error=boom))
-    assert (await worker.wait_outcome(failing)).type == topics.WORKFLOW_FAILED
+    failing = await _failed_for_good(worker)
     (dead,) = await worker.wait_for(lambda: worker.of(failing, topics.TASK_DEAD_LETTERED))
-    holder = await _start(worker, "etl", max_runs=1)
-    await worker.wait_for(lambda: worker.scheduled(holder), what="the run holding the slot")
+    holder = await _holding_the_slot(worker)
 
     replay = await scheduler.client.post(
         f"/api/v1/dead-letters/{dead.dead_letter_id}/replay", headers=HEADERS
