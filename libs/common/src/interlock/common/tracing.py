@@ -10,7 +10,8 @@ One run is one trace. Where its spans come from:
 - Services: the scheduler keeps each run's trace context with the run, the worker
   makes an executor span per attempt.
 
-Spans name the run with the ``interlock.*`` attributes below (:func:`run_attributes`).
+Spans name the run with the ``interlock.*`` attributes below (:func:`run_attributes`),
+and leave over OTLP/HTTP through :mod:`interlock.common.span_export`.
 """
 
 from __future__ import annotations
