@@ -134,16 +134,23 @@ async def measure_tracing(config: BenchConfig, board: ProgressBoard) -> dict[str
             }[mode]
             began = time.monotonic()
             board.note(f"tracing {mode} ({number}/{len(ROUNDS)}): starting a fresh stack")
-            async with _stack(env, PORT_OFFSETS[mode]) as s:
-                board.note(f"tracing {mode}: stack up in {time.monotonic() - began:.1f} s")
-                figures, _ = await _throughput(
-                    s,
-                    config,
-                    board,
-                    definition=workloads.fanout(f"bench-traced-{mode}-{s.suffix}"),
-                    tasks_per_run=workloads.FANOUT_TASKS,
-                    label=f"interlock fan-out, tracing {mode}",
-                )
+            try:
+                async with _stack(env, PORT_OFFSETS[mode]) as s:
+                    board.note(f"tracing {mode}: stack up in {time.monotonic() - began:.1f} s")
+                    figures, _ = await _throughput(
+                        s,
+                        config,
+                        board,
+                        definition=workloads.fanout(f"bench-traced-{mode}-{s.suffix}"),
+                        tasks_per_run=workloads.FANOUT_TASKS,
+                        label=f"interlock fan-out, tracing {mode}",
+                    )
+            except StackError as error:
+                # A loaded machine can miss the start-up deadline twice: the other
+                # rounds still compare.
+                board.note(f"tracing {mode}: no stack, round left out: {error}")
+                rounds.append({"mode": mode, "error": str(error)})
+                continue
             rounds.append({"mode": mode, **figures})
     finally:
         await sink.stop()
