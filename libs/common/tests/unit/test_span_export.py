@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
-from interlock.common.span_export import SpanExporter, encode_spans
+from interlock.common.span_export import WireSpanExporter, encode_spans
 from interlock.common.tracing import context_of
 
 REMOTE_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -74,7 +74,7 @@ def test_the_encoding_decodes_to_the_sdk_encoders_request(spans: list[ReadableSp
 def test_the_encoding_stays_the_same_when_attributes_come_from_the_cache(
     spans: list[ReadableSpan],
 ) -> None:
-    exporter_encoding = SpanExporter(endpoint="http://127.0.0.1:9/v1/traces")._encoder
+    exporter_encoding = WireSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")._encoder
     first = exporter_encoding.request(spans)
     assert exporter_encoding.request(spans) == first
     assert ExportTraceServiceRequest.FromString(first) == sdk_encode(spans)
@@ -117,7 +117,7 @@ def test_the_exporter_posts_the_encoding_through_the_sdks_client(
     spans: list[ReadableSpan], receiver: tuple[str, list[bytes]]
 ) -> None:
     url, bodies = receiver
-    exporter = SpanExporter(endpoint=url)
+    exporter = WireSpanExporter(endpoint=url)
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     (body,) = bodies
     assert ExportTraceServiceRequest.FromString(body) == sdk_encode(spans)

@@ -6,7 +6,7 @@ service's export thread (which holds the GIL meanwhile) for each span of a sampl
 run. :func:`encode_spans` writes the same ``ExportTraceServiceRequest`` bytes
 itself, about ten times faster: an attribute seen recently (a tenant, a topic, a
 consumer group) is reused already encoded, and a resource and an instrumentation
-scope are encoded once. :class:`SpanExporter` sends them with the SDK's HTTP client
+scope are encoded once. :class:`WireSpanExporter` sends them with the SDK's HTTP client
 (its retries, headers, compression and ``OTEL_EXPORTER_OTLP_*`` variables).
 
 Wire format: https://protobuf.dev/programming-guides/encoding/, messages from
@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext
 
-__all__ = ["SpanExporter", "encode_spans"]
+__all__ = ["WireSpanExporter", "encode_spans"]
 
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
@@ -228,7 +228,7 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     return _Encoder().request(spans)
 
 
-class SpanExporter(OTLPSpanExporter):
+class WireSpanExporter(OTLPSpanExporter):
     """The SDK's OTLP/HTTP span exporter with :func:`encode_spans`'s encoding.
 
     Args:

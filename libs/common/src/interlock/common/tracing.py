@@ -42,7 +42,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from interlock.common.span_export import SpanExporter
+from interlock.common.span_export import WireSpanExporter
 
 __all__ = [
     "ATTEMPT",
@@ -119,7 +119,9 @@ def configure_tracing(
     logs: LoggerProvider | None = None
     if otlp_endpoint:
         base = otlp_endpoint.rstrip("/")
-        provider.add_span_processor(BatchSpanProcessor(SpanExporter(endpoint=f"{base}/v1/traces")))
+        provider.add_span_processor(
+            BatchSpanProcessor(WireSpanExporter(endpoint=f"{base}/v1/traces"))
+        )
         logs = LoggerProvider(resource=resource)
         logs.add_log_record_processor(
             BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{base}/v1/logs"))
