@@ -37,9 +37,15 @@ _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _ENCODED_ATTRIBUTES_KEPT = 4096
 """Most (key, value) pairs kept encoded; the cache starts over when full."""
+_SCALARS = frozenset({str, int, bool, float, bytes})
+"""Value types kept encoded (the type is part of the key: True == 1, yet they encode
+differently); sequences and mappings are encoded each time."""
+_SMALL_VARINTS = tuple(bytes((value,)) for value in range(0x80))
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -55,6 +61,8 @@ def _field(tag: bytes, data: bytes) -> bytes:
 
 def _any_value(value: Any) -> bytes:
     """An ``AnyValue``'s fields (the SDK's ``_encode_value``, type for type)."""
+    if type(value) is str:
+        return _field(b"\x0a", value.encode())
     if value is None:
         return b""
     if isinstance(value, bool):
@@ -93,15 +101,16 @@ class _Encoder:
         cache = self._attributes
         parts = []
         for key, value in attributes.items():
-            # The type is part of the key: True == 1, yet they encode differently.
-            hashable = not isinstance(value, Sequence | Mapping) or isinstance(value, str | bytes)
-            cached = cache.get((key, type(value), value)) if hashable else None
+            kind = type(value)
+            if kind not in _SCALARS:
+                parts.append(_field(tag, _key_value(key, value)))
+                continue
+            cached = cache.get((key, kind, value))
             if cached is None:
                 cached = _field(tag, _key_value(key, value))
-                if hashable:
-                    if len(cache) >= _ENCODED_ATTRIBUTES_KEPT:
-                        cache.clear()
-                    cache[(key, type(value), value)] = cached
+                if len(cache) >= _ENCODED_ATTRIBUTES_KEPT:
+                    cache.clear()
+                cache[(key, kind, value)] = cached
             parts.append(cached)
         return b"".join(parts)
 
