@@ -4,7 +4,7 @@ The SDK's exporter builds a protobuf object per span, per attribute and per valu
 then serialises them: about 40 µs a span, more than making the span, paid in every
 service's export thread (which holds the GIL meanwhile) for each span of a sampled
 run. :func:`encode_spans` writes the same ``ExportTraceServiceRequest`` bytes
-itself, about ten times faster: an attribute seen recently (a tenant, a topic, a
+itself, about four times faster: an attribute seen recently (a tenant, a topic, a
 consumer group) is reused already encoded, and a resource and an instrumentation
 scope are encoded once. :class:`WireSpanExporter` sends them with the SDK's HTTP client
 (its retries, headers, compression and ``OTEL_EXPORTER_OTLP_*`` variables).
