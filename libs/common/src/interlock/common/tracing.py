@@ -66,7 +66,7 @@ TENANT = "interlock.tenant"
 WORKFLOW = "interlock.workflow"
 
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-
+"""A version-00 W3C ``traceparent``: trace id, parent span id, flags."""
 
 _TRACER = trace.get_tracer("interlock")
 """Made once: asking the provider for a tracer costs about half as much as a span.
