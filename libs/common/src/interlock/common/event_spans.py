@@ -24,17 +24,14 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from google.protobuf.message import Message
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from interlock.common.events import Event, KafkaRecord
-from interlock.common.tracing import run_attributes, traceparent_of, tracer
+from interlock.common.tracing import context_of, run_attributes, traceparent_of, tracer
 
 __all__ = ["consuming", "event_attributes", "is_sampled", "publishing", "traced_handler"]
 
-_PROPAGATOR = TraceContextTextMapPropagator()
 _TRACEPARENT = "ce_traceparent"
 
 
@@ -96,7 +93,7 @@ def consuming(events: Sequence[Event], *, group: str) -> Iterator[list[Event]]:
             continue
         span = tracer().start_span(
             f"{event.type.name} process",
-            context=event.trace_context(),
+            context=context_of(event.traceparent, event.tracestate),
             kind=SpanKind.CONSUMER,
             attributes={
                 **event_attributes(event),
@@ -126,6 +123,10 @@ def traced_handler(
             await handler(traced)
 
     return handle
+
+
+_RECORD_HEADERS = frozenset({"ce_id", "ce_runid", "ce_tenant", "ce_tracestate"})
+"""The headers a publish span reads (decoding the others would be wasted)."""
 
 
 def _record_attributes(headers: dict[str, str], topic: str) -> dict[str, AttributeValue]:
@@ -158,13 +159,12 @@ def publishing(records: Sequence[KafkaRecord]) -> Iterator[list[KafkaRecord]]:
         if not is_sampled(traceparent):
             traced.append(record)
             continue
-        headers = {name: value.decode() for name, value in record.headers}
-        carrier = {"traceparent": traceparent or ""}
-        if "ce_tracestate" in headers:
-            carrier["tracestate"] = headers["ce_tracestate"]
+        headers = {
+            name: value.decode() for name, value in record.headers if name in _RECORD_HEADERS
+        }
         span = tracer().start_span(
             f"{record.topic} publish",
-            context=_PROPAGATOR.extract(carrier, context=Context()),
+            context=context_of(traceparent, headers.get("ce_tracestate")),
             kind=SpanKind.PRODUCER,
             attributes=_record_attributes(headers, record.topic),
         )

@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
     trace_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
     """Share of new traces recorded (parent-based: a span with a parent follows its
     parent's decision, so a run is traced whole or not at all). Default: 0.1, one run
-    in ten: tracing every run cost about a quarter of the fan-out throughput
+    in ten: tracing every run costs a large share of the fan-out throughput
     (docs/architecture.md, "Tracing and logs"); 1.0 while chasing one problem."""
     readiness_timeout_s: float = 2.0
     """Time each dependency check of ``/readyz`` may take. Default: 2 s."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from opentelemetry.trace import SpanKind
 
 from interlock.common.event_spans import event_attributes, is_sampled
-from interlock.common.tracing import traceparent_of, tracer
+from interlock.common.tracing import context_of, traceparent_of, tracer
 from interlock.worker.attempts import Attempt
 
 
@@ -29,7 +29,7 @@ def attempt_spans(attempt: Attempt) -> Iterator[None]:
     with (
         tracer().start_as_current_span(
             f"{event.type.name} process",
-            context=event.trace_context(),
+            context=context_of(event.traceparent, event.tracestate),
             kind=SpanKind.CONSUMER,
             attributes={**attributes, "messaging.operation.type": "process"},
         ),
