@@ -74,9 +74,12 @@ class CpuMeter:
 
 
 def program_name(process: psutil.Process) -> str:
-    """``workflow`` for ``python -m interlock.workflow``, else the executable's name.
+    """``workflow`` for ``python -m interlock.workflow``, else the program's name.
 
-    PostgreSQL's backends count as ``postgres``, whatever their title says.
+    A Python program is named by its module (``python -m aiosmtpd``: ``aiosmtpd``) or
+    script (``python .../secantusd-py``: ``secantusd-py``, the MongoDB-protocol
+    server), other programs by their executable. PostgreSQL's backends count as
+    ``postgres``, whatever their title says.
     """
     try:
         command = process.cmdline()
@@ -87,6 +90,9 @@ def program_name(process: psutil.Process) -> str:
             return part.removeprefix("interlock.")
     executable = command[0] if command else process.name()
     name = executable.rsplit("/", 1)[-1]
+    if name.startswith("python") and len(command) > 1:
+        program = command[2] if command[1] == "-m" and len(command) > 2 else command[1]
+        return program.rsplit("/", 1)[-1].removeprefix("interlock.")
     return "postgres" if name.startswith("postgres") else name.split("-v")[0]
 
 

@@ -225,6 +225,12 @@ async def _throughput(
         window=config.window,
     )
     summary.figures["list_passes"] = watcher.passes
+    tasks = summary.figures["runs"] * tasks_per_run
+    if tasks and s.pids():
+        summary.figures["cpu_s_per_1000_tasks_by_program"] = {
+            program: round(seconds * 1000 / tasks, 3)
+            for program, seconds in meter.by_program().items()
+        }
     return summary.figures, summary.timeline
 
 

@@ -193,6 +193,9 @@ def render_table(result: Mapping[str, Any], console: Console) -> None:
                 ratio = f"{_fmt(_value(result, 'ratio', workload))} (vs {basis or '—'})"
             values = [_fmt(_value(side, workload, key)) for side in sides]
             table.add_row(title, label, *values, ratio or "")
+        by_program = _value(result, "interlock", workload, "cpu_s_per_1000_tasks_by_program")
+        for program, seconds in (by_program or {}).items():
+            table.add_row(title, f"  CPU s / 1,000 tasks: {program}", _fmt(seconds))
         for side in sides:
             error = _value(side, workload, "error")
             if error:

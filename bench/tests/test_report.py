@@ -41,3 +41,20 @@ def test_the_table_has_a_column_per_setup_and_names_the_ratio_basis() -> None:
     assert "Temporal default" in text
     assert "6.3 (vs tuned)" in text
     assert "not run: did not start" in text
+
+
+def test_the_table_splits_interlock_cpu_per_task_by_program() -> None:
+    interlock = _side(800.0, 530.0)
+    interlock["fanout"] = {
+        "cpu_s_per_1000_tasks": 1.2,
+        "cpu_s_per_1000_tasks_by_program": {"scheduler": 0.41, "tansu": 0.22},
+    }
+    console = Console(record=True, width=200)
+
+    render_table({"interlock": interlock, "temporal": {}}, console)
+
+    lines = console.export_text().splitlines()
+    scheduler = next(line for line in lines if "CPU s / 1,000 tasks: scheduler" in line)
+    assert "(b) fan-out" in scheduler
+    assert "0.41" in scheduler
+    assert any("CPU s / 1,000 tasks: tansu" in line and "0.22" in line for line in lines)

@@ -89,3 +89,18 @@ def test_aiokafka_sends_every_request_at_a_version_kafka_4_accepts(
     # sides know (NotImplementedError when it has none at or above the broker's lowest).
     chosen = request_.prepare({request_.API_KEY: (lowest, 32767)})
     assert lowest <= chosen.API_VERSION
+
+
+def test_producers_pick_the_partition_kafkas_default_partitioner_picks() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from interlock.common.kafka._config import partition_of
+
+    assert producer_config(KafkaOptions(), client_id="x")["partitioner"] is partition_of
+    for count in (3, 12):
+        partitions = list(range(count))
+        for index in range(500):
+            key = f"run-{index}".encode()
+            expected = DefaultPartitioner()(key, partitions, partitions)
+            assert partition_of(key, partitions, partitions) == expected
+    assert partition_of(None, list(range(12)), [7]) == 7
