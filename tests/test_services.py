@@ -81,7 +81,7 @@ SERVICES: dict[str, tuple[AppFactory, list[str]]] = {
     ),
     "metadata": (
         lambda r: metadata.create_app(metadata.MetadataSettings(**_mongo(r), **_kafka(r))),
-        ["executions", "indexes", "kafka", "log-indexes", "logs-consumer", "mongo"],
+        ["executions", "indexes", "kafka", "log-gaps", "log-indexes", "logs-consumer", "mongo"],
     ),
     "notification": (
         lambda r: notification.create_app(
