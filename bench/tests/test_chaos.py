@@ -48,9 +48,17 @@ SHORT_BOUNDS = {
     "INTERLOCK_LOGS_GAP_ASK_INTERVAL_S": "2",
 }
 
-KNOWN_GAPS: dict[str, set[str]] = {}
-"""Invariants a fault may break today (reported, not failed); every other must hold.
-None: log lines lost with the broker, the last one, are sent again by their worker."""
+KNOWN_GAPS = {
+    # Log lines the broker acknowledged and lost are asked for again and re-sent by their
+    # worker; the short schedule sees them all come back, but the full `make chaos`
+    # (300 runs) still missed most echo lines of the broker row on 2026-12-05: the
+    # recovery is not yet reliable (docs/architecture.md, "Log lines lost with the
+    # broker"). The runs themselves must still end as designed.
+    "broker restarted empty": {
+        "every echo log line stored",
+    },
+}
+"""Invariants a fault may break today (reported, not failed); every other must hold."""
 
 
 @pytest.mark.timeout(900)
