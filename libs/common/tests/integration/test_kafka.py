@@ -289,35 +289,3 @@ async def test_stop_waits_for_run_not_for_the_task_around_it(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def test_batches_handled_between_two_commits_are_committed_together(
-    kafka_options: KafkaOptions, group_id: str, running, eventually, committed_offsets
-) -> None:
-    await topics.ensure_topics(kafka_options, TYPES)
-    collect = Collector()
-    consumer = EventConsumer(
-        kafka_options,
-        group_id=group_id,
-        event_types=TYPES,
-        handler=collect,
-        commit_interval_ms=60_000,
-    )
-    commits: list[dict[object, int]] = []
-    async with running(consumer), EventPublisher(kafka_options) as publisher:
-        client = consumer._consumer
-        commit = client.commit
-
-        async def counted(offsets: dict[object, int]) -> None:
-            commits.append(dict(offsets))
-            await commit(offsets)
-
-        client.commit = counted
-        for n in range(5):
-            await publisher.publish([started("run-e", n)])
-            await eventually(lambda n=n: len(collect.events) > n)
-        assert len(collect.batches) == 5
-        assert len(commits) == 1  # the first batch's: the interval has not passed since
-    # What was handled since is committed when the consumer stops.
-    assert len(commits) == 2
-    assert list((await committed_offsets(kafka_options, group_id, TYPES)).values()) == [5]

@@ -48,11 +48,8 @@ class EventConsumer(Lifecycle):
     and awaits ``handler`` once with the whole batch (records of one partition stay in
     order). Offsets are committed only after the handler returned, so delivery is
     at-least-once: handlers must be idempotent (see :mod:`interlock.common.inbox`).
-    Commits run while the next batches are fetched and handled, one at a time (so they
-    stay in order), at most every ``commit_interval_ms``: the offsets of the batches
-    handled meanwhile go out together in the next one, and what is left when
-    :meth:`run` ends is committed then. A commit per batch cost a request and a broker
-    write per batch in every consumer.
+    A batch's commit runs while the next batch is fetched and handled (the next commit
+    waits for it, so commits stay in order): the round trip never delays the next batch.
 
     - A record that is not a valid event (:class:`~interlock.common.errors.EventDecodeError`)
       is logged and skipped: its offset is committed with the batch, so one poison
@@ -90,9 +87,6 @@ class EventConsumer(Lifecycle):
         fetch_max_wait_ms: This consumer's broker fetch wait, for one off a run's
             critical path that should batch more and poll less. Default:
             ``options.kafka_fetch_max_wait_ms``.
-        commit_interval_ms: Shortest time between the starts of two offset commits
-            (a crash redelivers at most that much more; handlers are idempotent).
-            Default: 100 ms.
         park: Stores the events the handler can never apply, e.g.
             :func:`interlock.common.parking.postgres_parking`. Default: they are only
             logged and counted (a service without a database).
@@ -110,7 +104,6 @@ class EventConsumer(Lifecycle):
         retry_backoff_ms: int = 200,
         max_retry_backoff_ms: int = 10_000,
         fetch_max_wait_ms: int | None = None,
-        commit_interval_ms: int = 100,
         park: ParkEvents | None = None,
     ) -> None:
         if not event_types:
@@ -137,9 +130,6 @@ class EventConsumer(Lifecycle):
         self._idle = asyncio.Event()
         self._idle.set()
         self._committing: asyncio.Task[None] | None = None
-        self._commit_interval_s = commit_interval_ms / 1000
-        self._uncommitted: dict[Any, int] = {}
-        self._last_commit_s = 0.0
         self._failing_since: float | None = None
         start_group_series(group_id)
 
@@ -245,7 +235,6 @@ class EventConsumer(Lifecycle):
                     raise
                 if not batch:
                     observe_caught_up(self._group_id)
-                    await self._commit_when_due(consumer)
                     continue
                 if await self._process(consumer, batch):
                     failures = 0
@@ -257,21 +246,19 @@ class EventConsumer(Lifecycle):
                 await self._backoff(failures)
         finally:
             await self._committed()
-            await self._commit_when_due(consumer, now=True)
-            await self._committed()
             self._running = None
             self._idle.set()
 
     async def _process(self, consumer: Any, batch: dict[Any, list[Any]]) -> bool:
-        """Decode and handle one fetched batch, then commit its offsets when due.
+        """Decode and handle one fetched batch, then start its commit (per fetch).
 
         Args:
             consumer: The aiokafka consumer the batch came from.
             batch: ``getmany``'s result: aiokafka records by ``TopicPartition``.
 
         Returns:
-            ``True`` when the batch was handled (its offsets are committed with the next
-            commit); ``False`` when the handler raised (consumer sought back).
+            ``True`` when the batch was handled (its commit started after the previous
+            one ended); ``False`` when the handler raised (consumer sought back).
         """
         events: list[Event] = []
         for records in batch.values():
@@ -297,10 +284,9 @@ class EventConsumer(Lifecycle):
             else:
                 observe_batch(self._group_id, len(events), time.perf_counter() - started)
         observe_fetched(self._group_id, consumer, batch)
-        for tp, records in batch.items():
-            if records:
-                self._uncommitted[tp] = records[-1].offset + 1
-        await self._commit_when_due(consumer)
+        await self._committed()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        self._committing = asyncio.create_task(self._commit(consumer, offsets))
         return True
 
     async def _isolated_and_parked(self, events: Sequence[Event]) -> bool:
@@ -353,27 +339,6 @@ class EventConsumer(Lifecycle):
                 },
             )
             return None
-
-    async def _commit_when_due(self, consumer: Any, *, now: bool = False) -> None:
-        """Start committing the handled offsets unless one commit is still running.
-
-        Args:
-            consumer: The client to commit with.
-            now: Commit whatever the interval (the loop ends).
-        """
-        if not self._uncommitted or (self._committing and not self._committing.done()):
-            return
-        started_s = time.monotonic()
-        if not now and started_s - self._last_commit_s < self._commit_interval_s:
-            return
-        await self._committed()
-        # Partitions a rebalance moved away are their new owner's to commit.
-        assigned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in assigned}
-        self._uncommitted = {}
-        self._last_commit_s = started_s
-        if offsets:
-            self._committing = asyncio.create_task(self._commit(consumer, offsets))
 
     async def _committed(self) -> None:
         """Wait for the previous batch's commit (it never raises: failures are logged)."""
