@@ -99,6 +99,18 @@ async def _holding_the_slot(worker: FakeWorker) -> str:
     return holder
 
 
+async def _holds_the_slot_again(scheduler: Scheduler, run_id: str) -> None:
+    """``run_id`` holds the one slot of 'etl' again: a new run of it waits."""
+    worker = scheduler.worker
+    assert (
+        await scheduler.pool.fetchval("SELECT count(*) FROM active_runs WHERE run_id = $1", run_id)
+        == 1
+    )
+    blocked = await _start(worker, "etl", max_runs=1)
+    assert await scheduler.eventually(lambda: _reason(scheduler, blocked))
+    assert worker.scheduled(blocked) == []
+
+
 async def test_a_retried_run_takes_a_slot_again_and_waits_for_one(
     scheduler: Scheduler,
 ) -> None:
@@ -113,13 +125,7 @@ async def test_a_retried_run_takes_a_slot_again_and_waits_for_one(
     assert worker.scheduled(failing) == [("a", 1)]
     await worker.publish(holder, task_pb2.TaskCompleted(task_id="a", attempt=1))
     await worker.wait_for(lambda: len(worker.scheduled(failing)) == 2, what="the retry")
-    assert (
-        await scheduler.pool.fetchval("SELECT count(*) FROM active_runs WHERE run_id = $1", failing)
-        == 1
-    )
-    blocked = await _start(worker, "etl", max_runs=1)
-    assert await scheduler.eventually(lambda: _reason(scheduler, blocked))
-    assert worker.scheduled(blocked) == []
+    await _holds_the_slot_again(scheduler, failing)
 
 
 async def test_a_replayed_dead_letter_takes_a_slot_again_and_waits_for_one(
@@ -143,10 +149,4 @@ async def test_a_replayed_dead_letter_takes_a_slot_again_and_waits_for_one(
     await worker.publish(holder, task_pb2.TaskCompleted(task_id="a", attempt=1))
     await worker.wait_for(lambda: len(worker.scheduled(failing)) == 2, what="the replay")
     assert worker.scheduled(failing) == [("a", 1), ("a", 2)]
-    assert (
-        await scheduler.pool.fetchval("SELECT count(*) FROM active_runs WHERE run_id = $1", failing)
-        == 1
-    )
-    blocked = await _start(worker, "etl", max_runs=1)
-    assert await scheduler.eventually(lambda: _reason(scheduler, blocked))
-    assert worker.scheduled(blocked) == []
+    await _holds_the_slot_again(scheduler, failing)
