@@ -121,7 +121,7 @@ class ExecutionStore:
         cursor = self._executions.find({"_id": {"$in": list(run_ids)}})
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def save(self, documents: Sequence[MongoDocument]) -> None:
+    async def save(self, documents: Sequence[MongoDocument]) -> list[MongoDocument]:
         """Write ``documents`` (replacing the stored ones) in one bulk write, durably.
 
         The bulk write is not journaled; one journaled write of a marker follows it,
@@ -130,14 +130,16 @@ class ExecutionStore:
         document (its bulk writes commit each statement on its own): about half the
         projection's time in a micro-benchmark. A transaction did not help there: it
         commits without syncing its journal whatever the write concern says.
+
+        Returns:
+            The documents as written: each with its ``rev`` one up.
         """
-        operations = [
-            ReplaceOne({"_id": doc["_id"]}, {**doc, "rev": (doc.get("rev") or 0) + 1}, upsert=True)
-            for doc in documents
-        ]
-        if operations:
+        revised = [{**doc, "rev": (doc.get("rev") or 0) + 1} for doc in documents]
+        if revised:
+            operations = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in revised]
             await self._db()[COLLECTION].bulk_write(operations, ordered=False)
             await self._journal_mark()
+        return revised
 
     async def _journal_mark(self) -> None:
         marks = self._db().get_collection(JOURNAL_MARKS, write_concern=_JOURNALED)
