@@ -82,6 +82,37 @@ def _counter(metrics: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def _write_lag_buckets(metrics: str) -> dict[float, float]:
+    """The executions store's write-lag histogram: cumulative batches by upper bound."""
+    buckets = {}
+    for labels, value in re.findall(
+        r"^interlock_metadata_write_lag_seconds_bucket\{([^}]*)\} ([0-9.e+]+)$",
+        metrics,
+        re.MULTILINE,
+    ):
+        if 'store="executions"' in labels and (bound := re.search(r'le="([^"]+)"', labels)):
+            buckets[float(bound.group(1))] = float(value)
+    return buckets
+
+
+def write_lag_percentiles(before: str, after: str) -> dict[str, float | None]:
+    """Upper bounds of the p50 and p99 batch write lag between two scrapes.
+
+    The service's own view (oldest event of each batch to its write), read from its
+    histogram: no polling, so it holds even when the sampled reads fall behind.
+    ``None``: past the histogram's last finite bucket (or no batch).
+    """
+    start, end = _write_lag_buckets(before), _write_lag_buckets(after)
+    counts = sorted((bound, end[bound] - start.get(bound, 0.0)) for bound in end)
+    total = counts[-1][1] if counts else 0.0
+
+    def bound_of(share: float) -> float | None:
+        bound = next((b for b, n in counts if total and n >= share * total), None)
+        return bound if bound is not None and bound != float("inf") else None
+
+    return {"p50_s_at_most": bound_of(0.5), "p99_s_at_most": bound_of(0.99)}
+
+
 async def _lag(client: InterlockClient, run_id: str, deadline: float) -> float | None:
     started = time.monotonic()
     while (now := time.monotonic()) < deadline:
@@ -153,6 +184,7 @@ async def measure_lag(
         "lag_ms_first_half": stats.latency_percentiles_ms(first),
         "lag_ms_second_half": stats.latency_percentiles_ms(second),
         "lost_samples": len(lags) - len(values),
+        "batch_write_lag": write_lag_percentiles(before, after),
         "events_per_s": stats.rate_per_s(events, window),
         "documents_written_per_s": stats.rate_per_s(docs, window),
         "log_lines_stored_per_s": stats.rate_per_s(lines, window),
