@@ -11,7 +11,13 @@ from pymongo import ASCENDING, AsyncMongoClient
 from interlock.common.statuses import RunStatus
 from interlock.devstack import MongoServer
 from interlock.metadata.domain import RunEnded, RunStarted, Search, apply
-from interlock.metadata.store import COLLECTION, INDEXES, LEGACY_INDEXES, ExecutionStore
+from interlock.metadata.store import (
+    COLLECTION,
+    INDEXES,
+    LEGACY_INDEXES,
+    REPLACED_INDEXES,
+    ExecutionStore,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +49,49 @@ async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_the
         names = {index["name"] async for index in await db[COLLECTION].list_indexes()}
         assert names.isdisjoint(LEGACY_INDEXES)
         assert {index.document["name"] for index in INDEXES} <= names
-        found = await store.search(Search(tenant="acme", q="etl"), after=None, limit=10)
+        found = await store.search(Search(tenant="acme", q="etl"), after=None, limit=10, now=now)
         assert [doc["_id"] for doc in found] == ["run-1"]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_start_up_replaces_the_search_keys_index_and_older_documents_are_found(
+    mongo_server: MongoServer,
+) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    db = client[f"metadata_{secrets.token_hex(4)}"]
+    store = ExecutionStore(lambda: db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    older = [
+        apply(
+            None,
+            [
+                RunStarted(
+                    event_id=f"s{days}",
+                    tenant="acme",
+                    run_id=f"run-{days}",
+                    time=now - timedelta(days=days),
+                    workflow="nightly-etl",
+                    version=1,
+                )
+            ],
+            retention=RETENTION,
+        )
+        for days in (0, 3, 30)
+    ]
+    try:
+        await db[COLLECTION].insert_many(older)  # written under the single-key index
+        await db[COLLECTION].create_index([("search_keys", ASCENDING)], name="search_keys")
+
+        await store.create_indexes(retention=RETENTION)
+
+        names = {index["name"] async for index in await db[COLLECTION].list_indexes()}
+        assert names.isdisjoint(REPLACED_INDEXES)
+        found = await store.search(
+            Search(tenant="acme", q="nightly"), after=None, limit=10, now=now
+        )
+        assert [doc["_id"] for doc in found] == ["run-0", "run-3", "run-30"]
     finally:
         await client.drop_database(db.name)
         await client.close()

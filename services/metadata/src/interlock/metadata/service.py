@@ -115,7 +115,9 @@ class ExecutionService:
         """
         page_key, filters = _PAGES[search.order_by], search.fingerprint()
         after = page_key.decode(page_token, filters) if page_token else None
-        rows = await self._store.search(search, after=after, limit=page_size + 1)
+        rows = await self._store.search(
+            search, after=after, limit=page_size + 1, now=datetime.now(UTC)
+        )
         items, more = rows[:page_size], len(rows) > page_size
         token = None
         if more:
