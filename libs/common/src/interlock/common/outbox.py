@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.event_spans import publishing
@@ -162,6 +163,10 @@ SELECT
     (SELECT extract(epoch FROM now() - created_at) FROM interlock_outbox ORDER BY seq LIMIT 1)
         AS oldest_s
 """  # noqa: S608 - constants
+
+_BEGUN_MIN_POOL_SIZE = 4
+"""Smallest pool in which the relay keeps a connection with its next drain's transaction
+begun (the ``LISTEN`` connection is out of the pool too)."""
 
 _MEASURE_EVERY_S = 5.0
 """How often the relay measures its outbox's backlog (metrics), at most."""
@@ -329,11 +334,13 @@ class OutboxRelay:
     :meth:`wake` (a connection that added rows went back to its pool in this process), a
     ``NOTIFY`` from :func:`enqueue` of a commit no drain has seen yet, or
     ``poll_interval_ms`` (the fallback when notifications are lost, e.g. while the
-    listening connection reconnects). It holds
-    one pooled connection for ``LISTEN`` (listening again when it is lost) and borrows
-    another for each drain, which
-    costs three round trips to PostgreSQL (begin, take the rows, commit) besides
-    publishing. At most every 5 s it also measures the backlog for the metrics (rows and
+    listening connection reconnects). It holds one pooled connection for ``LISTEN``
+    (listening again when it is lost) and borrows another for each drain, which costs
+    three round trips to PostgreSQL (begin, take the rows, commit) besides publishing.
+    Before it sleeps it begins the next drain's transaction (pools of at least 4
+    connections), so a woken drain's first round trip is the take; the deletion still
+    commits only after the broker acknowledged, and rolls back when publishing fails or
+    the relay dies. At most every 5 s it also measures the backlog for the metrics (rows and
     the oldest row's age: one query, its count capped), failing drains included.
 
     Args:
@@ -373,6 +380,7 @@ class OutboxRelay:
         self._woken = False
         self._notified: set[int] = set()
         self._seen: Snapshot | None = None
+        self._begun: tuple[asyncpg.Connection, Transaction] | None = None
         self._stopping = asyncio.Event()
         self._failing_since: float | None = None
         self._last_error: BaseException | None = None
@@ -393,26 +401,75 @@ class OutboxRelay:
 
     async def _drain(self) -> tuple[int, Snapshot | None]:
         """:meth:`drain_once`, and the take's snapshot (``None``: another relay drains)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            taken = await conn.fetch(_TAKE, RELAY_LOCK_ID, self._batch_size)
-            snapshot = next(
-                (Snapshot.parse(row["snapshot"]) for row in taken if row["seq"] is None), None
-            )
-            rows = [row for row in taken if row["seq"] is not None]
-            if not rows:
-                return 0, snapshot
-            rows.sort(key=lambda row: row["seq"])  # RETURNING keeps no order
-            parked: list[ParkedEvent] = []
-            sendable: list[asyncpg.Record] = []
-            for row in rows:
-                size = _record_size(row)
-                if size > self._max_record_bytes:
-                    reason = f"the record has {size} bytes; at most {self._max_record_bytes}"
-                    parked.append(_parked(row, reason))
-                else:
-                    sendable.append(row)
-            parked += await self._publish(sendable)
-            await park(conn, parked)
+        begun, self._begun = self._begun, None
+        if begun is None or begun[0].is_closed():
+            if begun is not None:
+                await self._pool.release(begun[0])  # lost with its server: take another
+            begun = await self._begin()
+        conn, transaction = begun
+        try:
+            drained = await self._take_and_publish(conn)
+            await transaction.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await transaction.rollback()
+            raise
+        finally:
+            await self._pool.release(conn)
+        return drained
+
+    async def _begin(self) -> tuple[asyncpg.Connection, Transaction]:
+        """A pooled connection with a transaction begun."""
+        conn = await self._pool.acquire()
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        return conn, transaction
+
+    async def _begin_next_drain(self) -> None:
+        """Begin the next drain's transaction now, while idle: one round trip less then.
+
+        Only with a pool of at least :data:`_BEGUN_MIN_POOL_SIZE` connections, since the
+        connection stays out of the pool until that drain (at most ``poll_interval_ms``).
+        An idle transaction that has run no statement holds no snapshot and no lock.
+        """
+        if self._begun is not None or self._pool.get_max_size() < _BEGUN_MIN_POOL_SIZE:
+            return
+        try:
+            self._begun = await self._begin()
+        except Exception as error:  # the next drain begins its own, and reports a failure
+            _log.debug("next drain not begun", extra={"error": repr(error)})
+
+    async def _end_begun(self) -> None:
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            with contextlib.suppress(Exception):
+                await begun[1].rollback()
+            await self._pool.release(begun[0])
+
+    async def _take_and_publish(self, conn: asyncpg.Connection) -> tuple[int, Snapshot | None]:
+        taken = await conn.fetch(_TAKE, RELAY_LOCK_ID, self._batch_size)
+        snapshot = next(
+            (Snapshot.parse(row["snapshot"]) for row in taken if row["seq"] is None), None
+        )
+        rows = [row for row in taken if row["seq"] is not None]
+        if not rows:
+            return 0, snapshot
+        rows.sort(key=lambda row: row["seq"])  # RETURNING keeps no order
+        parked: list[ParkedEvent] = []
+        sendable: list[asyncpg.Record] = []
+        for row in rows:
+            size = _record_size(row)
+            if size > self._max_record_bytes:
+                reason = f"the record has {size} bytes; at most {self._max_record_bytes}"
+                parked.append(_parked(row, reason))
+            else:
+                sendable.append(row)
+        parked += await self._publish(sendable)
+        await park(conn, parked)
         _log.debug("relayed outbox rows", extra={"rows": len(rows), "parked": len(parked)})
         OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows), snapshot
@@ -541,9 +598,11 @@ class OutboxRelay:
                 self._failing_since = None
                 if not self._more_to_drain(drained, snapshot):
                     self._wake.clear()
+                    await self._begin_next_drain()
                     await self._sleep(self._poll_interval_s, wake_on_notify=True)
         finally:
             _running_relays.discard(self)
+            await self._end_begun()
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listening
