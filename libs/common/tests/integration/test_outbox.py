@@ -417,14 +417,15 @@ async def test_the_connection_that_added_rows_wakes_the_relay_when_it_is_taken_b
         relay = RecordingRelay(pool, publisher, deaf=True, poll_interval_ms=600_000)
         async with relay_running(relay):
             await eventually(lambda: _listening(relay, pool), timeout_s=20)
-            await asyncio.sleep(0.05)  # a drain its start-up may still have had coming
+            await asyncio.sleep(0.2)  # a drain its start-up may still have had coming
             drains = len(relay.drains)
             await enqueue_committed(pool, [completed("run-5", 1)])
-            await eventually(lambda: _empty(pool), timeout_s=20)
+            await eventually(lambda: len(relay.drains) > drains, timeout_s=20)
             async with pool.acquire() as conn:  # one statement, no transaction
                 await outbox.execute_with_events(conn, claim, ["a"], [completed("run-5", 2)])
-            await eventually(lambda: _empty(pool), timeout_s=20)
+            await eventually(lambda: len(relay.drains) > drains + 1, timeout_s=20)
             assert relay.drains[drains:] == [1, 1]
+            assert await outbox_size(pool) == 0
 
 
 async def test_the_notify_of_a_commit_already_drained_starts_no_drain(
@@ -435,13 +436,17 @@ async def test_the_notify_of_a_commit_already_drained_starts_no_drain(
         relay = RecordingRelay(pool, publisher, poll_interval_ms=600_000)
         async with relay_running(relay):
             await eventually(lambda: _listening(relay, pool), timeout_s=20)
-            await asyncio.sleep(0.05)  # a drain the hello started
+            await asyncio.sleep(0.2)  # the drains the hellos started
+            drains = len(relay.drains)
             for n in range(1, 4):
-                heard, drains = len(relay.heard), len(relay.drains)
+                heard, drained = len(relay.heard), len(relay.drains)
                 await enqueue_committed(pool, [completed("run-6", n)])
-                await eventually(lambda: len(relay.heard) > heard, timeout_s=20)  # noqa: B023
+                await eventually(
+                    lambda: len(relay.heard) > heard and len(relay.drains) > drained,  # noqa: B023
+                    timeout_s=20,
+                )
                 await asyncio.sleep(0.05)  # time for a drain the NOTIFY would have started
-                assert relay.drains[drains:] == [1]
+            assert relay.drains[drains:] == [1, 1, 1]
     assert await outbox_size(pool) == 0
 
 
@@ -480,3 +485,22 @@ async def test_rows_committed_but_not_published_when_the_relay_dies_are_sent_by_
     async with running(consumer):
         await eventually(lambda: len(collect.events) >= len(events), timeout_s=20)
     assert [e.id for e in collect.events] == [e.id for e in events]
+
+
+async def test_a_relay_whose_connections_were_cut_while_it_slept_still_publishes(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, eventually
+) -> None:
+    """The connection holding the next drain's transaction is lost with the rest."""
+    await topics.ensure_topics(kafka_options, TYPES)
+    async with EventPublisher(kafka_options) as publisher:
+        relay = RecordingRelay(pool, publisher, poll_interval_ms=600_000, retry_backoff_ms=50)
+        async with relay_running(relay):
+            await eventually(lambda: _listening(relay, pool), timeout_s=20)
+            async with pool.acquire() as conn:
+                cut = await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            assert cut >= 2  # the LISTEN connection and the begun one at least
+            await enqueue_committed(pool, [completed("run-8", 1)])
+            await eventually(lambda: _empty(pool), timeout_s=20)

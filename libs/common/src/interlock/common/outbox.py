@@ -204,7 +204,7 @@ on_release(_wake_relays_after_release)
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A PostgreSQL snapshot (``pg_current_snapshot()``): the transactions it sees committed.
+    """A PostgreSQL snapshot (``pg_current_snapshot()``): the transactions it sees ended.
 
     Args:
         xmin: Every transaction id below it had ended.
@@ -403,8 +403,9 @@ class OutboxRelay:
         """:meth:`drain_once`, and the take's snapshot (``None``: another relay drains)."""
         begun, self._begun = self._begun, None
         if begun is None or begun[0].is_closed():
-            if begun is not None:
-                await self._pool.release(begun[0])  # lost with its server: take another
+            if begun is not None:  # lost with its server: take another
+                with contextlib.suppress(Exception):
+                    await self._pool.release(begun[0])
             begun = await self._begin()
         conn, transaction = begun
         try:
