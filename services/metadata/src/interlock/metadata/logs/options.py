@@ -29,6 +29,10 @@ class LogsOptions(BaseSettings):
     broker spared most of this consumer's fetches. Default: 100 ms."""
     logs_stream_poll_interval_ms: int = Field(default=100, ge=10)
     """How often a log stream looks for new lines. Default: 100 ms."""
+    logs_stream_unknown_run_wait_ms: int = Field(default=3000, ge=0)
+    """How long a log stream waits for a run it does not know yet before answering 404:
+    the run's document comes with the execution projection's next batch, and a client
+    follows a run's log right after starting it. Default: 3000 ms."""
     logs_stream_end_grace_ms: int = Field(default=1000, ge=0)
     """How long a stream keeps looking once its run ended and every line was sent,
     before its ``end`` event (lines and the run's end travel different topics).
