@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from interlock.common.statuses import RunStatus
 from interlock.devstack import MongoServer
@@ -24,12 +26,21 @@ pytestmark = pytest.mark.integration
 RETENTION = timedelta(days=90)
 
 
-async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_their_keys(
-    mongo_server: MongoServer,
-) -> None:
+@pytest.fixture
+async def database(mongo_server: MongoServer) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
     db = client[f"metadata_{secrets.token_hex(4)}"]
-    store = ExecutionStore(lambda: db)
+    try:
+        yield db
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_their_keys(
+    database: AsyncDatabase[dict[str, object]],
+) -> None:
+    store = ExecutionStore(lambda: database)
     now = datetime.now(UTC).replace(microsecond=0)
     facts = [
         RunStarted(
@@ -39,29 +50,23 @@ async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_the
     ]
     older = apply(None, facts, retention=RETENTION)
     del older["search_keys"]  # as written before search_keys existed
-    try:
-        await db[COLLECTION].insert_one(older)
-        await db[COLLECTION].create_index([("keywords", ASCENDING)], name="keywords")
-        await db[COLLECTION].create_index([("workflow", ASCENDING)], name="workflow")
+    await database[COLLECTION].insert_one(older)
+    await database[COLLECTION].create_index([("keywords", ASCENDING)], name="keywords")
+    await database[COLLECTION].create_index([("workflow", ASCENDING)], name="workflow")
 
-        await store.create_indexes(retention=RETENTION)
+    await store.create_indexes(retention=RETENTION)
 
-        names = {index["name"] async for index in await db[COLLECTION].list_indexes()}
-        assert names.isdisjoint(LEGACY_INDEXES)
-        assert {index.document["name"] for index in INDEXES} <= names
-        found = await store.search(Search(tenant="acme", q="etl"), after=None, limit=10, now=now)
-        assert [doc["_id"] for doc in found] == ["run-1"]
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
+    names = {index["name"] async for index in await database[COLLECTION].list_indexes()}
+    assert names.isdisjoint(LEGACY_INDEXES)
+    assert {index.document["name"] for index in INDEXES} <= names
+    found = await store.search(Search(tenant="acme", q="etl"), after=None, limit=10, now=now)
+    assert [doc["_id"] for doc in found] == ["run-1"]
 
 
 async def test_start_up_replaces_the_search_keys_index_and_older_documents_are_found(
-    mongo_server: MongoServer,
+    database: AsyncDatabase[dict[str, object]],
 ) -> None:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
-    db = client[f"metadata_{secrets.token_hex(4)}"]
-    store = ExecutionStore(lambda: db)
+    store = ExecutionStore(lambda: database)
     now = datetime.now(UTC).replace(microsecond=0)
     older = [
         apply(
@@ -80,18 +85,12 @@ async def test_start_up_replaces_the_search_keys_index_and_older_documents_are_f
         )
         for days in (0, 3, 30)
     ]
-    try:
-        await db[COLLECTION].insert_many(older)  # written under the single-key index
-        await db[COLLECTION].create_index([("search_keys", ASCENDING)], name="search_keys")
+    await database[COLLECTION].insert_many(older)  # written under the single-key index
+    await database[COLLECTION].create_index([("search_keys", ASCENDING)], name="search_keys")
 
-        await store.create_indexes(retention=RETENTION)
+    await store.create_indexes(retention=RETENTION)
 
-        names = {index["name"] async for index in await db[COLLECTION].list_indexes()}
-        assert names.isdisjoint(REPLACED_INDEXES)
-        found = await store.search(
-            Search(tenant="acme", q="nightly"), after=None, limit=10, now=now
-        )
-        assert [doc["_id"] for doc in found] == ["run-0", "run-3", "run-30"]
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
+    names = {index["name"] async for index in await database[COLLECTION].list_indexes()}
+    assert names.isdisjoint(REPLACED_INDEXES)
+    found = await store.search(Search(tenant="acme", q="nightly"), after=None, limit=10, now=now)
+    assert [doc["_id"] for doc in found] == ["run-0", "run-3", "run-30"]
