@@ -1,31 +1,33 @@
-"""Where a lone run's time goes: each of its events on the broker, timed three ways.
+"""Where a lone run's time goes: each of its events on the broker, timed two ways.
 
-A probe reads every partition of the ``workflow.*`` and ``task.*`` topics (assigned,
-no consumer group: it commits nothing and joins nobody's rebalance) while the lone
-runs of workload (f) go, and keeps, for each event of those runs, three times after
-the run's ``created_at``:
+While the lone runs of workload (f) go, nothing reads the broker for the bench: a
+probe only notes where every partition of the ``workflow.*`` and ``task.*`` topics
+ends when the runs begin (assigned, no consumer group: it commits nothing and joins
+nobody's rebalance), and reads from there once they are over. For each event of those
+runs it keeps two times after the run's ``created_at``:
 
 - ``built``: the event's own time (``ce_time``), set when the service built it, inside
   the handler or request that caused it (before that transaction committed);
 - ``sent``: the record's timestamp, which the producer sets when the relay (or the
-  worker's reporter) hands the record over (milliseconds);
-- ``received``: when the probe's fetch returned it, which stands for any consumer
-  with the same fetch wait (the next hop's consumer has its own).
+  worker's reporter) hands the record over (milliseconds).
 
 Between an event and the next one, ``built -> sent`` is the committing service's
-outbox hop (the rest of its transaction, commit, ``NOTIFY``, the relay's drain up to
+outbox hop (the rest of its transaction, commit, the relay's wake-up and drain up to
 the send; the worker publishes directly, so its ``sent`` equals ``built``) and
 ``sent -> built`` of the next event is the broker hop plus the next service's fetch
 and handling up to the event. The run's server span ends at the ``built`` time of
 ``workflow.completed`` (the projection stores that time as ``finished_at``).
+
+The probe reads afterwards because reading during the runs slowed them down: the
+local broker scans every partition a fetch names and a fetch waits at least its
+``fetch_max_wait_ms``, so a reader of every run topic polling every 2 ms (as the probe
+did) kept the broker busy and added about 2 ms to every other client's fetch and
+produce, some 20 ms to a lone run's seven broker hops.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,13 +40,17 @@ from bench import stats
 
 TOPIC_PATTERN = re.compile(r"^(?:workflow|task)\.")
 """The topics a run's critical path crosses (no prefix: the bench stack sets none)."""
-FETCH_MAX_WAIT_MS = 2
-"""The probe's fetch wait: the platform's hot-path default."""
+FETCH_MAX_WAIT_MS = 100
+"""The probe's fetch wait: it reads after the runs, so it waits long and fetches less."""
+DRAINED_AFTER_EMPTY_POLLS = 2
+"""Reading ends after this many fetches in a row that returned nothing."""
+POLL_TIMEOUT_MS = 300
+"""Longest wait of one of those fetches."""
 
 
 @dataclass(frozen=True)
 class SeenEvent:
-    """One event of a watched run, as the probe received it."""
+    """One event of a watched run, as the probe read it."""
 
     run_id: str
     type: str
@@ -52,13 +58,11 @@ class SeenEvent:
     """``ce_time`` (epoch seconds)."""
     sent_s: float
     """The record's timestamp (epoch seconds, millisecond resolution)."""
-    received_s: float
-    """When the probe's fetch returned it (epoch seconds)."""
 
 
 @dataclass
 class HopProbe:
-    """Reads every event of the run topics from when it starts until it stops.
+    """Reads every event of the run topics written between :meth:`start` and :meth:`stop`.
 
     Args:
         bootstrap_servers: The stack's broker.
@@ -67,10 +71,9 @@ class HopProbe:
     bootstrap_servers: str
     seen: list[SeenEvent] = field(default_factory=list)
     _consumer: Any = None
-    _reading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Assign every partition of the run topics, from their ends, and read on."""
+        """Note where every partition of the run topics ends; read nothing yet."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"bench-hops-{uuid.uuid4().hex[:6]}",
@@ -85,39 +88,43 @@ class HopProbe:
             for partition in consumer.partitions_for_topic(topic) or ()
         ]
         consumer.assign(partitions)
+        consumer.pause(*partitions)  # positions are still looked up; nothing is fetched
         # The local broker's end offsets may point a batch back: older records are only
         # read again, and those of other runs are dropped.
         await consumer.seek_to_end(*partitions)
         self._consumer = consumer
-        self._reading = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=200)
-            received = time.time()
-            for records in batch.values():
-                for record in records:
-                    headers = {name: value.decode() for name, value in record.headers}
-                    if "ce_time" not in headers:
-                        continue
-                    self.seen.append(
-                        SeenEvent(
-                            run_id=headers.get("ce_runid", ""),
-                            type=headers.get("ce_type", ""),
-                            built_s=_epoch(headers["ce_time"]),
-                            sent_s=record.timestamp / 1000,
-                            received_s=received,
-                        )
-                    )
 
     async def stop(self) -> None:
-        """Stop reading and disconnect."""
-        if self._reading is not None:
-            self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reading
-        if self._consumer is not None:
-            await self._consumer.stop()
+        """Read everything written since :meth:`start`, then disconnect."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        try:
+            consumer.resume(*consumer.assignment())
+            empty = 0
+            while empty < DRAINED_AFTER_EMPTY_POLLS:
+                batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+                empty = 0 if batch else empty + 1
+                for records in batch.values():
+                    self.seen.extend(_seen(records))
+        finally:
+            await consumer.stop()
+
+
+def _seen(records: Sequence[Any]) -> list[SeenEvent]:
+    seen = []
+    for record in records:
+        headers = {name: value.decode() for name, value in record.headers}
+        if "ce_time" in headers:
+            seen.append(
+                SeenEvent(
+                    run_id=headers.get("ce_runid", ""),
+                    type=headers.get("ce_type", ""),
+                    built_s=_epoch(headers["ce_time"]),
+                    sent_s=record.timestamp / 1000,
+                )
+            )
+    return seen
 
 
 def _epoch(rfc3339: str) -> float:
@@ -131,19 +138,19 @@ def hop_table(
 
     Args:
         runs: ``(run id, created_at)`` of the measured runs.
-        seen: What the probe received.
+        seen: What the probe read.
 
     Returns:
         One row per event of a run (``task.scheduled#2`` is the second of its type):
-        ``event``, ``runs`` (how many runs had it), and ``built_ms``, ``sent_ms``,
-        ``received_ms``: medians after the run's ``created_at``.
+        ``event``, ``runs`` (how many runs had it), and ``built_ms``, ``sent_ms``:
+        medians after the run's ``created_at``.
     """
     created = {run_id: created_at.timestamp() for run_id, created_at in runs}
     by_run: dict[str, list[SeenEvent]] = {}
     for event in seen:
         if event.run_id in created:
             by_run.setdefault(event.run_id, []).append(event)
-    times: dict[str, list[tuple[float, float, float]]] = {}
+    times: dict[str, list[tuple[float, float]]] = {}
     for run_id, events in by_run.items():
         start = created[run_id]
         counts: dict[str, int] = {}
@@ -151,16 +158,13 @@ def hop_table(
         for event in sorted(unique.values(), key=lambda e: e.built_s):
             counts[event.type] = counts.get(event.type, 0) + 1
             label = f"{_short(event.type)}#{counts[event.type]}"
-            times.setdefault(label, []).append(
-                (event.built_s - start, event.sent_s - start, event.received_s - start)
-            )
+            times.setdefault(label, []).append((event.built_s - start, event.sent_s - start))
     rows = [
         {
             "event": label,
             "runs": len(values),
             "built_ms": _median_ms([v[0] for v in values]),
             "sent_ms": _median_ms([v[1] for v in values]),
-            "received_ms": _median_ms([v[2] for v in values]),
         }
         for label, values in times.items()
     ]
