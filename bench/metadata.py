@@ -8,7 +8,11 @@ run's end (the outcome event's time). Events/s and documents written/s come from
 service's own counters over the window. (ii) Search: 100,000 executions are written
 straight into the stack's MongoDB, then ``GET /api/v1/executions`` is timed through the
 gateway with a status + workflow + time filter, with ``q``, and with no filter (the
-newest runs, a console's first page).
+newest runs, a console's first page). (iii) Writes, ``--only writes``: the two
+consumers' writes alone (the execution projection's and the task-log consumer's, the
+same batches every time) against a fresh MongoDB-protocol server, with the server's CPU
+and this process's per 1,000 tasks: what the metadata service costs its server, without
+the rest of the platform's noise.
 
 It starts its own stack (``BENCH_METADATA_PORT_OFFSET`` pins its ports; default: the
 first free bench port offset). ``make bench`` runs it (``BENCH_SYSTEMS`` names
@@ -19,15 +23,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
 import secrets
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import psutil
 from pymongo import AsyncMongoClient
 
 from bench import stats, workloads
@@ -37,14 +47,24 @@ from bench.interlock_stack import LOGIN, BenchStack
 from bench.progress import ProgressBoard
 from interlock.common.statuses import RunStatus
 from interlock.devstack import _servers
+from interlock.devstack._process import free_ports
+from interlock.devstack._runner import start_server
 from interlock.devstack._stack import SERVICES
 from interlock.metadata.domain import (
     AttemptFinished,
     AttemptScheduled,
+    AttemptStarted,
+    Fact,
     RunEnded,
     RunStarted,
     apply,
 )
+from interlock.metadata.logs import LogsOptions
+from interlock.metadata.logs.domain import IncomingLog, LogLine
+from interlock.metadata.logs.service import LogService
+from interlock.metadata.logs.store import LogIndexes, LogStore
+from interlock.metadata.service import ExecutionService
+from interlock.metadata.store import ExecutionIndexes, ExecutionStore
 
 SEARCH_DOCUMENTS = 100_000
 SEARCH_REQUESTS = 50
@@ -65,6 +85,11 @@ lag up itself."""
 MAX_POLL_INTERVAL_S = 1.0
 ENDED = {status.value for status in RunStatus if status.finished}
 LOG_LINES_PER_TASK = 3
+WRITE_BATCHES = 40
+"""Batches of the writes measure (iii) per shape of run."""
+RUNS_PER_BATCH = 20
+"""Runs starting in each of those batches; a run's facts come in three batches, as a
+run's events reach the projection in a few under load."""
 
 
 def logging_fanout(name: str) -> dict[str, Any]:
@@ -280,6 +305,127 @@ async def measure_search(client: InterlockClient, mongo_url: str) -> dict[str, A
     }
 
 
+def _run_phases(task_ids: list[str]) -> list[list[Fact]]:
+    """A run's facts in three batches: start and first task, the middle, the rest and end."""
+    run_id, at = secrets.token_hex(8), datetime.now(UTC).replace(microsecond=0)
+    base: dict[str, Any] = {"tenant": "default", "run_id": run_id, "time": at}
+    numbers = iter(range(1_000_000))
+
+    def event() -> str:
+        return f"{run_id}-{next(numbers)}"
+
+    per_task = [
+        [
+            AttemptScheduled(event_id=event(), task_id=task, attempt=1, task_type="noop", **base),
+            AttemptStarted(event_id=event(), task_id=task, attempt=1, worker_id="w1", **base),
+            AttemptFinished(
+                event_id=event(), task_id=task, attempt=1, worker_id="w1", started_at=at, **base
+            ),
+        ]
+        for task in task_ids
+    ]
+    started = RunStarted(
+        event_id=event(),
+        workflow="bench-writes",
+        version=1,
+        task_types=dict.fromkeys(task_ids, "noop"),
+        **base,
+    )
+    ended = RunEnded(event_id=event(), status=RunStatus.SUCCEEDED, **base)
+    middle = [fact for facts in per_task[1:-1] for fact in facts]
+    return [[started, *per_task[0]], middle, [*per_task[-1], ended]]
+
+
+def _log_lines(run_id: str, task_ids: list[str]) -> list[IncomingLog]:
+    now = datetime.now(UTC)
+    lines = [
+        LogLine(seq=seq, time=now, level="INFO", message=f"line {seq}")
+        for seq in range(1, LOG_LINES_PER_TASK + 1)
+    ]
+    return [
+        IncomingLog(
+            tenant="default",
+            attempt=(run_id, task, 1),
+            lines=lines,
+            last_seq=LOG_LINES_PER_TASK,
+            worker_id="w1",
+        )
+        for task in task_ids
+    ]
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def _write_shape(
+    server: psutil.Process, db: Any, task_ids: list[str], *, logs: bool
+) -> dict[str, Any]:
+    """Server and own CPU per 1,000 tasks of ``WRITE_BATCHES`` batches of one shape."""
+    retention = timedelta(days=90)
+    store = ExecutionStore(lambda: db)
+    await ExecutionIndexes(store, retention=retention).start()
+    await LogIndexes(lambda: db).start()
+    executions = ExecutionService(store, retention=retention)
+    log_service = LogService(LogStore(lambda: db, retention=timedelta(days=30)), LogsOptions())
+    runs = [[_run_phases(task_ids) for _ in range(RUNS_PER_BATCH)] for _ in range(WRITE_BATCHES)]
+    own = psutil.Process()
+    server_before, own_before, began = _cpu_s(server), _cpu_s(own), time.monotonic()
+    for index in range(WRITE_BATCHES):
+        facts = [fact for run in runs[index] for fact in run[0]]
+        for back, phase in ((1, 1), (2, 2)):
+            if index >= back:
+                facts += [fact for run in runs[index - back] for fact in run[phase]]
+        await executions.apply(facts)
+        if logs:
+            await log_service.ingest(
+                [log for run in runs[index] for log in _log_lines(run[0][0].run_id, task_ids)]
+            )
+    tasks = WRITE_BATCHES * RUNS_PER_BATCH * len(task_ids)
+    return {
+        "tasks": tasks,
+        "seconds": round(time.monotonic() - began, 1),
+        "server_cpu_s_per_1000_tasks": round((_cpu_s(server) - server_before) * 1000 / tasks, 3),
+        "metadata_cpu_s_per_1000_tasks": round((_cpu_s(own) - own_before) * 1000 / tasks, 3),
+    }
+
+
+@contextlib.contextmanager
+def _started_mongo() -> Iterator[tuple[str, psutil.Process]]:
+    """A fresh MongoDB-protocol server: its URL and its process."""
+    (port,) = free_ports(1)
+    base = Path(tempfile.mkdtemp(prefix="bench-metadata-writes-"))
+    _servers.prepare_mongo(base / "data")
+    server = start_server(_servers.mongo_spec(base / "data", port=port), log_path=base / "log")
+    try:
+        yield _servers.mongo_url(port), psutil.Process(server.pid)
+    finally:
+        server.stop(graceful=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def measure_writes() -> dict[str, Any]:
+    """(iii): the consumers' writes of (a)- and (b)-shaped runs, the latter with log lines."""
+    sequential = [f"step{number}" for number in range(1, workloads.SEQUENTIAL_TASKS + 1)]
+    fanout = ["first", *(f"branch{n}" for n in range(workloads.FANOUT_WIDTH)), "last"]
+    report: dict[str, Any] = {}
+    for name, task_ids, logs in (
+        ("sequential", sequential, False),
+        ("fanout", fanout, False),
+        ("fanout_with_logs", fanout, True),
+    ):
+        with _started_mongo() as (url, server):
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+            try:
+                report[name] = await _write_shape(
+                    server, client["interlock_metadata"], task_ids, logs=logs
+                )
+            finally:
+                await client.close()
+    return report
+
+
 async def main_async(
     seconds: float, rate: float, parts: tuple[str, ...] = ("lag", "search")
 ) -> dict[str, Any]:
@@ -324,10 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["lag", "search"],
-        help="Measure only the lag under the fan-out load, or only search. Default: both.",
+        choices=["lag", "search", "writes"],
+        help="Measure only the lag under the fan-out load, only search, or only the "
+        "consumers' writes (no stack). Default: lag and search.",
     )
     args = parser.parse_args(argv)
+    if args.only == "writes":
+        print(json.dumps(asyncio.run(measure_writes()), indent=2))  # noqa: T201
+        return 0
     parts = (args.only,) if args.only else ("lag", "search")
     print(json.dumps(asyncio.run(main_async(args.seconds, args.rate, parts)), indent=2))  # noqa: T201
     return 0

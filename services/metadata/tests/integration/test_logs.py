@@ -134,6 +134,33 @@ async def test_redelivered_lines_are_stored_once(database: AsyncDatabase[dict[st
     assert await database[CHUNKS].count_documents({"run_id": run}) == 2
 
 
+async def test_chunks_stored_with_a_counter_per_run_stay_first(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """Positions once counted per run from 0 stay below those of the one counter."""
+    run = new_run()
+    await database[CHUNKS].insert_one(
+        {
+            "_id": "older",
+            "tenant": TENANT,
+            "run_id": run,
+            "task_id": "a",
+            "attempt": 1,
+            "position": 7,
+            "lines": [{"seq": 1, "time": datetime.now(UTC), "level": "INFO", "message": "a1"}],
+        }
+    )
+    await database["log_runs"].insert_one({"_id": run, "tenant": TENANT})
+    service = service_on(database)
+    await LogHandler(service).handle(
+        [log_event(run, "b", [(1, "INFO", "b1")]), log_event(new_run(), "c", [(1, "INFO", "c1")])]
+    )
+    await LogHandler(service).handle([log_event(run, "a", [(2, "INFO", "a2")])])
+
+    page = await service.read(TENANT, run, LogQuery())
+    assert [r.line.message for r in page.lines] == ["a1", "b1", "a2"]
+
+
 async def test_an_attempt_past_its_cap_keeps_one_marker_saying_what_was_dropped(
     database: AsyncDatabase[dict[str, Any]],
 ) -> None:

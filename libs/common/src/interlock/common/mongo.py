@@ -14,15 +14,27 @@ from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from interlock.common.resources import Lifecycle
 from interlock.common.settings import MongoOptions
 
-__all__ = ["MongoDatabase", "MongoDocument", "check_mongo", "create_mongo_client"]
+__all__ = [
+    "DUPLICATE_KEY",
+    "MongoDatabase",
+    "MongoDocument",
+    "check_mongo",
+    "create_mongo_client",
+    "insert_new",
+]
 
 MongoDocument = dict[str, Any]
 """The document type the client returns."""
+
+DUPLICATE_KEY = 11000
+"""MongoDB's error code for a write that would duplicate a unique key (``_id`` too)."""
 
 
 def create_mongo_client(
@@ -62,6 +74,35 @@ async def check_mongo(client: AsyncMongoClient[Any], *, timeout_s: float = 2.0) 
     """
     with pymongo.timeout(timeout_s):
         await client.admin.command("ping")
+
+
+async def insert_new(
+    collection: AsyncCollection[MongoDocument], documents: list[MongoDocument]
+) -> set[Any]:
+    """Insert ``documents`` in one unordered insert; those whose ``_id`` exists stay out.
+
+    Where a document may exist already (a redelivered batch, say) and the stored one
+    is to be kept, this is one command where an upsert per document is one statement
+    each.
+
+    Returns:
+        The ``_id`` of every document not inserted because its ``_id`` was stored.
+
+    Raises:
+        pymongo.errors.BulkWriteError: A document failed for another reason.
+    """
+    if not documents:
+        return set()
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        failures = error.details.get("writeErrors", [])
+        if error.details.get("writeConcernErrors") or any(
+            failure.get("code") != DUPLICATE_KEY for failure in failures
+        ):
+            raise
+        return {documents[failure["index"]]["_id"] for failure in failures}
+    return set()
 
 
 class MongoDatabase(Lifecycle):

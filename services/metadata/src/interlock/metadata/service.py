@@ -53,11 +53,14 @@ class ExecutionService:
         self._writing = asyncio.Lock()
 
     async def apply(self, facts: Sequence[Fact]) -> int:
-        """Fold ``facts`` into their runs' documents and write them in one bulk write.
+        """Fold ``facts`` into their runs' documents and write them, durably.
 
         The documents this process wrote last are not read again
-        (:mod:`~interlock.metadata.projection_cache`). Calls take turns (the projection's
-        and the reconciler's), so neither writes over a document the other just wrote.
+        (:mod:`~interlock.metadata.projection_cache`), and the other runs are taken to
+        be new: their documents are built from the facts alone and inserted, and only
+        those found stored already are read and folded into. Calls take turns (the
+        projection's and the reconciler's), so neither writes over a document the
+        other just wrote.
 
         Returns:
             How many documents were written.
@@ -67,24 +70,40 @@ class ExecutionService:
             by_run[fact.run_id].append(fact)
         async with self._writing:
             kept = self._cache.kept(by_run)
-            unread = [run_id for run_id in by_run if run_id not in kept]
-            stored = {**kept, **(await self._store.load(unread) if unread else {})}
-            changed: list[MongoDocument] = []
-            unchanged: dict[str, MongoDocument] = {}
-            for run_id, run_facts in by_run.items():
-                before = stored.get(run_id)
-                after = apply(before, run_facts, retention=self._retention)
-                if before is None or after != before:
-                    changed.append(after)
-                elif run_id not in kept:
-                    unchanged[run_id] = before
             try:
-                saved = await self._store.save(changed)
+                inserted, existing = await self._store.insert_new(
+                    [
+                        apply(None, run_facts, retention=self._retention)
+                        for run_id, run_facts in by_run.items()
+                        if run_id not in kept
+                    ]
+                )
+                stored = {**kept, **(await self._store.load(existing) if existing else {})}
+                changed, unchanged = self._fold(stored, {r: by_run[r] for r in [*kept, *existing]})
+                replaced = await self._store.save(changed)
+                if inserted or replaced:
+                    await self._store.sync()
             except BaseException:
                 self._cache.forget(by_run)  # written or not: unknown
                 raise
-            self._cache.put({**unchanged, **{doc["_id"]: doc for doc in saved}})
-        return len(saved)
+            unread = {run_id: doc for run_id, doc in unchanged.items() if run_id not in kept}
+            self._cache.put({**unread, **{doc["_id"]: doc for doc in inserted + replaced}})
+        return len(inserted) + len(replaced)
+
+    def _fold(
+        self, stored: dict[str, MongoDocument], by_run: dict[str, list[Fact]]
+    ) -> tuple[list[MongoDocument], dict[str, MongoDocument]]:
+        """The documents ``by_run``'s facts change, and those they leave as stored."""
+        changed: list[MongoDocument] = []
+        unchanged: dict[str, MongoDocument] = {}
+        for run_id, run_facts in by_run.items():
+            before = stored.get(run_id)
+            after = apply(before, run_facts, retention=self._retention)
+            if before is None or after != before:
+                changed.append(after)
+            else:
+                unchanged[run_id] = before
+        return changed, unchanged
 
     def forget_kept(self) -> None:
         """Read every document again before its next write (another writer may own it now).

@@ -1,7 +1,8 @@
 """MongoDB: the ``executions`` collection, one document per run (``_id`` = run id).
 
-Writes are one ``bulk_write`` of replacements per consumed batch, made durable by one
-journaled write after it (:meth:`ExecutionStore.save`). A write does not check that the
+Writes per consumed batch: one ``insert`` of the documents of runs new to the projection,
+one ``bulk_write`` of replacements of the others, made durable together by one journaled
+write after them (:meth:`ExecutionStore.sync`). A write does not check that the
 document is still the one read: the run's events are keyed by its id, so one consumer
 owns the run at a time (see docs/architecture.md for the rebalance window).
 
@@ -23,7 +24,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.write_concern import WriteConcern
 
-from interlock.common.mongo import MongoDocument
+from interlock.common.mongo import MongoDocument, insert_new
 from interlock.common.resources import Lifecycle
 from interlock.common.statuses import ENDED_RUN, RunStatus, TaskStatus
 from interlock.metadata.domain import (
@@ -40,8 +41,8 @@ __all__ = ["COLLECTION", "INDEXES", "ExecutionIndexes", "ExecutionStore"]
 COLLECTION = "executions"
 """The collection (shared by name with the logs package, which reads ``tenant`` and ``status``)."""
 JOURNAL_MARKS = "journal_marks"
-"""One small document per writer, rewritten journaled after each unjournaled bulk write:
-the journal is one sequence, so syncing it up to that write syncs the bulk write too."""
+"""One small document per writer, rewritten journaled after each batch's unjournaled
+writes: the journal is one sequence, so syncing it up to that write syncs them too."""
 
 _JOURNALED = WriteConcern(w=1, j=True)
 _OPEN_STATUSES = [status.value for status in RunStatus if status not in ENDED_RUN]
@@ -132,21 +133,35 @@ class ExecutionStore:
             if not documents:
                 return
             await self.save(documents)
+            await self.sync()
 
     async def load(self, run_ids: Iterable[str]) -> dict[str, MongoDocument]:
         """The stored documents of ``run_ids`` that exist, by run id."""
         cursor = self._executions.find({"_id": {"$in": list(run_ids)}})
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def save(self, documents: Sequence[MongoDocument]) -> list[MongoDocument]:
-        """Write ``documents`` (replacing the stored ones) in one bulk write, durably.
+    async def insert_new(
+        self, documents: Sequence[MongoDocument]
+    ) -> tuple[list[MongoDocument], set[str]]:
+        """Insert ``documents`` of runs taken to be new, in one insert (durable after :meth:`sync`).
 
-        The bulk write is not journaled; one journaled write of a marker follows it,
-        and the journal is one sequence, so once that returns the whole batch is on
-        disk. Journaling every replacement cost the local server one fsync per
-        document (its bulk writes commit each statement on its own): about half the
-        projection's time in a micro-benchmark. A transaction did not help there: it
-        commits without syncing its journal whatever the write concern says.
+        A run whose document exists already keeps it (its insert fails alone): the
+        caller folds its facts into the stored one. The local server writes an insert
+        of many documents in one transaction, where a replacement is a statement and a
+        transaction of its own, with the collection's index definitions read again and
+        the old document's index entries removed: a run's first write costs it much
+        less as an insert.
+
+        Returns:
+            The documents inserted (each with ``rev`` 1), and the run ids whose
+            documents exist already.
+        """
+        revised = [{**doc, "rev": 1} for doc in documents]
+        existing = await insert_new(self._db()[COLLECTION], revised)
+        return [doc for doc in revised if doc["_id"] not in existing], existing
+
+    async def save(self, documents: Sequence[MongoDocument]) -> list[MongoDocument]:
+        """Replace the stored ``documents`` in one bulk write (durable after :meth:`sync`).
 
         Returns:
             The documents as written: each with its ``rev`` one up.
@@ -155,10 +170,18 @@ class ExecutionStore:
         if revised:
             operations = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in revised]
             await self._db()[COLLECTION].bulk_write(operations, ordered=False)
-            await self._journal_mark()
         return revised
 
-    async def _journal_mark(self) -> None:
+    async def sync(self) -> None:
+        """Put every write made before on disk: one journaled write of a mark.
+
+        Inserts and replacements are not journaled; the journal is one sequence, so
+        once this journaled write returns, everything written before it is on disk.
+        Journaling every replacement cost the local server one fsync per document (its
+        bulk writes commit each statement on its own): about half the projection's
+        time in a micro-benchmark. A transaction did not help there: it commits
+        without syncing its journal whatever the write concern says.
+        """
         marks = self._db().get_collection(JOURNAL_MARKS, write_concern=_JOURNALED)
         await marks.update_one({"_id": COLLECTION}, {"$inc": {"writes": 1}}, upsert=True)
 

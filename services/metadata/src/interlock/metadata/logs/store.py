@@ -5,7 +5,7 @@ Collections:
 - ``log_chunks``: one document per chunk (``_id`` from :attr:`Chunk.chunk_id`) with
   ``tenant``, ``run_id``, ``task_id``, ``attempt``, ``position`` and ``lines``
   (``seq``, ``time``, ``level``, ``message``); indexed by run and position.
-- ``log_runs``: per run, its tenant, the next chunk position and, per attempt
+- ``log_runs``: per run, its tenant and, per attempt
   (``attempts``, keyed by :func:`_attempt_field`), the ``seq`` ranges stored (or counted
   past the cap), bytes kept, lines and bytes dropped past the cap, how many lines the
   attempt wrote (from its last event), the worker that sent it, lines missing since
@@ -13,6 +13,9 @@ Collections:
   cost one per attempt (a fan-out run's batch wrote 12).
 - ``log_gaps``: one per attempt missing lines, while it does: its tenant and when the
   worker is to be asked next (``due``); rare, so the common path writes none.
+- ``log_positions``: one counter (``_id`` ``"chunks"``) every chunk position is taken
+  from, whatever its run: one write per batch, where a counter per run cost one per
+  run (a batch of the fan-out load named about 30 runs).
 
 Every document carries ``expires_at`` (its last write plus the retention), on which a
 TTL index removes it. The ``executions`` collection (the execution documents) is only
@@ -21,7 +24,6 @@ read here: a run's tenant and status.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from interlock.common.mongo import MongoDocument
+from interlock.common.mongo import MongoDocument, insert_new
 from interlock.common.resources import Lifecycle
 from interlock.metadata.logs.domain import (
     AttemptKey,
@@ -49,6 +51,8 @@ __all__ = ["CHUNKS", "EXECUTIONS", "LogIndexes", "LogStore", "RunState"]
 CHUNKS = "log_chunks"
 RUNS = "log_runs"
 GAPS = "log_gaps"
+POSITIONS = "log_positions"
+_COUNTER = "chunks"
 EXECUTIONS = "executions"
 """The execution documents: ``_id`` the run id, ``tenant``, ``status``."""
 
@@ -95,6 +99,12 @@ class LogIndexes(Lifecycle):
         await db[GAPS].create_index("due")
         for name in (CHUNKS, RUNS, GAPS):
             await db[name].create_index("expires_at", expireAfterSeconds=0)
+        # Positions were counted per run from 0 before there was one counter: starting
+        # it past the time in milliseconds puts every new chunk after those.
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        await db[POSITIONS].update_one(
+            {"_id": _COUNTER}, {"$max": {"next_position": now_ms}}, upsert=True
+        )
 
     async def stop(self) -> None:
         """Nothing to close."""
@@ -129,32 +139,29 @@ class LogStore:
                 found[key] = _attempt_log(doc)
         return found
 
-    async def reserve_positions(
-        self, counts: Mapping[str, int], tenants: Mapping[str, str]
-    ) -> dict[str, int]:
-        """Reserve ``counts[run]`` chunk positions in each run; the first of each.
+    async def reserve_positions(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Reserve ``counts[run]`` chunk positions for each run; the first of each.
 
-        Positions only grow: a reader who read up to one never misses a later chunk.
+        One counter serves every run: positions only grow, in each run as in all, so a
+        reader who read up to one never misses a later chunk.
         """
-        runs = self._database()[RUNS]
-        expires_at = self._expires_at()
-
-        async def reserve(run_id: str, count: int) -> tuple[str, int]:
-            doc = await runs.find_one_and_update(
-                {"_id": run_id},
-                {
-                    "$inc": {"next_position": count},
-                    "$set": {"expires_at": expires_at},
-                    "$setOnInsert": {"tenant": tenants[run_id]},
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:  # an upsert returning the document after always finds it
-                raise RuntimeError(f"position counter of run {run_id!r} not found")
-            return run_id, int(doc["next_position"]) - count
-
-        return dict(await asyncio.gather(*(reserve(r, n) for r, n in counts.items())))
+        total = sum(counts.values())
+        if not total:
+            return dict.fromkeys(counts, 0)
+        doc = await self._database()[POSITIONS].find_one_and_update(
+            {"_id": _COUNTER},
+            {"$inc": {"next_position": total}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:  # an upsert returning the document after always finds it
+            raise RuntimeError("the chunk position counter was not found")
+        first: dict[str, int] = {}
+        position = int(doc["next_position"]) - total
+        for run_id, count in counts.items():
+            first[run_id] = position
+            position += count
+        return first
 
     async def write_chunks(self, plan: WritePlan, first_positions: Mapping[str, int]) -> None:
         """Store the plan's chunks and markers at their positions (before its attempts).
@@ -165,39 +172,35 @@ class LogStore:
         db = self._database()
         expires_at = self._expires_at()
         next_position = dict(first_positions)
-        chunk_writes: list[UpdateOne | DeleteOne] = []
-        for chunk in plan.chunks:
-            chunk_writes.append(
-                UpdateOne(
-                    {"_id": chunk.chunk_id},
-                    {
-                        "$setOnInsert": {
-                            **_chunk_fields(chunk.tenant, chunk.attempt),
-                            "position": _take(next_position, chunk.attempt[0]),
-                            "lines": [_line_doc(line) for line in chunk.lines],
-                            "expires_at": expires_at,
-                        }
+        chunks = [
+            {
+                "_id": chunk.chunk_id,
+                **_chunk_fields(chunk.tenant, chunk.attempt),
+                "position": _take(next_position, chunk.attempt[0]),
+                "lines": [_line_doc(line) for line in chunk.lines],
+                "expires_at": expires_at,
+            }
+            for chunk in plan.chunks
+        ]
+        if chunks:
+            await insert_new(db[CHUNKS], chunks)
+        marker_writes: list[UpdateOne | DeleteOne] = [
+            UpdateOne(
+                {"_id": marker.chunk_id},
+                {
+                    "$setOnInsert": {
+                        **_chunk_fields(marker.tenant, marker.attempt),
+                        "position": _take(next_position, marker.attempt[0]),
                     },
-                    upsert=True,
-                )
+                    "$set": {"lines": [_line_doc(marker.line)], "expires_at": expires_at},
+                },
+                upsert=True,
             )
-        for marker in plan.markers:
-            chunk_writes.append(
-                UpdateOne(
-                    {"_id": marker.chunk_id},
-                    {
-                        "$setOnInsert": {
-                            **_chunk_fields(marker.tenant, marker.attempt),
-                            "position": _take(next_position, marker.attempt[0]),
-                        },
-                        "$set": {"lines": [_line_doc(marker.line)], "expires_at": expires_at},
-                    },
-                    upsert=True,
-                )
-            )
-        chunk_writes += [DeleteOne({"_id": chunk_id}) for chunk_id in plan.removed_markers]
-        if chunk_writes:
-            await db[CHUNKS].bulk_write(chunk_writes, ordered=True)
+            for marker in plan.markers
+        ]
+        marker_writes += [DeleteOne({"_id": chunk_id}) for chunk_id in plan.removed_markers]
+        if marker_writes:
+            await db[CHUNKS].bulk_write(marker_writes, ordered=True)
 
     async def write_gaps(self, plan: WritePlan) -> None:
         """Open the plan's gaps (due at once) and close those it closes."""
@@ -244,7 +247,7 @@ class LogStore:
         """Store the lost marker of ``log`` and what is given up (``log.lost``)."""
         db = self._database()
         expires_at = self._expires_at()
-        positions = await self.reserve_positions({key[0]: 1}, {key[0]: tenant})
+        positions = await self.reserve_positions({key[0]: 1})
         await db[CHUNKS].update_one(
             {"_id": marker_id(key, "lost")},
             {
@@ -266,15 +269,18 @@ class LogStore:
             },
         )
 
-    async def write_attempts(self, plan: WritePlan) -> None:
+    async def write_attempts(self, plan: WritePlan, tenants: Mapping[str, str]) -> None:
         """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap).
 
-        One update of each run's document, whatever the number of its attempts.
+        One update of each run's document (with the run's tenant), whatever the number
+        of its attempts.
         """
         expires_at = self._expires_at()
         by_run: dict[str, dict[str, Any]] = {}
         for key, log in plan.attempts.items():
-            fields = by_run.setdefault(key[0], {"expires_at": expires_at})
+            fields = by_run.setdefault(
+                key[0], {"tenant": tenants[key[0]], "expires_at": expires_at}
+            )
             fields[f"attempts.{_attempt_field(key)}"] = _attempt_doc(log)
         run_writes = [
             UpdateOne({"_id": run_id}, {"$set": fields}, upsert=True)
