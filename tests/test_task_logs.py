@@ -1,4 +1,5 @@
-"""Task logs through the gateway, on the real platform (its own stack and ports).
+"""Task logs through the gateway, on the real platform (shared with ``test_tracing``,
+see ``conftest.py``: shell tasks allowed, a half-second heartbeat of the log stream).
 
 An echo task and a shell task run on the real worker; their lines are read through
 Envoy with the logs route (order, tail, level, cursors) and followed with the SSE
@@ -11,15 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,14 +22,12 @@ import jwt
 import pytest
 from pymongo import AsyncMongoClient
 
-from interlock.devstack._process import port_is_free
+from interlock.devstack import Platform as SharedPlatform
 from interlock.devstack._servers import mongo_url
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
+from interlock.devstack._stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-PORT_OFFSET = 2250
-HEARTBEAT_S = 0.5
 SCRIPT = (
     "import sys\n"
     "for n in range(1, 6):\n"
@@ -59,69 +52,15 @@ class Platform:
         )
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def _login(stack: Stack, username: str, password: str, tenant: str = "default") -> str:
-    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-        response = client.post(
-            "/api/v1/auth/login",
-            json={"username": username, "password": password, "tenant": tenant},
-        )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def _other_tenant_admin(stack: Stack, admin: str) -> str:
-    name = f"other-{int(time.time() * 1000)}"
-    with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-        created = client.post(
-            "/api/v1/tenants",
-            json={"name": name, "admin_username": "root", "admin_password": "other-password"},
-            headers={"authorization": f"Bearer {admin}"},
-        )
-    assert created.status_code == 201, created.text
-    return _login(stack, "root", "other-password", name)
-
-
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-logs-"))
-    data_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(PORT_OFFSET),
-        "INTERLOCK_SHELL_ENABLED": "true",
-        "INTERLOCK_SHELL_ALLOWED_COMMANDS": json.dumps([sys.executable]),
-        "INTERLOCK_LOGS_STREAM_HEARTBEAT_S": str(HEARTBEAT_S),
-    }
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    env.pop("INTERLOCK_DEV_GATEWAY_AUTHZ", None)
-    stack = Stack.from_env(env)
-    ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-    if not all(port_is_free(port) for port in ports):
-        pytest.skip(f"the ports of offset {PORT_OFFSET} are in use")
-    try:
-        started = _cli(env, "up")
-        assert started.returncode == 0, f"up failed:\n{started.stdout}\n{started.stderr}"
-        admin = _login(stack, ADMIN_USERNAME, ADMIN_PASSWORD)
-        tenant = jwt.decode(admin, options={"verify_signature": False})["tid"]
-        yield Platform(stack, admin, tenant, _other_tenant_admin(stack, admin))
-    finally:
-        # clean, not down: as root, PostgreSQL's folder lives outside the data folder.
-        _cli(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
+def platform(traced_shell_platform: SharedPlatform) -> Platform:
+    ours, other = (traced_shell_platform.new_tenant(name) for name in ("logs", "other"))
+    token, other_token = (
+        traced_shell_platform.login(t.admin_username, t.admin_password, t.name)
+        for t in (ours, other)
+    )
+    tenant = jwt.decode(token, options={"verify_signature": False})["tid"]
+    return Platform(traced_shell_platform.stack, token, tenant, other_token)
 
 
 async def _start(platform: Platform, name: str, task: dict[str, Any]) -> str:

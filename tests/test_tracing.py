@@ -1,8 +1,8 @@
 """One run is one trace: the platform's spans, exported over OTLP/HTTP, followed end to end.
 
-The stack (the seven services, Envoy, real workers) runs on this module's own port
-offsets with every service's exporter pointed at a receiver in this test, which
-decodes what arrives with ``opentelemetry-proto``. A 3-task run whose middle task fails
+The stack (the seven services, Envoy, real workers; shared with ``test_task_logs``,
+see ``conftest.py``) has every service's exporter pointed at a receiver in this
+process; what arrives is decoded with ``opentelemetry-proto``. A 3-task run whose middle task fails
 once (an HTTP call answered 500, then 200) and is scheduled again by its retry timer
 must give one trace holding the workflow, scheduler and worker spans, the retried
 task's included, each span's parent in the trace up to the REST root. Services ship
@@ -11,14 +11,13 @@ their log records to the same receiver.
 
 from __future__ import annotations
 
-import gzip
 import http.server
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -26,12 +25,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from interlock.devstack import running_platform
+from interlock.devstack import Platform as SharedPlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-OFFSETS = (3100, 3150, 3200, 3350)
-"""Port offsets this module may use (other tests use others at the same time)."""
 
 
 @dataclass(frozen=True)
@@ -48,57 +44,56 @@ class ReceivedSpan:
         return values
 
 
+class Exports(Protocol):
+    """The OTLP/HTTP exports the services sent (``conftest.TelemetrySink``)."""
+
+    def since(self, start: int) -> list[tuple[str, bytes]]: ...
+
+
 @dataclass
 class Receiver:
     """What the services exported: spans, and log records' trace ids."""
 
+    sink: Exports
     spans: list[ReceivedSpan] = field(default_factory=list)
     log_trace_ids: set[bytes] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    decoded: int = 0
+    """How many of the sink's exports are decoded into the two above."""
+
+    def refresh(self) -> None:
+        exports = self.sink.since(self.decoded)
+        self.decoded += len(exports)
+        for path, body in exports:
+            self.take(path, body)
 
     def take(self, path: str, body: bytes) -> None:
-        with self.lock:
-            if path == "/v1/traces":
-                request = ExportTraceServiceRequest.FromString(body)
-                for resource_spans in request.resource_spans:
-                    service = next(
-                        a.value.string_value
-                        for a in resource_spans.resource.attributes
-                        if a.key == "service.name"
-                    )
-                    for scope in resource_spans.scope_spans:
-                        self.spans += [ReceivedSpan(service, span) for span in scope.spans]
-            elif path == "/v1/logs":
-                logs = ExportLogsServiceRequest.FromString(body)
-                for resource_logs in logs.resource_logs:
-                    for scope_logs in resource_logs.scope_logs:
-                        self.log_trace_ids |= {r.trace_id for r in scope_logs.log_records}
+        if path == "/v1/traces":
+            request = ExportTraceServiceRequest.FromString(body)
+            for resource_spans in request.resource_spans:
+                service = next(
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                )
+                for scope in resource_spans.scope_spans:
+                    self.spans += [ReceivedSpan(service, span) for span in scope.spans]
+        elif path == "/v1/logs":
+            logs = ExportLogsServiceRequest.FromString(body)
+            for resource_logs in logs.resource_logs:
+                for scope_logs in resource_logs.scope_logs:
+                    self.log_trace_ids |= {r.trace_id for r in scope_logs.log_records}
 
     def trace(self, trace_id: bytes) -> list[ReceivedSpan]:
-        with self.lock:
-            return [s for s in self.spans if s.span.trace_id == trace_id]
+        self.refresh()
+        return [s for s in self.spans if s.span.trace_id == trace_id]
 
     def of_run(self, run_id: str) -> list[ReceivedSpan]:
-        with self.lock:
-            return [s for s in self.spans if s.attributes.get("interlock.run_id") == run_id]
+        self.refresh()
+        return [s for s in self.spans if s.attributes.get("interlock.run_id") == run_id]
 
-
-def _otlp_handler(receiver: Receiver) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            if self.headers.get("content-encoding") == "gzip":
-                body = gzip.decompress(body)
-            receiver.take(self.path, body)
-            self.send_response(200)
-            self.send_header("content-type", "application/x-protobuf")
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
+    def logged(self, trace_id: bytes) -> bool:
+        self.refresh()
+        return trace_id in self.log_trace_ids
 
 
 class _FailsOnce(http.server.BaseHTTPRequestHandler):
@@ -130,26 +125,17 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    receiver = Receiver()
-    collector = _serve(_otlp_handler(receiver))
+def platform(traced_shell_platform: SharedPlatform, telemetry_sink: Exports) -> Iterator[Platform]:
     flaky = _serve(_FailsOnce)
-    settings = {
-        "INTERLOCK_OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
-        "INTERLOCK_TRACE_SAMPLE_RATIO": "1",
-        # Export within a fraction of a second rather than the SDK's 5 s.
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "OTEL_BLRP_SCHEDULE_DELAY": "200",
-    }
     try:
-        with (
-            running_platform(OFFSETS, settings) as platform,
-            httpx.Client(base_url=platform.url, trust_env=False, timeout=30) as client,
-        ):
-            client.headers["authorization"] = f"Bearer {platform.login()}"
-            yield Platform(client, receiver, f"http://127.0.0.1:{flaky.server_port}/flaky")
+        with httpx.Client(
+            base_url=traced_shell_platform.url, trust_env=False, timeout=30
+        ) as client:
+            client.headers["authorization"] = f"Bearer {traced_shell_platform.login()}"
+            yield Platform(
+                client, Receiver(telemetry_sink), f"http://127.0.0.1:{flaky.server_port}/flaky"
+            )
     finally:
-        collector.shutdown()
         flaky.shutdown()
 
 
@@ -260,4 +246,4 @@ def test_a_run_with_a_retried_task_is_one_trace_with_an_unbroken_parent_chain(
     assert ("scheduler", "workflow.started process") in path, path
     assert path[-1] == ("workflow", root.span.name), path
     assert any(s.attributes.get("interlock.tenant") for s in spans)
-    assert _eventually(lambda: trace_id in receiver.log_trace_ids, "a log record of the run")
+    assert _eventually(lambda: receiver.logged(trace_id), "a log record of the run")

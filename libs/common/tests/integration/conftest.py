@@ -52,8 +52,9 @@ def kafka_options(kafka_server: Any) -> KafkaOptions:
         kafka_partitions=3,
         kafka_linger_ms=5,
         kafka_fetch_max_wait_ms=10,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
+        # The local broker holds a new member's join for about half the session timeout.
+        kafka_session_timeout_ms=1500,
+        kafka_heartbeat_interval_ms=300,
     )
 
 

@@ -197,8 +197,9 @@ def make_settings(dsn: str, password: Any, kafka: str, **overrides: Any) -> Noti
         "postgres_password": password,
         "kafka_bootstrap_servers": kafka,
         "kafka_topic_prefix": f"nt{secrets.token_hex(4)}.",
-        "kafka_session_timeout_ms": 3000,
-        "kafka_heartbeat_interval_ms": 500,
+        # The local broker holds a new member's join for about half the session timeout.
+        "kafka_session_timeout_ms": 1500,
+        "kafka_heartbeat_interval_ms": 300,
         "identity_jwks": TEST_IDENTITY.jwks,
         "retry_schedule": ["0s", "100ms", "100ms", "100ms", "100ms", "100ms"],
         "max_consecutive_failures": 4,

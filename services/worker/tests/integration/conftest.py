@@ -53,8 +53,10 @@ def settings(kafka_server: Any) -> WorkerSettings:
         kafka_bootstrap_servers=kafka_server.bootstrap_servers,
         kafka_topic_prefix=f"w{secrets.token_hex(4)}.",
         kafka_partitions=3,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
+        # The local broker holds a new member's join for about half the session
+        # timeout: 1.1 s at 1.5 s, 2 s at 3 s, and each test joins two groups or more.
+        kafka_session_timeout_ms=1500,
+        kafka_heartbeat_interval_ms=300,
         worker_group_id=f"worker-{secrets.token_hex(4)}",
         worker_id=f"test-{secrets.token_hex(3)}",
         heartbeat_interval_ms=200,

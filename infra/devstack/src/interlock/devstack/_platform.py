@@ -2,8 +2,9 @@
 
 One stack (supervisord, the servers, the seven services, Envoy) in a temporary data
 folder on the first free port offset of :data:`PLATFORM_PORT_OFFSETS`, deleted after.
-The pytest fixture ``default_platform`` shares one for the session; each test module
-works in tenants of its own (:meth:`Platform.new_tenant`), so modules share no data.
+The pytest fixture ``default_platform`` shares one between the modules that ask for
+it; each test module works in tenants of its own (:meth:`Platform.new_tenant`), so
+modules share no data.
 """
 
 from __future__ import annotations

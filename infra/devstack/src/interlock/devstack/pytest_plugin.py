@@ -22,14 +22,16 @@ Fixtures:
     envoy_binary: :class:`pathlib.Path` of the Envoy executable (session).
     default_platform: :class:`~interlock.devstack.Platform`, the whole platform
         (`make up`'s stack, default configuration) shared by every module that asks
-        for it (session).
+        for it: started by the first, stopped after the last (module).
+
+:func:`shared_platform` makes such a fixture of a platform with settings of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,7 +45,12 @@ from interlock.devstack._handles import (
     S3Server,
     SmtpServer,
 )
-from interlock.devstack._platform import Platform, PlatformStartError, running_platform
+from interlock.devstack._platform import (
+    PLATFORM_PORT_OFFSETS,
+    Platform,
+    PlatformStartError,
+    running_platform,
+)
 from interlock.devstack._process import LOOPBACK, free_ports
 from interlock.devstack._runner import (
     RestartableServer,
@@ -199,15 +206,87 @@ def envoy_binary() -> Path:
     return _binaries.envoy_binary()
 
 
-@pytest.fixture(scope="session")
-def default_platform() -> Iterator[Platform]:
-    """The whole platform, started on first use and shared by the session.
+@pytest.fixture(scope="module")
+def default_platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """The whole platform, shared by the modules that ask for it.
 
-    Default configuration, throwaway data, stopped at once at the end. Modules must not
-    depend on each other's data: each makes its own tenant (``new_tenant``) and names.
+    Default configuration, throwaway data. Modules must not depend on each other's
+    data: each makes its own tenant (``new_tenant``) and names.
     """
-    try:
-        with running_platform() as platform:
-            yield platform
-    except PlatformStartError as error:
-        pytest.fail(f"the default platform did not start:\n{error}")
+    yield from shared_platform(request)
+
+
+def shared_platform(
+    request: pytest.FixtureRequest,
+    settings: Mapping[str, str] | None = None,
+    offsets: Sequence[int] = PLATFORM_PORT_OFFSETS,
+) -> Iterator[Platform]:
+    """The body of a module-scoped fixture whose platform its modules share.
+
+    The first module that asks for the fixture (by its name) starts the platform
+    (``settings`` and ``offsets`` as :func:`~interlock.devstack.running_platform`
+    takes them); it is stopped at once after the last of the session's modules that
+    asks for it, not at the end of the session: idle, a platform still takes about
+    half a core, which every later test would pay for.
+    """
+    name = request.fixturename
+    if name is None:
+        raise TypeError("shared_platform() is the body of a fixture")
+    shared = _shared_platform(request.config, name, settings or {}, offsets)
+    yield shared.platform()
+    if not _asked_for_after(request, name):
+        shared.stop()
+
+
+class _SharedPlatform:
+    """A platform of the session, started when asked for, stopped when told."""
+
+    def __init__(self, name: str, settings: Mapping[str, str], offsets: Sequence[int]) -> None:
+        self._name = name
+        self._settings = settings
+        self._offsets = offsets
+        self._running = contextlib.ExitStack()
+        self._platform: Platform | None = None
+        self._failure: str | None = None
+
+    def platform(self) -> Platform:
+        """The running platform, started now if it is not running.
+
+        A failed start is not tried again: every later module fails with its reason.
+        """
+        if self._failure is not None:
+            pytest.fail(self._failure)
+        if self._platform is None:
+            try:
+                self._platform = self._running.enter_context(
+                    running_platform(self._offsets, self._settings)
+                )
+            except PlatformStartError as error:
+                self._failure = f"the {self._name} did not start:\n{error}"
+                pytest.fail(self._failure)
+        return self._platform
+
+    def stop(self) -> None:
+        """Stop the platform at once, if it runs."""
+        self._platform = None
+        self._running.close()
+
+
+_SHARED_PLATFORMS = pytest.StashKey[dict[str, _SharedPlatform]]()
+
+
+def _shared_platform(
+    config: pytest.Config, name: str, settings: Mapping[str, str], offsets: Sequence[int]
+) -> _SharedPlatform:
+    platforms = config.stash.setdefault(_SHARED_PLATFORMS, {})
+    if name not in platforms:
+        shared = platforms[name] = _SharedPlatform(name, settings, offsets)
+        config.add_cleanup(shared.stop)  # a session ended early (-x, Ctrl-C) stops it too
+    return platforms[name]
+
+
+def _asked_for_after(request: pytest.FixtureRequest, fixture: str) -> bool:
+    """Whether a test that runs after the requesting module's last one uses ``fixture``."""
+    items = request.session.items
+    last = max(i for i, item in enumerate(items) if getattr(item, "module", None) is request.module)
+    return any(fixture in getattr(item, "fixturenames", ()) for item in items[last + 1 :])
