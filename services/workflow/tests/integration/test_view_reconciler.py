@@ -26,7 +26,6 @@ DEFINITION = {
     "name": "pair",
     "tasks": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop", "depends_on": ["a"]}],
 }
-ENDED_AT = datetime.now(UTC) - timedelta(minutes=1)
 SLOT = "waiting for a slot: the tenant has 3 of its 3 runs running"
 
 
@@ -55,17 +54,22 @@ async def test_run_statuses_missing_lost_events_converge_and_a_late_event_change
         ]
         # lost: its workflow.running and workflow.completed never arrived; busy: its
         # workflow.running never arrived; waiting: a retried run still queued for a slot,
-        # which the scheduler holds failed until admitted; whole: nothing lost.
+        # which the scheduler holds failed (since before the retry) until admitted;
+        # whole: nothing lost.
+        ended_at = datetime.now(UTC) + timedelta(milliseconds=1)
         failed = workflow_pb2.WorkflowFailed(workflow_name="pair", failed_task_id="a")
         events = [
-            event(waiting, topics.WORKFLOW_FAILED, failed, ENDED_AT),
-            event(whole, topics.WORKFLOW_RUNNING, workflow_pb2.WorkflowRunning(), ENDED_AT),
-            event(whole, topics.WORKFLOW_COMPLETED, workflow_pb2.WorkflowCompleted(), ENDED_AT),
+            event(waiting, topics.WORKFLOW_FAILED, failed, ended_at),
+            event(whole, topics.WORKFLOW_RUNNING, workflow_pb2.WorkflowRunning(), ended_at),
+            event(whole, topics.WORKFLOW_COMPLETED, workflow_pb2.WorkflowCompleted(), ended_at),
         ]
-        ended = tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_SUCCEEDED, ended_at=_stamp(ENDED_AT))
-        stand_in.runs[lost] = (ended, [])
+        succeeded = tasks_pb2.RUN_STATUS_SUCCEEDED
+        stand_in.runs[lost] = (tasks_pb2.Run(status=succeeded, ended_at=_stamp(ended_at)), [])
         stand_in.runs[busy] = (tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_RUNNING), [])
-        stand_in.runs[waiting] = (tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_FAILED), [])
+        stand_in.runs[waiting] = (
+            tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_FAILED, ended_at=_stamp(ended_at)),
+            [],
+        )
         await publish(fast, events)
 
         async def shows(run_id: str, status: str) -> bool:
@@ -80,7 +84,7 @@ async def test_run_statuses_missing_lost_events_converge_and_a_late_event_change
         await eventually(lambda: shows(busy, "running"))
         await eventually(lambda: shows(whole, "succeeded"))
         stand_in.asked.clear()
-        late = event(lost, topics.WORKFLOW_FAILED, failed, ENDED_AT + timedelta(seconds=1))
+        late = event(lost, topics.WORKFLOW_FAILED, failed, ended_at + timedelta(seconds=1))
         await publish(fast, [late])
         await eventually(lambda: _consumed(fast, late.id))
         await eventually(lambda: waiting in stand_in.asked)  # a pass ran since
@@ -88,7 +92,7 @@ async def test_run_statuses_missing_lost_events_converge_and_a_late_event_change
         waiting_view = (await client.get(f"/api/v1/runs/{waiting}")).json()
     assert (lost_view["status"], lost_view["finished_at"]) == (
         "succeeded",
-        ENDED_AT.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        ended_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     )
     assert (waiting_view["status"], waiting_view["status_reason"]) == ("running", SLOT)
     # A finished run costs no call.

@@ -546,20 +546,21 @@ class WorkflowService:
     ) -> bool:
         """Bring a run's status to the scheduler's, as its lost run events would have.
 
-        A run the scheduler ended ends; a pending one it runs, runs; a running one it
-        runs stops waiting. A run that waits for a slot after a retry is left alone
-        while the scheduler still holds it failed (it stays failed until admitted).
+        A run the scheduler ended since the run last changed here ends; a pending one it
+        runs, runs; a running one it runs stops waiting. An end older than the run's
+        last change is no news: a retry reopened the run since, and the scheduler holds
+        it failed until it takes the retry in (or a slot frees for it).
 
         Returns:
             Whether the run changed.
         """
         async with self._acquire() as conn, conn.transaction():
-            runs = await store.lock_runs(conn, [(tenant, run_id)])
-            state = runs.get(run_id)
-            if state is None:
+            locked = await store.lock_run(conn, tenant, run_id)
+            if locked is None:
                 return False
+            state, changed_at = locked
             after = state
-            if status.finished and not (status is RunStatus.FAILED and state.status_reason):
+            if status.finished and ended_at is not None and ended_at > changed_at:
                 ended = after_outcome(state.status, status)
                 if ended is not state.status:
                     after = RunState(ended, ended_at, None, state.event_at)

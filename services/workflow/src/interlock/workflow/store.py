@@ -572,6 +572,27 @@ async def lock_runs(
     }
 
 
+async def lock_run(
+    conn: asyncpg.Connection, tenant: str, run_id: uuid.UUID
+) -> tuple[RunState, datetime] | None:
+    """Lock a tenant's run; its state and when it last changed, or ``None``."""
+    row = await conn.fetchrow(
+        """
+        SELECT status, finished_at, status_reason, run_event_at, updated_at FROM runs
+        WHERE tenant = $1 AND id = $2
+        FOR UPDATE
+        """,
+        tenant,
+        run_id,
+    )
+    if row is None:
+        return None
+    state = RunState(
+        RunStatus(row["status"]), row["finished_at"], row["status_reason"], row["run_event_at"]
+    )
+    return state, row["updated_at"]
+
+
 _SAVE_RUNS = """
 UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now(),
     status_reason = s.status_reason, run_event_at = s.event_at,
