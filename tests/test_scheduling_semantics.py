@@ -105,7 +105,11 @@ class Platform:
         """The run view once the run and every one of its tasks have settled."""
 
         def settled() -> dict[str, Any] | None:
-            view = self.run(run_id)
+            response = self.client.get(f"/api/v1/runs/{run_id}")
+            if response.status_code == 503:  # the scheduler, which holds the tasks, restarts
+                return None
+            assert response.status_code == 200, response.text
+            view: dict[str, Any] = response.json()
             busy = {"pending", "scheduled", "running", "retrying"}
             if view["status"] in ENDED and not any(t["status"] in busy for t in view["tasks"]):
                 return view
