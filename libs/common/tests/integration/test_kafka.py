@@ -205,6 +205,31 @@ async def test_two_members_of_a_group_split_the_partitions(
     assert first.events and second.events
 
 
+async def test_a_member_is_told_when_its_partitions_change(
+    kafka_options: KafkaOptions, group_id: str, running, eventually
+) -> None:
+    await topics.ensure_topics(kafka_options, [topics.TASK_STARTED])
+    changes: list[frozenset[tuple[str, int]]] = []
+    a = EventConsumer(
+        kafka_options,
+        group_id=group_id,
+        event_types=[topics.TASK_STARTED],
+        handler=Collector(),
+        on_partitions_changed=lambda: changes.append(a.assignment()),
+    )
+    b = EventConsumer(
+        kafka_options, group_id=group_id, event_types=[topics.TASK_STARTED], handler=Collector()
+    )
+    async with running(a):
+        await eventually(lambda: len(a.assignment()) == kafka_options.kafka_partitions)
+        told = len(changes)
+        assert told >= 1  # given its partitions
+        async with running(b):
+            await eventually(lambda: b.assignment() and len(changes) > told)  # some went to b
+            assert len(a.assignment()) < kafka_options.kafka_partitions
+            await asyncio.sleep(0.1)  # b's loop runs before it is stopped
+
+
 async def test_check_kafka(kafka_options: KafkaOptions) -> None:
     await check_kafka(kafka_options)
 

@@ -371,3 +371,136 @@ async def test_a_record_the_broker_refuses_is_found_and_parked(
     parked = await pool.fetch("SELECT event_id, reason FROM interlock_parked_events")
     assert [p["event_id"] for p in parked] == [big.id]
     assert "MessageSizeTooLarge" in parked[0]["reason"]
+
+
+class RecordingRelay(outbox.OutboxRelay):
+    """A relay that keeps every ``NOTIFY`` payload it heard and the size of every drain.
+
+    Args:
+        deaf: Ignore every ``NOTIFY``.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, publisher: EventPublisher, *, deaf: bool = False, **options: int
+    ) -> None:
+        super().__init__(pool, publisher, **options)
+        self.deaf = deaf
+        self.heard: list[str] = []
+        self.drains: list[int] = []
+
+    def _notified_by(self, payload: str) -> None:
+        self.heard.append(payload)
+        if not self.deaf:
+            super()._notified_by(payload)
+
+    async def _drain(self) -> tuple[int, outbox.Snapshot | None]:
+        drained, snapshot = await super()._drain()
+        self.drains.append(drained)
+        return drained, snapshot
+
+
+async def _listening(relay: RecordingRelay, pool: asyncpg.Pool) -> bool:
+    """Whether the relay hears a ``NOTIFY`` sent now (a drain then is not counted)."""
+    await pool.execute("SELECT pg_notify($1, 'hello')", outbox.NOTIFY_CHANNEL)
+    await asyncio.sleep(0.05)
+    return bool(relay.heard)
+
+
+async def test_the_connection_that_added_rows_wakes_the_relay_when_it_is_taken_back(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, eventually
+) -> None:
+    """The relay ignores every NOTIFY and never polls: only the pool's release wakes it."""
+    await topics.ensure_topics(kafka_options, TYPES)
+    await pool.execute("CREATE TABLE claims (name text PRIMARY KEY)")
+    claim = "INSERT INTO claims VALUES ($1) RETURNING name"
+    async with EventPublisher(kafka_options) as publisher:
+        relay = RecordingRelay(pool, publisher, deaf=True, poll_interval_ms=600_000)
+        async with relay_running(relay):
+            await eventually(lambda: _listening(relay, pool), timeout_s=20)
+            await asyncio.sleep(0.2)  # a drain its start-up may still have had coming
+            drains = len(relay.drains)
+            await enqueue_committed(pool, [completed("run-5", 1)])
+            await eventually(lambda: len(relay.drains) > drains, timeout_s=20)
+            async with pool.acquire() as conn:  # one statement, no transaction
+                await outbox.execute_with_events(conn, claim, ["a"], [completed("run-5", 2)])
+            await eventually(lambda: len(relay.drains) > drains + 1, timeout_s=20)
+            assert relay.drains[drains:] == [1, 1]
+            assert await outbox_size(pool) == 0
+
+
+async def test_the_notify_of_a_commit_already_drained_starts_no_drain(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, eventually
+) -> None:
+    await topics.ensure_topics(kafka_options, TYPES)
+    async with EventPublisher(kafka_options) as publisher:
+        relay = RecordingRelay(pool, publisher, poll_interval_ms=600_000)
+        async with relay_running(relay):
+            await eventually(lambda: _listening(relay, pool), timeout_s=20)
+            await asyncio.sleep(0.2)  # the drains the hellos started
+            drains = len(relay.drains)
+            for n in range(1, 4):
+                heard, drained = len(relay.heard), len(relay.drains)
+                await enqueue_committed(pool, [completed("run-6", n)])
+                await eventually(
+                    lambda: len(relay.heard) > heard and len(relay.drains) > drained,  # noqa: B023
+                    timeout_s=20,
+                )
+                await asyncio.sleep(0.05)  # time for a drain the NOTIFY would have started
+            assert relay.drains[drains:] == [1, 1, 1]
+    assert await outbox_size(pool) == 0
+
+
+class StuckPublisher:
+    """A publisher whose broker never answers."""
+
+    def __init__(self) -> None:
+        self.tried = asyncio.Event()
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        del records
+        self.tried.set()
+        await asyncio.Event().wait()
+
+
+async def test_rows_committed_but_not_published_when_the_relay_dies_are_sent_by_the_next(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, group_id: str, running, eventually
+) -> None:
+    """The relay was woken right after the commit and died while publishing: the rows
+    it had taken come back (its transaction never committed) for the next relay."""
+    await topics.ensure_topics(kafka_options, TYPES)
+    events = [completed("run-7", n) for n in range(3)]
+    stuck = StuckPublisher()
+    dying = asyncio.create_task(outbox.OutboxRelay(pool, stuck, poll_interval_ms=600_000).run())
+    await enqueue_committed(pool, events)
+    await asyncio.wait_for(stuck.tried.wait(), timeout=20)
+    dying.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dying
+    assert await outbox_size(pool) == len(events)
+
+    async with EventPublisher(kafka_options) as publisher:
+        assert await outbox.OutboxRelay(pool, publisher).drain_once() == len(events)
+    collect = Collector()
+    consumer = EventConsumer(kafka_options, group_id=group_id, event_types=TYPES, handler=collect)
+    async with running(consumer):
+        await eventually(lambda: len(collect.events) >= len(events), timeout_s=20)
+    assert [e.id for e in collect.events] == [e.id for e in events]
+
+
+async def test_a_relay_whose_connections_were_cut_while_it_slept_still_publishes(
+    pool: asyncpg.Pool, kafka_options: KafkaOptions, eventually
+) -> None:
+    """The connection holding the next drain's transaction is lost with the rest."""
+    await topics.ensure_topics(kafka_options, TYPES)
+    async with EventPublisher(kafka_options) as publisher:
+        relay = RecordingRelay(pool, publisher, poll_interval_ms=600_000, retry_backoff_ms=50)
+        async with relay_running(relay):
+            await eventually(lambda: _listening(relay, pool), timeout_s=20)
+            async with pool.acquire() as conn:
+                cut = await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            assert cut >= 2  # the LISTEN connection and the begun one at least
+            await enqueue_committed(pool, [completed("run-8", 1)])
+            await eventually(lambda: _empty(pool), timeout_s=20)

@@ -34,6 +34,7 @@ def metadata_settings(mongo_url: str, kafka: KafkaServer, **overrides: Any) -> M
         "kafka_session_timeout_ms": 3000,
         "kafka_heartbeat_interval_ms": 500,
         "projection_fetch_max_wait_ms": 25,  # tests wait for each batch: small ones
+        "logs_fetch_max_wait_ms": 25,
         "identity_jwks": TEST_IDENTITY.jwks,
     }
     return MetadataSettings(**(values | overrides))

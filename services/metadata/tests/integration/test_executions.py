@@ -170,6 +170,42 @@ async def test_paging_is_stable_under_inserts(
     assert other.status_code == 400
 
 
+async def test_words_found_across_days_and_pages_newest_first(
+    client: httpx.AsyncClient, settings: MetadataSettings
+) -> None:
+    # Searches read one window of creation time after another: runs hours, days,
+    # weeks and more than a year apart are all found, in order, page after page.
+    ages = [timedelta(minutes=30), timedelta(hours=3), timedelta(days=2), timedelta(days=9)]
+    ages += [timedelta(days=50), timedelta(days=200), timedelta(days=500)]
+    now = datetime.now(UTC)
+    runs = [
+        RunEvents(TENANT, "windowed-sync", start=now - age).started({"a": "noop"}) for age in ages
+    ]
+    decoy = RunEvents(TENANT, "windowed-other", start=now - ages[1]).started({"a": "noop"})
+    await publish(settings, [e for run in [*runs, decoy] for e in run.events])
+    await eventually(lambda: _count(client, "windowed-sync", len(runs)))
+
+    async def pages(**params: Any) -> list[list[str]]:
+        found, token = [], None
+        while True:
+            paging = {"page_size": 3} | ({"page_token": token} if token else {})
+            answer = await client.get("/api/v1/executions", params=params | paging)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            found.append([e["run_id"] for e in body["executions"]])
+            if not (token := body["next_page_token"]):
+                return found
+
+    ids = [run.run_id for run in runs]
+    assert await pages(q="windowed SYNC") == [ids[0:3], ids[3:6], ids[6:]]
+    assert await pages(workflow="windowed-sync") == [ids[0:3], ids[3:6], ids[6:]]
+    bounded = {
+        "created_after": (now - timedelta(days=60)).isoformat(),
+        "created_before": (now - timedelta(hours=1)).isoformat(),
+    }
+    assert await pages(q="sync", **bounded) == [ids[1:4], ids[4:5]]
+
+
 async def test_summary_per_workflow(client: httpx.AsyncClient, settings: MetadataSettings) -> None:
     now = datetime.now(UTC) - timedelta(minutes=10)
     runs = [

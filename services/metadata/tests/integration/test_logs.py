@@ -158,7 +158,7 @@ async def test_an_attempt_past_its_cap_keeps_one_marker_saying_what_was_dropped(
 async def test_another_tenants_run_and_an_unknown_run_are_not_found(
     database: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    service = service_on(database)
+    service = service_on(database, logs_stream_unknown_run_wait_ms=200)
     run = new_run()
     await LogHandler(service).handle([log_event(run, "a", [(1, "INFO", "secret")])])
     await database[EXECUTIONS].insert_one({"_id": run, "tenant": TENANT, "status": "running"})
@@ -167,6 +167,22 @@ async def test_another_tenants_run_and_an_unknown_run_are_not_found(
             await service.read(tenant, run_id, LogQuery())
         with pytest.raises(RunNotFoundError):
             await service.follow(tenant, run_id, LogQuery())
+
+
+async def test_a_stream_waits_for_a_run_whose_document_comes_a_moment_later(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    service = service_on(database, logs_stream_unknown_run_wait_ms=5000)
+    run = new_run()  # started, and neither its document nor a line of it stored yet
+    following = asyncio.create_task(service.follow(TENANT, run, LogQuery()))
+    await asyncio.sleep(0.3)
+    assert not following.done()
+    await database[EXECUTIONS].insert_one({"_id": run, "tenant": TENANT, "status": "running"})
+    stream = await asyncio.wait_for(following, 5)
+    await LogHandler(service).handle([log_event(run, "a", [(1, "INFO", "early")])])
+    first = await anext(aiter(stream))
+    assert isinstance(first, list)
+    assert [line.line.message for line in first] == ["early"]
 
 
 async def test_the_app_consumes_task_log_and_serves_the_logs_route(

@@ -141,6 +141,22 @@ async def test_a_key_reused_with_another_body_is_409(client: httpx.AsyncClient) 
 
 
 @pytest.mark.usefixtures("etl")
+@pytest.mark.parametrize(("key", "detail"), [("", "at least 1"), ("k" * 256, "at most 255")])
+async def test_an_empty_or_too_long_key_is_422_naming_the_header(
+    client: httpx.AsyncClient, key: str, detail: str
+) -> None:
+    body = {"input": {"source": "a"}}
+    refused = await client.post(RUNS, json=body, headers={"idempotency-key": key})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    [error] = refused.json()["errors"]
+    assert error["pointer"] == "/header/Idempotency-Key"
+    assert detail in error["detail"]
+    longest = await client.post(RUNS, json=body, headers={"idempotency-key": "k" * 255})
+    assert longest.status_code == 201
+
+
+@pytest.mark.usefixtures("etl")
 async def test_pages_stay_stable_while_runs_are_added(client: httpx.AsyncClient) -> None:
     before = [(await start(client, f"s{i}"))["run_id"] for i in range(12)]
     seen: list[str] = []

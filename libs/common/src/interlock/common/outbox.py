@@ -13,7 +13,10 @@ and runs one :class:`OutboxRelay` per process::
 
 :func:`enqueue` adds the rows with one statement and ``pg_notify``-s the relay, which
 PostgreSQL delivers only if the transaction commits: an event whose transaction rolls
-back is never published. The relay drains up to ``batch_size`` rows, oldest first,
+back is never published. In the process that committed, the relay is woken sooner: when
+the pool takes back the connection that added rows (its transaction is over by then),
+and the ``NOTIFY`` that follows is skipped when the drain it started saw the commit
+(its payload is the transaction's id). The relay drains up to ``batch_size`` rows, oldest first,
 publishes them as one batch, and deletes them once the broker acknowledged every
 record. When Kafka fails the rows stay and the relay retries with backoff, so nothing
 is lost (a failure after publishing and before deleting publishes again: consumers are
@@ -46,10 +49,13 @@ import functools
 import json
 import logging
 import time
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from interlock.common.errors import TransactionRequiredError
 from interlock.common.event_spans import publishing
@@ -61,7 +67,12 @@ from interlock.common.metrics import (
     OUTBOX_PUBLISHED,
 )
 from interlock.common.parking import ParkedEvent, describe, is_poison, park
-from interlock.common.postgres import COMMON_MIGRATIONS, NotificationListener, PostgresDatabase
+from interlock.common.postgres import (
+    COMMON_MIGRATIONS,
+    NotificationListener,
+    PostgresDatabase,
+    on_release,
+)
 from interlock.common.resources import Lifecycle
 from interlock.common.supervision import Backoff, SupervisedTask
 
@@ -87,6 +98,9 @@ MAX_RECORD_BYTES = 1_000_000
 The producer refuses requests over 1 MiB (``max_request_size``), and a record also
 carries its batch's framing."""
 
+_XID_COLUMN = "outbox_xid"
+"""The column :func:`execute_with_events` adds to the statement's row."""
+
 RELAY_LOCK_ID = 0x696E_746C_6F75_7462
 """Advisory lock id a relay holds while it drains ("intloutb"): one relay per database."""
 
@@ -105,12 +119,22 @@ def _insert_events(first_param: int, *, only_if: str = "TRUE") -> str:
     """  # noqa: S608 - parameter numbers and a constant condition only
 
 
-_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT count(*) FROM inserted) AS n"  # noqa: S608 - constant
+# The payload is the transaction's id, which the statement returns too: a relay that
+# learns the id from this process first, or whose take already saw that transaction
+# ended, skips the notification (see OutboxRelay). Nothing added, nothing notified.
+_NOTIFY = f"""
+SELECT xid, pg_notify('{NOTIFY_CHANNEL}', xid::text) AS notified
+FROM (SELECT pg_current_xact_id()::text::bigint AS xid) AS x
+WHERE EXISTS (SELECT FROM inserted)
+"""  # noqa: S608 - constant
 
-_INSERT = f"WITH inserted AS ({_insert_events(1)}) {_NOTIFY}"
+_INSERTED = f"inserted AS ({_insert_events(1)})"
+_INSERT = f"WITH {_INSERTED}, notified AS ({_NOTIFY}) SELECT xid FROM notified"  # noqa: S608 - constants
 
 # One statement takes the relay lock and the oldest rows: the rows come back deleted,
 # and the deletion commits only once the broker acknowledged them (else rolls back).
+# When it holds the lock, one more row (seq NULL) carries the statement's snapshot:
+# every transaction it sees ended had its rows taken now or before.
 _TAKE = """
 WITH relay_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1) AS held),
 batch AS (
@@ -118,9 +142,15 @@ batch AS (
     WHERE (SELECT held FROM relay_lock)
     ORDER BY seq
     LIMIT $2
+),
+taken AS (
+    DELETE FROM interlock_outbox AS o USING batch WHERE o.seq = batch.seq
+    RETURNING o.seq, o.event_id, o.topic, o.key, o.headers, o.value
 )
-DELETE FROM interlock_outbox AS o USING batch WHERE o.seq = batch.seq
-RETURNING o.seq, o.event_id, o.topic, o.key, o.headers, o.value
+SELECT seq, event_id, topic, key, headers, value, NULL AS snapshot FROM taken
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, pg_current_snapshot()::text
+FROM relay_lock WHERE held
 """
 
 
@@ -134,8 +164,67 @@ SELECT
         AS oldest_s
 """  # noqa: S608 - constants
 
+_BEGUN_MIN_POOL_SIZE = 4
+"""Smallest pool in which the relay keeps a connection with its next drain's transaction
+begun (the ``LISTEN`` connection is out of the pool too)."""
+
 _MEASURE_EVERY_S = 5.0
 """How often the relay measures its outbox's backlog (metrics), at most."""
+
+
+_MARKED_CONNECTIONS_LIMIT = 10_000
+"""Most connections remembered as having added rows (the mark only speeds a relay up)."""
+
+_added_rows_on: dict[int, int] = {}
+"""This process's connections (server pid) that added outbox rows since a pool last took
+them back, with the id of the transaction that added them."""
+
+_running_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+"""The relays running in this process: told when a connection that added rows is back."""
+
+
+def _mark_added_rows(conn: asyncpg.Connection, xid: int) -> None:
+    if len(_added_rows_on) >= _MARKED_CONNECTIONS_LIMIT:
+        _added_rows_on.clear()  # e.g. connections lost before their release: NOTIFY suffices
+    _added_rows_on[conn.get_server_pid()] = xid
+
+
+def _wake_relays_after_release(conn: asyncpg.Connection) -> None:
+    """A pool took ``conn`` back: if it added rows, their transaction is over: drain."""
+    if not _added_rows_on:
+        return
+    xid = _added_rows_on.pop(conn.get_server_pid(), None)
+    if xid is not None:
+        for relay in _running_relays:
+            relay.transaction_ended(xid)
+
+
+on_release(_wake_relays_after_release)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A PostgreSQL snapshot (``pg_current_snapshot()``): the transactions it sees ended.
+
+    Args:
+        xmin: Every transaction id below it had ended.
+        xmax: Every transaction id from it on had not started.
+        running: Ids in between that were still running.
+    """
+
+    xmin: int
+    xmax: int
+    running: frozenset[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        """Read ``pg_snapshot``'s text form, ``xmin:xmax:id,id,...``."""
+        xmin, xmax, running = text.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(xid) for xid in running.split(",") if xid))
+
+    def sees(self, xid: int) -> bool:
+        """Whether transaction ``xid``, over by now, was over when this was taken."""
+        return xid < self.xmin or (xid < self.xmax and xid not in self.running)
 
 
 class RecordPublisher(Protocol):
@@ -161,7 +250,8 @@ async def enqueue(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         return
     if not conn.is_in_transaction():
         raise TransactionRequiredError("outbox.enqueue must run inside the caller's transaction")
-    await conn.execute(_INSERT, *_event_columns(events))
+    xid = await conn.fetchval(_INSERT, *_event_columns(events))
+    _mark_added_rows(conn, xid)
 
 
 async def execute_with_events(
@@ -180,10 +270,13 @@ async def execute_with_events(
         events: The events it causes, in publishing order.
 
     Returns:
-        The statement's first returned row, or ``None`` (then no event was added).
+        The statement's first returned row, or ``None`` (then no event was added). The
+        row also holds ``outbox_xid``: the transaction that added the events, if any.
     """
     sql = _with_events(statement, len(args) + 1)
     row: asyncpg.Record | None = await conn.fetchrow(sql, *args, *_event_columns(events))
+    if row is not None and row[_XID_COLUMN] is not None:
+        _mark_added_rows(conn, row[_XID_COLUMN])
     return row
 
 
@@ -191,7 +284,8 @@ async def execute_with_events(
 def _with_events(statement: str, first_event_param: int) -> str:
     insert = _insert_events(first_event_param, only_if="EXISTS (SELECT FROM changed)")
     ctes = f"changed AS ({statement}), inserted AS ({insert}), notified AS ({_NOTIFY})"
-    return f"WITH {ctes} SELECT changed.* FROM changed, notified"  # noqa: S608 - constants
+    selected = f"SELECT changed.*, notified.xid AS {_XID_COLUMN}"
+    return f"WITH {ctes} {selected} FROM changed LEFT JOIN notified ON TRUE"
 
 
 def _event_columns(events: Sequence[Event]) -> tuple[list[object], ...]:
@@ -237,12 +331,16 @@ class OutboxRelay:
     """Publishes outbox rows to Kafka in batches and deletes them once acknowledged.
 
     The loop in :meth:`run` drains until the table is empty, then sleeps until a
-    ``NOTIFY`` from :func:`enqueue` or ``poll_interval_ms`` (the fallback when
-    notifications are lost, e.g. while the listening connection reconnects). It holds
-    one pooled connection for ``LISTEN`` (listening again when it is lost) and borrows
-    another for each drain, which
-    costs three round trips to PostgreSQL (begin, take the rows, commit) besides
-    publishing. At most every 5 s it also measures the backlog for the metrics (rows and
+    :meth:`wake` (a connection that added rows went back to its pool in this process), a
+    ``NOTIFY`` from :func:`enqueue` of a commit no drain has seen yet, or
+    ``poll_interval_ms`` (the fallback when notifications are lost, e.g. while the
+    listening connection reconnects). It holds one pooled connection for ``LISTEN``
+    (listening again when it is lost) and borrows another for each drain, which costs
+    three round trips to PostgreSQL (begin, take the rows, commit) besides publishing.
+    Before it sleeps it begins the next drain's transaction (pools of at least 4
+    connections), so a woken drain's first round trip is the take; the deletion still
+    commits only after the broker acknowledged, and rolls back when publishing fails or
+    the relay dies. At most every 5 s it also measures the backlog for the metrics (rows and
     the oldest row's age: one query, its count capped), failing drains included.
 
     Args:
@@ -279,6 +377,10 @@ class OutboxRelay:
         self._max_retry_backoff_ms = max_retry_backoff_ms
         self._max_record_bytes = max_record_bytes
         self._wake = asyncio.Event()
+        self._woken = False
+        self._notified: set[int] = set()
+        self._seen: Snapshot | None = None
+        self._begun: tuple[asyncpg.Connection, Transaction] | None = None
         self._stopping = asyncio.Event()
         self._failing_since: float | None = None
         self._last_error: BaseException | None = None
@@ -294,25 +396,125 @@ class OutboxRelay:
             Exception: Whatever publishing raised but poison (e.g. a ``PublishError``
                 from a broker that is down); the rows stay in the outbox.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_TAKE, RELAY_LOCK_ID, self._batch_size)
-            if not rows:
-                return 0
-            rows.sort(key=lambda row: row["seq"])  # RETURNING keeps no order
-            parked: list[ParkedEvent] = []
-            sendable: list[asyncpg.Record] = []
-            for row in rows:
-                size = _record_size(row)
-                if size > self._max_record_bytes:
-                    reason = f"the record has {size} bytes; at most {self._max_record_bytes}"
-                    parked.append(_parked(row, reason))
-                else:
-                    sendable.append(row)
-            parked += await self._publish(sendable)
-            await park(conn, parked)
+        drained, _ = await self._drain()
+        return drained
+
+    async def _drain(self) -> tuple[int, Snapshot | None]:
+        """:meth:`drain_once`, and the take's snapshot (``None``: another relay drains)."""
+        begun, self._begun = self._begun, None
+        if begun is None or begun[0].is_closed():
+            if begun is not None:  # lost with its server: take another
+                with contextlib.suppress(Exception):
+                    await self._pool.release(begun[0])
+            begun = await self._begin()
+        conn, transaction = begun
+        try:
+            drained = await self._take_and_publish(conn)
+            await transaction.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await transaction.rollback()
+            raise
+        finally:
+            await self._pool.release(conn)
+        return drained
+
+    async def _begin(self) -> tuple[asyncpg.Connection, Transaction]:
+        """A pooled connection with a transaction begun."""
+        conn = await self._pool.acquire()
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        return conn, transaction
+
+    async def _begin_next_drain(self) -> None:
+        """Begin the next drain's transaction now, while idle: one round trip less then.
+
+        Only with a pool of at least :data:`_BEGUN_MIN_POOL_SIZE` connections, since the
+        connection stays out of the pool until that drain (at most ``poll_interval_ms``).
+        An idle transaction that has run no statement holds no snapshot and no lock.
+        """
+        if self._begun is not None or self._pool.get_max_size() < _BEGUN_MIN_POOL_SIZE:
+            return
+        try:
+            self._begun = await self._begin()
+        except Exception as error:  # the next drain begins its own, and reports a failure
+            _log.debug("next drain not begun", extra={"error": repr(error)})
+
+    async def _end_begun(self) -> None:
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            with contextlib.suppress(Exception):
+                await begun[1].rollback()
+            await self._pool.release(begun[0])
+
+    async def _take_and_publish(self, conn: asyncpg.Connection) -> tuple[int, Snapshot | None]:
+        taken = await conn.fetch(_TAKE, RELAY_LOCK_ID, self._batch_size)
+        snapshot = next(
+            (Snapshot.parse(row["snapshot"]) for row in taken if row["seq"] is None), None
+        )
+        rows = [row for row in taken if row["seq"] is not None]
+        if not rows:
+            return 0, snapshot
+        rows.sort(key=lambda row: row["seq"])  # RETURNING keeps no order
+        parked: list[ParkedEvent] = []
+        sendable: list[asyncpg.Record] = []
+        for row in rows:
+            size = _record_size(row)
+            if size > self._max_record_bytes:
+                reason = f"the record has {size} bytes; at most {self._max_record_bytes}"
+                parked.append(_parked(row, reason))
+            else:
+                sendable.append(row)
+        parked += await self._publish(sendable)
+        await park(conn, parked)
         _log.debug("relayed outbox rows", extra={"rows": len(rows), "parked": len(parked)})
         OUTBOX_PUBLISHED.inc(len(rows))
-        return len(rows)
+        return len(rows), snapshot
+
+    def wake(self) -> None:
+        """Drain now, whether or not a notification said rows were added."""
+        self._woken = True
+        self._wake.set()
+
+    def transaction_ended(self, xid: int) -> None:
+        """Transaction ``xid``, which added rows, is over: drain unless a drain saw it.
+
+        The pool calls it (:func:`interlock.common.postgres.on_release`) when it takes
+        back a connection that added rows in this process, before the ``NOTIFY`` of that
+        commit comes round through another backend; a ``NOTIFY`` calls it too. The later
+        of the two finds the transaction seen by the drain the first one started (its
+        snapshot), or still waiting to be drained, and starts nothing more.
+        """
+        if self._seen is None or not self._seen.sees(xid):
+            self._notified.add(xid)
+            self._wake.set()
+
+    def _notified_by(self, payload: str) -> None:
+        """A ``NOTIFY`` on the outbox channel: :func:`enqueue` sends the transaction's id."""
+        try:
+            xid = int(payload)
+        except ValueError:  # not from enqueue: drain to be sure
+            self.wake()
+            return
+        self.transaction_ended(xid)
+
+    def _more_to_drain(self, drained: int, snapshot: Snapshot | None) -> bool:
+        """Whether a drain that just worked leaves work known to be waiting.
+
+        Notified transactions its snapshot did not see committed call for another drain,
+        as does a wake since it began. Without the lock (``snapshot`` is ``None``) the
+        relay holding it was notified too and drains them.
+        """
+        if snapshot is None:
+            self._notified.clear()
+            return False
+        self._seen = snapshot
+        self._notified = {xid for xid in self._notified if not snapshot.sees(xid)}
+        return drained >= self._batch_size or self._woken or bool(self._notified)
 
     async def measure_backlog(self) -> None:
         """Set the backlog gauges (rows, age of the oldest) from one bounded query."""
@@ -360,18 +562,21 @@ class OutboxRelay:
         it listens again after the database restarted and wakes a drain when it does.
         """
         self._stopping.clear()
-        listener = NotificationListener(self._pool, [NOTIFY_CHANNEL], self._wake.set)
+        listener = NotificationListener(
+            self._pool, [NOTIFY_CHANNEL], self.wake, on_payload=self._notified_by
+        )
         listening = asyncio.create_task(listener.run(), name="outbox-listener")
         backoff = Backoff(
             initial_s=self._retry_backoff_ms / 1000, max_s=self._max_retry_backoff_ms / 1000
         )
         measured_at = 0.0
+        _running_relays.add(self)
         try:
             while not self._stopping.is_set():
-                self._wake.clear()
                 measured_at = await self._measured(measured_at)
+                self._woken = False  # a wake from here on may come after the take's snapshot
                 try:
-                    drained = await self.drain_once()
+                    drained, snapshot = await self._drain()
                 except Exception as error:
                     delay_s = backoff.next_delay()
                     self._last_error = error
@@ -392,9 +597,13 @@ class OutboxRelay:
                     _log.info("outbox relay publishes again", extra={"failures": backoff.failures})
                 backoff.reset()
                 self._failing_since = None
-                if drained < self._batch_size:
+                if not self._more_to_drain(drained, snapshot):
+                    self._wake.clear()
+                    await self._begin_next_drain()
                     await self._sleep(self._poll_interval_s, wake_on_notify=True)
         finally:
+            _running_relays.discard(self)
+            await self._end_begun()
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listening

@@ -44,9 +44,11 @@ __all__ = [
     "MigrationSource",
     "NotificationListener",
     "PostgresDatabase",
+    "ReleaseHook",
     "apply_migrations",
     "check_postgres",
     "create_pool",
+    "on_release",
 ]
 
 _log = logging.getLogger(__name__)
@@ -117,14 +119,33 @@ async def create_pool(
     return pool
 
 
+ReleaseHook = Callable[[asyncpg.Connection], None]
+"""Called with a connection a pool took back; it must not raise or block."""
+
+_release_hooks: list[ReleaseHook] = []
+
+
+def on_release(hook: ReleaseHook) -> None:
+    """Call ``hook`` with every connection a pool of :func:`create_pool` takes back.
+
+    The connection's transaction has ended by then (committed, or rolled back by
+    asyncpg when it was left open). The outbox uses this to wake its relay as soon as
+    the transaction that added rows is over, without waiting for the ``NOTIFY``.
+    """
+    _release_hooks.append(hook)
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query (``RESET ALL``, ``UNLISTEN *``, ...) on every release.
 
     That query is a round trip per checkout on the hottest paths. Interlock's code leaves
     no session state behind: locks are transaction-scoped or released in ``finally``,
     listeners are removed before release, and no code changes session settings. asyncpg
-    still rolls back a transaction left open before calling this.
+    still rolls back a transaction left open before calling this. The hooks of
+    :func:`on_release` run here.
     """
+    for hook in _release_hooks:
+        hook(conn)
 
 
 async def check_postgres(pool: asyncpg.Pool, *, timeout_s: float = 2.0) -> None:
@@ -157,6 +178,8 @@ class NotificationListener:
         channels: Channels to listen on.
         on_notify: Called (on the event loop) for every notification and after every
             (re)connection.
+        on_payload: Called instead of ``on_notify`` for every notification, with its
+            payload (``on_notify`` still follows every connection). Default: none.
         backoff: Waits between attempts to listen. Default: 0.2 s doubling up to 5 s.
     """
 
@@ -166,11 +189,13 @@ class NotificationListener:
         channels: Sequence[str],
         on_notify: Callable[[], None],
         *,
+        on_payload: Callable[[str], None] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self._pool = pool
         self._channels = tuple(channels)
         self._on_notify = on_notify
+        self._on_payload = on_payload
         self._backoff = backoff or Backoff(initial_s=0.2, max_s=5.0)
         self.listening = False
         """Whether a connection listens right now."""
@@ -209,8 +234,11 @@ class NotificationListener:
             self.listening = False
             await self._release(conn, terminated)
 
-    def _notified(self, *_: object) -> None:
-        self._on_notify()
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_payload is not None:
+            self._on_payload(payload)
+        else:
+            self._on_notify()
 
     async def _release(
         self, conn: asyncpg.Connection, terminated: Callable[[object], None]

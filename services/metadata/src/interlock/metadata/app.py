@@ -38,6 +38,7 @@ def create_app(settings: MetadataSettings | None = None) -> FastAPI:
             handler=ExecutionProjection(executions).handle,
             client_id=settings.service_name,
             fetch_max_wait_ms=settings.projection_fetch_max_wait_ms,
+            on_partitions_changed=executions.forget_kept,
         ),
         name="executions",
     )

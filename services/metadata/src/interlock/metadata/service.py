@@ -6,6 +6,7 @@ Adapters call these: the projection (:meth:`ExecutionService.apply`), the REST r
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from interlock.common.mongo import MongoDocument
 from interlock.common.paging import PageKey
 from interlock.metadata.domain import Fact, OrderBy, Search, Summary, apply, summarize
 from interlock.metadata.errors import ExecutionNotFoundError
+from interlock.metadata.projection_cache import DocumentCache
 from interlock.metadata.store import ExecutionStore
 
 __all__ = ["ExecutionPage", "ExecutionService"]
@@ -42,12 +44,20 @@ class ExecutionService:
         retention: How long a finished run's document is kept.
     """
 
-    def __init__(self, store: ExecutionStore, *, retention: timedelta) -> None:
+    def __init__(
+        self, store: ExecutionStore, *, retention: timedelta, cache: DocumentCache | None = None
+    ) -> None:
         self._store = store
         self._retention = retention
+        self._cache = cache if cache is not None else DocumentCache()
+        self._writing = asyncio.Lock()
 
     async def apply(self, facts: Sequence[Fact]) -> int:
         """Fold ``facts`` into their runs' documents and write them in one bulk write.
+
+        The documents this process wrote last are not read again
+        (:mod:`~interlock.metadata.projection_cache`). Calls take turns (the projection's
+        and the reconciler's), so neither writes over a document the other just wrote.
 
         Returns:
             How many documents were written.
@@ -55,15 +65,34 @@ class ExecutionService:
         by_run: dict[str, list[Fact]] = defaultdict(list)
         for fact in facts:
             by_run[fact.run_id].append(fact)
-        stored = await self._store.load(by_run)
-        changed = []
-        for run_id, run_facts in by_run.items():
-            before = stored.get(run_id)
-            after = apply(before, run_facts, retention=self._retention)
-            if before is None or after != before:
-                changed.append(after)
-        await self._store.save(changed)
-        return len(changed)
+        async with self._writing:
+            kept = self._cache.kept(by_run)
+            unread = [run_id for run_id in by_run if run_id not in kept]
+            stored = {**kept, **(await self._store.load(unread) if unread else {})}
+            changed: list[MongoDocument] = []
+            unchanged: dict[str, MongoDocument] = {}
+            for run_id, run_facts in by_run.items():
+                before = stored.get(run_id)
+                after = apply(before, run_facts, retention=self._retention)
+                if before is None or after != before:
+                    changed.append(after)
+                elif run_id not in kept:
+                    unchanged[run_id] = before
+            try:
+                saved = await self._store.save(changed)
+            except BaseException:
+                self._cache.forget(by_run)  # written or not: unknown
+                raise
+            self._cache.put({**unchanged, **{doc["_id"]: doc for doc in saved}})
+        return len(saved)
+
+    def forget_kept(self) -> None:
+        """Read every document again before its next write (another writer may own it now).
+
+        Call when the projection's consumer lost or gained partitions: a run whose
+        events went to another instance meanwhile has a newer document there.
+        """
+        self._cache.clear()
 
     async def get(self, tenant: str, run_id: str) -> MongoDocument:
         """The run's document.
@@ -86,7 +115,9 @@ class ExecutionService:
         """
         page_key, filters = _PAGES[search.order_by], search.fingerprint()
         after = page_key.decode(page_token, filters) if page_token else None
-        rows = await self._store.search(search, after=after, limit=page_size + 1)
+        rows = await self._store.search(
+            search, after=after, limit=page_size + 1, now=datetime.now(UTC)
+        )
         items, more = rows[:page_size], len(rows) > page_size
         token = None
         if more:
@@ -113,7 +144,10 @@ class ExecutionService:
 
     async def mark_reconciled(self, run_ids: Sequence[str]) -> None:
         """Remember that these runs were checked now."""
-        await self._store.mark_reconciled(run_ids, datetime.now(UTC))
+        async with self._writing:
+            # Kept copies lack the mark: the next write would drop it.
+            self._cache.forget(run_ids)
+            await self._store.mark_reconciled(run_ids, datetime.now(UTC))
 
     async def finished_runs_to_reconcile(
         self, *, quiet_for: timedelta, look_back: timedelta, limit: int

@@ -26,7 +26,14 @@ from pymongo.write_concern import WriteConcern
 from interlock.common.mongo import MongoDocument
 from interlock.common.resources import Lifecycle
 from interlock.common.statuses import ENDED_RUN, RunStatus, TaskStatus
-from interlock.metadata.domain import OrderBy, Search, SearchKey, apply
+from interlock.metadata.domain import (
+    CreationWindows,
+    OrderBy,
+    Search,
+    SearchKey,
+    Window,
+    apply,
+)
 
 __all__ = ["COLLECTION", "INDEXES", "ExecutionIndexes", "ExecutionStore"]
 
@@ -53,15 +60,22 @@ _LIST_FIELDS = {
 INDEXES = [
     IndexModel([("created_at", DESCENDING)], name="created_at"),
     IndexModel([("duration_ms", DESCENDING)], name="duration_ms"),
-    IndexModel([("search_keys", ASCENDING)], name="search_keys"),
+    IndexModel(
+        [("search_keys", ASCENDING), ("created_at", DESCENDING)], name="search_keys_created_at"
+    ),
     IndexModel([("last_event_at", ASCENDING)], name="last_event_at"),
     # Retention: a finished run's document carries the time it may go.
     IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="retention"),
 ]
 """What searches, the reconciler and retention use (one search condition each: see
-:func:`_driver`). Every exact condition is a key of ``search_keys`` (one multikey index):
+:func:`_driver`). Every exact condition is a key of ``search_keys`` (one multikey index,
+by key then creation time, so one lookup reads a key's runs of one window of time):
 each index costs every document write its upkeep, and the local server reads each
 index's definition again for every statement."""
+
+REPLACED_INDEXES = ("search_keys",)
+"""Indexes the ones above replaced without changing what documents hold: dropped at
+start-up."""
 
 LEGACY_INDEXES = (
     "workflow",
@@ -101,6 +115,9 @@ class ExecutionStore:
         """
         await self._executions.create_indexes(INDEXES)
         existing = {index["name"] async for index in await self._executions.list_indexes()}
+        for name in REPLACED_INDEXES:
+            if name in existing:
+                await self._executions.drop_index(name)
         legacy = [name for name in LEGACY_INDEXES if name in existing]
         if not legacy:
             return
@@ -121,7 +138,7 @@ class ExecutionStore:
         cursor = self._executions.find({"_id": {"$in": list(run_ids)}})
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def save(self, documents: Sequence[MongoDocument]) -> None:
+    async def save(self, documents: Sequence[MongoDocument]) -> list[MongoDocument]:
         """Write ``documents`` (replacing the stored ones) in one bulk write, durably.
 
         The bulk write is not journaled; one journaled write of a marker follows it,
@@ -130,14 +147,16 @@ class ExecutionStore:
         document (its bulk writes commit each statement on its own): about half the
         projection's time in a micro-benchmark. A transaction did not help there: it
         commits without syncing its journal whatever the write concern says.
+
+        Returns:
+            The documents as written: each with its ``rev`` one up.
         """
-        operations = [
-            ReplaceOne({"_id": doc["_id"]}, {**doc, "rev": (doc.get("rev") or 0) + 1}, upsert=True)
-            for doc in documents
-        ]
-        if operations:
+        revised = [{**doc, "rev": (doc.get("rev") or 0) + 1} for doc in documents]
+        if revised:
+            operations = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in revised]
             await self._db()[COLLECTION].bulk_write(operations, ordered=False)
             await self._journal_mark()
+        return revised
 
     async def _journal_mark(self) -> None:
         marks = self._db().get_collection(JOURNAL_MARKS, write_concern=_JOURNALED)
@@ -150,35 +169,49 @@ class ExecutionStore:
         return doc if doc is not None and doc.get("tenant") == tenant else None
 
     async def search(
-        self, search: Search, *, after: Sequence[Any] | None, limit: int
+        self, search: Search, *, after: Sequence[Any] | None, limit: int, now: datetime
     ) -> list[MongoDocument]:
-        """Up to ``limit`` matching documents (without their tasks), after the key ``after``."""
-        sort_field = "created_at" if search.order_by is OrderBy.CREATED_AT_DESC else "duration_ms"
+        """Up to ``limit`` matching documents (without their tasks), after the key ``after``.
+
+        Newest first, the search reads one window of creation time after another
+        (:class:`CreationWindows`) until the page is full.
+        """
         query = _filter(search)
+        if search.order_by is OrderBy.DURATION_DESC:
+            if after is not None:
+                query["$or"] = _after("duration_ms", after)
+            created = {"created_at": query["created_at"]} if "created_at" in query else {}
+            return await self._matching(
+                query,
+                _driver(search) or created,
+                sort={"duration_ms": DESCENDING, "_id": DESCENDING},
+                limit=limit,
+                projection=_LIST_FIELDS,
+            )
         if after is not None:
-            last, last_id = after
-            query["$or"] = [
-                {sort_field: {"$lt": last}},
-                {sort_field: last, "_id": {"$lt": last_id}},
-            ]
-        return await self._matching(
-            query,
-            _driver(query, search),
-            sort={sort_field: DESCENDING, "_id": DESCENDING},
-            limit=limit,
-            projection=_LIST_FIELDS,
-        )
+            query["$or"] = _after("created_at", after)
+        windows = _creation_windows(search, after, now=now, wanted=limit)
+        rows: list[MongoDocument] = []
+        while (window := windows.next(len(rows))) is not None:
+            rows += await self._matching(
+                query,
+                {**_driver(search), **_window_range(window)},
+                sort={"created_at": DESCENDING, "_id": DESCENDING},
+                limit=limit - len(rows),
+                projection=_LIST_FIELDS,
+            )
+        return rows
 
     async def summary_rows(
         self, tenant: str, *, since: datetime, until: datetime, workflow: str | None
     ) -> list[tuple[str, str, int | None]]:
         """``(workflow, status, duration_ms)`` of the runs created in ``[since, until)``."""
-        query: dict[str, Any] = {"tenant": tenant, "created_at": {"$gte": since, "$lt": until}}
+        created = {"$gte": since, "$lt": until}
+        query: dict[str, Any] = {"tenant": tenant, "created_at": created}
+        driver: dict[str, Any] = {"created_at": created}
         if workflow is not None:
             query["workflow"] = workflow
-        driver = (
-            {"workflow": workflow} if workflow is not None else {"created_at": query["created_at"]}
-        )
+            driver = {"search_keys": SearchKey.workflow(workflow), "created_at": created}
         rows = await self._matching(
             query, driver, projection={"workflow": 1, "status": 1, "duration_ms": 1}
         )
@@ -266,19 +299,46 @@ class ExecutionStore:
         return [doc async for doc in cursor]
 
 
-def _driver(query: Mapping[str, Any], search: Search) -> dict[str, Any]:
-    """The one indexed condition a search's index lookup starts from.
+def _driver(search: Search) -> dict[str, Any]:
+    """The one indexed key a search's index lookup starts from (none without keys).
 
     The likely most selective key: a workflow's runs in one status, a label, an error
-    type, a word of ``q``, a task type, the workflow; else the creation window; none
-    when the search has none of them.
+    type, a word of ``q``, a task type, the workflow.
     """
     keys = _keys(search)
-    if keys:
-        return {"search_keys": keys[0]}
-    if "created_at" in query:
-        return {"created_at": query["created_at"]}
-    return {}
+    return {"search_keys": keys[0]} if keys else {}
+
+
+def _after(sort_field: str, after: Sequence[Any]) -> list[dict[str, Any]]:
+    """The rows after the page cursor ``(sort value, run id)``, in descending order."""
+    last, last_id = after
+    return [{sort_field: {"$lt": last}}, {sort_field: last, "_id": {"$lt": last_id}}]
+
+
+def _creation_windows(
+    search: Search, after: Sequence[Any] | None, *, now: datetime, wanted: int
+) -> CreationWindows:
+    """The windows a newest-first search reads: below its cursor and ``created_before``."""
+    newest, inclusive = search.created_before, False
+    if after is not None and (newest is None or after[0] < newest):
+        newest, inclusive = after[0], True
+    return CreationWindows(
+        newest=newest,
+        newest_inclusive=inclusive,
+        oldest=search.created_after,
+        now=now,
+        wanted=wanted,
+    )
+
+
+def _window_range(window: Window) -> dict[str, Any]:
+    """The ``created_at`` condition of ``window`` (none for a window without bounds)."""
+    bounds = {}
+    if window.start is not None:
+        bounds["$gte"] = window.start
+    if window.end is not None:
+        bounds["$lte" if window.end_inclusive else "$lt"] = window.end
+    return {"created_at": bounds} if bounds else {}
 
 
 def _keys(search: Search) -> list[str]:

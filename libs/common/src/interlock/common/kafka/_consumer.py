@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from interlock.common.errors import EventDecodeError
@@ -90,6 +91,9 @@ class EventConsumer(Lifecycle):
         park: Stores the events the handler can never apply, e.g.
             :func:`interlock.common.parking.postgres_parking`. Default: they are only
             logged and counted (a service without a database).
+        on_partitions_changed: Called whenever partitions are taken from or given to
+            this member, for a handler that keeps what it wrote about runs between
+            batches: another member may apply a run's events meanwhile. Default: none.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class EventConsumer(Lifecycle):
         max_retry_backoff_ms: int = 10_000,
         fetch_max_wait_ms: int | None = None,
         park: ParkEvents | None = None,
+        on_partitions_changed: Callable[[], None] | None = None,
     ) -> None:
         if not event_types:
             raise ValueError("an EventConsumer needs at least one event type")
@@ -124,6 +129,7 @@ class EventConsumer(Lifecycle):
         self._retry_backoff_ms = retry_backoff_ms
         self._max_retry_backoff_ms = max_retry_backoff_ms
         self._park = park
+        self._on_partitions_changed = on_partitions_changed
         self._consumer: Any = None
         self._stopping = asyncio.Event()
         self._running: asyncio.Task[Any] | None = None
@@ -171,13 +177,17 @@ class EventConsumer(Lifecycle):
             return
         self._stopping.clear()
         config = consumer_config(self._options, group_id=self._group_id, client_id=self._client_id)
+        listener = None
+        if self._on_partitions_changed is not None:
+            listener = _PartitionsChanged(self._on_partitions_changed)
         if self._pattern is None:
-            consumer = AIOKafkaConsumer(*self._topics, **config)
+            consumer = AIOKafkaConsumer(**config)
+            consumer.subscribe(self._topics, listener=listener)
         else:
             # New topics of the family are seen when metadata is refreshed.
             config["metadata_max_age_ms"] = _PATTERN_METADATA_MAX_AGE_MS
             consumer = AIOKafkaConsumer(**config)
-            consumer.subscribe(pattern=self._pattern)
+            consumer.subscribe(pattern=self._pattern, listener=listener)
         await consumer.start()
         self._consumer = consumer
 
@@ -369,6 +379,19 @@ class EventConsumer(Lifecycle):
         delay_ms = min(self._retry_backoff_ms * 2 ** (failures - 1), self._max_retry_backoff_ms)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay_ms / 1000)
+
+
+class _PartitionsChanged(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Calls ``changed`` when partitions are revoked or assigned."""
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        self._changed = changed
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._changed()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._changed()
 
 
 def is_member(consumer: AIOKafkaConsumer) -> bool:

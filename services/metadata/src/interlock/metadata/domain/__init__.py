@@ -15,13 +15,21 @@ from interlock.metadata.domain.executions import (
     keywords_of,
     millis,
 )
-from interlock.metadata.domain.search import OrderBy, Search, Summary, summarize
+from interlock.metadata.domain.search import (
+    CreationWindows,
+    OrderBy,
+    Search,
+    Summary,
+    Window,
+    summarize,
+)
 
 __all__ = [
     "AttemptFinished",
     "AttemptHeartbeat",
     "AttemptScheduled",
     "AttemptStarted",
+    "CreationWindows",
     "Fact",
     "OrderBy",
     "RunControlled",
@@ -31,6 +39,7 @@ __all__ = [
     "SearchKey",
     "Summary",
     "TaskDeadLettered",
+    "Window",
     "apply",
     "keywords_of",
     "millis",

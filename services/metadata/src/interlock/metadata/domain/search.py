@@ -6,14 +6,23 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from interlock.common.statuses import RunStatus
 from interlock.metadata.domain.executions import keywords_of
 
-__all__ = ["MAX_QUERY_WORDS", "OrderBy", "Search", "Summary", "WorkflowSummary", "summarize"]
+__all__ = [
+    "MAX_QUERY_WORDS",
+    "CreationWindows",
+    "OrderBy",
+    "Search",
+    "Summary",
+    "Window",
+    "WorkflowSummary",
+    "summarize",
+]
 
 MAX_QUERY_WORDS = 10
 """Words ``q`` may hold."""
@@ -75,6 +84,104 @@ class Search:
             "q": self.words,
             "order_by": self.order_by.value,
         }
+
+
+@dataclass(frozen=True)
+class Window:
+    """Creation times one query of a newest-first search reads: ``[start, end)``.
+
+    Attributes:
+        start: Earliest creation time (inclusive); ``None``: no bound.
+        end: Latest creation time; ``None``: no bound.
+        end_inclusive: ``end`` itself is in the window (a page cursor's time, whose
+            ties are told apart by run id).
+    """
+
+    start: datetime | None
+    end: datetime | None
+    end_inclusive: bool = False
+
+
+class CreationWindows:
+    """The windows of creation time a newest-first search reads, newest first.
+
+    The local MongoDB-protocol server reads every document an index lookup returns
+    before it sorts and cuts a page, so a search by a common key would read all its
+    runs. Reading it window by window (a key and a creation-time range are one
+    lookup of the ``(search_keys, created_at)`` index) stops once a page is full.
+    The first window is :attr:`FIRST_SPAN` long; each next one is sized from the rows
+    the windows before found over the time they covered, to fill the page at once
+    (a margin of :attr:`MARGIN`), at most :attr:`MAX_GROWTH` times what was covered
+    (eight times when nothing was found). A window reaching :attr:`MAX_LOOK_BACK`
+    back is the last: it has no lower bound but the search's own.
+
+    Args:
+        newest: The search's latest creation time (``created_before``, or the page
+            cursor's time); ``None``: none, the first window starts at ``now``'s
+            :attr:`FIRST_SPAN` ago and has no upper bound.
+        newest_inclusive: ``newest`` itself is wanted.
+        oldest: The search's earliest creation time (``created_after``, inclusive).
+        now: The time the search runs.
+        wanted: Rows the page needs.
+    """
+
+    FIRST_SPAN = timedelta(hours=1)
+    MAX_GROWTH = 8
+    MARGIN = 1.25
+    MAX_LOOK_BACK = timedelta(days=365)
+
+    def __init__(
+        self,
+        *,
+        newest: datetime | None,
+        newest_inclusive: bool = False,
+        oldest: datetime | None,
+        now: datetime,
+        wanted: int,
+    ) -> None:
+        self._anchor = newest or now
+        self._newest = newest
+        self._newest_inclusive = newest_inclusive
+        self._oldest = oldest
+        self._wanted = wanted
+        self._edge: datetime | None = None
+        """Start of the last window given out (``None``: none yet, or it had no start)."""
+        self._started = False
+
+    def next(self, found: int) -> Window | None:
+        """The next window, or ``None`` once the page is full or every time was read.
+
+        Args:
+            found: Rows the windows given out so far found.
+        """
+        if not self._started:
+            self._started = True
+            first = Window(self._anchor - self.FIRST_SPAN, self._newest, self._newest_inclusive)
+            return self._give(first)
+        edge = self._edge
+        if found >= self._wanted or edge is None or self._at_oldest(edge):
+            return None
+        start = edge - self._span(self._anchor - edge, found)
+        last = self._anchor - start >= self.MAX_LOOK_BACK
+        return self._give(Window(None if last else start, edge))
+
+    def _span(self, covered: timedelta, found: int) -> timedelta:
+        """How far back the next window reaches, to fill the page at the rate found."""
+        if found == 0:
+            return covered * self.MAX_GROWTH
+        needed = covered * ((self._wanted - found) / found * self.MARGIN)
+        return min(max(needed, self.FIRST_SPAN), covered * self.MAX_GROWTH)
+
+    def _at_oldest(self, edge: datetime) -> bool:
+        return self._oldest is not None and edge <= self._oldest
+
+    def _give(self, window: Window) -> Window:
+        """``window``, starting no earlier than the search's own start; remembered."""
+        start = window.start
+        if self._oldest is not None and (start is None or start <= self._oldest):
+            start = self._oldest
+        self._edge = start
+        return Window(start, window.end, window.end_inclusive)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -51,7 +51,10 @@ def build_logs(
     service = LogService(store, options)
     consumer = EventConsumerTask(
         broker.consumer(
-            group_id=CONSUMER, event_types=EVENT_TYPES, handler=LogHandler(service).handle
+            group_id=CONSUMER,
+            event_types=EVENT_TYPES,
+            handler=LogHandler(service).handle,
+            fetch_max_wait_ms=options.logs_fetch_max_wait_ms,
         ),
         name="logs-consumer",
     )

@@ -22,8 +22,17 @@ class LogsOptions(BaseSettings):
     """How long a line is kept after it was stored. Default: 30 days."""
     logs_stream_heartbeat_s: float = Field(default=15, gt=0)
     """Time between two heartbeat comments of a quiet log stream. Default: 15 s."""
+    logs_fetch_max_wait_ms: int = Field(default=100, gt=0)
+    """The ``task.log`` consumer's broker fetch wait. Lines are off every run's critical
+    path and a live tail's goal is lines shown within 500 ms (p99), so the consumer
+    polls the broker less than the scheduler's 2 ms: fewer, larger batches, and an idle
+    broker spared most of this consumer's fetches. Default: 100 ms."""
     logs_stream_poll_interval_ms: int = Field(default=100, ge=10)
     """How often a log stream looks for new lines. Default: 100 ms."""
+    logs_stream_unknown_run_wait_ms: int = Field(default=3000, ge=0)
+    """How long a log stream waits for a run it does not know yet before answering 404:
+    the run's document comes with the execution projection's next batch, and a client
+    follows a run's log right after starting it. Default: 3000 ms."""
     logs_stream_end_grace_ms: int = Field(default=1000, ge=0)
     """How long a stream keeps looking once its run ended and every line was sent,
     before its ``end`` event (lines and the run's end travel different topics).

@@ -116,6 +116,7 @@ class LogService:
         self._heartbeat_s = options.logs_stream_heartbeat_s
         self._poll_s = options.logs_stream_poll_interval_ms / 1000
         self._end_grace_s = options.logs_stream_end_grace_ms / 1000
+        self._unknown_run_wait_s = options.logs_stream_unknown_run_wait_ms / 1000
         self._wakeups = _Wakeups()
 
     @staticmethod
@@ -164,11 +165,22 @@ class LogService:
         The iterator yields batches of lines as they are stored, :data:`HEARTBEAT`
         when quiet, and :data:`END` once the run ended and every line was sent.
 
+        A run not known yet is waited for a moment: a client follows a run right after
+        starting it, and the run's document is written by the next consumed batch.
+
         Raises:
             RunNotFoundError: The tenant has no such run (before anything is yielded).
         """
-        await self._run_ended(tenant, run_id)
-        return self._follow(tenant, run_id, query)
+        deadline = time.monotonic() + self._unknown_run_wait_s
+        while True:
+            try:
+                await self._run_ended(tenant, run_id)
+            except RunNotFoundError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(self._poll_s)
+            else:
+                return self._follow(tenant, run_id, query)
 
     async def _follow(
         self, tenant: str, run_id: str, query: LogQuery
