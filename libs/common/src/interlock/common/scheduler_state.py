@@ -135,21 +135,19 @@ class SchedulerState(Lifecycle):
                 timeout=self._timeout_s,
                 metadata=self._metadata,
             )
-            listed = await self._stub.ListRunTasks(
-                tasks_pb2.ListRunTasksRequest(tenant=tenant, run_id=run_id),
-                timeout=self._timeout_s,
-                metadata=self._metadata,
-            )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
+        tasks = await self.tasks(tenant, run_id)
+        if tasks is None:
+            return None
         return ScheduledRun(
             status=RunStatus(
                 tasks_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
             ),
             ended_at=_time(run, "ended_at"),
-            tasks=tuple(_task(task) for task in listed.tasks),
+            tasks=tasks,
             workflow=run.workflow_name,
             version=run.workflow_version,
             created_at=_time(run, "created_at"),
