@@ -6,7 +6,8 @@ unserved after 1 s without a worker. Each test drives runs through the public AP
 reads the run view: skipped and cancelled tasks with their reasons, schedule-to-start and
 run timeouts (the worker stops the timed-out task), tasks waiting for a worker of their
 queue (run by one started later), concurrency limits (a retried run, or one whose
-dead letter is replayed, takes a slot again), conditions and trigger rules, the run's
+dead letter is replayed, takes a slot again, its view saying why it waits meanwhile),
+conditions and trigger rules, the run's
 output, a timer across a scheduler restart, weekday and date delays.
 """
 
@@ -104,7 +105,11 @@ class Platform:
         """The run view once the run and every one of its tasks have settled."""
 
         def settled() -> dict[str, Any] | None:
-            view = self.run(run_id)
+            response = self.client.get(f"/api/v1/runs/{run_id}")
+            if response.status_code == 503:  # the scheduler, which holds the tasks, restarts
+                return None
+            assert response.status_code == 200, response.text
+            view: dict[str, Any] = response.json()
             busy = {"pending", "scheduled", "running", "retrying"}
             if view["status"] in ENDED and not any(t["status"] in busy for t in view["tasks"]):
                 return view
@@ -554,6 +559,56 @@ def test_a_replayed_dead_letter_waits_for_a_slot_like_a_retried_run(platform: Pl
     )
     assert replayed["status"] == "failed"
     assert freed <= replayed["tasks"][0]["started_at"]
+
+
+def test_a_replayed_dead_letter_of_a_limited_workflow_shows_why_it_waits(
+    platform: Platform,
+) -> None:
+    name = _name("replayed-limited")
+    platform.define(
+        f"""
+name: {name}
+max_concurrent_runs: 1
+tasks:
+  - id: hold
+    type: sleep
+    params: {{duration: 3s}}
+    when: "input.mode == 'hold'"
+  - id: check
+    type: fail
+    params: {{retryable: false}}
+    when: "input.mode == 'fail'"
+"""
+    )
+    failing = platform.start(name, {"mode": "fail"})
+    assert platform.ended(failing)["status"] == "failed"
+    letters = platform.eventually(
+        lambda: platform.client.get("/api/v1/dead-letters", params={"run_id": failing}).json()[
+            "items"
+        ],
+        what="the run's dead letter",
+    )
+    holder = platform.start(name, {"mode": "hold"})
+    platform.eventually(lambda: platform.run(holder)["status"] == "running", what="the holder")
+    replay = platform.client.post(f"/api/v1/dead-letters/{letters[0]['id']}/replay")
+    assert replay.status_code == 202, replay.text
+    # The run stays failed until it gets its slot; its view says why it waits meanwhile.
+    waiting = platform.eventually(
+        lambda: (view := platform.run(failing)).get("status_reason") and view,
+        what="the replayed run's waiting reason",
+    )
+    assert waiting["status"] == "failed"
+    assert waiting["status_reason"] == (
+        f"waiting for a slot: 1 of 1 runs of {name!r} are running (max_concurrent_runs)"
+    )
+    freed = platform.ended(holder)["tasks"][0]["finished_at"]
+    replayed = platform.eventually(
+        lambda: (v := platform.ended(failing))["tasks"][1]["attempts"] == 2 and v,
+        what="the replayed attempt",
+    )
+    assert replayed["status"] == "failed"
+    assert "status_reason" not in replayed
+    assert freed <= replayed["tasks"][1]["started_at"]
 
 
 def test_runs_over_the_tenant_limit_wait_until_others_end(platform: Platform) -> None:

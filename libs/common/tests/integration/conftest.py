@@ -13,7 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from interlock.common.kafka import EventConsumer
+from interlock.common.kafka import EventConsumer, group_of
 from interlock.common.postgres import COMMON_MIGRATIONS, apply_migrations, create_pool
 from interlock.common.settings import KafkaOptions, PostgresOptions
 from interlock.common.topics import EventType
@@ -70,7 +70,9 @@ async def _committed_offsets(
     await admin.start()
     try:
         # The local broker cannot answer "all partitions of the group": name them.
-        offsets = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+        offsets = await admin.list_consumer_group_offsets(
+            group_of(options, group_id), partitions=partitions
+        )
     finally:
         await admin.close()
     return {

@@ -45,6 +45,13 @@ def test_consumer_commits_manually_from_earliest_with_the_options_timeouts() -> 
     assert config["group_id"] == "g"
 
 
+def test_the_group_carries_the_topic_prefix() -> None:
+    # Environments sharing a broker must not share groups: a member of one would
+    # rebalance the other's, and take part in its assignments.
+    options = KafkaOptions(kafka_topic_prefix="staging.")
+    assert consumer_config(options, group_id="g", client_id="c")["group_id"] == "staging.g"
+
+
 def test_a_zero_fetch_wait_is_refused() -> None:
     with pytest.raises(ValueError, match="fetch_max_wait_ms"):
         consumer_config(KafkaOptions(kafka_fetch_max_wait_ms=0), group_id="g", client_id="c")

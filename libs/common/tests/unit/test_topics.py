@@ -18,6 +18,7 @@ EXPECTED = {
     "task.settled": task_pb2.TasksSettled,
     "workflow.waiting": workflow_pb2.WorkflowWaiting,
     "task.log_missing": task_pb2.TaskLogMissing,
+    "workflow.running": workflow_pb2.WorkflowRunning,
 }
 
 

@@ -25,6 +25,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from interlock.common import topics
+from interlock.common.kafka import group_of
 from interlock.events.v1 import definition_pb2
 from interlock.scheduler import SchedulerSettings
 
@@ -146,7 +147,9 @@ async def group_members(settings: SchedulerSettings) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        (response,) = await admin.describe_consumer_groups([settings.consumer_group])
+        (response,) = await admin.describe_consumer_groups(
+            [group_of(settings, settings.consumer_group)]
+        )
     finally:
         await admin.close()
     (group,) = response.groups

@@ -45,7 +45,7 @@ def test_a_silent_attempt_goes_back_to_the_queue_as_the_same_attempt() -> None:
     again = drain(run)
     assert run.tasks["a"].status is TaskStatus.SCHEDULED
     assert scheduled(again) == [("a", 1)]
-    original, repeated = first[0].payload, again[0].payload
+    original, repeated = first[-1].payload, again[0].payload
     assert isinstance(original, task_pb2.TaskScheduled)
     assert isinstance(repeated, task_pb2.TaskScheduled)
     assert repeated.idempotency_key == original.idempotency_key

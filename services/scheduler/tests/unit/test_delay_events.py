@@ -27,6 +27,8 @@ def delay_run() -> RunState:
     )
     run = RunState(run_id="run-1", tenant="t1", definition=started)
     run.start(SET_AT)
+    assert [event.type for event in run.events] == [topics.WORKFLOW_RUNNING]
+    run.events.clear()
     return run
 
 

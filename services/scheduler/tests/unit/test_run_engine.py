@@ -270,6 +270,22 @@ def test_retry_held_while_the_run_failed_is_scheduled_when_it_reopens() -> None:
     assert sorted(scheduled(drain(run))) == [("a", 2), ("b", 2)]
 
 
+def test_the_run_says_it_runs_when_it_starts_and_when_a_retry_or_replay_resumes_it() -> None:
+    # The workflow service's run view takes the run's status from these, not task events.
+    run = run_of(spec("a"))
+    assert [e.type for e in drain(run)] == [topics.WORKFLOW_RUNNING, topics.TASK_SCHEDULED]
+    run.task_failed("a", 1, error(retryable=False), NOW)
+    assert topics.WORKFLOW_RUNNING not in [e.type for e in drain(run)]
+    run.retry(NOW + timedelta(seconds=1))
+    resumed = drain(run)
+    assert [e.type for e in resumed][:1] == [topics.WORKFLOW_RUNNING]
+    assert resumed[0].time == NOW + timedelta(seconds=1)
+    run.task_failed("a", 2, error(retryable=False), NOW)
+    drain(run)
+    assert run.replay("a", NOW) == 3
+    assert [e.type for e in drain(run)][:1] == [topics.WORKFLOW_RUNNING]
+
+
 def test_params_too_large_to_publish_dead_letter_the_task() -> None:
     # Each upstream output is within the worker's limit; inlined together they are not.
     # Before, the 1.2 MB task.scheduled was refused by the broker for ever.
@@ -287,7 +303,8 @@ def test_params_too_large_to_publish_dead_letter_the_task() -> None:
 
 def test_rendered_params_are_not_ascii_escaped() -> None:
     run = run_of(spec("a", params_json=b'{"x": "{{ input.x }}"}'), input_json='{"x": "é"}'.encode())
-    (event,) = drain(run)
+    started, event = drain(run)
+    assert started.type == topics.WORKFLOW_RUNNING
     assert isinstance(event.payload, task_pb2.TaskScheduled)
     assert event.payload.params_json == '{"x": "é"}'.encode()
 

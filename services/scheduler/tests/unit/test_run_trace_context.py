@@ -28,7 +28,10 @@ def traced_run() -> RunState:
 def test_the_start_schedules_in_the_runs_trace() -> None:
     run = traced_run()
     run.start(NOW)
-    assert [(e.type, e.traceparent) for e in run.events] == [(topics.TASK_SCHEDULED, RUN_CONTEXT)]
+    assert [(e.type, e.traceparent) for e in run.events] == [
+        (topics.WORKFLOW_RUNNING, RUN_CONTEXT),
+        (topics.TASK_SCHEDULED, RUN_CONTEXT),
+    ]
 
 
 def test_an_applied_event_parents_what_it_causes() -> None:

@@ -220,7 +220,11 @@ def test_a_limited_run_waits_without_tasks_until_admitted() -> None:
     run.wait("waiting for a slot: 2 of 2 runs of 'wf' are running (max_concurrent_runs)", NOW)
     run.admit(NOW + timedelta(seconds=1))
     events = drain(run)
-    assert [e.type for e in events] == [topics.WORKFLOW_WAITING, topics.TASK_SCHEDULED]
+    assert [e.type for e in events] == [
+        topics.WORKFLOW_WAITING,
+        topics.WORKFLOW_RUNNING,
+        topics.TASK_SCHEDULED,
+    ]
     assert run.status is RunStatus.RUNNING
     assert run.timers[("", TimerKind.RUN_TIMEOUT)].due_at == NOW + timedelta(seconds=2)
 

@@ -17,6 +17,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from interlock.common import topics
+from interlock.common.kafka import group_of
 from interlock.worker import WorkerSettings
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ async def committed_total(settings: WorkerSettings) -> int:
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(
-            settings.worker_group_id,
+            group_of(settings, settings.worker_group_id),
             partitions=[
                 TopicPartition(topics.TASK_SCHEDULED.topic(settings), p)
                 for p in range(settings.kafka_partitions)

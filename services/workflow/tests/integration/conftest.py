@@ -1,4 +1,9 @@
-"""Fixtures: the workflow app in-process against real PostgreSQL and Kafka."""
+"""Fixtures: the workflow app in-process against real PostgreSQL and Kafka.
+
+The scheduler, whose ``ListRunTasks`` a run read asks for the run's tasks, is a
+stand-in answering from what each test puts in it (a run it does not hold shows every
+task pending, as a run whose start the scheduler has not taken in yet).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from interlock.common.testing import TEST_IDENTITY, app_client, identity_headers
+from interlock.common.testing import (
+    TEST_IDENTITY,
+    StandInTaskState,
+    app_client,
+    identity_headers,
+    serving_task_state,
+)
 from interlock.workflow import WorkflowSettings, create_app
 
 TENANT = "acme"
+CREDENTIAL = SecretStr("workflow-credential")
+"""What the service presents to the stand-in scheduler."""
 
 
 def gateway_headers(tenant: str = TENANT, subject: str = "alice") -> dict[str, str]:
@@ -23,9 +37,27 @@ def gateway_headers(tenant: str = TENANT, subject: str = "alice") -> dict[str, s
 
 
 @pytest.fixture
-def settings(postgres_database: Any, kafka_server: Any) -> WorkflowSettings:
-    """Settings for one test: its own database and topic prefix."""
+async def scheduler() -> AsyncIterator[tuple[str, StandInTaskState]]:
+    """A stand-in scheduler's address, and the stand-in (its ``runs`` are the test's)."""
+    servicer = StandInTaskState(CREDENTIAL)  # type: ignore[abstract]  # what reads ask
+    async with serving_task_state(servicer) as target:
+        yield target, servicer
+
+
+@pytest.fixture
+def stand_in(scheduler: tuple[str, StandInTaskState]) -> StandInTaskState:
+    """The stand-in scheduler the service asks for runs' tasks."""
+    return scheduler[1]
+
+
+@pytest.fixture
+def settings(
+    postgres_database: Any, kafka_server: Any, scheduler: tuple[str, StandInTaskState]
+) -> WorkflowSettings:
+    """Settings for one test: its own database and topic prefix, the stand-in scheduler."""
     return WorkflowSettings(
+        scheduler_grpc_target=scheduler[0],
+        service_credential=CREDENTIAL,
         postgres_dsn=postgres_database.dsn,
         postgres_password=postgres_database.password,
         postgres_pool_max_size=25,

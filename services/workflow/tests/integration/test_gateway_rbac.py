@@ -164,14 +164,16 @@ def test_roles_decide_who_defines_starts_and_controls(stack: Stack) -> None:
         run_url = f"/api/v1/runs/{started.json()['run_id']}"
         assert client.post(f"{run_url}/cancel").status_code == 403
     with stack.client(viewer) as client:
-        # The spoofed identity was replaced: the run is in the caller's tenant.
+        # The spoofed identity was replaced: the run is in the caller's tenant (another
+        # tenant's would be 404). No scheduler runs here to give its tasks: 503.
         fetched = client.get(run_url)
-        assert fetched.status_code == 200
-        assert fetched.json()["status"] == "pending"
+        assert fetched.status_code == 503, fetched.text
+        assert fetched.json()["type"] == "urn:interlock:problem:tasks-unavailable"
         assert client.post(f"{run_url}/pause").status_code == 403
         assert client.post("/api/v1/workflows/rbac/runs", json={}).status_code == 403
     with stack.client(operator) as client:
         cancelled = client.post(f"{run_url}/cancel")
         assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+        assert cancelled.json()["tasks_unavailable"] is True
         assert client.post(f"{run_url}/cancel").status_code == 409
         assert client.delete("/api/v1/workflows/rbac").status_code == 204

@@ -9,11 +9,11 @@ import pytest
 from interlock.common import parking, topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventPublisher
-from interlock.events.v1 import task_pb2
+from interlock.events.v1 import task_pb2, workflow_pb2
 from interlock.workflow import WorkflowSettings
 
 from .conftest import TENANT, eventually, gateway_headers
-from .test_runs import etl, start, task_events  # noqa: F401 - etl is a fixture
+from .test_runs import etl, run_event, run_events, start  # noqa: F401 - etl is a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -67,17 +67,26 @@ async def test_parked_events_are_listed_for_the_caller_s_tenant(
 async def test_the_projection_parks_what_postgresql_refuses_and_the_run_goes_on(
     client: httpx.AsyncClient, settings: WorkflowSettings
 ) -> None:
-    # A NUL in an output or a failure message: PostgreSQL refuses it, and the projection
-    # retried the batch for ever, freezing every run on the partition.
+    # A NUL in an output or a reason: PostgreSQL refuses it, and the projection retried
+    # the batch for ever, freezing every run on the partition.
     run = await start(client)
-    events = task_events(run["run_id"])
-    completed, failed = events[2].payload, events[3].payload
-    assert isinstance(completed, task_pb2.TaskCompleted)
-    assert isinstance(failed, task_pb2.TaskFailed)
-    completed.output_json = b'{"rows": "\\u0000"}'
-    failed.error.message = "no\x00"
+    running, failed = run_events(run["run_id"])
+    completed = run_event(
+        run["run_id"],
+        topics.WORKFLOW_COMPLETED,
+        workflow_pb2.WorkflowCompleted(output_json=b'{"rows": "\\u0000"}'),
+        7,  # after the failure: a resumed run's end, which the projection writes
+    )
+    waiting = run_event(
+        run["run_id"],
+        topics.WORKFLOW_WAITING,
+        workflow_pb2.WorkflowWaiting(
+            tasks=[workflow_pb2.WaitingTask(task_id="extract", attempt=1, reason="no\x00")]
+        ),
+        2,
+    )
     async with EventPublisher(settings) as publisher:
-        await publisher.publish(events)
+        await publisher.publish([running, waiting, completed, failed])
 
     async def finished() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(f"/api/v1/runs/{run['run_id']}")).json()
@@ -91,5 +100,5 @@ async def test_the_projection_parks_what_postgresql_refuses_and_the_run_goes_on(
         return entries if len(entries) == 2 else []
 
     entries = await eventually(parked)
-    assert {e["event_id"] for e in entries} == {events[2].id, events[3].id}
+    assert {e["event_id"] for e in entries} == {waiting.id, completed.id}
     assert all(e["origin"] == "workflow.projection" for e in entries)

@@ -1,7 +1,9 @@
-"""Runs over REST: starts (idempotent, validated, pinned), reads, lists, control, events."""
+"""Runs over REST: starts (idempotent, validated, pinned), reads (tasks from the
+scheduler), lists, control, events."""
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,11 +17,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from interlock.common import topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventConsumer, EventPublisher
-from interlock.events.v1 import task_pb2, workflow_pb2
-from interlock.workflow import WorkflowSettings
+from interlock.common.testing import StandInTaskState, app_client
+from interlock.events.v1 import workflow_pb2
+from interlock.tasks.v1 import tasks_pb2
+from interlock.workflow import WorkflowSettings, create_app
 from interlock.workflow.handlers import RunProjection
 
-from .conftest import TENANT, eventually
+from .conftest import TENANT, eventually, gateway_headers
 
 pytestmark = pytest.mark.integration
 
@@ -259,61 +263,85 @@ async def test_started_and_control_events_reach_kafka_and_decode(
 
 def _stamp(seconds: int) -> Timestamp:
     stamp = Timestamp()
-    stamp.FromDatetime(datetime(2026, 1, 1, 0, 0, seconds, tzinfo=UTC))
+    stamp.FromDatetime(at(seconds))
     return stamp
 
 
-def task_events(run_id: str, tenant: str = TENANT) -> list[Event]:
-    def event(event_type: topics.EventType, payload: Any, second: int) -> Event:
-        return Event(
-            type=event_type,
-            payload=payload,
-            tenant=tenant,
-            run_id=run_id,
-            source="scheduler",
-            time=datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC),
-        )
+def at(seconds: int) -> datetime:
+    return datetime(2026, 1, 1, 0, 0, seconds, tzinfo=UTC)
 
+
+def run_event(
+    run_id: str, event_type: topics.EventType, payload: Any, second: int, tenant: str = TENANT
+) -> Event:
+    return Event(
+        type=event_type,
+        payload=payload,
+        tenant=tenant,
+        run_id=run_id,
+        source="scheduler",
+        time=at(second),
+    )
+
+
+def run_events(run_id: str, tenant: str = TENANT) -> list[Event]:
+    """The scheduler's run-level events of an etl run that failed."""
     return [
-        event(topics.TASK_SCHEDULED, task_pb2.TaskScheduled(task_id="extract", attempt=1), 1),
-        event(topics.TASK_STARTED, task_pb2.TaskStarted(task_id="extract", attempt=1), 2),
-        event(
-            topics.TASK_COMPLETED,
-            task_pb2.TaskCompleted(
-                task_id="extract",
-                attempt=1,
-                output_json=b'{"rows": 3}',
-                started_at=_stamp(2),
-            ),
-            3,
-        ),
-        event(
-            topics.TASK_FAILED,
-            task_pb2.TaskFailed(
-                task_id="load",
-                attempt=1,
-                error=workflow_pb2.TaskError(type="Boom", message="no", retryable=False),
-                started_at=_stamp(4),
-            ),
-            5,
-        ),
-        event(
+        run_event(run_id, topics.WORKFLOW_RUNNING, workflow_pb2.WorkflowRunning(), 1, tenant),
+        run_event(
+            run_id,
             topics.WORKFLOW_FAILED,
-            workflow_pb2.WorkflowFailed(workflow_name="etl", failed_task_id="load"),
+            workflow_pb2.WorkflowFailed(workflow_name="etl", failed_task_id="wait"),
             6,
+            tenant,
+        ),
+    ]
+
+
+def failed_etl_tasks() -> list[tasks_pb2.Task]:
+    """The tasks of a failed etl run as the scheduler holds them."""
+    return [
+        tasks_pb2.Task(
+            task_id="extract",
+            status=tasks_pb2.TASK_STATUS_SUCCEEDED,
+            attempt=1,
+            scheduled_at=_stamp(1),
+            started_at=_stamp(2),
+            ended_at=_stamp(3),
+            output_json=b'{"rows": 3}',
+        ),
+        tasks_pb2.Task(
+            task_id="wait",
+            status=tasks_pb2.TASK_STATUS_DEAD_LETTERED,
+            attempt=2,
+            scheduled_at=_stamp(3),
+            started_at=_stamp(4),
+            ended_at=_stamp(5),
+            error_type="Boom",
+            error_message="no",
+            error_retryable=True,
+            error_traceback="Traceback: Boom",
+        ),
+        tasks_pb2.Task(
+            task_id="load",
+            status=tasks_pb2.TASK_STATUS_SKIPPED,
+            ended_at=_stamp(5),
+            error_type="RunFailed",
+            error_message="the run failed",
+            reason="the run failed",
         ),
     ]
 
 
 @pytest.mark.usefixtures("etl")
-async def test_the_projection_follows_events_from_kafka_and_retry_reopens_a_failed_run(
-    client: httpx.AsyncClient, settings: WorkflowSettings
+async def test_a_read_shows_each_task_as_the_scheduler_holds_it(
+    client: httpx.AsyncClient, settings: WorkflowSettings, stand_in: StandInTaskState
 ) -> None:
     run = await start(client)
     run_url = f"/api/v1/runs/{run['run_id']}"
-    events = task_events(run["run_id"])
+    stand_in.runs[run["run_id"]] = (tasks_pb2.Run(), failed_etl_tasks())
     async with EventPublisher(settings) as publisher:
-        await publisher.publish(events + events[:3])  # redelivered events change nothing
+        await publisher.publish(run_events(run["run_id"]))
 
     async def failed() -> dict[str, Any] | None:
         body: dict[str, Any] = (await client.get(run_url)).json()
@@ -321,25 +349,94 @@ async def test_the_projection_follows_events_from_kafka_and_retry_reopens_a_fail
 
     body = await eventually(failed)
     assert body["finished_at"] == "2026-01-01T00:00:06.000Z"
-    extract, wait, load = body["tasks"]
-    assert extract == {
-        "id": "extract",
-        "status": "succeeded",
-        "attempts": 1,
-        "scheduled_at": "2026-01-01T00:00:01.000Z",
-        "started_at": "2026-01-01T00:00:02.000Z",
-        "finished_at": "2026-01-01T00:00:03.000Z",
-        "output": {"rows": 3},
-    }
-    assert wait["status"] == "pending"
-    assert load["status"] == "failed"
-    assert load["error"] == {"type": "Boom", "message": "no", "retryable": False}
-    assert load["started_at"] == "2026-01-01T00:00:04.000Z"
+    assert body["tasks"] == [
+        {
+            "id": "extract",
+            "status": "succeeded",
+            "attempts": 1,
+            "scheduled_at": "2026-01-01T00:00:01.000Z",
+            "started_at": "2026-01-01T00:00:02.000Z",
+            "finished_at": "2026-01-01T00:00:03.000Z",
+            "output": {"rows": 3},
+        },
+        {
+            "id": "wait",
+            "status": "dead_lettered",
+            "attempts": 2,
+            "scheduled_at": "2026-01-01T00:00:03.000Z",
+            "started_at": "2026-01-01T00:00:04.000Z",
+            "finished_at": "2026-01-01T00:00:05.000Z",
+            "error": {
+                "type": "Boom",
+                "message": "no",
+                "retryable": True,
+                "traceback": "Traceback: Boom",
+            },
+        },
+        {
+            "id": "load",
+            "status": "skipped",
+            "attempts": 0,
+            "scheduled_at": None,
+            "started_at": None,
+            "finished_at": "2026-01-01T00:00:05.000Z",
+            "reason": "the run failed",
+        },
+    ]
     retried = await client.post(f"{run_url}/retry")
     assert (retried.status_code, retried.json()["status"]) == (200, "running")
     assert retried.json()["finished_at"] is None
+    assert [t["status"] for t in retried.json()["tasks"]] == [
+        "succeeded",
+        "dead_lettered",
+        "skipped",
+    ]
     listed = await client.get("/api/v1/runs", params={"status": "running"})
     assert [r["run_id"] for r in listed.json()["runs"]] == [run["run_id"]]
+
+
+@pytest.mark.usefixtures("etl")
+async def test_a_scheduled_task_shows_why_it_waits_while_that_attempt_waits(
+    client: httpx.AsyncClient, settings: WorkflowSettings, stand_in: StandInTaskState
+) -> None:
+    run = await start(client)
+    reason = "waiting for a worker serving queue 'gpu': none took or ran a task of it"
+    waiting = workflow_pb2.WorkflowWaiting(
+        tasks=[workflow_pb2.WaitingTask(task_id="extract", attempt=1, reason=reason)]
+    )
+    async with EventPublisher(settings) as publisher:
+        await publisher.publish([run_event(run["run_id"], topics.WORKFLOW_WAITING, waiting, 1)])
+    await eventually(lambda: _consumed(settings, run["run_id"]))
+
+    def extract(status: tasks_pb2.TaskStatus.ValueType, attempt: int) -> tasks_pb2.Task:
+        return tasks_pb2.Task(task_id="extract", status=status, attempt=attempt)
+
+    async def shown() -> dict[str, Any]:
+        tasks: list[dict[str, Any]] = (await client.get(f"/api/v1/runs/{run['run_id']}")).json()[
+            "tasks"
+        ]
+        return tasks[0]
+
+    stand_in.runs[run["run_id"]] = (tasks_pb2.Run(), [extract(tasks_pb2.TASK_STATUS_SCHEDULED, 1)])
+    assert (await shown())["reason"] == reason
+    stand_in.runs[run["run_id"]] = (tasks_pb2.Run(), [extract(tasks_pb2.TASK_STATUS_RUNNING, 1)])
+    assert "reason" not in await shown()
+    stand_in.runs[run["run_id"]] = (tasks_pb2.Run(), [extract(tasks_pb2.TASK_STATUS_SCHEDULED, 2)])
+    assert "reason" not in await shown()
+
+
+async def _consumed(settings: WorkflowSettings, run_id: str) -> bool:
+    assert settings.postgres_password is not None
+    conn = await asyncpg.connect(
+        settings.postgres_dsn, password=settings.postgres_password.get_secret_value()
+    )
+    try:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM task_waits WHERE run_id = $1", uuid.UUID(run_id)
+        )
+    finally:
+        await conn.close()
+    return bool(found)
 
 
 @pytest.mark.usefixtures("etl")
@@ -357,18 +454,43 @@ async def test_the_projection_applies_each_event_once_and_ignores_other_tenants(
     )
     try:
         projection = RunProjection(lambda: pool)
-        events = task_events(run["run_id"])[:3]
+        events = run_events(run["run_id"])[:1]
         await projection.handle(events)
         first = (await client.get(f"/api/v1/runs/{run['run_id']}")).json()
         await projection.handle(list(reversed(events)) + events)
         assert (await client.get(f"/api/v1/runs/{run['run_id']}")).json() == first
         assert first["status"] == "running"
-        assert first["tasks"][0]["status"] == "succeeded"
-        foreign = task_events(other["run_id"], tenant="globex")
+        foreign = run_events(other["run_id"], tenant="globex")
         await projection.handle(foreign)
         untouched = (await client.get(f"/api/v1/runs/{other['run_id']}")).json()
         assert untouched["status"] == "pending"
         assert {t["status"] for t in untouched["tasks"]} == {"pending"}
-        await projection.handle(task_events(str(uuid.uuid4())))  # unknown run: ignored
+        await projection.handle(run_events(str(uuid.uuid4())))  # unknown run: ignored
     finally:
         await pool.close()
+
+
+@pytest.mark.usefixtures("etl")
+async def test_a_read_is_503_while_the_scheduler_does_not_answer_and_a_control_still_works(
+    client: httpx.AsyncClient, settings: WorkflowSettings
+) -> None:
+    run = await start(client)
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    unanswered = settings.model_copy(update={"scheduler_grpc_target": closed})
+    async with app_client(create_app(unanswered)) as other:
+        other.headers.update(gateway_headers())
+        read = await other.get(f"/api/v1/runs/{run['run_id']}")
+        assert read.status_code == 503, read.text
+        assert read.headers["content-type"] == "application/problem+json"
+        assert read.json()["type"] == "urn:interlock:problem:tasks-unavailable"
+        cancelled = await other.post(f"/api/v1/runs/{run['run_id']}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        assert (cancelled.json()["tasks"], cancelled.json()["tasks_unavailable"]) == ([], True)
+        listed = (await other.get("/api/v1/runs")).json()["runs"]
+        assert [r["status"] for r in listed] == ["cancelled"]
+    answered = (await client.get(f"/api/v1/runs/{run['run_id']}")).json()
+    assert answered["status"] == "cancelled"
+    assert "tasks_unavailable" not in answered

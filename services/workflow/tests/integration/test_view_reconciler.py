@@ -1,22 +1,20 @@
-"""Run views whose events the broker lost are brought to the scheduler's state."""
+"""Run statuses whose run events the broker lost are brought to the scheduler's."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import SecretStr
 
 from interlock.common import topics
 from interlock.common.events import Event
 from interlock.common.kafka import EventPublisher
-from interlock.common.testing import StandInTaskState, app_client, serving_task_state
-from interlock.events.v1 import task_pb2, workflow_pb2
+from interlock.common.testing import StandInTaskState, app_client
+from interlock.events.v1 import workflow_pb2
 from interlock.tasks.v1 import tasks_pb2
 from interlock.workflow import WorkflowSettings, create_app
 
@@ -24,12 +22,11 @@ from .conftest import TENANT, eventually, gateway_headers
 
 pytestmark = pytest.mark.integration
 
-CREDENTIAL = SecretStr("workflow-credential")
 DEFINITION = {
     "name": "pair",
     "tasks": [{"id": "a", "type": "noop"}, {"id": "b", "type": "noop", "depends_on": ["a"]}],
 }
-ENDED_AT = datetime.now(UTC) - timedelta(minutes=1)
+SLOT = "waiting for a slot: the tenant has 3 of its 3 runs running"
 
 
 def _stamp(at: datetime) -> Timestamp:
@@ -38,113 +35,67 @@ def _stamp(at: datetime) -> Timestamp:
     return stamp
 
 
-@pytest.fixture
-async def scheduler() -> AsyncIterator[tuple[str, StandInTaskState]]:
-    servicer = StandInTaskState(CREDENTIAL)  # type: ignore[abstract]  # what the reconciler asks
-    async with serving_task_state(servicer) as target:
-        yield target, servicer
-
-
-def succeeded(task_id: str, output: str) -> tasks_pb2.Task:
-    """A task the stand-in scheduler holds as succeeded."""
-    return tasks_pb2.Task(
-        task_id=task_id,
-        status=tasks_pb2.TASK_STATUS_SUCCEEDED,
-        attempt=1,
-        scheduled_at=_stamp(ENDED_AT - timedelta(seconds=3)),
-        started_at=_stamp(ENDED_AT - timedelta(seconds=2)),
-        ended_at=_stamp(ENDED_AT - timedelta(seconds=1)),
-        output_json=output.encode(),
-    )
-
-
 def event(run_id: str, event_type: topics.EventType, payload: Message, at: datetime) -> Event:
     return Event(
         type=event_type, payload=payload, tenant=TENANT, run_id=run_id, source="test", time=at
     )
 
 
-def completed(run_id: str, task_id: str, output: str) -> Event:
-    payload = task_pb2.TaskCompleted(
-        task_id=task_id, attempt=1, worker_id="w1", output_json=output.encode()
-    )
-    return event(run_id, topics.TASK_COMPLETED, payload, ENDED_AT - timedelta(seconds=5))
-
-
-def run_completed(run_id: str) -> Event:
-    payload = workflow_pb2.WorkflowCompleted(workflow_name="pair", workflow_version=1)
-    return event(run_id, topics.WORKFLOW_COMPLETED, payload, ENDED_AT)
-
-
-async def test_views_missing_lost_events_converge_and_a_late_event_changes_nothing(
-    settings: WorkflowSettings, scheduler: tuple[str, StandInTaskState]
+async def test_run_statuses_missing_lost_events_converge_and_a_late_event_changes_nothing(
+    settings: WorkflowSettings, stand_in: StandInTaskState
 ) -> None:
-    target, stand_in = scheduler
-    fast = settings.model_copy(
-        update={
-            "scheduler_grpc_target": target,
-            "service_credential": CREDENTIAL,
-            "view_reconcile_interval_s": 0.2,
-            "view_quiet_after_s": 0.5,
-        }
-    )
+    fast = settings.model_copy(update={"view_reconcile_interval_s": 0.2, "view_quiet_after_s": 0.5})
     async with app_client(create_app(fast)) as client:
         client.headers.update(gateway_headers())
         assert (await client.post("/api/v1/workflows", json=DEFINITION)).status_code == 201
-        lost, busy, whole = [
+        lost, busy, waiting, whole = [
             (await client.post("/api/v1/workflows/pair/runs", json={})).json()["run_id"]
-            for _ in range(3)
+            for _ in range(4)
         ]
-        # lost: b's completion never arrived; busy: a's start never arrived; whole: nothing lost.
-        late = completed(lost, "b", '"late"')
-        scheduled = task_pb2.TaskScheduled(task_id="a", attempt=1, type="noop")
+        # lost: its workflow.running and workflow.completed never arrived; busy: its
+        # workflow.running never arrived; waiting: a retried run still queued for a slot,
+        # which the scheduler holds failed (since before the retry) until admitted;
+        # whole: nothing lost.
+        ended_at = datetime.now(UTC) + timedelta(milliseconds=1)
+        failed = workflow_pb2.WorkflowFailed(workflow_name="pair", failed_task_id="a")
         events = [
-            completed(lost, "a", '"a"'),
-            run_completed(lost),
-            event(busy, topics.TASK_SCHEDULED, scheduled, datetime.now(UTC)),
-            completed(whole, "a", '"a"'),
-            completed(whole, "b", '"b"'),
-            run_completed(whole),
+            event(waiting, topics.WORKFLOW_FAILED, failed, ended_at),
+            event(whole, topics.WORKFLOW_RUNNING, workflow_pb2.WorkflowRunning(), ended_at),
+            event(whole, topics.WORKFLOW_COMPLETED, workflow_pb2.WorkflowCompleted(), ended_at),
         ]
-        ended = tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_SUCCEEDED, ended_at=_stamp(ENDED_AT))
-        stand_in.runs[lost] = (ended, [succeeded("a", '"a"'), succeeded("b", '"b"')])
-        stand_in.runs[busy] = (
-            tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_RUNNING),
-            [
-                tasks_pb2.Task(
-                    task_id="a",
-                    status=tasks_pb2.TASK_STATUS_RUNNING,
-                    attempt=1,
-                    started_at=_stamp(datetime.now(UTC)),
-                )
-            ],
+        succeeded = tasks_pb2.RUN_STATUS_SUCCEEDED
+        stand_in.runs[lost] = (tasks_pb2.Run(status=succeeded, ended_at=_stamp(ended_at)), [])
+        stand_in.runs[busy] = (tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_RUNNING), [])
+        stand_in.runs[waiting] = (
+            tasks_pb2.Run(status=tasks_pb2.RUN_STATUS_FAILED, ended_at=_stamp(ended_at)),
+            [],
         )
         await publish(fast, events)
 
-        async def tasks(run_id: str) -> dict[str, str]:
+        async def shows(run_id: str, status: str) -> bool:
             view = (await client.get(f"/api/v1/runs/{run_id}")).json()
-            return {task["id"]: task["status"] for task in view["tasks"]}
+            return bool(view["status"] == status)
 
-        async def shows(run_id: str, expected: dict[str, str]) -> bool:
-            return await tasks(run_id) == expected
-
-        await eventually(lambda: shows(lost, {"a": "succeeded", "b": "succeeded"}))
-        await eventually(lambda: shows(busy, {"a": "running", "b": "pending"}))
-        await eventually(lambda: shows(whole, {"a": "succeeded", "b": "succeeded"}))
+        await eventually(lambda: shows(waiting, "failed"))
+        assert (await client.post(f"/api/v1/runs/{waiting}/retry")).status_code == 200
+        queued = workflow_pb2.WorkflowWaiting(reason=SLOT)
+        await publish(fast, [event(waiting, topics.WORKFLOW_WAITING, queued, datetime.now(UTC))])
+        await eventually(lambda: shows(lost, "succeeded"))
+        await eventually(lambda: shows(busy, "running"))
+        await eventually(lambda: shows(whole, "succeeded"))
         stand_in.asked.clear()
+        late = event(lost, topics.WORKFLOW_FAILED, failed, ended_at + timedelta(seconds=1))
         await publish(fast, [late])
         await eventually(lambda: _consumed(fast, late.id))
-        await eventually(lambda: busy in stand_in.asked)  # a pass ran since
+        await eventually(lambda: waiting in stand_in.asked)  # a pass ran since
         lost_view = (await client.get(f"/api/v1/runs/{lost}")).json()
-        busy_view = (await client.get(f"/api/v1/runs/{busy}")).json()
-    assert lost_view["status"] == "succeeded"
-    assert [(t["status"], t.get("output")) for t in lost_view["tasks"]] == [
-        ("succeeded", "a"),
-        ("succeeded", "b"),
-    ]
-    assert busy_view["status"] == "running"
-    assert busy_view["tasks"][0]["started_at"] is not None
-    # A finished run whose view is whole costs no call, nor one once made whole.
+        waiting_view = (await client.get(f"/api/v1/runs/{waiting}")).json()
+    assert (lost_view["status"], lost_view["finished_at"]) == (
+        "succeeded",
+        ended_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    )
+    assert (waiting_view["status"], waiting_view["status_reason"]) == ("running", SLOT)
+    # A finished run costs no call.
     assert whole not in stand_in.asked
     assert lost not in stand_in.asked
 

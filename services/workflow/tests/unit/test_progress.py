@@ -1,9 +1,9 @@
-"""Task progress folds events that arrive late, twice, or out of order."""
+"""A task as the run view shows it, from the scheduler's state of the task."""
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from interlock.workflow.domain import TaskProgress, TaskStatus, TaskUpdate, advance
+from interlock.common.scheduler_state import SchedulerTask
+from interlock.workflow.domain import TaskProgress, TaskStatus, WaitingTask, task_progress
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -12,23 +12,17 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def fold(*updates: TaskUpdate) -> TaskProgress:
-    progress = TaskProgress()
-    for update in updates:
-        progress = advance(progress, update)
-    return progress
-
-
-SCHEDULED = TaskUpdate(status=TaskStatus.SCHEDULED, attempt=1, time=at(0))
-STARTED = TaskUpdate(status=TaskStatus.RUNNING, attempt=1, time=at(1))
-COMPLETED = TaskUpdate(
-    status=TaskStatus.SUCCEEDED, attempt=1, time=at(2), started_at=at(1), output={"n": 1}
-)
-
-
-def test_in_order() -> None:
-    progress = fold(SCHEDULED, STARTED, COMPLETED)
-    assert progress == TaskProgress(
+def test_a_succeeded_task_shows_its_times_and_output() -> None:
+    task = SchedulerTask(
+        task_id="a",
+        status=TaskStatus.SUCCEEDED,
+        attempt=1,
+        scheduled_at=at(0),
+        started_at=at(1),
+        ended_at=at(2),
+        output_json=b'{"n": 1}',
+    )
+    assert task_progress(task) == TaskProgress(
         status=TaskStatus.SUCCEEDED,
         attempts=1,
         scheduled_at=at(0),
@@ -38,69 +32,68 @@ def test_in_order() -> None:
     )
 
 
-def test_out_of_order_and_repeated_events_end_the_same() -> None:
-    expected = fold(SCHEDULED, STARTED, COMPLETED)
-    assert fold(COMPLETED, STARTED, SCHEDULED) == expected
-    assert fold(SCHEDULED, COMPLETED, STARTED, COMPLETED, SCHEDULED) == expected
-
-
-def test_a_retry_starts_a_new_attempt_and_old_attempt_events_are_ignored() -> None:
-    failed = TaskUpdate(
-        status=TaskStatus.FAILED,
-        attempt=1,
-        time=at(2),
+def test_a_failed_attempt_waiting_for_its_retry_shows_failed_with_the_error() -> None:
+    task = SchedulerTask(
+        task_id="a",
+        status=TaskStatus.RETRYING,
+        attempt=2,
         started_at=at(1),
-        error={"type": "Boom", "message": "no", "retryable": True},
+        ended_at=at(2),
+        error_type="TimeoutError",
+        error_message="slow",
+        error_retryable=True,
     )
-    second = TaskUpdate(status=TaskStatus.SCHEDULED, attempt=2, time=at(5))
-    progress = fold(SCHEDULED, STARTED, failed)
-    assert (progress.status, progress.error) == (TaskStatus.FAILED, failed.error)
-    progress = fold(SCHEDULED, failed, second, STARTED)
-    assert progress == TaskProgress(status=TaskStatus.SCHEDULED, attempts=2, scheduled_at=at(5))
+    shown = task_progress(task)
+    assert (shown.status, shown.attempts, shown.finished_at) == (TaskStatus.FAILED, 2, at(2))
+    assert shown.error == {"type": "TimeoutError", "message": "slow", "retryable": True}
 
 
-def test_dead_lettering_is_final_for_the_attempts_made() -> None:
-    dead = TaskUpdate(
+def test_a_dead_lettered_task_shows_the_traceback() -> None:
+    task = SchedulerTask(
+        task_id="a",
         status=TaskStatus.DEAD_LETTERED,
         attempt=3,
-        time=at(9),
-        error={"type": "Boom", "message": "no", "retryable": False},
+        ended_at=at(2),
+        error_type="Boom",
+        error_message="no",
+        error_traceback="Traceback: Boom",
     )
-    late = TaskUpdate(status=TaskStatus.FAILED, attempt=3, time=at(8), error={"type": "x"})
-    progress = fold(dead, late)
-    assert (progress.status, progress.attempts, progress.finished_at) == (
-        TaskStatus.DEAD_LETTERED,
-        3,
-        at(9),
-    )
-    assert progress.error == dead.error
+    assert task_progress(task).error == {
+        "type": "Boom",
+        "message": "no",
+        "retryable": False,
+        "traceback": "Traceback: Boom",
+    }
 
 
-def test_a_completion_that_says_when_it_was_scheduled_fills_every_time() -> None:
-    # The scheduler's delay tasks: one task.completed, no task.scheduled or started.
-    fired = TaskUpdate(
-        status=TaskStatus.SUCCEEDED,
-        attempt=1,
-        time=at(5),
-        started_at=at(0),
-        scheduled_at=at(0),
-        output={"fired_at": at(5).isoformat()},
-    )
-    progress = fold(fired)
-    assert (progress.scheduled_at, progress.started_at, progress.finished_at) == (
-        at(0),
-        at(0),
-        at(5),
-    )
-    # A task.scheduled's own time stays when the completion comes after it.
-    assert fold(SCHEDULED, replace(fired, scheduled_at=at(3))).scheduled_at == at(0)
+def test_a_skipped_or_cancelled_task_shows_its_reason_not_an_error() -> None:
+    for status in (TaskStatus.SKIPPED, TaskStatus.CANCELLED):
+        task = SchedulerTask(
+            task_id="a",
+            status=status,
+            attempt=0,
+            ended_at=at(2),
+            error_type="RunFailed",
+            error_message="the run failed",
+            reason="the run failed",
+        )
+        shown = task_progress(task)
+        assert (shown.status, shown.reason, shown.error) == (status, "the run failed", None)
+        assert shown.finished_at == at(2)
 
 
-def test_a_scheduled_task_shows_why_it_waits_until_it_starts() -> None:
-    reason = "waiting for a worker serving queue 'gpu'"
-    waiting = replace(SCHEDULED, time=at(5), reason=reason)
-    told = fold(SCHEDULED, waiting)
-    assert (told.status, told.scheduled_at, told.reason) == (TaskStatus.SCHEDULED, at(0), reason)
-    assert advance(told, replace(SCHEDULED, time=at(6))).reason == reason
-    assert advance(told, STARTED).reason is None
-    assert fold(SCHEDULED, STARTED, waiting).reason is None
+def test_a_waiting_reason_shows_only_while_its_attempt_is_scheduled() -> None:
+    waiting = WaitingTask(attempt=1, reason="waiting for a worker serving queue 'gpu'")
+    scheduled = SchedulerTask(task_id="a", status=TaskStatus.SCHEDULED, attempt=1)
+    assert task_progress(scheduled, waiting).reason == waiting.reason
+    running = SchedulerTask(task_id="a", status=TaskStatus.RUNNING, attempt=1, started_at=at(1))
+    assert task_progress(running, waiting).reason is None
+    again = SchedulerTask(task_id="a", status=TaskStatus.SCHEDULED, attempt=2)
+    assert task_progress(again, waiting).reason is None
+
+
+def test_an_unfinished_task_shows_no_end_and_output_that_is_not_json_as_text() -> None:
+    running = SchedulerTask(task_id="a", status=TaskStatus.RUNNING, attempt=1, ended_at=at(9))
+    assert task_progress(running).finished_at is None
+    text = SchedulerTask(task_id="a", status=TaskStatus.SUCCEEDED, attempt=1, output_json=b"\xff")
+    assert task_progress(text).output == "\ufffd"

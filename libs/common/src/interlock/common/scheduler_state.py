@@ -1,10 +1,12 @@
-"""The scheduler's own state of a run, asked for by the views' reconcilers.
+"""The scheduler's own state of a run, asked for by the views and their reconcilers.
 
-The views built from events (the workflow service's run view, the metadata service's
+The views built from events (the workflow service's run status, the metadata service's
 execution documents) may miss events the broker lost. Their reconcilers ask the
 scheduler, whose database is the truth, through ``TaskStateService.GetRun`` and
 ``ListRunTasks`` with the service's credential (it acts for no user), and fold the
-answer into the view through the view's own order-independent merge.
+answer into the view through the view's own order-independent merge. The workflow
+service's run view also reads a run's tasks here whenever the run is read
+(:meth:`SchedulerState.tasks`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class SchedulerTask:
     output_json: bytes = b""
     error_type: str = ""
     error_message: str = ""
+    error_retryable: bool = False
+    error_traceback: str = ""
+    reason: str = ""
+    """Why a skipped or cancelled task will not run (the workflow service's run view)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +97,31 @@ class SchedulerState(Lifecycle):
             await channel.close(grace=None)
 
     async def check(self) -> None:
-        """Always ready: a scheduler that does not answer only delays reconciling."""
+        """Always ready: a scheduler that does not answer fails only what asks it.
+
+        Reconciling waits, and the reads that need it (the run view's tasks) fail; the
+        service goes on.
+        """
+
+    async def tasks(self, tenant: str, run_id: str) -> tuple[SchedulerTask, ...] | None:
+        """The run's tasks (one ``ListRunTasks``), or ``None`` for a run it does not know.
+
+        The scheduler may not know a run yet: its start may still be on its way.
+
+        Raises:
+            grpc.aio.AioRpcError: The call failed otherwise.
+        """
+        try:
+            listed = await self._stub.ListRunTasks(
+                tasks_pb2.ListRunTasksRequest(tenant=tenant, run_id=run_id),
+                timeout=self._timeout_s,
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return tuple(_task(task) for task in listed.tasks)
 
     async def run(self, tenant: str, run_id: str) -> ScheduledRun | None:
         """The run with its tasks, or ``None`` when the scheduler does not know it.
@@ -105,21 +135,19 @@ class SchedulerState(Lifecycle):
                 timeout=self._timeout_s,
                 metadata=self._metadata,
             )
-            listed = await self._stub.ListRunTasks(
-                tasks_pb2.ListRunTasksRequest(tenant=tenant, run_id=run_id),
-                timeout=self._timeout_s,
-                metadata=self._metadata,
-            )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
+        tasks = await self.tasks(tenant, run_id)
+        if tasks is None:
+            return None
         return ScheduledRun(
             status=RunStatus(
                 tasks_pb2.RunStatus.Name(run.status).removeprefix("RUN_STATUS_").lower()
             ),
             ended_at=_time(run, "ended_at"),
-            tasks=tuple(_task(task) for task in listed.tasks),
+            tasks=tasks,
             workflow=run.workflow_name,
             version=run.workflow_version,
             created_at=_time(run, "created_at"),
@@ -139,6 +167,9 @@ def _task(task: tasks_pb2.Task) -> SchedulerTask:
         output_json=task.output_json,
         error_type=task.error_type,
         error_message=task.error_message,
+        error_retryable=task.error_retryable,
+        error_traceback=task.error_traceback,
+        reason=task.reason,
     )
 
 

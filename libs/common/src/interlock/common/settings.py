@@ -106,8 +106,8 @@ class KafkaOptions(BaseSettings):
     kafka_request_timeout_ms: int = 10000
     """Producer request timeout. Default: 10000 ms."""
     kafka_topic_prefix: str = ""
-    """Prepended to every topic name, to keep environments (or tests) sharing a broker
-    apart. Default: empty."""
+    """Prepended to every topic name and consumer group id, to keep environments (or
+    tests) sharing a broker apart. Default: empty."""
     kafka_producer_batch_bytes: int = 524288
     """Largest record batch the producer builds per partition; larger batches mean fewer
     stored batches on the local broker. Default: 512 KiB."""

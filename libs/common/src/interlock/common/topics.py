@@ -56,6 +56,7 @@ __all__ = [
     "WORKFLOW_COMPLETED",
     "WORKFLOW_CONTROL",
     "WORKFLOW_FAILED",
+    "WORKFLOW_RUNNING",
     "WORKFLOW_STARTED",
     "WORKFLOW_WAITING",
     "EventType",
@@ -228,6 +229,8 @@ WORKFLOW_WAITING = EventType(name="workflow.waiting", payload_type=workflow_pb2.
 """A run waits, pending, for a concurrency slot."""
 TASK_LOG_MISSING = EventType(name="task.log_missing", payload_type=task_pb2.TaskLogMissing)
 """Lines of an ended attempt the metadata service lacks; its worker sends them again."""
+WORKFLOW_RUNNING = EventType(name="workflow.running", payload_type=workflow_pb2.WorkflowRunning)
+"""A run started running, or a failed run resumed (scheduler → the workflow service's view)."""
 
 ALL: tuple[EventType, ...] = (
     WORKFLOW_STARTED,
@@ -245,6 +248,7 @@ ALL: tuple[EventType, ...] = (
     TASK_SETTLED,
     WORKFLOW_WAITING,
     TASK_LOG_MISSING,
+    WORKFLOW_RUNNING,
 )
 """Every event type, in the order above."""
 

@@ -28,7 +28,7 @@ from interlock.common.grpc_tracing import aio_server_interceptors
 from interlock.common.identity import IdentityVerifier, InvalidIdentity
 from interlock.common.service_credentials import is_valid_credential
 from interlock.events.v1 import workflow_pb2
-from interlock.scheduler.domain.states import ENDED_RUN, RunStatus
+from interlock.scheduler.domain.states import ENDED_RUN, RunStatus, TaskStatus
 from interlock.scheduler.service import SchedulerService
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
@@ -57,6 +57,10 @@ def run_status(status: str) -> tasks_pb2.RunStatus.ValueType:
     return tasks_pb2.RunStatus.Value(f"RUN_STATUS_{status.upper()}")
 
 
+_SETTLED = frozenset({TaskStatus.SKIPPED.value, TaskStatus.CANCELLED.value})
+"""Statuses whose error fields hold why the scheduler settled the task (its ``reason``)."""
+
+
 def task_message(row: asyncpg.Record) -> tasks_pb2.Task:
     """A task row as a ``Task`` message."""
     return tasks_pb2.Task(
@@ -69,6 +73,9 @@ def task_message(row: asyncpg.Record) -> tasks_pb2.Task:
         output_json=row["output_json"] or b"",
         error_type=row["error_type"] or "",
         error_message=row["error_message"] or "",
+        error_retryable=bool(row["error_retryable"]),
+        error_traceback=row["error_traceback"] or "",
+        reason=(row["error_message"] or "") if row["status"] in _SETTLED else "",
     )
 
 

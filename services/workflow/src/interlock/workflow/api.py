@@ -158,13 +158,14 @@ class RunSummary(BaseModel):
     finished_at: str | None
     status_reason: str | None = Field(
         default=None,
-        description="Why a pending (or retried) run waits for a concurrency slot; absent "
-        "otherwise.",
+        description="Why the run waits for a concurrency slot: a pending one, a retried "
+        "one (running), or a failed one whose dead letter was replayed (it stays failed "
+        "until it gets its slot); absent otherwise.",
     )
 
 
 class TaskView(BaseModel):
-    """A task of a run, as its events told it."""
+    """A task of a run, as the scheduler holds it."""
 
     id: str
     status: TaskStatus
@@ -193,6 +194,12 @@ class RunDetail(RunSummary):
         "outputs of the tasks nothing depends on.",
     )
     tasks: list[TaskView]
+    tasks_unavailable: bool | None = Field(
+        default=None,
+        description="Only in a control's answer, `true` when the scheduler could not be "
+        "asked for the run's tasks (the control is done; `tasks` is then empty). A read "
+        "answers 503 instead.",
+    )
 
 
 class RunList(BaseModel):
@@ -292,6 +299,10 @@ def definition_view(version: store.StoredVersion) -> dict[str, Any]:
     }
 
 
+_WAITING = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILED})
+"""Statuses of a run that may wait for a concurrency slot (a failed one after a replay)."""
+
+
 def run_summary(run: store.StoredRun) -> dict[str, Any]:
     """A run without its tasks."""
     summary: dict[str, Any] = {
@@ -302,7 +313,7 @@ def run_summary(run: store.StoredRun) -> dict[str, Any]:
         "created_at": rfc3339(run.created_at),
         "finished_at": rfc3339(run.finished_at),
     }
-    if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and run.status_reason:
+    if run.status in _WAITING and run.status_reason:
         summary["status_reason"] = run.status_reason
     return summary
 
@@ -329,6 +340,8 @@ def run_view(view: RunView) -> dict[str, Any]:
     detail = {**run_summary(view.run), "input": view.run.input, "tasks": tasks}
     if view.run.status is RunStatus.SUCCEEDED:
         detail["output"] = view.run.output
+    if view.tasks_unavailable:
+        detail["tasks_unavailable"] = True
     return detail
 
 
@@ -523,7 +536,7 @@ def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
                 "model": RunDetail,
                 "description": "The run an earlier request with this Idempotency-Key started.",
             },
-            **_problems(400, 404, 409, 413, 415, 422),
+            **_problems(400, 404, 409, 413, 415, 422, 503),
         },
     )
     async def start_run(request: Request) -> JSONResponse:
@@ -585,9 +598,11 @@ def _add_run_routes(router: APIRouter, service: WorkflowService) -> None:
             }
         )
 
-    @router.get("/runs/{run_id}", tags=["runs"], response_model=RunDetail, responses=_problems(404))
+    @router.get(
+        "/runs/{run_id}", tags=["runs"], response_model=RunDetail, responses=_problems(404, 503)
+    )
     async def get_run(principal: CurrentPrincipal, run_id: str) -> JSONResponse:
-        """A run with its tasks (projected from task events)."""
+        """A run with its tasks, as the scheduler holds them (503 when it does not answer)."""
         return JSONResponse(run_view(await service.get_run(principal, run_id)))
 
     @router.post(

@@ -16,6 +16,7 @@ from interlock.workflow.handlers import CONSUMER, EVENT_TYPES, RunProjection
 from interlock.workflow.reconciler import StartReconciler, ViewReconciler
 from interlock.workflow.service import WorkflowService
 from interlock.workflow.settings import WorkflowSettings
+from interlock.workflow.tasks import SchedulerTasks
 
 MIGRATIONS = MigrationSource(component="workflow", location="interlock.workflow.migrations")
 """The workflow service's own tables."""
@@ -37,7 +38,14 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
         ),
         name="projection",
     )
-    service = WorkflowService(lambda: database.pool, source=settings.service_name)
+    scheduler = None
+    if settings.service_credential is not None:
+        scheduler = SchedulerState(settings.scheduler_grpc_target, settings.service_credential)
+    service = WorkflowService(
+        lambda: database.pool,
+        source=settings.service_name,
+        run_tasks=None if scheduler is None else SchedulerTasks(scheduler),
+    )
     reconciler = StartReconciler(
         service,
         interval_s=settings.reconcile_interval_s,
@@ -45,8 +53,7 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
         max_republishes=settings.max_start_republishes,
     )
     resources: list[Resource] = [database, broker, relay, projection, reconciler]
-    if settings.service_credential is not None:
-        scheduler = SchedulerState(settings.scheduler_grpc_target, settings.service_credential)
+    if scheduler is not None:
         views = ViewReconciler(
             service,
             scheduler.run,

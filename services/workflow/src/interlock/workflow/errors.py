@@ -21,8 +21,11 @@ problem its class declares (``interlock.common.problems``)::
           ├── RunNotFoundError          404  run-not-found           also another tenant's
           ├── IdempotencyConflictError  409  idempotency-conflict    an Idempotency-Key reused
           │                                                          with another request
-          └── TransitionNotAllowedError 409  transition-not-allowed  a control action the
-                                                                     run's status forbids
+          ├── TransitionNotAllowedError 409  transition-not-allowed  a control action the
+          │                                                          run's status forbids
+          └── TasksUnavailableError     503  tasks-unavailable       the scheduler, asked
+                                                                     for a run's tasks, did
+                                                                     not answer
 
 Validation problems carry ``errors``: one ``{"pointer", "detail"}`` entry per problem.
 """
@@ -37,6 +40,7 @@ from interlock.workflow.domain.errors import (
     InvalidInputError,
     PayloadTooLargeError,
     RunNotFoundError,
+    TasksUnavailableError,
     TransitionNotAllowedError,
     UnsupportedMediaTypeError,
     WorkflowArchivedError,
@@ -53,6 +57,7 @@ __all__ = [
     "InvalidPageTokenError",
     "PayloadTooLargeError",
     "RunNotFoundError",
+    "TasksUnavailableError",
     "TransitionNotAllowedError",
     "UnsupportedMediaTypeError",
     "WorkflowArchivedError",

@@ -1,9 +1,13 @@
-"""The run projection: task and run outcome events → the runs and run_tasks tables.
+"""The run projection: the scheduler's run-level events → the runs table.
 
-``GET /api/v1/runs/{id}`` reads this projection instead of asking the scheduler, so a
-read never waits on another service. One transaction per consumed batch: claim the
-event ids (inbox), lock the batch's runs, fold the events into task progress and run
-status with the domain, write back what changed in one statement.
+A run's status, end, waiting reason and output follow ``workflow.running``,
+``workflow.waiting`` and the outcome events. Its tasks are not projected:
+``GET /api/v1/runs/{id}`` reads them from the scheduler (:mod:`interlock.workflow.service`),
+so no task event passes through this service. The one task-level word kept is why a
+scheduled attempt waits for a worker of its queue (``workflow.waiting`` listing tasks),
+which the scheduler does not store. One transaction per consumed batch: claim the event
+ids (inbox), lock the batch's runs, fold the events with the domain, write back what
+changed.
 """
 
 from __future__ import annotations
@@ -11,25 +15,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from google.protobuf.message import Message
 
 from interlock.common import inbox, topics
 from interlock.common.events import Event, is_type
-from interlock.events.v1 import workflow_pb2
 from interlock.workflow import store
 from interlock.workflow.domain import (
     RunStatus,
-    TaskProgress,
-    TaskStatus,
-    TaskUpdate,
-    advance,
-    after_outcome,
-    after_task_activity,
+    WaitingTask,
+    after_outcome_event,
+    after_running,
+    after_waiting,
     decode_output,
 )
 
@@ -37,18 +35,13 @@ CONSUMER = "workflow.projection"
 """Consumer group and inbox name of the projection."""
 
 EVENT_TYPES: tuple[topics.EventType, ...] = (
-    topics.TASK_SCHEDULED,
-    topics.TASK_STARTED,
-    topics.TASK_COMPLETED,
-    topics.TASK_FAILED,
-    topics.TASK_DEAD_LETTERED,
+    topics.WORKFLOW_RUNNING,
+    topics.WORKFLOW_WAITING,
     topics.WORKFLOW_COMPLETED,
     topics.WORKFLOW_FAILED,
     topics.WORKFLOW_CANCELLED,
-    topics.TASK_SETTLED,
-    topics.WORKFLOW_WAITING,
 )
-"""The events the projection applies."""
+"""The events the projection applies: run-level ones only."""
 
 _OUTCOMES = {
     topics.WORKFLOW_COMPLETED: RunStatus.SUCCEEDED,
@@ -86,142 +79,33 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     runs = await store.lock_runs(conn, sorted({(e.tenant, r) for e, r in keyed}, key=str))
     states = dict(runs)
     outputs: dict[uuid.UUID, Any] = {}
-    updates: list[tuple[tuple[uuid.UUID, str], TaskUpdate]] = []
+    waits: dict[tuple[uuid.UUID, str], WaitingTask] = {}
     for event, run_id in keyed:
-        if run_id not in runs:
+        state = states.get(run_id)
+        if state is None:
             continue
-        state = states[run_id]
         outcome = _OUTCOMES.get(event.type)
         if outcome is not None:
-            after = after_outcome(state.status, outcome)
-            if after is not state.status:
-                states[run_id] = store.RunState(after, event.time)
-                if is_type(event, topics.WORKFLOW_COMPLETED):
-                    outputs[run_id] = decode_output(event.payload.output_json)
-            continue
-        if is_type(event, topics.WORKFLOW_WAITING) and not event.payload.tasks:
-            # A new run, or a retried one, waits for a concurrency slot.
-            if state.status in (RunStatus.PENDING, RunStatus.RUNNING):
-                states[run_id] = replace(state, status_reason=event.payload.reason)
-            continue
-        task_updates = _task_updates(event)
-        for task_id, update in task_updates:
-            updates.append(((run_id, task_id), update))
-        if task_updates:
-            after = after_task_activity(state.status)
-            if after is not state.status or state.status_reason is not None:
-                states[run_id] = store.RunState(after, state.finished_at)
-    await store.save_progress(
+            states[run_id] = after_outcome_event(state, outcome, event.time)
+            if states[run_id] != state and is_type(event, topics.WORKFLOW_COMPLETED):
+                outputs[run_id] = decode_output(event.payload.output_json)
+        elif is_type(event, topics.WORKFLOW_RUNNING):
+            states[run_id] = after_running(state, event.time)
+        elif is_type(event, topics.WORKFLOW_WAITING) and event.payload.tasks:
+            for task in event.payload.tasks:
+                known = waits.get((run_id, task.task_id))
+                if known is None or known.attempt <= task.attempt:
+                    waits[run_id, task.task_id] = WaitingTask(
+                        attempt=task.attempt, reason=task.reason
+                    )
+        elif is_type(event, topics.WORKFLOW_WAITING):
+            states[run_id] = after_waiting(state, event.payload.reason, event.time)
+    await store.save_runs(
         conn,
-        await _advanced_tasks(conn, updates),
         {run_id: value for run_id, value in states.items() if value != runs[run_id]},
         outputs,
     )
-
-
-async def _advanced_tasks(
-    conn: asyncpg.Connection, updates: Sequence[tuple[tuple[uuid.UUID, str], TaskUpdate]]
-) -> dict[tuple[uuid.UUID, str], TaskProgress]:
-    """The progress of the tasks ``updates`` changed (a late or repeated event may not)."""
-    if not updates:
-        return {}
-    stored = await store.tasks_progress(conn, [key for key, _ in updates])
-    progress = dict(stored)
-    for key, update in updates:
-        progress[key] = advance(progress.get(key, TaskProgress()), update)
-    return {key: value for key, value in progress.items() if stored.get(key) != value}
-
-
-def _task_updates(event: Event) -> list[tuple[str, TaskUpdate]]:
-    """The tasks an event is about and what it says of each (none for other events)."""
-    if is_type(event, topics.TASK_SETTLED):
-        return [
-            (
-                settled.task_id,
-                TaskUpdate(
-                    status=TaskStatus(settled.status),
-                    attempt=settled.attempt,
-                    time=event.time,
-                    reason=settled.reason,
-                ),
-            )
-            for settled in event.payload.tasks
-        ]
-    if is_type(event, topics.WORKFLOW_WAITING):
-        return [
-            (
-                waiting.task_id,
-                TaskUpdate(
-                    status=TaskStatus.SCHEDULED,
-                    attempt=waiting.attempt,
-                    time=event.time,
-                    reason=waiting.reason,
-                ),
-            )
-            for waiting in event.payload.tasks
-        ]
-    update = _task_update(event)
-    return [] if update is None else [update]
-
-
-def _task_update(event: Event) -> tuple[str, TaskUpdate] | None:
-    """The task an event is about and what it says, or ``None`` for other events."""
-    if is_type(event, topics.TASK_SCHEDULED):
-        scheduled = event.payload
-        return scheduled.task_id, TaskUpdate(
-            status=TaskStatus.SCHEDULED, attempt=scheduled.attempt, time=event.time
-        )
-    if is_type(event, topics.TASK_STARTED):
-        started = event.payload
-        return started.task_id, TaskUpdate(
-            status=TaskStatus.RUNNING, attempt=started.attempt, time=event.time
-        )
-    if is_type(event, topics.TASK_COMPLETED):
-        completed = event.payload
-        return completed.task_id, TaskUpdate(
-            status=TaskStatus.SUCCEEDED,
-            attempt=completed.attempt,
-            time=event.time,
-            started_at=_time(completed, "started_at"),
-            scheduled_at=_time(completed, "scheduled_at"),
-            output=decode_output(completed.output_json),
-        )
-    if is_type(event, topics.TASK_FAILED):
-        failed = event.payload
-        return failed.task_id, TaskUpdate(
-            status=TaskStatus.FAILED,
-            attempt=failed.attempt,
-            time=event.time,
-            started_at=_time(failed, "started_at"),
-            error=_error(failed.error),
-        )
-    if is_type(event, topics.TASK_DEAD_LETTERED):
-        dead = event.payload
-        return dead.task_id, TaskUpdate(
-            status=TaskStatus.DEAD_LETTERED,
-            attempt=dead.attempts,
-            time=event.time,
-            error=_error(dead.last_error),
-        )
-    return None
-
-
-def _time(message: Message, field: str) -> datetime | None:
-    if not message.HasField(field):
-        return None
-    stamp: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    return stamp
-
-
-def _error(error: workflow_pb2.TaskError) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "type": error.type,
-        "message": error.message,
-        "retryable": error.retryable,
-    }
-    if error.traceback_excerpt:
-        view["traceback"] = error.traceback_excerpt
-    return view
+    await store.save_task_waits(conn, [(r, t, wait) for (r, t), wait in waits.items()])
 
 
 def _uuid(run_id: str) -> uuid.UUID | None:

@@ -1,21 +1,18 @@
 """The reconcilers (resources): what the broker may have lost, made good.
 
 :class:`StartReconciler` re-publishes run starts; :class:`ViewReconciler` brings run
-views whose events were lost to the scheduler's state.
+statuses whose run events were lost to the scheduler's.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 
 import grpc
 
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import RunTruth, SchedulerTask
-from interlock.common.statuses import TaskStatus
-from interlock.workflow.domain import TaskUpdate, decode_output
+from interlock.common.scheduler_state import RunTruth
 from interlock.workflow.service import WorkflowService
 
 _log = logging.getLogger(__name__)
@@ -77,22 +74,20 @@ class StartReconciler(PeriodicPasses):
 
 
 class ViewReconciler(PeriodicPasses):
-    """Every ``interval_s``, brings run views that may lack lost events to the scheduler's state.
+    """Every ``interval_s``, brings run statuses that may lack lost run events to the scheduler's.
 
-    A run's view is asked about when it is unfinished and has not changed for
-    ``quiet_s`` (again at most every ``quiet_s``), or finished (within ``look_back_s``)
-    while showing a task unfinished. The scheduler's answer is folded in like events
-    (:meth:`WorkflowService.fold_scheduler_state`). Any number of instances may run:
+    A run is asked about when it is unfinished and has not changed for ``quiet_s``
+    (again at most every ``quiet_s``); the scheduler's status is folded in as its run
+    events would have been (:meth:`WorkflowService.fold_scheduler_status`). Tasks need
+    no repair: the view reads them from the scheduler. Any number of instances may run:
     each pass claims runs with ``SKIP LOCKED``.
 
     Args:
         service: Claims runs and folds answers in.
         truth: Asks the scheduler about one run.
-        quiet_s: Silence after which a view is checked.
-        look_back_s: How long after its end a finished run's view is still checked.
-            Default: 1 day.
+        quiet_s: Silence after which a run is checked.
         interval_s: Time between passes. Default: 30 s.
-        batch_size: Most runs of each kind one pass asks about. Default: 200.
+        batch_size: Most runs one pass asks about. Default: 200.
         name: Name ``/readyz`` reports. Default: ``"view-reconciler"``.
     """
 
@@ -102,7 +97,6 @@ class ViewReconciler(PeriodicPasses):
         truth: RunTruth,
         *,
         quiet_s: float,
-        look_back_s: float = 86_400.0,
         interval_s: float = 30.0,
         batch_size: int = 200,
         name: str = "view-reconciler",
@@ -112,19 +106,16 @@ class ViewReconciler(PeriodicPasses):
         self._service = service
         self._truth = truth
         self._quiet_s = quiet_s
-        self._look_back_s = look_back_s
         self._batch_size = batch_size
 
     async def pass_once(self) -> int:
-        """One pass; returns how many views changed."""
-        runs = await self._service.claim_unsettled_views(
-            quiet_s=self._quiet_s, look_back_s=self._look_back_s, limit=self._batch_size
-        )
+        """One pass; returns how many runs changed."""
+        runs = await self._service.claim_quiet_runs(quiet_s=self._quiet_s, limit=self._batch_size)
         changed = 0
         for tenant, run_id in runs:
             changed += await self._fold(tenant, run_id)
         if changed:
-            _log.info("run views brought to the scheduler's state", extra={"runs": changed})
+            _log.info("run statuses brought to the scheduler's", extra={"runs": changed})
         return changed
 
     async def _fold(self, tenant: str, run_id: uuid.UUID) -> bool:
@@ -138,39 +129,6 @@ class ViewReconciler(PeriodicPasses):
             return False
         if truth is None:
             return False
-        updates = [(task.task_id, update) for task in truth.tasks if (update := task_update(task))]
-        return await self._service.fold_scheduler_state(
-            tenant, run_id, status=truth.status, ended_at=truth.ended_at, tasks=updates
+        return await self._service.fold_scheduler_status(
+            tenant, run_id, status=truth.status, ended_at=truth.ended_at
         )
-
-
-def task_update(task: SchedulerTask) -> TaskUpdate | None:
-    """What the scheduler's ``task`` says, as the event that would have said it.
-
-    ``None`` for a pending or retrying task: the view has no stage for them, and the
-    events of the attempt before or after will say the rest.
-    """
-    now = datetime.now(UTC)
-    if task.status is TaskStatus.SCHEDULED:
-        return TaskUpdate(status=task.status, attempt=task.attempt, time=task.scheduled_at or now)
-    if task.status is TaskStatus.RUNNING:
-        return TaskUpdate(
-            status=task.status,
-            attempt=task.attempt,
-            time=task.started_at or now,
-            scheduled_at=task.scheduled_at,
-        )
-    if task.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
-        return None
-    error = None
-    if task.status in (TaskStatus.FAILED, TaskStatus.DEAD_LETTERED):
-        error = {"type": task.error_type, "message": task.error_message, "retryable": False}
-    return TaskUpdate(
-        status=task.status,
-        attempt=task.attempt,
-        time=task.ended_at or now,
-        started_at=task.started_at,
-        scheduled_at=task.scheduled_at,
-        output=decode_output(task.output_json) if task.status is TaskStatus.SUCCEEDED else None,
-        error=error,
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
 from interlock.common.identity import Principal
 from interlock.common.paging import PageKey
+from interlock.common.scheduler_state import SchedulerTask
 from interlock.common.tracing import start_run_trace
 from interlock.events.v1 import definition_pb2, workflow_pb2
 from interlock.workflow import metrics, store
@@ -34,21 +35,22 @@ from interlock.workflow.domain import (
     Issue,
     PayloadTooLargeError,
     RunNotFoundError,
+    RunState,
     RunStatus,
     TaskProgress,
-    TaskUpdate,
+    TasksUnavailableError,
+    WaitingTask,
     WorkflowArchivedError,
     WorkflowError,
     WorkflowNotFoundError,
-    advance,
     after_control,
     after_outcome,
-    after_task_activity,
     canonical_json,
     check_input,
     compile_definition,
     input_validator,
     parse_document,
+    task_progress,
 )
 from interlock.workflow.domain.batches import parse_batch, request_hash
 from interlock.workflow.domain.documents import parse_json
@@ -66,6 +68,11 @@ PREPARED_CACHE_SIZE = 1024
 LATEST_VERSION_HINTS = 10_000
 """Workflows whose latest version is remembered as a hint (the map is cleared when full)."""
 
+RunTasks = Callable[[str, str], Awaitable[tuple[SchedulerTask, ...] | None]]
+"""``(tenant, run id)`` → the run's tasks as the scheduler holds them, or ``None`` when it
+does not know the run (yet). Raises :class:`TasksUnavailableError` when the scheduler
+does not answer."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Page:
@@ -81,6 +88,9 @@ class RunView:
 
     run: store.StoredRun
     tasks: list[tuple[str, TaskProgress]]
+    tasks_unavailable: bool = False
+    """The scheduler could not be asked for the tasks (a control's answer only):
+    ``tasks`` is empty."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,11 +130,20 @@ class WorkflowService:
         pool: A callable returning the service's open ``asyncpg.Pool`` (the database
             opens after the service object is built).
         source: The CloudEvents source of the events it emits. Default: ``"workflow"``.
+        run_tasks: Reads a run's tasks from the scheduler. Default: none (no
+            credential to ask it with): reads that show tasks answer 503.
     """
 
-    def __init__(self, pool: Callable[[], asyncpg.Pool], *, source: str = "workflow") -> None:
+    def __init__(
+        self,
+        pool: Callable[[], asyncpg.Pool],
+        *,
+        source: str = "workflow",
+        run_tasks: RunTasks | None = None,
+    ) -> None:
         self._pool = pool
         self._source = source
+        self._run_tasks = run_tasks
         self._compiling = asyncio.Semaphore(COMPILING_AT_ONCE)
         self._prepared: OrderedDict[tuple[str, str, int], _Prepared] = OrderedDict()
         # The latest version each workflow had when this process last started a run of
@@ -351,6 +370,8 @@ class WorkflowService:
 
         Raises:
             IdempotencyConflictError: The key was used with another request.
+            TasksUnavailableError: The key's run cannot be shown: the scheduler, which
+                holds its tasks, did not answer.
         """
         tenant = request.principal.tenant
         async with conn.transaction():
@@ -359,13 +380,18 @@ class WorkflowService:
             check_input(prepared.validator, request.run_input)
             run_id = uuid.uuid4()
             created_at = await self._insert_run(conn, request, run_id, version, prepared)
-            if created_at is None:
-                existing = await self._existing_run(conn, request)
-                metrics.IDEMPOTENT_REPLAYS.inc()
-                return existing, False
+            existing = None if created_at else await self._existing_run(conn, request)
+        if existing is not None:
+            metrics.IDEMPOTENT_REPLAYS.inc()
+            # Shown as a read shows it, once the transaction (and its lock) is over.
+            waits = await store.task_waits(conn, existing.id)
+            return await self._view(tenant, existing, waits), False
+        assert created_at is not None
         return self._new_run(request, run_id, version, prepared, created_at), True
 
-    async def _existing_run(self, conn: asyncpg.Connection, request: _StartRequest) -> RunView:
+    async def _existing_run(
+        self, conn: asyncpg.Connection, request: _StartRequest
+    ) -> store.StoredRun:
         """The run an earlier request with this Idempotency-Key started.
 
         Called when the locked, startable version still refused the insert: only the
@@ -380,8 +406,7 @@ class WorkflowService:
             raise RuntimeError("a startable version refused a run without a key conflict")
         if existing.request_hash != request.request_hash:
             raise IdempotencyConflictError("this Idempotency-Key was used with another request")
-        progress = await store.task_progress(conn, existing.id)
-        return RunView(run=existing, tasks=_tasks(existing, progress))
+        return existing
 
     async def _insert_run(
         self,
@@ -511,52 +536,44 @@ class WorkflowService:
             await outbox.enqueue(conn, events)
         return len(events)
 
-    async def claim_unsettled_views(
-        self, *, quiet_s: float, look_back_s: float, limit: int
-    ) -> list[tuple[str, uuid.UUID]]:
-        """Runs whose view may lack events the broker lost (:func:`store.claim_unsettled_views`)."""
+    async def claim_quiet_runs(self, *, quiet_s: float, limit: int) -> list[tuple[str, uuid.UUID]]:
+        """Unfinished runs whose status may lack lost events (:func:`store.claim_quiet_runs`)."""
         async with self._acquire() as conn, conn.transaction():
-            return await store.claim_unsettled_views(
-                conn, quiet_s=quiet_s, look_back_s=look_back_s, limit=limit
-            )
+            return await store.claim_quiet_runs(conn, quiet_s=quiet_s, limit=limit)
 
-    async def fold_scheduler_state(
-        self,
-        tenant: str,
-        run_id: uuid.UUID,
-        *,
-        status: RunStatus,
-        ended_at: datetime | None,
-        tasks: Sequence[tuple[str, TaskUpdate]],
+    async def fold_scheduler_status(
+        self, tenant: str, run_id: uuid.UUID, *, status: RunStatus, ended_at: datetime | None
     ) -> bool:
-        """Fold the scheduler's state of a run into its view, as events would.
+        """Bring a run's status to the scheduler's, as its lost run events would have.
 
-        The same domain rules as the projection (:func:`advance`, :func:`after_outcome`):
-        nothing goes back, so a late real event changes no status afterwards.
+        A run the scheduler ended since the run last changed here ends; a pending one it
+        runs, runs; a running one it runs stops waiting. An end older than the run's
+        last change is no news: a retry reopened the run since, and the scheduler holds
+        it failed until it takes the retry in (or a slot frees for it).
 
         Returns:
-            Whether the view changed.
+            Whether the run changed.
         """
         async with self._acquire() as conn, conn.transaction():
-            runs = await store.lock_runs(conn, [(tenant, run_id)])
-            state = runs.get(run_id)
-            if state is None:
+            locked = await store.lock_run(conn, tenant, run_id)
+            if locked is None:
                 return False
+            state, changed_at = locked
             after = state
-            if status.finished and after_outcome(state.status, status) is not state.status:
-                after = store.RunState(after_outcome(state.status, status), ended_at)
-            elif status is RunStatus.RUNNING and state.status is RunStatus.PENDING:
-                after = store.RunState(after_task_activity(state.status), state.finished_at)
-            keys = [(run_id, task_id) for task_id, _ in tasks]
-            stored = await store.tasks_progress(conn, keys)
-            advanced = {
-                (run_id, task_id): advance(stored.get((run_id, task_id), TaskProgress()), update)
-                for task_id, update in tasks
-            }
-            changed = {key: value for key, value in advanced.items() if stored.get(key) != value}
-            run_changed = {run_id: after} if after != state else {}
-            await store.save_progress(conn, changed, run_changed)
-        return bool(changed or run_changed)
+            if status.finished and ended_at is not None and ended_at > changed_at:
+                ended = after_outcome(state.status, status)
+                if ended is not state.status:
+                    after = RunState(ended, ended_at, None, state.event_at)
+            elif status is RunStatus.RUNNING and state.status in (
+                RunStatus.PENDING,
+                RunStatus.RUNNING,
+            ):
+                # Its workflow.running was lost: it runs, and waits for no slot.
+                after = RunState(RunStatus.RUNNING, None, None, state.event_at)
+            if after == state:
+                return False
+            await store.save_runs(conn, {run_id: after})
+        return True
 
     async def prune_inbox(self, *, older_than_s: float) -> int:
         """Forget projection event ids older than any redelivery; returns how many."""
@@ -584,14 +601,41 @@ class WorkflowService:
         return prepared
 
     async def get_run(self, principal: Principal, run_id: str) -> RunView:
-        """A run of the caller's tenant with its tasks' progress."""
+        """A run of the caller's tenant with its tasks, as the scheduler holds them.
+
+        Raises:
+            RunNotFoundError: No such run for the caller's tenant.
+            TasksUnavailableError: The scheduler did not answer.
+        """
         parsed = _run_uuid(run_id)
         async with self._acquire() as conn:
             run = await store.get_run(conn, principal.tenant, parsed)
             if run is None:
                 raise RunNotFoundError(f"no run {run_id!r}")
-            progress = await store.task_progress(conn, parsed)
-        return RunView(run=run, tasks=_tasks(run, progress))
+            waits = await store.task_waits(conn, parsed)
+        return await self._view(principal.tenant, run, waits)
+
+    async def _view(
+        self, tenant: str, run: store.StoredRun, waits: dict[str, WaitingTask]
+    ) -> RunView:
+        """``run`` with its tasks from the scheduler, in definition order.
+
+        A run the scheduler does not know yet (its start is on its way, or it waits for
+        a concurrency slot) shows every task pending.
+
+        Raises:
+            TasksUnavailableError: The scheduler did not answer, or cannot be asked.
+        """
+        if self._run_tasks is None:
+            raise TasksUnavailableError("no service credential to ask the scheduler with")
+        held = {task.task_id: task for task in await self._run_tasks(tenant, str(run.id)) or ()}
+        tasks = [
+            (task_id, task_progress(held[task_id], waits.get(task_id)))
+            if task_id in held
+            else (task_id, TaskProgress())
+            for task_id in run.task_ids
+        ]
+        return RunView(run=run, tasks=tasks)
 
     async def list_runs(
         self,
@@ -666,10 +710,14 @@ class WorkflowService:
                     )
                 ],
             )
-            progress = await store.task_progress(conn, parsed)
+            waits = await store.task_waits(conn, parsed)
         metrics.CONTROL_ACTIONS.labels(action.value).inc()
         updated = replace(run, status=status, finished_at=finished_at)
-        return RunView(run=updated, tasks=_tasks(updated, progress))
+        try:
+            return await self._view(principal.tenant, updated, waits)
+        except TasksUnavailableError:
+            # The control is committed: answer it, saying the tasks could not be read.
+            return RunView(run=updated, tasks=[], tasks_unavailable=True)
 
 
 def started_event_id(run_id: uuid.UUID) -> str:
@@ -748,9 +796,3 @@ def _run_uuid(run_id: str) -> uuid.UUID:
         return uuid.UUID(run_id)
     except ValueError as error:
         raise RunNotFoundError(f"no run {run_id!r}") from error
-
-
-def _tasks(
-    run: store.StoredRun, progress: dict[str, TaskProgress]
-) -> list[tuple[str, TaskProgress]]:
-    return [(task_id, progress.get(task_id, TaskProgress())) for task_id in run.task_ids]

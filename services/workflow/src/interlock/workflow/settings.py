@@ -24,24 +24,27 @@ class WorkflowSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     max_start_republishes: int = 5
     """How often one run's start is re-published at most. Default: 5."""
     projection_fetch_max_wait_ms: int = 25
-    """Fetch wait of the run-view projection's consumer. Default: 25 ms: the view is not
-    on a run's critical path, and longer waits fill larger batches (one transaction each)
-    and poll the broker less; it lags the scheduler by about half of it more."""
+    """Fetch wait of the run projection's consumer (run-level events). Default: 25 ms: the
+    run's status is not on its critical path, and longer waits fill larger batches (one
+    transaction each) and poll the broker less; it lags the scheduler by about half of
+    it more."""
     scheduler_grpc_target: str = "127.0.0.1:9103"
-    """The scheduler's task-state gRPC server, asked about runs whose view may lack
-    events the broker lost. Default: the ``make up`` address."""
+    """The scheduler's task-state gRPC server: a run read asks it for the run's tasks, and
+    the view reconciler about runs whose status may lack events the broker lost.
+    Default: the ``make up`` address."""
     service_credential: SecretStr | None = None
     """What this service presents to the scheduler (``interlock.common.service_credentials``;
-    the scheduler lists it in its ``INTERLOCK_SERVICE_CREDENTIALS``). Without it the view
-    reconciler does not run. Default: none."""
+    the scheduler lists it in its ``INTERLOCK_SERVICE_CREDENTIALS``). Without it the
+    routes that show a run's tasks answer 503 and the view reconciler does not run.
+    Default: none."""
     view_reconcile_interval_s: float = Field(default=30.0, gt=0)
     """Time between passes of the view reconciler. Default: 30 s."""
     view_quiet_after_s: float = Field(default=30.0, gt=0)
-    """A run view unfinished with no change for this long (checked again at most this
-    often), or finished this long ago with a task still unfinished, is checked against
-    the scheduler. Default: 30 s: with the 30 s interval a lost event shows within about
-    a minute, while a run that is merely busy costs the scheduler two indexed reads per
-    30 s and a pass asks about ``view_reconcile_batch_size`` runs of each kind at most."""
+    """A run unfinished with no change for this long (checked again at most this often)
+    has its status checked against the scheduler. Default: 30 s: with the 30 s interval a
+    lost run event shows within about a minute, while a run that is merely busy costs the
+    scheduler two indexed reads per 30 s and a pass asks about
+    ``view_reconcile_batch_size`` runs at most."""
     view_reconcile_batch_size: int = Field(default=200, ge=1, le=10_000)
-    """Most runs of each kind (unfinished, finished) one pass asks about: bounds the
-    load a pass puts on the scheduler after a broker loss. Default: 200."""
+    """Most runs one pass asks about: bounds the load a pass puts on the scheduler after
+    a broker loss. Default: 200."""

@@ -1,4 +1,4 @@
-"""SQL for the workflow service's own tables (``migrations/``): definitions, runs, progress.
+"""SQL for the workflow service's own tables (``migrations/``): definitions, runs, task waits.
 
 Every query about a tenant's data filters by tenant. Functions take a connection so
 callers decide the transaction; JSON travels as text (``::jsonb`` casts).
@@ -19,9 +19,9 @@ from interlock.common import outbox
 from interlock.common.events import Event
 from interlock.workflow.domain import (
     CompiledDefinition,
+    RunState,
     RunStatus,
-    TaskProgress,
-    TaskStatus,
+    WaitingTask,
     WorkflowExistsError,
 )
 
@@ -43,16 +43,6 @@ class StoredVersion:
     archived_at: datetime | None
 
 
-@dataclass(frozen=True)
-class RunState:
-    """What the projection keeps of a run besides its tasks."""
-
-    status: RunStatus
-    finished_at: datetime | None
-    status_reason: str | None = None
-    """Why a pending run waits; ``None`` once it left ``pending``."""
-
-
 @dataclass(frozen=True, kw_only=True)
 class StoredRun:
     """A run as stored, with its version's task ids (in definition order).
@@ -72,7 +62,7 @@ class StoredRun:
     finished_at: datetime | None
     task_ids: list[str]
     status_reason: str | None = None
-    """Why a pending run waits (a concurrency limit), else ``None``."""
+    """Why the run waits for a concurrency slot, else ``None``."""
     output: Any = None
     """The run's output once it succeeded (detail reads only)."""
 
@@ -549,41 +539,23 @@ async def list_runs(
     return [_run(row) for row in rows]
 
 
-async def task_progress(conn: asyncpg.Connection, run_id: uuid.UUID) -> dict[str, TaskProgress]:
-    """The projected progress of a run's tasks (tasks with no event yet are absent)."""
+async def task_waits(conn: asyncpg.Connection, run_id: uuid.UUID) -> dict[str, WaitingTask]:
+    """Why attempts of a run's tasks wait for a worker of their queue, by task id."""
     rows = await conn.fetch(
-        f"SELECT {_PROGRESS_COLUMNS} FROM run_tasks WHERE run_id = $1",  # noqa: S608
-        run_id,
+        "SELECT task_id, attempt, reason FROM task_waits WHERE run_id = $1", run_id
     )
-    return {row["task_id"]: _progress(row) for row in rows}
-
-
-_PROGRESS_COLUMNS = """
-    run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-    output::text AS output, error::text AS error, reason
-"""
-
-
-def _progress(row: asyncpg.Record) -> TaskProgress:
-    return TaskProgress(
-        status=TaskStatus(row["status"]),
-        attempts=row["attempts"],
-        scheduled_at=row["scheduled_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        output=None if row["output"] is None else json.loads(row["output"]),
-        error=None if row["error"] is None else json.loads(row["error"]),
-        reason=row["reason"],
-    )
+    return {
+        row["task_id"]: WaitingTask(attempt=row["attempt"], reason=row["reason"]) for row in rows
+    }
 
 
 async def lock_runs(
     conn: asyncpg.Connection, runs: Sequence[tuple[str, uuid.UUID]]
 ) -> dict[uuid.UUID, RunState]:
-    """Lock the runs of ``(tenant, run id)`` pairs that exist; their projected state."""
+    """Lock the runs of ``(tenant, run id)`` pairs that exist; their state."""
     rows = await conn.fetch(
         """
-        SELECT r.id, r.status, r.finished_at, r.status_reason
+        SELECT r.id, r.status, r.finished_at, r.status_reason, r.run_event_at
         FROM runs r JOIN unnest($1::text[], $2::uuid[]) AS k(tenant, id)
             ON r.tenant = k.tenant AND r.id = k.id
         ORDER BY r.id
@@ -593,87 +565,89 @@ async def lock_runs(
         [run_id for _, run_id in runs],
     )
     return {
-        row["id"]: RunState(RunStatus(row["status"]), row["finished_at"], row["status_reason"])
+        row["id"]: RunState(
+            RunStatus(row["status"]), row["finished_at"], row["status_reason"], row["run_event_at"]
+        )
         for row in rows
     }
 
 
-async def tasks_progress(
-    conn: asyncpg.Connection, keys: Sequence[tuple[uuid.UUID, str]]
-) -> dict[tuple[uuid.UUID, str], TaskProgress]:
-    """Projected progress of the ``(run id, task id)`` pairs that have any."""
-    rows = await conn.fetch(
-        f"""
-        SELECT {_PROGRESS_COLUMNS}
-        FROM run_tasks t JOIN unnest($1::uuid[], $2::text[]) AS k(run_id, task_id)
-            USING (run_id, task_id)
-        """,  # noqa: S608 - constant column list
-        [run_id for run_id, _ in keys],
-        [task_id for _, task_id in keys],
+async def lock_run(
+    conn: asyncpg.Connection, tenant: str, run_id: uuid.UUID
+) -> tuple[RunState, datetime] | None:
+    """Lock a tenant's run; its state and when it last changed, or ``None``."""
+    row = await conn.fetchrow(
+        """
+        SELECT status, finished_at, status_reason, run_event_at, updated_at FROM runs
+        WHERE tenant = $1 AND id = $2
+        FOR UPDATE
+        """,
+        tenant,
+        run_id,
     )
-    return {(row["run_id"], row["task_id"]): _progress(row) for row in rows}
+    if row is None:
+        return None
+    state = RunState(
+        RunStatus(row["status"]), row["finished_at"], row["status_reason"], row["run_event_at"]
+    )
+    return state, row["updated_at"]
 
 
-_SAVE_PROGRESS = """
-WITH tasks AS (
-    INSERT INTO run_tasks (run_id, task_id, status, attempts, scheduled_at, started_at,
-        finished_at, output, error, reason)
-    SELECT run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-        output::jsonb, error::jsonb, reason
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
-        $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $13::text[])
-        AS p(run_id, task_id, status, attempts, scheduled_at, started_at, finished_at,
-             output, error, reason)
-    ON CONFLICT (run_id, task_id) DO UPDATE SET
-        status = excluded.status, attempts = excluded.attempts,
-        scheduled_at = excluded.scheduled_at, started_at = excluded.started_at,
-        finished_at = excluded.finished_at, output = excluded.output, error = excluded.error,
-        reason = excluded.reason
-)
+_SAVE_RUNS = """
 UPDATE runs r SET status = s.status, finished_at = s.finished_at, updated_at = now(),
-    status_reason = s.status_reason, output = coalesce(s.output::jsonb, r.output)
-FROM unnest($10::uuid[], $11::text[], $12::timestamptz[], $14::text[], $15::text[])
-    AS s(id, status, finished_at, status_reason, output)
+    status_reason = s.status_reason, run_event_at = s.event_at,
+    output = coalesce(s.output::jsonb, r.output)
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],
+    $6::text[]) AS s(id, status, finished_at, status_reason, event_at, output)
 WHERE r.id = s.id
 """
 
 
-async def save_progress(
+async def save_runs(
     conn: asyncpg.Connection,
-    tasks: dict[tuple[uuid.UUID, str], TaskProgress],
     runs: dict[uuid.UUID, RunState],
     outputs: dict[uuid.UUID, Any] | None = None,
 ) -> None:
-    """Upsert task progress rows and set runs' state, in one statement.
+    """Set runs' state, in one statement.
 
     Args:
-        conn: A connection (inside the projection's transaction).
-        tasks: Progress of ``(run id, task id)`` pairs.
-        runs: Status, end time and waiting reason of runs.
+        conn: A connection (inside the caller's transaction).
+        runs: Status, end time, waiting reason and latest run event of runs.
         outputs: Outputs of runs that succeeded (each run listed in ``runs`` too).
     """
     outputs = outputs or {}
-    if not tasks and not runs:
+    if not runs:
         return
-    progress = list(tasks.items())
-    statuses = list(runs.items())
+    states = list(runs.items())
     await conn.execute(
-        _SAVE_PROGRESS,
-        [key[0] for key, _ in progress],
-        [key[1] for key, _ in progress],
-        [p.status.value for _, p in progress],
-        [p.attempts for _, p in progress],
-        [p.scheduled_at for _, p in progress],
-        [p.started_at for _, p in progress],
-        [p.finished_at for _, p in progress],
-        [None if p.output is None else json.dumps(p.output) for _, p in progress],
-        [None if p.error is None else json.dumps(p.error) for _, p in progress],
-        [run_id for run_id, _ in statuses],
-        [state.status.value for _, state in statuses],
-        [state.finished_at for _, state in statuses],
-        [p.reason for _, p in progress],
-        [state.status_reason for _, state in statuses],
-        [json.dumps(outputs[run_id]) if run_id in outputs else None for run_id, _ in statuses],
+        _SAVE_RUNS,
+        [run_id for run_id, _ in states],
+        [state.status.value for _, state in states],
+        [state.finished_at for _, state in states],
+        [state.status_reason for _, state in states],
+        [state.event_at for _, state in states],
+        [json.dumps(outputs[run_id]) if run_id in outputs else None for run_id, _ in states],
+    )
+
+
+async def save_task_waits(
+    conn: asyncpg.Connection, waits: Sequence[tuple[uuid.UUID, str, WaitingTask]]
+) -> None:
+    """Record why attempts wait for a worker; a later attempt's word replaces an earlier's."""
+    if not waits:
+        return
+    await conn.execute(
+        """
+        INSERT INTO task_waits (run_id, task_id, attempt, reason)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[])
+        ON CONFLICT (run_id, task_id) DO UPDATE
+            SET attempt = excluded.attempt, reason = excluded.reason
+            WHERE task_waits.attempt <= excluded.attempt
+        """,
+        [run_id for run_id, _, _ in waits],
+        [task_id for _, task_id, _ in waits],
+        [wait.attempt for _, _, wait in waits],
+        [wait.reason for _, _, wait in waits],
     )
 
 
@@ -731,16 +705,13 @@ async def claim_stalled_starts(
     ]
 
 
-async def claim_unsettled_views(
-    conn: asyncpg.Connection, *, quiet_s: float, look_back_s: float, limit: int
+async def claim_quiet_runs(
+    conn: asyncpg.Connection, *, quiet_s: float, limit: int
 ) -> list[tuple[str, uuid.UUID]]:
-    """``(tenant, run id)`` of runs whose view may lack lost events; marks them checked.
+    """``(tenant, run id)`` of unfinished runs whose status may lack lost events; marks them.
 
-    Two kinds, up to ``limit`` of each: unfinished runs with no change for ``quiet_s``
-    and not checked for as long (the least recently looked at first); runs that
-    finished between ``look_back_s`` and ``quiet_s`` ago whose view shows a task
-    unfinished or none at all, unless checked since the view last changed.
-    Rows locked by another instance are skipped.
+    Up to ``limit`` runs with no change for ``quiet_s`` and not checked for as long, the
+    least recently looked at first. Rows locked by another instance are skipped.
     """
     rows = await conn.fetch(
         """
@@ -751,31 +722,14 @@ async def claim_unsettled_views(
               AND (view_checked_at IS NULL
                    OR view_checked_at < now() - make_interval(secs => $1))
             ORDER BY coalesce(view_checked_at, updated_at)
-            LIMIT $3
+            LIMIT $2
             FOR UPDATE SKIP LOCKED
-        ), finished AS (
-            SELECT r.id FROM runs r
-                JOIN workflow_versions v
-                    ON v.tenant = r.tenant AND v.name = r.workflow AND v.version = r.version
-            WHERE r.finished_at >= now() - make_interval(secs => $2)
-              AND r.finished_at < now() - make_interval(secs => $1)
-              AND (r.view_checked_at IS NULL OR r.view_checked_at < r.updated_at)
-              AND (
-                  EXISTS (SELECT 1 FROM run_tasks t WHERE t.run_id = r.id
-                          AND t.status IN ('pending', 'scheduled', 'running', 'retrying'))
-                  OR (SELECT count(*) FROM run_tasks t WHERE t.run_id = r.id)
-                      < cardinality(v.task_ids)
-              )
-            ORDER BY r.finished_at
-            LIMIT $3
-            FOR UPDATE OF r SKIP LOCKED
         )
         UPDATE runs r SET view_checked_at = now()
-        WHERE r.id IN (SELECT id FROM unfinished UNION ALL SELECT id FROM finished)
+        FROM unfinished WHERE r.id = unfinished.id
         RETURNING r.tenant, r.id
         """,
         quiet_s,
-        look_back_s,
         limit,
     )
     return [(row["tenant"], row["id"]) for row in rows]

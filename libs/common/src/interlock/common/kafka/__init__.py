@@ -4,7 +4,7 @@ The functions and classes work on their own; :class:`KafkaBroker` and
 :class:`EventConsumerTask` wrap them as resources a service opens at start-up.
 """
 
-from interlock.common.kafka._config import consumer_config, producer_config
+from interlock.common.kafka._config import consumer_config, group_of, producer_config
 from interlock.common.kafka._consumer import (
     EventConsumer,
     EventHandler,
@@ -26,6 +26,7 @@ __all__ = [
     "commit_if_member",
     "consumer_config",
     "decode_consumer_record",
+    "group_of",
     "is_member",
     "producer_config",
 ]

@@ -15,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from interlock.common.settings import KafkaOptions
 
-__all__ = ["consumer_config", "partition_of", "producer_config"]
+__all__ = ["consumer_config", "group_of", "partition_of", "producer_config"]
 
 _MAX_REQUEST_BYTES_FLOOR = 1_048_576
 _KEYS_REMEMBERED = 4096
@@ -62,17 +62,30 @@ def producer_config(options: KafkaOptions, *, client_id: str) -> dict[str, Any]:
     }
 
 
+def group_of(options: KafkaOptions, group_id: str) -> str:
+    """The consumer group's name on the broker: ``kafka_topic_prefix`` + ``group_id``.
+
+    The prefix keeps environments sharing a broker apart, and a group is part of its
+    environment: with the bare name, the members of every environment formed one group,
+    each environment's restarts rebalanced the others', and on the local broker a group
+    whose last members left during one rebalance kept the departed leader for good, so
+    no later member of any environment got partitions (docs/local-servers.md).
+    """
+    return options.kafka_topic_prefix + group_id
+
+
 def consumer_config(options: KafkaOptions, *, group_id: str, client_id: str) -> dict[str, Any]:
     """Return keyword arguments for ``aiokafka.AIOKafkaConsumer``.
 
     Args:
         options: Kafka options.
-        group_id: Consumer group.
+        group_id: Consumer group (named on the broker by :func:`group_of`).
         client_id: Name the broker logs for this client, e.g. the service name.
 
     Returns:
-        The arguments: manual commits, ``auto_offset_reset="earliest"``, the options'
-        fetch wait, session timeout, heartbeat interval and metadata refresh.
+        The arguments: the prefixed group, manual commits,
+        ``auto_offset_reset="earliest"``, the options' fetch wait, session timeout,
+        heartbeat interval and metadata refresh.
 
     Raises:
         ValueError: When ``kafka_fetch_max_wait_ms`` is not positive (0 hangs the
@@ -83,7 +96,7 @@ def consumer_config(options: KafkaOptions, *, group_id: str, client_id: str) -> 
     return {
         "bootstrap_servers": options.kafka_bootstrap_servers,
         "client_id": client_id,
-        "group_id": group_id,
+        "group_id": group_of(options, group_id),
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": options.kafka_fetch_max_wait_ms,

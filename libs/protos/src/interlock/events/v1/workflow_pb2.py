@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from interlock.events.v1 import definition_pb2 as interlock_dot_events_dot_v1_dot_definition__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"interlock/events/v1/workflow.proto\x12\x13interlock.events.v1\x1a$interlock/events/v1/definition.proto\"\xac\x01\n\x0fWorkflowStarted\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12;\n\ndefinition\x18\x03 \x01(\x0b\x32\'.interlock.events.v1.WorkflowDefinition\x12\x12\n\ninput_json\x18\x04 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"Y\n\x11WorkflowCompleted\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x13\n\x0boutput_json\x18\x03 \x01(\x0c\"\x83\x01\n\x0fWorkflowWaiting\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x05tasks\x18\x04 \x03(\x0b\x32 .interlock.events.v1.WaitingTask\"?\n\x0bWaitingTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x88\x01\n\x0eWorkflowFailed\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x16\n\x0e\x66\x61iled_task_id\x18\x03 \x01(\t\x12-\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.interlock.events.v1.TaskError\"j\n\x11WorkflowCancelled\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\"\xd6\x01\n\nRunControl\x12\x36\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32&.interlock.events.v1.RunControl.Action\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\"j\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x11\n\rACTION_CANCEL\x10\x01\x12\x10\n\x0c\x41\x43TION_PAUSE\x10\x02\x12\x11\n\rACTION_RESUME\x10\x03\x12\x10\n\x0c\x41\x43TION_RETRY\x10\x04\"X\n\tTaskError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x19\n\x11traceback_excerpt\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"interlock/events/v1/workflow.proto\x12\x13interlock.events.v1\x1a$interlock/events/v1/definition.proto\"\xac\x01\n\x0fWorkflowStarted\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12;\n\ndefinition\x18\x03 \x01(\x0b\x32\'.interlock.events.v1.WorkflowDefinition\x12\x12\n\ninput_json\x18\x04 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"Y\n\x11WorkflowCompleted\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x13\n\x0boutput_json\x18\x03 \x01(\x0c\"\x83\x01\n\x0fWorkflowWaiting\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x05tasks\x18\x04 \x03(\x0b\x32 .interlock.events.v1.WaitingTask\"?\n\x0bWaitingTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"B\n\x0fWorkflowRunning\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\"\x88\x01\n\x0eWorkflowFailed\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x16\n\x0e\x66\x61iled_task_id\x18\x03 \x01(\t\x12-\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.interlock.events.v1.TaskError\"j\n\x11WorkflowCancelled\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x18\n\x10workflow_version\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\"\xd6\x01\n\nRunControl\x12\x36\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32&.interlock.events.v1.RunControl.Action\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\"j\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x11\n\rACTION_CANCEL\x10\x01\x12\x10\n\x0c\x41\x43TION_PAUSE\x10\x02\x12\x11\n\rACTION_RESUME\x10\x03\x12\x10\n\x0c\x41\x43TION_RETRY\x10\x04\"X\n\tTaskError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x19\n\x11traceback_excerpt\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,14 +40,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWWAITING']._serialized_end=495
   _globals['_WAITINGTASK']._serialized_start=497
   _globals['_WAITINGTASK']._serialized_end=560
-  _globals['_WORKFLOWFAILED']._serialized_start=563
-  _globals['_WORKFLOWFAILED']._serialized_end=699
-  _globals['_WORKFLOWCANCELLED']._serialized_start=701
-  _globals['_WORKFLOWCANCELLED']._serialized_end=807
-  _globals['_RUNCONTROL']._serialized_start=810
-  _globals['_RUNCONTROL']._serialized_end=1024
-  _globals['_RUNCONTROL_ACTION']._serialized_start=918
-  _globals['_RUNCONTROL_ACTION']._serialized_end=1024
-  _globals['_TASKERROR']._serialized_start=1026
-  _globals['_TASKERROR']._serialized_end=1114
+  _globals['_WORKFLOWRUNNING']._serialized_start=562
+  _globals['_WORKFLOWRUNNING']._serialized_end=628
+  _globals['_WORKFLOWFAILED']._serialized_start=631
+  _globals['_WORKFLOWFAILED']._serialized_end=767
+  _globals['_WORKFLOWCANCELLED']._serialized_start=769
+  _globals['_WORKFLOWCANCELLED']._serialized_end=875
+  _globals['_RUNCONTROL']._serialized_start=878
+  _globals['_RUNCONTROL']._serialized_end=1092
+  _globals['_RUNCONTROL_ACTION']._serialized_start=986
+  _globals['_RUNCONTROL_ACTION']._serialized_end=1092
+  _globals['_TASKERROR']._serialized_start=1094
+  _globals['_TASKERROR']._serialized_end=1182
 # @@protoc_insertion_point(module_scope)

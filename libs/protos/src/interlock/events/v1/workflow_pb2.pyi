@@ -155,6 +155,33 @@ class WaitingTask(_message.Message):
 Global___WaitingTask: _TypeAlias = WaitingTask  # noqa: Y015
 
 @_typing.final
+class WorkflowRunning(_message.Message):
+    """A run started running: its tasks were created (a run held by a concurrency limit
+    once admitted), or a failed run was resumed by a retry or a dead letter's replay.
+    Published by the scheduler; the workflow service's run view follows it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
+    workflow_name: _builtins.str
+    workflow_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        workflow_name: _builtins.str = ...,
+        workflow_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_name", b"workflow_name", "workflow_version", b"workflow_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowRunning: _TypeAlias = WorkflowRunning  # noqa: Y015
+
+@_typing.final
 class WorkflowFailed(_message.Message):
     """A run ended because a task could not succeed."""
 

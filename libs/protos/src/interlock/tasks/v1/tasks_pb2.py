@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1einterlock/tasks/v1/tasks.proto\x12\x12interlock.tasks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n\rGetRunRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"5\n\x13ListRunTasksRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"F\n\x13GetTaskStateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"1\n\x0fWatchRunRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\xd3\x01\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\x05\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.interlock.tasks.v1.RunStatus\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.interlock.tasks.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x30\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0boutput_json\x18\x07 \x01(\x0c\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x15\n\rerror_message\x18\t \x01(\t\"?\n\x14ListRunTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.interlock.tasks.v1.Task\"\x90\x01\n\tRunChange\x12\x31\n\nrun_status\x18\x01 \x01(\x0e\x32\x1d.interlock.tasks.v1.RunStatus\x12&\n\x04task\x18\x02 \x01(\x0b\x32\x18.interlock.tasks.v1.Task\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb9\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x15\n\x11RUN_STATUS_PAUSED\x10\x03\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x04\x12\x15\n\x11RUN_STATUS_FAILED\x10\x05\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x06*\x96\x02\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x19\n\x15TASK_STATUS_SCHEDULED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x18\n\x14TASK_STATUS_RETRYING\x10\x06\x12\x1d\n\x19TASK_STATUS_DEAD_LETTERED\x10\x07\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATUS_SKIPPED\x10\t2\xe0\x02\n\x10TaskStateService\x12\x44\n\x06GetRun\x12!.interlock.tasks.v1.GetRunRequest\x1a\x17.interlock.tasks.v1.Run\x12\x61\n\x0cListRunTasks\x12\'.interlock.tasks.v1.ListRunTasksRequest\x1a(.interlock.tasks.v1.ListRunTasksResponse\x12Q\n\x0cGetTaskState\x12\'.interlock.tasks.v1.GetTaskStateRequest\x1a\x18.interlock.tasks.v1.Task\x12P\n\x08WatchRun\x12#.interlock.tasks.v1.WatchRunRequest\x1a\x1d.interlock.tasks.v1.RunChange0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1einterlock/tasks/v1/tasks.proto\x12\x12interlock.tasks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n\rGetRunRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"5\n\x13ListRunTasksRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"F\n\x13GetTaskStateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"1\n\x0fWatchRunRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\xd3\x01\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_name\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\x05\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.interlock.tasks.v1.RunStatus\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.interlock.tasks.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x30\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0boutput_json\x18\x07 \x01(\x0c\x12\x12\n\nerror_type\x18\x08 \x01(\t\x12\x15\n\rerror_message\x18\t \x01(\t\x12\x17\n\x0f\x65rror_retryable\x18\n \x01(\x08\x12\x17\n\x0f\x65rror_traceback\x18\x0b \x01(\t\x12\x0e\n\x06reason\x18\x0c \x01(\t\"?\n\x14ListRunTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.interlock.tasks.v1.Task\"\x90\x01\n\tRunChange\x12\x31\n\nrun_status\x18\x01 \x01(\x0e\x32\x1d.interlock.tasks.v1.RunStatus\x12&\n\x04task\x18\x02 \x01(\x0b\x32\x18.interlock.tasks.v1.Task\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb9\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x15\n\x11RUN_STATUS_PAUSED\x10\x03\x12\x18\n\x14RUN_STATUS_SUCCEEDED\x10\x04\x12\x15\n\x11RUN_STATUS_FAILED\x10\x05\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x06*\x96\x02\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x19\n\x15TASK_STATUS_SCHEDULED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x18\n\x14TASK_STATUS_RETRYING\x10\x06\x12\x1d\n\x19TASK_STATUS_DEAD_LETTERED\x10\x07\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATUS_SKIPPED\x10\t2\xe0\x02\n\x10TaskStateService\x12\x44\n\x06GetRun\x12!.interlock.tasks.v1.GetRunRequest\x1a\x17.interlock.tasks.v1.Run\x12\x61\n\x0cListRunTasks\x12\'.interlock.tasks.v1.ListRunTasksRequest\x1a(.interlock.tasks.v1.ListRunTasksResponse\x12Q\n\x0cGetTaskState\x12\'.interlock.tasks.v1.GetTaskStateRequest\x1a\x18.interlock.tasks.v1.Task\x12P\n\x08WatchRun\x12#.interlock.tasks.v1.WatchRunRequest\x1a\x1d.interlock.tasks.v1.RunChange0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'interlock.tasks.v1.tasks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNSTATUS']._serialized_start=1040
-  _globals['_RUNSTATUS']._serialized_end=1225
-  _globals['_TASKSTATUS']._serialized_start=1228
-  _globals['_TASKSTATUS']._serialized_end=1506
+  _globals['_RUNSTATUS']._serialized_start=1106
+  _globals['_RUNSTATUS']._serialized_end=1291
+  _globals['_TASKSTATUS']._serialized_start=1294
+  _globals['_TASKSTATUS']._serialized_end=1572
   _globals['_GETRUNREQUEST']._serialized_start=87
   _globals['_GETRUNREQUEST']._serialized_end=134
   _globals['_LISTRUNTASKSREQUEST']._serialized_start=136
@@ -47,11 +47,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUN']._serialized_start=315
   _globals['_RUN']._serialized_end=526
   _globals['_TASK']._serialized_start=529
-  _globals['_TASK']._serialized_end=825
-  _globals['_LISTRUNTASKSRESPONSE']._serialized_start=827
-  _globals['_LISTRUNTASKSRESPONSE']._serialized_end=890
-  _globals['_RUNCHANGE']._serialized_start=893
-  _globals['_RUNCHANGE']._serialized_end=1037
-  _globals['_TASKSTATESERVICE']._serialized_start=1509
-  _globals['_TASKSTATESERVICE']._serialized_end=1861
+  _globals['_TASK']._serialized_end=891
+  _globals['_LISTRUNTASKSRESPONSE']._serialized_start=893
+  _globals['_LISTRUNTASKSRESPONSE']._serialized_end=956
+  _globals['_RUNCHANGE']._serialized_start=959
+  _globals['_RUNCHANGE']._serialized_end=1103
+  _globals['_TASKSTATESERVICE']._serialized_start=1575
+  _globals['_TASKSTATESERVICE']._serialized_end=1927
 # @@protoc_insertion_point(module_scope)

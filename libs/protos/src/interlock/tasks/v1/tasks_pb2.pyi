@@ -221,6 +221,9 @@ class Task(_message.Message):
     OUTPUT_JSON_FIELD_NUMBER: _builtins.int
     ERROR_TYPE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    ERROR_RETRYABLE_FIELD_NUMBER: _builtins.int
+    ERROR_TRACEBACK_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     status: Global___TaskStatus.ValueType
     attempt: _builtins.int
@@ -228,6 +231,14 @@ class Task(_message.Message):
     """JSON documents; empty until known."""
     error_type: _builtins.str
     error_message: _builtins.str
+    error_retryable: _builtins.bool
+    """What the workflow service's run view shows besides (issue 19: it reads tasks here
+    instead of folding task events). Whether retrying the failure could help, and the
+    last lines of its traceback; a skipped or cancelled task's reason (also its
+    error_message).
+    """
+    error_traceback: _builtins.str
+    reason: _builtins.str
     @_builtins.property
     def scheduled_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -246,10 +257,13 @@ class Task(_message.Message):
         output_json: _builtins.bytes = ...,
         error_type: _builtins.str = ...,
         error_message: _builtins.str = ...,
+        error_retryable: _builtins.bool = ...,
+        error_traceback: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "scheduled_at", b"scheduled_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "output_json", b"output_json", "scheduled_at", b"scheduled_at", "started_at", b"started_at", "status", b"status", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "ended_at", b"ended_at", "error_message", b"error_message", "error_retryable", b"error_retryable", "error_traceback", b"error_traceback", "error_type", b"error_type", "output_json", b"output_json", "reason", b"reason", "scheduled_at", b"scheduled_at", "started_at", b"started_at", "status", b"status", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -475,6 +475,22 @@ class RunState:
             now,
         )
 
+    def _announce_running(self, now: datetime) -> None:
+        """Tell the run view the run runs (``workflow.running``): started, or resumed.
+
+        The workflow service's view takes a run's status from run-level events only
+        (its tasks it reads from this service), so moving out of ``pending`` or
+        ``failed`` is said once per move, not by every task event.
+        """
+        self._emit(
+            topics.WORKFLOW_RUNNING,
+            workflow_pb2.WorkflowRunning(
+                workflow_name=self.definition.workflow_name,
+                workflow_version=self.definition.workflow_version,
+            ),
+            now,
+        )
+
     def _begin(self, now: datetime) -> None:
         """Create the tasks, start the run, arm its deadline, schedule the ready tasks."""
         for task_id in self._original_ids():
@@ -482,6 +498,7 @@ class RunState:
             self.changed_tasks.add(task_id)
             self.new_tasks.add(task_id)
         self._move_run(RunStatus.RUNNING, now)
+        self._announce_running(now)
         timeout_ms = self.definition.definition.timeout_ms
         if timeout_ms > 0:
             deadline = Timer(
@@ -1204,6 +1221,7 @@ class RunState:
     def _rerun(self, tasks: list[TaskState], now: datetime) -> None:
         """Resume a failed run: re-run ``tasks`` with fresh budgets, judge skipped ones again."""
         self._move_run(RunStatus.RUNNING, now)
+        self._announce_running(now)
         self._reopen_skipped(now)
         for task in tasks:
             task.attempt_floor = task.attempt

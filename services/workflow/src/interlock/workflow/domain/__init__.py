@@ -16,6 +16,7 @@ from interlock.workflow.domain.errors import (
     InvalidInputError,
     PayloadTooLargeError,
     RunNotFoundError,
+    TasksUnavailableError,
     TransitionNotAllowedError,
     UnsupportedMediaTypeError,
     WorkflowArchivedError,
@@ -25,12 +26,20 @@ from interlock.workflow.domain.errors import (
 )
 from interlock.workflow.domain.inputs import check_input, input_validator
 from interlock.workflow.domain.issues import Issue
-from interlock.workflow.domain.progress import TaskProgress, TaskUpdate, advance, decode_output
+from interlock.workflow.domain.progress import (
+    TaskProgress,
+    WaitingTask,
+    decode_output,
+    task_progress,
+)
 from interlock.workflow.domain.runs import (
     ControlAction,
+    RunState,
     after_control,
     after_outcome,
-    after_task_activity,
+    after_outcome_event,
+    after_running,
+    after_waiting,
 )
 from interlock.workflow.domain.schema import DEFINITION_SCHEMA
 from interlock.workflow.domain.task_types import DELAY, EXECUTOR_TYPES, TASK_TYPES
@@ -50,20 +59,23 @@ __all__ = [
     "Issue",
     "PayloadTooLargeError",
     "RunNotFoundError",
+    "RunState",
     "RunStatus",
     "TaskProgress",
     "TaskStatus",
-    "TaskUpdate",
+    "TasksUnavailableError",
     "TransitionNotAllowedError",
     "UnsupportedMediaTypeError",
+    "WaitingTask",
     "WorkflowArchivedError",
     "WorkflowError",
     "WorkflowExistsError",
     "WorkflowNotFoundError",
-    "advance",
     "after_control",
     "after_outcome",
-    "after_task_activity",
+    "after_outcome_event",
+    "after_running",
+    "after_waiting",
     "canonical_json",
     "check_input",
     "compile_definition",
@@ -71,4 +83,5 @@ __all__ = [
     "input_validator",
     "parse_document",
     "parse_duration_ms",
+    "task_progress",
 ]

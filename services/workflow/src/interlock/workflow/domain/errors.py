@@ -135,3 +135,11 @@ class TransitionNotAllowedError(WorkflowError):
     status = 409
     title = "Transition not allowed"
     problem_type = "transition-not-allowed"
+
+
+class TasksUnavailableError(WorkflowError):
+    """The scheduler, which holds a run's tasks, could not be asked for them (try again)."""
+
+    status = 503
+    title = "Run tasks unavailable: the scheduler did not answer"
+    problem_type = "tasks-unavailable"

@@ -1,32 +1,30 @@
-"""A task's progress in a run, folded from task events that may arrive out of order.
+"""A task of a run as the run view shows it, from the scheduler's state of the task.
 
-Task events travel on separate topics, so ``task.started`` can arrive after the
-``task.completed`` of the same attempt. Progress only moves forward: by attempt
-number first, then by stage (scheduled < running < succeeded | failed < dead-lettered).
-An older event only fills in a timestamp still missing.
+The scheduler holds every task's state as the truth; the run view asks it when the run
+is read (``ListRunTasks``) instead of folding task events. What the view adds of its
+own is why a scheduled attempt waits for a worker of its queue (``workflow.waiting``
+with tasks), kept until that attempt leaves ``scheduled``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interlock.common.statuses import TaskStatus
 
-# The run view shows these task statuses (of the shared vocabulary), from the task events.
-_STAGE = {
-    TaskStatus.PENDING: 0,
-    TaskStatus.SCHEDULED: 1,
-    TaskStatus.RUNNING: 2,
-    TaskStatus.SUCCEEDED: 3,
-    TaskStatus.FAILED: 3,
-    TaskStatus.DEAD_LETTERED: 4,
-    # The scheduler settled the task (task.settled): nothing of that attempt overrides it.
-    TaskStatus.SKIPPED: 5,
-    TaskStatus.CANCELLED: 5,
-}
+if TYPE_CHECKING:
+    from interlock.common.scheduler_state import SchedulerTask
+
+_SHOWN_AS = {TaskStatus.RETRYING: TaskStatus.FAILED}
+"""The view shows a failed attempt that waits for its retry as ``failed`` (another
+attempt may follow), as it always has; every other status as the scheduler holds it."""
+
+_FAILURES = frozenset({TaskStatus.FAILED, TaskStatus.RETRYING, TaskStatus.DEAD_LETTERED})
+_SETTLED = frozenset({TaskStatus.SKIPPED, TaskStatus.CANCELLED})
+_ENDED = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.DEAD_LETTERED}) | _SETTLED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,12 +33,13 @@ class TaskProgress:
 
     Attributes:
         status: Latest known status.
-        attempts: Number of the latest attempt seen (0 before the first).
+        attempts: Number of the latest attempt (0 before the first).
         scheduled_at: When the latest attempt was scheduled.
         started_at: When a worker started it.
-        finished_at: When it succeeded, failed or was dead-lettered.
+        finished_at: When it succeeded, failed, was dead-lettered, skipped or cancelled.
         output: The successful attempt's output (JSON value).
-        error: The failure: ``{"type", "message", "retryable"}``.
+        error: The failure: ``{"type", "message", "retryable"}`` and ``traceback`` when
+            the worker sent one.
         reason: Why it was skipped or cancelled, or why it waits, scheduled (no worker
             takes tasks of its queue).
     """
@@ -56,100 +55,52 @@ class TaskProgress:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskUpdate:
-    """One task event, reduced to what progress needs.
+class WaitingTask:
+    """Why one attempt of a task waits, scheduled (``workflow.waiting`` with tasks)."""
 
-    Attributes:
-        status: The status it reports (scheduled, running, succeeded, failed,
-            dead_lettered).
-        attempt: The attempt it is about (for dead-lettering, the attempts made).
-        time: When it happened.
-        started_at: When the attempt started, if the event says (completion, failure).
-        scheduled_at: When the attempt was scheduled, if the event says (the
-            completion of a delay, which the scheduler runs without task.scheduled).
-        output: Output of a success.
-        error: Error of a failure.
-        reason: Why the scheduler skipped or cancelled the task, or why it waits.
-    """
-
-    status: TaskStatus
     attempt: int
-    time: datetime
-    started_at: datetime | None = None
-    scheduled_at: datetime | None = None
-    output: Any = None
-    error: dict[str, Any] | None = None
-    reason: str | None = None
+    reason: str
 
 
-def advance(progress: TaskProgress, update: TaskUpdate) -> TaskProgress:
-    """Fold one task event into a task's progress.
+def task_progress(task: SchedulerTask, waiting: WaitingTask | None = None) -> TaskProgress:
+    """What the view shows of ``task`` as the scheduler holds it.
 
     Args:
-        progress: Progress so far (``TaskProgress()`` for a task with no event yet).
-        update: The event.
+        task: The task's latest attempt, from the scheduler.
+        waiting: Why an attempt of the task waits for a worker, if the scheduler said:
+            shown while that attempt is still scheduled.
 
     Returns:
-        The new progress: ``update`` wins when it is ahead (later attempt, or same
-        attempt and later stage); otherwise it only fills in missing timestamps.
+        The task's progress: a skipped or cancelled task's reason comes from the
+        scheduler, and its error fields are not shown as a failure.
     """
-    ahead = (update.attempt, _STAGE[update.status]) > (progress.attempts, _STAGE[progress.status])
-    if not ahead:
-        if update.attempt != progress.attempts:
-            return progress
-        return replace(
-            progress,
-            scheduled_at=progress.scheduled_at or _scheduled(update),
-            started_at=progress.started_at or _started(update),
-            reason=_waiting_reason(progress, update),
-        )
-    same_attempt = update.attempt == progress.attempts
-    base = progress if same_attempt else TaskProgress(attempts=update.attempt)
-    finished = update.status in (
-        TaskStatus.SUCCEEDED,
-        TaskStatus.FAILED,
-        TaskStatus.DEAD_LETTERED,
-        TaskStatus.SKIPPED,
-        TaskStatus.CANCELLED,
-    )
-    return replace(
-        base,
-        status=update.status,
-        attempts=update.attempt,
-        scheduled_at=update.time
-        if update.status is TaskStatus.SCHEDULED
-        else base.scheduled_at or update.scheduled_at,
-        started_at=base.started_at or _started(update),
-        finished_at=update.time if finished else None,
-        output=update.output if update.status is TaskStatus.SUCCEEDED else None,
-        error=update.error
-        if update.status in (TaskStatus.FAILED, TaskStatus.DEAD_LETTERED)
-        else None,
-        reason=update.reason,
+    status = _SHOWN_AS.get(task.status, task.status)
+    reason = None
+    if task.status in _SETTLED:
+        reason = task.reason or task.error_message or None
+    elif task.status is TaskStatus.SCHEDULED and waiting and waiting.attempt == task.attempt:
+        reason = waiting.reason
+    return TaskProgress(
+        status=status,
+        attempts=task.attempt,
+        scheduled_at=task.scheduled_at,
+        started_at=task.started_at,
+        finished_at=task.ended_at if status in _ENDED else None,
+        output=decode_output(task.output_json) if task.status is TaskStatus.SUCCEEDED else None,
+        error=_error(task) if task.status in _FAILURES else None,
+        reason=reason,
     )
 
 
-def _waiting_reason(progress: TaskProgress, update: TaskUpdate) -> str | None:
-    """Why a scheduled attempt waits, if the scheduler said.
-
-    A later word on the same attempt replaces it, a copy of its ``task.scheduled``
-    keeps it, and ``task.started`` (a later stage) clears it.
-    """
-    if progress.status is TaskStatus.SCHEDULED is update.status and update.reason:
-        return update.reason
-    return progress.reason
-
-
-def _scheduled(update: TaskUpdate) -> datetime | None:
-    if update.status is TaskStatus.SCHEDULED:
-        return update.time
-    return update.scheduled_at
-
-
-def _started(update: TaskUpdate) -> datetime | None:
-    if update.status is TaskStatus.RUNNING:
-        return update.time
-    return update.started_at
+def _error(task: SchedulerTask) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "type": task.error_type,
+        "message": task.error_message,
+        "retryable": task.error_retryable,
+    }
+    if task.error_traceback:
+        error["traceback"] = task.error_traceback
+    return error
 
 
 def decode_output(data: bytes) -> Any:

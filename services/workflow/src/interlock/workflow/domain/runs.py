@@ -1,21 +1,28 @@
-"""A run's status and what may change it: control actions and outcome events.
+"""A run's status and what may change it: control actions and the scheduler's run events.
 
 ::
 
-    pending ──task activity──▶ running ──workflow.completed──▶ succeeded
-       │                        │  ▲    ──workflow.failed────▶ failed ──retry──▶ running
-       │ pause                  │  │ resume
-       └──────────────────────▶ paused
+    pending ──workflow.running──▶ running ──workflow.completed──▶ succeeded
+       │                          │  ▲    ──workflow.failed────▶ failed ──retry──▶ running
+       │ pause                    │  │ resume                       └─workflow.running─▶ running
+       └────────────────────────▶ paused
     pending | running | paused ──cancel──▶ cancelled
 
-Finished runs (succeeded, failed, cancelled) stay finished: a late outcome event for
-one changes nothing, and only ``retry`` re-opens a failed run. Cancel is answered at
-once (the user's decision is final); the scheduler stops the run's work when it reads
-the control event.
+Finished runs stay finished: a late outcome event for one changes nothing, except that
+a failed run resumed by the scheduler (a retry, a dead letter's replay) follows its
+``workflow.running`` and its next outcome. Cancel is answered at once (the user's
+decision is final); the scheduler stops the run's work when it reads the control event.
+
+Run events travel on separate topics, so one may overtake another: each carries the
+scheduler's time, and :class:`RunState` keeps enough (the end, the latest
+``workflow.running`` or ``workflow.waiting`` applied) for an older event to change
+nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from interlock.common.statuses import RunStatus
@@ -78,11 +85,6 @@ def after_control(status: RunStatus, action: ControlAction) -> RunStatus:
     return target
 
 
-def after_task_activity(status: RunStatus) -> RunStatus:
-    """The status once a task of the run was scheduled or started: a pending run runs."""
-    return RunStatus.RUNNING if status is RunStatus.PENDING else status
-
-
 def after_outcome(status: RunStatus, outcome: RunStatus) -> RunStatus:
     """The status once the scheduler reported the run's outcome.
 
@@ -94,3 +96,65 @@ def after_outcome(status: RunStatus, outcome: RunStatus) -> RunStatus:
         ``outcome``, unless the run had already finished.
     """
     return status if status.finished else outcome
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the run view keeps of a run besides its tasks (the scheduler holds those)."""
+
+    status: RunStatus
+    finished_at: datetime | None
+    status_reason: str | None = None
+    """Why the run waits for a concurrency slot (``workflow.waiting``), else ``None``."""
+    event_at: datetime | None = None
+    """The time of the latest ``workflow.running`` or ``workflow.waiting`` applied."""
+
+
+def after_running(state: RunState, at: datetime) -> RunState:
+    """The run once the scheduler said, at ``at``, that it runs (``workflow.running``).
+
+    A pending run runs; a running one stops waiting (a retried run got its slot); a
+    failed run whose failure is older than ``at`` was resumed by a retry or a dead
+    letter's replay. A paused, cancelled or succeeded run, or one the event is older
+    than, stays as it is.
+    """
+    if state.event_at is not None and at < state.event_at:
+        return state
+    if state.status in (RunStatus.PENDING, RunStatus.RUNNING) or _resumed(state, at):
+        return RunState(RunStatus.RUNNING, None, None, at)
+    return replace(state, event_at=at)
+
+
+def after_waiting(state: RunState, reason: str, at: datetime) -> RunState:
+    """The run once the scheduler said, at ``at``, why it waits for a concurrency slot.
+
+    A pending or running (retried) run shows the reason, and so does a failed run whose
+    failure is older than ``at``: a retry or a dead letter's replay queued it, and it
+    stays failed until it gets its slot (:func:`after_running`).
+    """
+    if state.event_at is not None and at < state.event_at:
+        return state
+    if state.status in (RunStatus.PENDING, RunStatus.RUNNING) or _resumed(state, at):
+        return replace(state, status_reason=reason, event_at=at)
+    return replace(state, event_at=at)
+
+
+def after_outcome_event(state: RunState, outcome: RunStatus, at: datetime) -> RunState:
+    """The run once the scheduler said, at ``at``, how it ended.
+
+    An unfinished run ends (:func:`after_outcome`); so does a failed run whose failure
+    is older than ``at``: it was resumed and ended again, and its ``workflow.running``
+    may still be on its way (:func:`after_running` then ignores it).
+    """
+    if not state.status.finished or _resumed(state, at):
+        return RunState(outcome, at, None, state.event_at)
+    return state
+
+
+def _resumed(state: RunState, at: datetime) -> bool:
+    """Whether ``state`` failed before ``at``: what the scheduler says then is news."""
+    return (
+        state.status is RunStatus.FAILED
+        and state.finished_at is not None
+        and at > state.finished_at
+    )
