@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -27,6 +27,8 @@ from interlock.common.statuses import RunStatus, TaskStatus
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 __all__ = ["RunTruth", "ScheduledRun", "SchedulerState", "SchedulerTask"]
+
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,16 +113,15 @@ class SchedulerState(Lifecycle):
         Raises:
             grpc.aio.AioRpcError: The call failed otherwise.
         """
-        try:
-            listed = await self._stub.ListRunTasks(
+        listed = await _unless_not_found(
+            self._stub.ListRunTasks(
                 tasks_pb2.ListRunTasksRequest(tenant=tenant, run_id=run_id),
                 timeout=self._timeout_s,
                 metadata=self._metadata,
             )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
+        )
+        if listed is None:
+            return None
         return tuple(_task(task) for task in listed.tasks)
 
     async def run(self, tenant: str, run_id: str) -> ScheduledRun | None:
@@ -129,18 +130,15 @@ class SchedulerState(Lifecycle):
         Raises:
             grpc.aio.AioRpcError: The call failed otherwise (ask again later).
         """
-        try:
-            run = await self._stub.GetRun(
+        run = await _unless_not_found(
+            self._stub.GetRun(
                 tasks_pb2.GetRunRequest(tenant=tenant, run_id=run_id),
                 timeout=self._timeout_s,
                 metadata=self._metadata,
             )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-        tasks = await self.tasks(tenant, run_id)
-        if tasks is None:
+        )
+        tasks = None if run is None else await self.tasks(tenant, run_id)
+        if run is None or tasks is None:
             return None
         return ScheduledRun(
             status=RunStatus(
@@ -152,6 +150,16 @@ class SchedulerState(Lifecycle):
             version=run.workflow_version,
             created_at=_time(run, "created_at"),
         )
+
+
+async def _unless_not_found(call: Awaitable[Answer]) -> Answer | None:
+    """``call``'s answer, or ``None`` where the scheduler does not know the run."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 def _task(task: tasks_pb2.Task) -> SchedulerTask:
