@@ -188,8 +188,10 @@ async def test_a_high_priority_run_overtakes_a_saturating_backlog_of_low_priorit
 ) -> None:
     settings = make_settings(request)
     # The worker's slots must be the bottleneck (not the CPU of this loaded machine):
-    # 2 slots of 50 ms tasks drain the backlog in about 12.5 s.
-    sleepy = {"type": "sleep", "params": {"duration_ms": 50}}
+    # 2 slots of 100 ms tasks drain the backlog in about 25 s, 20 runs a second, so the
+    # high-priority run's own trip (start, scheduler, worker), which takes a second or
+    # more when the machine is busy, lets few low runs end before it.
+    sleepy = {"type": "sleep", "params": {"duration_ms": 100}}
     async with running_scheduler(settings), running_worker(settings) as observer:
         await spawn_worker(worker_settings(settings, worker_id="w", max_in_flight=2))
         low = await start_runs(observer, LOW_RUNS, task("a", priority=-10, **sleepy))
