@@ -6,11 +6,13 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from interlock.common import topics
 from interlock.common.events import Event
@@ -38,6 +40,18 @@ def metadata_settings(mongo_url: str, kafka: KafkaServer, **overrides: Any) -> M
         "identity_jwks": TEST_IDENTITY.jwks,
     }
     return MetadataSettings(**(values | overrides))
+
+
+@pytest.fixture
+async def database(mongo_server: MongoServer) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """A database of one test on the session's MongoDB server, dropped after it."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
+    db = client[f"metadata_{secrets.token_hex(4)}"]
+    try:
+        yield db
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
 
 
 @pytest.fixture

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from interlock.common.statuses import RunStatus
-from interlock.devstack import MongoServer
 from interlock.metadata.domain import (
     AttemptFinished,
     AttemptScheduled,
@@ -55,35 +51,24 @@ def _facts() -> list[list[Fact]]:
     ]
 
 
-@pytest.fixture
-async def db(mongo_server: MongoServer) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
-    database = client[f"metadata_{secrets.token_hex(4)}"]
-    try:
-        yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
-
-
-async def _stored(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any]:
-    doc = await db[COLLECTION].find_one({"_id": RUN})
+async def _stored(database: AsyncDatabase[dict[str, Any]]) -> dict[str, Any]:
+    doc = await database[COLLECTION].find_one({"_id": RUN})
     assert doc is not None
     return doc
 
 
 async def test_batches_folded_into_kept_documents_store_what_reading_back_would(
-    db: AsyncDatabase[dict[str, Any]],
+    database: AsyncDatabase[dict[str, Any]],
 ) -> None:
     cache = DocumentCache()
-    service = ExecutionService(ExecutionStore(lambda: db), retention=RETENTION, cache=cache)
+    service = ExecutionService(ExecutionStore(lambda: database), retention=RETENTION, cache=cache)
     batches = _facts()
     folded: list[Fact] = []
 
     for number, batch in enumerate(batches, start=1):
         assert await service.apply(batch) == 1
         folded += batch
-        stored = await _stored(db)
+        stored = await _stored(database)
         assert stored["rev"] == number
         assert {k: v for k, v in stored.items() if k != "rev"} == apply(
             None, folded, retention=RETENTION
@@ -95,26 +80,26 @@ async def test_batches_folded_into_kept_documents_store_what_reading_back_would(
 
 
 async def test_the_reconcilers_mark_survives_the_next_batch(
-    db: AsyncDatabase[dict[str, Any]],
+    database: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    service = ExecutionService(ExecutionStore(lambda: db), retention=RETENTION)
+    service = ExecutionService(ExecutionStore(lambda: database), retention=RETENTION)
     first, second, *_ = _facts()
     await service.apply(first)
 
     await service.mark_reconciled([RUN])
     await service.apply(second)
 
-    stored = await _stored(db)
+    stored = await _stored(database)
     assert stored["reconciled_at"] is not None
     assert [t["status"] for t in stored["tasks"]] == ["succeeded", "scheduled"]
 
 
 async def test_after_a_rebalance_the_documents_are_read_again(
-    db: AsyncDatabase[dict[str, Any]],
+    database: AsyncDatabase[dict[str, Any]],
 ) -> None:
     """A run whose events another instance applied meanwhile keeps that instance's facts."""
-    here = ExecutionService(ExecutionStore(lambda: db), retention=RETENTION)
-    elsewhere = ExecutionService(ExecutionStore(lambda: db), retention=RETENTION)
+    here = ExecutionService(ExecutionStore(lambda: database), retention=RETENTION)
+    elsewhere = ExecutionService(ExecutionStore(lambda: database), retention=RETENTION)
     first, second, third, _ = _facts()
     await here.apply(first)
     await elsewhere.apply(second)  # the partition moved away and back
@@ -122,5 +107,5 @@ async def test_after_a_rebalance_the_documents_are_read_again(
     here.forget_kept()
     await here.apply(third)
 
-    stored = await _stored(db)
+    stored = await _stored(database)
     assert [t["status"] for t in stored["tasks"]] == ["succeeded", "succeeded"]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from interlock.common.statuses import RunStatus
-from interlock.devstack import MongoServer
 from interlock.metadata.domain import RunEnded, RunStarted, Search, apply
 from interlock.metadata.store import (
     COLLECTION,
@@ -26,19 +24,8 @@ pytestmark = pytest.mark.integration
 RETENTION = timedelta(days=90)
 
 
-@pytest.fixture
-async def database(mongo_server: MongoServer) -> AsyncIterator[AsyncDatabase[dict[str, object]]]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_server.url, tz_aware=True)
-    db = client[f"metadata_{secrets.token_hex(4)}"]
-    try:
-        yield db
-    finally:
-        await client.drop_database(db.name)
-        await client.close()
-
-
 async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_their_keys(
-    database: AsyncDatabase[dict[str, object]],
+    database: AsyncDatabase[dict[str, Any]],
 ) -> None:
     store = ExecutionStore(lambda: database)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -64,7 +51,7 @@ async def test_start_up_drops_the_replaced_indexes_and_gives_older_documents_the
 
 
 async def test_start_up_replaces_the_search_keys_index_and_older_documents_are_found(
-    database: AsyncDatabase[dict[str, object]],
+    database: AsyncDatabase[dict[str, Any]],
 ) -> None:
     store = ExecutionStore(lambda: database)
     now = datetime.now(UTC).replace(microsecond=0)
