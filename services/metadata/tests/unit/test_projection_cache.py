@@ -1,8 +1,6 @@
-"""The projection's kept documents: most recent first, open runs only."""
+"""The projection's kept documents: the latest of each open run only."""
 
 from __future__ import annotations
-
-import pytest
 
 from interlock.metadata.projection_cache import DocumentCache
 
@@ -28,15 +26,6 @@ def test_a_finished_run_is_forgotten() -> None:
     assert len(cache) == 0
 
 
-def test_the_least_recently_used_goes_first() -> None:
-    cache = DocumentCache(capacity=2)
-    cache.put({"a": _doc("a"), "b": _doc("b")})
-    cache.kept(["a"])  # used: b is now the oldest
-    cache.put({"c": _doc("c")})
-
-    assert set(cache.kept(["a", "b", "c"])) == {"a", "c"}
-
-
 def test_forget_and_clear() -> None:
     cache = DocumentCache()
     cache.put({"a": _doc("a"), "b": _doc("b"), "c": _doc("c")})
@@ -44,8 +33,3 @@ def test_forget_and_clear() -> None:
     assert set(cache.kept(["a", "b", "c"])) == {"b", "c"}
     cache.clear()
     assert len(cache) == 0
-
-
-def test_capacity_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="capacity"):
-        DocumentCache(capacity=0)

@@ -2,8 +2,6 @@
 
 from datetime import UTC, datetime
 
-import pytest
-
 from interlock.events.v1 import definition_pb2, workflow_pb2
 from interlock.scheduler.domain.run import RunState
 from interlock.scheduler.run_cache import RunCache
@@ -42,25 +40,8 @@ def test_finished_runs_are_not_kept() -> None:
     assert len(cache) == 0
 
 
-def test_the_least_recently_used_run_goes_first() -> None:
-    cache = RunCache(capacity=2)
-    runs = {run_id: open_run(run_id) for run_id in ("r1", "r2", "r3")}
-    cache.put("r1", 1, runs["r1"])
-    cache.put("r2", 1, runs["r2"])
-    assert cache.get("r1", 1) is runs["r1"]  # r2 is now the least recently used
-    cache.put("r3", 1, runs["r3"])
-    assert cache.get("r2", 1) is None
-    assert cache.get("r1", 1) is runs["r1"]
-    assert cache.get("r3", 1) is runs["r3"]
-
-
 def test_forget_drops_runs() -> None:
     cache = RunCache()
     cache.put("r1", 1, open_run("r1"))
     cache.forget(["r1", "never-kept"])
     assert cache.get("r1", 1) is None
-
-
-def test_capacity_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="capacity"):
-        RunCache(capacity=0)

@@ -11,7 +11,9 @@ service's run view also reads a run's tasks here whenever the run is read
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,9 +28,12 @@ from interlock.common.service_credentials import credential_metadata
 from interlock.common.statuses import RunStatus, TaskStatus
 from interlock.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-__all__ = ["RunTruth", "ScheduledRun", "SchedulerState", "SchedulerTask"]
+__all__ = ["RunTruth", "ScheduledRun", "SchedulerState", "SchedulerTask", "ask_about"]
 
 Answer = TypeVar("Answer")
+RunId = TypeVar("RunId", str, uuid.UUID)
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +70,26 @@ class ScheduledRun:
 RunTruth = Callable[[str, str], Awaitable[ScheduledRun | None]]
 """``(tenant, run id)`` → the run as the scheduler holds it, or ``None`` when it does
 not know it."""
+
+
+async def ask_about(
+    truth: RunTruth, runs: Iterable[tuple[str, RunId]]
+) -> AsyncIterator[tuple[str, RunId, ScheduledRun | None]]:
+    """Ask ``truth`` about each of ``runs`` in turn: ``(tenant, run id, its answer)``.
+
+    A run the scheduler could not answer about (unavailable, deadline) is logged and left
+    out, so that a reconciler passes over it and asks again on a later pass.
+    """
+    for tenant, run_id in runs:
+        try:
+            run = await truth(tenant, str(run_id))
+        except grpc.aio.AioRpcError as error:
+            _log.warning(
+                "cannot ask the scheduler about a run",
+                extra={"run_id": str(run_id), "code": str(error.code())},
+            )
+            continue
+        yield tenant, run_id, run
 
 
 class SchedulerState(Lifecycle):

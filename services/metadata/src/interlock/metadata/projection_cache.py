@@ -13,8 +13,9 @@ run's when the reconciler marks it (a field the kept copy lacks).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+
+from cachetools import LRUCache
 
 from interlock.common.mongo import MongoDocument
 from interlock.common.statuses import ENDED_RUN
@@ -32,10 +33,7 @@ class DocumentCache:
     """
 
     def __init__(self, capacity: int = 2_000) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self._capacity = capacity
-        self._documents: OrderedDict[str, MongoDocument] = OrderedDict()
+        self._documents: LRUCache[str, MongoDocument] = LRUCache(maxsize=capacity)
 
     def __len__(self) -> int:
         return len(self._documents)
@@ -46,7 +44,6 @@ class DocumentCache:
         for run_id in run_ids:
             document = self._documents.get(run_id)
             if document is not None:
-                self._documents.move_to_end(run_id)
                 found[run_id] = document
         return found
 
@@ -58,11 +55,8 @@ class DocumentCache:
         for run_id, document in documents.items():
             if document.get("status") in _ENDED:
                 self._documents.pop(run_id, None)
-                continue
-            self._documents[run_id] = document
-            self._documents.move_to_end(run_id)
-        while len(self._documents) > self._capacity:
-            self._documents.popitem(last=False)
+            else:
+                self._documents[run_id] = document
 
     def forget(self, run_ids: Iterable[str]) -> None:
         """Drop these runs' documents (another writer may have changed them)."""

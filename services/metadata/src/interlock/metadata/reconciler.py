@@ -17,10 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
-
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import RunTruth, ScheduledRun, SchedulerTask
+from interlock.common.scheduler_state import RunTruth, ScheduledRun, SchedulerTask, ask_about
 from interlock.common.statuses import ENDED_RUN, TaskStatus
 from interlock.metadata.domain import (
     AttemptFinished,
@@ -94,15 +92,7 @@ class Reconciler(PeriodicPasses):
             )
         facts: list[Fact] = []
         checked, corrected = [], 0
-        for tenant, run_id in runs:
-            try:
-                truth = await self._truth(tenant, run_id)
-            except grpc.aio.AioRpcError as error:
-                _log.warning(
-                    "cannot ask the scheduler about a run",
-                    extra={"run_id": run_id, "code": str(error.code())},
-                )
-                continue
+        async for tenant, run_id, truth in ask_about(self._truth, runs):
             checked.append(run_id)
             if truth is not None:
                 try:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-import grpc
-
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import RunTruth, ScheduledRun
+from interlock.common.scheduler_state import RunTruth, ScheduledRun, ask_about
 from interlock.common.statuses import RunStatus, TaskStatus
 from interlock.notification.domain import EventName, FailedTask, RunFacts
 from interlock.notification.service import Notice, NotificationService
@@ -73,25 +71,13 @@ class RunEndReconciler(PeriodicPasses):
             quiet_s=self._quiet_s, look_back_s=self._look_back_s, limit=self._batch_size
         )
         created = 0
-        for tenant, run_id in runs:
-            created += await self._reconcile(tenant, run_id)
+        async for tenant, run_id, truth in ask_about(self._truth, runs):
+            notice = end_notice(tenant, run_id, truth) if truth is not None else None
+            if notice is not None:
+                created += await self._service.notify_run_end(notice)
         if created:
             _log.info("run ends learned from the scheduler", extra={"deliveries": created})
         return created
-
-    async def _reconcile(self, tenant: str, run_id: str) -> int:
-        try:
-            truth = await self._truth(tenant, run_id)
-        except grpc.aio.AioRpcError as error:
-            _log.warning(
-                "cannot ask the scheduler about a run",
-                extra={"run_id": run_id, "code": str(error.code())},
-            )
-            return 0
-        notice = end_notice(tenant, run_id, truth) if truth is not None else None
-        if notice is None:
-            return 0
-        return await self._service.notify_run_end(notice)
 
 
 def end_notice(tenant: str, run_id: str, run: ScheduledRun) -> Notice | None:

@@ -12,8 +12,9 @@ cache must :meth:`RunCache.forget` the runs of a batch that did not commit.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
+
+from cachetools import LRUCache
 
 from interlock.scheduler.domain.run import RunState
 from interlock.scheduler.domain.states import RunStatus
@@ -31,10 +32,7 @@ class RunCache:
     """
 
     def __init__(self, capacity: int = 2_000) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self._capacity = capacity
-        self._runs: OrderedDict[str, tuple[int, RunState]] = OrderedDict()
+        self._runs: LRUCache[str, tuple[int, RunState]] = LRUCache(maxsize=capacity)
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -47,18 +45,14 @@ class RunCache:
         if kept[0] != version:
             del self._runs[run_id]
             return None
-        self._runs.move_to_end(run_id)
         return kept[1]
 
     def put(self, run_id: str, version: int, run: RunState) -> None:
         """Keep ``run`` as stored with ``version``; a finished run is forgotten instead."""
-        if run.status not in _OPEN:
+        if run.status in _OPEN:
+            self._runs[run_id] = (version, run)
+        else:
             self._runs.pop(run_id, None)
-            return
-        self._runs[run_id] = (version, run)
-        self._runs.move_to_end(run_id)
-        while len(self._runs) > self._capacity:
-            self._runs.popitem(last=False)
 
     def forget(self, run_ids: Iterable[str]) -> None:
         """Drop these runs (e.g. a batch applied to them rolled back)."""

@@ -7,12 +7,9 @@ statuses whose run events were lost to the scheduler's.
 from __future__ import annotations
 
 import logging
-import uuid
-
-import grpc
 
 from interlock.common.resources import PeriodicPasses
-from interlock.common.scheduler_state import RunTruth
+from interlock.common.scheduler_state import RunTruth, ask_about
 from interlock.workflow.service import WorkflowService
 
 _log = logging.getLogger(__name__)
@@ -112,23 +109,11 @@ class ViewReconciler(PeriodicPasses):
         """One pass; returns how many runs changed."""
         runs = await self._service.claim_quiet_runs(quiet_s=self._quiet_s, limit=self._batch_size)
         changed = 0
-        for tenant, run_id in runs:
-            changed += await self._fold(tenant, run_id)
+        async for tenant, run_id, truth in ask_about(self._truth, runs):
+            if truth is not None:
+                changed += await self._service.fold_scheduler_status(
+                    tenant, run_id, status=truth.status, ended_at=truth.ended_at
+                )
         if changed:
             _log.info("run statuses brought to the scheduler's", extra={"runs": changed})
         return changed
-
-    async def _fold(self, tenant: str, run_id: uuid.UUID) -> bool:
-        try:
-            truth = await self._truth(tenant, str(run_id))
-        except grpc.aio.AioRpcError as error:
-            _log.warning(
-                "cannot ask the scheduler about a run",
-                extra={"run_id": str(run_id), "code": str(error.code())},
-            )
-            return False
-        if truth is None:
-            return False
-        return await self._service.fold_scheduler_status(
-            tenant, run_id, status=truth.status, ended_at=truth.ended_at
-        )
