@@ -44,6 +44,15 @@ def test_summary_measures_lateness_against_each_timers_own_due_time() -> None:
     assert figures["all_set_before_first_fire"] is True
 
 
+def test_summary_tells_how_fast_the_timers_fired_from_the_first_due() -> None:
+    # Due every 0.25 s but fired every 0.5 s: each one later than the one before.
+    times = [_timer(0.25 * index, 10.0 + 0.5 * index) for index in range(5)]
+    figures = summarize_concurrent_timers(times, runs=5, delay_s=10.0, cpu_s=None)
+    assert figures["set_per_s"] == 5.0
+    assert figures["fired_per_s"] == 2.5
+    assert figures["lateness_p50_ms"] == pytest.approx(500.0)
+
+
 def test_summary_tells_when_a_timer_fired_before_the_last_was_set() -> None:
     times = [_timer(0.0, 10.0), _timer(11.0, 21.0)]
     figures = summarize_concurrent_timers(times, runs=2, delay_s=10.0, cpu_s=1.0)
@@ -54,4 +63,5 @@ def test_summary_of_no_timers_has_no_figures() -> None:
     figures = summarize_concurrent_timers([], runs=5, delay_s=10.0, cpu_s=None)
     assert figures["fired"] == 0
     assert figures["lateness_p99_ms"] is None
+    assert figures["fired_per_s"] is None
     assert figures["all_set_before_first_fire"] is None

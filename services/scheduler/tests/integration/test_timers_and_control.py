@@ -11,6 +11,8 @@ import pytest
 from interlock.common import topics
 from interlock.common.testing import identity_headers
 from interlock.events.v1 import definition_pb2, task_pb2, workflow_pb2
+from interlock.scheduler import store
+from interlock.scheduler.domain.run import NO_LANE
 
 from .conftest import HEADERS, Scheduler, task
 
@@ -66,6 +68,29 @@ async def test_short_delay_fires_and_continues(scheduler: Scheduler) -> None:
         "SELECT scheduled_at, ended_at FROM tasks WHERE run_id = $1 AND task_id = 'wait'", run_id
     )
     assert fired["ended_at"] - fired["scheduled_at"] >= timedelta(milliseconds=500)
+
+
+async def test_a_pending_delay_is_on_no_lane_and_never_counted_as_waiting_for_a_worker(
+    scheduler: Scheduler,
+) -> None:
+    # The fake worker answers nothing: the no-op waits for a worker, the delay for a day.
+    worker = scheduler.worker
+    day = definition_pb2.DelaySpec(duration_ms=86_400_000)
+    run_id = await worker.start_run(task("wait", type="delay", delay=day), task("alone"))
+    await worker.wait_for(lambda: worker.scheduled(run_id))
+    lanes = {
+        row["task_id"]: row["lane"]
+        for row in await scheduler.pool.fetch(
+            "SELECT task_id, lane FROM tasks WHERE run_id = $1 AND status = 'scheduled'", run_id
+        )
+    }
+    assert lanes["wait"] == NO_LANE
+    assert lanes["alone"] != NO_LANE
+    async with scheduler.pool.acquire() as conn:
+        assert await store.waiting_by_lane(conn) == {lanes["alone"]: 1}
+        assert [
+            task.task_id for task in await store.scheduled_in_lanes(conn, [lanes["alone"]], 10)
+        ] == ["alone"]
 
 
 async def test_pending_delay_can_be_moved_or_cancelled(scheduler: Scheduler) -> None:

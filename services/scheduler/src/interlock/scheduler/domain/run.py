@@ -61,6 +61,9 @@ making an event the broker refuses. Default: 512 KiB. Also the most final-task o
 """Task type the scheduler runs itself, with a durable timer."""
 COMPENSATION_PREFIX = "compensate:"
 """Task id prefix of the compensation of a task: ``compensate:<task id>``."""
+NO_LANE = ""
+"""The lane (``tasks.lane``) of a delay, which no worker takes: the reconciler's queries
+of tasks waiting for a worker leave delays out by this column alone."""
 
 
 @dataclass(frozen=True)
@@ -565,8 +568,13 @@ class RunState:
         )
 
     def lane_of(self, task_id: str) -> str:
-        """The topic (queue and priority band) ``task_id``'s attempts are dispatched on."""
+        """The topic (queue and priority band) ``task_id``'s attempts are dispatched on.
+
+        :data:`NO_LANE` for a delay: the scheduler fires it itself, no worker takes it.
+        """
         spec = self.specs[task_id]
+        if spec.type == DELAY_TYPE:
+            return NO_LANE
         return topics.task_topic(spec.queue, spec.priority)
 
     def republish(self, task_id: str, now: datetime) -> bool:
