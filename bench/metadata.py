@@ -227,7 +227,9 @@ async def measure_lag(
         "events_per_s": stats.rate_per_s(events, window),
         "documents_written_per_s": stats.rate_per_s(docs, window),
         "log_lines_stored_per_s": stats.rate_per_s(lines, window),
-        **_cpu_shares(meter.by_program(), tasks=len(accepted) * workloads.FANOUT_TASKS, lines=lines),
+        **_cpu_shares(
+            meter.by_program(), tasks=len(accepted) * workloads.FANOUT_TASKS, lines=lines
+        ),
     }
 
 
