@@ -10,7 +10,8 @@ Collections:
   past the cap), bytes kept, lines and bytes dropped past the cap, how many lines the
   attempt wrote (from its last event), the worker that sent it, lines missing since
   when, lines lost: one document write per run per batch, where a document per attempt
-  cost one per attempt (a fan-out run's batch wrote 12).
+  cost one per attempt (a fan-out run's batch wrote 12); a run's first is an insert,
+  with the batch's other new runs' in one command.
 - ``log_gaps``: one per attempt missing lines, while it does: its tenant and when the
   worker is to be asked next (``due``); rare, so the common path writes none.
 - ``log_positions``: one counter (``_id`` ``"chunks"``) every chunk position is taken
@@ -290,11 +291,10 @@ class LogStore:
         One write of each run's document (with the run's tenant), whatever the number
         of its attempts: the documents of runs not in ``stored_runs`` (default: none
         known, every run is updated) are inserted together in one command, the others
-        updated, one statement each. The local server writes an insert of many
+        updated, one statement each (the local server writes an insert of many
         documents in one transaction, where each update is a statement of its own that
-        reads the document, diffs it and rewrites its index entries; a run's first
-        batch of lines is most of a short task's log. A run whose document turns out
-        to exist (another instance wrote it) is updated instead.
+        reads the document, diffs it and rewrites its index entries). A run whose
+        document turns out to exist (another instance wrote it) is updated instead.
         """
         expires_at = self._expires_at()
         by_run: dict[str, dict[str, Any]] = {}
