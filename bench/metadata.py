@@ -13,7 +13,9 @@ may still be draining afterwards. (iii) Writes, ``--only writes``: the two
 consumers' writes alone (the execution projection's and the task-log consumer's, the
 same batches every time) against a fresh MongoDB-protocol server, with the server's CPU
 and this process's per 1,000 tasks: what the metadata service costs its server, without
-the rest of the platform's noise.
+the rest of the platform's noise. (i) also reports the stack's CPU per program per
+1,000 tasks and per 1,000 log lines; ``--log-lines 0`` runs the same load writing none,
+to tell what the lines themselves cost.
 
 It starts its own stack (``BENCH_METADATA_PORT_OFFSET`` pins its ports; default: the
 first free bench port offset). ``make bench`` runs it (``BENCH_SYSTEMS`` names
