@@ -13,7 +13,9 @@ may still be draining afterwards. (iii) Writes, ``--only writes``: the two
 consumers' writes alone (the execution projection's and the task-log consumer's, the
 same batches every time) against a fresh MongoDB-protocol server, with the server's CPU
 and this process's per 1,000 tasks: what the metadata service costs its server, without
-the rest of the platform's noise.
+the rest of the platform's noise. (i) also reports the stack's CPU per program per
+1,000 tasks and per 1,000 log lines; ``--log-lines 0`` runs the same load writing none,
+to tell what the lines themselves cost.
 
 It starts its own stack (``BENCH_METADATA_PORT_OFFSET`` pins its ports; default: the
 first free bench port offset). ``make bench`` runs it (``BENCH_SYSTEMS`` names
@@ -43,6 +45,7 @@ from pymongo import AsyncMongoClient
 
 from bench import stats, workloads
 from bench.config import BenchConfig
+from bench.cpu import CpuMeter
 from bench.interlock_api import InterlockClient, parse_time
 from bench.interlock_stack import LOGIN, BenchStack
 from bench.progress import ProgressBoard
@@ -93,10 +96,10 @@ RUNS_PER_BATCH = 20
 run's events reach the projection in a few under load."""
 
 
-def logging_fanout(name: str) -> dict[str, Any]:
-    """The fan-out workflow whose every task writes ``LOG_LINES_PER_TASK`` lines at once."""
+def logging_fanout(name: str, lines_per_task: int = LOG_LINES_PER_TASK) -> dict[str, Any]:
+    """The fan-out workflow whose every task writes ``lines_per_task`` lines at once."""
     definition = workloads.fanout(name)
-    lines = [f"line {number}" for number in range(1, LOG_LINES_PER_TASK + 1)]
+    lines = [f"line {number}" for number in range(1, lines_per_task + 1)]
     for task in definition["tasks"]:
         task["type"] = "echo"
         task["params"] = {"lines": lines, "interval": 0}
@@ -153,12 +156,23 @@ async def _lag(client: InterlockClient, run_id: str, deadline: float) -> float |
 
 
 async def measure_lag(
-    client: InterlockClient, metrics_url: str, seconds: float, rate: float
+    client: InterlockClient,
+    metrics_url: str,
+    seconds: float,
+    rate: float,
+    meter: CpuMeter,
+    lines_per_task: int = LOG_LINES_PER_TASK,
 ) -> dict[str, Any]:
-    """Start fan-out runs at ``rate`` per second for ``seconds``; sample their lag."""
+    """Start fan-out runs at ``rate`` per second for ``seconds``; sample their lag.
+
+    ``meter`` counts the stack's CPU over the window, per program, reported per 1,000
+    tasks and per 1,000 log lines stored (the lines' own share is the difference with
+    a window of ``lines_per_task=0``).
+    """
     workflow = f"bench-meta-fanout-{secrets.token_hex(3)}"
-    await client.define(logging_fanout(workflow))
+    await client.define(logging_fanout(workflow, lines_per_task))
     before = await client.fetch_text(metrics_url)
+    await meter.start()
     began = time.monotonic()
     lags: list[tuple[float, float | None]] = []
     started = 0
@@ -189,6 +203,7 @@ async def measure_lag(
     await asyncio.gather(*sampling, return_exceptions=True)
     window = time.monotonic() - began
     after = await client.fetch_text(metrics_url)
+    await meter.stop()
     values = [(at, lag) for at, lag in lags if lag is not None]
     first = [lag for at, lag in values if at < seconds / 2]
     second = [lag for at, lag in values if at >= seconds / 2]
@@ -214,6 +229,24 @@ async def measure_lag(
         "events_per_s": stats.rate_per_s(events, window),
         "documents_written_per_s": stats.rate_per_s(docs, window),
         "log_lines_stored_per_s": stats.rate_per_s(lines, window),
+        **_cpu_shares(
+            meter.by_program(), tasks=len(accepted) * workloads.FANOUT_TASKS, lines=lines
+        ),
+    }
+
+
+def _cpu_shares(by_program: dict[str, float], *, tasks: int, lines: float) -> dict[str, Any]:
+    """CPU seconds per 1,000 tasks and per 1,000 log lines stored, by program and in all."""
+
+    def per_1000(count: float) -> dict[str, float]:
+        if not count:
+            return {}
+        shares = {name: round(used * 1000 / count, 3) for name, used in by_program.items()}
+        return {**shares, "total": round(sum(by_program.values()) * 1000 / count, 3)}
+
+    return {
+        "cpu_s_per_1000_tasks_by_program": per_1000(tasks),
+        "cpu_s_per_1000_log_lines_by_program": per_1000(lines),
     }
 
 
@@ -428,7 +461,10 @@ async def measure_writes() -> dict[str, Any]:
 
 
 async def main_async(
-    seconds: float, rate: float, parts: tuple[str, ...] = ("lag", "search")
+    seconds: float,
+    rate: float,
+    parts: tuple[str, ...] = ("lag", "search"),
+    lines_per_task: int = LOG_LINES_PER_TASK,
 ) -> dict[str, Any]:
     """Start a stack, measure (i) and (ii) (those ``parts`` names), stop it; return the report."""
     offset = os.environ.get("BENCH_METADATA_PORT_OFFSET")
@@ -447,7 +483,10 @@ async def main_async(
                 client, _servers.mongo_url(stack.stack.port("mongo"))
             )
         if "lag" in parts:
-            report["fanout"] = await measure_lag(client, metrics_url, seconds, rate)
+            meter = CpuMeter(stack.pids)
+            report["fanout"] = await measure_lag(
+                client, metrics_url, seconds, rate, meter, lines_per_task
+            )
             print(json.dumps(report["fanout"]), file=sys.stderr, flush=True)  # noqa: T201
         return report
     finally:
@@ -477,12 +516,20 @@ def main(argv: list[str] | None = None) -> int:
         help="Measure only the lag under the fan-out load, only search, or only the "
         "consumers' writes (no stack). Default: lag and search.",
     )
+    parser.add_argument(
+        "--log-lines",
+        type=int,
+        default=LOG_LINES_PER_TASK,
+        help=f"Log lines each task writes in the lag load (0: none, to compare). "
+        f"Default: {LOG_LINES_PER_TASK}.",
+    )
     args = parser.parse_args(argv)
     if args.only == "writes":
         print(json.dumps(asyncio.run(measure_writes()), indent=2))  # noqa: T201
         return 0
     parts = (args.only,) if args.only else ("lag", "search")
-    print(json.dumps(asyncio.run(main_async(args.seconds, args.rate, parts)), indent=2))  # noqa: T201
+    report = asyncio.run(main_async(args.seconds, args.rate, parts, args.log_lines))
+    print(json.dumps(report, indent=2))  # noqa: T201
     return 0
 
 

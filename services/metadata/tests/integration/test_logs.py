@@ -19,9 +19,9 @@ from interlock.devstack import KafkaServer, MongoServer
 from interlock.events.v1 import task_pb2
 from interlock.metadata import MetadataSettings, create_app
 from interlock.metadata.logs import LogsOptions
-from interlock.metadata.logs.domain import LineFilter, parse_cursor
+from interlock.metadata.logs.domain import LineFilter, parse_cursor, plan_writes
 from interlock.metadata.logs.errors import RunNotFoundError
-from interlock.metadata.logs.handler import LogHandler
+from interlock.metadata.logs.handler import LogHandler, incoming_log
 from interlock.metadata.logs.service import LogQuery, LogService
 from interlock.metadata.logs.store import CHUNKS, EXECUTIONS, LogIndexes, LogStore
 
@@ -132,6 +132,42 @@ async def test_redelivered_lines_are_stored_once(database: AsyncDatabase[dict[st
     page = await service.read(TENANT, run, LogQuery())
     assert [r.line.message for r in page.lines] == ["one", "two", "three"]
     assert await database[CHUNKS].count_documents({"run_id": run}) == 2
+
+
+async def test_a_run_whose_log_document_appeared_after_the_read_is_updated_not_lost(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """A run taken to be new has its document inserted; one that exists after all (another
+    instance wrote it since the read) keeps its attempts and gets the batch's."""
+    service = service_on(database)
+    store = LogStore(lambda: database, retention=LogService.retention(LogsOptions()))
+    run, other = new_run(), new_run()
+    await LogHandler(service).handle([log_event(run, "a", [(1, "INFO", "a1")])])
+    # Read before the other instance wrote "a": the run looks new to this batch.
+    _, stored_runs = await store.stored_attempts([(other, "b", 1)])
+    assert stored_runs == set()
+    await LogHandler(service).handle([log_event(other, "a", [(1, "INFO", "a1")])])
+    plan = plan_writes(
+        [
+            incoming_log(
+                log_event(other, "b", [(1, "INFO", "b1")]).payload, tenant=TENANT, run_id=other
+            )
+        ],
+        {},
+        cap_bytes=1024,
+        now=datetime.now(UTC),
+    )
+    await store.write_attempts(plan, {other: TENANT}, stored_runs)
+
+    stored, stored_runs = await store.stored_attempts(
+        [(other, "a", 1), (other, "b", 1), (run, "a", 1)]
+    )
+    assert stored_runs == {run, other}
+    assert {key: log.seqs for key, log in stored.items()} == {
+        (other, "a", 1): ((1, 1),),
+        (other, "b", 1): ((1, 1),),
+        (run, "a", 1): ((1, 1),),
+    }
 
 
 async def test_chunks_stored_with_a_counter_per_run_stay_first(

@@ -54,6 +54,19 @@ async def test_echo_writes_its_lines_in_order_with_sequence_numbers(kit: Any) ->
     ]
 
 
+async def test_echo_without_interval_writes_every_line_in_one_step(kit: Any) -> None:
+    """No yield between the lines: the attempt ends in its first step, like any instant
+    task, and so is never announced with a task.started."""
+    context = kit.make_context("echo")
+    steps = EchoExecutor(WorkerSettings()).execute(
+        {"lines": ["a", "b", "c"], "interval": 0}, context
+    )
+    with pytest.raises(StopIteration) as ended:
+        steps.send(None)
+    assert ended.value.value == {"lines": 3}
+    assert [line.message for line in lines_of(context)] == ["a", "b", "c"]
+
+
 @pytest.mark.parametrize(
     "params",
     [{}, {"lines": "one"}, {"lines": ["a"], "interval": "soon"}, {"lines": ["a"], "level": "loud"}],

@@ -136,15 +136,15 @@ class LogService:
         # Each round trip is paid by every line a client follows live: the two that
         # do not depend on each other run together, and followers are woken as soon
         # as the chunks are stored (the attempts' state only serves the next batch).
-        stored, positions = await asyncio.gather(
-            self._store.attempt_logs(list({event.attempt for event in incoming})),
+        (stored, stored_runs), positions = await asyncio.gather(
+            self._store.stored_attempts(list({event.attempt for event in incoming})),
             self._store.reserve_positions(most_positions(incoming)),
         )
         plan = plan_writes(incoming, stored, cap_bytes=self._cap_bytes, now=datetime.now(UTC))
         await self._store.write_chunks(plan, positions)
         self._wakeups.notify(positions)
         await self._store.write_gaps(plan)
-        await self._store.write_attempts(plan, tenants)
+        await self._store.write_attempts(plan, tenants, stored_runs)
 
     async def read(self, tenant: str, run_id: str, query: LogQuery) -> LogPage:
         """One page of a run's log.

@@ -10,7 +10,8 @@ Collections:
   past the cap), bytes kept, lines and bytes dropped past the cap, how many lines the
   attempt wrote (from its last event), the worker that sent it, lines missing since
   when, lines lost: one document write per run per batch, where a document per attempt
-  cost one per attempt (a fan-out run's batch wrote 12).
+  cost one per attempt (a fan-out run's batch wrote 12); a run's first is an insert,
+  with the batch's other new runs' in one command.
 - ``log_gaps``: one per attempt missing lines, while it does: its tenant and when the
   worker is to be asked next (``due``); rare, so the common path writes none.
 - ``log_positions``: one counter (``_id`` ``"chunks"``) every chunk position is taken
@@ -25,7 +26,7 @@ read here: a run's tenant and status.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,8 +128,18 @@ class LogStore:
 
     async def attempt_logs(self, keys: Sequence[AttemptKey]) -> dict[AttemptKey, AttemptLog]:
         """What is stored of each of these attempts' logs (absent: nothing)."""
+        found, _ = await self.stored_attempts(keys)
+        return found
+
+    async def stored_attempts(
+        self, keys: Sequence[AttemptKey]
+    ) -> tuple[dict[AttemptKey, AttemptLog], set[str]]:
+        """What is stored of each of these attempts' logs, and the runs with a log document.
+
+        A run without one gets it inserted (:meth:`write_attempts`), not updated.
+        """
         if not keys:
-            return {}
+            return {}, set()
         fields = {f"attempts.{_attempt_field(key)}": True for key in keys}
         cursor = self._database()[RUNS].find({"_id": {"$in": list({k[0] for k in keys})}}, fields)
         attempts = {doc["_id"]: doc.get("attempts") or {} async for doc in cursor}
@@ -137,7 +148,7 @@ class LogStore:
             doc = attempts.get(key[0], {}).get(_attempt_field(key))
             if doc is not None:
                 found[key] = _attempt_log(doc)
-        return found
+        return found, set(attempts)
 
     async def reserve_positions(self, counts: Mapping[str, int]) -> dict[str, int]:
         """Reserve ``counts[run]`` chunk positions for each run; the first of each.
@@ -269,22 +280,54 @@ class LogStore:
             },
         )
 
-    async def write_attempts(self, plan: WritePlan, tenants: Mapping[str, str]) -> None:
+    async def write_attempts(
+        self,
+        plan: WritePlan,
+        tenants: Mapping[str, str],
+        stored_runs: Collection[str] | None = None,
+    ) -> None:
         """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap).
 
-        One update of each run's document (with the run's tenant), whatever the number
-        of its attempts.
+        One write of each run's document (with the run's tenant), whatever the number
+        of its attempts: the documents of runs not in ``stored_runs`` (default: none
+        known, every run is updated) are inserted together in one command, the others
+        updated, one statement each (the local server writes an insert of many
+        documents in one transaction, where each update is a statement of its own that
+        reads the document, diffs it and rewrites its index entries). A run whose
+        document turns out to exist (another instance wrote it) is updated instead.
         """
         expires_at = self._expires_at()
         by_run: dict[str, dict[str, Any]] = {}
         for key, log in plan.attempts.items():
-            fields = by_run.setdefault(
-                key[0], {"tenant": tenants[key[0]], "expires_at": expires_at}
-            )
-            fields[f"attempts.{_attempt_field(key)}"] = _attempt_doc(log)
+            by_run.setdefault(key[0], {})[_attempt_field(key)] = _attempt_doc(log)
+        new_runs = [] if stored_runs is None else [r for r in by_run if r not in stored_runs]
+        existing = await insert_new(
+            self._database()[RUNS],
+            [
+                {
+                    "_id": run_id,
+                    "tenant": tenants[run_id],
+                    "expires_at": expires_at,
+                    "attempts": by_run[run_id],
+                }
+                for run_id in new_runs
+            ],
+        )
+        inserted = set(new_runs) - existing
         run_writes = [
-            UpdateOne({"_id": run_id}, {"$set": fields}, upsert=True)
-            for run_id, fields in by_run.items()
+            UpdateOne(
+                {"_id": run_id},
+                {
+                    "$set": {
+                        "tenant": tenants[run_id],
+                        "expires_at": expires_at,
+                        **{f"attempts.{field}": doc for field, doc in attempts.items()},
+                    }
+                },
+                upsert=True,
+            )
+            for run_id, attempts in by_run.items()
+            if run_id not in inserted
         ]
         if run_writes:
             await self._database()[RUNS].bulk_write(run_writes, ordered=False)

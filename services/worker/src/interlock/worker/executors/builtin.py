@@ -163,9 +163,10 @@ class EchoExecutor:
     """Writes ``{"lines": [...]}`` to the attempt's log one by one, for demos and tests.
 
     Params: ``lines`` (at most 10,000), ``interval`` between two lines (``"100ms"``,
-    the default, or a number of milliseconds), ``level`` (``debug``, ``info``, the
-    default, ``warning`` or ``error``), ``artifact`` (``{name, text}``: a small text
-    artifact the task stores after its lines; default none).
+    the default, or a number of milliseconds; 0 writes them all at once), ``level``
+    (``debug``, ``info``, the default, ``warning`` or ``error``), ``artifact``
+    (``{name, text}``: a small text artifact the task stores after its lines; default
+    none).
 
     Output: ``{"lines": <number of lines written>}``, and ``"artifact"``:
     ``{artifact_id, name, size, sha256}`` when one was stored.
@@ -175,10 +176,13 @@ class EchoExecutor:
         del settings
 
     async def execute(self, params: Any, context: TaskContext) -> Any:
-        """Log each line, waiting the interval between two."""
+        """Log each line, waiting the interval between two (none at all when it is 0)."""
         plan = _echo_plan(params)
         for index, line in enumerate(plan.lines):
-            if index:
+            # Without an interval the lines go at once, as a task printing them would: a
+            # yield would keep the attempt running past its announcement, which costs it
+            # a task.started event that an instant task does not send.
+            if index and plan.interval_s:
                 await asyncio.sleep(plan.interval_s)
             context.logger.captured(plan.level, line)
         output: dict[str, Any] = {"lines": len(plan.lines)}
