@@ -162,8 +162,10 @@ class SchedulerState(Lifecycle):
                 metadata=self._metadata,
             )
         )
-        tasks = None if run is None else await self.tasks(tenant, run_id)
-        if run is None or tasks is None:
+        if run is None:
+            return None
+        tasks = await self.tasks(tenant, run_id)
+        if tasks is None:
             return None
         return ScheduledRun(
             status=RunStatus(

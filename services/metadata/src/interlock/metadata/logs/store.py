@@ -284,23 +284,23 @@ class LogStore:
         self,
         plan: WritePlan,
         tenants: Mapping[str, str],
-        stored_runs: Collection[str] | None = None,
+        stored_runs: Collection[str],
     ) -> None:
         """Store what the plan leaves stored of each attempt (its seqs, size, drops, gap).
 
         One write of each run's document (with the run's tenant), whatever the number
-        of its attempts: the documents of runs not in ``stored_runs`` (default: none
-        known, every run is updated) are inserted together in one command, the others
-        updated, one statement each (the local server writes an insert of many
-        documents in one transaction, where each update is a statement of its own that
-        reads the document, diffs it and rewrites its index entries). A run whose
+        of its attempts: the documents of runs not in ``stored_runs`` (those
+        :meth:`stored_attempts` found no document of) are inserted together in one
+        command, the others updated, one statement each (the local server writes an
+        insert of many documents in one transaction, where each update is a statement
+        of its own that reads the document, diffs it and rewrites its index entries). A run whose
         document turns out to exist (another instance wrote it) is updated instead.
         """
         expires_at = self._expires_at()
         by_run: dict[str, dict[str, Any]] = {}
         for key, log in plan.attempts.items():
             by_run.setdefault(key[0], {})[_attempt_field(key)] = _attempt_doc(log)
-        new_runs = [] if stored_runs is None else [r for r in by_run if r not in stored_runs]
+        new_runs = [run_id for run_id in by_run if run_id not in stored_runs]
         existing = await insert_new(
             self._database()[RUNS],
             [
