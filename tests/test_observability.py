@@ -272,6 +272,8 @@ def test_make_observe_scrapes_the_stack_with_the_rules(platform: Platform, promt
                 found = httpx.get(f"{address[0]}/api/v1/targets", trust_env=False, timeout=5)
             except httpx.TransportError:
                 return False
+            if found.status_code != 200:  # "Service Unavailable" while Prometheus starts
+                return False
             targets = found.json()["data"]["activeTargets"]
             up = {t["labels"]["instance"] for t in targets if t["health"] == "up"}
             return expected <= up

@@ -47,8 +47,9 @@ from interlock.devstack._supervisor import Supervisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-OFFSETS = (7500, 7750)
-"""Port offsets this module may use (other tests use others at the same time)."""
+OFFSETS = (2600, 2700, 2800)
+"""Port offsets this module may use (other tests use others at the same time), all
+below the ephemeral range, where outgoing connections would take ports at random."""
 TENANT_LIMIT = 3
 """The scheduler's ``tenant_max_concurrent_runs`` in this stack."""
 UNSERVED_AFTER_S = 1
@@ -175,7 +176,8 @@ def platform() -> Iterator[Platform]:
             failures.append(f"offset {offset}:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
             _cli(env, "down")
         else:
-            pytest.fail("up failed at every free offset:\n" + "\n".join(failures))
+            tried = "\n".join(failures) or f"no offset of {OFFSETS} had all its ports free"
+            pytest.fail(f"up failed at every free offset:\n{tried}")
         stack = Stack.from_env(env)
         secrets = StackSecrets.load_or_create(stack.secrets_file)[0]
         with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:

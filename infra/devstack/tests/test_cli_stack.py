@@ -42,7 +42,9 @@ from interlock.devstack._supervisor import Supervisor
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 STANDIN = Path(__file__).with_name("standin_service.py")
-OFFSETS = (30000, 31000, 32000, 33000, 34000, 35000, 36000)
+OFFSETS = (700, 750, 2650, 2750)
+"""Port offsets of the second stack, all below the ephemeral range, where outgoing
+connections would take ports at random."""
 
 
 @dataclass

@@ -37,9 +37,10 @@ from interlock.devstack._stack import (
     StackSecrets,
 )
 
-PLATFORM_PORT_OFFSETS: tuple[int, ...] = (12400, 12450, 12550, 12950)
+PLATFORM_PORT_OFFSETS: tuple[int, ...] = (100, 200, 300, 400)
 """Port offsets tried in turn, the first whose ports are all free wins (no other stack
-of the tests uses them)."""
+of the tests uses them). Every port they give lies below the kernel's ephemeral range
+(32768 and up), where any client's outgoing connection, or its TIME_WAIT, may hold one."""
 UP_TIMEOUT_S = 600.0
 """Bound of ``up`` itself (it gives each service 120 s to get ready)."""
 SLOW_START_S = 300.0
