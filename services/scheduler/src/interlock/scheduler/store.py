@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from cachetools import LRUCache
 
 from interlock.common import outbox
 from interlock.common.events import Event
@@ -189,8 +189,7 @@ async def load_runs(
     return runs
 
 
-_DEFINITIONS: OrderedDict[str, tuple[workflow_pb2.WorkflowStarted, Plan]] = OrderedDict()
-_DEFINITIONS_CACHED = 10_000
+_DEFINITIONS: LRUCache[str, tuple[workflow_pb2.WorkflowStarted, Plan]] = LRUCache(maxsize=10_000)
 _TASK_STATUS = {status.value: status for status in TaskStatus}
 _RUN_STATUS = {status.value: status for status in RunStatus}
 
@@ -198,15 +197,10 @@ _RUN_STATUS = {status.value: status for status in RunStatus}
 def _definition(run_id: str, raw: bytes) -> tuple[workflow_pb2.WorkflowStarted, Plan]:
     """A run's parsed, indexed definition; cached per run (definitions never change)."""
     cached = _DEFINITIONS.get(run_id)
-    if cached is not None:
-        _DEFINITIONS.move_to_end(run_id)
-        return cached
-    started = workflow_pb2.WorkflowStarted()
-    started.ParseFromString(raw)
-    cached = (started, Plan.of(started))
-    _DEFINITIONS[run_id] = cached
-    if len(_DEFINITIONS) > _DEFINITIONS_CACHED:
-        _DEFINITIONS.popitem(last=False)
+    if cached is None:
+        started = workflow_pb2.WorkflowStarted()
+        started.ParseFromString(raw)
+        cached = _DEFINITIONS[run_id] = (started, Plan.of(started))
     return cached
 
 

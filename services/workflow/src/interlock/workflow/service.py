@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from cachetools import LRUCache
 
 from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
@@ -145,7 +145,7 @@ class WorkflowService:
         self._source = source
         self._run_tasks = run_tasks
         self._compiling = asyncio.Semaphore(COMPILING_AT_ONCE)
-        self._prepared: OrderedDict[tuple[str, str, int], _Prepared] = OrderedDict()
+        self._prepared: LRUCache[tuple[str, str, int], _Prepared] = LRUCache(PREPARED_CACHE_SIZE)
         # The latest version each workflow had when this process last started a run of
         # it: a hint the run insert verifies, saving a read per start.
         self._latest_versions: dict[tuple[str, str], int] = {}
@@ -586,7 +586,6 @@ class WorkflowService:
         key = (tenant, name, version)
         prepared = self._prepared.get(key)
         if prepared is not None:
-            self._prepared.move_to_end(key)
             return prepared
         data, schema = await store.version_definition(conn, tenant, name, version)
         definition = definition_pb2.WorkflowDefinition.FromString(data)
@@ -596,8 +595,6 @@ class WorkflowService:
             task_ids=[task.id for task in definition.tasks],
         )
         self._prepared[key] = prepared
-        if len(self._prepared) > PREPARED_CACHE_SIZE:
-            self._prepared.popitem(last=False)
         return prepared
 
     async def get_run(self, principal: Principal, run_id: str) -> RunView:
