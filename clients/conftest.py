@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from interlock.devstack._process import port_is_free
+from interlock.devstack import free_port_offsets
 from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
 
 OFFSETS = (600, 650)
@@ -36,11 +36,8 @@ class Platform:
 
 
 def _free_offset() -> int:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            return offset
+    for offset in free_port_offsets(OFFSETS):
+        return offset
     pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
 
 

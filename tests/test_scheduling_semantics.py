@@ -34,8 +34,8 @@ import asyncpg
 import httpx
 import pytest
 
+from interlock.devstack import free_port_offsets
 from interlock.devstack._probes import run_sync
-from interlock.devstack._process import port_is_free
 from interlock.devstack._stack import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -143,14 +143,6 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _free_offsets() -> Iterator[int]:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            yield offset
-
-
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
     # Not under pytest's tmp dir: it is 0700 root, and PostgreSQL runs unprivileged.
@@ -168,7 +160,7 @@ def platform() -> Iterator[Platform]:
     try:
         # On a loaded machine a service may miss `up`'s readiness deadline once: then
         # the same offset again, then the next free one.
-        for offset in (o for o in _free_offsets() for _ in range(2)):
+        for offset in (o for o in free_port_offsets(OFFSETS) for _ in range(2)):
             env["INTERLOCK_DEV_PORT_OFFSET"] = str(offset)
             up = _cli(env, "up")
             if up.returncode == 0:

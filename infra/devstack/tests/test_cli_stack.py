@@ -25,6 +25,7 @@ import pytest
 from minio import Minio
 from pymongo import MongoClient
 
+from interlock.devstack import free_port_offsets
 from interlock.devstack._process import (
     alive_refs,
     port_is_free,
@@ -67,11 +68,8 @@ class StackUnderTest:
 
 
 def _free_offset() -> int:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            return offset
+    for offset in free_port_offsets(OFFSETS):
+        return offset
     pytest.skip(f"no free port range for a second stack among offsets {OFFSETS}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from interlock.devstack._process import port_is_free
+from interlock.devstack import free_port_offsets
 from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
 
 from .conftest import Receiver, eventually, unique_path
@@ -40,11 +40,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _free_offset() -> int:
-    for offset in OFFSETS:
-        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-        if all(port_is_free(port) for port in ports):
-            return offset
+    for offset in free_port_offsets(OFFSETS):
+        return offset
     pytest.skip(f"no free port range for a stack among offsets {OFFSETS}")
 
 

@@ -11,7 +11,13 @@ from interlock.devstack._handles import (
     S3Server,
     SmtpServer,
 )
-from interlock.devstack._platform import Platform, PlatformStartError, Tenant, running_platform
+from interlock.devstack._platform import (
+    Platform,
+    PlatformStartError,
+    Tenant,
+    free_port_offsets,
+    running_platform,
+)
 from interlock.devstack._probes import ServerStartError
 from interlock.devstack._runner import RestartableServer
 from interlock.devstack._stack import SERVICES, ServiceDef, Stack
@@ -33,6 +39,7 @@ __all__ = [
     "Stack",
     "Tenant",
     "envoy_binary",
+    "free_port_offsets",
     "main",
     "render_compose_config",
     "render_envoy_config",

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +202,14 @@ def _default_env(data_dir: Path, offset: int) -> dict[str, str]:
 
 def _is_setting(name: str) -> bool:
     return name.upper().startswith(ENV_PREFIX)
+
+
+def free_port_offsets(offsets: Iterable[int]) -> Iterator[int]:
+    """Those of ``offsets``, in order, at which every port of a stack is free now."""
+    for offset in offsets:
+        stack = Stack(data_dir=Path("/unused"), port_offset=offset)
+        if all(port_is_free(port) for port in _ports(stack)):
+            yield offset
 
 
 def _ports(stack: Stack) -> list[int]:
