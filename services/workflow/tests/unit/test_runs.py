@@ -97,6 +97,12 @@ def test_an_outcome_older_than_the_failure_or_after_a_cancel_changes_nothing() -
     assert after_outcome_event(cancelled, RunStatus.FAILED, at(9)) == cancelled
 
 
+def test_an_outcome_older_than_a_later_start_wait_or_retry_changes_nothing() -> None:
+    overtaken = RunState(RunStatus.RUNNING, None, None, at(7))  # running again since 7
+    assert after_outcome_event(overtaken, RunStatus.FAILED, at(5)) == overtaken
+    assert after_outcome_event(overtaken, RunStatus.FAILED, at(8)).status is RunStatus.FAILED
+
+
 def test_the_first_outcome_wins() -> None:
     assert after_outcome(RunStatus.RUNNING, RunStatus.SUCCEEDED) is RunStatus.SUCCEEDED
     assert after_outcome(RunStatus.PAUSED, RunStatus.FAILED) is RunStatus.FAILED

@@ -690,8 +690,12 @@ class WorkflowService:
             if run is None:
                 raise RunNotFoundError(f"no run {run_id!r}")
             status = after_control(run.status, action)
-            finished_at = datetime.now(UTC) if status.finished else None
-            await store.set_run_status(conn, parsed, status, finished_at)
+            now = datetime.now(UTC)
+            finished_at = now if status.finished else None
+            # A retry reopens a failed run: its failure, should the event arrive only
+            # now, must not end it again.
+            reopened_at = now if action is ControlAction.RETRY else None
+            await store.set_run_status(conn, parsed, status, finished_at, reopened_at=reopened_at)
             control = workflow_pb2.RunControl(
                 action=action.message, reason=reason, requested_by=principal.subject
             )

@@ -490,13 +490,24 @@ async def set_run_status(
     run_id: uuid.UUID,
     status: RunStatus,
     finished_at: datetime | None,
+    *,
+    reopened_at: datetime | None = None,
 ) -> None:
-    """Set a run's status and end time."""
+    """Set a run's status and end time.
+
+    ``reopened_at``, a retry's time, becomes the run's latest event time
+    (:attr:`RunState.event_at`): an outcome event older than it changes nothing.
+    """
     await conn.execute(
-        "UPDATE runs SET status = $2, finished_at = $3, updated_at = now() WHERE id = $1",
+        """
+        UPDATE runs SET status = $2, finished_at = $3, updated_at = now(),
+            run_event_at = coalesce($4, run_event_at)
+        WHERE id = $1
+        """,
         run_id,
         status.value,
         finished_at,
+        reopened_at,
     )
 
 

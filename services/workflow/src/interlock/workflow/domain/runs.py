@@ -15,8 +15,8 @@ decision is final); the scheduler stops the run's work when it reads the control
 
 Run events travel on separate topics, so one may overtake another: each carries the
 scheduler's time, and :class:`RunState` keeps enough (the end, the latest
-``workflow.running`` or ``workflow.waiting`` applied) for an older event to change
-nothing.
+``workflow.running`` or ``workflow.waiting`` applied, the retry that reopened the run)
+for an older event to change nothing.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class RunState:
     status_reason: str | None = None
     """Why the run waits for a concurrency slot (``workflow.waiting``), else ``None``."""
     event_at: datetime | None = None
-    """The time of the latest ``workflow.running`` or ``workflow.waiting`` applied."""
+    """The time of the latest ``workflow.running`` or ``workflow.waiting`` applied, or of
+    the retry that reopened the run: an outcome older than it ended an earlier try."""
 
 
 def after_running(state: RunState, at: datetime) -> RunState:
@@ -144,8 +145,11 @@ def after_outcome_event(state: RunState, outcome: RunStatus, at: datetime) -> Ru
 
     An unfinished run ends (:func:`after_outcome`); so does a failed run whose failure
     is older than ``at``: it was resumed and ended again, and its ``workflow.running``
-    may still be on its way (:func:`after_running` then ignores it).
+    may still be on its way (:func:`after_running` then ignores it). An outcome older
+    than the run's latest start, wait or retry ended an earlier try and changes nothing.
     """
+    if state.event_at is not None and at < state.event_at:
+        return state
     if not state.status.finished or _resumed(state, at):
         return RunState(outcome, at, None, state.event_at)
     return state
