@@ -162,7 +162,7 @@ def _start(data_dir: Path, offsets: Sequence[int], settings: Mapping[str, str]) 
     for offset in offsets:
         env = _default_env(data_dir, offset) | dict(settings)
         stack = Stack.from_env(env)
-        if not all(port_is_free(port) for port in _ports(stack)):
+        if not _all_ports_free(stack):
             failures.append(f"offset {offset}: a port is in use")
             continue
         up = subprocess.run(
@@ -208,10 +208,10 @@ def free_port_offsets(offsets: Iterable[int]) -> Iterator[int]:
     """Those of ``offsets``, in order, at which every port of a stack is free now."""
     for offset in offsets:
         stack = Stack(data_dir=Path("/unused"), port_offset=offset)
-        if all(port_is_free(port) for port in _ports(stack)):
+        if _all_ports_free(stack):
             yield offset
 
 
-def _ports(stack: Stack) -> list[int]:
+def _all_ports_free(stack: Stack) -> bool:
     programs: Mapping[str, Mapping[str, int]] = stack.ports_by_program()
-    return [port for ports in programs.values() for port in ports.values()]
+    return all(port_is_free(port) for ports in programs.values() for port in ports.values())
