@@ -1,8 +1,8 @@
 """Benchmark: artifact bytes through the gateway against straight to S3 (``make bench``).
 
 Starts the whole platform (``python -m interlock.devstack up``) in a temporary data
-folder on port offset 5750, logs in, starts a run to attach artifacts to, then, in the
-same run of the same stack:
+folder on the first free bench port offset, logs in, starts a run to attach artifacts
+to, then, in the same run of the same stack:
 
 - upload of ``--size-mb`` (default 100) MB: a multipart form through the gateway
   (Envoy, IAM's check, the artifact service hashing and streaming to S3), and the same
@@ -40,7 +40,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -57,12 +56,12 @@ import psutil
 import urllib3
 from minio import Minio
 
-from interlock.devstack import envoy_binary
+from bench.interlock_stack import PORT_OFFSETS
+from interlock.devstack import envoy_binary, running_platform
 from interlock.devstack._process import LOOPBACK, free_ports, port_is_free
-from interlock.devstack._stack import ADMIN_PASSWORD, ADMIN_USERNAME, S3_BUCKET, Stack, StackSecrets
+from interlock.devstack._stack import S3_BUCKET, Stack, StackSecrets
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PORT_OFFSET = 5750
 MIB = 1024 * 1024
 _BLOCK = os.urandom(MIB)
 _WORKFLOW = "name: artifact-bench\ntasks:\n  - id: a\n    type: noop\n"
@@ -121,41 +120,10 @@ class Platform:
         )
 
 
-def _devstack(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
 @contextlib.contextmanager
 def _platform() -> Iterator[Platform]:
-    data_dir = Path(tempfile.mkdtemp(prefix="interlock-bench-artifacts-"))
-    data_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(PORT_OFFSET),
-    }
-    stack = Stack.from_env(env)
-    try:
-        started = _devstack(env, "up")
-        if started.returncode != 0:
-            raise RuntimeError(f"the stack did not start:\n{started.stdout}\n{started.stderr}")
-        secrets_, _ = StackSecrets.load_or_create(stack.secrets_file)
-        with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=60) as client:
-            login = client.post(
-                "/api/v1/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
-            )
-        login.raise_for_status()
-        yield Platform(stack, secrets_, login.json()["access_token"])
-    finally:
-        _devstack(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with running_platform(PORT_OFFSETS) as running:
+        yield Platform(running.stack, running.secrets, running.login())
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ Usage::
 
     python -m bench.chaos                  # a fresh private stack, every fault, 300 runs
     python -m bench.chaos --short          # a few minutes: one fault of each kind, 30 runs
-    python -m bench.chaos --port-offset 11100   # the private stack on chosen ports
+    python -m bench.chaos --port-offset 1425   # the private stack on chosen ports
     INTERLOCK_DEV_PORT_OFFSET=2000 python -m bench.chaos --running   # the `make up` stack
 
 Writes ``bench/results/chaos.json`` (or ``--json``) and prints the table; the exit

@@ -31,8 +31,6 @@ from bench.interlock_side import Session, _throughput
 from bench.interlock_stack import LOGIN, BenchStack, StackError
 from bench.progress import ProgressBoard
 
-PORT_OFFSETS = {"off": 3200, "on": 3350, "all": 3150}
-"""The stacks' port offsets, apart from ``make bench``'s and the other modules'."""
 ROUNDS = ("off", "on", "off", "on", "all")
 """The modes measured, in this order, each on a fresh stack."""
 
@@ -66,22 +64,22 @@ class _OtlpSink:
             await self._runner.cleanup()
 
 
-async def _started(env: dict[str, str], port_offset: int, *, attempts: int = 2) -> BenchStack:
+async def _started(env: dict[str, str], *, attempts: int = 2) -> BenchStack:
     """A stack that came up; on a loaded machine a service may miss the deadline once."""
-    stack = BenchStack(port_offset=port_offset, env=env)
+    stack = BenchStack(env=env)
     try:
         await stack.up()
     except StackError:
         await stack.down()
         if attempts == 1:
             raise
-        return await _started(env, port_offset, attempts=attempts - 1)
+        return await _started(env, attempts=attempts - 1)
     return stack
 
 
 @contextlib.asynccontextmanager
-async def _stack(env: dict[str, str], port_offset: int) -> AsyncIterator[Session]:
-    stack = await _started(env, port_offset)
+async def _stack(env: dict[str, str]) -> AsyncIterator[Session]:
+    stack = await _started(env)
     try:
         client = InterlockClient(stack.gateway_url)
         try:
@@ -135,7 +133,7 @@ async def measure_tracing(config: BenchConfig, board: ProgressBoard) -> dict[str
             began = time.monotonic()
             board.note(f"tracing {mode} ({number}/{len(ROUNDS)}): starting a fresh stack")
             try:
-                async with _stack(env, PORT_OFFSETS[mode]) as s:
+                async with _stack(env) as s:
                     board.note(f"tracing {mode}: stack up in {time.monotonic() - began:.1f} s")
                     figures, _ = await _throughput(
                         s,

@@ -8,7 +8,8 @@ by a signed webhook). Besides the runs' states, the execution documents, the run
 views, the notifications, the artifacts and the log lines must all catch up, but for
 the known gaps below.
 The recovery bounds are shortened through the services' environment so the test
-stays short; the full ``python -m bench.chaos`` runs on default settings.
+stays short; the full ``python -m bench.chaos`` runs on default settings. The stack
+takes the first free bench port offset, as ``make bench``'s do.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_OFFSET = "11100"
-"""This module's private stack (each stack-based test module has offsets of its own)."""
 
 SHORT_BOUNDS = {
     "INTERLOCK_LOST_ATTEMPT_AFTER_S": "10",
@@ -64,8 +63,6 @@ def test_every_run_and_its_records_survive_one_fault_of_each_kind(tmp_path: Path
             "120",
             "--settle-s",
             "20",
-            "--port-offset",
-            PORT_OFFSET,
             "--json",
             str(report),
         ],

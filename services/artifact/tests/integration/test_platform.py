@@ -7,10 +7,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,18 +20,14 @@ from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.httpsession import URLLib3Session  # type: ignore[import-untyped]
 
-from interlock.devstack._process import port_is_free
-from interlock.devstack._stack import (
-    ADMIN_PASSWORD,
-    ADMIN_USERNAME,
-    S3_BUCKET,
-    Stack,
-    StackSecrets,
-)
+from interlock.devstack import PlatformStartError, running_platform
+from interlock.devstack._stack import S3_BUCKET, Stack, StackSecrets
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-OFFSET = 5500
+OFFSETS = (1150, 1225, 1325)
+"""Port offsets tried in turn (no other stack of the tests uses them), all below the
+ephemeral range, where outgoing connections take ports at random."""
 TASKS = Path(__file__).parent / "tasks"
 WORKFLOW = """\
 name: artifact-demo
@@ -60,47 +52,17 @@ class Platform:
         )
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "interlock.devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    stack = Stack(data_dir=Path("/unused"), port_offset=OFFSET)
-    ports = [p for group in stack.ports_by_program().values() for p in group.values()]
-    if not all(port_is_free(port) for port in ports):
-        pytest.skip(f"the ports of offset {OFFSET} are taken")
-    data_dir = Path(tempfile.mkdtemp(prefix="ilk-artifact-"))
-    data_dir.chmod(0o755)
-    env = {
-        **os.environ,
-        "INTERLOCK_DEV_DATA_DIR": str(data_dir),
-        "INTERLOCK_DEV_PORT_OFFSET": str(OFFSET),
+    settings = {
         "INTERLOCK_PYTHON_TASK_MODULES": json.dumps(["artifact_demo_tasks"]),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TASKS), os.environ.get("PYTHONPATH")])),
     }
-    env.pop("INTERLOCK_DEV_SERVICE_COMMAND", None)
-    stack = Stack.from_env(env)
     try:
-        started = _cli(env, "up")
-        assert started.returncode == 0, f"up failed:\n{started.stdout}\n{started.stderr}"
-        with httpx.Client(base_url=stack.gateway_url, trust_env=False, timeout=30) as client:
-            login = client.post(
-                "/api/v1/auth/login",
-                json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD},
-            )
-        assert login.status_code == 200, login.text
-        yield Platform(stack, login.json()["access_token"])
-    finally:
-        _cli(env, "clean")
-        shutil.rmtree(data_dir, ignore_errors=True)
+        with running_platform(OFFSETS, settings) as running:
+            yield Platform(running.stack, running.login())
+    except PlatformStartError as error:
+        pytest.fail(f"the artifact platform did not start:\n{error}")
 
 
 def _wait(predicate: Any, timeout_s: float = 90) -> Any:
