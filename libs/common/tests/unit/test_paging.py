@@ -71,3 +71,19 @@ def test_a_token_for_other_filters_or_another_list_is_refused() -> None:
 
 def test_tokens_stay_short() -> None:
     assert len(RUNS.encode(POSITION, FILTERS)) < MAX_TOKEN_LENGTH // 10
+
+
+def test_a_page_of_rows_read_one_past_its_size_ends_with_a_token_after_its_last_row() -> None:
+    rows = [(POSITION[0], uuid.uuid4()) for _ in range(4)]
+    page = RUNS.page(rows, 3, lambda row: row, FILTERS)
+    assert page.items == rows[:3]
+    assert page.next_page_token is not None
+    assert RUNS.decode(page.next_page_token, FILTERS) == rows[2]
+
+
+@pytest.mark.parametrize("count", [0, 2, 3])
+def test_a_page_with_no_row_past_its_size_is_the_last(count: int) -> None:
+    rows = [(POSITION[0], uuid.uuid4()) for _ in range(count)]
+    page = RUNS.page(rows, 3, lambda row: row, FILTERS)
+    assert page.items == rows
+    assert page.next_page_token is None

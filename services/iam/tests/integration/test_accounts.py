@@ -271,7 +271,7 @@ def test_deleting_a_user_ends_everything_they_had(gateway: Gateway) -> None:
 
 
 async def test_the_last_enabled_admin_cannot_be_removed(iam: httpx.AsyncClient) -> None:
-    users = (await iam.get("/api/v1/users", headers=ADMIN_HEADERS)).json()
+    users = (await iam.get("/api/v1/users", headers=ADMIN_HEADERS)).json()["users"]
     admin_id = next(user["id"] for user in users if user["username"] == ADMIN[0])
     for change in ({"disabled": True}, {"roles": ["operator"]}):
         refused = await iam.patch(f"/api/v1/users/{admin_id}", json=change, headers=ADMIN_HEADERS)
@@ -336,3 +336,79 @@ def test_the_gateway_limits_logins_per_client_address(
         transport = httpx.HTTPTransport(local_address="127.0.0.2")
         with httpx.Client(base_url=gateway.url, trust_env=False, transport=transport) as other:
             assert other.post("/api/v1/auth/login", json=guess()).status_code == 401
+
+
+async def every_page(
+    client: httpx.AsyncClient, path: str, member: str, page_size: int
+) -> tuple[list[dict[str, object]], int]:
+    """Every item of a list read page by page, and the number of pages."""
+    items: list[dict[str, object]] = []
+    token, pages = None, 0
+    while True:
+        params: dict[str, str | int] = {"page_size": page_size}
+        if token:
+            params["page_token"] = token
+        response = await client.get(path, params=params, headers=ADMIN_HEADERS)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body[member]) <= page_size
+        items, token, pages = items + body[member], body["next_page_token"], pages + 1
+        if not token:
+            return items, pages
+
+
+async def test_users_keys_tenants_and_secrets_are_listed_page_by_page(
+    iam: httpx.AsyncClient,
+) -> None:
+    names = [(await new_user(iam, ["viewer"]))[1] for _ in range(4)]
+    users, pages = await every_page(iam, "/api/v1/users", "users", 2)
+    assert [user["username"] for user in users] == [ADMIN[0], *names]  # oldest first
+    assert pages == 3
+    for number in range(3):
+        created = await iam.post(
+            "/api/v1/api-keys",
+            json={"name": f"k{number}", "roles": ["viewer"]},
+            headers=ADMIN_HEADERS,
+        )
+        assert created.status_code == 201, created.text
+    keys, pages = await every_page(iam, "/api/v1/api-keys", "api_keys", 2)
+    assert [(key["name"], key["key"]) for key in keys] == [("k0", None), ("k1", None), ("k2", None)]
+    assert pages == 2
+    for tenant in ("tenant-b", "tenant-a"):
+        body = {"name": tenant, "admin_username": "root", "admin_password": "a-long-password"}
+        assert (
+            await iam.post("/api/v1/tenants", json=body, headers=ADMIN_HEADERS)
+        ).status_code == 201
+    tenants, pages = await every_page(iam, "/api/v1/tenants", "tenants", 1)
+    assert [tenant["name"] for tenant in tenants] == ["default", "tenant-a", "tenant-b"]
+    assert pages == 3
+    for name in ("C", "A", "B"):
+        stored = await iam.put(
+            f"/api/v1/secrets/{name}", json={"value": "v"}, headers=ADMIN_HEADERS
+        )
+        assert stored.status_code == 200, stored.text
+    secrets_, pages = await every_page(iam, "/api/v1/secrets", "secrets", 3)
+    assert [secret["name"] for secret in secrets_] == ["A", "B", "C"]
+    assert pages == 1
+
+
+async def test_a_bad_page_token_or_size_is_a_problem_not_a_500(iam: httpx.AsyncClient) -> None:
+    await new_user(iam, ["viewer"])
+    first = (await iam.get("/api/v1/users?page_size=1", headers=ADMIN_HEADERS)).json()
+    token = first["next_page_token"]
+    refused = {
+        "garbage": await iam.get("/api/v1/users?page_token=not-a-token", headers=ADMIN_HEADERS),
+        "another list's": await iam.get(
+            "/api/v1/api-keys", params={"page_token": token}, headers=ADMIN_HEADERS
+        ),
+        "size 0": await iam.get("/api/v1/secrets?page_size=0", headers=ADMIN_HEADERS),
+        "size 501": await iam.get("/api/v1/tenants?page_size=501", headers=ADMIN_HEADERS),
+    }
+    assert {why: r.status_code for why, r in refused.items()} == {
+        "garbage": 400,
+        "another list's": 400,
+        "size 0": 422,
+        "size 501": 422,
+    }
+    assert all(r.headers["content-type"] == "application/problem+json" for r in refused.values())
+    assert refused["another list's"].json()["type"].endswith("invalid-page-token")

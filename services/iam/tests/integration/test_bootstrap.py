@@ -36,7 +36,7 @@ async def test_bootstrap_admin_is_created_once(postgres_database: PostgresDataba
             )
             assert login.status_code == 200, login.text
             headers = identity_headers("ops", subject="p", roles=["admin"])
-            users = (await client.get("/api/v1/users", headers=headers)).json()
+            users = (await client.get("/api/v1/users", headers=headers)).json()["users"]
     assert [(user["username"], user["roles"]) for user in users] == [("root", ["admin"])]
 
 

@@ -321,7 +321,9 @@ def test_api_key_works_until_revoked(any_gateway: Gateway) -> None:
         me = client.get("/api/v1/auth/me", headers=bearer(key["key"]))
         assert me.json() == {"id": key["id"], "tenant": "default", "roles": ["developer"]}
         assert_problem(client.get("/api/v1/users", headers=bearer(key["key"])), 403)
-        listed = {k["id"]: k for k in client.get("/api/v1/api-keys", headers=admin).json()}
+        listed = {
+            k["id"]: k for k in client.get("/api/v1/api-keys", headers=admin).json()["api_keys"]
+        }
         assert listed[key["id"]]["key"] is None
         assert listed[key["id"]]["last_used_at"] is not None
         assert client.delete(f"/api/v1/api-keys/{key['id']}", headers=admin).status_code == 204
@@ -343,11 +345,13 @@ def test_another_tenants_resources_are_404(gateway: Gateway) -> None:
         )
         assert created.status_code == 201, created.text
         acme = bearer(gateway.login("root", "acme-password", tenant)["access_token"])
-        default_users = client.get("/api/v1/users", headers=admin).json()
+        default_users = client.get("/api/v1/users", headers=admin).json()["users"]
         default_admin = next(u for u in default_users if u["username"] == ADMIN[0])
         assert_problem(client.get(f"/api/v1/users/{default_admin['id']}", headers=acme), 404)
         assert client.get(f"/api/v1/users/{default_admin['id']}", headers=admin).status_code == 200
-        assert [u["username"] for u in client.get("/api/v1/users", headers=acme).json()] == ["root"]
+        assert [
+            u["username"] for u in client.get("/api/v1/users", headers=acme).json()["users"]
+        ] == ["root"]
         echoed = client.get("/api/v1/runs", headers=acme).json()["headers"]
         assert identity_claims(echoed, gateway)["tid"] == tenant
         # A tenant's admin cannot create tenants or see others.
@@ -357,7 +361,8 @@ def test_another_tenants_resources_are_404(gateway: Gateway) -> None:
             headers=acme,
         )
         assert_problem(refused, 403)
-        assert [t["name"] for t in client.get("/api/v1/tenants", headers=acme).json()] == [tenant]
+        listed = client.get("/api/v1/tenants", headers=acme).json()["tenants"]
+        assert [t["name"] for t in listed] == [tenant]
 
 
 # --- signing keys -------------------------------------------------------------------

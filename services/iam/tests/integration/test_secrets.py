@@ -73,9 +73,9 @@ async def test_secrets_are_write_only_and_listed_by_name(
     assert put.status_code == 200, put.text
     assert VALUE not in put.text
     listed = await client.get("/api/v1/secrets", headers=headers("developer"))
-    assert [secret["name"] for secret in listed.json()] == ["DB_URL"]
+    assert [secret["name"] for secret in listed.json()["secrets"]] == ["DB_URL"]
     assert VALUE not in listed.text
-    assert listed.json()[0]["updated_by"] == "someone-operator"
+    assert listed.json()["secrets"][0]["updated_by"] == "someone-operator"
     # At rest the value is sealed: nothing of it is in the row.
     conn = await asyncpg.connect(postgres_database.dsn, password=postgres_database.password)
     try:

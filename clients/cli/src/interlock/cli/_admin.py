@@ -46,7 +46,7 @@ def list_users(ctx: typer.Context, output: OutputOption = None) -> None:
     Example: interlock users list
     """
     with client_for(ctx) as client:
-        emit(client.users.list(), output, USER_COLUMNS)
+        emit(list(client.users.list()), output, USER_COLUMNS)
 
 
 @users.command("get")
@@ -164,7 +164,7 @@ def list_keys(ctx: typer.Context, output: OutputOption = None) -> None:
     Example: interlock keys list
     """
     with client_for(ctx) as client:
-        found = client.api_keys.list()
+        found = list(client.api_keys.list())
     emit(
         found,
         output,
@@ -251,7 +251,7 @@ def list_secrets(ctx: typer.Context, output: OutputOption = None) -> None:
     Example: interlock secrets list
     """
     with client_for(ctx) as client:
-        found = client.secrets.list()
+        found = list(client.secrets.list())
     emit(
         found,
         output,

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from interlock.client._calls import Call, PagedCall, Upload, model, nothing, page_of
+from interlock.client._calls import Call, PagedCall, Upload, get_pages, model, nothing, page_of
 from interlock.client._models import ApiModel
 from interlock.client._operations import Mode, Resource, operation, paged
 from interlock.client._workflows import DEFAULT_PAGE_SIZE
@@ -139,11 +139,4 @@ class Artifacts(Resource[Mode]):
             "name_prefix": name_prefix,
             "page_size": page_size,
         }
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/artifacts",
-                params={**params, "page_token": token},
-                parse=page_of(Artifact, "artifacts", "items"),
-            )
-        )
+        return get_pages("/api/v1/artifacts", page_of(Artifact, "artifacts", "items"), params)

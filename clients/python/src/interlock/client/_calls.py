@@ -121,9 +121,15 @@ def page_of(cls: type[M], *members: str) -> Callable[[httpx.Response], Page[M]]:
     return parse
 
 
-def one_page(call: Callable[[str | None], Call[Page[T]]]) -> PagedCall[T]:
-    """The list read with ``call`` for each page token."""
-    return PagedCall(call)
+def get_pages(
+    path: str, parse: Callable[[httpx.Response], Page[T]], params: Mapping[str, Any]
+) -> PagedCall[T]:
+    """``GET path`` page by page: with ``params`` and the token of the page."""
+    return PagedCall(
+        lambda token: Call(
+            method="GET", path=path, params={**params, "page_token": token}, parse=parse
+        )
+    )
 
 
 def nothing(_: httpx.Response) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import builtins
 from datetime import datetime
 from urllib.parse import quote
 
-from interlock.client._calls import Call, model, models, nothing
+from interlock.client._calls import Call, PagedCall, get_pages, model, nothing, page_of
 from interlock.client._models import ApiModel
-from interlock.client._operations import Mode, Resource, operation
+from interlock.client._operations import Mode, Resource, operation, paged
 from interlock.client._transport import TokenPair
+from interlock.client._workflows import DEFAULT_PAGE_SIZE
 
 
 class Principal(ApiModel):
@@ -191,10 +191,10 @@ class Users(Resource[Mode]):
             method="POST", path=f"/api/v1/users/{quote(user_id, safe='')}/unlock", parse=nothing
         )
 
-    @operation
-    def list(self) -> Call[builtins.list[User]]:
-        """Every user of the tenant."""
-        return Call(method="GET", path="/api/v1/users", parse=models(User))
+    @paged
+    def list(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> PagedCall[User]:
+        """Every user of the tenant, oldest first. ``page_size`` default: 50."""
+        return get_pages("/api/v1/users", page_of(User, "users"), {"page_size": page_size})
 
 
 class Tenants(Resource[Mode]):
@@ -206,10 +206,10 @@ class Tenants(Resource[Mode]):
         body = {"name": name, "admin_username": admin_username, "admin_password": admin_password}
         return Call(method="POST", path="/api/v1/tenants", json=body, parse=model(Tenant))
 
-    @operation
-    def list(self) -> Call[builtins.list[Tenant]]:
-        """Every tenant the caller may see."""
-        return Call(method="GET", path="/api/v1/tenants", parse=models(Tenant))
+    @paged
+    def list(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> PagedCall[Tenant]:
+        """Every tenant the caller may see, by name. ``page_size`` default: 50."""
+        return get_pages("/api/v1/tenants", page_of(Tenant, "tenants"), {"page_size": page_size})
 
 
 class ApiKeys(Resource[Mode]):
@@ -236,10 +236,10 @@ class ApiKeys(Resource[Mode]):
             method="DELETE", path=f"/api/v1/api-keys/{quote(key_id, safe='')}", parse=nothing
         )
 
-    @operation
-    def list(self) -> Call[builtins.list[ApiKey]]:
-        """Every key of the tenant (never their values)."""
-        return Call(method="GET", path="/api/v1/api-keys", parse=models(ApiKey))
+    @paged
+    def list(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> PagedCall[ApiKey]:
+        """The tenant's keys, oldest first, never their values. ``page_size`` default: 50."""
+        return get_pages("/api/v1/api-keys", page_of(ApiKey, "api_keys"), {"page_size": page_size})
 
 
 class Secrets(Resource[Mode]):
@@ -260,7 +260,7 @@ class Secrets(Resource[Mode]):
         """Delete a secret (operator)."""
         return Call(method="DELETE", path=f"/api/v1/secrets/{quote(name, safe='')}", parse=nothing)
 
-    @operation
-    def list(self) -> Call[builtins.list[Secret]]:
-        """Names and dates of the tenant's secrets (never values)."""
-        return Call(method="GET", path="/api/v1/secrets", parse=models(Secret))
+    @paged
+    def list(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> PagedCall[Secret]:
+        """Names and dates of the tenant's secrets, never values. ``page_size`` default: 50."""
+        return get_pages("/api/v1/secrets", page_of(Secret, "secrets"), {"page_size": page_size})

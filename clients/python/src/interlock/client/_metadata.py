@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from httpx_sse import ServerSentEvent
 
-from interlock.client._calls import Call, EventStream, PagedCall, model, page_of
+from interlock.client._calls import Call, EventStream, PagedCall, get_pages, model, page_of
 from interlock.client._models import ApiModel
 from interlock.client._operations import Mode, Resource, operation, paged, streamed
 from interlock.client._workflows import DEFAULT_PAGE_SIZE
@@ -136,14 +136,7 @@ class Executions(Resource[Mode]):
             "order_by": order_by,
             "page_size": page_size,
         }
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/executions",
-                params={**params, "page_token": token},
-                parse=page_of(Execution, "executions", "items"),
-            )
-        )
+        return get_pages("/api/v1/executions", page_of(Execution, "executions", "items"), params)
 
 
 class Logs(Resource[Mode]):

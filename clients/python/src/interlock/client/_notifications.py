@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from interlock.client._calls import Call, PagedCall, model, nothing, page_of
+from interlock.client._calls import Call, PagedCall, get_pages, model, nothing, page_of
 from interlock.client._models import ApiModel
 from interlock.client._operations import Mode, Resource, operation, paged
 from interlock.client._workflows import DEFAULT_PAGE_SIZE
@@ -135,13 +135,10 @@ class Subscriptions(Resource[Mode]):
     @paged
     def list(self, *, page_size: int = DEFAULT_PAGE_SIZE) -> PagedCall[Subscription]:
         """Every subscription of the tenant. ``page_size`` default: 50."""
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/subscriptions",
-                params={"page_size": page_size, "page_token": token},
-                parse=page_of(Subscription, "subscriptions", "items"),
-            )
+        return get_pages(
+            "/api/v1/subscriptions",
+            page_of(Subscription, "subscriptions", "items"),
+            {"page_size": page_size},
         )
 
 
@@ -173,14 +170,7 @@ class Deliveries(Resource[Mode]):
             "status": status,
             "page_size": page_size,
         }
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/deliveries",
-                params={**params, "page_token": token},
-                parse=page_of(Delivery, "deliveries", "items"),
-            )
-        )
+        return get_pages("/api/v1/deliveries", page_of(Delivery, "deliveries", "items"), params)
 
 
 def _path(subscription_id: str) -> str:

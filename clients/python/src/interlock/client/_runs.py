@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from interlock.client._calls import IDEMPOTENCY_HEADER, Call, PagedCall, model, page_of
+from interlock.client._calls import IDEMPOTENCY_HEADER, Call, PagedCall, get_pages, model, page_of
 from interlock.client._models import ApiModel
 from interlock.client._operations import Mode, Resource, operation, paged
 from interlock.client._workflows import DEFAULT_PAGE_SIZE
@@ -145,11 +145,4 @@ class Runs(Resource[Mode]):
             "created_before": created_before.isoformat() if created_before else None,
             "page_size": page_size,
         }
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/runs",
-                params={**params, "page_token": token},
-                parse=page_of(RunSummary, "runs"),
-            )
-        )
+        return get_pages("/api/v1/runs", page_of(RunSummary, "runs"), params)

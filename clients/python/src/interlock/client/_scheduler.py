@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from interlock.client._calls import Call, PagedCall, model, nothing, page_of
+from interlock.client._calls import Call, PagedCall, get_pages, model, nothing, page_of
 from interlock.client._models import ApiModel
 from interlock.client._operations import Mode, Resource, operation, paged
 from interlock.client._workflows import DEFAULT_PAGE_SIZE
@@ -83,14 +83,7 @@ class DeadLetters(Resource[Mode]):
             "error_type": error_type,
             "page_size": page_size,
         }
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/dead-letters",
-                params={**params, "page_token": token},
-                parse=page_of(DeadLetter, "items"),
-            )
-        )
+        return get_pages("/api/v1/dead-letters", page_of(DeadLetter, "items"), params)
 
 
 class Timers(Resource[Mode]):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from interlock.client._calls import Call, PagedCall, model, nothing, page_of
+from interlock.client._calls import Call, PagedCall, get_pages, model, nothing, page_of
 from interlock.client._models import ApiModel
 from interlock.client._operations import Mode, Resource, operation, paged
 
@@ -131,11 +131,4 @@ class Workflows(Resource[Mode]):
             "include_archived": include_archived,
             "page_size": page_size,
         }
-        return PagedCall(
-            lambda token: Call(
-                method="GET",
-                path="/api/v1/workflows",
-                params={**params, "page_token": token},
-                parse=page_of(Workflow, "workflows"),
-            )
-        )
+        return get_pages("/api/v1/workflows", page_of(Workflow, "workflows"), params)

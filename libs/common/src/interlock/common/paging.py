@@ -14,11 +14,16 @@ filters, and one whose key does not have the kinds the list sorts by (an integer
 a timestamp belongs, a string holding NUL, which PostgreSQL refuses). A well-formed
 token a client made up only moves the start of the page within the caller's own rows.
 
+A route declares the two parameters as :data:`PageSize` and :data:`PageToken`; its
+use case reads ``page_size + 1`` rows after the decoded key and hands them to
+:meth:`PageKey.page`.
+
 Example::
 
     RUNS = PageKey("runs", datetime, uuid.UUID)
-    created_at, run_id = RUNS.decode(token, filters)        # page 2
-    next_token = RUNS.encode((last.created_at, last.id), filters)
+    after = RUNS.decode(token, filters) if token else None
+    rows = await store.list_runs(conn, after=after, limit=page_size + 1)
+    return RUNS.page(rows, page_size, lambda run: (run.created_at, run.id), filters)
 """
 
 from __future__ import annotations
@@ -28,13 +33,25 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
 
 from interlock.common.errors import InvalidPageTokenError
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "MAX_TOKEN_LENGTH", "KeyValue", "PageKey"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "MAX_TOKEN_LENGTH",
+    "KeyValue",
+    "Page",
+    "PageKey",
+    "PageSize",
+    "PageToken",
+]
 
 DEFAULT_PAGE_SIZE = 50
 """Rows per page when ``page_size`` is not given."""
@@ -46,7 +63,22 @@ MAX_TOKEN_LENGTH = 2048
 KeyValue = str | int | datetime | uuid.UUID
 """What a sort key is made of."""
 
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
+"""A list route's ``page_size`` query parameter."""
+PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+"""A list route's ``page_token`` query parameter."""
+
 _INT64 = 2**63
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    next_page_token: str | None
+    """Where the next page starts; ``None`` on the last page."""
 
 
 class PageKey:
@@ -88,6 +120,24 @@ class PageKey:
         if not isinstance(parts, list) or len(parts) != len(self.kinds):
             raise InvalidPageTokenError("the page token is malformed")
         return tuple(_decode_part(kind, part) for kind, part in zip(self.kinds, parts, strict=True))
+
+    def page(
+        self,
+        rows: Sequence[T],
+        page_size: int,
+        position: Callable[[T], Sequence[KeyValue]],
+        filters: Mapping[str, Any],
+    ) -> Page[T]:
+        """The page of ``rows``, which were read with a limit of ``page_size + 1``.
+
+        That is their first ``page_size``, and a token for the page after the last of
+        them (its sort key is ``position(row)``) when a row more came back.
+        """
+        items = list(rows[:page_size])
+        more = len(rows) > page_size
+        return Page(
+            items=items, next_page_token=self.encode(position(items[-1]), filters) if more else None
+        )
 
     def _fingerprint(self, filters: Mapping[str, Any]) -> str:
         text = json.dumps([self.listing, dict(filters)], sort_keys=True, default=str)

@@ -22,11 +22,9 @@ from interlock.artifact.forms import read_upload
 from interlock.artifact.service import ArtifactService, Handoff, NewArtifact, Uploader
 from interlock.artifact.store import StoredArtifact
 from interlock.common.identity import IDENTITY_HEADER, CurrentPrincipal
-from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
-PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 ExpiresIn = Annotated[
     int | None, Query(description="Seconds the URL is valid: 1 to 604800. Default: 3600.")
 ]

@@ -44,9 +44,9 @@ from interlock.artifact.domain import (
 from interlock.artifact.runs import RunDirectory
 from interlock.artifact.storage import ObjectStore, StoredObject, StreamReader
 from interlock.artifact.store import StoredArtifact
-from interlock.common.paging import PageKey
+from interlock.common.paging import Page, PageKey
 
-__all__ = ["ArtifactService", "Content", "Handoff", "NewArtifact", "Page", "Uploader"]
+__all__ = ["ArtifactService", "Content", "Handoff", "NewArtifact", "Uploader"]
 
 _log = logging.getLogger(__name__)
 
@@ -92,14 +92,6 @@ class NewArtifact:
     labels: dict[str, str] = field(default_factory=dict)
     retention: str | None = None
     """How long to keep it, a duration such as ``7d``. Default: the service's."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Page:
-    """One page of a list."""
-
-    items: list[StoredArtifact]
-    next_page_token: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -412,7 +404,7 @@ class ArtifactService:
         name_prefix: str | None,
         page_size: int,
         page_token: str | None,
-    ) -> Page:
+    ) -> Page[StoredArtifact]:
         """The tenant's artifacts, newest first, one page (AIP-158)."""
         run = check_run_id(run_id) if run_id else None
         task = check_task_id(task_id)
@@ -429,11 +421,7 @@ class ArtifactService:
                 now=datetime.now(UTC),
                 limit=page_size + 1,
             )
-        token = None
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            token = _PAGE.encode([rows[-1].created_at, rows[-1].id], filters)
-        return Page(items=rows, next_page_token=token)
+        return _PAGE.page(rows, page_size, lambda row: [row.created_at, row.id], filters)
 
     async def delete(self, tenant: str, artifact_id: str) -> None:
         """Delete the row, then the bytes (an object left behind is swept as an orphan)."""

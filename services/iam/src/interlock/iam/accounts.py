@@ -9,9 +9,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
+from interlock.common.paging import Page, PageKey
 from interlock.common.permissions import parse_roles
 from interlock.common.postgres import PostgresDatabase
 from interlock.common.resources import Lifecycle
@@ -43,6 +45,13 @@ logger = logging.getLogger(__name__)
 
 _PRUNE_INTERVAL_S = 3600.0
 _WRONG_CREDENTIALS = "Wrong username, password or tenant."
+
+USERS_PAGE = PageKey("users", datetime, str)
+"""Users, oldest first: creation time, then name."""
+TENANTS_PAGE = PageKey("tenants", str)
+"""Tenants by name."""
+API_KEYS_PAGE = PageKey("api-keys", datetime, uuid.UUID)
+"""API keys, oldest first: creation time, then id."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,10 +349,23 @@ class Accounts(Lifecycle):
                 must_change_password=must_change_password,
             )
 
-    async def list_users(self, tenant: str) -> list[store.UserRecord]:
-        """Every user of ``tenant``."""
+    async def list_users(
+        self, tenant: str, *, page_size: int, page_token: str | None
+    ) -> Page[store.UserRecord]:
+        """The users of ``tenant``, oldest first, one page (AIP-158).
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued for this list.
+        """
+        after = USERS_PAGE.decode(page_token, {}) if page_token else None
         async with self._database.pool.acquire() as conn:
-            return await store.list_users(conn, tenant)
+            rows = await store.list_users(conn, tenant, after=after, limit=page_size + 1)
+        return USERS_PAGE.page(
+            rows,
+            page_size,
+            lambda user: (datetime.fromtimestamp(user.created_at, UTC), user.username),
+            {},
+        )
 
     async def get_user(self, tenant: str, user_id: str) -> store.UserRecord:
         """User ``user_id`` of ``tenant``.
@@ -500,8 +522,10 @@ class Accounts(Lifecycle):
 
     async def create_tenant(
         self, caller_tenant: str, name: str, admin_username: str, admin_password: str
-    ) -> None:
+    ) -> datetime:
         """Create a tenant with its first admin (only admins of the system tenant may).
+
+        Returns its creation time.
 
         Raises:
             Forbidden: The caller is not in the system tenant.
@@ -510,19 +534,29 @@ class Accounts(Lifecycle):
         self.require_system_tenant(caller_tenant)
         hashed = await asyncio.to_thread(self._hasher.hash, admin_password)
         async with self._database.pool.acquire() as conn, conn.transaction():
-            if not await store.create_tenant(conn, name):
+            created_at = await store.create_tenant(conn, name)
+            if created_at is None:
                 raise Conflict(f"Tenant {name!r} already exists.")
             await store.insert_user(
                 conn, tenant=name, username=admin_username, password_hash=hashed, roles=["admin"]
             )
+        return created_at
 
-    async def list_tenants(self, caller_tenant: str) -> list[tuple[str, float]]:
-        """Every tenant for the system tenant's admins; their own tenant for others."""
+    async def list_tenants(
+        self, caller_tenant: str, *, page_size: int, page_token: str | None
+    ) -> Page[tuple[str, datetime]]:
+        """Tenants' names and creation times by name, one page (AIP-158).
+
+        Every tenant for the system tenant's admins; their own tenant for others.
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued for this list.
+        """
+        only = None if caller_tenant == self.system_tenant else caller_tenant
+        (after,) = TENANTS_PAGE.decode(page_token, {}) if page_token else (None,)
         async with self._database.pool.acquire() as conn:
-            tenants = await store.list_tenants(conn)
-        if caller_tenant == self.system_tenant:
-            return tenants
-        return [tenant for tenant in tenants if tenant[0] == caller_tenant]
+            rows = await store.list_tenants(conn, only=only, after=after, limit=page_size + 1)
+        return TENANTS_PAGE.page(rows, page_size, lambda tenant: (tenant[0],), {})
 
     def require_system_tenant(self, caller_tenant: str) -> None:
         """Raise unless the caller belongs to the system tenant.
@@ -565,10 +599,23 @@ class Accounts(Lifecycle):
             )
         return NewApiKey(key=key, record=record)
 
-    async def list_api_keys(self, tenant: str) -> list[store.ApiKeyRecord]:
-        """Every API key of ``tenant`` (never the keys themselves)."""
+    async def list_api_keys(
+        self, tenant: str, *, page_size: int, page_token: str | None
+    ) -> Page[store.ApiKeyRecord]:
+        """The API keys of ``tenant``, oldest first, one page (never the keys themselves).
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued for this list.
+        """
+        after = API_KEYS_PAGE.decode(page_token, {}) if page_token else None
         async with self._database.pool.acquire() as conn:
-            return await store.list_api_keys(conn, tenant)
+            rows = await store.list_api_keys(conn, tenant, after=after, limit=page_size + 1)
+        return API_KEYS_PAGE.page(
+            rows,
+            page_size,
+            lambda key: (datetime.fromtimestamp(key.created_at, UTC), uuid.UUID(key.id)),
+            {},
+        )
 
     async def revoke_api_key(self, tenant: str, key_id: str) -> None:
         """Revoke an API key of ``tenant``; it stops working at once on every replica.

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal, Principal
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.permissions import find_rule, is_allowed
 from interlock.common.problems import (
     GATEWAY_PROBLEMS,
@@ -111,6 +112,13 @@ class UserResponse(BaseModel):
     must_change_password: bool
 
 
+class UserList(BaseModel):
+    """One page of users, oldest first."""
+
+    users: list[UserResponse]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
+
+
 class CreateTenantRequest(BaseModel):
     """``POST /api/v1/tenants``: a tenant and its first admin."""
 
@@ -124,6 +132,13 @@ class TenantResponse(BaseModel):
 
     name: str
     created_at: datetime
+
+
+class TenantList(BaseModel):
+    """One page of tenants, by name."""
+
+    tenants: list[TenantResponse]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
 
 
 class CreateApiKeyRequest(BaseModel):
@@ -148,6 +163,13 @@ class ApiKeyResponse(BaseModel):
     last_used_at: datetime | None
     revoked_at: datetime | None
     key: str | None = None
+
+
+class ApiKeyList(BaseModel):
+    """One page of API keys, oldest first."""
+
+    api_keys: list[ApiKeyResponse]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
 
 
 class JwksResponse(BaseModel):
@@ -305,9 +327,14 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
         )
         return _user(record)
 
-    @router.get("/api/v1/users", response_model=list[UserResponse], responses=_problems())
-    async def list_users(caller: Caller) -> list[UserResponse]:
-        return [_user(record) for record in await accounts.list_users(caller.tenant)]
+    @router.get("/api/v1/users", response_model=UserList, responses=_problems(400, 422))
+    async def list_users(
+        caller: Caller, page_size: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+    ) -> UserList:
+        page = await accounts.list_users(caller.tenant, page_size=page_size, page_token=page_token)
+        return UserList(
+            users=[_user(record) for record in page.items], next_page_token=page.next_page_token
+        )
 
     @router.get("/api/v1/users/{user_id}", response_model=UserResponse, responses=_problems(404))
     async def get_user(user_id: str, caller: Caller) -> UserResponse:
@@ -346,18 +373,22 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
         responses=_problems(400, 409, 422),
     )
     async def create_tenant(body: CreateTenantRequest, caller: Caller) -> TenantResponse:
-        await accounts.create_tenant(
+        created_at = await accounts.create_tenant(
             caller.tenant, body.name, body.admin_username, body.admin_password
         )
-        tenants = dict(await accounts.list_tenants(body.name))
-        return TenantResponse(name=body.name, created_at=_time(tenants[body.name]))
+        return TenantResponse(name=body.name, created_at=created_at)
 
-    @router.get("/api/v1/tenants", response_model=list[TenantResponse], responses=_problems())
-    async def list_tenants(caller: Caller) -> list[TenantResponse]:
-        return [
-            TenantResponse(name=name, created_at=_time(created))
-            for name, created in await accounts.list_tenants(caller.tenant)
-        ]
+    @router.get("/api/v1/tenants", response_model=TenantList, responses=_problems(400, 422))
+    async def list_tenants(
+        caller: Caller, page_size: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+    ) -> TenantList:
+        page = await accounts.list_tenants(
+            caller.tenant, page_size=page_size, page_token=page_token
+        )
+        return TenantList(
+            tenants=[TenantResponse(name=name, created_at=created) for name, created in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     @router.post(
         "/api/v1/api-keys",
@@ -375,9 +406,17 @@ def build_router(accounts: Accounts, credentials: Credentials) -> APIRouter:
         )
         return _api_key(created.record, key=created.key)
 
-    @router.get("/api/v1/api-keys", response_model=list[ApiKeyResponse], responses=_problems())
-    async def list_api_keys(caller: Caller) -> list[ApiKeyResponse]:
-        return [_api_key(record) for record in await accounts.list_api_keys(caller.tenant)]
+    @router.get("/api/v1/api-keys", response_model=ApiKeyList, responses=_problems(400, 422))
+    async def list_api_keys(
+        caller: Caller, page_size: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+    ) -> ApiKeyList:
+        page = await accounts.list_api_keys(
+            caller.tenant, page_size=page_size, page_token=page_token
+        )
+        return ApiKeyList(
+            api_keys=[_api_key(record) for record in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     @router.delete("/api/v1/api-keys/{key_id}", status_code=204, responses=_problems(404))
     async def revoke_api_key(key_id: str, caller: Caller) -> Response:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.iam.api import Caller
 from interlock.iam.secrets_store import SecretRecord
@@ -27,6 +28,13 @@ class SecretResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     updated_by: str
+
+
+class SecretList(BaseModel):
+    """One page of secrets, by name."""
+
+    secrets: list[SecretResponse]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
 
 
 def _secret(record: SecretRecord) -> SecretResponse:
@@ -55,11 +63,17 @@ def build_secrets_router(secrets: TenantSecrets) -> APIRouter:
 
     @router.get(
         "/api/v1/secrets",
-        response_model=list[SecretResponse],
-        responses=problem_responses(*GATEWAY_PROBLEMS),
+        response_model=SecretList,
+        responses=problem_responses(*GATEWAY_PROBLEMS, 400, 422),
     )
-    async def list_secrets(caller: Caller) -> list[SecretResponse]:
-        return [_secret(record) for record in await secrets.list_secrets(caller.tenant)]
+    async def list_secrets(
+        caller: Caller, page_size: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+    ) -> SecretList:
+        page = await secrets.list_secrets(caller.tenant, page_size=page_size, page_token=page_token)
+        return SecretList(
+            secrets=[_secret(record) for record in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     @router.delete(
         "/api/v1/secrets/{name}",

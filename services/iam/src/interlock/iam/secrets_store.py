@@ -61,12 +61,16 @@ async def secret_exists(conn: asyncpg.Connection, tenant: str, name: str) -> boo
     return found
 
 
-async def list_secrets(conn: asyncpg.Connection, tenant: str) -> list[SecretRecord]:
-    """Every secret of ``tenant`` by name (metadata only)."""
+async def list_secrets(
+    conn: asyncpg.Connection, tenant: str, *, after: str | None, limit: int
+) -> list[SecretRecord]:
+    """Secrets of ``tenant`` by name (metadata only): after ``after``, at most ``limit``."""
     rows = await conn.fetch(
         "SELECT name, created_at, updated_at, updated_by FROM tenant_secrets"
-        " WHERE tenant = $1 ORDER BY name",
+        " WHERE tenant = $1 AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3",
         tenant,
+        after,
+        limit,
     )
     return [_record(row) for row in rows]
 

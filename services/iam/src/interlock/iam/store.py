@@ -118,18 +118,30 @@ def _uuid(value: str) -> uuid.UUID | None:
 # --- tenants ------------------------------------------------------------------------
 
 
-async def create_tenant(conn: asyncpg.Connection, name: str) -> bool:
-    """Create tenant ``name``; ``False`` if it existed."""
-    status: str = await conn.execute(
-        "INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING", name
+async def create_tenant(conn: asyncpg.Connection, name: str) -> datetime | None:
+    """Create tenant ``name``: its creation time, or ``None`` if it existed."""
+    created: datetime | None = await conn.fetchval(
+        "INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING created_at", name
     )
-    return status.endswith(" 1")
+    return created
 
 
-async def list_tenants(conn: asyncpg.Connection) -> list[tuple[str, float]]:
-    """Every tenant's name and creation time, by name."""
-    rows = await conn.fetch("SELECT name, created_at FROM tenants ORDER BY name")
-    return [(row["name"], row["created_at"].timestamp()) for row in rows]
+async def list_tenants(
+    conn: asyncpg.Connection, *, only: str | None, after: str | None, limit: int
+) -> list[tuple[str, datetime]]:
+    """Tenants' names and creation times by name: after ``after``, at most ``limit``.
+
+    ``only``: that tenant alone (when it exists). ``None``: every tenant.
+    """
+    rows = await conn.fetch(
+        "SELECT name, created_at FROM tenants"
+        " WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR name > $2)"
+        " ORDER BY name LIMIT $3",
+        only,
+        after,
+        limit,
+    )
+    return [(row["name"], row["created_at"]) for row in rows]
 
 
 # --- users --------------------------------------------------------------------------
@@ -186,10 +198,19 @@ async def get_user(conn: asyncpg.Connection, tenant: str, user_id: str) -> UserR
     return None if row is None else _user(row)
 
 
-async def list_users(conn: asyncpg.Connection, tenant: str) -> list[UserRecord]:
-    """Every user of ``tenant``, oldest first."""
+async def list_users(
+    conn: asyncpg.Connection, tenant: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[UserRecord]:
+    """Users of ``tenant``, oldest first, after ``after`` (creation time and name)."""
+    created_at, username = after or (None, None)
     rows = await conn.fetch(
-        _USERS + " WHERE u.tenant = $1 ORDER BY u.created_at, u.username", tenant
+        _USERS + " WHERE u.tenant = $1"
+        " AND ($2::timestamptz IS NULL OR (u.created_at, u.username) > ($2, $3::text))"
+        " ORDER BY u.created_at, u.username LIMIT $4",
+        tenant,
+        created_at,
+        username,
+        limit,
     )
     return [_user(row) for row in rows]
 
@@ -421,9 +442,20 @@ async def touch_api_key(conn: asyncpg.Connection, key_id: str) -> None:
     await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", uuid.UUID(key_id))
 
 
-async def list_api_keys(conn: asyncpg.Connection, tenant: str) -> list[ApiKeyRecord]:
-    """Every API key of ``tenant``, oldest first."""
-    rows = await conn.fetch("SELECT * FROM api_keys WHERE tenant = $1 ORDER BY created_at", tenant)
+async def list_api_keys(
+    conn: asyncpg.Connection, tenant: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[ApiKeyRecord]:
+    """API keys of ``tenant``, oldest first, after ``after`` (creation time and id)."""
+    created_at, key_id = after or (None, None)
+    rows = await conn.fetch(
+        "SELECT * FROM api_keys WHERE tenant = $1"
+        " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
+        " ORDER BY created_at, id LIMIT $4",
+        tenant,
+        created_at,
+        key_id,
+        limit,
+    )
     return [_api_key(row) for row in rows]
 
 

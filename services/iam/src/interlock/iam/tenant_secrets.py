@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
+from interlock.common.paging import Page, PageKey
 from interlock.common.postgres import PostgresDatabase
 from interlock.iam import secrets_store
 from interlock.iam.domain import KeyEncryptionKeys
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 """What a secret may be called: a name that fits ``{{ secrets.NAME }}`` (and an
 environment variable)."""
+SECRETS_PAGE = PageKey("secrets", str)
+"""Secrets by name."""
 
 
 class TenantSecrets:
@@ -68,10 +71,18 @@ class TenantSecrets:
         logger.info("secret written", extra={"tenant": tenant, "secret": name, "by": updated_by})
         return record
 
-    async def list_secrets(self, tenant: str) -> list[secrets_store.SecretRecord]:
-        """Every secret of ``tenant``: names and dates, never values."""
+    async def list_secrets(
+        self, tenant: str, *, page_size: int, page_token: str | None
+    ) -> Page[secrets_store.SecretRecord]:
+        """The secrets of ``tenant`` by name, one page: names and dates, never values.
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued for this list.
+        """
+        (after,) = SECRETS_PAGE.decode(page_token, {}) if page_token else (None,)
         async with self._database.pool.acquire() as conn:
-            return await secrets_store.list_secrets(conn, tenant)
+            rows = await secrets_store.list_secrets(conn, tenant, after=after, limit=page_size + 1)
+        return SECRETS_PAGE.page(rows, page_size, lambda secret: (secret.name,), {})
 
     async def delete_secret(self, tenant: str, name: str, *, deleted_by: str) -> None:
         """Delete secret ``name`` of ``tenant``.

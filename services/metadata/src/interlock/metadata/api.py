@@ -20,7 +20,7 @@ from interlock.common.durations import parse_duration_ms
 from interlock.common.errors import InvalidDurationError
 from interlock.common.identity import CurrentPrincipal
 from interlock.common.mongo import MongoDocument
-from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.common.statuses import RunStatus
 from interlock.metadata.domain import OrderBy, Search, Summary
@@ -30,8 +30,6 @@ from interlock.metadata.service import ExecutionService
 
 __all__ = ["build_router"]
 
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
-PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 MAX_FILTER_VALUES = 20

@@ -9,31 +9,22 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from interlock.common.mongo import MongoDocument
-from interlock.common.paging import PageKey
+from interlock.common.paging import Page, PageKey
 from interlock.metadata.domain import Fact, OrderBy, Search, Summary, apply, summarize
 from interlock.metadata.errors import ExecutionNotFoundError
 from interlock.metadata.projection_cache import DocumentCache
 from interlock.metadata.store import ExecutionStore
 
-__all__ = ["ExecutionPage", "ExecutionService"]
+__all__ = ["ExecutionService"]
 
 _PAGES = {
     OrderBy.CREATED_AT_DESC: PageKey("executions", datetime, str),
     OrderBy.DURATION_DESC: PageKey("executions-by-duration", int, str),
 }
 _SORT_FIELD = {OrderBy.CREATED_AT_DESC: "created_at", OrderBy.DURATION_DESC: "duration_ms"}
-
-
-@dataclass(frozen=True)
-class ExecutionPage:
-    """One page of a search."""
-
-    items: list[MongoDocument]
-    next_page_token: str | None
 
 
 class ExecutionService:
@@ -126,7 +117,7 @@ class ExecutionService:
 
     async def search(
         self, search: Search, *, page_size: int, page_token: str | None
-    ) -> ExecutionPage:
+    ) -> Page[MongoDocument]:
         """One page of the runs matching ``search``.
 
         Raises:
@@ -137,12 +128,8 @@ class ExecutionService:
         rows = await self._store.search(
             search, after=after, limit=page_size + 1, now=datetime.now(UTC)
         )
-        items, more = rows[:page_size], len(rows) > page_size
-        token = None
-        if more:
-            last = items[-1]
-            token = page_key.encode((last[_SORT_FIELD[search.order_by]], last["_id"]), filters)
-        return ExecutionPage(items=items, next_page_token=token)
+        sort_field = _SORT_FIELD[search.order_by]
+        return page_key.page(rows, page_size, lambda doc: (doc[sort_field], doc["_id"]), filters)
 
     async def summary(
         self, tenant: str, *, window: timedelta, workflow: str | None, now: datetime | None = None

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interlock.common.durations import parse_duration_ms
 from interlock.common.identity import CurrentPrincipal
-from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.notification import store
 from interlock.notification.domain import (
@@ -35,9 +35,6 @@ from interlock.notification.domain.subscriptions import (
     MAX_URL_CHARS,
 )
 from interlock.notification.service import NotificationService, SubscriptionChanges
-
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
-PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 Text = Annotated[str, Field(max_length=MAX_NAME_CHARS)]

@@ -19,7 +19,7 @@ import asyncpg
 
 from interlock.common import inbox
 from interlock.common.identity import Principal
-from interlock.common.paging import PageKey
+from interlock.common.paging import Page, PageKey
 from interlock.notification import store
 from interlock.notification.domain import (
     AttemptOutcome,
@@ -118,14 +118,6 @@ class SubscriptionChanges:
     enabled: bool | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class Page:
-    """One page of a list."""
-
-    items: list[Any]
-    next_page_token: str | None
-
-
 class NotificationService:
     """Subscriptions and deliveries of every tenant.
 
@@ -217,18 +209,14 @@ class NotificationService:
 
     async def list_subscriptions(
         self, principal: Principal, *, page_size: int, page_token: str | None
-    ) -> Page:
+    ) -> Page[store.StoredSubscription]:
         """The tenant's subscriptions, oldest first."""
         after = SUBSCRIPTIONS.decode(page_token, {}) if page_token else None
         async with self._pool().acquire() as conn:
             subs = await store.list_subscriptions(
                 conn, principal.tenant, after=after, limit=page_size + 1
             )
-        token = None
-        if len(subs) > page_size:
-            subs = subs[:page_size]
-            token = SUBSCRIPTIONS.encode((subs[-1].created_at, subs[-1].id), {})
-        return Page(items=subs, next_page_token=token)
+        return SUBSCRIPTIONS.page(subs, page_size, lambda sub: (sub.created_at, sub.id), {})
 
     async def update_subscription(
         self, principal: Principal, subscription_id: uuid.UUID, changes: SubscriptionChanges
@@ -524,7 +512,7 @@ class NotificationService:
         status: str | None,
         page_size: int,
         page_token: str | None,
-    ) -> Page:
+    ) -> Page[store.StoredDelivery]:
         """The tenant's deliveries with their attempts, newest first."""
         filters = {"subscription": subscription_id, "run": run_id, "status": status}
         after = DELIVERIES.decode(page_token, filters) if page_token else None
@@ -538,11 +526,7 @@ class NotificationService:
                 after=after,
                 limit=page_size + 1,
             )
-        token = None
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            token = DELIVERIES.encode((rows[-1].created_at, rows[-1].id), filters)
-        return Page(items=rows, next_page_token=token)
+        return DELIVERIES.page(rows, page_size, lambda row: (row.created_at, row.id), filters)
 
     async def get_delivery(
         self, principal: Principal, delivery_id: uuid.UUID

@@ -6,17 +6,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal
-from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.problems import GATEWAY_PROBLEMS, problem_responses
 from interlock.scheduler import store
 from interlock.scheduler.service import SchedulerService
-
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
-PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

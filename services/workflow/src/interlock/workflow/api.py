@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from interlock.common.identity import CurrentPrincipal, require_principal
-from interlock.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interlock.common.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken
 from interlock.common.problems import (
     GATEWAY_PROBLEMS,
     Problem,
@@ -112,9 +112,6 @@ _BATCH_BODY = {
 }
 MAX_VERSION = 2**31 - 1
 """Largest version number (the store's integer column): beyond it, 422 rather than 500."""
-
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Default: 50.")]
-PageToken = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 
 
 class WorkflowView(BaseModel):

@@ -20,7 +20,7 @@ from cachetools import LRUCache
 from interlock.common import inbox, outbox, topics
 from interlock.common.events import Event
 from interlock.common.identity import Principal
-from interlock.common.paging import PageKey
+from interlock.common.paging import Page, PageKey
 from interlock.common.scheduler_state import SchedulerTask
 from interlock.common.tracing import start_run_trace
 from interlock.events.v1 import definition_pb2, workflow_pb2
@@ -72,14 +72,6 @@ RunTasks = Callable[[str, str], Awaitable[tuple[SchedulerTask, ...] | None]]
 """``(tenant, run id)`` → the run's tasks as the scheduler holds them, or ``None`` when it
 does not know the run (yet). Raises :class:`TasksUnavailableError` when the scheduler
 does not answer."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Page:
-    """One page of a list."""
-
-    items: list[Any]
-    next_page_token: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,7 +209,7 @@ class WorkflowService:
         include_archived: bool,
         page_size: int,
         page_token: str | None,
-    ) -> Page:
+    ) -> Page[store.StoredVersion]:
         """Latest versions of the tenant's workflows, by name, one page."""
         filters = {"prefix": name_prefix, "labels": labels, "archived": include_archived}
         after = None
@@ -233,10 +225,7 @@ class WorkflowService:
                 after_name=after,
                 limit=page_size + 1,
             )
-        more = len(rows) > page_size
-        rows = rows[:page_size]
-        token = _WORKFLOWS_PAGE.encode([rows[-1].name], filters) if more else None
-        return Page(items=rows, next_page_token=token)
+        return _WORKFLOWS_PAGE.page(rows, page_size, lambda row: [row.name], filters)
 
     # Runs ----------------------------------------------------------------------
 
@@ -644,7 +633,7 @@ class WorkflowService:
         created_before: datetime | None,
         page_size: int,
         page_token: str | None,
-    ) -> Page:
+    ) -> Page[store.StoredRun]:
         """The tenant's runs, newest first, one page (without task details)."""
         filters = {
             "workflow": workflow,
@@ -667,13 +656,7 @@ class WorkflowService:
                 before=before,
                 limit=page_size + 1,
             )
-        more = len(rows) > page_size
-        rows = rows[:page_size]
-        token = None
-        if more:
-            last = rows[-1]
-            token = _RUNS_PAGE.encode([last.created_at, last.id], filters)
-        return Page(items=rows, next_page_token=token)
+        return _RUNS_PAGE.page(rows, page_size, lambda row: [row.created_at, row.id], filters)
 
     async def control_run(
         self, principal: Principal, run_id: str, action: ControlAction, reason: str
