@@ -3,7 +3,7 @@
 The fuzz test (``test_fuzz.py``) checks the answers against the documents; this one
 checks the documents themselves: each operation's successes carry a schema, its errors
 are problem documents, the gateway's own refusals are declared, every ``$ref``
-resolves inside the document.
+resolves inside the document, and every list is paged the shared way (AIP-158).
 """
 
 from __future__ import annotations
@@ -35,6 +35,26 @@ SERVICES: dict[str, Callable[[], FastAPI]] = {
     "notification": notification.create_app,
     "artifact": artifact.create_app,
 }
+
+
+UNPAGED_ARRAYS: dict[str, set[str]] = {
+    # Parts of one resource, bounded by it.
+    "GET /api/v1/auth/me": {"roles"},
+    "GET /api/v1/users/{user_id}": {"roles"},
+    "GET /api/v1/runs/{run_id}": {"tasks"},
+    "GET /api/v1/executions/{run_id}": {"tasks", "timeline"},
+    "GET /api/v1/subscriptions/{subscription_id}": {"events"},
+    "GET /api/v1/deliveries/{delivery_id}": {"attempts"},
+    # An RFC 7517 key set: its shape is the standard's.
+    "GET /.well-known/jwks.json": {"keys"},
+    # Log lines read on from a line cursor (`after`, `limit`), as a log tail is.
+    "GET /api/v1/executions/{run_id}/logs": {"lines"},
+    # One row per workflow with runs in a bounded time window.
+    "GET /api/v1/executions/summary": {"workflows"},
+}
+"""Answers that hold an array yet are not a paged list, and why."""
+UNPAGED_LISTS = {"GET /api/v1/signing-keys"}
+"""Answers that are a bare array: the system tenant's signing keys, a handful at most."""
 
 
 def _document(service: str) -> dict[str, Any]:
@@ -89,3 +109,31 @@ def test_every_reference_resolves_inside_the_document(service: str) -> None:
         for part in ref[2:].split("/"):
             target = target[part.replace("~1", "/").replace("~0", "~")]
         assert isinstance(target, dict), ref
+
+
+def _json_schemas(document: dict[str, Any], operation: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for status, response in operation["responses"].items():
+        media = response.get("content", {}).get("application/json", {})
+        if status.startswith("2") and "schema" in media:
+            schema: dict[str, Any] = media["schema"]
+            if "$ref" in schema:
+                schema = document["components"]["schemas"][schema["$ref"].split("/")[-1]]
+            yield schema
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_list_is_paged(service: str) -> None:
+    document = _document(service)
+    reads = ((name, op) for name, op in _operations(document) if name.startswith("GET "))
+    for name, operation in reads:
+        parameters = {parameter["name"] for parameter in operation.get("parameters", [])}
+        for schema in _json_schemas(document, operation):
+            if schema.get("type") == "array":
+                assert name in UNPAGED_LISTS, f"{name} answers a bare array"
+                continue
+            properties = schema.get("properties", {})
+            if "next_page_token" in properties:
+                assert {"page_size", "page_token"} <= parameters, name
+                continue
+            arrays = {key for key, value in properties.items() if value.get("type") == "array"}
+            assert arrays <= UNPAGED_ARRAYS.get(name, set()), f"{name} answers unpaged {arrays}"

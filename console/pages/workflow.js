@@ -34,10 +34,20 @@ function startForm(workflow) {
   return form;
 }
 
+async function everyVersion(path) {
+  const versions = [];
+  let token = null;
+  do {
+    const page = await api("GET", `${path}/versions`, { query: { page_size: 500, page_token: token } });
+    versions.push(...page.versions);
+    token = page.next_page_token;
+  } while (token);
+  return versions;
+}
+
 export async function render(view, { name }) {
   const path = `/api/v1/workflows/${encodeURIComponent(name)}`;
-  const [workflow, list] = await Promise.all([api("GET", path), api("GET", `${path}/versions`)]);
-  const versions = list.versions;
+  const [workflow, versions] = await Promise.all([api("GET", path), everyVersion(path)]);
   const byNumber = new Map(versions.map((version) => [version.version, version]));
   const shown = h("div");
   const diff = h("div");

@@ -93,6 +93,33 @@ async def test_put_versions_only_changes_and_old_versions_stay(client: httpx.Asy
     assert renamed.status_code == 422
 
 
+async def test_versions_are_listed_page_by_page(client: httpx.AsyncClient) -> None:
+    for number in range(5):
+        text = DEFINITION.replace("name: etl", f"name: etl\ndescription: take {number}")
+        stored = await client.put("/api/v1/workflows/etl", content=text, headers=YAML)
+        assert stored.status_code in (200, 201), stored.text
+    listed: list[dict[str, object]] = []
+    token, pages = None, 0
+    while True:
+        params = {"page_size": 2} | ({"page_token": token} if token else {})
+        page = (await client.get("/api/v1/workflows/etl/versions", params=params)).json()
+        listed, token, pages = listed + page["versions"], page["next_page_token"], pages + 1
+        if not token:
+            break
+    assert [v["version"] for v in listed] == [1, 2, 3, 4, 5]
+    assert pages == 3
+    first = (await client.get("/api/v1/workflows/etl/versions?page_size=1")).json()
+    other = DEFINITION.replace("name: etl", "name: other")
+    assert (await client.put("/api/v1/workflows/other", content=other, headers=YAML)).is_success
+    elsewhere = await client.get(
+        "/api/v1/workflows/other/versions", params={"page_token": first["next_page_token"]}
+    )
+    assert elsewhere.status_code == 400
+    assert elsewhere.json()["type"].endswith("invalid-page-token")
+    missing = await client.get("/api/v1/workflows/nothing/versions")
+    assert missing.status_code == 404
+
+
 async def test_put_creates_a_missing_workflow(client: httpx.AsyncClient) -> None:
     response = await client.put("/api/v1/workflows/etl", content=DEFINITION, headers=YAML)
     assert (response.status_code, response.json()["version"]) == (201, 1)

@@ -146,7 +146,7 @@ def versions(
     Example: interlock workflows versions nightly
     """
     with client_for(ctx) as client:
-        items = client.workflows.versions(name)
+        items = list(client.workflows.versions(name))
     emit(
         items,
         output,

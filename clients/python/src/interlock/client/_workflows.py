@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 from datetime import datetime
 from typing import Any
@@ -89,14 +88,12 @@ class Workflows(Resource[Mode]):
         path = _path(name) if version is None else f"{_path(name)}/versions/{version}"
         return Call(method="GET", path=path, parse=model(Workflow))
 
-    @operation
-    def versions(self, name: str) -> Call[builtins.list[Workflow]]:
-        """Every version of a workflow, oldest first."""
-
-        def parse(response: Any) -> builtins.list[Workflow]:
-            return [Workflow.model_validate(v) for v in response.json()["versions"]]
-
-        return Call(method="GET", path=f"{_path(name)}/versions", parse=parse)
+    @paged
+    def versions(self, name: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> PagedCall[Workflow]:
+        """Every version of a workflow, oldest first. ``page_size`` default: 50."""
+        return get_pages(
+            f"{_path(name)}/versions", page_of(Workflow, "versions"), {"page_size": page_size}
+        )
 
     @operation
     def archive(self, name: str) -> Call[None]:

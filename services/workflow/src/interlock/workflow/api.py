@@ -139,9 +139,10 @@ class WorkflowList(BaseModel):
 
 
 class VersionList(BaseModel):
-    """Every version of a workflow, oldest first."""
+    """One page of a workflow's versions, oldest first."""
 
     versions: list[WorkflowView]
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page.")
 
 
 class RunSummary(BaseModel):
@@ -498,12 +499,24 @@ def _add_definition_routes(router: APIRouter, service: WorkflowService) -> None:
         "/workflows/{name}/versions",
         tags=["workflows"],
         response_model=VersionList,
-        responses=_problems(404),
+        responses=_problems(400, 404, 422),
     )
-    async def list_versions(principal: CurrentPrincipal, name: str) -> JSONResponse:
-        """Every version of a workflow, oldest first."""
-        versions = await service.list_versions(principal, name)
-        return JSONResponse({"versions": [definition_view(v) for v in versions]})
+    async def list_versions(
+        principal: CurrentPrincipal,
+        name: str,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        page_token: PageToken = None,
+    ) -> JSONResponse:
+        """A workflow's versions, oldest first, with their definitions."""
+        page = await service.list_versions(
+            principal, name, page_size=page_size, page_token=page_token
+        )
+        return JSONResponse(
+            {
+                "versions": [definition_view(v) for v in page.items],
+                "next_page_token": page.next_page_token,
+            }
+        )
 
     @router.get(
         "/workflows/{name}/versions/{version}",

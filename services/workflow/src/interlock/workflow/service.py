@@ -58,6 +58,8 @@ from interlock.workflow.domain.limits import MAX_INPUT_BYTES
 
 _WORKFLOWS_PAGE = PageKey("workflows", str)
 """Workflows sort by name."""
+_VERSIONS_PAGE = PageKey("versions", int)
+"""A workflow's versions sort oldest first, by number."""
 _RUNS_PAGE = PageKey("runs", datetime, uuid.UUID)
 """Runs sort newest first, by creation time then id."""
 
@@ -186,13 +188,24 @@ class WorkflowService:
             raise WorkflowNotFoundError(f"no {what} {name!r}")
         return found
 
-    async def list_versions(self, principal: Principal, name: str) -> list[store.StoredVersion]:
-        """Every version of a workflow, oldest first."""
+    async def list_versions(
+        self, principal: Principal, name: str, *, page_size: int, page_token: str | None
+    ) -> Page[store.StoredVersion]:
+        """A workflow's versions, oldest first, one page.
+
+        Raises:
+            WorkflowNotFoundError: The tenant has no such workflow.
+            InvalidPageTokenError: ``page_token`` was not issued for this workflow's list.
+        """
+        filters = {"name": name}
+        (after,) = _VERSIONS_PAGE.decode(page_token, filters) if page_token else (0,)
         async with self._acquire() as conn:
-            versions = await store.list_versions(conn, principal.tenant, name)
-        if not versions:
+            rows = await store.list_versions(
+                conn, principal.tenant, name, after_version=after, limit=page_size + 1
+            )
+        if not rows and page_token is None:  # every workflow has a version 1
             raise WorkflowNotFoundError(f"no workflow {name!r}")
-        return versions
+        return _VERSIONS_PAGE.page(rows, page_size, lambda row: (row.version,), filters)
 
     async def archive_definition(self, principal: Principal, name: str) -> None:
         """Archive a workflow: hidden from lists, no new runs; its history stays."""

@@ -221,17 +221,25 @@ async def get_version(
     return None if row is None else _version(row)
 
 
-async def list_versions(conn: asyncpg.Connection, tenant: str, name: str) -> list[StoredVersion]:
-    """Every version of a workflow, oldest first (empty when there is no such workflow)."""
+async def list_versions(
+    conn: asyncpg.Connection, tenant: str, name: str, *, after_version: int, limit: int
+) -> list[StoredVersion]:
+    """A workflow's versions after ``after_version``, oldest first.
+
+    Empty when there is no such workflow.
+    """
     rows = await conn.fetch(
         f"""
         SELECT {_VERSION_COLUMNS}
         FROM workflows w JOIN workflow_versions v ON v.tenant = w.tenant AND v.name = w.name
-        WHERE w.tenant = $1 AND w.name = $2
+        WHERE w.tenant = $1 AND w.name = $2 AND v.version > $3
         ORDER BY v.version
+        LIMIT $4
         """,  # noqa: S608 - constant column list
         tenant,
         name,
+        after_version,
+        limit,
     )
     return [_version(row) for row in rows]
 
