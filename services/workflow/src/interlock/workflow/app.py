@@ -33,7 +33,7 @@ def create_app(settings: WorkflowSettings | None = None) -> FastAPI:
             group_id=CONSUMER,
             event_types=EVENT_TYPES,
             handler=RunProjection(lambda: database.pool).handle,
-            fetch_max_wait_ms=settings.projection_fetch_max_wait_ms,
+            fetch_max_wait_ms=settings.view_fetch_max_wait_ms,
             park=postgres_parking(lambda: database.pool),
         ),
         name="projection",

@@ -23,8 +23,8 @@ class WorkflowSettings(ServiceSettings, KafkaOptions, PostgresOptions):
     published again; doubles after each re-publish. Default: 60 s."""
     max_start_republishes: int = 5
     """How often one run's start is re-published at most. Default: 5."""
-    projection_fetch_max_wait_ms: int = 25
-    """Fetch wait of the run projection's consumer (run-level events). Default: 25 ms: the
+    view_fetch_max_wait_ms: int = Field(default=25, ge=0)
+    """Fetch wait of the run view's consumer (run-level events). Default: 25 ms: the
     run's status is not on its critical path, and longer waits fill larger batches (one
     transaction each) and poll the broker less; it lags the scheduler by about half of
     it more."""
