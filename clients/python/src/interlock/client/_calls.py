@@ -98,12 +98,6 @@ def model(cls: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: cls.model_validate_json(response.content)
 
 
-def models(cls: type[M]) -> Callable[[httpx.Response], list[M]]:
-    """Read the body as a JSON array of ``cls``."""
-    adapter: TypeAdapter[list[M]] = TypeAdapter(list[cls])  # type: ignore[valid-type]
-    return lambda response: adapter.validate_json(response.content)
-
-
 def page_of(cls: type[M], *members: str) -> Callable[[httpx.Response], Page[M]]:
     """Read a page whose items are the first of ``members`` the body has.
 
