@@ -10,6 +10,7 @@ stack starts: a CI run failed that way once (a bench stack's S3 gRPC port on 399
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import os
 from collections.abc import Iterator
@@ -41,7 +42,9 @@ def _offsets_in(path: Path) -> Iterator[tuple[str, int]]:
                 yield f"{path.relative_to(ROOT)}:{target.id}", offset
 
 
+@functools.cache
 def _declared_offsets() -> dict[int, str]:
+    """Each declared offset and where (the tree is read once per session)."""
     found: dict[int, str] = {}
     for path in _python_files():
         for where, offset in _offsets_in(path):
@@ -67,9 +70,9 @@ def test_every_port_of_every_declared_offset_lies_below_the_ephemeral_range() ->
 
 def test_no_two_declared_offsets_share_a_port() -> None:
     declared = _declared_offsets()
+    ports = {offset: _ports(offset) for offset in declared}
     shared = {
-        (declared[a], a, declared[b], b): sorted(_ports(a) & _ports(b))
+        (declared[a], a, declared[b], b): sorted(ports[a] & ports[b])
         for a, b in itertools.combinations(sorted(declared), 2)
-        if _ports(a) & _ports(b)
     }
-    assert shared == {}
+    assert {pair: common for pair, common in shared.items() if common} == {}
